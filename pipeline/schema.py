@@ -1,0 +1,79 @@
+"""The one row schema every stage shares, and the quarantine schema for records that could not be read.
+
+A row is one English example (a caption, or a VQA question with its answers) assigned to one target
+language. Stages add columns; they never drop rows. ``status`` is ``kept`` or ``rejected`` after the
+filter; quarantined records never become rows (they live in the quarantine shard with their reason).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+
+SCHEMA_VERSION = 1
+
+TASK_CAPTION = "caption"
+TASK_VQA = "vqa"
+
+STATUS_PENDING = "pending"
+STATUS_KEPT = "kept"
+STATUS_REJECTED = "rejected"
+
+# Columns produced by the readers (English side).
+SOURCE_SCHEMA: dict[str, pl.DataType] = {
+    "example_id": pl.String(),  # stable: hash of (source, source_record_id); never positional
+    "source": pl.String(),  # e.g. "coco_captions", "vqav2"
+    "source_record_id": pl.String(),  # caption annotation id / VQA question_id, as in the source file
+    "source_file": pl.String(),  # file the record came from (for error messages and provenance)
+    "task": pl.String(),  # "caption" | "vqa"
+    "image_id": pl.String(),
+    "image_path": pl.String(),  # relative to the source's image root
+    "text_en": pl.String(),  # caption, or question
+    "answer_en": pl.String(),  # VQA: multiple_choice_answer; null for captions
+    "answers_en": pl.List(pl.String()),  # VQA: all (10) human answers; null for captions
+}
+
+# Columns added by assignment, translation and filtering.
+TARGET_SCHEMA: dict[str, pl.DataType] = {
+    "lang": pl.String(),  # project language code, e.g. "de"
+    "lang_nllb": pl.String(),  # e.g. "deu_Latn"
+    "text_tgt": pl.String(),
+    "answer_tgt": pl.String(),
+    "backtranslation_en": pl.String(),
+    "score_bt_chrf": pl.Float64(),  # chrF++ (0-100) of back-translation vs text_en
+    "status": pl.String(),  # "kept" | "rejected"
+    "reject_reason": pl.String(),  # first failing rule, null when kept
+}
+
+ROW_SCHEMA: dict[str, pl.DataType] = {**SOURCE_SCHEMA, **TARGET_SCHEMA}
+
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "source_file": pl.String(),
+    "record_index": pl.Int64(),  # position of the record in its file/array (0-based)
+    "record_id": pl.String(),  # id of the record where it could be read, else null
+    "field": pl.String(),  # offending field, e.g. "caption", "image_id"
+    "reason": pl.String(),
+    "raw": pl.String(),  # the record as JSON text, truncated to 2000 characters
+}
+
+
+def make_example_id(source: str, record_id: str) -> str:
+    """Stable id from the source name and the record's own id (not its position in the file)."""
+    return hashlib.sha1(f"{source}\x1f{record_id}".encode()).hexdigest()[:20]
+
+
+def empty_frame(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema)
+
+
+def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Select and cast ``frame`` to ``schema`` (missing columns become nulls), in schema order."""
+    cols = []
+    for name, dtype in schema.items():
+        if name in frame.columns:
+            cols.append(pl.col(name).cast(dtype))
+        else:
+            cols.append(pl.lit(None, dtype=dtype).alias(name))
+    return frame.select(cols)
