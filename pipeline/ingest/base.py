@@ -1,0 +1,162 @@
+"""Shared pieces of the readers: batches of rows plus quarantined records, and record validation.
+
+A record that cannot become a row (missing or mistyped field, empty text, duplicate id, image path
+escaping the image root, a question without annotations) is quarantined with the file, its index,
+its id when readable, the field and the reason. A file that cannot be parsed at all raises
+``SourceError`` naming the file: there is nothing to quarantine record by record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import polars as pl
+
+from pipeline.schema import QUARANTINE_SCHEMA, SOURCE_SCHEMA, conform, make_example_id
+
+RAW_LIMIT = 2000
+
+
+class SourceError(ValueError):
+    """A source file that cannot be read at all (missing, not JSON, wrong top-level structure)."""
+
+
+class RecordError(ValueError):
+    """One bad record; carries the offending field so the quarantine row can name it."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass
+class ReadBatch:
+    """A bounded batch from one source: good rows and quarantined records (either may be empty)."""
+
+    source: str
+    rows: pl.DataFrame
+    quarantine: pl.DataFrame
+
+    @property
+    def records(self) -> int:
+        return self.rows.height + self.quarantine.height
+
+
+@dataclass
+class BatchBuilder:
+    """Accumulates rows and quarantine records, flushing a ``ReadBatch`` every ``batch_size`` records."""
+
+    source: str
+    source_file: str
+    batch_size: int
+    rows: list[dict] = field(default_factory=list)
+    bad: list[dict] = field(default_factory=list)
+
+    def add_row(self, source_record_id: str, **values: Any) -> None:
+        self.rows.append(
+            {
+                "example_id": make_example_id(self.source, source_record_id),
+                "source": self.source,
+                "source_record_id": source_record_id,
+                "source_file": self.source_file,
+                **values,
+            }
+        )
+
+    def quarantine(self, index: int, record: Any, record_id: Any, err: RecordError, source_file: str | None = None) -> None:
+        try:
+            raw = json.dumps(record, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            raw = repr(record)
+        self.bad.append(
+            {
+                "source": self.source,
+                "source_file": source_file or self.source_file,
+                "record_index": index,
+                "record_id": None if record_id is None else str(record_id),
+                "field": err.field,
+                "reason": err.reason,
+                "raw": raw[:RAW_LIMIT],
+            }
+        )
+
+    def full(self) -> bool:
+        return len(self.rows) + len(self.bad) >= self.batch_size
+
+    def flush(self) -> ReadBatch:
+        batch = ReadBatch(
+            source=self.source,
+            rows=conform(pl.DataFrame(self.rows, schema_overrides=_row_overrides(self.rows)), SOURCE_SCHEMA)
+            if self.rows
+            else pl.DataFrame(schema=SOURCE_SCHEMA),
+            quarantine=pl.DataFrame(self.bad, schema=QUARANTINE_SCHEMA),
+        )
+        self.rows, self.bad = [], []
+        return batch
+
+    def drain(self) -> Iterator[ReadBatch]:
+        if self.rows or self.bad:
+            yield self.flush()
+
+
+def _row_overrides(rows: list[dict]) -> dict:
+    keys = rows[0].keys() if rows else ()
+    return {k: v for k, v in SOURCE_SCHEMA.items() if k in keys}
+
+
+# -- field validation ------------------------------------------------------------------------------
+
+
+def require(record: Any, field: str, types: type | tuple[type, ...]) -> Any:
+    if not isinstance(record, dict):
+        raise RecordError("<record>", f"expected a JSON object, got {type(record).__name__}")
+    if field not in record or record[field] is None:
+        raise RecordError(field, "missing required field")
+    value = record[field]
+    # bool is an int in Python; an id or count given as true/false is a type error.
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise RecordError(field, f"expected {_type_names(types)}, got bool")
+    if not isinstance(value, types):
+        raise RecordError(field, f"expected {_type_names(types)}, got {type(value).__name__}")
+    return value
+
+
+def require_text(record: Any, field: str) -> str:
+    value = require(record, field, str)
+    text = " ".join(value.split())
+    if not text:
+        raise RecordError(field, "empty text")
+    return text
+
+
+def require_id(record: Any, field: str) -> int:
+    value = require(record, field, int)
+    if value < 0:
+        raise RecordError(field, "negative id")
+    return value
+
+
+def safe_image_path(path: str, field: str) -> str:
+    """A relative POSIX path that stays inside the image root (no absolute paths, no ``..``)."""
+    p = PurePosixPath(path.replace("\\", "/"))
+    if not path or p.is_absolute() or ".." in p.parts or (p.parts and ":" in p.parts[0]):
+        raise RecordError(field, f"image path {path!r} escapes the image root")
+    return str(p)
+
+
+def _type_names(types: type | tuple[type, ...]) -> str:
+    if isinstance(types, tuple):
+        return " or ".join(t.__name__ for t in types)
+    return types.__name__
+
+
+def check_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: source file not found")
+    return path

@@ -1,0 +1,137 @@
+"""VQAv2 reader: the official questions file joined with the annotations file on ``question_id``.
+
+Questions (``v2_OpenEnded_mscoco_train2014_questions.json``): ``{"data_subtype": "train2014",
+"questions": [{"image_id", "question", "question_id"}]}``. Annotations
+(``v2_mscoco_train2014_annotations.json``): ``{"annotations": [{"question_id", "image_id",
+"multiple_choice_answer", "answers": [{"answer", "answer_confidence", "answer_id"}], ...}]}``.
+
+One row per question, ``source_record_id`` = question_id, keeping ``multiple_choice_answer`` and all
+(10) human answers. Images are the COCO images: ``{data_subtype}/COCO_{data_subtype}_{image_id:012d}.jpg``.
+The annotations are indexed first (one compact string per question), then questions stream through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline.ingest.base import (
+    BatchBuilder,
+    ReadBatch,
+    RecordError,
+    SourceError,
+    check_file,
+    require,
+    require_id,
+    require_text,
+)
+from pipeline.ingest.coco import iter_json_items
+from pipeline.schema import TASK_VQA
+
+_SEP = "\x1f"
+
+
+def _read_subtype(path: Path) -> str | None:
+    import ijson
+
+    try:
+        with path.open("rb") as f:
+            for prefix, event, value in ijson.parse(f):
+                if prefix == "data_subtype" and event == "string":
+                    return value
+                if prefix == "questions" and event == "start_array":
+                    return None  # data_subtype, when present, precedes the questions
+    except ijson.JSONError as e:
+        raise SourceError(f"{path}: not valid JSON ({e})") from e
+    return None
+
+
+class Vqav2Reader:
+    def __init__(
+        self,
+        questions: str | Path,
+        annotations: str | Path,
+        name: str = "vqav2",
+        data_subtype: str | None = None,
+    ):
+        self.questions = check_file(questions)
+        self.annotations = check_file(annotations)
+        self.name = name
+        self.data_subtype = data_subtype
+
+    def _index_annotations(self, builder: BatchBuilder) -> dict[int, tuple[int, str, str]]:
+        """question_id -> (image_id, multiple_choice_answer, answers joined by a separator)."""
+        index: dict[int, tuple[int, str, str]] = {}
+        path = str(self.annotations)
+        for i, ann in enumerate(iter_json_items(self.annotations, "annotations.item")):
+            rid = ann.get("question_id") if isinstance(ann, dict) else None
+            try:
+                qid = require_id(ann, "question_id")
+                if qid in index:
+                    raise RecordError("question_id", f"duplicate annotation for question {qid}")
+                image_id = require_id(ann, "image_id")
+                mc = require_text(ann, "multiple_choice_answer")
+                answers = require(ann, "answers", list)
+                texts = []
+                for j, a in enumerate(answers):
+                    try:
+                        texts.append(require_text(a, "answer"))
+                    except RecordError as err:
+                        raise RecordError(f"answers[{j}].{err.field}", err.reason) from None
+                if not texts:
+                    raise RecordError("answers", "no answers")
+            except RecordError as err:
+                builder.quarantine(i, ann, rid, RecordError(f"annotations.{err.field}", err.reason), source_file=path)
+                continue
+            index[qid] = (image_id, mc, _SEP.join(texts))
+        return index
+
+    def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
+        builder = BatchBuilder(self.name, str(self.questions), batch_size)
+        subtype = self.data_subtype or _read_subtype(self.questions) or ""
+        bad_annotations = len(builder.bad)
+        index = self._index_annotations(builder)
+        bad_qids = {int(r["record_id"]) for r in builder.bad[bad_annotations:] if (r["record_id"] or "").isdigit()}
+        seen: set[int] = set()
+        for i, q in enumerate(iter_json_items(self.questions, "questions.item")):
+            rid = q.get("question_id") if isinstance(q, dict) else None
+            try:
+                qid = require_id(q, "question_id")
+                if qid in seen:
+                    raise RecordError("question_id", f"duplicate question id {qid}")
+                image_id = require_id(q, "image_id")
+                question = require_text(q, "question")
+                if qid not in index:
+                    why = "its annotation was quarantined" if qid in bad_qids else "no annotation for this question"
+                    raise RecordError("question_id", why)
+                ann_image, mc, answers = index.pop(qid)
+                if ann_image != image_id:
+                    raise RecordError("image_id", f"question has image {image_id}, annotation has {ann_image}")
+            except RecordError as err:
+                builder.quarantine(i, q, rid, RecordError(f"questions.{err.field}", err.reason))
+            else:
+                seen.add(qid)
+                rel = f"COCO_{subtype}_{image_id:012d}.jpg" if subtype else f"{image_id:012d}.jpg"
+                builder.add_row(
+                    str(qid),
+                    task=TASK_VQA,
+                    image_id=str(image_id),
+                    image_path=f"{subtype}/{rel}" if subtype else rel,
+                    text_en=question,
+                    answer_en=mc,
+                    answers_en=answers.split(_SEP),
+                )
+            if builder.full():
+                yield builder.flush()
+        # Annotations whose question never appeared are input records too: quarantine, never drop.
+        for qid, (image_id, mc, _) in index.items():
+            builder.quarantine(
+                -1,
+                {"question_id": qid, "image_id": image_id, "multiple_choice_answer": mc},
+                qid,
+                RecordError("annotations.question_id", "annotation without a question"),
+                source_file=str(self.annotations),
+            )
+            if builder.full():
+                yield builder.flush()
+        yield from builder.drain()
