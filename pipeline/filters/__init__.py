@@ -1,0 +1,1 @@
+"""Quality signals and keep/reject decisions for machine-translated rows."""
