@@ -63,7 +63,7 @@ def apply_backtranslation_filter(frame: pl.DataFrame, min_chrf: float) -> pl.Dat
     prior_reason = (
         frame["reject_reason"] if "reject_reason" in frame.columns else pl.Series([None] * frame.height, dtype=pl.String)
     )
-    already = prior == STATUS_REJECTED
+    already = (prior == STATUS_REJECTED).fill_null(False)
     low = (frame["score_bt_chrf"] < min_chrf).fill_null(True)
     reject = already | low
     return frame.with_columns(

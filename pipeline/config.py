@@ -1,0 +1,154 @@
+"""Typed run configuration, parsed once at the entry point and saved next to the outputs.
+
+Components never receive this object: the flow passes each stage the plain values it needs.
+Relative paths in a config file are resolved against the file's own directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pipeline.languages import resolve_languages
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceConfig(_Frozen):
+    """One English source in its published format."""
+
+    type: Literal["coco_captions", "coco_karpathy", "vqav2"]
+    name: str | None = None  # defaults to the type; must be unique within a run
+    annotations: Path | None = None  # coco_captions: captions_*.json; vqav2: v2_mscoco_*_annotations.json
+    questions: Path | None = None  # vqav2: v2_OpenEnded_mscoco_*_questions.json
+    path: Path | None = None  # coco_karpathy: dataset_coco.json
+    splits: tuple[str, ...] = ("train", "restval")  # coco_karpathy: which splits to read
+    images: Path  # image root; rows store image paths relative to it
+
+    @model_validator(mode="after")
+    def _required_files(self) -> "SourceConfig":
+        needed = {"coco_captions": ("annotations",), "coco_karpathy": ("path",), "vqav2": ("questions", "annotations")}
+        missing = [f for f in needed[self.type] if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"source of type {self.type!r} needs {', '.join(missing)}")
+        return self
+
+    @property
+    def source_name(self) -> str:
+        return self.name or self.type
+
+
+class AssignmentConfig(_Frozen):
+    mode: Literal["proportional", "all"] = "proportional"  # one language per example (mBLIP) or all of them
+    seed: int = 0  # changes every assignment; keep it fixed across regenerations
+
+
+class TranslationConfig(_Frozen):
+    # Converted CT2 model directory (see `mblip convert-nllb`), or "shipped" for the model in the package.
+    model: str = "shipped"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device_index: tuple[int, ...] = (0,)
+    compute_type: str = "auto"  # int8 on CPU, int8_float16 on GPU; float32 for exactness (slow)
+    inter_threads: int = 1  # batches decoded in parallel per process
+    intra_threads: int = 0  # threads per batch (0 = all cores)
+    max_batch_tokens: int = Field(2048, gt=0)  # token budget per batch: memory vs throughput
+    max_input_tokens: int = Field(256, gt=2)  # longer inputs are truncated and flagged
+    beam_size: int = Field(1, ge=1)  # 1 = greedy, as the reference; 4 is slower and a bit better
+    patience: float = 1.0
+    length_penalty: float = 1.0
+    repetition_penalty: float = 1.0  # >1 discourages loops; 1 = off
+    no_repeat_ngram_size: int = 0  # 0 = off
+    max_length_ratio: float = Field(3.0, gt=0)  # output cap = ratio * input tokens + 10 (anti-loop)
+
+
+class FilterConfig(_Frozen):
+    backtranslate: bool = True  # off: no back-translation, rows are kept unless another rule fails
+    min_bt_chrf: float = Field(35.0, ge=0, le=100)  # chrF++ of back-translation vs source; 0 = off
+
+
+class OutputConfig(_Frozen):
+    dir: Path = Path("out")
+    shard_rows: int = Field(100_000, gt=0)  # rows per Parquet shard
+    row_group_rows: int = Field(10_000, gt=0)  # Parquet row-group size (read granularity)
+
+
+class RunConfig(_Frozen):
+    chunk_rows: int = Field(5_000, gt=0)  # rows per task: thousands, never one task per row
+    languages: tuple[str, ...] = ()  # project or NLLB codes; empty = all 95 non-English languages
+
+
+class PipelineConfig(_Frozen):
+    sources: tuple[SourceConfig, ...]
+    run: RunConfig = RunConfig()
+    assignment: AssignmentConfig = AssignmentConfig()
+    translation: TranslationConfig = TranslationConfig()
+    filter: FilterConfig = FilterConfig()
+    output: OutputConfig = OutputConfig()
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources):
+        names = [s.source_name for s in sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)} (set `name:`)")
+        if not sources:
+            raise ValueError("at least one source is required")
+        return sources
+
+    @field_validator("run")
+    @classmethod
+    def _known_languages(cls, run):
+        resolve_languages(run.languages)  # raises with the list of valid codes
+        return run
+
+    def languages(self):
+        return resolve_languages(self.run.languages)
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _resolve_paths(data: dict, base: Path) -> dict:
+    for source in data.get("sources", []) or []:
+        for key in ("annotations", "questions", "path", "images"):
+            if source.get(key) is not None:
+                source[key] = str((base / source[key]).resolve()) if not Path(source[key]).is_absolute() else source[key]
+    tr = data.get("translation") or {}
+    model = tr.get("model")
+    if model and model != "shipped" and not Path(model).is_absolute() and (base / model).exists():
+        tr["model"] = str((base / model).resolve())
+    out = data.get("output") or {}
+    if out.get("dir") and not Path(out["dir"]).is_absolute():
+        out["dir"] = str((base / out["dir"]).resolve())
+    return data
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> PipelineConfig:
+    """Parse a YAML config; ``overrides`` is a nested dict merged on top (e.g. from CLI flags)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {e}") from e
+    data = _resolve_paths(data, path.parent)
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict):
+            data.setdefault(key, {}).update(value)
+        else:
+            data[key] = value
+    try:
+        return PipelineConfig.model_validate(data)
+    except Exception as e:  # pydantic's message names the knob; add the file
+        raise ValueError(f"{path}: invalid config:\n{e}") from e
+
+
+def save_resolved_config(config: PipelineConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,372 @@
+"""Train a small NLLB-architecture translator on Multi30k (en <-> de, fr, cs) on a few CPU cores.
+
+The model is an ``M2M100ForConditionalGeneration`` with a joint sentencepiece vocabulary and NLLB's
+language-code tokens, trained with exactly NLLB's conventions, so the converted model goes through the
+same CTranslate2 path as the published NLLB-200 checkpoints:
+
+* source ids ``[src_code] + pieces + </s>``; labels ``[tgt_code] + pieces + </s>``;
+* decoder input = labels shifted right behind ``</s>`` (``decoder_start_token_id`` = eos, as NLLB),
+  so CT2 with ``target_prefix=[[tgt_code]]`` decodes exactly what was trained.
+
+Every English caption is paired with its German, French and Czech translation in both directions
+(six directions, 6 x 29k pairs per epoch). Batches are token-bucketed (sorted by length, filled up to a
+token budget, then shuffled), the loss is label-smoothed cross-entropy (Vaswani et al. 2017, Sec. 5.4),
+the optimiser AdamW with linear warm-up and cosine decay. Every ``eval_every`` steps the model is
+converted to CTranslate2 int8 and scored (chrF++) on the first ``eval_sentences`` validation lines of
+each direction; the best one is kept in ``OUT/best``. ``OUT/checkpoint.pt`` is written atomically every
+``checkpoint_every`` steps, and a rerun of the same command resumes from it.
+
+Run::
+
+    python -m pipeline.nllb.train_small --data /work/shared/data/multi30k --out runs/nllb-multi30k
+    mblip convert-nllb runs/nllb-multi30k/best pipeline/assets/nllb-multi30k --quantization int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from pipeline.languages import get_language
+from pipeline.nllb.build import NllbShape, build_random_nllb, train_sentencepiece
+from pipeline.nllb.evaluate import MULTI30K_DIRECTIONS, MULTI30K_LANGUAGES, read_lines, split_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the trained weights (saved as ``OUT/train_config.json``)."""
+
+    seed: int = 1234
+    vocab_size: int = 8000  # joint sentencepiece pieces over en/de/fr/cs; larger = shorter sequences, bigger embeddings
+    spm_model_type: str = "unigram"
+    d_model: int = 320
+    encoder_layers: int = 4
+    decoder_layers: int = 3
+    attention_heads: int = 4
+    ffn_dim: int = 1024
+    dropout: float = 0.1  # residual/embedding dropout; attention and activation dropout use the same value
+    label_smoothing: float = 0.1  # 0 = plain cross-entropy
+    batch_tokens: int = 3000  # padded tokens per batch, max(source, target) length x sentences
+    max_len: int = 64  # pairs with more pieces on either side are skipped (Multi30k has almost none)
+    lr: float = 1.5e-3  # peak learning rate after warm-up
+    warmup_steps: int = 600
+    min_lr_ratio: float = 0.05  # cosine decays to lr * this at max_steps
+    weight_decay: float = 0.01
+    adam_betas: tuple[float, float] = (0.9, 0.98)
+    grad_clip: float = 1.0  # max global grad norm; 0 = off
+    max_steps: int = 9000
+    eval_every: int = 1000  # steps between CT2 evaluations (and best-model selection); 0 = only at the end
+    eval_sentences: int = 200  # first N validation lines per direction used for selection
+    checkpoint_every: int = 250  # steps between resumable checkpoints
+    threads: int = 2  # torch intra-op threads
+
+    def shape(self) -> NllbShape:
+        return NllbShape(
+            d_model=self.d_model,
+            encoder_layers=self.encoder_layers,
+            decoder_layers=self.decoder_layers,
+            attention_heads=self.attention_heads,
+            ffn_dim=self.ffn_dim,
+            max_position_embeddings=256,
+            dropout=self.dropout,
+        )
+
+
+# -- setup: vocabulary and model ----------------------------------------------------------------
+
+
+def prepare_model_dir(data_dir: Path, out_dir: Path, cfg: TrainConfig) -> Path:
+    """Sentencepiece model + randomly initialised checkpoint in ``OUT/init`` (built once, reused on resume)."""
+    init_dir = out_dir / "init"
+    if (init_dir / "config.json").exists():
+        return init_dir
+    texts: list[str] = []
+    for lang in MULTI30K_LANGUAGES:
+        texts += read_lines(split_path(data_dir, "train", lang))
+    spm_path = train_sentencepiece(texts, out_dir / "spm" / "multi30k", cfg.vocab_size, cfg.spm_model_type)
+    build_random_nllb(init_dir, spm_path, cfg.shape(), seed=cfg.seed)
+    return init_dir
+
+
+def load_model(model_dir: Path, cfg: TrainConfig):
+    import torch
+    from transformers import M2M100ForConditionalGeneration
+
+    model, info = M2M100ForConditionalGeneration.from_pretrained(model_dir, output_loading_info=True)
+    bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    if bad:
+        raise RuntimeError(f"checkpoint {model_dir} does not match the M2M100 architecture: {bad}")
+    model.config.attention_dropout = cfg.dropout
+    model.config.activation_dropout = cfg.dropout
+    for module in model.modules():  # from_pretrained keeps the saved dropout values; apply the config's
+        if hasattr(module, "attention_dropout") and isinstance(module.attention_dropout, float):
+            module.attention_dropout = cfg.dropout
+        if hasattr(module, "activation_dropout") and isinstance(module.activation_dropout, float):
+            module.activation_dropout = cfg.dropout
+    return model.to(torch.float32)
+
+
+# -- setup: data ----------------------------------------------------------------------------------
+
+
+def encode_pairs(data_dir: Path, model_dir: Path, split: str, cfg: TrainConfig) -> list[tuple[list[int], list[int]]]:
+    """(source ids, label ids) for every sentence pair of ``split`` in all six directions."""
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    sp = spm.SentencePieceProcessor(model_file=str(model_dir / "sentencepiece.bpe.model"))
+    eos = tokenizer.eos_token_id
+    # NLLB/fairseq vocabulary: sentencepiece id i is model id i + 1 (see pipeline.nllb.build).
+    ids = {lang: [[i + 1 for i in s] for s in sp.encode(read_lines(split_path(data_dir, split, lang)))]
+           for lang in MULTI30K_LANGUAGES}
+    pairs = []
+    for src, tgt in MULTI30K_DIRECTIONS:
+        src_code = tokenizer.convert_tokens_to_ids(get_language(src).nllb)
+        tgt_code = tokenizer.convert_tokens_to_ids(get_language(tgt).nllb)
+        for s, t in zip(ids[src], ids[tgt], strict=True):
+            if len(s) + 2 <= cfg.max_len and len(t) + 2 <= cfg.max_len:
+                pairs.append(([src_code, *s, eos], [tgt_code, *t, eos]))
+    return pairs
+
+
+def make_batches(pairs, batch_tokens: int, seed: int) -> list[list[int]]:
+    """Token-bucketed batches of pair indices: sort by length (random tie-break), fill up to the
+    padded-token budget, then shuffle the batch order. Deterministic for a given seed."""
+    rng = random.Random(seed)
+    order = sorted(range(len(pairs)), key=lambda i: (len(pairs[i][1]), len(pairs[i][0]), rng.random()))
+    batches, current, longest = [], [], 0
+    for i in order:
+        n = max(len(pairs[i][0]), len(pairs[i][1]))
+        if current and max(longest, n) * (len(current) + 1) > batch_tokens:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, n)
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(pairs, batch: list[int], pad_id: int, eos_id: int):
+    """input_ids/attention_mask (B, S), decoder_input_ids/labels (B, T); pad labels are -100."""
+    import torch
+
+    src = [pairs[i][0] for i in batch]
+    tgt = [pairs[i][1] for i in batch]
+    s_len, t_len = max(map(len, src)), max(map(len, tgt))
+    input_ids = torch.full((len(batch), s_len), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), t_len), -100, dtype=torch.long)
+    decoder_input_ids = torch.full((len(batch), t_len), pad_id, dtype=torch.long)
+    for row, (s, t) in enumerate(zip(src, tgt)):
+        input_ids[row, : len(s)] = torch.tensor(s)
+        labels[row, : len(t)] = torch.tensor(t)
+        decoder_input_ids[row, : len(t)] = torch.tensor([eos_id, *t[:-1]])  # NLLB: decoding starts at </s>
+    return input_ids, input_ids.ne(pad_id), decoder_input_ids, labels
+
+
+# -- loss and schedule ----------------------------------------------------------------------------
+
+
+def loss_step(model, batch, label_smoothing: float):
+    """Mean label-smoothed cross-entropy per target token, and the number of target tokens."""
+    import torch.nn.functional as F
+
+    input_ids, attention_mask, decoder_input_ids, labels = batch
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
+    loss = F.cross_entropy(
+        logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100, label_smoothing=label_smoothing
+    )
+    return loss, int(labels.ne(-100).sum())
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``lr * min_lr_ratio`` at ``max_steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# -- evaluation and saving ------------------------------------------------------------------------
+
+
+def save_hf(model, init_dir: Path, out: Path) -> Path:
+    """Save weights plus the tokenizer files of ``init_dir`` as a complete HF checkpoint, atomically."""
+    import shutil
+
+    tmp = out.with_name(f".{out.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    for f in init_dir.iterdir():
+        if f.is_file() and not (tmp / f.name).exists():
+            shutil.copyfile(f, tmp / f.name)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def evaluate_checkpoint(model_dir: Path, ct2_dir: Path, data_dir: Path, cfg: TrainConfig) -> dict[str, float]:
+    """chrF++ per direction of the int8 CTranslate2 conversion of ``model_dir`` (the shipped path)."""
+    from pipeline.nllb.convert import convert_nllb
+    from pipeline.nllb.engine import EngineSettings, NllbTranslator
+    from pipeline.nllb.evaluate import evaluate_directions
+
+    convert_nllb(str(model_dir), ct2_dir, quantization="int8", force=True)
+    translator = NllbTranslator(ct2_dir, EngineSettings(device="cpu", intra_threads=cfg.threads))
+    scores = evaluate_directions(translator, data_dir, limit=cfg.eval_sentences)
+    return {f"{s.src}-{s.tgt}": s.chrf_pp for s in scores}
+
+
+def save_checkpoint(path: Path, model, optimizer, state: dict) -> None:
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(), **state}, tmp)
+    tmp.replace(path)
+
+
+# -- the training loop ----------------------------------------------------------------------------
+
+
+def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | None = None) -> dict:
+    import torch
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_path = out_dir / "train_config.json"
+    if config_path.exists():
+        saved = json.loads(config_path.read_text())
+        current = json.loads(json.dumps(asdict(cfg)))
+        changed = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
+        if changed:
+            raise ValueError(f"{out_dir} was started with other settings {changed}; use a new --out to change them")
+    config_path.write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+
+    # setup model
+    init_dir = prepare_model_dir(data_dir, out_dir, cfg)
+    model = load_model(init_dir, cfg)
+    pad_id, eos_id = model.config.pad_token_id, model.config.eos_token_id
+    trainable = [p for p in model.parameters() if p.requires_grad]  # all weights (embeddings are tied)
+    decay = [p for p in trainable if p.dim() >= 2]
+    no_decay = [p for p in trainable if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=cfg.adam_betas,
+    )
+    log.info("model: %.2fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
+
+    # setup data
+    pairs = encode_pairs(data_dir, init_dir, "train", cfg)
+    log.info("training pairs (six directions): %d", len(pairs))
+
+    # resume
+    step, epoch, position, best, elapsed = 0, 0, 0, -1.0, 0.0
+    ckpt_path = out_dir / "checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        step, epoch, position, best, elapsed = (ckpt[k] for k in ("step", "epoch", "position", "best", "elapsed"))
+        log.info("resumed from step %d (epoch %d, batch %d, %.1f min trained)", step, epoch, position, elapsed / 60)
+
+    metrics_path = out_dir / "metrics.jsonl"
+    batches = make_batches(pairs, cfg.batch_tokens, cfg.seed + epoch)
+    started = time.time() - elapsed
+    window_loss, window_tokens, window_start = 0.0, 0, time.time()
+    model.train()
+    while step < cfg.max_steps:
+        if position >= len(batches):
+            epoch, position = epoch + 1, 0
+            batches = make_batches(pairs, cfg.batch_tokens, cfg.seed + epoch)
+        batch = collate(pairs, batches[position], pad_id, eos_id)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, cfg)
+        loss, n_tokens = loss_step(model, batch, cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+        optimizer.step()
+        step, position = step + 1, position + 1
+        window_loss += float(loss) * n_tokens
+        window_tokens += n_tokens
+
+        if step % 50 == 0:
+            now = time.time()
+            record = {"step": step, "epoch": epoch, "loss": round(window_loss / window_tokens, 4),
+                      "lr": learning_rate(step - 1, cfg), "tgt_tokens_per_s": round(window_tokens / (now - window_start), 1),
+                      "minutes": round((now - started) / 60, 2)}
+            log.info("%s", record)
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            window_loss, window_tokens, window_start = 0.0, 0, now
+
+        out_of_time = max_minutes is not None and (time.time() - started) / 60 >= max_minutes
+        if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps or out_of_time:
+            model.eval()
+            candidate = save_hf(model, init_dir, out_dir / "last")
+            chrf = evaluate_checkpoint(candidate, out_dir / "last-ct2", data_dir, cfg)
+            mean = sum(chrf.values()) / len(chrf)
+            record = {"step": step, "eval_chrf_pp": chrf, "eval_mean": round(mean, 2),
+                      "minutes": round((time.time() - started) / 60, 2)}
+            log.info("eval %s", record)
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            if mean > best:
+                best = mean
+                save_hf(model, init_dir, out_dir / "best")
+                (out_dir / "best" / "selection.json").write_text(json.dumps(record, indent=2) + "\n")
+            model.train()
+            window_start = time.time()
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
+            save_checkpoint(ckpt_path, model, optimizer, {"step": step, "epoch": epoch, "position": position,
+                                                          "best": best, "elapsed": time.time() - started})
+        if out_of_time:
+            log.info("stopping at step %d: --max-minutes %.0f reached", step, max_minutes)
+            break
+
+    summary = {"steps": step, "epochs": round(epoch + position / len(batches), 2),
+               "train_minutes": round((time.time() - started) / 60, 1), "best_eval_mean_chrf_pp": best}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("done: %s", summary)
+    return summary
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, required=True, help="directory with train/val.{en,de,fr,cs}(.gz)")
+    p.add_argument("--out", type=Path, required=True, help="run directory (resumes if it holds a checkpoint)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop (evaluating and checkpointing) after this much training wall time; default: no limit")
+    for f in fields(TrainConfig):
+        if f.name == "adam_betas":
+            continue
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_arg_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "adam_betas"})
+    train(args.data, args.out, cfg, args.max_minutes)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

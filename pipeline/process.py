@@ -1,0 +1,122 @@
+"""The per-chunk stages, composed: read → assign → translate → back-translate → score → decide.
+
+Everything here works on one bounded chunk at a time and on file paths between stages, so a chunk is
+the unit of work, retry and resume for whichever orchestrator runs it (Prefect locally, on Dask, or
+plain Python in tests). A chunk whose output file exists is not recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.assign import assign_languages
+from pipeline.filters.backtranslation import apply_backtranslation_filter, backtranslate_frame, score_backtranslation
+from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, Vqav2Reader
+from pipeline.io import write_json_atomic, write_parquet_atomic
+from pipeline.languages import Language
+from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA, STATUS_KEPT, conform
+from pipeline.translate import translate_frame
+
+log = logging.getLogger(__name__)
+
+INGEST_DIR = "ingest"
+PROCESSED_DIR = "processed"
+QUARANTINE_DIR = "quarantine"
+INGEST_DONE = "_INGESTED.json"
+
+
+def open_reader(source_type: str, name: str, **paths):
+    """Reader for a source config's plain values."""
+    if source_type == "coco_captions":
+        return CocoCaptionsReader(paths["annotations"], name=name)
+    if source_type == "coco_karpathy":
+        return KarpathyCocoReader(paths["path"], splits=tuple(paths.get("splits") or ("train", "restval")), name=name)
+    if source_type == "vqav2":
+        return Vqav2Reader(paths["questions"], paths["annotations"], name=name)
+    raise ValueError(f"unknown source type {source_type!r}")
+
+
+def chunk_name(index: int) -> str:
+    return f"chunk-{index:05d}.parquet"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    source: str
+    chunks: tuple[str, ...]  # paths of the English row chunks
+    rows: int
+    quarantined: int
+
+    @property
+    def records(self) -> int:
+        return self.rows + self.quarantined
+
+
+def ingest_source(reader, work_dir: str | Path, chunk_rows: int) -> IngestResult:
+    """Stream a source into English row chunks plus quarantine chunks; skipped when already done."""
+    work_dir = Path(work_dir)
+    src_dir = work_dir / INGEST_DIR / reader.name
+    done = src_dir / INGEST_DONE
+    if done.exists():
+        meta = json.loads(done.read_text())
+        return IngestResult(reader.name, tuple(meta["chunks"]), meta["rows"], meta["quarantined"])
+    chunks, rows, bad = [], 0, 0
+    for i, batch in enumerate(reader.iter_batches(chunk_rows)):
+        path = write_parquet_atomic(batch.rows, src_dir / chunk_name(i))
+        chunks.append(str(path))
+        if batch.quarantine.height:
+            write_parquet_atomic(batch.quarantine, work_dir / QUARANTINE_DIR / reader.name / chunk_name(i))
+        rows += batch.rows.height
+        bad += batch.quarantine.height
+    result = IngestResult(reader.name, tuple(chunks), rows, bad)
+    write_json_atomic({"chunks": list(result.chunks), "rows": rows, "quarantined": bad}, done)
+    log.info("ingested %s: %d rows, %d quarantined, %d chunks", reader.name, rows, bad, len(chunks))
+    return result
+
+
+def processed_path(work_dir: str | Path, source: str, chunk_path: str | Path) -> Path:
+    return Path(work_dir) / PROCESSED_DIR / source / Path(chunk_path).name
+
+
+def process_rows(
+    rows: pl.DataFrame,
+    languages: tuple[Language, ...],
+    translator,
+    seed: int = 0,
+    mode: str = "proportional",
+    backtranslate: bool = True,
+    min_bt_chrf: float = 35.0,
+) -> pl.DataFrame:
+    """The pure chunk transformation: English rows in, translated and decided rows out."""
+    frame = assign_languages(rows, languages, seed=seed, mode=mode)
+    frame = translate_frame(frame, translator)
+    if backtranslate:
+        frame = backtranslate_frame(frame, translator)
+        frame = score_backtranslation(frame)
+        frame = apply_backtranslation_filter(frame, min_bt_chrf)
+    else:
+        frame = frame.with_columns(pl.lit(STATUS_KEPT).alias("status"), pl.lit(None, dtype=pl.String).alias("reject_reason"))
+    return conform(frame, ROW_SCHEMA)
+
+
+def process_chunk(chunk_path: str | Path, out_path: str | Path, translator, **params) -> Path:
+    """Run ``process_rows`` on one ingested chunk and write it atomically; skip if already written."""
+    out_path = Path(out_path)
+    if out_path.exists():
+        return out_path
+    rows = pl.read_parquet(chunk_path)
+    return write_parquet_atomic(process_rows(rows, translator=translator, **params), out_path)
+
+
+def iter_quarantine(work_dir: str | Path) -> Iterator[Path]:
+    yield from sorted((Path(work_dir) / QUARANTINE_DIR).glob("*/chunk-*.parquet"))
+
+
+def empty_quarantine() -> pl.DataFrame:
+    return pl.DataFrame(schema=QUARANTINE_SCHEMA)
