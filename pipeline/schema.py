@@ -42,6 +42,21 @@ TARGET_SCHEMA: dict[str, pl.DataType] = {
     "answer_tgt": pl.String(),
     "backtranslation_en": pl.String(),
     "score_bt_chrf": pl.Float64(),  # chrF++ (0-100) of back-translation vs text_en
+    # Quality-filter signals (pipeline/filters/quality.py documents each; null = not applicable).
+    "score_fwd_logprob": pl.Float64(),  # forced-decoding mean log-prob per token of text_tgt
+    "sig_input_error": pl.String(),
+    "score_script_share": pl.Float64(),
+    "score_copy_overlap": pl.Float64(),
+    "score_repeat_run": pl.Int64(),
+    "score_repeat_ngram": pl.Float64(),
+    "score_compression": pl.Float64(),
+    "score_length_ratio": pl.Float64(),
+    "sig_short_inflated": pl.Boolean(),
+    "sig_numbers_ok": pl.Boolean(),
+    "sig_langid_top": pl.String(),
+    "score_langid_rank": pl.Int64(),
+    "score_langid_prob": pl.Float64(),
+    "sig_answer_issue": pl.String(),
     "status": pl.String(),  # "kept" | "rejected"
     "reject_reason": pl.String(),  # first failing rule, null when kept
 }

@@ -70,6 +70,7 @@ def train_sentencepiece(
         pad_id=-1,
         num_threads=2,
         minloglevel=2,
+        hard_vocab_limit=False,  # small corpora: take as many pieces as the text supports
     )
     return model_prefix.with_suffix(".model")
 
@@ -132,3 +133,23 @@ def build_random_nllb(
     model = M2M100ForConditionalGeneration(config)
     model.save_pretrained(out_dir)
     return out_dir
+
+
+def build_tiny_random_model(
+    out_dir: str | Path, texts: Iterable[str], vocab_size: int = 300, shape: NllbShape = NllbShape(), seed: int = 0,
+    quantization: str = "int8",
+) -> Path:
+    """Train a sentencepiece model on ``texts``, build a random NLLB-shaped model, convert it to CT2.
+
+    Returns the converted directory (``out_dir/ct2``). Its translations are noise: it exists to
+    exercise the real code path (tokeniser, converter, engine) without any download.
+    """
+    from pipeline.nllb.convert import convert_nllb
+
+    out_dir = Path(out_dir)
+    ct2_dir = out_dir / "ct2"
+    if (ct2_dir / "model.bin").exists():
+        return ct2_dir
+    spm_path = train_sentencepiece(texts, out_dir / "spm" / "spm", vocab_size)
+    hf_dir = build_random_nllb(out_dir / "hf", spm_path, shape=shape, seed=seed)
+    return convert_nllb(str(hf_dir), ct2_dir, quantization=quantization)

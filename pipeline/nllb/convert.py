@@ -35,6 +35,14 @@ def _local_fingerprint(model: str) -> str | None:
     return h.hexdigest()[:16]
 
 
+def _max_positions(model: str, revision: str | None) -> int | None:
+    """Longest sequence the model has position encodings for (input and output are capped to it)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model, revision=revision) if revision else AutoConfig.from_pretrained(model)
+    return getattr(config, "max_position_embeddings", None)
+
+
 def read_model_metadata(model_dir: str | Path) -> dict:
     path = Path(model_dir) / METADATA_FILENAME
     if not path.exists():
@@ -81,6 +89,7 @@ def convert_nllb(
     try:
         converter.convert(str(tmp), quantization=quantization, force=True)
         meta = dict(wanted)
+        meta["max_positions"] = _max_positions(model, revision)
         (tmp / METADATA_FILENAME).write_text(json.dumps(meta, indent=2) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -91,11 +91,19 @@ class NllbTranslator:
             self.model_dir, device, compute_type, self.compute_type,
         )
         self.sp = spm.SentencePieceProcessor(model_file=str(spm_path))
+        from pipeline.languages import nllb_codes
+
+        self.special_tokens = frozenset(nllb_codes()) | {"<mask>", "<s>", "<pad>", "</s>", "<unk>"}
+        from pipeline.nllb.convert import read_model_metadata
+
+        # Inputs and outputs must fit the model's position encodings (1024 for NLLB-200).
+        self.max_positions = int(read_model_metadata(self.model_dir).get("max_positions") or 1024)
+        self.max_input_tokens = min(settings.max_input_tokens, self.max_positions)
 
     # -- tokenisation -------------------------------------------------------------------------
     def encode(self, texts: list[str], src_lang: str) -> tuple[list[list[str]], list[bool]]:
         """Source token lists ``[src] + pieces + </s>`` and whether each input was truncated."""
-        limit = self.settings.max_input_tokens - 2
+        limit = self.max_input_tokens - 2
         pieces = self.sp.encode(texts, out_type=str)
         tokens, truncated = [], []
         for p in pieces:
@@ -124,7 +132,7 @@ class NllbTranslator:
             length_penalty=s.length_penalty,
             repetition_penalty=s.repetition_penalty,
             no_repeat_ngram_size=s.no_repeat_ngram_size,
-            max_decoding_length=int(s.max_length_ratio * max_in) + 10,
+            max_decoding_length=min(int(s.max_length_ratio * max_in) + 10, self.max_positions - 1),
             sampling_topk=s.sampling_topk,
             return_scores=True,
         )
@@ -133,6 +141,8 @@ class NllbTranslator:
             hyp = result.hypotheses[0]
             if hyp and hyp[0] == tgt_lang:
                 hyp = hyp[1:]
+            # Language codes and <mask> are vocabulary entries, not text: never let them into output.
+            hyp = [tok for tok in hyp if tok not in self.special_tokens]
             if not text.strip():
                 out.append(Translation(text="", truncated=False, tokens=0, log_prob=None))
                 continue

@@ -1,0 +1,208 @@
+"""The quality-filter stage: every signal as its own column, then the keep/reject decision.
+
+``apply_quality_filter(frame, translator, rules)`` takes rows with ``text_en``, ``text_tgt`` and
+``lang_nllb`` (optionally ``answer_en``/``answer_tgt``) and returns the same rows, in the same order,
+with the ``score_*``/``sig_*`` columns of ``SIGNAL_SCHEMA``, ``status`` and ``reject_reason``. With a
+translator it also back-translates (``backtranslation_en``, ``score_bt_chrf``) and scores the forward
+translation by forced decoding (``score_fwd_logprob``); without one those stay null and their rules
+do not apply. Bad rows (missing text, unknown language) are rejected with an ``input:`` reason and
+null signals; they never stop the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import polars as pl
+
+from pipeline.filters import signals
+from pipeline.filters.langid import langid_label, rank_language
+from pipeline.filters.numbers import numbers_consistent
+from pipeline.filters.rules import FilterRules, decide
+from pipeline.filters.scripts import SCRIPT_UNICODE_NAMES, script_share
+
+log = logging.getLogger(__name__)
+
+# Signal columns this stage adds (also part of schema.TARGET_SCHEMA).
+SIGNAL_SCHEMA: dict[str, pl.DataType] = {
+    "sig_input_error": pl.String(),  # why the row could not be scored (empty text, unknown language)
+    "score_script_share": pl.Float64(),  # share (0-1) of letters in the target's script
+    "score_copy_overlap": pl.Float64(),  # share (0-1) of source words found verbatim in the translation
+    "score_repeat_run": pl.Int64(),  # longest back-to-back run of a repeated unit (1 = none)
+    "score_repeat_ngram": pl.Float64(),  # share (0-1) of repeated word 3-grams / character 4-grams
+    "score_compression": pl.Float64(),  # UTF-8 bytes / zlib bytes
+    "score_length_ratio": pl.Float64(),  # target/source characters over the script's expected ratio
+    "sig_short_inflated": pl.Boolean(),  # short input (<= 3 words) turned into a sentence; null if not short
+    "sig_numbers_ok": pl.Boolean(),  # every source number survives; null when there are none
+    "sig_langid_top": pl.String(),  # py3langid's best label for the translation
+    "score_langid_rank": pl.Int64(),  # rank (1 = best) of the target language; null if not covered
+    "score_langid_prob": pl.Float64(),  # its probability
+    "sig_answer_issue": pl.String(),  # first failing check of answer_tgt (VQA rows), null when fine
+    "score_fwd_logprob": pl.Float64(),  # forced-decoding mean log-prob per token of text_tgt
+    "backtranslation_en": pl.String(),
+    "score_bt_chrf": pl.Float64(),  # chrF++ (0-100) of backtranslation_en against text_en
+}
+
+SOURCE_NLLB = "eng_Latn"
+
+
+def _input_errors(en: list, tgt: list, langs: list) -> tuple[list[str | None], list[str | None]]:
+    """Per row: an input error (or None) and the target's project language code (or None)."""
+    from pipeline.languages import UnknownLanguageError, get_language
+
+    errors: list[str | None] = []
+    codes: list[str | None] = []
+    for text_en, text_tgt, lang in zip(en, tgt, langs):
+        code = None
+        if lang is None or not str(lang).strip():
+            error = "missing_lang"
+        else:
+            try:
+                language = get_language(lang)
+                code = language.code if language.nllb == lang else None
+                error = None if code else "unknown_lang"  # project codes must be resolved upstream
+            except UnknownLanguageError:
+                error = "unknown_lang"
+        if error is None:
+            if text_en is None:
+                error = "missing_text_en"
+            elif not text_en.strip():
+                error = "empty_text_en"
+            elif text_tgt is None:
+                error = "missing_text_tgt"
+            elif not text_tgt.strip():
+                error = "empty_text_tgt"
+        errors.append(error)
+        codes.append(code if error is None else None)
+    return errors, codes
+
+
+def _answer_issues(
+    answers_en: list, answers_tgt: list, scripts: list[str], langs: list[str], rules: FilterRules
+) -> list[str | None]:
+    """First failing check of each translated answer: script, inflation, numbers (None when fine)."""
+    issues: list[str | None] = []
+    for a_en, a_tgt, script, lang in zip(answers_en, answers_tgt, scripts, langs):
+        if a_en is None or not a_en.strip() or lang is None:
+            issues.append(None)
+            continue
+        if a_tgt is None or not a_tgt.strip():
+            issues.append("empty")
+            continue
+        th = rules.for_language(f"{lang}")
+        share = script_share(a_tgt, script, signals.source_names(" " + a_en))
+        if th.min_script_share is not None and share is not None and share < th.min_script_share:
+            issues.append("wrong_script")
+        elif signals.short_input_inflated([a_en], [a_tgt], [script])[0]:
+            issues.append("inflated")
+        elif numbers_consistent(a_en, a_tgt, lang_code_of(lang)) is False:
+            issues.append("numbers_lost")
+        else:
+            issues.append(None)
+    return issues
+
+
+def lang_code_of(nllb: str) -> str:
+    from pipeline.languages import get_language
+
+    return get_language(nllb).code
+
+
+def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = None) -> pl.DataFrame:
+    """All signals that need no model, one column each (see ``SIGNAL_SCHEMA``)."""
+    rules = rules or FilterRules()
+    for col in ("text_en", "text_tgt", "lang_nllb"):
+        if col not in frame.columns:
+            raise ValueError(f"quality filter needs a {col!r} column; got {frame.columns}")
+    en_raw = frame["text_en"].to_list()
+    tgt_raw = frame["text_tgt"].to_list()
+    langs = frame["lang_nllb"].to_list()
+    errors, codes = _input_errors(en_raw, tgt_raw, langs)
+    ok = [e is None for e in errors]
+    en = [t if good else "" for t, good in zip(en_raw, ok)]
+    tgt = [t if good else "" for t, good in zip(tgt_raw, ok)]
+    scripts = [lang.partition("_")[2] if good else "Latn" for lang, good in zip(langs, ok)]
+    scripts = [s if s in SCRIPT_UNICODE_NAMES else "Latn" for s in scripts]
+
+    names = [signals.source_names(s) for s in en]
+    share = [script_share(t, s, n) for t, s, n in zip(tgt, scripts, names)]
+    copy = signals.copy_overlap(en, tgt)
+    run = signals.longest_repeat_run(tgt, scripts)
+    ngram = signals.repeated_ngram_share(tgt, scripts)
+    compression = signals.compression_ratio(tgt)
+    length = signals.length_ratio(en, tgt, scripts)
+    inflated = signals.short_input_inflated(en, tgt, scripts)
+    numbers = [numbers_consistent(s, t, c) if c else None for s, t, c in zip(en, tgt, codes)]
+    top, rank, prob = rank_language(tgt, [langid_label(c) if c else None for c in codes])
+
+    if "answer_en" in frame.columns and "answer_tgt" in frame.columns:
+        answer = _answer_issues(
+            frame["answer_en"].to_list(), frame["answer_tgt"].to_list(), scripts,
+            [lang if good else None for lang, good in zip(langs, ok)], rules,
+        )
+    else:
+        answer = [None] * frame.height
+
+    def masked(values: list) -> list:
+        return [v if good else None for v, good in zip(values, ok)]
+
+    columns = {
+        "sig_input_error": errors,
+        "score_script_share": masked(share),
+        "score_copy_overlap": masked(copy),
+        "score_repeat_run": masked(run),
+        "score_repeat_ngram": masked(ngram),
+        "score_compression": masked(compression),
+        "score_length_ratio": masked(length),
+        "sig_short_inflated": masked(inflated),
+        "sig_numbers_ok": masked(numbers),
+        "sig_langid_top": masked(top),
+        "score_langid_rank": masked(rank),
+        "score_langid_prob": masked(prob),
+        "sig_answer_issue": masked(answer),
+    }
+    return frame.with_columns([pl.Series(name, values, dtype=SIGNAL_SCHEMA[name]) for name, values in columns.items()])
+
+
+def compute_model_signals(frame: pl.DataFrame, translator, chrf_workers: int = 1) -> pl.DataFrame:
+    """Back-translation + chrF++ and forward forced-decoding score, for rows without an input error.
+
+    One engine call per target language; identical texts are translated once.
+    """
+    from pipeline.filters.backtranslation import backtranslate_frame
+
+    valid = frame["sig_input_error"].is_null() & (frame["lang_nllb"] != SOURCE_NLLB).fill_null(False)
+    indexed = frame.with_row_index("_row")
+    todo = indexed.filter(valid)
+    if todo.height:
+        todo = backtranslate_frame(todo.select("_row", "text_en", "text_tgt", "lang_nllb"), translator)
+        chrf = signals.chrf_pp_batch(todo["backtranslation_en"].to_list(), todo["text_en"].to_list(), workers=chrf_workers)
+        fwd: dict[int, float] = {}
+        for (lang,), group in todo.group_by(["lang_nllb"], maintain_order=True):
+            scores = translator.score(group["text_en"].to_list(), group["text_tgt"].to_list(), SOURCE_NLLB, lang)
+            fwd.update(zip(group["_row"].to_list(), scores))
+        todo = todo.with_columns(
+            pl.Series("score_bt_chrf", chrf, dtype=pl.Float64),
+            pl.Series("score_fwd_logprob", [fwd[r] for r in todo["_row"].to_list()], dtype=pl.Float64),
+        ).select("_row", "backtranslation_en", "score_bt_chrf", "score_fwd_logprob")
+    else:
+        todo = pl.DataFrame(schema={"_row": pl.UInt32, "backtranslation_en": pl.String, "score_bt_chrf": pl.Float64, "score_fwd_logprob": pl.Float64})
+    rest = indexed.drop([c for c in ("backtranslation_en", "score_bt_chrf", "score_fwd_logprob") if c in indexed.columns])
+    return rest.join(todo, on="_row", how="left").sort("_row").drop("_row")
+
+
+def apply_quality_filter(
+    frame: pl.DataFrame, translator=None, rules: FilterRules | None = None, chrf_workers: int = 1
+) -> pl.DataFrame:
+    """The filter stage: signals (model ones only with a ``translator``), then ``decide``."""
+    rules = rules or FilterRules()
+    out = compute_heuristic_signals(frame, rules)
+    if translator is not None:
+        out = compute_model_signals(out, translator, chrf_workers=chrf_workers)
+    else:
+        out = out.with_columns(
+            [pl.lit(None, dtype=SIGNAL_SCHEMA[c]).alias(c) for c in ("score_fwd_logprob", "score_bt_chrf") if c not in out.columns]
+        )
+        if "backtranslation_en" not in out.columns:
+            out = out.with_columns(pl.lit(None, dtype=pl.String).alias("backtranslation_en"))
+    return decide(out, rules)

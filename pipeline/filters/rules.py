@@ -1,0 +1,182 @@
+"""The rule set that turns signal columns into keep/reject, and the decision itself.
+
+Rules run in a fixed order and the first failing one names the reason. A null signal never fails a
+rule (it means "not applicable": no numbers to check, language not covered by the identifier, no
+translator for back-translation), so running without a translator simply skips the model rules.
+Every threshold can be overridden per language (``per_language: {sw: {min_bt_chrf: 25}}``):
+low-resource directions are noisier, and their thresholds may need to be looser.
+
+Defaults were set on a tuning split of multi30k train (see ``evaluate.py``) and reported on val.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pipeline.schema import STATUS_KEPT, STATUS_REJECTED
+
+# Reasons, in the order the rules are checked.
+REASON_INPUT = "input"  # prefix: "input:empty_text_tgt", "input:unknown_lang", ...
+REASON_SCRIPT = "wrong_script"
+REASON_COPY = "copy_of_source"
+REASON_REPETITION = "repetition"
+REASON_TOO_SHORT = "too_short"
+REASON_TOO_LONG = "too_long"
+REASON_INFLATED = "inflated_short_input"
+REASON_NUMBERS = "numbers_lost"
+REASON_LANGUAGE = "wrong_language"
+REASON_ANSWER = "answer"  # prefix: "answer:numbers_lost", ...
+REASON_BT_CHRF = "low_bt_chrf"
+REASON_FWD_SCORE = "low_fwd_score"
+
+
+class Thresholds(BaseModel):
+    """One language's thresholds. ``None`` turns a rule off."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Share (0-1) of letters in the target's script. Lower keeps more mixed-script text (names).
+    min_script_share: float | None = Field(0.8, ge=0, le=1)
+    # Share (0-1) of the source's ordinary words found verbatim in the translation; higher lets more
+    # near-copies through. Applies to sources of at least ``copy_min_src_words`` words (short ones like
+    # "pizza" are legitimately the same in many languages).
+    max_copy_overlap: float | None = Field(0.6, ge=0, le=1)
+    copy_min_src_words: int = Field(3, ge=1)
+    # Longest back-to-back run of a repeated unit ("a b a b a b" = 3); 2 tolerates "very very".
+    max_repeat_run: int | None = Field(2, ge=1)
+    # Share (0-1) of repeated word 3-grams (character 4-grams for unspaced scripts).
+    max_repeat_ngram: float | None = Field(0.15, ge=0, le=1)
+    # UTF-8 bytes / zlib bytes (Whisper uses 2.4 on 30 s segments; captions compress less).
+    max_compression: float | None = Field(2.4, gt=0)
+    # Target/source characters divided by the script's expected ratio (1 = typical).
+    min_length_ratio: float | None = Field(0.55, ge=0)
+    max_length_ratio: float | None = Field(2.0, gt=0)
+    # Inputs of at most this many words must not become sentences (see signals.short_input_inflated).
+    reject_inflated_short: bool = True
+    # Every number of the source must survive.
+    require_numbers: bool = True
+    # Rank of the target language in the identifier's ranking must be at most this; texts with fewer
+    # than ``langid_min_letters`` letters are not identified (too short to be reliable).
+    langid_max_rank: int | None = Field(3, ge=1)
+    langid_min_letters: int = Field(12, ge=0)
+    # Answers of VQA rows: the same script/number/inflation checks on ``answer_tgt``.
+    check_answers: bool = True
+    # chrF++ (0-100) of the back-translation against the English source (needs a translator).
+    min_bt_chrf: float | None = Field(30.0, ge=0, le=100)
+    # Forward-decoding mean log-prob per token (needs a translator); off until calibrated per model.
+    min_fwd_logprob: float | None = Field(None, le=0)
+
+
+class FilterRules(Thresholds):
+    """Global thresholds plus per-language overrides (keys: project or NLLB codes)."""
+
+    per_language: dict[str, dict] = Field(default_factory=dict)
+
+    @field_validator("per_language")
+    @classmethod
+    def _valid_overrides(cls, value: dict[str, dict]) -> dict[str, dict]:
+        from pipeline.languages import get_language
+
+        known = set(Thresholds.model_fields)
+        for code, override in value.items():
+            get_language(code)  # raises with the list of valid codes
+            unknown = set(override) - known
+            if unknown:
+                raise ValueError(f"per_language.{code}: unknown thresholds {sorted(unknown)}; valid: {sorted(known)}")
+        return value
+
+    def for_language(self, nllb_code: str) -> Thresholds:
+        from pipeline.languages import get_language
+
+        base = {k: getattr(self, k) for k in Thresholds.model_fields}
+        for code, override in self.per_language.items():
+            if get_language(code).nllb == nllb_code:
+                base.update(override)
+        return Thresholds(**base)
+
+
+def load_rules(path: str | Path | None) -> FilterRules:
+    """Rules from a YAML file (``None``: the defaults). Errors name the file and the knob."""
+    import yaml
+
+    if path is None:
+        return FilterRules()
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        return FilterRules.model_validate(data)
+    except Exception as e:
+        raise ValueError(f"{path}: invalid filter rules:\n{e}") from e
+
+
+def _per_row(frame: pl.DataFrame, rules: FilterRules, knob: str) -> pl.Expr:
+    """The threshold ``knob`` for each row's ``lang_nllb`` (global value unless overridden)."""
+    default = getattr(rules, knob)
+    overrides = {}
+    for code in rules.per_language:
+        from pipeline.languages import get_language
+
+        nllb = get_language(code).nllb
+        overrides[nllb] = getattr(rules.for_language(nllb), knob)
+    if not overrides:
+        return pl.lit(default)
+    return pl.col("lang_nllb").replace_strict(overrides, default=default, return_dtype=pl.Float64 if not isinstance(default, bool) else pl.Boolean)
+
+
+def _col(frame: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Expr:
+    return pl.col(name) if name in frame.columns else pl.lit(None, dtype=dtype)
+
+
+def decide(frame: pl.DataFrame, rules: FilterRules) -> pl.DataFrame:
+    """Add ``status`` ("kept"/"rejected") and ``reject_reason`` (first failing rule, null when kept).
+
+    Rows already rejected upstream keep their status and reason.
+    """
+    t = lambda knob: _per_row(frame, rules, knob)  # noqa: E731
+    on = lambda knob: t(knob).is_not_null()  # noqa: E731
+
+    n_letters_ok = _col(frame, "text_tgt", pl.String).str.count_matches(r"\p{L}").fill_null(0) >= t("langid_min_letters")
+    checks: list[tuple[pl.Expr, pl.Expr]] = [
+        (_col(frame, "sig_input_error", pl.String).is_not_null(), pl.lit(REASON_INPUT + ":") + pl.col("sig_input_error")),
+        (on("min_script_share") & (pl.col("score_script_share") < t("min_script_share")), pl.lit(REASON_SCRIPT)),
+        (
+            on("max_copy_overlap")
+            & (_col(frame, "text_en", pl.String).str.count_matches(r"\w+") >= t("copy_min_src_words"))
+            & (pl.col("score_copy_overlap") > t("max_copy_overlap")),
+            pl.lit(REASON_COPY),
+        ),
+        (
+            (on("max_repeat_run") & (pl.col("score_repeat_run") > t("max_repeat_run")))
+            | (on("max_repeat_ngram") & (pl.col("score_repeat_ngram") > t("max_repeat_ngram")))
+            | (on("max_compression") & (pl.col("score_compression") > t("max_compression"))),
+            pl.lit(REASON_REPETITION),
+        ),
+        (on("min_length_ratio") & (pl.col("score_length_ratio") < t("min_length_ratio")), pl.lit(REASON_TOO_SHORT)),
+        (on("max_length_ratio") & (pl.col("score_length_ratio") > t("max_length_ratio")), pl.lit(REASON_TOO_LONG)),
+        (t("reject_inflated_short") & pl.col("sig_short_inflated"), pl.lit(REASON_INFLATED)),
+        (t("require_numbers") & pl.col("sig_numbers_ok").not_(), pl.lit(REASON_NUMBERS)),
+        (
+            on("langid_max_rank") & n_letters_ok & (pl.col("score_langid_rank") > t("langid_max_rank")),
+            pl.lit(REASON_LANGUAGE),
+        ),
+        (t("check_answers") & pl.col("sig_answer_issue").is_not_null(), pl.lit(REASON_ANSWER + ":") + pl.col("sig_answer_issue")),
+        (on("min_bt_chrf") & (pl.col("score_bt_chrf") < t("min_bt_chrf")), pl.lit(REASON_BT_CHRF)),
+        (on("min_fwd_logprob") & (pl.col("score_fwd_logprob") < t("min_fwd_logprob")), pl.lit(REASON_FWD_SCORE)),
+    ]
+    reason = pl.lit(None, dtype=pl.String)
+    for failed, name in reversed(checks):
+        reason = pl.when(failed.fill_null(False)).then(name).otherwise(reason)
+
+    prior_status = _col(frame, "status", pl.String)
+    prior_reason = _col(frame, "reject_reason", pl.String)
+    already = (prior_status == STATUS_REJECTED).fill_null(False)
+    final_reason = pl.when(already).then(prior_reason).otherwise(reason)
+    return frame.with_columns(final_reason.alias("reject_reason")).with_columns(
+        pl.when(already | pl.col("reject_reason").is_not_null())
+        .then(pl.lit(STATUS_REJECTED))
+        .otherwise(pl.lit(STATUS_KEPT))
+        .alias("status")
+    )

@@ -1,0 +1,247 @@
+"""Quality signals of a translation, as pure functions over lists of strings (one value per pair).
+
+Every function takes the English sources, the translations and the target's script or language and
+returns one column of values; ``None`` means "not applicable" (e.g. no numbers to check), never
+"failed". The decision of what is bad lives in ``rules.py``.
+
+Heuristics and where they come from:
+- chrF++ (Popović 2017, "chrF++: words helping character n-grams"), reimplemented here exactly as
+  sacrebleu computes sentence chrF++ but without its per-call overhead, for back-translations.
+- Repetition: repeated n-gram share and the longest run of a repeated unit, plus the zlib
+  compression ratio that Whisper uses to detect decoding loops (Radford et al. 2022, Sec. 4.5).
+- Length ratio with per-script expectations and a hard bound for very short inputs.
+- Copy of the source, script share and number consistency target NLLB's known failure modes on
+  short texts (NLLB Team 2022, Sec. 7.3; see shared/reference/mblip.md).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from functools import lru_cache
+
+from pipeline.filters.scripts import EXPECTED_CHAR_RATIO, UNSPACED_SCRIPTS
+
+# --- chrF++ -------------------------------------------------------------------------------------
+
+CHRF_CHAR_ORDER = 6
+CHRF_WORD_ORDER = 2
+CHRF_BETA = 2
+_CHRF_PUNCTS = frozenset('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~')
+# Below this many distinct pairs a process pool costs more than it saves.
+CHRF_PARALLEL_MIN_PAIRS = 4000
+
+
+def _chrf_words(sent: str) -> list[str]:
+    # sacrebleu's punctuation split: one leading or trailing punctuation mark becomes its own token.
+    out = []
+    for w in sent.split():
+        if len(w) == 1:
+            out.append(w)
+        elif w[-1] in _CHRF_PUNCTS:
+            out += [w[:-1], w[-1]]
+        elif w[0] in _CHRF_PUNCTS:
+            out += [w[0], w[1:]]
+        else:
+            out.append(w)
+    return out
+
+
+def _chrf_stats(sent: str) -> tuple[Counter, Counter, list[int]]:
+    """Character 1-6-grams in one Counter (the key's length is its order), word uni- and bigrams in
+    another (bigrams contain the space), and the number of n-grams of each of the 8 orders."""
+    chars = "".join(sent.split())
+    n_chars = len(chars)
+    char_grams = Counter([chars[i : i + n] for n in range(1, CHRF_CHAR_ORDER + 1) for i in range(n_chars - n + 1)])
+    words = _chrf_words(sent)
+    word_grams = Counter(words)
+    word_grams.update([f"{words[i]} {words[i + 1]}" for i in range(len(words) - 1)])
+    totals = [max(0, n_chars - n + 1) for n in range(1, CHRF_CHAR_ORDER + 1)]
+    totals += [len(words), max(0, len(words) - 1)]
+    return char_grams, word_grams, totals
+
+
+def _chrf_one(hyp: str, ref: str) -> float:
+    h_chars, h_words, h_totals = _chrf_stats(hyp)
+    r_chars, r_words, r_totals = _chrf_stats(ref)
+    matches = [0] * (CHRF_CHAR_ORDER + CHRF_WORD_ORDER)
+    for gram, count in h_chars.items():
+        other = r_chars.get(gram)
+        if other:
+            matches[len(gram) - 1] += min(count, other)
+    for gram, count in h_words.items():
+        other = r_words.get(gram)
+        if other:
+            matches[CHRF_CHAR_ORDER + (" " in gram)] += min(count, other)
+    factor = CHRF_BETA**2
+    avg_prec = avg_rec = 0.0
+    effective = 0
+    for n_match, n_hyp, n_ref in zip(matches, h_totals, r_totals):
+        if n_hyp == 0 or n_ref == 0:
+            continue
+        avg_prec += n_match / n_hyp
+        avg_rec += n_match / n_ref
+        effective += 1
+    if effective == 0:
+        return 0.0
+    avg_prec /= effective
+    avg_rec /= effective
+    if avg_prec + avg_rec == 0:
+        return 0.0
+    return 100 * (1 + factor) * avg_prec * avg_rec / (factor * avg_prec + avg_rec)
+
+
+def _chrf_chunk(pairs: list[tuple[str, str]]) -> list[float]:
+    return [_chrf_one(h, r) for h, r in pairs]
+
+
+def chrf_pp_batch(hypotheses: list[str], references: list[str], workers: int = 1) -> list[float]:
+    """Sentence chrF++ (0-100, sacrebleu's numbers) of each hypothesis against its reference.
+
+    Identical pairs are scored once; with ``workers`` > 1 and enough distinct pairs the work is split
+    over a process pool (the metric is pure Python, so threads would not help).
+    """
+    pairs = list(zip(hypotheses, references))
+    distinct = list(dict.fromkeys(pairs))
+    if workers > 1 and len(distinct) >= CHRF_PARALLEL_MIN_PAIRS:
+        from concurrent.futures import ProcessPoolExecutor
+
+        size = -(-len(distinct) // (workers * 4))
+        chunks = [distinct[i : i + size] for i in range(0, len(distinct), size)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            scores = [s for part in pool.map(_chrf_chunk, chunks) for s in part]
+    else:
+        scores = _chrf_chunk(distinct)
+    lookup = dict(zip(distinct, scores))
+    return [lookup[p] for p in pairs]
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _word_pattern():
+    import regex
+
+    return regex.compile(r"\w+")
+
+
+def units(text: str, script: str) -> list[str]:
+    """Words, or characters (without spaces and punctuation) for scripts written without spaces."""
+    if script in UNSPACED_SCRIPTS:
+        return [ch for ch in text if ch.isalnum()]
+    return _word_pattern().findall(text.lower())
+
+
+def source_names(src: str) -> frozenset[str]:
+    """Lower-cased capitalised words of an English source that are not its first word: proper names."""
+    words = _word_pattern().findall(src)
+    return frozenset(w.lower() for w in words[1:] if w[:1].isupper())
+
+
+# --- copy of the source --------------------------------------------------------------------------
+
+
+def copy_overlap(srcs: list[str], tgts: list[str]) -> list[float | None]:
+    """Share (0-1) of the source's words that reappear in the translation, names and numbers aside.
+
+    A human German caption shares a few words with its English source ("in", names); a copy or a
+    copy with one word changed shares nearly all. None when the source has no ordinary words.
+    """
+    pattern = _word_pattern()
+    out: list[float | None] = []
+    for src, tgt in zip(srcs, tgts):
+        names = source_names(src)
+        words = [w for w in pattern.findall(src.lower()) if not w.isdigit() and w not in names]
+        if not words:
+            out.append(None)
+            continue
+        tgt_words = set(pattern.findall(tgt.lower()))
+        out.append(sum(w in tgt_words for w in words) / len(words))
+    return out
+
+
+# --- repetition ---------------------------------------------------------------------------------
+
+REPEAT_WORD_NGRAM = 3
+REPEAT_CHAR_NGRAM = 4
+
+
+def repeated_ngram_share(texts: list[str], scripts: list[str]) -> list[float]:
+    """Share (0-1) of the n-grams of each text that repeat an earlier one (word 3-grams; character
+    4-grams for unspaced scripts). 0 for texts shorter than one n-gram."""
+    out = []
+    for text, script in zip(texts, scripts):
+        toks = units(text, script)
+        n = REPEAT_CHAR_NGRAM if script in UNSPACED_SCRIPTS else REPEAT_WORD_NGRAM
+        grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+        out.append(1 - len(set(grams)) / len(grams) if grams else 0.0)
+    return out
+
+
+def longest_repeat_run(texts: list[str], scripts: list[str], max_unit: int = 4) -> list[int]:
+    """Longest run of one unit (1..``max_unit`` words, twice that in characters for unspaced scripts)
+    repeated back to back: "cada vez cada vez cada vez" -> 3. 1 means no repetition."""
+    out = []
+    for text, script in zip(texts, scripts):
+        toks = units(text, script)
+        longest_unit = max_unit * 2 if script in UNSPACED_SCRIPTS else max_unit
+        best = 1
+        for size in range(1, longest_unit + 1):
+            if len(toks) < 2 * size:
+                break
+            for start in range(size):
+                run, prev = 1, None
+                for i in range(start, len(toks) - size + 1, size):
+                    cur = toks[i : i + size]
+                    run = run + 1 if cur == prev else 1
+                    best = max(best, run)
+                    prev = cur
+        out.append(best)
+    return out
+
+
+def compression_ratio(texts: list[str]) -> list[float]:
+    """UTF-8 bytes over zlib-compressed bytes; loops compress far better than language."""
+    out = []
+    for text in texts:
+        raw = text.encode("utf-8")
+        out.append(len(raw) / len(zlib.compress(raw, 9)) if raw else 0.0)
+    return out
+
+
+# --- length -------------------------------------------------------------------------------------
+
+
+def length_ratio(srcs: list[str], tgts: list[str], scripts: list[str]) -> list[float | None]:
+    """Target characters per source character, divided by the script's expected ratio (1 = typical)."""
+    out: list[float | None] = []
+    for src, tgt, script in zip(srcs, tgts, scripts):
+        n_src = len(src.strip())
+        if n_src == 0:
+            out.append(None)
+            continue
+        out.append(len(tgt.strip()) / n_src / EXPECTED_CHAR_RATIO.get(script, 1.0))
+    return out
+
+
+def short_input_inflated(
+    srcs: list[str], tgts: list[str], scripts: list[str], max_src_words: int = 3, factor: float = 3.0, slack: int = 8
+) -> list[bool | None]:
+    """For inputs of at most ``max_src_words`` words (answers, labels, numbers): whether the output
+    exceeds ``factor`` x the expected length + ``slack`` characters, or 2 x words + 2 words.
+    "yes" -> "Ja" is fine, "yes" -> "Ja, das ist richtig so." is a sentence made up. None for
+    longer inputs."""
+    pattern = _word_pattern()
+    out: list[bool | None] = []
+    for src, tgt, script in zip(srcs, tgts, scripts):
+        n_words = len(pattern.findall(src))
+        if n_words == 0 or n_words > max_src_words:
+            out.append(None)
+            continue
+        limit_chars = factor * EXPECTED_CHAR_RATIO.get(script, 1.0) * len(src.strip()) + slack
+        too_long = len(tgt.strip()) > limit_chars
+        if script not in UNSPACED_SCRIPTS:
+            too_long = too_long or len(pattern.findall(tgt)) > 2 * n_words + 2
+        out.append(too_long)
+    return out

@@ -1,0 +1,56 @@
+"""Human-readable run summary printed by the CLI: per-language counts, examples, where outputs are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.shard import MANIFEST, STATS
+
+
+def print_summary(out_dir: Path, manifest: dict, note: str | None = None, examples: int = 2) -> None:
+    stats = json.loads((out_dir / STATS).read_text())
+    t = stats["totals"]
+    print()
+    print(f"Output: {out_dir}")
+    print(f"  records {t['records']}  kept {t['kept']}  rejected {t['rejected']}  quarantined {t['quarantined']}")
+    model = manifest.get("model") or {}
+    print(f"  model: {model.get('model_id')} ({model.get('quantization')})")
+    print()
+    print(f"{'lang':<5} {'assigned':>8} {'kept':>6} {'rejected':>8} {'keep %':>7} {'mean BT chrF++':>15}")
+    for lang, s in stats["languages"].items():
+        rate = 100.0 * s["kept"] / s["assigned"] if s["assigned"] else 0.0
+        chrf = s.get("mean_bt_chrf")
+        print(f"{lang:<5} {s['assigned']:>8} {s['kept']:>6} {s['rejected']:>8} {rate:>6.1f}% "
+              f"{'-' if chrf is None else f'{chrf:.1f}':>15}")
+    _print_examples(out_dir, manifest, examples)
+    print()
+    print(f"  kept shards:  {out_dir / 'data'}/<lang>/part-*.parquet")
+    print(f"  rejects:      {out_dir / 'rejects'}   quarantine: {out_dir / 'quarantine'}")
+    print(f"  manifest:     {out_dir / MANIFEST}")
+    if note:
+        print()
+        print(note)
+
+
+def _print_examples(out_dir: Path, manifest: dict, n: int) -> None:
+    files = [out_dir / f["path"] for f in manifest["files"] if f["split"] in ("kept", "rejected") and f["rows"]]
+    if not files:
+        return
+    rows = pl.scan_parquet(files).filter(pl.col("task") == "caption").sort(["lang", "example_id"])
+    sample = rows.group_by("lang", maintain_order=True).head(n).collect()
+    print()
+    print("Examples (English -> translation -> back-translation, status):")
+    for r in sample.iter_rows(named=True):
+        print(f"  [{r['lang']}] {_clip(r['text_en'])}")
+        print(f"       -> {_clip(r['text_tgt'])}")
+        print(f"       <- {_clip(r['backtranslation_en'])}   ({r['status']}"
+              f"{', ' + r['reject_reason'] if r['reject_reason'] else ''}"
+              f"{', chrF++ %.1f' % r['score_bt_chrf'] if r['score_bt_chrf'] is not None else ''})")
+
+
+def _clip(text: str | None, width: int = 100) -> str:
+    text = text or ""
+    return text if len(text) <= width else text[: width - 1] + "…"
