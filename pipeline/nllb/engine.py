@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 from pipeline.nllb.build import SPM_FILENAME
 
 log = logging.getLogger(__name__)
+
+LANG_CODE = re.compile(r"[a-z]{3}_[A-Z][a-z]{3}")  # NLLB language tokens, e.g. deu_Latn
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,7 @@ class NllbTranslator:
             self.model_dir, device, compute_type, self.compute_type,
         )
         self.sp = spm.SentencePieceProcessor(model_file=str(spm_path))
-        from pipeline.languages import nllb_codes
-
-        self.special_tokens = frozenset(nllb_codes()) | {"<mask>", "<s>", "<pad>", "</s>", "<unk>"}
+        self.special_tokens = frozenset({"<mask>", "<s>", "<pad>", "</s>", "<unk>"})
         from pipeline.nllb.convert import read_model_metadata
 
         # Inputs and outputs must fit the model's position encodings (1024 for NLLB-200).
@@ -142,7 +143,7 @@ class NllbTranslator:
             if hyp and hyp[0] == tgt_lang:
                 hyp = hyp[1:]
             # Language codes and <mask> are vocabulary entries, not text: never let them into output.
-            hyp = [tok for tok in hyp if tok not in self.special_tokens]
+            hyp = [tok for tok in hyp if tok not in self.special_tokens and not LANG_CODE.fullmatch(tok)]
             if not text.strip():
                 out.append(Translation(text="", truncated=False, tokens=0, log_prob=None))
                 continue
