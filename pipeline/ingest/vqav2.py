@@ -59,15 +59,21 @@ class Vqav2Reader:
         self.name = name
         self.data_subtype = data_subtype
 
-    def _index_annotations(self, builder: BatchBuilder) -> dict[int, tuple[int, str, str]]:
-        """question_id -> (image_id, multiple_choice_answer, answers joined by a separator)."""
+    def _index_annotations(self, builder: BatchBuilder):
+        """question_id -> (image_id, multiple_choice_answer, answers joined by a separator), plus the
+        bad annotations by question_id (held back: they are reported once, against their question)."""
         index: dict[int, tuple[int, str, str]] = {}
+        bad: dict[int, tuple[int, object, RecordError]] = {}
         path = str(self.annotations)
         for i, ann in enumerate(iter_json_items(self.annotations, "annotations.item")):
             rid = ann.get("question_id") if isinstance(ann, dict) else None
             try:
                 qid = require_id(ann, "question_id")
-                if qid in index:
+            except RecordError as err:  # cannot belong to any question: an orphan record of its own
+                builder.quarantine(i, ann, rid, RecordError(f"annotations.{err.field}", err.reason), source_file=path)
+                continue
+            try:
+                if qid in index or qid in bad:
                     raise RecordError("question_id", f"duplicate annotation for question {qid}")
                 image_id = require_id(ann, "image_id")
                 mc = require_text(ann, "multiple_choice_answer")
@@ -81,17 +87,17 @@ class Vqav2Reader:
                 if not texts:
                     raise RecordError("answers", "no answers")
             except RecordError as err:
-                builder.quarantine(i, ann, rid, RecordError(f"annotations.{err.field}", err.reason), source_file=path)
+                if qid in index:  # a duplicate invalidates the first one too
+                    del index[qid]
+                bad.setdefault(qid, (i, ann, RecordError(f"annotations.{err.field}", err.reason)))
                 continue
             index[qid] = (image_id, mc, _SEP.join(texts))
-        return index
+        return index, bad
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         builder = BatchBuilder(self.name, str(self.questions), batch_size)
         subtype = self.data_subtype or _read_subtype(self.questions) or ""
-        bad_annotations = len(builder.bad)
-        index = self._index_annotations(builder)
-        bad_qids = {int(r["record_id"]) for r in builder.bad[bad_annotations:] if (r["record_id"] or "").isdigit()}
+        index, bad_annotations = self._index_annotations(builder)
         seen: set[int] = set()
         for i, q in enumerate(iter_json_items(self.questions, "questions.item")):
             rid = q.get("question_id") if isinstance(q, dict) else None
@@ -99,18 +105,21 @@ class Vqav2Reader:
                 qid = require_id(q, "question_id")
                 if qid in seen:
                     raise RecordError("question_id", f"duplicate question id {qid}")
+                seen.add(qid)
+                if qid in bad_annotations:
+                    _, _, err = bad_annotations.pop(qid)
+                    raise err
                 image_id = require_id(q, "image_id")
                 question = require_text(q, "question")
                 if qid not in index:
-                    why = "its annotation was quarantined" if qid in bad_qids else "no annotation for this question"
-                    raise RecordError("question_id", why)
+                    raise RecordError("question_id", "no annotation for this question")
                 ann_image, mc, answers = index.pop(qid)
                 if ann_image != image_id:
                     raise RecordError("image_id", f"question has image {image_id}, annotation has {ann_image}")
             except RecordError as err:
-                builder.quarantine(i, q, rid, RecordError(f"questions.{err.field}", err.reason))
+                field = err.field if err.field.startswith("annotations.") else f"questions.{err.field}"
+                builder.quarantine(i, q, rid, RecordError(field, err.reason))
             else:
-                seen.add(qid)
                 rel = f"COCO_{subtype}_{image_id:012d}.jpg" if subtype else f"{image_id:012d}.jpg"
                 builder.add_row(
                     str(qid),
@@ -124,14 +133,13 @@ class Vqav2Reader:
             if builder.full():
                 yield builder.flush()
         # Annotations whose question never appeared are input records too: quarantine, never drop.
+        annotations_file = str(self.annotations)
         for qid, (image_id, mc, _) in index.items():
-            builder.quarantine(
-                -1,
-                {"question_id": qid, "image_id": image_id, "multiple_choice_answer": mc},
-                qid,
-                RecordError("annotations.question_id", "annotation without a question"),
-                source_file=str(self.annotations),
-            )
-            if builder.full():
-                yield builder.flush()
+            if qid in seen:
+                continue  # its question was read (and quarantined): already counted once
+            record = {"question_id": qid, "image_id": image_id, "multiple_choice_answer": mc}
+            builder.quarantine(-1, record, qid, RecordError("annotations.question_id", "annotation without a question"),
+                               source_file=annotations_file)
+        for qid, (i, ann, err) in bad_annotations.items():
+            builder.quarantine(i, ann, qid, err, source_file=annotations_file)
         yield from builder.drain()
