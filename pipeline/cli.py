@@ -83,6 +83,64 @@ def _use_tiny_random_model(out: Path, config_path: Path) -> str:
             "NLLB-shaped model: its translations are noise and the filter rejects them.")
 
 
+def _filter_translator(args: argparse.Namespace):
+    """The back-translation model for `score`/`eval-filter`: --model, else the shipped one; None with
+    --no-backtranslation."""
+    if args.no_backtranslation:
+        return None
+    from pipeline.nllb.engine import load_translator
+
+    if args.model:
+        return load_translator(args.model)
+    try:
+        from pipeline.nllb.shipped import shipped_model_dir
+
+        return load_translator(shipped_model_dir())
+    except (ImportError, FileNotFoundError) as e:
+        raise FileNotFoundError(
+            f"no shipped translation model in this install ({e}); pass --model DIR (a converted NLLB, "
+            "see `mblip convert-nllb`) or --no-backtranslation for the heuristic signals only"
+        ) from e
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from pipeline.filters.rules import load_rules
+    from pipeline.filters.score_pairs import score_pairs_file
+
+    counts = score_pairs_file(args.pairs, args.out, _filter_translator(args), load_rules(args.rules))
+    total = sum(counts.values())
+    print(f"scored {total} pairs -> {args.out}")
+    for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        print(f"  {reason:<28} {n:>8}  {100 * n / max(total, 1):5.1f}%")
+    return 0
+
+
+def _cmd_eval_filter(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.filters.evaluate import format_report, reason_breakdown, run_evaluation
+    from pipeline.filters.rules import load_rules
+
+    results, scored = run_evaluation(
+        args.data, args.split, tuple(args.langs.split(",")), args.limit, args.seed, load_rules(args.rules),
+        _filter_translator(args),
+    )
+    print(format_report(results))
+    for name, frame in scored.items():
+        wrong = reason_breakdown(frame, "human").drop_nulls("reject_reason")
+        print(f"\n{name}: human translations rejected, by reason: " + ", ".join(f"{r} {n}" for r, n in wrong.iter_rows()))
+    if args.json:
+        payload = {name: [vars(r) for r in rs] for name, rs in results.items()}
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+    return 0
+
+
+def _add_filter_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="converted NLLB directory for back-translation (default: the shipped model)")
+    p.add_argument("--no-backtranslation", action="store_true", help="heuristic signals only (no model)")
+    p.add_argument("--rules", default=None, help="filter rules YAML (default: built-in thresholds, see configs/filter.yaml)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mblip", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -109,6 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--images", type=int, default=200, help="number of demo images (5 captions + 3 questions each)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("score", help="score translation pairs (JSONL/Parquet src, tgt, lang) with every filter signal")
+    p.add_argument("pairs", type=Path, help="JSON Lines or .parquet with src (English), tgt, lang (NLLB code)")
+    p.add_argument("--out", type=Path, required=True, help="output JSON Lines (input order, signals, keep, reason)")
+    _add_filter_model_args(p)
+    p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("eval-filter", help="filter recall per failure mode on corrupted multi30k human translations")
+    p.add_argument("--data", type=Path, default=None, help="multi30k directory (default: shipped val copy, else ../shared/data/multi30k)")
+    p.add_argument("--split", default="val", help="val (report) or train (tune thresholds)")
+    p.add_argument("--langs", default="de,fr,cs", help="comma-separated languages present in the data")
+    p.add_argument("--limit", type=int, default=None, help="seeded sample of this many lines (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="sample and corruption seed")
+    p.add_argument("--json", type=Path, default=None, help="also write the rates as JSON")
+    _add_filter_model_args(p)
+    p.set_defaults(func=_cmd_eval_filter)
     return parser
 
 

@@ -48,11 +48,11 @@ class Thresholds(BaseModel):
     # Longest back-to-back run of a repeated unit ("a b a b a b" = 3); 2 tolerates "very very".
     max_repeat_run: int | None = Field(2, ge=1)
     # Share (0-1) of repeated word 3-grams (character 4-grams for unspaced scripts).
-    max_repeat_ngram: float | None = Field(0.15, ge=0, le=1)
+    max_repeat_ngram: float | None = Field(0.25, ge=0, le=1)
     # UTF-8 bytes / zlib bytes (Whisper uses 2.4 on 30 s segments; captions compress less).
     max_compression: float | None = Field(2.4, gt=0)
     # Target/source characters divided by the script's expected ratio (1 = typical).
-    min_length_ratio: float | None = Field(0.55, ge=0)
+    min_length_ratio: float | None = Field(0.6, ge=0)
     max_length_ratio: float | None = Field(2.0, gt=0)
     # Inputs of at most this many words must not become sentences (see signals.short_input_inflated).
     reject_inflated_short: bool = True

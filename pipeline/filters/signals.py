@@ -20,7 +20,7 @@ import zlib
 from collections import Counter
 from functools import lru_cache
 
-from pipeline.filters.scripts import EXPECTED_CHAR_RATIO, UNSPACED_SCRIPTS
+from pipeline.filters.scripts import EXPECTED_CHAR_RATIO, UNSPACED_SCRIPTS, expected_char_ratio
 
 # --- chrF++ -------------------------------------------------------------------------------------
 
@@ -213,15 +213,16 @@ def compression_ratio(texts: list[str]) -> list[float]:
 # --- length -------------------------------------------------------------------------------------
 
 
-def length_ratio(srcs: list[str], tgts: list[str], scripts: list[str]) -> list[float | None]:
-    """Target characters per source character, divided by the script's expected ratio (1 = typical)."""
+def length_ratio(srcs: list[str], tgts: list[str], langs: list[str]) -> list[float | None]:
+    """Target characters per source character over the language's expected ratio (1 = typical);
+    ``langs`` are NLLB codes (see ``scripts.expected_char_ratio``)."""
     out: list[float | None] = []
-    for src, tgt, script in zip(srcs, tgts, scripts):
+    for src, tgt, lang in zip(srcs, tgts, langs):
         n_src = len(src.strip())
         if n_src == 0:
             out.append(None)
             continue
-        out.append(len(tgt.strip()) / n_src / EXPECTED_CHAR_RATIO.get(script, 1.0))
+        out.append(len(tgt.strip()) / n_src / expected_char_ratio(lang))
     return out
 
 
