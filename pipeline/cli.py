@@ -135,10 +135,57 @@ def _cmd_eval_filter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from itertools import islice
+
+    from pipeline.languages import get_language
+    from pipeline.nllb.engine import EngineSettings, load_translator
+    from pipeline.nllb.shipped import shipped_model_dir
+
+    src, tgt = get_language(args.src).nllb, get_language(args.tgt).nllb
+    settings = EngineSettings(device=args.device, beam_size=args.beam_size, intra_threads=args.threads)
+    translator = load_translator(args.model or shipped_model_dir(), settings)
+    stream = open(args.file, encoding="utf-8") if args.file else sys.stdin
+    try:
+        # Bounded chunks: memory stays flat on long inputs while CT2 still batches by tokens.
+        while lines := [line.rstrip("\n") for line in islice(stream, args.chunk_lines)]:
+            for t in translator.translate(lines, src, tgt):
+                print(t.text)
+            sys.stdout.flush()
+    finally:
+        if args.file:
+            stream.close()
+    return 0
+
+
+def _cmd_eval_mt(args: argparse.Namespace) -> int:
+    from pathlib import Path as _Path
+
+    from pipeline.nllb.engine import EngineSettings, load_translator
+    from pipeline.nllb.evaluate import MULTI30K_DIRECTIONS, evaluate_directions, format_scores, scores_to_json
+    from pipeline.nllb.shipped import shipped_model_dir, shipped_val_dir
+
+    directions = tuple(tuple(d.split("-")) for d in args.directions.split(",")) if args.directions else MULTI30K_DIRECTIONS
+    translator = load_translator(args.model or shipped_model_dir(), EngineSettings(device=args.device, beam_size=args.beam_size))
+    scores = evaluate_directions(translator, args.data or shipped_val_dir(), directions, args.split, args.limit)
+    print(format_scores(scores))
+    if args.json:
+        _Path(args.json).write_text(scores_to_json(scores))
+    return 0
+
+
 def _add_filter_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="converted NLLB directory for back-translation (default: the shipped model)")
     p.add_argument("--no-backtranslation", action="store_true", help="heuristic signals only (no model)")
     p.add_argument("--rules", default=None, help="filter rules YAML (default: built-in thresholds, see configs/filter.yaml)")
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from pipeline.verify import format_report, verify_output
+
+    report = verify_output(args.out)
+    print(format_report(report))
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=200, help="number of demo images (5 captions + 3 questions each)")
     p.set_defaults(func=_cmd_demo)
 
+    p = sub.add_parser("verify", help="recompute checksums and row counts of an output against its manifest")
+    p.add_argument("out", type=Path, help="output root (the folder holding manifest.json)")
+    p.set_defaults(func=_cmd_verify)
+
     p = sub.add_parser("score", help="score translation pairs (JSONL/Parquet src, tgt, lang) with every filter signal")
     p.add_argument("pairs", type=Path, help="JSON Lines or .parquet with src (English), tgt, lang (NLLB code)")
     p.add_argument("--out", type=Path, required=True, help="output JSON Lines (input order, signals, keep, reason)")
@@ -183,10 +234,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="also write the rates as JSON")
     _add_filter_model_args(p)
     p.set_defaults(func=_cmd_eval_filter)
+
+    p = sub.add_parser("translate", help="translate lines (file or stdin) to stdout with a converted NLLB model")
+    p.add_argument("file", nargs="?", default=None, help="one sentence per line (default: stdin)")
+    p.add_argument("--model", default=None, help="converted NLLB directory (default: the shipped Multi30k model)")
+    p.add_argument("--src", default="eng_Latn", help="source language, NLLB or project code (default eng_Latn)")
+    p.add_argument("--tgt", required=True, help="target language, NLLB or project code, e.g. deu_Latn")
+    p.add_argument("--beam-size", type=int, default=1, help="1 = greedy")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads per batch (0 = CTranslate2 default)")
+    p.add_argument("--chunk-lines", type=int, default=1000, help="lines read and translated at a time")
+    p.set_defaults(func=_cmd_translate)
+
+    p = sub.add_parser("eval-mt", help="chrF++ and BLEU of a converted NLLB model on parallel data (default: shipped model, Multi30k val)")
+    p.add_argument("--model", default=None, help="converted NLLB directory (default: the shipped Multi30k model)")
+    p.add_argument("--data", type=Path, default=None, help="directory with SPLIT.LANG(.gz) files (default: shipped Multi30k val)")
+    p.add_argument("--split", default="val")
+    p.add_argument("--directions", default=None, help="comma-separated src-tgt project codes (default: en-de,en-fr,en-cs,de-en,fr-en,cs-en)")
+    p.add_argument("--limit", type=int, default=None, help="first N lines per direction (default: all)")
+    p.add_argument("--beam-size", type=int, default=1, help="1 = greedy")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--json", type=Path, default=None, help="also write the scores as JSON")
+    p.set_defaults(func=_cmd_eval_mt)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # Embedded Prefect starts a local server subprocess; give it time on small, busy machines.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")

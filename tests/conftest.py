@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Prefect's embedded server starts in a subprocess; on a busy 2-core machine it needs more than the
+# default 20 s.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 TINY_TEXTS = [
     "A red circle on a plain background.",
@@ -39,3 +42,53 @@ def demo_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo-data")
     generate_demo_data(root, n_images=12, seed=0)
     return root
+
+
+def write_processed_chunks(work: Path, n_rows: int = 60, langs=("de", "fr", "iw"), chunks: int = 2, seed: int = 0):
+    """Processed chunks as the chunk stage writes them (ROW_SCHEMA, kept and rejected rows with scores),
+    without running a translator: for tests of the output stage. Returns (paths, ingest counts)."""
+    import random
+
+    import polars as pl
+
+    from pipeline.languages import get_language
+    from pipeline.schema import ROW_SCHEMA, conform, make_example_id
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_rows):
+        source, task = ("coco_captions", "caption") if i % 3 else ("vqav2", "vqa")
+        lang = langs[i % len(langs)]
+        kept = i % 4 != 0
+        rows.append({
+            "example_id": make_example_id(source, str(i)), "source": source, "source_record_id": str(i),
+            "source_file": f"{source}.json", "task": task, "image_id": str(i // 5),
+            "image_path": f"train2014/COCO_train2014_{i // 5:012d}.jpg",
+            "text_en": f"A red circle number {i}." if task == "caption" else f"What color is shape {i}?",
+            "answer_en": "red" if task == "vqa" else None, "answers_en": ["red"] * 10 if task == "vqa" else None,
+            "lang": lang, "lang_nllb": get_language(lang).nllb, "text_tgt": f"[{lang}] text {i}",
+            "answer_tgt": f"[{lang}] rot" if task == "vqa" else None, "backtranslation_en": f"A red circle {i}.",
+            "score_bt_chrf": rng.uniform(40, 90) if kept else rng.uniform(0, 30),
+            "score_length_ratio": rng.uniform(0.7, 1.5),
+            "status": "kept" if kept else "rejected", "reject_reason": None if kept else "low_bt_chrf",
+        })
+    frame = conform(pl.DataFrame(rows), ROW_SCHEMA)
+    paths, counts = [], {}
+    step = -(-n_rows // chunks)
+    for i in range(chunks):
+        part = frame.slice(i * step, step)
+        for source in ("coco_captions", "vqav2"):
+            sub = part.filter(pl.col("source") == source)
+            path = work / "processed" / source / f"chunk-{i:05d}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sub.write_parquet(path)
+            paths.append(path)
+            c = counts.setdefault(source, {"rows": 0, "quarantined": 0})
+            c["rows"] += sub.height
+    return paths, counts
+
+
+@pytest.fixture()
+def make_processed():
+    """``write_processed_chunks`` as a fixture (test modules cannot import conftest)."""
+    return write_processed_chunks

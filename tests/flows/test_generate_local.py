@@ -1,0 +1,46 @@
+"""The generate flow in Prefect's embedded local mode (no server to install or start)."""
+
+import json
+import os
+import shutil
+
+import polars as pl
+import pytest
+import yaml
+
+from pipeline.cli import DEMO_CONFIG
+
+
+@pytest.fixture()
+def prefect_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    return tmp_path / "prefect-home"
+
+
+def test_generate_flow_runs_locally_on_demo_data(tmp_path, demo_root, tiny_model_dir, prefect_home):
+    from flows.generate import generate
+
+    shutil.copytree(demo_root, tmp_path / "demo-data")
+    config = yaml.safe_load(DEMO_CONFIG.read_text())
+    config["translation"]["model"] = str(tiny_model_dir)
+    config["filter"]["min_bt_chrf"] = 1.0
+    config["run"]["chunk_rows"] = 40
+    config_path = tmp_path / "demo.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+
+    manifest = generate(str(config_path))
+
+    out = tmp_path / "dataset"
+    assert json.loads((out / "manifest.json").read_text())["files"] == manifest["files"]
+    stats = json.loads((out / "stats.json").read_text())
+    # 12 demo images: 5 captions and 3 questions each
+    assert stats["sources"]["coco_captions"]["records"] == 60
+    assert stats["sources"]["vqav2"]["records"] == 36
+    assert stats["totals"]["records"] == stats["totals"]["kept"] + stats["totals"]["rejected"] + stats["totals"]["quarantined"]
+    kept = [out / f["path"] for f in manifest["files"] if f["split"] == "kept"]
+    rejected = [out / f["path"] for f in manifest["files"] if f["split"] == "rejected"]
+    assert sum(pl.read_parquet(p).height for p in kept + rejected) == 96
+    resolved = yaml.safe_load((out / "config.resolved.yaml").read_text())
+    assert resolved["translation"]["model"] == str(tiny_model_dir)
+    assert prefect_home.exists()  # the run used the embedded local database, nothing outside tmp
