@@ -21,7 +21,9 @@ from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, Vqav2Reader
 from pipeline.io import write_json_atomic, write_parquet_atomic
 from pipeline.languages import Language
 from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA, STATUS_KEPT, conform
-from pipeline.translate import translate_frame
+from pipeline.answers import translate_answers
+from pipeline.templates import add_prompts, template_drop_counts
+from pipeline.translate import TranslationStats, stats_path, translate_frame
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +94,13 @@ def process_rows(
     mode: str = "proportional",
     backtranslate: bool = True,
     min_bt_chrf: float = 35.0,
+    stats: TranslationStats | None = None,
 ) -> pl.DataFrame:
     """The pure chunk transformation: English rows in, translated and decided rows out."""
     frame = assign_languages(rows, languages, seed=seed, mode=mode)
-    frame = translate_frame(frame, translator)
+    frame = translate_frame(frame, translator, stats=stats)
+    frame = translate_answers(frame, translator, stats=stats)
+    frame = add_prompts(frame, translator)
     if backtranslate:
         frame = backtranslate_frame(frame, translator)
         frame = score_backtranslation(frame)
@@ -111,7 +116,13 @@ def process_chunk(chunk_path: str | Path, out_path: str | Path, translator, **pa
     if out_path.exists():
         return out_path
     rows = pl.read_parquet(chunk_path)
-    return write_parquet_atomic(process_rows(rows, translator=translator, **params), out_path)
+    stats = TranslationStats()
+    frame = process_rows(rows, translator=translator, stats=stats, **params)
+    # Sidecar counters (dedup factor, cache hit rate, template drops) for the run summary; written
+    # before the chunk so a present chunk always has its stats.
+    write_json_atomic({"translation": stats.as_dict(), "templates": template_drop_counts(frame, translator)},
+                      stats_path(out_path))
+    return write_parquet_atomic(frame, out_path)
 
 
 def iter_quarantine(work_dir: str | Path) -> Iterator[Path]:

@@ -39,7 +39,10 @@ TARGET_SCHEMA: dict[str, pl.DataType] = {
     "lang": pl.String(),  # project language code, e.g. "de"
     "lang_nllb": pl.String(),  # e.g. "deu_Latn"
     "text_tgt": pl.String(),
-    "answer_tgt": pl.String(),
+    "answer_tgt": pl.String(),  # translated answer, or the English one when answer_translated is false
+    "answer_translated": pl.Boolean(),  # answer passed the back-translation round trip (numbers: kept as digits)
+    "translation_truncated": pl.Boolean(),  # text_en was longer than the engine's input limit and was cut
+    "prompt": pl.String(),  # instruction in the row's language (VQA: with the question); see pipeline/templates.py
     "backtranslation_en": pl.String(),
     "score_bt_chrf": pl.Float64(),  # chrF++ (0-100) of back-translation vs text_en
     # Quality-filter signals (pipeline/filters/quality.py documents each; null = not applicable).

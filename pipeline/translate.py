@@ -1,27 +1,163 @@
 """Translate stage: English text fields of a batch into each row's target language.
 
-Each distinct (text, target language) in the batch is translated once and fanned back out; rows
-assigned to English keep their text untranslated.
+Each distinct (cleaned text, target language) is translated once per chunk and fanned back out;
+rows assigned to English keep their text untranslated. A ``CachingTranslator`` wraps the engine with
+the persistent cache (``pipeline/nllb/cache.py``), so strings seen by any earlier run or worker are
+not translated again. ``TranslationStats`` counts what was asked, what was distinct, what the cache
+served and what the model translated; ``process_chunk`` writes them next to each processed chunk.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
 import polars as pl
 
 from pipeline.languages import SOURCE_LANGUAGE, get_language
+from pipeline.nllb.engine import Translation, clean_source
 
 SOURCE_NLLB = get_language(SOURCE_LANGUAGE).nllb
 
-# (English column, translated column) pairs the stage fills.
-TRANSLATED_FIELDS: tuple[tuple[str, str], ...] = (("text_en", "text_tgt"), ("answer_en", "answer_tgt"))
+# (English column, translated column) pairs the stage fills. VQA answers are translated as a
+# vocabulary with their own acceptance rule: see ``pipeline/answers.py``.
+TRANSLATED_FIELDS: tuple[tuple[str, str], ...] = (("text_en", "text_tgt"),)
+TRUNCATED_COLUMN = "translation_truncated"
+STATS_SUFFIX = ".stats.json"
 
 
-def translate_texts(translator, texts: list[str], src_lang: str, tgt_lang: str) -> dict[str, str]:
+@dataclass
+class TranslationStats:
+    """Counters of one chunk (or a whole run, by ``add``). Strings are counted per target language."""
+
+    requested: int = 0  # non-empty strings asked for (one per row and field)
+    empty: int = 0  # empty or blank strings (answered without the model)
+    distinct: int = 0  # distinct (cleaned text, source, target language) triples among the requested
+    cache_hits: int = 0  # distinct strings served by the persistent cache
+    translated: int = 0  # distinct strings the model translated
+    truncated: int = 0  # distinct strings longer than the input limit (cut, flagged)
+    decoded_tokens: int = 0  # decoder tokens spent (the cost)
+
+    def add(self, other: "TranslationStats") -> "TranslationStats":
+        for key, value in asdict(other).items():
+            setattr(self, key, getattr(self, key) + value)
+        return self
+
+    @property
+    def dedup_factor(self) -> float:
+        """Requested strings per distinct string (1.0 = no repetition)."""
+        return self.requested / self.distinct if self.distinct else 1.0
+
+    @property
+    def cache_hit_rate(self) -> float:
+        return self.cache_hits / self.distinct if self.distinct else 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "dedup_factor": round(self.dedup_factor, 4), "cache_hit_rate": round(self.cache_hit_rate, 4)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TranslationStats":
+        return cls(**{k: int(data.get(k, 0)) for k in asdict(cls())})
+
+
+def stats_path(processed_chunk: str | Path) -> Path:
+    """Sidecar of a processed chunk: ``chunk-00042.parquet`` -> ``chunk-00042.stats.json``."""
+    path = Path(processed_chunk)
+    return path.with_name(path.name.removesuffix(".parquet") + STATS_SUFFIX)
+
+
+def sum_stats(paths) -> TranslationStats:
+    """Run totals from chunk sidecars (missing files are skipped: chunks processed before the sidecar existed)."""
+    total = TranslationStats()
+    for path in paths:
+        path = Path(path)
+        if path.exists():
+            total.add(TranslationStats.from_dict(json.loads(path.read_text())["translation"]))
+    return total
+
+
+class CachingTranslator:
+    """An engine plus deduplication and the persistent cache, with the engine's ``translate`` interface.
+
+    Everything else (``score``, ``sp``, ``language_token``...) is the engine's own.
+    """
+
+    def __init__(self, engine, cache=None):
+        self.engine = engine
+        self.cache = cache
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def translate(
+        self, texts: list[str], src_lang: str, tgt_lang: str, stats: TranslationStats | None = None, **options
+    ) -> list[Translation]:
+        """Translations of ``texts`` in order; each distinct cleaned text is looked up or translated once."""
+        stats = stats if stats is not None else TranslationStats()
+        if not texts:
+            return []
+        cleaned = [clean_source(t) for t in texts]
+        unique = list(dict.fromkeys(c for c in cleaned if c))
+        stats.empty += len(cleaned) - sum(1 for c in cleaned if c)
+        stats.requested += len(texts) - (len(cleaned) - sum(1 for c in cleaned if c))
+        stats.distinct += len(unique)
+        found: dict[str, Translation] = {}
+        use_cache = self.cache is not None and not options
+        if use_cache and unique:
+            for text, (target, truncated) in self.cache.get_many(unique, src_lang, tgt_lang).items():
+                found[text] = Translation(text=target, truncated=truncated)
+            stats.cache_hits += len(found)
+        missing = [t for t in unique if t not in found]
+        if missing:
+            results = self.engine.translate(missing, src_lang, tgt_lang, **options)
+            stats.translated += len(missing)
+            stats.decoded_tokens += sum(r.decoded_tokens for r in results)
+            found.update(zip(missing, results))
+            if use_cache:
+                self.cache.put_many(((t, r.text, r.truncated) for t, r in zip(missing, results)), src_lang, tgt_lang)
+        stats.truncated += sum(1 for t in unique if found[t].truncated)
+        return [found[c] if c else Translation(text="") for c in cleaned]
+
+
+def open_translator(model_dir: str | Path, settings, cache_dir: str | Path | None = None) -> CachingTranslator:
+    """The per-process engine (``load_translator``) with the persistent cache under ``cache_dir`` (None = off)."""
+    return _cached_caching_translator(
+        str(Path(model_dir).resolve()), settings, str(Path(cache_dir).resolve()) if cache_dir else None, os.getpid()
+    )
+
+
+@lru_cache(maxsize=4)
+def _cached_caching_translator(model_dir: str, settings, cache_dir: str | None, pid: int) -> CachingTranslator:
+    from pipeline.nllb.cache import TranslationCache
+    from pipeline.nllb.engine import load_translator
+
+    engine = load_translator(model_dir, settings)
+    cache = TranslationCache(cache_dir, engine.cache_key()) if cache_dir else None
+    return CachingTranslator(engine, cache)
+
+
+def as_caching(translator) -> CachingTranslator:
+    return translator if isinstance(translator, CachingTranslator) else CachingTranslator(translator)
+
+
+def translate_many(
+    translator, texts: list[str], src_lang: str, tgt_lang: str, stats: TranslationStats | None = None
+) -> list[Translation]:
+    """Translations of ``texts`` in order, deduplicated (and cached when ``translator`` has a cache)."""
+    return as_caching(translator).translate(texts, src_lang, tgt_lang, stats=stats)
+
+
+def translate_texts(
+    translator, texts: list[str], src_lang: str, tgt_lang: str, stats: TranslationStats | None = None
+) -> dict[str, str]:
     """Distinct non-empty ``texts`` -> translation (one engine call per language)."""
     unique = sorted({t for t in texts if t and t.strip()})
     if not unique:
         return {}
-    return {t: r.text for t, r in zip(unique, translator.translate(unique, src_lang, tgt_lang))}
+    return {t: r.text for t, r in zip(unique, translate_many(translator, unique, src_lang, tgt_lang, stats))}
 
 
 def translate_frame(
@@ -29,23 +165,30 @@ def translate_frame(
     translator,
     fields: tuple[tuple[str, str], ...] = TRANSLATED_FIELDS,
     src_lang: str = SOURCE_NLLB,
+    stats: TranslationStats | None = None,
 ) -> pl.DataFrame:
-    """Add the translated columns of ``fields`` for every row (``lang_nllb`` is the target)."""
+    """Add the translated columns of ``fields`` for every row (``lang_nllb`` is the target).
+
+    Also adds ``translation_truncated``: the source of the first field was longer than the engine's
+    input limit and was cut before translation (the row is kept and flagged, never crashes the run).
+    """
+    stats = stats if stats is not None else TranslationStats()
     out = frame
-    for src_col, tgt_col in fields:
+    for n, (src_col, tgt_col) in enumerate(fields):
         if src_col not in frame.columns:
             continue
-        mapping: dict[tuple[str, str], str] = {}
+        mapping: dict[tuple[str, str], Translation] = {}
         for (lang_nllb,), group in frame.group_by(["lang_nllb"], maintain_order=True):
             texts = group[src_col].drop_nulls().to_list()
             if lang_nllb == src_lang:
-                mapping.update({(lang_nllb, t): t for t in texts})
+                mapping.update({(lang_nllb, t): Translation(text=t) for t in texts})
                 continue
-            for text, translation in translate_texts(translator, texts, src_lang, lang_nllb).items():
-                mapping[(lang_nllb, text)] = translation
-        values = [
-            None if text is None else mapping.get((lang, text), "")
-            for lang, text in zip(frame["lang_nllb"].to_list(), frame[src_col].to_list())
-        ]
-        out = out.with_columns(pl.Series(tgt_col, values, dtype=pl.String))
+            # Row-level request: repeated strings count as requested, the engine sees each once.
+            results = translate_many(translator, texts, src_lang, lang_nllb, stats)
+            mapping.update({(lang_nllb, t): r for t, r in zip(texts, results)})
+        langs, sources = frame["lang_nllb"].to_list(), frame[src_col].to_list()
+        hits = [None if text is None else mapping.get((lang, text)) for lang, text in zip(langs, sources)]
+        out = out.with_columns(pl.Series(tgt_col, [None if h is None else h.text for h in hits], dtype=pl.String))
+        if n == 0:
+            out = out.with_columns(pl.Series(TRUNCATED_COLUMN, [bool(h and h.truncated) for h in hits], dtype=pl.Boolean))
     return out

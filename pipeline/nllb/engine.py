@@ -3,6 +3,13 @@
 NLLB conventions (see ``shared/reference``/CTranslate2 docs): source tokens are
 ``[src_code] + pieces + ["</s>"]``; the target prefix is ``[tgt_code]``; the first output token (the
 language code) is dropped. The target language is always forced: without it NLLB produces garbage.
+
+Batching: inputs are cleaned, empty ones answered without the model, the rest sorted by length and
+cut into length buckets; each bucket goes to CT2 asynchronously with a token budget
+(``batch_type="tokens"``), so several replicas (``inter_threads``, several GPUs) work at once and
+padding stays small. Each bucket gets its own decoding cap relative to its source length, the hard
+stop against repetition loops. Results come back in input order. ``translate_iter`` streams any
+iterable through fixed-size windows, so memory is bounded whatever the dataset size.
 """
 
 from __future__ import annotations
@@ -10,7 +17,9 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +28,35 @@ from pipeline.nllb.build import SPM_FILENAME
 log = logging.getLogger(__name__)
 
 LANG_CODE = re.compile(r"[a-z]{3}_[A-Z][a-z]{3}")  # NLLB language tokens, e.g. deu_Latn
+DEVICES = ("auto", "cpu", "cuda")
+COMPUTE_TYPES = (
+    "auto", "default", "int8", "int8_float16", "int8_bfloat16", "int8_float32", "int16", "float16", "bfloat16", "float32",
+)
+STREAM_WINDOW = 4096  # inputs sorted together by translate_iter: bigger = less padding, more memory
+LENGTH_BUCKET = 8  # source tokens per length bucket; each bucket gets its own decoding cap
+MIN_OOM_BUDGET = 64  # below this token budget an out-of-memory error is not retried
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean_source(text: str | None) -> str:
+    """Normalise a source text: NFC, no control characters or lone surrogates, single spaces.
+
+    Lone surrogates (invalid UTF-8 smuggled in via ``surrogateescape``) cannot be encoded and would
+    crash the tokenizer; control characters are invisible noise that still costs tokens. Format
+    characters (category Cf, e.g. zero-width joiners) are kept: some scripts need them. The result is
+    also the deduplication and cache key, so "a  dog" and "a dog\\n" are translated once.
+    """
+    if not text:
+        return ""
+    text = _SURROGATES.sub("", text)
+    text = "".join(
+        " " if ch in "\t\n\r\x0b\x0c" else ch
+        for ch in text
+        if ch in "\t\n\r\x0b\x0c" or unicodedata.category(ch) != "Cc"
+    )
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
 @dataclass(frozen=True)
@@ -33,28 +71,117 @@ class EngineSettings:
     max_batch_tokens: int = 2048  # token budget per batch (batch_type="tokens")
     max_input_tokens: int = 256  # longer inputs are truncated and flagged
     beam_size: int = 1  # 1 = greedy (what the mBLIP reference used)
-    patience: float = 1.0
-    length_penalty: float = 1.0
-    repetition_penalty: float = 1.0
+    patience: float = 1.0  # beam search: stop after beam_size * patience finished hypotheses
+    length_penalty: float = 1.0  # beam search: exponent of the length normalisation
+    repetition_penalty: float = 1.0  # > 1 penalises tokens already generated; 1 = off
     no_repeat_ngram_size: int = 0  # 0 = off
     max_length_ratio: float = 3.0  # hard cap on output pieces = ratio * input pieces + 10 (anti-loop)
-    sampling_topk: int = 1  # 1 = no sampling
+    sampling_topk: int = 1  # 1 = no sampling (deterministic)
+    sampling_temperature: float = 1.0  # only used when sampling_topk != 1
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise ValueError(f"translation.device {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.compute_type not in COMPUTE_TYPES:
+            raise ValueError(f"translation.compute_type {self.compute_type!r} is not one of {', '.join(COMPUTE_TYPES)}")
+        if self.max_batch_tokens < 1 or self.max_input_tokens < 3:
+            raise ValueError("translation.max_batch_tokens must be >= 1 and translation.max_input_tokens >= 3")
 
     def decoding_key(self) -> str:
         """The decoding settings that change outputs (part of the translation cache key)."""
         return (
             f"beam={self.beam_size},pat={self.patience},lp={self.length_penalty},"
             f"rp={self.repetition_penalty},nrng={self.no_repeat_ngram_size},"
-            f"mlr={self.max_length_ratio},topk={self.sampling_topk},maxin={self.max_input_tokens}"
+            f"mlr={self.max_length_ratio},topk={self.sampling_topk},temp={self.sampling_temperature},"
+            f"maxin={self.max_input_tokens}"
         )
 
 
 @dataclass
 class Translation:
     text: str
-    truncated: bool = False
+    truncated: bool = False  # the source was longer than max_input_tokens and was cut
     tokens: int = 0  # output pieces, without the language token
     log_prob: float | None = None  # cumulative log prob from CT2 when available
+    decoded_tokens: int = 0  # tokens the decoder produced (cost), before dropping special tokens
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CT2 reports CUDA allocation failures as RuntimeError("... out of memory ...")."""
+    return isinstance(error, (RuntimeError, MemoryError)) and "out of memory" in str(error).lower()
+
+
+def run_with_oom_retry(run: Callable[[list[int], int], list], items: list[int], budget: int, lengths: list[int]) -> list:
+    """``run(items, budget)``; on out-of-memory, retry with half the token budget (see ``retry_smaller``)."""
+    try:
+        return run(items, budget)
+    except (RuntimeError, MemoryError) as e:
+        if not is_out_of_memory(e):
+            raise
+        return retry_smaller(run, items, budget, lengths, e)
+
+
+def retry_smaller(run: Callable[[list[int], int], list], items: list[int], failed_budget: int, lengths: list[int],
+                  error: BaseException) -> list:
+    """After ``run`` ran out of memory at ``failed_budget`` tokens: halve the budget and the items.
+
+    A smaller token budget means smaller batches inside CT2; splitting the items too means a retry
+    never re-sends more than failed. Gives up (re-raises ``error``) below ``MIN_OOM_BUDGET`` tokens or
+    when the longest single input no longer fits.
+    """
+    smaller = failed_budget // 2
+    longest = max(lengths[i] for i in items)
+    if smaller < MIN_OOM_BUDGET or smaller < longest:
+        log.error("out of memory at token budget %d (longest input %d tokens); giving up", failed_budget, longest)
+        raise error
+    log.warning("out of memory at token budget %d; retrying %d inputs with %d", failed_budget, len(items), smaller)
+    mid = len(items) // 2
+    halves = [items] if len(items) == 1 else [items[:mid], items[mid:]]
+    return [r for half in halves for r in run_with_oom_retry(run, half, smaller, lengths)]
+
+
+# Closest supported type when a device lacks the requested one (CPUs without fp16/bf16 kernels).
+_FALLBACK = {
+    "float16": "float32", "bfloat16": "float32", "int8_float16": "int8", "int8_bfloat16": "int8",
+    "int8_float32": "int8", "int16": "float32", "int8": "float32",
+}
+
+
+def resolve_compute_type(requested: str, device: str, supported: set[str]) -> str:
+    """The compute type that will actually run: ``requested``, or its closest supported fallback.
+
+    ``auto`` means int8 on CPU and int8_float16 on GPU (the fast choices for NLLB). Half precision on
+    a CPU without fp16/bf16 kernels falls back to float32 (int8_float16 to int8): older CT2 did this
+    silently, newer CT2 refuses; here it is explicit and logged.
+    """
+    wanted = requested
+    if wanted == "auto":
+        wanted = "int8" if device == "cpu" else "int8_float16"
+    if wanted == "default" or wanted in supported:
+        return wanted
+    effective = wanted
+    while effective not in supported and effective in _FALLBACK:
+        effective = _FALLBACK[effective]
+    if effective not in supported:
+        raise ValueError(
+            f"translation.compute_type {requested!r} cannot run on {device} (supported: {', '.join(sorted(supported))})"
+        )
+    log.warning("compute type %s is not supported on %s; running as %s", wanted, device, effective)
+    return effective
+
+
+def read_vocabulary(model_dir: str | Path) -> list[str]:
+    """The target vocabulary of a converted model (``shared_vocabulary.json`` or ``.txt``)."""
+    import json
+
+    model_dir = Path(model_dir)
+    for name in ("shared_vocabulary.json", "target_vocabulary.json"):
+        if (model_dir / name).exists():
+            return json.loads((model_dir / name).read_text(encoding="utf-8"))
+    for name in ("shared_vocabulary.txt", "target_vocabulary.txt"):
+        if (model_dir / name).exists():
+            return (model_dir / name).read_text(encoding="utf-8").split("\n")
+    raise FileNotFoundError(f"{model_dir} has no vocabulary file (shared_vocabulary.json); reconvert the model")
 
 
 class NllbTranslator:
@@ -75,9 +202,11 @@ class NllbTranslator:
         device = settings.device
         if device == "auto":
             device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-        compute_type = settings.compute_type
-        if compute_type == "auto":
-            compute_type = "int8" if device == "cpu" else "int8_float16"
+        elif device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+            raise ValueError("translation.device is 'cuda' but CTranslate2 sees no CUDA device; use 'cpu' or 'auto'")
+        index = settings.device_index[0] if settings.device_index else 0
+        supported = set(ctranslate2.get_supported_compute_types(device, index))
+        compute_type = resolve_compute_type(settings.compute_type, device, supported)
         self.device = device
         self.translator = ctranslate2.Translator(
             str(self.model_dir),
@@ -88,24 +217,55 @@ class NllbTranslator:
             intra_threads=settings.intra_threads,
         )
         # CT2 silently runs half precision as float32 on CPU: log what actually runs.
+        self.requested_compute_type = settings.compute_type
         self.compute_type = self.translator.compute_type
         log.info(
-            "loaded %s on %s, requested compute type %s, effective %s",
-            self.model_dir, device, compute_type, self.compute_type,
+            "loaded %s on %s %s, requested compute type %s, effective %s",
+            self.model_dir, device, list(settings.device_index), settings.compute_type, self.compute_type,
         )
         self.sp = spm.SentencePieceProcessor(model_file=str(spm_path))
         self.special_tokens = frozenset({"<mask>", "<s>", "<pad>", "</s>", "<unk>"})
+        self.language_tokens = frozenset(t for t in read_vocabulary(self.model_dir) if LANG_CODE.fullmatch(t))
         from pipeline.nllb.convert import read_model_metadata
 
+        self.metadata = read_model_metadata(self.model_dir)
         # Inputs and outputs must fit the model's position encodings (1024 for NLLB-200).
-        self.max_positions = int(read_model_metadata(self.model_dir).get("max_positions") or 1024)
+        self.max_positions = int(self.metadata.get("max_positions") or 1024)
         self.max_input_tokens = min(settings.max_input_tokens, self.max_positions)
+
+    # -- identity -----------------------------------------------------------------------------
+    def cache_key(self) -> str:
+        """Everything that changes outputs: model, revision, quantisation, compute type, decoding."""
+        m = self.metadata
+        return (
+            f"model={m.get('model_id')}@{m.get('revision')}#{m.get('source_fingerprint')};"
+            f"q={m.get('quantization')};ct={self.compute_type};{self.settings.decoding_key()}"
+        )
+
+    def language_token(self, code: str) -> str:
+        """The vocabulary token of ``code`` (an NLLB code, or a project code like ``de``)."""
+        if code in self.language_tokens:
+            return code
+        from pipeline.languages import UnknownLanguageError, get_language
+
+        try:
+            token = get_language(code).nllb
+        except UnknownLanguageError:
+            token = None
+        if token in self.language_tokens:
+            return token
+        from pipeline.languages import load_languages
+
+        valid = ", ".join(sorted(lang.nllb for lang in load_languages() if lang.nllb in self.language_tokens))
+        raise UnknownLanguageError(
+            f"language {code!r} is not in the vocabulary of {self.model_dir}; valid codes: {valid}"
+        )
 
     # -- tokenisation -------------------------------------------------------------------------
     def encode(self, texts: list[str], src_lang: str) -> tuple[list[list[str]], list[bool]]:
         """Source token lists ``[src] + pieces + </s>`` and whether each input was truncated."""
         limit = self.max_input_tokens - 2
-        pieces = self.sp.encode(texts, out_type=str)
+        pieces = self.sp.encode([clean_source(t) for t in texts], out_type=str)
         tokens, truncated = [], []
         for p in pieces:
             truncated.append(len(p) > limit)
@@ -116,40 +276,91 @@ class NllbTranslator:
         return self.sp.decode(pieces)
 
     # -- translation --------------------------------------------------------------------------
-    def translate(self, texts: list[str], src_lang: str, tgt_lang: str) -> list[Translation]:
-        """Translate ``texts`` (results in input order). Empty inputs give empty outputs."""
+    def translate(
+        self, texts: list[str], src_lang: str, tgt_lang: str, *,
+        min_decoding_length: int | None = None, max_decoding_length: int | None = None,
+    ) -> list[Translation]:
+        """Translate ``texts`` (results in input order). Empty or blank inputs give empty outputs.
+
+        ``min_decoding_length``/``max_decoding_length`` override the relative cap with fixed values
+        in output pieces (the benchmark forces equal output lengths with them).
+        """
         if not texts:
             return []
-        s = self.settings
-        tokens, truncated = self.encode(texts, src_lang)
-        max_in = max(len(t) for t in tokens)
-        results = self.translator.translate_iterable(
-            tokens,
-            target_prefix=[[tgt_lang]] * len(tokens),
-            max_batch_size=s.max_batch_tokens,
-            batch_type="tokens",
-            beam_size=s.beam_size,
-            patience=s.patience,
-            length_penalty=s.length_penalty,
-            repetition_penalty=s.repetition_penalty,
-            no_repeat_ngram_size=s.no_repeat_ngram_size,
-            max_decoding_length=min(int(s.max_length_ratio * max_in) + 10, self.max_positions - 1),
-            sampling_topk=s.sampling_topk,
-            return_scores=True,
-        )
-        out: list[Translation] = []
-        for text, trunc, result in zip(texts, truncated, results):
+        src, tgt = self.language_token(src_lang), self.language_token(tgt_lang)
+        cleaned = [clean_source(t) for t in texts]
+        todo = [i for i, c in enumerate(cleaned) if c]
+        out: list[Translation] = [Translation(text="") for _ in texts]
+        if not todo:
+            return out
+        tokens, truncated = self.encode([cleaned[i] for i in todo], src)
+        results = self._translate_tokens(tokens, tgt, min_decoding_length, max_decoding_length)
+        for i, trunc, result in zip(todo, truncated, results):
             hyp = result.hypotheses[0]
-            if hyp and hyp[0] == tgt_lang:
+            if hyp and hyp[0] == tgt:
                 hyp = hyp[1:]
+            decoded = len(hyp)
             # Language codes and <mask> are vocabulary entries, not text: never let them into output.
             hyp = [tok for tok in hyp if tok not in self.special_tokens and not LANG_CODE.fullmatch(tok)]
-            if not text.strip():
-                out.append(Translation(text="", truncated=False, tokens=0, log_prob=None))
-                continue
             score = result.scores[0] if result.scores else None
-            out.append(Translation(text=self.sp.decode(hyp), truncated=trunc, tokens=len(hyp), log_prob=score))
+            out[i] = Translation(text=self.sp.decode(hyp), truncated=trunc, tokens=len(hyp), log_prob=score,
+                                 decoded_tokens=decoded)
         return out
+
+    def translate_iter(
+        self, texts: Iterable[str], src_lang: str, tgt_lang: str, window: int = STREAM_WINDOW
+    ) -> Iterator[Translation]:
+        """Stream ``texts`` through the engine ``window`` inputs at a time (bounded memory, input order)."""
+        buffer: list[str] = []
+        for text in texts:
+            buffer.append(text)
+            if len(buffer) >= window:
+                yield from self.translate(buffer, src_lang, tgt_lang)
+                buffer = []
+        if buffer:
+            yield from self.translate(buffer, src_lang, tgt_lang)
+
+    def _decoding_options(self, source_len: int, min_len: int | None, max_len: int | None) -> dict:
+        s = self.settings
+        # +1: CT2 counts the forced target-language token of the prefix as a decoded token.
+        cap = max_len + 1 if max_len is not None else int(s.max_length_ratio * source_len) + 10
+        cap = min(cap, self.max_positions - 1)
+        return dict(
+            beam_size=s.beam_size, patience=s.patience, length_penalty=s.length_penalty,
+            repetition_penalty=s.repetition_penalty, no_repeat_ngram_size=s.no_repeat_ngram_size,
+            sampling_topk=s.sampling_topk, sampling_temperature=s.sampling_temperature,
+            max_decoding_length=cap, min_decoding_length=min(cap, (min_len or 0) + 1),
+            max_input_length=0, return_scores=True,
+        )
+
+    def _translate_tokens(self, tokens: list[list[str]], tgt: str, min_len: int | None, max_len: int | None) -> list:
+        """CT2 results for ``tokens`` in input order, bucketed by length, submitted asynchronously."""
+        lengths = [len(t) for t in tokens]
+        order = sorted(range(len(tokens)), key=lengths.__getitem__)
+        buckets: dict[int, list[int]] = {}
+        for i in order:
+            buckets.setdefault((lengths[i] - 1) // LENGTH_BUCKET, []).append(i)
+        budget = max(self.settings.max_batch_tokens, max(lengths))
+
+        def submit(items: list[int], token_budget: int, asynchronous: bool):
+            options = self._decoding_options(max(lengths[i] for i in items), min_len, max_len)
+            return self.translator.translate_batch(
+                [tokens[i] for i in items], target_prefix=[[tgt]] * len(items),
+                max_batch_size=token_budget, batch_type="tokens", asynchronous=asynchronous, **options,
+            )
+
+        pending = [(items, submit(items, budget, True)) for items in buckets.values()]
+        results: list = [None] * len(tokens)
+        for items, futures in pending:
+            try:
+                done = [f.result() for f in futures]
+            except (RuntimeError, MemoryError) as e:
+                if not is_out_of_memory(e):
+                    raise
+                done = retry_smaller(lambda it, b: submit(it, b, False), items, budget, lengths, e)
+            for i, r in zip(items, done):
+                results[i] = r
+        return results
 
     def score(self, src_texts: list[str], tgt_texts: list[str], src_lang: str, tgt_lang: str) -> list[float]:
         """Mean log-probability per target token of ``tgt_texts`` given ``src_texts`` (forced decoding).
@@ -159,8 +370,10 @@ class NllbTranslator:
         """
         if not src_texts:
             return []
-        src_tokens, _ = self.encode(src_texts, src_lang)
-        tgt_tokens = [[tgt_lang, *p] for p in self.sp.encode(tgt_texts, out_type=str)]
+        src, tgt = self.language_token(src_lang), self.language_token(tgt_lang)
+        src_tokens, _ = self.encode(src_texts, src)
+        limit = self.max_positions - 2
+        tgt_tokens = [[tgt, *p[:limit]] for p in self.sp.encode([clean_source(t) for t in tgt_texts], out_type=str)]
         results = self.translator.score_iterable(
             src_tokens, tgt_tokens, max_batch_size=self.settings.max_batch_tokens, batch_type="tokens"
         )

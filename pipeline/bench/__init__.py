@@ -1,0 +1,1 @@
+"""Benchmarks (commands, not tests): ``mblip bench translate`` and ``mblip bench translate --stage``."""
