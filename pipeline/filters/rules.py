@@ -23,9 +23,9 @@ REASON_INPUT = "input"  # prefix: "input:empty_text_tgt", "input:unknown_lang", 
 REASON_SCRIPT = "wrong_script"
 REASON_COPY = "copy_of_source"
 REASON_REPETITION = "repetition"
+REASON_INFLATED = "inflated_short_input"
 REASON_TOO_SHORT = "too_short"
 REASON_TOO_LONG = "too_long"
-REASON_INFLATED = "inflated_short_input"
 REASON_NUMBERS = "numbers_lost"
 REASON_LANGUAGE = "wrong_language"
 REASON_ANSWER = "answer"  # prefix: "answer:numbers_lost", ...
@@ -139,6 +139,7 @@ def decide(frame: pl.DataFrame, rules: FilterRules) -> pl.DataFrame:
     on = lambda knob: t(knob).is_not_null()  # noqa: E731
 
     n_letters_ok = _col(frame, "text_tgt", pl.String).str.count_matches(r"\p{L}").fill_null(0) >= t("langid_min_letters")
+    is_long = _col(frame, "sig_short_inflated", pl.Boolean).is_null()
     checks: list[tuple[pl.Expr, pl.Expr]] = [
         (_col(frame, "sig_input_error", pl.String).is_not_null(), pl.lit(REASON_INPUT + ":") + pl.col("sig_input_error")),
         (on("min_script_share") & (pl.col("score_script_share") < t("min_script_share")), pl.lit(REASON_SCRIPT)),
@@ -154,9 +155,17 @@ def decide(frame: pl.DataFrame, rules: FilterRules) -> pl.DataFrame:
             | (on("max_compression") & (pl.col("score_compression") > t("max_compression"))),
             pl.lit(REASON_REPETITION),
         ),
-        (on("min_length_ratio") & (pl.col("score_length_ratio") < t("min_length_ratio")), pl.lit(REASON_TOO_SHORT)),
-        (on("max_length_ratio") & (pl.col("score_length_ratio") > t("max_length_ratio")), pl.lit(REASON_TOO_LONG)),
+        # Very short inputs ("yes", "2", "red car") get the hard bound instead of the ratio: a ratio of
+        # 3-letter words says nothing.
         (t("reject_inflated_short") & pl.col("sig_short_inflated"), pl.lit(REASON_INFLATED)),
+        (
+            on("min_length_ratio") & is_long & (pl.col("score_length_ratio") < t("min_length_ratio")),
+            pl.lit(REASON_TOO_SHORT),
+        ),
+        (
+            on("max_length_ratio") & is_long & (pl.col("score_length_ratio") > t("max_length_ratio")),
+            pl.lit(REASON_TOO_LONG),
+        ),
         (t("require_numbers") & pl.col("sig_numbers_ok").not_(), pl.lit(REASON_NUMBERS)),
         (
             on("langid_max_rank") & n_letters_ok & (pl.col("score_langid_rank") > t("langid_max_rank")),

@@ -1,0 +1,95 @@
+import polars as pl
+import pytest
+
+from pipeline.filters.quality import SIGNAL_SCHEMA, apply_quality_filter
+from pipeline.filters.rules import FilterRules
+from pipeline.schema import TARGET_SCHEMA
+
+EN = "A man is sleeping in a green room on a couch."
+DE = "Ein Mann schläft in einem grünen Raum auf einem Sofa."
+CASES = [
+    # (text_en, text_tgt, lang_nllb, expected reason)
+    (EN, DE, "deu_Latn", None),
+    (EN, EN, "deu_Latn", "copy_of_source"),
+    (EN, "Ein Mann schläft in einem grünen Raum Raum Raum Raum Raum Raum", "deu_Latn", "repetition"),
+    (EN, "Un homme dort dans une chambre verte sur un canapé.", "deu_Latn", "wrong_language"),
+    (EN, "Еин Манн шлäфт ин еинем грüнен Раум ауф еинем Софа.", "deu_Latn", "wrong_script"),
+    (EN, "Ein Mann schläft", "deu_Latn", "too_short"),
+    ("Two men are sleeping on a couch.", "Drei Männer schlafen auf einem Sofa.", "deu_Latn", "numbers_lost"),
+    ("yes", "Ja, das ist auf dem Bild ganz sicher richtig.", "deu_Latn", "inflated_short_input"),
+    (EN, "Мужчина спит на диване в зелёной комнате.", "rus_Cyrl", None),
+    (EN, "一个男人在绿色房间的沙发上睡觉。", "zho_Hans", None),
+    (EN, "", "deu_Latn", "input:empty_text_tgt"),
+    (None, DE, "deu_Latn", "input:missing_text_en"),
+    (EN, DE, "xxx_Latn", "input:unknown_lang"),
+    (EN, DE, None, "input:missing_lang"),
+]
+
+
+def _frame(cases=CASES) -> pl.DataFrame:
+    return pl.DataFrame(
+        [c[:3] for c in cases], schema={"text_en": pl.String, "text_tgt": pl.String, "lang_nllb": pl.String}, orient="row"
+    )
+
+
+def test_each_failure_mode_gets_its_reason_and_good_rows_are_kept():
+    out = apply_quality_filter(_frame(), None, FilterRules())
+    assert out.height == len(CASES)
+    assert out["text_tgt"].to_list() == [c[1] for c in CASES]  # same rows, same order
+    assert out["reject_reason"].to_list() == [c[3] for c in CASES]
+    assert out["status"].to_list() == ["kept" if c[3] is None else "rejected" for c in CASES]
+    # Without a translator the model signals are null and their rules do not apply.
+    assert out["score_bt_chrf"].is_null().all() and out["score_fwd_logprob"].is_null().all()
+    # Bad rows keep null signals rather than made-up ones.
+    bad = out.filter(pl.col("sig_input_error").is_not_null())
+    assert bad.height == 4 and bad["score_script_share"].is_null().all()
+
+
+def test_signal_columns_are_in_the_row_schema():
+    out = apply_quality_filter(_frame(CASES[:1]), None)
+    for name, dtype in SIGNAL_SCHEMA.items():
+        assert name in TARGET_SCHEMA and TARGET_SCHEMA[name] == dtype
+        assert out.schema[name] == dtype
+
+
+def test_answers_of_vqa_rows_are_checked():
+    frame = pl.DataFrame(
+        {
+            "text_en": ["How many dogs are there?"] * 3,
+            "text_tgt": ["Wie viele Hunde sind da?"] * 3,
+            "lang_nllb": ["deu_Latn"] * 3,
+            "answer_en": ["2", "2", "yes"],
+            "answer_tgt": ["zwei", "drei", "Ja, auf dem Bild sind ganz sicher Hunde."],
+        }
+    )
+    out = apply_quality_filter(frame, None)
+    assert out["reject_reason"].to_list() == [None, "answer:numbers_lost", "answer:inflated"]
+
+
+def test_rows_rejected_upstream_keep_their_reason():
+    frame = _frame(CASES[:2]).with_columns(status=pl.lit("rejected"), reject_reason=pl.lit("translation_failed"))
+    out = apply_quality_filter(frame, None)
+    assert out["reject_reason"].to_list() == ["translation_failed"] * 2
+
+
+def test_missing_column_names_it():
+    with pytest.raises(ValueError, match="text_tgt"):
+        apply_quality_filter(pl.DataFrame({"text_en": ["a"], "lang_nllb": ["deu_Latn"]}), None)
+
+
+def test_with_a_translator_back_translation_and_forward_score_are_filled(tiny_model_dir):
+    from pipeline.nllb.engine import load_translator
+
+    translator = load_translator(tiny_model_dir)
+    frame = _frame()
+    out = apply_quality_filter(frame, translator, FilterRules())
+    assert out["text_tgt"].to_list() == frame["text_tgt"].to_list()
+    valid = out["sig_input_error"].is_null()
+    scored = out.filter(valid)
+    assert scored["score_bt_chrf"].is_not_null().all() and scored["backtranslation_en"].is_not_null().all()
+    assert ((scored["score_bt_chrf"] >= 0) & (scored["score_bt_chrf"] <= 100)).all()
+    assert scored["score_fwd_logprob"].is_not_null().all() and (scored["score_fwd_logprob"] <= 0).all()
+    assert out.filter(~valid)["score_bt_chrf"].is_null().all()
+    # A random-weight model back-translates noise: the good rows now fail on chrF++, while heuristic
+    # reasons still come first.
+    assert out["reject_reason"].to_list() == [c[3] or "low_bt_chrf" for c in CASES]

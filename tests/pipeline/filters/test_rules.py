@@ -1,0 +1,100 @@
+import polars as pl
+import pytest
+
+from pipeline.filters.rules import FilterRules, decide, load_rules
+
+
+def _frame(**overrides) -> pl.DataFrame:
+    row = {
+        "text_en": "A man sleeping on a couch.",
+        "text_tgt": "Ein Mann schläft auf einem Sofa.",
+        "lang_nllb": "deu_Latn",
+        "sig_input_error": None,
+        "score_script_share": 1.0,
+        "score_copy_overlap": 0.0,
+        "score_repeat_run": 1,
+        "score_repeat_ngram": 0.0,
+        "score_compression": 1.0,
+        "score_length_ratio": 1.0,
+        "sig_short_inflated": None,
+        "sig_numbers_ok": None,
+        "score_langid_rank": 1,
+        "sig_answer_issue": None,
+        "score_bt_chrf": None,
+        "score_fwd_logprob": None,
+    }
+    row.update(overrides)
+    schema = {k: pl.Float64 if k.startswith("score_") else pl.String for k in row}
+    schema.update({"score_repeat_run": pl.Int64, "score_langid_rank": pl.Int64, "sig_short_inflated": pl.Boolean, "sig_numbers_ok": pl.Boolean})
+    return pl.DataFrame([row], schema=schema)
+
+
+def _decide(rules=FilterRules(), **overrides):
+    out = decide(_frame(**overrides), rules).row(0, named=True)
+    return out["status"], out["reject_reason"]
+
+
+def test_good_row_is_kept_and_null_signals_do_not_fail():
+    assert _decide() == ("kept", None)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"sig_input_error": "empty_text_tgt"}, "input:empty_text_tgt"),
+        ({"score_script_share": 0.1}, "wrong_script"),
+        ({"score_copy_overlap": 0.9}, "copy_of_source"),
+        ({"score_repeat_run": 5}, "repetition"),
+        ({"score_length_ratio": 0.2}, "too_short"),
+        ({"score_length_ratio": 3.0}, "too_long"),
+        ({"sig_short_inflated": True}, "inflated_short_input"),
+        ({"sig_numbers_ok": False}, "numbers_lost"),
+        ({"score_langid_rank": 20}, "wrong_language"),
+        ({"sig_answer_issue": "numbers_lost"}, "answer:numbers_lost"),
+        ({"score_bt_chrf": 5.0}, "low_bt_chrf"),
+    ],
+)
+def test_each_rule_names_its_reason(overrides, reason):
+    assert _decide(**overrides) == ("rejected", reason)
+
+
+def test_first_failing_rule_wins():
+    assert _decide(score_script_share=0.1, score_bt_chrf=5.0, sig_numbers_ok=False)[1] == "wrong_script"
+
+
+def test_rules_that_are_off_or_do_not_apply():
+    assert _decide(FilterRules(min_bt_chrf=None), score_bt_chrf=5.0) == ("kept", None)
+    # Copy check skips short sources ("pizza" -> "pizza"); language id skips texts with few letters.
+    assert _decide(score_copy_overlap=1.0, text_en="pizza", text_tgt="Pizza")[0] == "kept"
+    assert _decide(score_langid_rank=30, text_tgt="Ja.")[0] == "kept"
+    assert _decide(FilterRules(min_fwd_logprob=-2.0), score_fwd_logprob=-3.0)[1] == "low_fwd_score"
+
+
+def test_per_language_overrides():
+    rules = FilterRules(per_language={"de": {"min_bt_chrf": 10.0}, "fra_Latn": {"min_script_share": None}})
+    assert _decide(rules, score_bt_chrf=20.0)[0] == "kept"
+    assert _decide(rules, score_bt_chrf=20.0, lang_nllb="ces_Latn")[1] == "low_bt_chrf"
+    assert _decide(rules, score_script_share=0.1, lang_nllb="fra_Latn")[0] == "kept"
+    assert rules.for_language("deu_Latn").min_bt_chrf == 10.0
+
+
+def test_upstream_rejection_keeps_its_reason():
+    frame = _frame(score_bt_chrf=5.0).with_columns(status=pl.lit("rejected"), reject_reason=pl.lit("quarantine"))
+    row = decide(frame, FilterRules()).row(0, named=True)
+    assert (row["status"], row["reject_reason"]) == ("rejected", "quarantine")
+
+
+def test_config_errors_name_the_knob(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("min_bt_chrff: 3\n")
+    with pytest.raises(ValueError, match="min_bt_chrff"):
+        load_rules(path)
+    path.write_text("per_language:\n  xx: {min_bt_chrf: 3}\n")
+    with pytest.raises(ValueError, match="unknown language code 'xx'"):
+        load_rules(path)
+    path.write_text("per_language:\n  de: {min_bleu: 3}\n")
+    with pytest.raises(ValueError, match="min_bleu"):
+        load_rules(path)
+    path.write_text("min_length_ratio: 0.4\nper_language:\n  cs: {min_length_ratio: 0.3}\n")
+    rules = load_rules(path)
+    assert rules.min_length_ratio == 0.4 and rules.for_language("ces_Latn").min_length_ratio == 0.3

@@ -1,0 +1,69 @@
+import pytest
+
+from pipeline.filters import signals
+
+
+PAIRS = [
+    ("Ein Mann schläft auf einem Sofa.", "A man sleeping on a couch."),
+    ("A man sleeping on a couch.", "A man sleeping on a couch."),
+    ("", "A man."),
+    ("A man.", ""),
+    ("(hi) there!! a a a", "hi there, a a"),
+    ("一个男人在莫斯科。", "A man in Moscow."),
+    ("x", "y"),
+    ("Zwei Hunde laufen über 3 Felder", "Two dogs run across 3 fields"),
+]
+
+
+def test_chrf_matches_sacrebleu_sentence_chrf_plus_plus():
+    from sacrebleu.metrics import CHRF
+
+    metric = CHRF(word_order=2)
+    hyps, refs = zip(*PAIRS)
+    ours = signals.chrf_pp_batch(list(hyps), list(refs))
+    theirs = [metric.sentence_score(h, [r]).score for h, r in PAIRS]
+    assert ours == pytest.approx(theirs, abs=1e-9)
+    assert ours[1] == pytest.approx(100.0)
+
+
+def test_chrf_process_pool_gives_the_same_scores(monkeypatch):
+    monkeypatch.setattr(signals, "CHRF_PARALLEL_MIN_PAIRS", 1)
+    hyps, refs = zip(*(PAIRS * 3))
+    assert signals.chrf_pp_batch(list(hyps), list(refs), workers=2) == signals.chrf_pp_batch(list(hyps), list(refs))
+
+
+def test_copy_overlap_separates_copies_from_translations_and_ignores_names_and_numbers():
+    src = ["A man in a blue shirt walks in Paris.", "A man in a blue shirt walks in Paris.", "With Barack Obama in 2008", "3"]
+    tgt = ["Ein Mann in einem blauen Hemd läuft in Paris.", "A man in a blue Hemd walks in Paris.", "Avec Barack Obama en 2008", "3"]
+    human, near_copy, names_only, digits_only = signals.copy_overlap(src, tgt)
+    assert human < 0.3
+    assert near_copy > 0.8
+    assert names_only == 0.0  # "with" and "in" are the ordinary words and neither is in the target
+    assert digits_only is None
+
+
+def test_repetition_signals_flag_loops_and_not_language():
+    texts = ["cada vez cada vez cada vez", "Ein Mann schläft auf einem Sofa.", "一个男人男人男人男人男人", "very very good"]
+    scripts = ["Latn", "Latn", "Hans", "Latn"]
+    runs = signals.longest_repeat_run(texts, scripts)
+    assert runs == [3, 1, 5, 2]
+    shares = signals.repeated_ngram_share(texts, scripts)
+    assert shares[0] >= 0.5 and shares[1] == 0.0 and shares[2] >= 0.5
+    loop, normal = signals.compression_ratio(["Ein Mann " * 20, "Ein Mann schläft auf einem Sofa."])
+    assert loop > 3 > normal
+
+
+def test_length_ratio_uses_per_language_expectation():
+    src = "A man in an orange shirt is taking a picture."
+    cs, de, zh = signals.length_ratio([src] * 3, ["Muž v oranžovém triku fotí.", "Ein Mann in einem orangen Hemd fotografiert.", "穿橙色衬衫的男人在拍照。"], ["ces_Latn", "deu_Latn", "zho_Hans"])
+    assert 0.6 < cs < 0.8  # short, but Czech is expected short
+    assert 0.8 < de < 1.1
+    assert 0.5 < zh < 1.0
+    assert signals.length_ratio([""], ["x"], ["deu_Latn"]) == [None]
+
+
+def test_short_inputs_must_not_become_sentences():
+    out = signals.short_input_inflated(
+        ["yes", "yes", "2", "A man in a blue shirt walks."], ["Ja", "Ja, das ist richtig so und gut.", "zwei", "Ein Mann."], ["Latn"] * 4
+    )
+    assert out == [False, True, False, None]
