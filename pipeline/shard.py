@@ -1,34 +1,52 @@
-"""Final outputs: Parquet shards (zstd) for kept, rejected and quarantined rows, then the manifest.
+"""Final outputs: Parquet shards (zstd) for kept, rejected and quarantined rows, the card, then the manifest.
 
 Layout under the output root::
 
-    data/{lang}/part-00000.parquet     kept rows, one folder per target language
+    data/{lang}/part-00000.parquet     kept rows, one folder (one `datasets` config) per target language
     rejects/part-00000.parquet         rejected rows with every score and the reason
     quarantine/part-00000.parquet      records the readers could not turn into rows
-    stats.json                         counters per source, language and reason
+    plots/*.png                        figures the card shows
+    stats.json                         every counter the card shows
+    README.md                          dataset card with Hugging Face metadata (see pipeline/card.py)
     manifest.json                      every file with rows, bytes and sha256 -- written last
 
 The manifest's presence means the output is complete. Rows are sorted (language, example_id), so the
-same inputs and seed give identical shards.
+same inputs and seed give identical shards. A split with no rows gets no shard: an empty Parquet file
+would be a `datasets` split that "corresponds to no data".
+
+Resume: the inputs (processed chunks and quarantine chunks, by checksum) and the shard layout give a
+fingerprint. A rerun with the same fingerprint reuses every shard the previous manifest (or the journal
+of an interrupted run) certifies and whose bytes still match its sha256; anything else is rewritten.
+Before the first file is replaced, the old manifest is retired, so a run killed half-way leaves no
+manifest certifying a file it did not finish; ``.manifest.partial.json`` keeps what was finished.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import polars as pl
 
-from pipeline.io import sha256_file, write_json_atomic, write_parquet_atomic
+from pipeline.io import PARQUET_COMPRESSION, sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
+from pipeline.languages import get_language
 from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA, SCHEMA_VERSION, STATUS_KEPT, STATUS_REJECTED
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+JOURNAL = ".manifest.partial.json"
 STATS = "stats.json"
 SPLIT_KEPT, SPLIT_REJECTED, SPLIT_QUARANTINE = "kept", "rejected", "quarantine"
+DATA_DIR, REJECTS_DIR, QUARANTINE_DIR = "data", "rejects", "quarantine"
+SHARD_DIRS = (DATA_DIR, REJECTS_DIR, QUARANTINE_DIR)
+# Quantiles kept per score column and language (enough for box plots; see pipeline/plots.py).
+SCORE_QUANTILES = {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
 
 
 class InvariantError(RuntimeError):
@@ -39,25 +57,151 @@ def shard_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
-class ShardWriter:
-    """Splits a sorted frame into fixed-size shards in one folder and records them for the manifest."""
+@dataclass(frozen=True)
+class ShardLayout:
+    """How a sorted frame is cut into files.
 
-    def __init__(self, out_dir: Path, shard_rows: int, row_group_rows: int):
+    ``shard_rows``: at most this many rows per file. ``shard_bytes``: target in-memory (Arrow,
+    uncompressed) bytes per file, turned into a row count from the frame's mean row size; zstd files
+    come out several times smaller. 0 = off (rows only). ``row_group_rows``: Parquet row-group size,
+    the unit readers fetch and skip by statistics.
+    """
+
+    shard_rows: int = 100_000
+    shard_bytes: int = 0
+    row_group_rows: int = 10_000
+
+    def rows_per_shard(self, frame: pl.DataFrame) -> int:
+        rows = self.shard_rows
+        if self.shard_bytes and frame.height:
+            row_bytes = max(1.0, frame.estimated_size() / frame.height)
+            rows = min(rows, max(1, int(self.shard_bytes // row_bytes)))
+        return rows
+
+
+def inputs_fingerprint(paths: Iterable[str | Path], layout: ShardLayout) -> str:
+    """What the shards' bytes depend on: input contents, schema, layout and compression."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"schema": SCHEMA_VERSION, "layout": asdict(layout), "compression": PARQUET_COMPRESSION},
+                        sort_keys=True).encode())
+    for path in sorted(Path(p) for p in paths):
+        h.update(f"{path.parent.name}/{path.name}\x1f{sha256_file(path)}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def file_entry(out_dir: Path, rel: str, split: str, lang: str | None, rows: int | None) -> dict:
+    path = out_dir / rel
+    return {"path": rel, "split": split, "lang": lang, "rows": rows, "bytes": path.stat().st_size,
+            "sha256": sha256_file(path)}
+
+
+def is_intact(out_dir: Path, entry: dict) -> bool:
+    """The file an entry certifies exists with the recorded size and checksum."""
+    path = out_dir / entry["path"]
+    return path.is_file() and path.stat().st_size == entry["bytes"] and sha256_file(path) == entry["sha256"]
+
+
+class ShardStore:
+    """Writes shard groups (one folder's files) with resume, and keeps the manifest honest.
+
+    A group is certified when a previous manifest or the journal of an interrupted run lists it as
+    complete under the same inputs fingerprint; it is reused when every file still matches its sha256.
+    """
+
+    def __init__(self, out_dir: Path, fingerprint: str, layout: ShardLayout):
         self.out_dir = out_dir
-        self.shard_rows = shard_rows
-        self.row_group_rows = row_group_rows
+        self.fingerprint = fingerprint
+        self.layout = layout
         self.files: list[dict] = []
+        self.reused = self.written = 0
+        self._groups: dict[str, list[dict]] = {}  # group key -> certified entries (complete groups)
+        self._certified: dict[str, dict] = {}  # path -> certified entry (also from incomplete groups)
+        self._retired = False
+        previous = _read_json(out_dir / MANIFEST)
+        if previous and previous.get("inputs_fingerprint") == fingerprint:
+            for entry in previous.get("files", []):
+                self._groups.setdefault(_group_key(entry["split"], entry["lang"]), []).append(entry)
+        journal = _read_json(out_dir / JOURNAL)
+        if journal and journal.get("inputs_fingerprint") == fingerprint:
+            self._groups.update(journal.get("groups", {}))
+            self._certified.update(journal.get("files", {}))
+        for entries in self._groups.values():
+            self._certified.update({e["path"]: e for e in entries})
+        self._journal = {"inputs_fingerprint": fingerprint, "groups": dict(self._groups), "files": dict(self._certified)}
 
-    def write(self, frame: pl.DataFrame, rel_dir: str, split: str, lang: str | None) -> None:
-        n_shards = max(1, -(-frame.height // self.shard_rows))
-        for i in range(n_shards):
-            part = frame.slice(i * self.shard_rows, self.shard_rows)
+    def retire_manifest(self) -> None:
+        """Before the first file changes: remember what is certified, then drop the manifest."""
+        if self._retired:
+            return
+        self._save_journal()
+        (self.out_dir / MANIFEST).unlink(missing_ok=True)
+        self._retired = True
+
+    def write_group(self, split: str, lang: str | None, rel_dir: str, build: Callable[[], pl.DataFrame]) -> None:
+        """Shard ``build()`` (sorted rows) into ``rel_dir``, unless certified shards are still intact."""
+        key = _group_key(split, lang)
+        certified = self._groups.get(key)
+        if certified is not None and all(is_intact(self.out_dir, e) for e in certified):
+            self.files.extend(certified)
+            self.reused += len(certified)
+            return
+        frame = build()
+        entries = []
+        step = self.layout.rows_per_shard(frame)
+        for i in range(-(-frame.height // step)):
+            part = frame.slice(i * step, step)
             rel = f"{rel_dir}/{shard_name(i)}"
-            path = write_parquet_atomic(part, self.out_dir / rel, self.row_group_rows)
-            self.files.append(
-                {"path": rel, "split": split, "lang": lang, "rows": part.height,
-                 "bytes": path.stat().st_size, "sha256": sha256_file(path)}
-            )
+            old = self._certified.get(rel)
+            if old is not None and old["rows"] == part.height and is_intact(self.out_dir, old):
+                entry = old
+                self.reused += 1
+            else:
+                self.retire_manifest()
+                write_parquet_atomic(part, self.out_dir / rel, self.layout.row_group_rows)
+                entry = file_entry(self.out_dir, rel, split, lang, part.height)
+                self.written += 1
+            entries.append(entry)
+            self._journal["files"][rel] = entry
+            self._save_journal()
+        self._journal["groups"][key] = entries
+        self._save_journal()
+        self.files.extend(entries)
+
+    def write_meta(self, rel: str, content: str | bytes) -> dict:
+        """A non-shard file (stats, card, plot), rewritten only when its bytes change."""
+        path = self.out_dir / rel
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        if not (path.is_file() and path.read_bytes() == data):
+            self.retire_manifest()
+            if isinstance(content, str):
+                write_text_atomic(content, path)
+            else:
+                _write_bytes_atomic(data, path)
+        return {"path": rel, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+    def remove_stale(self, keep: set[str]) -> None:
+        """Shards or plots of an earlier run that this one did not produce would be mistaken for data;
+        temporary files of a killed write are removed too."""
+        for sub in (*SHARD_DIRS, "plots"):
+            root = self.out_dir / sub
+            if not root.exists():
+                continue
+            for path in sorted(root.rglob("*")):
+                rel = path.relative_to(self.out_dir).as_posix()
+                if path.is_file() and rel not in keep and (path.suffix in (".parquet", ".png") or ".tmp-" in path.name):
+                    self.retire_manifest()
+                    path.unlink()
+            for path in sorted(root.rglob("*"), reverse=True):
+                if path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
+        for path in self.out_dir.glob(".*.tmp-*"):
+            path.unlink()
+
+    def finish(self) -> None:
+        (self.out_dir / JOURNAL).unlink(missing_ok=True)
+
+    def _save_journal(self) -> None:
+        write_json_atomic(self._journal, self.out_dir / JOURNAL)
 
 
 def write_outputs(
@@ -69,75 +213,118 @@ def write_outputs(
     shard_rows: int,
     row_group_rows: int,
     metadata: dict,
+    shard_bytes: int = 0,
+    card: bool = True,
 ) -> dict:
-    """Shard everything, check the row invariant, write stats.json and (last) manifest.json."""
-    out_dir = Path(out_dir)
-    processed = [str(p) for p in processed]
-    quarantine = [str(p) for p in quarantine]
-    rows = pl.scan_parquet(processed) if processed else pl.LazyFrame(schema=ROW_SCHEMA)
-    writer = ShardWriter(out_dir, shard_rows, row_group_rows)
+    """Shard everything, check the row invariant, write stats.json, the card and (last) manifest.json.
 
-    langs = rows.filter(pl.col("status") == STATUS_KEPT).select(pl.col("lang").unique()).collect()["lang"].to_list()
+    ``metadata`` goes into the manifest as is; the card reads ``model``, ``sources`` (name -> type),
+    ``settings`` (translation / filter / assignment values) and ``pretty_name`` from it when present.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    processed = sorted(str(p) for p in processed)
+    quarantine = sorted(str(p) for p in quarantine)
+    layout = ShardLayout(shard_rows, shard_bytes, row_group_rows)
+    store = ShardStore(out_dir, inputs_fingerprint(processed + quarantine, layout), layout)
+    rows = pl.scan_parquet(processed) if processed else pl.LazyFrame(schema=ROW_SCHEMA)
+    bad = pl.scan_parquet(quarantine) if quarantine else pl.LazyFrame(schema=QUARANTINE_SCHEMA)
+    kept_rows = rows.filter(pl.col("status") == STATUS_KEPT)
+
+    langs = kept_rows.select(pl.col("lang").unique()).collect()["lang"].to_list()
     for lang in sorted(langs):
-        kept = rows.filter((pl.col("status") == STATUS_KEPT) & (pl.col("lang") == lang)).sort("example_id").collect()
-        writer.write(kept, f"data/{lang}", SPLIT_KEPT, lang)
-    rejected = rows.filter(pl.col("status") == STATUS_REJECTED).sort(["lang", "example_id"]).collect()
-    writer.write(rejected, "rejects", SPLIT_REJECTED, None)
-    bad = (
-        pl.scan_parquet(quarantine).sort(["source", "source_file", "record_index"]).collect()
-        if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    )
-    writer.write(bad, "quarantine", SPLIT_QUARANTINE, None)
+        store.write_group(SPLIT_KEPT, lang, f"{DATA_DIR}/{lang}",
+                          lambda lang=lang: kept_rows.filter(pl.col("lang") == lang).sort("example_id").collect())
+    store.write_group(SPLIT_REJECTED, None, REJECTS_DIR,
+                      lambda: rows.filter(pl.col("status") == STATUS_REJECTED).sort(["lang", "example_id"]).collect())
+    store.write_group(SPLIT_QUARANTINE, None, QUARANTINE_DIR,
+                      lambda: bad.sort(["source", "source_file", "record_index"]).collect())
 
     stats = compute_stats(rows, bad, ingest_counts, fan_out)
-    write_json_atomic(stats, out_dir / STATS)
-    _remove_stale(out_dir, {f["path"] for f in writer.files})
+    stats["processing"] = sum_sidecars(processed)
+    stats["output"] = summarise_files(store.files)
+    meta_files = [store.write_meta(STATS, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")]
+    if card:
+        from pipeline.card import render_card_files
+
+        for rel, content in render_card_files(stats, store.files, metadata).items():
+            meta_files.append(store.write_meta(rel, content))
+    store.remove_stale({f["path"] for f in store.files} | {f["path"] for f in meta_files})
+    log.info("shards: %d written, %d reused (certified and intact)", store.written, store.reused)
+
+    previous = _read_json(out_dir / MANIFEST)
     manifest = {
         "schema_version": SCHEMA_VERSION,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": previous["created"] if previous else _now(),
         **metadata,
+        "inputs_fingerprint": store.fingerprint,
+        "layout": asdict(layout),
         "totals": stats["totals"],
-        "files": writer.files,
+        "files": store.files,
+        "meta_files": meta_files,
     }
-    write_json_atomic(manifest, out_dir / MANIFEST)
+    if manifest != previous:
+        manifest["created"] = _now()
+        store.retire_manifest()
+        write_json_atomic(manifest, out_dir / MANIFEST)
+    store.finish()
     return manifest
 
 
-def compute_stats(rows: pl.LazyFrame, bad: pl.DataFrame, ingest_counts: dict[str, dict[str, int]], fan_out: int) -> dict:
-    per_source = rows.group_by("source").agg(
-        (pl.col("status") == STATUS_KEPT).sum().alias("kept"),
-        (pl.col("status") == STATUS_REJECTED).sum().alias("rejected"),
-    ).collect()
+def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_counts: dict[str, dict[str, int]],
+                  fan_out: int) -> dict:
+    """Every counter the card shows: per source, language, task and reject reason, plus score summaries."""
+    bad = bad.lazy()
+    kept, rejected = pl.col("status") == STATUS_KEPT, pl.col("status") == STATUS_REJECTED
+    per_source = rows.group_by("source").agg(kept.sum().alias("kept"), rejected.sum().alias("rejected")).collect()
     out_counts = {r["source"]: r for r in per_source.to_dicts()}
-    q_counts = bad.group_by("source").len().to_dicts() if bad.height else []
-    q_by_source = {r["source"]: r["len"] for r in q_counts}
+    q_by_source = {r["source"]: r["len"] for r in bad.group_by("source").len().collect().to_dicts()}
     sources = {}
     for source, counts in sorted(ingest_counts.items()):
-        kept = int(out_counts.get(source, {}).get("kept", 0))
-        rejected = int(out_counts.get(source, {}).get("rejected", 0))
+        n_kept = int(out_counts.get(source, {}).get("kept", 0))
+        n_rejected = int(out_counts.get(source, {}).get("rejected", 0))
         quarantined = int(q_by_source.get(source, 0))
         records = counts["rows"] + counts["quarantined"]
-        if quarantined != counts["quarantined"] or kept + rejected != counts["rows"] * fan_out:
+        if quarantined != counts["quarantined"] or n_kept + n_rejected != counts["rows"] * fan_out:
             raise InvariantError(
-                f"source {source}: {records} input records but kept {kept} + rejected {rejected} "
+                f"source {source}: {records} input records but kept {n_kept} + rejected {n_rejected} "
                 f"(fan-out {fan_out}) + quarantined {quarantined} do not add up"
             )
-        sources[source] = {"records": records, "rows": counts["rows"], "kept": kept, "rejected": rejected,
+        sources[source] = {"records": records, "rows": counts["rows"], "kept": n_kept, "rejected": n_rejected,
                            "quarantined": quarantined}
-    per_lang = (
-        rows.group_by("lang").agg(
-            pl.len().alias("assigned"),
-            (pl.col("status") == STATUS_KEPT).sum().alias("kept"),
-            (pl.col("status") == STATUS_REJECTED).sum().alias("rejected"),
-            pl.col("score_bt_chrf").mean().alias("mean_bt_chrf"),
-        ).sort("lang").collect()
-    )
-    reasons = (
-        rows.filter(pl.col("status") == STATUS_REJECTED).group_by(["lang", "reject_reason"]).len()
-        .sort(["lang", "reject_reason"]).collect()
-    )
-    quarantine_reasons = bad.group_by(["source", "field", "reason"]).len().sort(["source", "field"]).to_dicts() if bad.height else []
+
+    schema = rows.collect_schema()
+    score_cols = [c for c, t in schema.items() if c.startswith("score_") and t.is_numeric()]
+    per_lang = rows.group_by("lang").agg(
+        pl.len().alias("assigned"), kept.sum().alias("kept"), rejected.sum().alias("rejected"),
+        *[pl.col(c).mean().alias(c) for c in score_cols],
+    ).sort("lang").collect()
+    reasons = rows.filter(rejected).group_by(["lang", "reject_reason"]).len().sort(["lang", "reject_reason"]).collect()
+    reasons_by_lang: dict[str, dict[str, int]] = {}
+    for r in reasons.to_dicts():
+        reasons_by_lang.setdefault(r["lang"], {})[r["reject_reason"] or "unknown"] = r["len"]
+
+    total_assigned = int(per_lang["assigned"].sum()) if per_lang.height else 0
+    run_langs = [get_language(code) for code in per_lang["lang"].to_list()]
+    mc4_total = sum(lang.mc4_share_pct for lang in run_langs) or 1.0
+    languages = {}
+    for r, lang in zip(per_lang.to_dicts(), run_langs):
+        languages[lang.code] = {
+            "name": lang.name, "nllb": lang.nllb,
+            "assigned": r["assigned"], "kept": r["kept"], "rejected": r["rejected"],
+            "keep_rate": r["kept"] / r["assigned"] if r["assigned"] else 0.0,
+            "assigned_share": r["assigned"] / total_assigned if total_assigned else 0.0,
+            "mc4_target_share": lang.mc4_share_pct / mc4_total,
+            "reject_reasons": reasons_by_lang.get(lang.code, {}),
+            "mean_scores": {c: r[c] for c in score_cols},
+            # kept for readers of the first stats format (pipeline/summary.py)
+            "mean_bt_chrf": r.get("score_bt_chrf"),
+        }
+    per_task = rows.group_by("task").agg(pl.len().alias("assigned"), kept.sum().alias("kept"),
+                                         rejected.sum().alias("rejected")).sort("task").collect()
+    quarantine_reasons = bad.group_by(["source", "field", "reason"]).len().sort(["source", "field", "reason"]).collect()
     return {
+        "schema_version": SCHEMA_VERSION,
         "totals": {
             "records": sum(s["records"] for s in sources.values()),
             "kept": sum(s["kept"] for s in sources.values()),
@@ -145,17 +332,126 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.DataFrame, ingest_counts: dict[str
             "quarantined": sum(s["quarantined"] for s in sources.values()),
         },
         "sources": sources,
-        "languages": {r["lang"]: {k: v for k, v in r.items() if k != "lang"} for r in per_lang.to_dicts()},
+        "tasks": {r["task"]: {k: v for k, v in r.items() if k != "task"} for r in per_task.to_dicts()},
+        "languages": languages,
         "reject_reasons": [{"lang": r["lang"], "reason": r["reject_reason"], "rows": r["len"]} for r in reasons.to_dicts()],
         "quarantine_reasons": [
-            {"source": r["source"], "field": r["field"], "reason": r["reason"], "rows": r["len"]} for r in quarantine_reasons
+            {"source": r["source"], "field": r["field"], "reason": r["reason"], "rows": r["len"]}
+            for r in quarantine_reasons.to_dicts()
         ],
+        "scores": score_summaries(rows, score_cols),
     }
 
 
-def _remove_stale(out_dir: Path, keep: set[str]) -> None:
-    """Shards left by an earlier run with more parts than this one would be mistaken for data."""
-    for sub in ("data", "rejects", "quarantine"):
-        for path in (out_dir / sub).rglob("*.parquet") if (out_dir / sub).exists() else ():
-            if str(path.relative_to(out_dir)) not in keep:
-                path.unlink()
+def score_summaries(rows: pl.LazyFrame, score_cols: list[str]) -> dict[str, dict[str, dict]]:
+    """Per score column and language: count, mean, min, quantiles, max (nulls = not applicable, skipped).
+
+    Aggregated in polars so the plots never need the rows themselves.
+    """
+    if not score_cols:
+        return {}
+    aggs = []
+    for c in score_cols:
+        col = pl.col(c).cast(pl.Float64)
+        aggs += [col.count().alias(f"{c}\x1fcount"), col.mean().alias(f"{c}\x1fmean"), col.min().alias(f"{c}\x1fmin"),
+                 col.max().alias(f"{c}\x1fmax")]
+        aggs += [col.quantile(q, interpolation="linear").alias(f"{c}\x1f{name}") for name, q in SCORE_QUANTILES.items()]
+    frame = rows.group_by("lang").agg(aggs).sort("lang").collect()
+    out: dict[str, dict[str, dict]] = {}
+    for r in frame.to_dicts():
+        for c in score_cols:
+            if not r[f"{c}\x1fcount"]:
+                continue
+            keys = ("count", "mean", "min", *SCORE_QUANTILES, "max")
+            out.setdefault(c, {})[r["lang"]] = {k: r[f"{c}\x1f{k}"] for k in keys}
+    return out
+
+
+# Sidecar keys that are ratios, not counters: averaged (weighted by "rows" when a sidecar has it).
+_RATIO_HINTS = ("rate", "ratio", "factor", "share", "fraction", "mean", "avg", "per_")
+
+
+def sum_sidecars(processed: Iterable[str | Path]) -> dict:
+    """Sum the per-chunk stats sidecars (``*.json`` next to processed chunks) into run totals.
+
+    Counters are summed; ratio-like keys (see ``_RATIO_HINTS``) are averaged, weighted by the
+    sidecar's ``rows`` when present. Nested dicts are flattened with dots.
+    """
+    dirs = sorted({Path(p).parent for p in processed})
+    sums: dict[str, float] = {}
+    weighted: dict[str, list[float]] = {}
+    n_files = 0
+    for d in dirs:
+        for path in sorted(d.glob("*.json")):
+            data = _read_json(path)
+            if not isinstance(data, dict):
+                continue
+            n_files += 1
+            flat = _flatten(data)
+            weight = float(flat.get("rows", 1) or 1)
+            for key, value in flat.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    continue
+                if any(h in key.rsplit(".", 1)[-1] for h in _RATIO_HINTS):
+                    acc = weighted.setdefault(key, [0.0, 0.0])
+                    acc[0] += value * weight
+                    acc[1] += weight
+                else:
+                    sums[key] = sums.get(key, 0) + value
+    if not n_files:
+        return {}
+    out: dict = {"sidecars": n_files}
+    out.update({k: (int(v) if float(v).is_integer() else v) for k, v in sorted(sums.items())})
+    out.update({k: v[0] / v[1] for k, v in sorted(weighted.items()) if v[1]})
+    return out
+
+
+def summarise_files(files: list[dict]) -> dict:
+    out: dict[str, dict] = {}
+    for f in files:
+        s = out.setdefault(f["split"], {"files": 0, "rows": 0, "bytes": 0})
+        s["files"] += 1
+        s["rows"] += f["rows"] or 0
+        s["bytes"] += f["bytes"]
+    return out
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _group_key(split: str, lang: str | None) -> str:
+    return f"{split}/{lang or '-'}"
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _write_bytes_atomic(data: bytes, path: Path) -> None:
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,123 @@
+"""``mblip verify OUT``: recompute every checksum and row count the manifest certifies.
+
+Problems (non-zero exit): no manifest; a certified file missing, of another size, with another
+sha256, unreadable, or with another row count; a Parquet file in a shard folder that the manifest
+does not list (a `datasets` config would pick it up); totals that do not add up. Warnings: temporary
+files of a killed write (invisible to readers, removed by the next run).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.io import sha256_file
+from pipeline.schema import SCHEMA_VERSION
+from pipeline.shard import MANIFEST, SHARD_DIRS, SPLIT_KEPT, SPLIT_QUARANTINE, SPLIT_REJECTED, STATS
+
+TOTAL_KEYS = {SPLIT_KEPT: "kept", SPLIT_REJECTED: "rejected", SPLIT_QUARANTINE: "quarantined"}
+
+
+@dataclass
+class VerifyReport:
+    out_dir: Path
+    checked: int = 0
+    rows: int = 0
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(path).num_rows
+
+
+def verify_output(out_dir: str | Path) -> VerifyReport:
+    out_dir = Path(out_dir)
+    report = VerifyReport(out_dir)
+    manifest_path = out_dir / MANIFEST
+    if not manifest_path.is_file():
+        report.problems.append(f"{manifest_path}: missing (the run did not finish, or this is not an output root)")
+        return report
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        report.problems.append(f"{manifest_path}: not valid JSON ({e})")
+        return report
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        report.warnings.append(f"schema_version {manifest.get('schema_version')} != this code's {SCHEMA_VERSION}")
+
+    listed = set()
+    sums = {split: 0 for split in TOTAL_KEYS}
+    for entry in manifest.get("files", []):
+        listed.add(entry["path"])
+        rows = _check_file(out_dir, entry, report, count_rows=True)
+        if rows is not None and entry.get("split") in sums:
+            sums[entry["split"]] += rows
+    for entry in manifest.get("meta_files", []):
+        listed.add(entry["path"])
+        _check_file(out_dir, entry, report, count_rows=False)
+
+    totals = manifest.get("totals") or {}
+    for split, key in TOTAL_KEYS.items():
+        if key in totals and totals[key] != sums[split]:
+            report.problems.append(f"totals.{key} is {totals[key]} but the {split} shards hold {sums[split]} rows")
+    stats_path = out_dir / STATS
+    if stats_path.is_file():
+        stats_totals = json.loads(stats_path.read_text(encoding="utf-8")).get("totals")
+        if totals and stats_totals != totals:
+            report.problems.append(f"{STATS} totals {stats_totals} differ from the manifest's {totals}")
+
+    for sub in SHARD_DIRS:
+        root = out_dir / sub
+        if not root.exists():
+            continue
+        for path in sorted(root.rglob("*")):
+            if not path.is_file():
+                continue
+            rel = path.relative_to(out_dir).as_posix()
+            if ".tmp-" in path.name:
+                report.warnings.append(f"{rel}: temporary file of an interrupted write (removed by the next run)")
+            elif path.suffix == ".parquet" and rel not in listed:
+                report.problems.append(f"{rel}: Parquet file not certified by the manifest (stale or foreign)")
+    return report
+
+
+def _check_file(out_dir: Path, entry: dict, report: VerifyReport, count_rows: bool) -> int | None:
+    rel = entry["path"]
+    path = out_dir / rel
+    report.checked += 1
+    if not path.is_file():
+        report.problems.append(f"{rel}: missing")
+        return None
+    size = path.stat().st_size
+    if size != entry.get("bytes"):
+        report.problems.append(f"{rel}: {size} bytes, manifest says {entry.get('bytes')}")
+    digest = sha256_file(path)
+    if digest != entry.get("sha256"):
+        report.problems.append(f"{rel}: sha256 {digest[:12]}… does not match the manifest's {str(entry.get('sha256'))[:12]}…")
+    if not count_rows:
+        return None
+    try:
+        rows = parquet_rows(path)
+    except Exception as e:  # noqa: BLE001 - any reader error means the file is damaged; report it
+        report.problems.append(f"{rel}: unreadable Parquet ({type(e).__name__}: {e})")
+        return None
+    if rows != entry.get("rows"):
+        report.problems.append(f"{rel}: {rows} rows, manifest says {entry.get('rows')}")
+    report.rows += rows
+    return rows
+
+
+def format_report(report: VerifyReport) -> str:
+    lines = [f"{report.out_dir}: checked {report.checked} files, {report.rows} rows"]
+    lines += [f"  WARNING {w}" for w in report.warnings]
+    lines += [f"  PROBLEM {p}" for p in report.problems]
+    lines.append("OK" if report.ok else f"FAILED: {len(report.problems)} problem(s)")
+    return "\n".join(lines)

@@ -1,0 +1,156 @@
+"""Final shards: layout, determinism, size targets, resume by checksum, crash safety."""
+
+import json
+import os
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+import pipeline.shard as shard
+from pipeline.io import sha256_file
+from pipeline.shard import JOURNAL, MANIFEST, ShardLayout, write_outputs
+from pipeline.verify import verify_output
+
+META = {"config_hash": "test", "sources": {"coco_captions": "coco_captions", "vqav2": "vqav2"}}
+
+
+def _write(out, paths, counts, shard_rows=10, row_group_rows=4, **kw):
+    return write_outputs(out, paths, [], counts, 1, shard_rows, row_group_rows, META, card=False, **kw)
+
+
+def _digests(out, manifest):
+    return {f["path"]: sha256_file(out / f["path"]) for f in manifest["files"]}
+
+
+def test_layout_per_language_zero_padded_and_sorted(tmp_path, make_processed):
+    paths, counts = make_processed(tmp_path / "_work", n_rows=90, langs=("de", "fr", "iw"))
+    out = tmp_path / "out"
+    manifest = _write(out, paths, counts)
+    kept = [f for f in manifest["files"] if f["split"] == "kept"]
+    assert {f["lang"] for f in kept} == {"de", "fr", "iw"}
+    assert {f["path"] for f in kept if f["lang"] == "de"} == {
+        f"data/de/part-{i:05d}.parquet" for i in range(-(-pl.read_parquet(paths).filter(
+            (pl.col("lang") == "de") & (pl.col("status") == "kept")).height // 10))}
+    assert all(f["rows"] <= 10 for f in manifest["files"])
+    de = pl.read_parquet(out / "data/de/*.parquet")
+    assert de["lang"].unique().to_list() == ["de"] and de["status"].unique().to_list() == ["kept"]
+    assert de["example_id"].to_list() == sorted(de["example_id"].to_list())
+    rejects = pl.read_parquet(out / "rejects/*.parquet")
+    assert rejects.select("lang", "example_id").equals(rejects.select("lang", "example_id").sort(["lang", "example_id"]))
+    meta = pq.read_metadata(out / "data/de/part-00000.parquet")
+    assert meta.num_rows == 10 and meta.num_row_groups == 3  # row groups of 4 rows
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    assert not (out / "quarantine").exists()  # no quarantined records: no empty shard
+    n_kept = pl.read_parquet(paths).filter(pl.col("status") == "kept").height
+    assert manifest["totals"]["kept"] == sum(f["rows"] for f in kept) == n_kept > 0
+
+
+def test_same_inputs_give_identical_shards(tmp_path, make_processed):
+    paths, counts = make_processed(tmp_path / "_work", n_rows=60)
+    a = _write(tmp_path / "a", paths, counts)
+    b = _write(tmp_path / "b", list(reversed(paths)), counts)  # input order does not matter
+    assert _digests(tmp_path / "a", a) == _digests(tmp_path / "b", b)
+    assert [f["path"] for f in a["files"]] == [f["path"] for f in b["files"]]
+
+
+def test_shard_bytes_target_cuts_smaller_shards(tmp_path, make_processed):
+    paths, counts = make_processed(tmp_path / "_work", n_rows=120, langs=("de",))
+    frame = pl.read_parquet(paths).filter(pl.col("status") == "kept")
+    row_bytes = frame.estimated_size() / frame.height
+    layout = ShardLayout(shard_rows=1000, shard_bytes=int(row_bytes * 25), row_group_rows=10)
+    assert 20 <= layout.rows_per_shard(frame) <= 25
+    manifest = _write(tmp_path / "out", paths, counts, shard_rows=1000, shard_bytes=int(row_bytes * 25))
+    de = [f["rows"] for f in manifest["files"] if f["lang"] == "de"]
+    assert len(de) == -(-frame.height // layout.rows_per_shard(frame)) and sum(de) == frame.height
+    assert ShardLayout(shard_rows=7).rows_per_shard(frame) == 7  # bytes target off
+
+
+def test_rerun_skips_certified_shards_and_rewrites_a_corrupt_one(tmp_path, make_processed):
+    paths, counts = make_processed(tmp_path / "_work", n_rows=60)
+    out = tmp_path / "out"
+    first = _write(out, paths, counts)
+    mtimes = {f["path"]: os.stat(out / f["path"]).st_mtime_ns for f in first["files"]}
+    victim = out / first["files"][0]["path"]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    assert not verify_output(out).ok
+
+    second = _write(out, paths, counts)
+    assert second["files"] == first["files"]  # rewritten with the same bytes
+    assert verify_output(out).ok
+    changed = [p for p, m in mtimes.items() if os.stat(out / p).st_mtime_ns != m]
+    assert changed == [first["files"][0]["path"]]
+    assert not (out / JOURNAL).exists()
+
+
+def test_changed_inputs_rewrite_and_remove_stale_shards(tmp_path, make_processed):
+    paths, counts = make_processed(tmp_path / "_work", n_rows=60, langs=("de", "fr"))
+    out = tmp_path / "out"
+    _write(out, paths, counts)
+    paths2, counts2 = make_processed(tmp_path / "_work2", n_rows=30, langs=("de",), seed=1)
+    manifest = _write(out, paths2, counts2)
+    assert not (out / "data" / "fr").exists()
+    assert {f["lang"] for f in manifest["files"] if f["split"] == "kept"} == {"de"}
+    assert verify_output(out).ok
+
+
+class _Killed(BaseException):
+    """Stands for the process dying (SIGKILL, power loss) in the middle of the run."""
+
+
+def test_killed_write_leaves_no_certified_file_and_resumes(tmp_path, make_processed, monkeypatch):
+    paths, counts = make_processed(tmp_path / "_work", n_rows=60)
+    out = tmp_path / "out"
+    _write(out, paths, counts)
+    paths2, counts2 = make_processed(tmp_path / "_work2", n_rows=80, seed=1)
+
+    real = shard.write_parquet_atomic
+    calls = {"n": 0}
+
+    def dying_write(frame, path, row_group_rows=10_000):
+        calls["n"] += 1
+        if calls["n"] == 3:  # dies while writing the third shard: a temporary file is left behind
+            (path.parent / f".{path.name}.tmp-99999").write_bytes(b"PAR1 half written")
+            raise _Killed()
+        return real(frame, path, row_group_rows)
+
+    monkeypatch.setattr(shard, "write_parquet_atomic", dying_write)
+    with pytest.raises(_Killed):
+        _write(out, paths2, counts2)
+    # the old manifest was retired before the first shard changed: nothing certifies a file of the
+    # killed run, and verify says the output is incomplete
+    assert not (out / MANIFEST).exists()
+    assert not verify_output(out).ok
+    journal = json.loads((out / JOURNAL).read_text())
+    assert len(journal["files"]) >= 2
+
+    monkeypatch.setattr(shard, "write_parquet_atomic", real)
+    calls["n"] = 0
+    written = []
+    monkeypatch.setattr(shard, "write_parquet_atomic",
+                        lambda frame, path, row_group_rows=10_000: written.append(path) or real(frame, path, row_group_rows))
+    manifest = _write(out, paths2, counts2)
+    report = verify_output(out)
+    assert report.ok and not report.warnings  # temporary file removed
+    assert len(written) == len(manifest["files"]) - 2  # the two shards finished before the kill are reused
+    fresh = _write(tmp_path / "fresh", paths2, counts2)
+    assert _digests(out, manifest) == _digests(tmp_path / "fresh", fresh)
+
+
+def test_sidecar_counters_are_summed_into_stats(tmp_path, make_processed):
+    paths, counts = make_processed(tmp_path / "_work", n_rows=40)
+    for i, p in enumerate(paths):
+        p.with_suffix(".stats.json").write_text(json.dumps(
+            {"rows": 10, "segments": 10 + i, "unique_segments": 5, "dedup_factor": 2.0 if i % 2 else 1.0,
+             "cache": {"hits": i, "hit_rate": 0.5}}))
+    out = tmp_path / "out"
+    _write(out, paths, counts)
+    processing = json.loads((out / "stats.json").read_text())["processing"]
+    n = len(paths)
+    assert processing["sidecars"] == n
+    assert processing["segments"] == sum(10 + i for i in range(n))
+    assert processing["cache.hits"] == sum(range(n))
+    assert processing["dedup_factor"] == pytest.approx(sum(2.0 if i % 2 else 1.0 for i in range(n)) / n)
+    assert processing["cache.hit_rate"] == pytest.approx(0.5)
