@@ -84,18 +84,19 @@ def _use_tiny_random_model(out: Path, config_path: Path) -> str:
 
 
 def _filter_translator(args: argparse.Namespace):
-    """The back-translation model for `score`/`eval-filter`: --model, else the shipped one; None with
-    --no-backtranslation."""
+    """(translator, languages it covers) for `score`/`eval-filter`: --model (all languages), else the
+    shipped model (de/fr/cs only); (None, None) with --no-backtranslation."""
     if args.no_backtranslation:
-        return None
+        return None, None
     from pipeline.nllb.engine import load_translator
 
     if args.model:
-        return load_translator(args.model)
+        return load_translator(args.model), None
     try:
-        from pipeline.nllb.shipped import shipped_model_dir
+        from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
 
-        return load_translator(shipped_model_dir())
+        both_ways = {t for s, t in SHIPPED_DIRECTIONS if s == "eng_Latn"} & {s for s, t in SHIPPED_DIRECTIONS if t == "eng_Latn"}
+        return load_translator(shipped_model_dir()), frozenset(both_ways)
     except (ImportError, FileNotFoundError) as e:
         raise FileNotFoundError(
             f"no shipped translation model in this install ({e}); pass --model DIR (a converted NLLB, "
@@ -107,7 +108,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from pipeline.filters.rules import load_rules
     from pipeline.filters.score_pairs import score_pairs_file
 
-    counts = score_pairs_file(args.pairs, args.out, _filter_translator(args), load_rules(args.rules))
+    translator, languages = _filter_translator(args)
+    counts = score_pairs_file(args.pairs, args.out, translator, load_rules(args.rules), model_languages=languages)
     total = sum(counts.values())
     print(f"scored {total} pairs -> {args.out}")
     for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]):
@@ -121,9 +123,10 @@ def _cmd_eval_filter(args: argparse.Namespace) -> int:
     from pipeline.filters.evaluate import format_report, reason_breakdown, run_evaluation
     from pipeline.filters.rules import load_rules
 
+    translator, languages = _filter_translator(args)
     results, scored = run_evaluation(
         args.data, args.split, tuple(args.langs.split(",")), args.limit, args.seed, load_rules(args.rules),
-        _filter_translator(args),
+        translator, languages,
     )
     print(format_report(results))
     for name, frame in scored.items():
@@ -188,6 +191,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pipeline.export import export_dataset, prompt_source
+
+    result = export_dataset(args.out, args.dest, formats=tuple(args.format), languages=tuple(args.languages),
+                            prompts=prompt_source(args.prompts))
+    for f in result["files"]:
+        print(f"{f['format']:<8} {f['lang']:<5} {f['rows']:>9} rows  {f['path']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mblip", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -218,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="recompute checksums and row counts of an output against its manifest")
     p.add_argument("out", type=Path, help="output root (the folder holding manifest.json)")
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("export", help="write the trainer view (Parquet) and/or the mBLIP JSON format of an output")
+    p.add_argument("out", type=Path, help="output root (the folder holding manifest.json)")
+    p.add_argument("--dest", type=Path, default=None, help="export folder (default: OUT/export)")
+    p.add_argument("--format", nargs="+", default=["trainer", "mblip"], choices=["trainer", "mblip"])
+    p.add_argument("--languages", nargs="*", default=[], help="project codes (default: every kept language)")
+    p.add_argument("--prompts", default="row", choices=["row", "english"],
+                   help="row: the shards' translated prompts (English templates where missing); english: English templates")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("score", help="score translation pairs (JSONL/Parquet src, tgt, lang) with every filter signal")
     p.add_argument("pairs", type=Path, help="JSON Lines or .parquet with src (English), tgt, lang (NLLB code)")

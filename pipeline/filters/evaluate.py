@@ -201,11 +201,11 @@ def summarise(scored: pl.DataFrame) -> list[ModeResult]:
     return out
 
 
-def evaluate_filter(labelled: pl.DataFrame, rules=None, translator=None) -> pl.DataFrame:
+def evaluate_filter(labelled: pl.DataFrame, rules=None, translator=None, model_languages=None) -> pl.DataFrame:
     """Run the quality filter over a labelled set; returns it with every signal, status and reason."""
     from pipeline.filters.quality import apply_quality_filter
 
-    return apply_quality_filter(labelled, translator, rules)
+    return apply_quality_filter(labelled, translator, rules, model_languages=model_languages)
 
 
 def format_report(results: dict[str, list[ModeResult]]) -> str:
@@ -240,11 +240,12 @@ def run_evaluation(
     seed: int = 0,
     rules=None,
     translator=None,
+    model_languages: frozenset[str] | None = None,
 ) -> tuple[dict[str, list[ModeResult]], dict[str, pl.DataFrame]]:
     """Heuristics alone and, with a ``translator``, with back-translation: results and scored sets."""
     data = read_multi30k(data_dir or default_data_dir(split), split, langs)
     labelled = build_labelled_set(data, langs, limit=limit, seed=seed)
     scored = {"heuristics": evaluate_filter(labelled, rules, None)}
     if translator is not None:
-        scored["with back-translation"] = evaluate_filter(labelled, rules, translator)
+        scored["with back-translation"] = evaluate_filter(labelled, rules, translator, model_languages)
     return {name: summarise(frame) for name, frame in scored.items()}, scored

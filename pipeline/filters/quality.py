@@ -164,14 +164,19 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
     return frame.with_columns([pl.Series(name, values, dtype=SIGNAL_SCHEMA[name]) for name, values in columns.items()])
 
 
-def compute_model_signals(frame: pl.DataFrame, translator, chrf_workers: int = 1) -> pl.DataFrame:
-    """Back-translation + chrF++ and forward forced-decoding score, for rows without an input error.
+def compute_model_signals(
+    frame: pl.DataFrame, translator, chrf_workers: int = 1, model_languages: frozenset[str] | None = None
+) -> pl.DataFrame:
+    """Back-translation + chrF++ and forward forced-decoding score, for rows without an input error
+    whose language the model covers (``model_languages``: NLLB codes; None = every language).
 
     One engine call per target language; identical texts are translated once.
     """
     from pipeline.filters.backtranslation import backtranslate_frame
 
     valid = frame["sig_input_error"].is_null() & (frame["lang_nllb"] != SOURCE_NLLB).fill_null(False)
+    if model_languages is not None:
+        valid = valid & frame["lang_nllb"].is_in(sorted(model_languages)).fill_null(False)
     indexed = frame.with_row_index("_row")
     todo = indexed.filter(valid)
     if todo.height:
@@ -192,13 +197,19 @@ def compute_model_signals(frame: pl.DataFrame, translator, chrf_workers: int = 1
 
 
 def apply_quality_filter(
-    frame: pl.DataFrame, translator=None, rules: FilterRules | None = None, chrf_workers: int = 1
+    frame: pl.DataFrame,
+    translator=None,
+    rules: FilterRules | None = None,
+    chrf_workers: int = 1,
+    model_languages: frozenset[str] | None = None,
 ) -> pl.DataFrame:
-    """The filter stage: signals (model ones only with a ``translator``), then ``decide``."""
+    """The filter stage: signals (model ones only with a ``translator``, and only for rows in
+    ``model_languages`` when given: a model that does not know a language would reject all of it),
+    then ``decide``. ``chrf_workers`` > 1 scores large batches of chrF++ in a process pool."""
     rules = rules or FilterRules()
     out = compute_heuristic_signals(frame, rules)
     if translator is not None:
-        out = compute_model_signals(out, translator, chrf_workers=chrf_workers)
+        out = compute_model_signals(out, translator, chrf_workers=chrf_workers, model_languages=model_languages)
     else:
         out = out.with_columns(
             [pl.lit(None, dtype=SIGNAL_SCHEMA[c]).alias(c) for c in ("score_fwd_logprob", "score_bt_chrf") if c not in out.columns]

@@ -76,7 +76,9 @@ def iter_pair_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator
         yield chunk
 
 
-def score_records(records: list[dict], translator=None, rules: FilterRules | None = None) -> list[dict]:
+def score_records(
+    records: list[dict], translator=None, rules: FilterRules | None = None, model_languages: frozenset[str] | None = None
+) -> list[dict]:
     """Each record with every signal, ``keep`` and ``reason`` added, in input order."""
     frame = pl.DataFrame(
         {
@@ -95,7 +97,7 @@ def score_records(records: list[dict], translator=None, rules: FilterRules | Non
             dtype=pl.String,
         ),
     )
-    scored = apply_quality_filter(frame, translator, rules)
+    scored = apply_quality_filter(frame, translator, rules, model_languages=model_languages)
     signal_cols = [c for c in SIGNAL_SCHEMA if c in scored.columns]
     out = []
     for record, row in zip(records, scored.select(*signal_cols, "status", "reject_reason").iter_rows(named=True)):
@@ -110,7 +112,12 @@ def score_records(records: list[dict], translator=None, rules: FilterRules | Non
 
 
 def score_pairs_file(
-    pairs: str | Path, out: str | Path, translator=None, rules: FilterRules | None = None, chunk_rows: int = CHUNK_ROWS
+    pairs: str | Path,
+    out: str | Path,
+    translator=None,
+    rules: FilterRules | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    model_languages: frozenset[str] | None = None,
 ) -> dict[str, int]:
     """Score ``pairs`` into ``out`` (JSON Lines, atomic rename); returns counts per reason ("kept" too)."""
     out = Path(out)
@@ -120,7 +127,7 @@ def score_pairs_file(
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for chunk in iter_pair_chunks(pairs, chunk_rows):
-                for row in score_records(chunk, translator, rules):
+                for row in score_records(chunk, translator, rules, model_languages):
                     key = "kept" if row["keep"] else row["reason"]
                     counts[key] = counts.get(key, 0) + 1
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")

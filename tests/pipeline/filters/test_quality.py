@@ -93,3 +93,12 @@ def test_with_a_translator_back_translation_and_forward_score_are_filled(tiny_mo
     # A random-weight model back-translates noise: the good rows now fail on chrF++, while heuristic
     # reasons still come first.
     assert out["reject_reason"].to_list() == [c[3] or "low_bt_chrf" for c in CASES]
+
+
+def test_model_signals_only_for_languages_the_model_covers(tiny_model_dir):
+    from pipeline.nllb.engine import load_translator
+
+    frame = _frame([CASES[0], CASES[8]])
+    out = apply_quality_filter(frame, load_translator(tiny_model_dir), model_languages=frozenset({"deu_Latn"}))
+    assert out["score_bt_chrf"].is_null().to_list() == [False, True]
+    assert out["reject_reason"].to_list() == ["low_bt_chrf", None]
