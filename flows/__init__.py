@@ -1,2 +1,8 @@
 """Prefect 3 flows. They only wire the stages in ``pipeline`` and ``model``: tasks, retries,
 concurrency, artifacts. No transformation logic lives here."""
+
+import os
+
+# Records of the ``pipeline`` loggers go to the Prefect run log (set before Prefect configures logging;
+# ``flows.runtime.route_pipeline_logs`` does the same at run time where this came too late).
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "pipeline")

@@ -2,58 +2,99 @@
 
 One task per source for ingest, one task per chunk (thousands of rows) for the translation work, one
 task for the final shards and manifest. Tasks receive paths and plain values, never models: each
-worker process loads its translator once through ``load_translator``'s per-process cache.
+worker process (a thread pool here, or Dask workers) loads its translator once through
+``load_translator``'s per-process cache.
+
+Resume does not depend on Prefect's cache: ingest is skipped while a source's files are unchanged,
+and a processed chunk is found by a file name that encodes its input and settings (see
+``pipeline.regenerate``), so a rerun after a kill only does the chunks that were not finished.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import threading
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run as current_task_run
 
+from flows.runtime import (
+    RETRY_DELAYS_S, ProgressReporter, batch_tokens_for_attempt, make_task_runner, publish_stats_artifacts,
+    retry_if_transient, route_pipeline_logs, run_bounded,
+)
 from pipeline.config import PipelineConfig, load_config, save_resolved_config
+from pipeline.io import write_parquet_atomic
 from pipeline.languages import resolve_languages
 from pipeline.nllb.convert import read_model_metadata
 from pipeline.nllb.engine import EngineSettings, load_translator
-from pipeline.process import IngestResult, ingest_source, iter_quarantine, open_reader, process_chunk, processed_path
+from pipeline.process import (
+    INGEST_DIR, INGEST_DONE, IngestResult, decide_rows, ingest_source, iter_quarantine, open_reader, process_rows, source_fingerprint,
+)
+from pipeline.regenerate import (
+    ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ChunkPlan, decision_key, merge_language_rows, plan_chunk,
+    publish, reset_decision, rows_for_languages, translation_key,
+)
 from pipeline.shard import write_outputs
 
 WORK_DIR = "_work"
+_LOAD_LOCK = threading.Lock()
+STAGING_DIR = "staging"
+RESOLVED_CONFIG = "config.resolved.yaml"
 
 
-def _is_transient(task, task_run, state) -> bool:
-    """Retry I/O hiccups and out-of-memory only; bad data fails at once."""
-    try:
-        state.result()
-    except (OSError, MemoryError, TimeoutError):
-        return True
-    except Exception:  # noqa: BLE001 - anything else is not worth retrying
-        return False
-    return False
+@task(name="ingest-source", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
+      retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
+def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_rows: int, force: bool = False) -> IngestResult:
+    route_pipeline_logs()
+    if force:  # read again even though the files look unchanged
+        (Path(work_dir) / INGEST_DIR / name / INGEST_DONE).unlink(missing_ok=True)
+    return ingest_source(open_reader(source_type, name, **paths), work_dir, chunk_rows, source_fingerprint(paths, chunk_rows))
 
 
-@task(name="ingest-source", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_is_transient)
-def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_rows: int) -> IngestResult:
-    return ingest_source(open_reader(source_type, name, **paths), work_dir, chunk_rows)
-
-
-@task(name="translate-chunk", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_is_transient)
+@task(name="translate-chunk", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
+      retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 def process_chunk_task(
-    chunk_path: str, out_path: str, model_dir: str, settings: EngineSettings, languages: tuple[str, ...],
-    seed: int, mode: str, backtranslate: bool, min_bt_chrf: float,
+    plan: ChunkPlan, model_dir: str, settings: EngineSettings, languages: tuple[str, ...],
+    seed: int, mode: str, backtranslate: bool, min_bt_chrf: float, only_languages: tuple[str, ...] = (),
 ) -> str:
-    translator = load_translator(model_dir, settings)
-    return str(process_chunk(
-        chunk_path, out_path, translator, languages=resolve_languages(languages), seed=seed, mode=mode,
-        backtranslate=backtranslate, min_bt_chrf=min_bt_chrf,
-    ))
+    """One chunk: process it, re-decide it from stored scores, or recompute some languages' rows."""
+    import polars as pl
+
+    route_pipeline_logs()
+    if plan.action == ACTION_REDECIDE:
+        frame = reset_decision(pl.read_parquet(plan.redecide_from))
+        return str(write_parquet_atomic(decide_rows(frame, backtranslate=backtranslate, min_bt_chrf=min_bt_chrf), plan.out))
+    # A retry after running out of memory decodes with half the token budget each time.
+    attempt = current_task_run.run_count or 1
+    settings = dataclasses.replace(settings, max_batch_tokens=batch_tokens_for_attempt(settings.max_batch_tokens, attempt))
+    with _LOAD_LOCK:  # threads of one process share one translator; load it once
+        translator = load_translator(model_dir, settings)
+    resolved = resolve_languages(languages)
+    params = dict(languages=resolved, seed=seed, mode=mode, backtranslate=backtranslate, min_bt_chrf=min_bt_chrf)
+    rows = pl.read_parquet(plan.chunk)
+    if only_languages and plan.action == ACTION_DONE:
+        subset = rows_for_languages(rows, resolved, only_languages, seed, mode)
+        fresh = process_rows(subset, translator=translator, **params)
+        merged = merge_language_rows(pl.read_parquet(plan.out), fresh, only_languages)
+        return str(write_parquet_atomic(merged, plan.out))
+    return str(write_parquet_atomic(process_rows(rows, translator=translator, **params), plan.out))
 
 
-@task(name="write-shards")
+@task(name="write-shards", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
+      retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 def write_outputs_task(out_dir: str, processed: list[str], quarantine: list[str], ingest_counts: dict,
                        fan_out: int, shard_rows: int, row_group_rows: int, metadata: dict) -> dict:
-    return write_outputs(out_dir, processed, quarantine, ingest_counts, fan_out, shard_rows, row_group_rows, metadata)
+    """Write every output into a staging folder, then move in only the files that changed."""
+    route_pipeline_logs()
+    staging = Path(out_dir) / WORK_DIR / STAGING_DIR
+    manifest = write_outputs(staging, processed, quarantine, ingest_counts, fan_out, shard_rows, row_group_rows, metadata)
+    report = publish(staging, out_dir)
+    get_run_logger().info("outputs: %d files written, %d unchanged, %d stale removed",
+                          len(report.replaced), len(report.unchanged), len(report.removed))
+    return manifest
 
 
 def engine_settings(config: PipelineConfig) -> EngineSettings:
@@ -75,53 +116,115 @@ def resolve_model_dir(model: str) -> str:
     return model
 
 
-@flow(name="generate", log_prints=True)
-def generate(config_path: str, out_dir: str | None = None) -> dict:
-    """Build the dataset described by ``config_path`` (output dir overridable)."""
+def _source_paths(source) -> dict:
+    paths = {k: str(v) for k, v in source.model_dump(include={"annotations", "questions", "path"}).items() if v}
+    if source.type == "coco_karpathy":
+        paths["splits"] = list(source.splits)
+    return paths
+
+
+def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), force_languages: tuple[str, ...] = (),
+                  show_progress: bool = False, run_info: dict | None = None) -> dict:
+    """The body both flows share (call it inside a flow): ingest, plan, process, publish.
+
+    ``force_sources`` are re-read and fully reprocessed; ``force_languages`` have their rows
+    recomputed in every chunk. Everything else is reused when its inputs and settings are unchanged.
+    """
     logger = get_run_logger()
-    overrides = {"output": {"dir": str(Path(out_dir).resolve())}} if out_dir else None
-    config = load_config(config_path, overrides)
+    route_pipeline_logs()
     out = Path(config.output.dir)
     work = out / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
-    save_resolved_config(config, out / "config.resolved.yaml")
     languages = tuple(lang.code for lang in config.languages())
     model_dir = resolve_model_dir(config.translation.model)
     settings = engine_settings(config)
+    model_meta = read_model_metadata(model_dir)
+    tkey = translation_key(
+        model_meta, f"{settings.decoding_key()},ct={settings.compute_type}", languages,
+        config.assignment.seed, config.assignment.mode, config.filter.backtranslate,
+    )
+    dkey = decision_key({"backtranslate": config.filter.backtranslate, "min_bt_chrf": config.filter.min_bt_chrf})
 
-    ingests = {}
-    for source in config.sources:
-        paths = {k: str(v) for k, v in source.model_dump(include={"annotations", "questions", "path"}).items() if v}
-        if source.type == "coco_karpathy":
-            paths["splits"] = list(source.splits)
-        ingests[source.source_name] = ingest_task.submit(source.type, source.source_name, paths, str(work), config.run.chunk_rows)
-
-    futures = []
-    for name, fut in ingests.items():
-        result: IngestResult = fut.result()
+    ingests = {
+        s.source_name: ingest_task.submit(s.type, s.source_name, _source_paths(s), str(work), config.run.chunk_rows,
+                                          force=s.source_name in force_sources)
+        for s in config.sources
+    }
+    plans: list[ChunkPlan] = []
+    counts = {}
+    for name, future in ingests.items():
+        result: IngestResult = future.result()
+        counts[name] = {"rows": result.rows, "quarantined": result.quarantined}
         logger.info("%s: %d rows in %d chunks, %d quarantined", name, result.rows, len(result.chunks), result.quarantined)
-        for chunk in result.chunks:
-            futures.append(process_chunk_task.submit(
-                chunk, str(processed_path(work, name, chunk)), model_dir, settings, languages,
-                config.assignment.seed, config.assignment.mode, config.filter.backtranslate, config.filter.min_bt_chrf,
-            ))
-    processed = [f.result() for f in futures]
-    counts = {name: {"rows": f.result().rows, "quarantined": f.result().quarantined} for name, f in ingests.items()}
+        plans += [plan_chunk(work, name, c, tkey, dkey, force=name in force_sources) for c in result.chunks]
+
+    if force_languages:  # a re-decision would not recompute those rows: process such chunks instead
+        plans = [dataclasses.replace(p, action=ACTION_PROCESS) if p.action == ACTION_REDECIDE else p for p in plans]
+    todo = [p for p in plans if p.action != ACTION_DONE or force_languages]
+    actions = {a: sum(p.action == a for p in plans) for a in (ACTION_DONE, ACTION_REDECIDE, ACTION_PROCESS)}
+    logger.info("chunks: %d finished earlier, %d to re-decide from stored scores, %d to process%s",
+                actions[ACTION_DONE], actions[ACTION_REDECIDE], actions[ACTION_PROCESS],
+                f"; recomputing {', '.join(force_languages)} in every chunk" if force_languages else "")
+    progress = ProgressReporter("chunk-progress", len(todo), "chunks", show_bar=show_progress)
+    common = (model_dir, settings, languages, config.assignment.seed, config.assignment.mode,
+              config.filter.backtranslate, config.filter.min_bt_chrf, tuple(force_languages))
+    run_bounded(
+        (lambda p=p: process_chunk_task.submit(p, *common) for p in todo),
+        config.run.concurrency, lambda _: progress.advance(),
+    )
+    progress.close()
+
     metadata = {
         "config_hash": config.config_hash(),
-        "model": read_model_metadata(model_dir),
+        "model": model_meta,
         "languages": list(languages),
         "image_roots": {s.source_name: str(s.images) for s in config.sources},
+        "sources": {s.source_name: s.type for s in config.sources},
+        "settings": config.model_dump(mode="json", include={"translation", "filter", "assignment"}),
+        "keys": {"translation": tkey, "decision": dkey},
+        "run": {"chunks": actions, **(run_info or {"flow": "generate"})},
     }
+    staging = work / STAGING_DIR
+    staging.mkdir(parents=True, exist_ok=True)
+    save_resolved_config(config, staging / RESOLVED_CONFIG)
     fan_out = len(languages) if config.assignment.mode == "all" else 1
     manifest = write_outputs_task(
-        str(out), processed, [str(p) for p in iter_quarantine(work)], counts, fan_out,
+        str(out), [p.out for p in plans], [str(p) for p in iter_quarantine(work, counts)], counts, fan_out,
         config.output.shard_rows, config.output.row_group_rows, metadata,
     )
-    stats = manifest["totals"]
-    create_table_artifact(
-        key="generate-totals", table=[{"what": k, "rows": v} for k, v in stats.items()],
-        description=f"Totals for {out}",
-    )
-    logger.info("wrote %s: %s", out, stats)
+    stats = _read_stats(out)
+    publish_stats_artifacts(out, stats)
+    logger.info("wrote %s: %s", out, manifest["totals"])
     return manifest
+
+
+def _read_stats(out: Path) -> dict:
+    import json
+
+    from pipeline.shard import STATS
+
+    return json.loads((out / STATS).read_text())
+
+
+@flow(name="generate", log_prints=True)
+def generate(config_path: str, out_dir: str | None = None, show_progress: bool = False) -> dict:
+    """Build the dataset described by ``config_path`` (output dir overridable).
+
+    Rerunning it resumes: finished work is found on disk and skipped.
+    """
+    overrides = {"output": {"dir": str(Path(out_dir).resolve())}} if out_dir else None
+    config = load_config(config_path, overrides)
+    return build_dataset(config, show_progress=show_progress)
+
+
+def run_generate(config_path: str, out_dir: str | None = None, show_progress: bool = False,
+                 dask_address: str | None = None, workers: int | None = None) -> dict:
+    """Entry point for the CLI: pick the task runner, then run the flow."""
+    runner = make_task_runner(dask_address=dask_address, workers=workers or None)
+    return generate.with_options(task_runner=runner)(config_path, out_dir=out_dir, show_progress=show_progress)
+
+
+if __name__ == "__main__":  # python -m flows.generate CONFIG [OUT]
+    import sys
+
+    run_generate(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None, show_progress=os.isatty(2))

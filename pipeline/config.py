@@ -82,6 +82,9 @@ class OutputConfig(_Frozen):
 class RunConfig(_Frozen):
     chunk_rows: int = Field(5_000, gt=0)  # rows per task: thousands, never one task per row
     languages: tuple[str, ...] = ()  # project or NLLB codes; empty = all 95 non-English languages
+    # Chunk tasks in flight at once (each holds one chunk in memory). Raise it to the number of worker
+    # threads when running on Dask; 1 = strictly one chunk at a time.
+    concurrency: int = Field(2, ge=1)
 
 
 class PipelineConfig(_Frozen):

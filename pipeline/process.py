@@ -7,9 +7,10 @@ plain Python in tests). A chunk whose output file exists is not recomputed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,14 +61,32 @@ class IngestResult:
         return self.rows + self.quarantined
 
 
-def ingest_source(reader, work_dir: str | Path, chunk_rows: int) -> IngestResult:
-    """Stream a source into English row chunks plus quarantine chunks; skipped when already done."""
+def source_fingerprint(paths: dict, chunk_rows: int) -> str:
+    """Size and modification time of a source's files, plus the chunk size: a change means re-ingest."""
+    parts = {"chunk_rows": chunk_rows}
+    for key, value in sorted(paths.items()):
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            path = Path(item)
+            parts[f"{key}:{item}"] = [path.stat().st_size, path.stat().st_mtime_ns] if path.is_file() else item
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: str | None = None) -> IngestResult:
+    """Stream a source into English row chunks plus quarantine chunks; skipped when already done.
+
+    A finished ingest is reused only while ``fingerprint`` (see ``source_fingerprint``) is unchanged: a
+    source that grew or was replaced is read again, and its old chunks are removed first.
+    """
     work_dir = Path(work_dir)
     src_dir = work_dir / INGEST_DIR / reader.name
     done = src_dir / INGEST_DONE
     if done.exists():
         meta = json.loads(done.read_text())
-        return IngestResult(reader.name, tuple(meta["chunks"]), meta["rows"], meta["quarantined"])
+        if meta.get("fingerprint") == fingerprint:
+            return IngestResult(reader.name, tuple(meta["chunks"]), meta["rows"], meta["quarantined"])
+        done.unlink()
+    for old in [*src_dir.glob("chunk-*.parquet"), *(work_dir / QUARANTINE_DIR / reader.name).glob("chunk-*.parquet")]:
+        old.unlink()
     chunks, rows, bad = [], 0, 0
     for i, batch in enumerate(reader.iter_batches(chunk_rows)):
         path = write_parquet_atomic(batch.rows, src_dir / chunk_name(i))
@@ -77,7 +96,7 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int) -> IngestResult
         rows += batch.rows.height
         bad += batch.quarantine.height
     result = IngestResult(reader.name, tuple(chunks), rows, bad)
-    write_json_atomic({"chunks": list(result.chunks), "rows": rows, "quarantined": bad}, done)
+    write_json_atomic({"chunks": list(result.chunks), "rows": rows, "quarantined": bad, "fingerprint": fingerprint}, done)
     log.info("ingested %s: %d rows, %d quarantined, %d chunks", reader.name, rows, bad, len(chunks))
     return result
 
@@ -104,6 +123,12 @@ def process_rows(
     if backtranslate:
         frame = backtranslate_frame(frame, translator)
         frame = score_backtranslation(frame)
+    return decide_rows(frame, backtranslate=backtranslate, min_bt_chrf=min_bt_chrf)
+
+
+def decide_rows(frame: pl.DataFrame, backtranslate: bool = True, min_bt_chrf: float = 35.0) -> pl.DataFrame:
+    """Scores in, ``status``/``reject_reason`` out: the only step a threshold change has to redo."""
+    if backtranslate:
         frame = apply_backtranslation_filter(frame, min_bt_chrf)
     else:
         frame = frame.with_columns(pl.lit(STATUS_KEPT).alias("status"), pl.lit(None, dtype=pl.String).alias("reject_reason"))
@@ -125,8 +150,14 @@ def process_chunk(chunk_path: str | Path, out_path: str | Path, translator, **pa
     return write_parquet_atomic(frame, out_path)
 
 
-def iter_quarantine(work_dir: str | Path) -> Iterator[Path]:
-    yield from sorted((Path(work_dir) / QUARANTINE_DIR).glob("*/chunk-*.parquet"))
+def iter_quarantine(work_dir: str | Path, sources: Iterable[str] | None = None) -> Iterator[Path]:
+    """Quarantine chunks of ``sources`` (all when ``None``): a source dropped from the config is not counted."""
+    root = Path(work_dir) / QUARANTINE_DIR
+    if sources is None:
+        yield from sorted(root.glob("*/chunk-*.parquet"))
+        return
+    for source in sorted(sources):
+        yield from sorted((root / source).glob("chunk-*.parquet"))
 
 
 def empty_quarantine() -> pl.DataFrame:

@@ -1,0 +1,195 @@
+"""Re-deciding and re-publishing without redoing work: chunk keys, re-decision, affected shards.
+
+A processed chunk's file name carries everything its content depends on, split in two keys:
+
+* the *translation key*: model (id, revision, conversion fingerprint, quantisation), decoding settings,
+  languages, assignment seed and mode, whether back-translation runs, and ``PROCESS_VERSION``;
+* the *decision key*: the filter thresholds.
+
+plus a digest of the English chunk it came from. A rerun finds finished chunks by name, so a killed run
+resumes without recomputing them, and a changed source, model or setting never reuses stale work.
+When only the decision key changed, the chunk is re-decided from its stored scores (no translation).
+
+Publishing goes through a staging folder: the new outputs are written there in full, then only the
+files whose bytes differ from what is in the output folder are moved in; the manifest goes last (and
+is removed first, so its presence still means "complete").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.assign import MODE_ALL, assign_languages
+from pipeline.io import sha256_file
+from pipeline.languages import Language
+
+log = logging.getLogger(__name__)
+
+# Bump when the chunk transformation changes what it writes for the same inputs and settings.
+PROCESS_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+OUTPUT_FOLDERS = ("data", "rejects", "quarantine", "plots")  # folders whose every file belongs to a run
+DIGEST_CHARS = 12
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:DIGEST_CHARS]
+
+
+def translation_key(model: dict, decoding: str, languages: Iterable[str], seed: int, mode: str,
+                    backtranslate: bool) -> str:
+    """Digest of everything that changes translations and scores (not the thresholds)."""
+    return _digest({
+        "version": PROCESS_VERSION,
+        "model": {k: model.get(k) for k in sorted(model) if k not in ("created", "converted_at")},
+        "decoding": decoding,
+        "languages": list(languages),
+        "seed": seed,
+        "mode": mode,
+        "backtranslate": backtranslate,
+    })
+
+
+def decision_key(decision: dict) -> str:
+    """Digest of the filter settings that turn scores into kept/rejected."""
+    return _digest(decision)
+
+
+def chunk_digest(chunk_path: str | Path) -> str:
+    """Content digest of an English chunk file (the readers write it deterministically)."""
+    return sha256_file(chunk_path)[:DIGEST_CHARS]
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Where one chunk's processed rows go, and how to get them."""
+
+    chunk: str  # English chunk file
+    out: str  # processed file for the current keys
+    action: str  # "done" | "redecide" | "process"
+    redecide_from: str | None = None  # processed file with the same translation key, other decision
+
+
+ACTION_DONE, ACTION_REDECIDE, ACTION_PROCESS = "done", "redecide", "process"
+
+
+def processed_file(work_dir: str | Path, source: str, chunk_path: str | Path, digest: str, tkey: str, dkey: str) -> Path:
+    """``processed/{source}/{tkey}/{chunk}-{digest}.{dkey}.parquet``."""
+    stem = Path(chunk_path).stem
+    return Path(work_dir) / "processed" / source / tkey / f"{stem}-{digest}.{dkey}.parquet"
+
+
+def plan_chunk(work_dir: str | Path, source: str, chunk_path: str | Path, tkey: str, dkey: str,
+               force: bool = False) -> ChunkPlan:
+    """Decide what a chunk needs: nothing, a re-decision from stored scores, or processing."""
+    digest = chunk_digest(chunk_path)
+    out = processed_file(work_dir, source, chunk_path, digest, tkey, dkey)
+    if force:
+        return ChunkPlan(str(chunk_path), str(out), ACTION_PROCESS)
+    if out.exists():
+        return ChunkPlan(str(chunk_path), str(out), ACTION_DONE)
+    siblings = sorted(p for p in out.parent.glob(f"{Path(chunk_path).stem}-{digest}.*.parquet") if p != out)
+    if siblings:
+        return ChunkPlan(str(chunk_path), str(out), ACTION_REDECIDE, str(siblings[0]))
+    return ChunkPlan(str(chunk_path), str(out), ACTION_PROCESS)
+
+
+def reset_decision(frame: pl.DataFrame) -> pl.DataFrame:
+    """Drop a previous decision so the filter decides afresh from the stored scores."""
+    return frame.with_columns(
+        pl.lit(None, dtype=pl.String).alias("status"), pl.lit(None, dtype=pl.String).alias("reject_reason"),
+    )
+
+
+def rows_for_languages(rows: pl.DataFrame, languages: tuple[Language, ...], subset: Iterable[str], seed: int,
+                       mode: str) -> pl.DataFrame:
+    """The English rows of a chunk that are assigned to one of ``subset`` (codes), unassigned again.
+
+    Assignment depends only on the example id, seed and the full language list, so processing this
+    subset gives exactly the rows a full run gives for those languages.
+    """
+    subset = set(subset)
+    if mode == MODE_ALL:
+        return rows
+    assigned = assign_languages(rows, languages, seed=seed, mode=mode)
+    return assigned.filter(pl.col("lang").is_in(sorted(subset))).drop("lang", "lang_nllb")
+
+
+def merge_language_rows(existing: pl.DataFrame, fresh: pl.DataFrame, subset: Iterable[str]) -> pl.DataFrame:
+    """Rows of ``existing`` outside ``subset`` plus the ``fresh`` rows of ``subset``."""
+    subset = sorted(set(subset))
+    return pl.concat(
+        [existing.filter(~pl.col("lang").is_in(subset)), fresh.filter(pl.col("lang").is_in(subset))], how="vertical"
+    )
+
+
+# -- publishing -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PublishReport:
+    replaced: tuple[str, ...]  # files written (new or changed), relative paths
+    unchanged: tuple[str, ...]  # files already identical in the output folder
+    removed: tuple[str, ...]  # stale files removed from the output folder
+
+
+def _files(root: Path) -> dict[str, Path]:
+    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+
+
+def select_changed(staging: str | Path, out_dir: str | Path) -> tuple[list[str], list[str], list[str]]:
+    """Compare a staged output with the published one: (changed or new, unchanged, stale) paths.
+
+    Stale means a file the staged output no longer has, in the shard and plot folders or listed by the
+    published manifest. The manifest always counts as changed (it carries the creation time).
+    """
+    staging, out_dir = Path(staging), Path(out_dir)
+    staged = _files(staging)
+    changed, same = [], []
+    for rel, path in staged.items():
+        target = out_dir / rel
+        if rel != MANIFEST_NAME and target.is_file() and target.stat().st_size == path.stat().st_size \
+                and sha256_file(target) == sha256_file(path):
+            same.append(rel)
+        else:
+            changed.append(rel)
+    published: set[str] = set()
+    for folder in OUTPUT_FOLDERS:
+        if (out_dir / folder).is_dir():
+            published |= {f"{folder}/{rel}" for rel in _files(out_dir / folder)}
+    try:
+        previous = json.loads((out_dir / MANIFEST_NAME).read_text())
+        published |= {f["path"] for key in ("files", "meta_files") for f in previous.get(key, [])}
+    except (OSError, ValueError):
+        pass
+    stale = sorted(rel for rel in published if rel not in staged and (out_dir / rel).is_file())
+    return changed, same, stale
+
+
+def publish(staging: str | Path, out_dir: str | Path) -> PublishReport:
+    """Move the changed files of ``staging`` into ``out_dir``; manifest removed first, written last."""
+    staging, out_dir = Path(staging), Path(out_dir)
+    changed, same, stale = select_changed(staging, out_dir)
+    manifest = out_dir / MANIFEST_NAME
+    if changed != [MANIFEST_NAME] or stale:
+        manifest.unlink(missing_ok=True)  # the output is incomplete until the new manifest lands
+    for rel in changed:
+        if rel == MANIFEST_NAME:
+            continue
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / rel, out_dir / rel)
+    for rel in stale:
+        (out_dir / rel).unlink()
+    if MANIFEST_NAME in changed:
+        os.replace(staging / MANIFEST_NAME, manifest)
+    shutil.rmtree(staging, ignore_errors=True)
+    log.info("published %s: %d files written, %d unchanged, %d stale removed", out_dir, len(changed), len(same), len(stale))
+    return PublishReport(tuple(changed), tuple(same), tuple(stale))

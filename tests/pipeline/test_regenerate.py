@@ -1,0 +1,151 @@
+"""Chunk keys, plans, re-decision and publishing of changed files only."""
+
+import json
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.assign import assign_languages
+from pipeline.languages import resolve_languages
+from pipeline.process import decide_rows
+from pipeline.regenerate import (
+    ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, decision_key, merge_language_rows, plan_chunk, processed_file,
+    publish, reset_decision, rows_for_languages, select_changed, translation_key,
+)
+from pipeline.schema import make_example_id
+
+LANGS = resolve_languages(("de", "fr", "cs"))
+MODEL = {"model_id": "tiny", "revision": "abc", "quantization": "int8"}
+
+
+def english_rows(n: int = 40) -> pl.DataFrame:
+    ids = [make_example_id("coco", str(i)) for i in range(n)]
+    return pl.DataFrame({"example_id": ids, "source": ["coco"] * n, "text_en": [f"a red circle {i}" for i in range(n)]})
+
+
+def test_translation_key_changes_with_every_input_but_not_thresholds():
+    base = translation_key(MODEL, "beam=1", ["de", "fr"], 0, "proportional", True)
+    assert base == translation_key(dict(MODEL), "beam=1", ["de", "fr"], 0, "proportional", True)
+    variants = [
+        translation_key({**MODEL, "revision": "def"}, "beam=1", ["de", "fr"], 0, "proportional", True),
+        translation_key(MODEL, "beam=4", ["de", "fr"], 0, "proportional", True),
+        translation_key(MODEL, "beam=1", ["de"], 0, "proportional", True),
+        translation_key(MODEL, "beam=1", ["de", "fr"], 1, "proportional", True),
+        translation_key(MODEL, "beam=1", ["de", "fr"], 0, "all", True),
+        translation_key(MODEL, "beam=1", ["de", "fr"], 0, "proportional", False),
+    ]
+    assert len({base, *variants}) == 7
+    assert decision_key({"min_bt_chrf": 35.0}) != decision_key({"min_bt_chrf": 20.0})
+
+
+def test_plan_chunk_finds_done_redecidable_and_new_work(tmp_path):
+    chunk = tmp_path / "ingest" / "coco" / "chunk-00000.parquet"
+    chunk.parent.mkdir(parents=True)
+    english_rows().write_parquet(chunk)
+    assert plan_chunk(tmp_path, "coco", chunk, "t1", "d1").action == ACTION_PROCESS
+
+    done = plan_chunk(tmp_path, "coco", chunk, "t1", "d1")
+    Path(done.out).parent.mkdir(parents=True)
+    pl.DataFrame({"x": [1]}).write_parquet(done.out)  # pretend it was processed
+    assert plan_chunk(tmp_path, "coco", chunk, "t1", "d1").action == ACTION_DONE
+    assert plan_chunk(tmp_path, "coco", chunk, "t1", "d1", force=True).action == ACTION_PROCESS
+
+    other_threshold = plan_chunk(tmp_path, "coco", chunk, "t1", "d2")
+    assert other_threshold.action == ACTION_REDECIDE and other_threshold.redecide_from == done.out
+    assert plan_chunk(tmp_path, "coco", chunk, "t2", "d1").action == ACTION_PROCESS  # other model: no reuse
+
+    english_rows(41).write_parquet(chunk)  # the source changed: its digest and file name change
+    changed = plan_chunk(tmp_path, "coco", chunk, "t1", "d1")
+    assert changed.action == ACTION_PROCESS and changed.out != done.out
+
+
+def test_processed_file_name_carries_chunk_and_keys(tmp_path):
+    path = processed_file(tmp_path, "vqav2", "x/chunk-00007.parquet", "abc123", "tk", "dk")
+    assert path == tmp_path / "processed" / "vqav2" / "tk" / "chunk-00007-abc123.dk.parquet"
+
+
+def _scored(n: int = 30) -> pl.DataFrame:
+    frame = assign_languages(english_rows(n), LANGS, seed=0)
+    return frame.with_columns(
+        pl.Series("score_bt_chrf", [float(i * 3) for i in range(n)]),
+        pl.Series("backtranslation_en", [f"bt {i}" for i in range(n)]),
+    )
+
+
+def test_redecide_from_stored_scores_equals_deciding_fresh():
+    scored = _scored()
+    at_35 = decide_rows(scored, backtranslate=True, min_bt_chrf=35.0)
+    at_20 = decide_rows(scored, backtranslate=True, min_bt_chrf=20.0)
+    again = decide_rows(reset_decision(at_35), backtranslate=True, min_bt_chrf=20.0)
+    assert again.equals(at_20)
+    assert at_20["status"].to_list().count("kept") > at_35["status"].to_list().count("kept")
+
+
+def test_rows_for_languages_matches_a_full_assignment():
+    rows = english_rows(200)
+    full = assign_languages(rows, LANGS, seed=3)
+    subset = rows_for_languages(rows, LANGS, ["fr"], seed=3, mode="proportional")
+    again = assign_languages(subset, LANGS, seed=3)
+    assert set(again["lang"].to_list()) == {"fr"}
+    assert again["example_id"].to_list() == full.filter(pl.col("lang") == "fr")["example_id"].to_list()
+    assert rows_for_languages(rows, LANGS, ["fr"], seed=3, mode="all").height == 200
+
+
+def test_merge_language_rows_replaces_only_the_subset():
+    existing = pl.DataFrame({"lang": ["de", "fr", "cs", "fr"], "v": [1, 2, 3, 4]})
+    fresh = pl.DataFrame({"lang": ["fr", "fr"], "v": [20, 40]})
+    merged = merge_language_rows(existing, fresh, ["fr"])
+    assert sorted(merged.rows()) == [("cs", 3), ("de", 1), ("fr", 20), ("fr", 40)]
+
+
+def _write(root, rel, text):
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_publish_moves_only_changed_files_and_writes_manifest_last(tmp_path):
+    out, staging = tmp_path / "out", tmp_path / "out" / "_work" / "staging"
+    _write(out, "data/de/part-00000.parquet", "de-v1")
+    same = _write(out, "data/fr/part-00000.parquet", "fr-v1")
+    _write(out, "data/cs/part-00000.parquet", "cs-v1")  # no longer produced: stale
+    _write(out, "manifest.json", json.dumps({"files": []}))
+    os.utime(same, ns=(1, 1))
+    _write(staging, "data/de/part-00000.parquet", "de-v2")
+    _write(staging, "data/fr/part-00000.parquet", "fr-v1")
+    _write(staging, "stats.json", "{}")
+    _write(staging, "manifest.json", json.dumps({"files": ["new"]}))
+
+    changed, unchanged, stale = select_changed(staging, out)
+    assert sorted(changed) == ["data/de/part-00000.parquet", "manifest.json", "stats.json"]
+    assert unchanged == ["data/fr/part-00000.parquet"] and stale == ["data/cs/part-00000.parquet"]
+
+    report = publish(staging, out)
+    assert (out / "data/de/part-00000.parquet").read_text() == "de-v2"
+    assert same.stat().st_mtime_ns == 1  # untouched
+    assert not (out / "data/cs/part-00000.parquet").exists()
+    assert json.loads((out / "manifest.json").read_text()) == {"files": ["new"]}
+    assert not staging.exists() and report.removed == ("data/cs/part-00000.parquet",)
+
+
+def test_publish_keeps_files_outside_the_output_folders(tmp_path):
+    out, staging = tmp_path / "out", tmp_path / "stage"
+    _write(out, "notes.txt", "mine")
+    _write(out, "_work/processed/x.parquet", "work")
+    _write(staging, "manifest.json", "{}")
+    publish(staging, out)
+    assert (out / "notes.txt").exists() and (out / "_work/processed/x.parquet").exists()
+
+
+@pytest.mark.parametrize("mode", ["proportional", "all"])
+def test_merge_after_subset_processing_gives_the_full_frame(mode):
+    rows = english_rows(60)
+    full = assign_languages(rows, LANGS, seed=0, mode=mode)
+    sub = assign_languages(rows_for_languages(rows, LANGS, ["cs"], 0, mode), LANGS, seed=0, mode=mode)
+    merged = merge_language_rows(full, sub.with_columns(pl.lit("new").alias("source")), ["cs"])
+    assert merged.height == full.height
+    assert set(merged.filter(pl.col("lang") == "cs")["source"].to_list()) <= {"new"}
+    assert set(merged.filter(pl.col("lang") != "cs")["source"].to_list()) == {"coco"}
