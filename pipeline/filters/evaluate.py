@@ -105,7 +105,11 @@ def corrupt_truncate(tgt: str, rng: random.Random) -> str | None:
     if len(words) < 4:
         return None
     keep = max(1, round(len(words) * rng.uniform(0.2, 0.5)))
-    return " ".join(words[:keep])
+    fragment = " ".join(words[:keep])
+    # Half keep the sentence's final punctuation, as a decoder that stops early still often does.
+    if rng.random() < 0.5 and tgt[-1] in ".!?" and fragment[-1] not in ".!?":
+        fragment += tgt[-1]
+    return fragment
 
 
 def corrupt_numbers(en: str, tgt: str, lang: str, rng: random.Random) -> str | None:

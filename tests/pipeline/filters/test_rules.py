@@ -98,3 +98,10 @@ def test_config_errors_name_the_knob(tmp_path):
     path.write_text("min_length_ratio: 0.4\nper_language:\n  cs: {min_length_ratio: 0.3}\n")
     rules = load_rules(path)
     assert rules.min_length_ratio == 0.4 and rules.for_language("ces_Latn").min_length_ratio == 0.3
+
+
+def test_documented_config_is_the_defaults():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "configs" / "filter.yaml"
+    assert load_rules(path) == FilterRules()
