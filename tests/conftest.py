@@ -88,7 +88,7 @@ def write_processed_chunks(work: Path, n_rows: int = 60, langs=("de", "fr", "iw"
     return paths, counts
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")
 def make_processed():
     """``write_processed_chunks`` as a fixture (test modules cannot import conftest)."""
     return write_processed_chunks

@@ -1,0 +1,79 @@
+"""Training exports: the trainer view and the mBLIP JSON format, from a finished output."""
+
+import json
+
+import polars as pl
+import pytest
+
+from pipeline.cli import main
+from pipeline.export import EnglishTemplatePrompts, RowPrompts, export_dataset, row_target
+from pipeline.shard import write_outputs
+
+
+@pytest.fixture(scope="module")
+def output(tmp_path_factory, make_processed):
+    tmp = tmp_path_factory.mktemp("export")
+    paths, counts = make_processed(tmp / "_work", n_rows=48, langs=("de", "fr"))
+    # half the rows carry a translated prompt (as the chunk stage writes), the rest predate prompts
+    for p in paths:
+        frame = pl.read_parquet(p)
+        frame = frame.with_columns(
+            pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.lit("Beschreibe das Bild.")).otherwise(None).alias("prompt"))
+        frame.write_parquet(p)
+    out = tmp / "out"
+    manifest = write_outputs(out, paths, [], counts, 1, 10, 5,
+                             {"config_hash": "t", "image_roots": {"coco_captions": "/data/coco", "vqav2": "/data/vqa"}},
+                             card=False)
+    return out, manifest
+
+
+def test_trainer_view_has_prompt_target_image_language_task(output, tmp_path):
+    out, manifest = output
+    result = export_dataset(out, tmp_path / "exp", formats=("trainer",))
+    kept = pl.read_parquet(out / "data/*/*.parquet")
+    view = pl.read_parquet(tmp_path / "exp" / "trainer/*/*.parquet")
+    assert view.height == kept.height == manifest["totals"]["kept"]
+    assert view.columns == ["example_id", "source", "image_id", "image_path", "image", "lang", "task", "prompt", "target"]
+    assert view["prompt"].null_count() == 0 and view["target"].null_count() == 0
+    joined = view.join(kept, on="example_id", suffix="_row")
+    assert (joined["lang"] == joined["lang_row"]).all()
+    with_prompt = joined.filter(pl.col("prompt_row").is_not_null())
+    assert with_prompt.height and (with_prompt["prompt"] == with_prompt["prompt_row"]).all()
+    without = joined.filter(pl.col("prompt_row").is_null() & (pl.col("task") == "caption") & (pl.col("lang") == "de"))
+    assert without.height and without["prompt"].str.contains("German").all()  # English template names the language
+    vqa = joined.filter(pl.col("task") == "vqa")
+    assert (vqa["target"] == vqa["answer_tgt"]).all()
+    caption = joined.filter(pl.col("task") == "caption")
+    assert (caption["target"] == caption["text_tgt"]).all()
+    coco = joined.filter(pl.col("source") == "coco_captions").row(0, named=True)
+    assert coco["image"] == f"/data/coco/{coco['image_path']}"
+    assert sorted(f["path"] for f in result["files"]) == sorted(
+        f"trainer/{f['lang']}/{f['path'].rsplit('/', 1)[1]}" for f in manifest["files"] if f["split"] == "kept")
+
+
+def test_mblip_json_format(output, tmp_path):
+    out, manifest = output
+    assert main(["export", str(out), "--dest", str(tmp_path / "exp"), "--format", "mblip", "--languages", "de"]) == 0
+    records = json.loads((tmp_path / "exp" / "mblip" / "de.json").read_text())
+    kept_de = sum(f["rows"] for f in manifest["files"] if f["split"] == "kept" and f["lang"] == "de")
+    assert len(records) == kept_de
+    assert all(set(r) == {"context", "label", "image_id"} and r["context"] and r["label"] for r in records)
+    assert all(r["image_id"].startswith(("/data/coco/", "/data/vqa/")) for r in records)
+    assert not (tmp_path / "exp" / "mblip" / "fr.json").exists()
+    assert not list((tmp_path / "exp").rglob(".*tmp-*"))
+
+
+def test_prompt_sources_are_pluggable():
+    row = {"example_id": "x1", "task": "vqa", "lang": "fr", "text_en": "What color?", "text_tgt": "Quelle couleur ?",
+           "answer_en": "red", "answer_tgt": "rouge", "prompt": None}
+    english = EnglishTemplatePrompts().prompt(row)
+    assert "French" in english and "Quelle couleur ?" in english
+    assert RowPrompts().prompt({**row, "prompt": "Réponds : Quelle couleur ?"}) == "Réponds : Quelle couleur ?"
+    assert RowPrompts().prompt(row) == english
+    assert "English" in EnglishTemplatePrompts().prompt({**row, "answer_translated": False})
+    assert row_target(row) == "rouge" and row_target({**row, "answer_tgt": None}) == "red"
+
+
+def test_export_needs_a_finished_output(tmp_path):
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        export_dataset(tmp_path)

@@ -1,0 +1,79 @@
+"""`mblip verify`: recomputed checksums and counts against the manifest, non-zero exit on any mismatch."""
+
+import json
+import shutil
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.shard import MANIFEST, write_outputs
+from pipeline.verify import verify_output
+
+
+@pytest.fixture(scope="module")
+def clean_output(tmp_path_factory, make_processed):
+    tmp = tmp_path_factory.mktemp("verify")
+    paths, counts = make_processed(tmp / "_work", n_rows=40)
+    out = tmp / "out"
+    write_outputs(out, paths, [], counts, 1, 15, 5, {"config_hash": "t"})
+    return out
+
+
+@pytest.fixture()
+def out(clean_output, tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(clean_output, copy)
+    return copy
+
+
+def _flip_byte(path, offset=None):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 if offset is None else offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_clean_output_verifies(out, capsys):
+    assert main(["verify", str(out)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("OK")
+
+
+def test_flipped_byte_in_a_shard_fails(out, capsys):
+    manifest = json.loads((out / MANIFEST).read_text())
+    shard = out / manifest["files"][1]["path"]
+    _flip_byte(shard)
+    assert main(["verify", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert f"PROBLEM {manifest['files'][1]['path']}: sha256" in printed
+
+
+def test_flipped_byte_in_the_card_fails(out):
+    _flip_byte(out / "README.md", offset=10)
+    report = verify_output(out)
+    assert [p.split(":")[0] for p in report.problems] == ["README.md"]
+
+
+def test_missing_truncated_and_stray_files_fail(out):
+    manifest = json.loads((out / MANIFEST).read_text())
+    kept = [f for f in manifest["files"] if f["split"] == "kept"]
+    (out / kept[0]["path"]).unlink()
+    (out / kept[1]["path"]).write_bytes((out / kept[1]["path"]).read_bytes()[:100])
+    shutil.copyfile(out / kept[2]["path"], out / "data" / kept[2]["lang"] / "part-00099.parquet")
+    problems = "\n".join(verify_output(out).problems)
+    assert f"{kept[0]['path']}: missing" in problems
+    assert f"{kept[1]['path']}: 100 bytes" in problems and "unreadable Parquet" in problems
+    assert "part-00099.parquet: Parquet file not certified" in problems
+    assert "totals.kept" in problems
+
+
+def test_row_count_mismatch_fails_even_with_matching_checksum(out):
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["files"][0]["rows"] += 1
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    problems = verify_output(out).problems
+    assert any(p.startswith(f"{manifest['files'][0]['path']}: ") and "rows, manifest says" in p for p in problems)
+
+
+def test_no_manifest_means_incomplete(out):
+    (out / MANIFEST).unlink()
+    report = verify_output(out)
+    assert not report.ok and "missing" in report.problems[0]
