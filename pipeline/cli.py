@@ -201,6 +201,25 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pipeline.bench import translate as bench
+
+    device = args.device
+    if device == "auto":
+        import ctranslate2
+
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    common = dict(shape=args.shape, device=device, compute_type=args.compute_type, threads=args.threads,
+                  batch_size=args.batch_size, cache_dir=args.cache_dir)
+    if args.stage:
+        langs = tuple(x for x in args.languages.split(",") if x)
+        bench.print_stage_report(bench.bench_stage(rows=args.rows, languages=langs, **common))
+    else:
+        hf, ct2 = bench.bench_engine(sentences=args.sentences, output_tokens=args.tokens, **common)
+        bench.print_engine_report(hf, ct2)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mblip", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -227,6 +246,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--images", type=int, default=200, help="number of demo images (5 captions + 3 questions each)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("bench", help="benchmarks: `bench translate` (engine vs HF generate), `--stage` (whole stage)")
+    p.add_argument("what", choices=["translate"])
+    p.add_argument("--stage", action="store_true", help="whole translate stage on a VQAv2-like stream (dedup + cache)")
+    p.add_argument("--shape", default="600m", choices=["600m", "1.3b"], help="random-weight NLLB shape (built once)")
+    p.add_argument("--sentences", type=int, default=32, help="engine mode: caption-length inputs")
+    p.add_argument("--tokens", type=int, default=24, help="engine mode: output tokens forced per input on both sides")
+    p.add_argument("--rows", type=int, default=256, help="stage mode: VQA rows (question + answer)")
+    p.add_argument("--languages", default="de,fr,es,ru", help="stage mode: target languages")
+    p.add_argument("--batch-size", type=int, default=32, help="HF generate batch size (padded)")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--compute-type", default="auto", help="CT2 compute type (auto: int8 on CPU, int8_float16 on GPU)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for both sides (default: all cores)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="where benchmark models are built (~/.cache/mblip/bench)")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("verify", help="recompute checksums and row counts of an output against its manifest")
     p.add_argument("out", type=Path, help="output root (the folder holding manifest.json)")
