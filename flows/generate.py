@@ -29,7 +29,7 @@ from pipeline.config import PipelineConfig, load_config, save_resolved_config
 from pipeline.io import write_parquet_atomic
 from pipeline.languages import resolve_languages
 from pipeline.nllb.convert import read_model_metadata
-from pipeline.nllb.engine import EngineSettings, load_translator
+from pipeline.nllb.engine import EngineSettings
 from pipeline.process import (
     INGEST_DIR, INGEST_DONE, IngestResult, decide_rows, ingest_source, iter_quarantine, open_reader, process_rows, source_fingerprint,
 )
@@ -38,6 +38,8 @@ from pipeline.regenerate import (
     publish, reset_decision, rows_for_languages, translation_key,
 )
 from pipeline.shard import write_outputs
+from pipeline.templates import template_drop_counts
+from pipeline.translate import TranslationStats, open_translator, write_stats_sidecar
 
 WORK_DIR = "_work"
 _LOAD_LOCK = threading.Lock()
@@ -59,6 +61,7 @@ def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_r
 def process_chunk_task(
     plan: ChunkPlan, model_dir: str, settings: EngineSettings, languages: tuple[str, ...],
     seed: int, mode: str, backtranslate: bool, min_bt_chrf: float, only_languages: tuple[str, ...] = (),
+    cache_dir: str | None = None,
 ) -> str:
     """One chunk: process it, re-decide it from stored scores, or recompute some languages' rows."""
     import polars as pl
@@ -71,7 +74,7 @@ def process_chunk_task(
     attempt = current_task_run.run_count or 1
     settings = dataclasses.replace(settings, max_batch_tokens=batch_tokens_for_attempt(settings.max_batch_tokens, attempt))
     with _LOAD_LOCK:  # threads of one process share one translator; load it once
-        translator = load_translator(model_dir, settings)
+        translator = open_translator(model_dir, settings, cache_dir)  # engine + persistent translation cache
     resolved = resolve_languages(languages)
     params = dict(languages=resolved, seed=seed, mode=mode, backtranslate=backtranslate, min_bt_chrf=min_bt_chrf)
     rows = pl.read_parquet(plan.chunk)
@@ -80,7 +83,10 @@ def process_chunk_task(
         fresh = process_rows(subset, translator=translator, **params)
         merged = merge_language_rows(pl.read_parquet(plan.out), fresh, only_languages)
         return str(write_parquet_atomic(merged, plan.out))
-    return str(write_parquet_atomic(process_rows(rows, translator=translator, **params), plan.out))
+    stats = TranslationStats()
+    frame = process_rows(rows, translator=translator, stats=stats, **params)
+    write_stats_sidecar(plan.out, stats, template_drop_counts(frame, translator))  # dedup / cache counters
+    return str(write_parquet_atomic(frame, plan.out))
 
 
 @task(name="write-shards", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
@@ -105,6 +111,7 @@ def engine_settings(config: PipelineConfig) -> EngineSettings:
         max_input_tokens=t.max_input_tokens, beam_size=t.beam_size, patience=t.patience,
         length_penalty=t.length_penalty, repetition_penalty=t.repetition_penalty,
         no_repeat_ngram_size=t.no_repeat_ngram_size, max_length_ratio=t.max_length_ratio,
+        sampling_topk=t.sampling_topk, sampling_temperature=t.sampling_temperature,
     )
 
 
@@ -138,6 +145,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     languages = tuple(lang.code for lang in config.languages())
     model_dir = resolve_model_dir(config.translation.model)
     settings = engine_settings(config)
+    cache_dir = str(config.translation.cache_dir or work / "translation-cache") if config.translation.cache else None
     model_meta = read_model_metadata(model_dir)
     tkey = translation_key(
         model_meta, f"{settings.decoding_key()},ct={settings.compute_type}", languages,
@@ -169,7 +177,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     common = (model_dir, settings, languages, config.assignment.seed, config.assignment.mode,
               config.filter.backtranslate, config.filter.min_bt_chrf, tuple(force_languages))
     run_bounded(
-        (lambda p=p: process_chunk_task.submit(p, *common) for p in todo),
+        (lambda p=p: process_chunk_task.submit(p, *common, cache_dir=cache_dir) for p in todo),
         config.run.concurrency, lambda _: progress.advance(),
     )
     progress.close()

@@ -66,6 +66,13 @@ class TranslationConfig(_Frozen):
     repetition_penalty: float = 1.0  # >1 discourages loops; 1 = off
     no_repeat_ngram_size: int = 0  # 0 = off
     max_length_ratio: float = Field(3.0, gt=0)  # output cap = ratio * input tokens + 10 (anti-loop)
+    sampling_topk: int = Field(1, ge=0)  # 1 = off (deterministic greedy/beam); >1 samples: not reproducible
+    sampling_temperature: float = Field(1.0, gt=0)  # only used when sampling_topk != 1
+    # Persistent translation cache (SQLite, shared by all workers): a rerun, a regeneration with more
+    # data or another flow over the same text translates only new strings. Point several outputs at
+    # one directory to share it; None = <output.dir>/_work/translation-cache. cache: false = off.
+    cache: bool = True
+    cache_dir: Path | None = None
 
 
 class FilterConfig(_Frozen):
@@ -128,6 +135,8 @@ def _resolve_paths(data: dict, base: Path) -> dict:
     model = tr.get("model")
     if model and model != "shipped" and not Path(model).is_absolute() and (base / model).exists():
         tr["model"] = str((base / model).resolve())
+    if tr.get("cache_dir") and not Path(tr["cache_dir"]).is_absolute():
+        tr["cache_dir"] = str((base / tr["cache_dir"]).resolve())
     out = data.get("output") or {}
     if out.get("dir") and not Path(out["dir"]).is_absolute():
         out["dir"] = str((base / out["dir"]).resolve())

@@ -24,7 +24,7 @@ from pipeline.languages import Language
 from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA, STATUS_KEPT, conform
 from pipeline.answers import translate_answers
 from pipeline.templates import add_prompts, template_drop_counts
-from pipeline.translate import TranslationStats, stats_path, translate_frame
+from pipeline.translate import TranslationStats, translate_frame, write_stats_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,7 @@ def process_chunk(chunk_path: str | Path, out_path: str | Path, translator, **pa
     frame = process_rows(rows, translator=translator, stats=stats, **params)
     # Sidecar counters (dedup factor, cache hit rate, template drops) for the run summary; written
     # before the chunk so a present chunk always has its stats.
-    write_json_atomic({"translation": stats.as_dict(), "templates": template_drop_counts(frame, translator)},
-                      stats_path(out_path))
+    write_stats_sidecar(out_path, stats, template_drop_counts(frame, translator))
     return write_parquet_atomic(frame, out_path)
 
 

@@ -69,6 +69,15 @@ def stats_path(processed_chunk: str | Path) -> Path:
     return path.with_name(path.name.removesuffix(".parquet") + STATS_SUFFIX)
 
 
+def write_stats_sidecar(processed_chunk: str | Path, stats: TranslationStats, templates: dict | None = None) -> Path:
+    """Write a chunk's counters next to it (atomically): ``{"translation": {...}, "templates": {...}}``."""
+    from pipeline.io import write_json_atomic
+
+    path = stats_path(processed_chunk)
+    write_json_atomic({"translation": stats.as_dict(), "templates": templates or {}}, path)
+    return path
+
+
 def sum_stats(paths) -> TranslationStats:
     """Run totals from chunk sidecars (missing files are skipped: chunks processed before the sidecar existed)."""
     total = TranslationStats()
