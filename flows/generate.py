@@ -92,11 +92,12 @@ def process_chunk_task(
 @task(name="write-shards", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
       retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 def write_outputs_task(out_dir: str, processed: list[str], quarantine: list[str], ingest_counts: dict,
-                       fan_out: int, shard_rows: int, row_group_rows: int, metadata: dict) -> dict:
+                       fan_out: int, shard_rows: int, row_group_rows: int, metadata: dict, shard_bytes: int = 0) -> dict:
     """Write every output into a staging folder, then move in only the files that changed."""
     route_pipeline_logs()
     staging = Path(out_dir) / WORK_DIR / STAGING_DIR
-    manifest = write_outputs(staging, processed, quarantine, ingest_counts, fan_out, shard_rows, row_group_rows, metadata)
+    manifest = write_outputs(staging, processed, quarantine, ingest_counts, fan_out, shard_rows, row_group_rows, metadata,
+                             shard_bytes=shard_bytes, reuse_from=out_dir)
     report = publish(staging, out_dir)
     get_run_logger().info("outputs: %d files written, %d unchanged, %d stale removed",
                           len(report.replaced), len(report.unchanged), len(report.removed))
@@ -188,6 +189,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
         "languages": list(languages),
         "image_roots": {s.source_name: str(s.images) for s in config.sources},
         "sources": {s.source_name: s.type for s in config.sources},
+        "pretty_name": config.output.pretty_name,
         "settings": config.model_dump(mode="json", include={"translation", "filter", "assignment"}),
         "keys": {"translation": tkey, "decision": dkey},
         "run": {"chunks": actions, **(run_info or {"flow": "generate"})},
@@ -198,7 +200,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     fan_out = len(languages) if config.assignment.mode == "all" else 1
     manifest = write_outputs_task(
         str(out), [p.out for p in plans], [str(p) for p in iter_quarantine(work, counts)], counts, fan_out,
-        config.output.shard_rows, config.output.row_group_rows, metadata,
+        config.output.shard_rows, config.output.row_group_rows, metadata, config.output.shard_bytes,
     )
     stats = _read_stats(out)
     publish_stats_artifacts(out, stats)

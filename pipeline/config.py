@@ -83,7 +83,11 @@ class FilterConfig(_Frozen):
 class OutputConfig(_Frozen):
     dir: Path = Path("out")
     shard_rows: int = Field(100_000, gt=0)  # rows per Parquet shard
+    # Target in-memory (uncompressed Arrow) bytes per shard, turned into rows from the mean row size;
+    # zstd files come out several times smaller. Smaller shards = finer resume, more files. 0 = off.
+    shard_bytes: int = Field(0, ge=0)
     row_group_rows: int = Field(10_000, gt=0)  # Parquet row-group size (read granularity)
+    pretty_name: str | None = None  # dataset card title; None = a generic name
 
 
 class RunConfig(_Frozen):

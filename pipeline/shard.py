@@ -108,7 +108,7 @@ class ShardStore:
     complete under the same inputs fingerprint; it is reused when every file still matches its sha256.
     """
 
-    def __init__(self, out_dir: Path, fingerprint: str, layout: ShardLayout):
+    def __init__(self, out_dir: Path, fingerprint: str, layout: ShardLayout, reuse_from: Path | None = None):
         self.out_dir = out_dir
         self.fingerprint = fingerprint
         self.layout = layout
@@ -127,6 +127,13 @@ class ShardStore:
             self._certified.update(journal.get("files", {}))
         for entries in self._groups.values():
             self._certified.update({e["path"]: e for e in entries})
+        # Groups a published output certifies under the same fingerprint: linked in, not recomputed.
+        self._external: dict[str, list[dict]] = {}
+        self._reuse_from = Path(reuse_from) if reuse_from else None
+        published = _read_json(self._reuse_from / MANIFEST) if self._reuse_from else None
+        if published and published.get("inputs_fingerprint") == fingerprint:
+            for entry in published.get("files", []):
+                self._external.setdefault(_group_key(entry["split"], entry["lang"]), []).append(entry)
         self._journal = {"inputs_fingerprint": fingerprint, "groups": dict(self._groups), "files": dict(self._certified)}
 
     def retire_manifest(self) -> None:
@@ -144,6 +151,17 @@ class ShardStore:
         if certified is not None and all(is_intact(self.out_dir, e) for e in certified):
             self.files.extend(certified)
             self.reused += len(certified)
+            return
+        external = self._external.get(key)
+        if external is not None and all(is_intact(self._reuse_from, e) for e in external):
+            self.retire_manifest()
+            for entry in external:
+                _link_or_copy(self._reuse_from / entry["path"], self.out_dir / entry["path"])
+                self._journal["files"][entry["path"]] = entry
+            self._journal["groups"][key] = external
+            self._save_journal()
+            self.files.extend(external)
+            self.reused += len(external)
             return
         frame = build()
         entries = []
@@ -215,18 +233,21 @@ def write_outputs(
     metadata: dict,
     shard_bytes: int = 0,
     card: bool = True,
+    reuse_from: str | Path | None = None,
 ) -> dict:
     """Shard everything, check the row invariant, write stats.json, the card and (last) manifest.json.
 
     ``metadata`` goes into the manifest as is; the card reads ``model``, ``sources`` (name -> type),
     ``settings`` (translation / filter / assignment values) and ``pretty_name`` from it when present.
+    ``reuse_from``: a published output (e.g. when ``out_dir`` is a staging folder); shards its manifest
+    certifies under the same inputs fingerprint are hard-linked in instead of recomputed.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     processed = sorted(str(p) for p in processed)
     quarantine = sorted(str(p) for p in quarantine)
     layout = ShardLayout(shard_rows, shard_bytes, row_group_rows)
-    store = ShardStore(out_dir, inputs_fingerprint(processed + quarantine, layout), layout)
+    store = ShardStore(out_dir, inputs_fingerprint(processed + quarantine, layout), layout, reuse_from)
     rows = pl.scan_parquet(processed) if processed else pl.LazyFrame(schema=ROW_SCHEMA)
     bad = pl.scan_parquet(quarantine) if quarantine else pl.LazyFrame(schema=QUARANTINE_SCHEMA)
     kept_rows = rows.filter(pl.col("status") == STATUS_KEPT)
@@ -449,6 +470,24 @@ def _write_bytes_atomic(data: bytes, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Put ``src``'s bytes at ``dst`` atomically: a hard link where possible, else a copy."""
+    import os
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -154,3 +154,19 @@ def test_sidecar_counters_are_summed_into_stats(tmp_path, make_processed):
     assert processing["cache.hits"] == sum(range(n))
     assert processing["dedup_factor"] == pytest.approx(sum(2.0 if i % 2 else 1.0 for i in range(n)) / n)
     assert processing["cache.hit_rate"] == pytest.approx(0.5)
+
+
+def test_staging_reuses_certified_shards_of_the_published_output(tmp_path, make_processed):
+    paths, counts = make_processed(tmp_path / "_work", n_rows=60)
+    published = tmp_path / "out"
+    first = _write(published, paths, counts)
+    staging = tmp_path / "staging"
+    victim = published / first["files"][0]["path"]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))  # this group cannot be reused: recomputed in staging
+    staged = _write(staging, paths, counts, reuse_from=published)
+    assert staged["files"] == first["files"] and verify_output(staging).ok
+    linked = [f for f in staged["files"] if os.stat(staging / f["path"]).st_ino == os.stat(published / f["path"]).st_ino]
+    group = [f for f in first["files"] if f["split"] == first["files"][0]["split"] and f["lang"] == first["files"][0]["lang"]]
+    assert len(linked) == len(first["files"]) - len(group)
