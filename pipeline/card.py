@@ -97,6 +97,18 @@ COLUMN_DOCS = {
     "prompt": "instruction in the target language (translated template)",
 }
 
+ENGINE_COUNTER_DOCS = {
+    "requested": "non-empty strings asked for (one per row and field)",
+    "empty": "empty strings (no model call)",
+    "distinct": "distinct (text, language) pairs among them",
+    "cache_hits": "distinct strings served by the translation cache",
+    "translated": "distinct strings the model translated",
+    "truncated": "strings longer than the input limit (cut, flagged)",
+    "decoded_tokens": "decoder tokens spent",
+    "dedup_factor": "requested / distinct",
+    "cache_hit_rate": "cache_hits / distinct",
+}
+
 MBLIP_CITATION = """@inproceedings{geigle2024mblip,
   title     = {{mBLIP}: Efficient Bootstrapping of Multilingual Vision-{LLMs}},
   author    = {Geigle, Gregor and Jain, Abhay and Timofte, Radu and Glava{\\v{s}}, Goran},
@@ -381,9 +393,22 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
         add(f"Language assignment: mode `{assign.get('mode')}`, seed `{assign.get('seed')}` (a hash of the example id, "
             "so adding data never reshuffles earlier assignments).\n")
     add(f"Config hash `{metadata.get('config_hash')}`; the resolved config is `config.resolved.yaml`.\n")
-    if stats.get("processing"):
-        add("Translation engine counters (summed over the per-chunk stats files; ratios averaged by rows):\n")
-        add(_table(["counter", "value"], [[k, v] for k, v in stats["processing"].items()]) + "\n")
+    proc = stats.get("processing") or {}
+    if proc:
+        add(f"Translation engine counters, summed over {proc['sidecars']} chunk stats files"
+            + (f" ({proc['chunks_without_sidecar']} chunks predate them)" if proc.get("chunks_without_sidecar") else "")
+            + ":\n")
+        add(_table(["counter", "value", "meaning"], [
+            [k, v, ENGINE_COUNTER_DOCS.get(k, "")] for k, v in (proc.get("translation") or {}).items()]) + "\n")
+        other = [[k, v] for k, v in proc.items() if k not in ("sidecars", "chunks_without_sidecar", "translation",
+                                                                 "templates")]
+        if other:
+            add(_table(["counter", "value"], other) + "\n")
+        templates = proc.get("templates") or {}
+        if templates:
+            keys = sorted({k for c in templates.values() for k in c})
+            add("Instruction templates per language (translated templates kept, and dropped by reason):\n")
+            add(_table(["lang", *keys], [[lang, *[c.get(k, 0) for k in keys]] for lang, c in templates.items()]) + "\n")
 
     add("## Filtering\n")
     filt = settings.get("filter") or {}

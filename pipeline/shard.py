@@ -388,43 +388,35 @@ def score_summaries(rows: pl.LazyFrame, score_cols: list[str]) -> dict[str, dict
     return out
 
 
-# Sidecar keys that are ratios, not counters: averaged (weighted by "rows" when a sidecar has it).
-_RATIO_HINTS = ("rate", "ratio", "factor", "share", "fraction", "mean", "avg", "per_")
-
-
 def sum_sidecars(processed: Iterable[str | Path]) -> dict:
-    """Sum the per-chunk stats sidecars (``*.json`` next to processed chunks) into run totals.
+    """Run totals of the per-chunk stats sidecars (``chunk-….stats.json`` next to each processed chunk).
 
-    Counters are summed; ratio-like keys (see ``_RATIO_HINTS``) are averaged, weighted by the
-    sidecar's ``rows`` when present. Nested dicts are flattened with dots.
+    ``translation`` counters are summed and the ratios (dedup factor, cache hit rate) recomputed from
+    the sums; ``templates`` (the per-language template set, the same in every chunk) takes the max per
+    counter; any other numeric field is summed. Chunks without a sidecar are counted as missing.
     """
-    dirs = sorted({Path(p).parent for p in processed})
-    sums: dict[str, float] = {}
-    weighted: dict[str, list[float]] = {}
-    n_files = 0
-    for d in dirs:
-        for path in sorted(d.glob("*.json")):
-            data = _read_json(path)
-            if not isinstance(data, dict):
-                continue
-            n_files += 1
-            flat = _flatten(data)
-            weight = float(flat.get("rows", 1) or 1)
-            for key, value in flat.items():
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    continue
-                if any(h in key.rsplit(".", 1)[-1] for h in _RATIO_HINTS):
-                    acc = weighted.setdefault(key, [0.0, 0.0])
-                    acc[0] += value * weight
-                    acc[1] += weight
-                else:
-                    sums[key] = sums.get(key, 0) + value
-    if not n_files:
+    from pipeline.translate import TranslationStats, stats_path
+
+    total, templates, other = TranslationStats(), {}, {}
+    found = missing = 0
+    for chunk in processed:
+        data = _read_json(stats_path(chunk))
+        if not isinstance(data, dict):
+            missing += 1
+            continue
+        found += 1
+        total.add(TranslationStats.from_dict(data.get("translation") or {}))
+        for lang, counts in (data.get("templates") or {}).items():
+            slot = templates.setdefault(lang, {})
+            for key, value in counts.items():
+                slot[key] = max(slot.get(key, 0), value)
+        for key, value in _flatten({k: v for k, v in data.items() if k not in ("translation", "templates")}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                other[key] = other.get(key, 0) + value
+    if not found:
         return {}
-    out: dict = {"sidecars": n_files}
-    out.update({k: (int(v) if float(v).is_integer() else v) for k, v in sorted(sums.items())})
-    out.update({k: v[0] / v[1] for k, v in sorted(weighted.items()) if v[1]})
-    return out
+    return {"sidecars": found, "chunks_without_sidecar": missing, "translation": total.as_dict(),
+            "templates": dict(sorted(templates.items())), **dict(sorted(other.items()))}
 
 
 def summarise_files(files: list[dict]) -> dict:

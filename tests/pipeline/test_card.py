@@ -175,3 +175,19 @@ def test_datasets_polars_and_pyarrow_load_every_config(output, tmp_path, monkeyp
     assert pl.scan_parquet(out / "data/*/*.parquet").select(pl.len()).collect().item() == manifest["totals"]["kept"]
     assert pads.dataset(out / "data", format="parquet").count_rows() == manifest["totals"]["kept"]
     assert yaml.safe_load((out / "README.md").read_text().split("---")[1])["configs"] == meta["configs"]
+
+
+def test_card_shows_engine_counters_from_sidecars(tmp_path, make_processed):
+    from pipeline.translate import TranslationStats, write_stats_sidecar
+
+    paths, counts = make_processed(tmp_path / "_work", n_rows=30, langs=("de",))
+    for p in paths:
+        write_stats_sidecar(p, TranslationStats(requested=30, distinct=10, cache_hits=4, translated=6),
+                            {"de": {"kept": 9, "dropped_contains_english": 1}})
+    write_outputs(tmp_path / "out", paths, [], counts, 1, 100, 10, META)
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    _, body = split_front_matter((tmp_path / "out" / "README.md").read_text())
+    t = stats["processing"]["translation"]
+    assert t["requested"] == 30 * len(paths) and t["dedup_factor"] == 3.0
+    assert f"| requested | {t['requested']:,} |" in body and "| dedup_factor | 3.0 |" in body
+    assert "| de | 1 | 9 |" in body  # columns sorted: dropped_contains_english, kept

@@ -140,20 +140,23 @@ def test_killed_write_leaves_no_certified_file_and_resumes(tmp_path, make_proces
 
 
 def test_sidecar_counters_are_summed_into_stats(tmp_path, make_processed):
+    from pipeline.translate import TranslationStats, write_stats_sidecar
+
     paths, counts = make_processed(tmp_path / "_work", n_rows=40)
-    for i, p in enumerate(paths):
-        p.with_suffix(".stats.json").write_text(json.dumps(
-            {"rows": 10, "segments": 10 + i, "unique_segments": 5, "dedup_factor": 2.0 if i % 2 else 1.0,
-             "cache": {"hits": i, "hit_rate": 0.5}}))
+    for i, p in enumerate(paths[1:]):  # the first chunk predates sidecars
+        stats = TranslationStats(requested=10 + i, distinct=5, cache_hits=i, translated=5 - min(i, 5), decoded_tokens=100)
+        write_stats_sidecar(p, stats, {"de": {"kept": 10, "dropped_contains_english": 1 + (i == 1)}})
+    (paths[0].parent / "chunk-99999.stats.json").write_text('{"translation": {"requested": 1000}}')  # not a chunk of this run
     out = tmp_path / "out"
     _write(out, paths, counts)
     processing = json.loads((out / "stats.json").read_text())["processing"]
-    n = len(paths)
-    assert processing["sidecars"] == n
-    assert processing["segments"] == sum(10 + i for i in range(n))
-    assert processing["cache.hits"] == sum(range(n))
-    assert processing["dedup_factor"] == pytest.approx(sum(2.0 if i % 2 else 1.0 for i in range(n)) / n)
-    assert processing["cache.hit_rate"] == pytest.approx(0.5)
+    n = len(paths) - 1
+    assert processing["sidecars"] == n and processing["chunks_without_sidecar"] == 1
+    t = processing["translation"]
+    assert t["requested"] == sum(10 + i for i in range(n)) and t["distinct"] == 5 * n
+    assert t["dedup_factor"] == pytest.approx(t["requested"] / t["distinct"], abs=1e-4)
+    assert t["cache_hit_rate"] == pytest.approx(sum(range(n)) / (5 * n), abs=1e-4)
+    assert processing["templates"] == {"de": {"kept": 10, "dropped_contains_english": 2}}
 
 
 def test_staging_reuses_certified_shards_of_the_published_output(tmp_path, make_processed):
