@@ -295,10 +295,18 @@ def _make_stream_class():
             self.skipped_images = 0
 
         def _shard(self) -> tuple[int, int, int]:
+            """(shard index, shard count, this worker's skip count) for the current loader worker.
+
+            Global batch b of this process comes from worker b % workers. A resumed loader starts its
+            round-robin at worker 0 again, so worker w takes over the stream of the worker that would
+            have produced the next batch: (w + skip_batches) % workers.
+            """
             info = get_worker_info()
             workers, worker = (info.num_workers, info.id) if info else (1, 0)
             s = self.settings
-            return s.rank * workers + worker, s.world * workers, workers
+            role = (worker + s.skip_batches) % workers
+            skip = max(0, math.ceil((s.skip_batches - role) / workers))
+            return s.rank * workers + role, s.world * workers, skip
 
         def _rows(self, epoch: int, shard: int, shards: int) -> Iterator[dict]:
             s = self.settings
@@ -353,10 +361,7 @@ def _make_stream_class():
 
         def __iter__(self) -> Iterator[dict]:
             s = self.settings
-            shard, shards, workers = self._shard()
-            worker = shard - s.rank * workers
-            # Round-robin: global batch b of this process came from worker b % workers.
-            skip = max(0, math.ceil((s.skip_batches - worker) / workers))
+            shard, shards, skip = self._shard()
             served = 0
             for index, (epoch, rows) in enumerate(self._row_batches(shard, shards)):
                 if index < skip:

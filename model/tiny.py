@@ -58,6 +58,9 @@ def build_tiny_blip2(out_dir: Path, image_size: int = 32, text_width: int = 64, 
         vision_config=dict(
             hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
             image_size=image_size, patch_size=8,
+            # BLIP-2's default (1e-10) suits loading pretrained EVA weights; a random frozen ViT with
+            # such weights would erase the image, so use a BERT-like std.
+            initializer_range=0.02,
         ),
         qformer_config=dict(
             hidden_size=48, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96,
@@ -91,7 +94,12 @@ def build_tiny_mt5(out_dir: Path, texts: Iterable[str] = (), width: int = 64, se
         feed_forward_proj="gated-gelu", tie_word_embeddings=False,
         decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
     )
-    MT5ForConditionalGeneration(config).save_pretrained(out_dir)
+    model = MT5ForConditionalGeneration(config)
+    with torch.no_grad():
+        # Random T5-style init (std 1 on the head) gives logits of std ~sqrt(width) and a start loss
+        # far above log(vocab); scale the head so the frozen tiny LLM starts near uniform predictions.
+        model.lm_head.weight.mul_(width**-0.5)
+    model.save_pretrained(out_dir)
     return Path(out_dir)
 
 

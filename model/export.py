@@ -1,0 +1,53 @@
+"""Export a checkpoint as a plain ``Blip2ForConditionalGeneration`` with its processor.
+
+The LLM is reloaded unquantised (LoRA cannot be merged into 8-bit/4-bit weights), the checkpoint's
+trainable tensors are loaded, LoRA is merged into the LLM's linear layers, and the result is saved
+with ``save_pretrained``: ``Blip2ForConditionalGeneration.from_pretrained(dir)`` and
+``Blip2Processor.from_pretrained(dir)`` load it without this package or peft.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, dtype: str = "float32", device: str = "cpu") -> Path:
+    """Merge ``checkpoint`` (a ``checkpoints/step-*`` directory) into a standalone model at ``out_dir``.
+
+    ``dtype``: storage dtype of the exported weights ("float32", "bfloat16", "float16"); the Q-Former
+    stays float32 (transformers keeps it so when loading, as BLIP-2 does).
+    """
+    import torch
+    from peft import PeftModel
+
+    from model.build import build_model
+    from model.config import load_config
+    from model.train import TRAINABLE_FILE, load_trainable
+
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    cfg = load_config(checkpoint / "config.yaml")
+    model_cfg = cfg.model.model_copy(
+        update={"llm_quantization": "none", "gradient_checkpointing": False, "frozen_dtype": dtype}
+    )
+    assembled = build_model(model_cfg, cfg.lora, cfg.train.stage, torch.device(device))
+    load_trainable(assembled.model, checkpoint / TRAINABLE_FILE)
+    model = assembled.model
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad = False
+    model.config.use_cache = True
+
+    tmp = out_dir.with_name(f".tmp-{out_dir.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    assembled.processor.save_pretrained(tmp)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    log.info("exported %s to %s", checkpoint, out_dir)
+    return out_dir
