@@ -123,6 +123,9 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
     for col in ("text_en", "text_tgt", "lang_nllb"):
         if col not in frame.columns:
             raise ValueError(f"quality filter needs a {col!r} column; got {frame.columns}")
+    # An all-null column arrives with dtype Null (e.g. from JSON where every value was missing).
+    text_cols = [c for c in ("text_en", "text_tgt", "lang_nllb", "answer_en", "answer_tgt") if c in frame.columns]
+    frame = frame.with_columns([pl.col(c).cast(pl.String) for c in text_cols])
     en_raw = frame["text_en"].to_list()
     tgt_raw = frame["text_tgt"].to_list()
     langs = frame["lang_nllb"].to_list()

@@ -102,3 +102,10 @@ def test_model_signals_only_for_languages_the_model_covers(tiny_model_dir):
     out = apply_quality_filter(frame, load_translator(tiny_model_dir), model_languages=frozenset({"deu_Latn"}))
     assert out["score_bt_chrf"].is_null().to_list() == [False, True]
     assert out["reject_reason"].to_list() == ["low_bt_chrf", None]
+
+
+def test_empty_batches_and_all_null_columns():
+    empty = pl.DataFrame(schema={"text_en": pl.String, "text_tgt": pl.String, "lang_nllb": pl.String})
+    assert apply_quality_filter(empty).height == 0
+    out = apply_quality_filter(pl.DataFrame({"text_en": ["A man on a couch."], "text_tgt": [None], "lang_nllb": [None]}))
+    assert out["reject_reason"].to_list() == ["input:missing_lang"]
