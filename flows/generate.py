@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from pipeline.regenerate import (
 )
 from pipeline.shard import write_outputs
 from pipeline.templates import template_drop_counts
-from pipeline.translate import TranslationStats, open_translator, write_stats_sidecar
+from pipeline.translate import TranslationStats, open_translator, stats_path, write_stats_sidecar
 
 WORK_DIR = "_work"
 _LOAD_LOCK = threading.Lock()
@@ -69,6 +70,10 @@ def process_chunk_task(
     route_pipeline_logs()
     if plan.action == ACTION_REDECIDE:
         frame = reset_decision(pl.read_parquet(plan.redecide_from))
+        sidecar = stats_path(plan.redecide_from)
+        if sidecar.exists():  # the translation counters are the same: nothing was translated again
+            Path(plan.out).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sidecar, stats_path(plan.out))
         return str(write_parquet_atomic(decide_rows(frame, backtranslate=backtranslate, min_bt_chrf=min_bt_chrf), plan.out))
     # A retry after running out of memory decodes with half the token budget each time.
     attempt = current_task_run.run_count or 1

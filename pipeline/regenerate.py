@@ -83,9 +83,10 @@ ACTION_DONE, ACTION_REDECIDE, ACTION_PROCESS = "done", "redecide", "process"
 
 
 def processed_file(work_dir: str | Path, source: str, chunk_path: str | Path, digest: str, tkey: str, dkey: str) -> Path:
-    """``processed/{source}/{tkey}/{chunk}-{digest}.{dkey}.parquet``."""
+    """``processed/{source}/{tkey}/{dkey}/{chunk}-{digest}.parquet``: one folder per decision, so a
+    folder holds exactly one version of each chunk (and of its stats sidecar)."""
     stem = Path(chunk_path).stem
-    return Path(work_dir) / "processed" / source / tkey / f"{stem}-{digest}.{dkey}.parquet"
+    return Path(work_dir) / "processed" / source / tkey / dkey / f"{stem}-{digest}.parquet"
 
 
 def plan_chunk(work_dir: str | Path, source: str, chunk_path: str | Path, tkey: str, dkey: str,
@@ -97,7 +98,7 @@ def plan_chunk(work_dir: str | Path, source: str, chunk_path: str | Path, tkey: 
         return ChunkPlan(str(chunk_path), str(out), ACTION_PROCESS)
     if out.exists():
         return ChunkPlan(str(chunk_path), str(out), ACTION_DONE)
-    siblings = sorted(p for p in out.parent.glob(f"{Path(chunk_path).stem}-{digest}.*.parquet") if p != out)
+    siblings = sorted(p for p in out.parent.parent.glob(f"*/{out.name}") if p != out)
     if siblings:
         return ChunkPlan(str(chunk_path), str(out), ACTION_REDECIDE, str(siblings[0]))
     return ChunkPlan(str(chunk_path), str(out), ACTION_PROCESS)

@@ -63,7 +63,7 @@ def test_plan_chunk_finds_done_redecidable_and_new_work(tmp_path):
 
 def test_processed_file_name_carries_chunk_and_keys(tmp_path):
     path = processed_file(tmp_path, "vqav2", "x/chunk-00007.parquet", "abc123", "tk", "dk")
-    assert path == tmp_path / "processed" / "vqav2" / "tk" / "chunk-00007-abc123.dk.parquet"
+    assert path == tmp_path / "processed" / "vqav2" / "tk" / "dk" / "chunk-00007-abc123.parquet"
 
 
 def _scored(n: int = 30) -> pl.DataFrame:

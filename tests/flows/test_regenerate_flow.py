@@ -1,0 +1,81 @@
+"""The regenerate flow: threshold changes re-decide from stored scores, subsets recompute only their
+rows, and only changed output files are rewritten."""
+
+import json
+import shutil
+
+import polars as pl
+
+from flows.generate import generate
+from flows.regenerate import regenerate
+
+
+def _mtimes(out):
+    return {p.relative_to(out).as_posix(): p.stat().st_mtime_ns for p in (out / "data").rglob("*.parquet")}
+
+
+def test_threshold_change_redecides_without_translating_and_matches_a_fresh_run(
+        tmp_path, demo_config, tiny_model_dir, prefect_api, output_digest):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    config = demo_config(min_bt_chrf=0.0, translation={"model": str(model)})
+    out = tmp_path / "dataset"
+    first = generate(str(config))
+    assert first["run"]["chunks"]["process"] > 0
+    before = _mtimes(out)
+
+    (model / "model.bin").rename(tmp_path / "model.bin.away")  # any translation attempt now fails
+    manifest = regenerate(str(out), min_bt_chrf=10.0)
+    chunks = manifest["run"]["chunks"]
+    assert chunks["process"] == 0 and chunks["redecide"] == first["run"]["chunks"]["process"]
+    (tmp_path / "model.bin.away").rename(model / "model.bin")
+
+    fresh = generate(str(demo_config(name="fresh.yaml", min_bt_chrf=10.0, translation={"model": str(model)},
+                                     output={"dir": str(tmp_path / "fresh")})))
+    assert output_digest(out) == output_digest(tmp_path / "fresh")
+    assert fresh["totals"] == manifest["totals"]
+    assert manifest["totals"]["kept"] < first["totals"]["kept"]  # the change mattered
+    # Files with the same bytes as before were left alone.
+    after = _mtimes(out)
+    old = {f["path"]: f["sha256"] for f in first["files"]}
+    for f in manifest["files"]:
+        if old.get(f["path"]) == f["sha256"] and f["path"] in before:
+            assert after[f["path"]] == before[f["path"]], f["path"]
+    saved = json.loads((out / "manifest.json").read_text())
+    assert saved["settings"]["filter"]["min_bt_chrf"] == 10.0 and saved["run"]["flow"] == "regenerate"
+
+
+def test_regenerate_languages_recomputes_only_their_rows(tmp_path, demo_config, prefect_api):
+    config = demo_config()
+    out = tmp_path / "dataset"
+    generate(str(config))
+    processed = sorted((out / "_work" / "processed").rglob("*.parquet"))
+    originals = {p: pl.read_parquet(p) for p in processed}
+    for p, frame in originals.items():  # stand-in for rows produced by an older, buggy build
+        frame.with_columns(pl.lit("stale").alias("text_tgt")).write_parquet(p)
+
+    regenerate(str(out), languages=["fr"])
+
+    for p, frame in originals.items():
+        now = pl.read_parquet(p).sort("example_id")
+        fr, other = now.filter(pl.col("lang") == "fr"), now.filter(pl.col("lang") != "fr")
+        assert fr["text_tgt"].to_list() == frame.filter(pl.col("lang") == "fr").sort("example_id")["text_tgt"].to_list()
+        assert set(other["text_tgt"].to_list()) <= {"stale"}
+        assert now.height == frame.height
+
+
+def test_a_grown_source_reprocesses_only_new_chunks(tmp_path, demo_config, prefect_api):
+    config = demo_config(chunk_rows=25)
+    out = tmp_path / "dataset"
+    first = generate(str(config))
+    processed = {p: p.stat().st_mtime_ns for p in (out / "_work" / "processed").rglob("*.parquet")}
+
+    captions = tmp_path / "demo-data" / "annotations" / "captions_train2014.json"
+    data = json.loads(captions.read_text())
+    data["annotations"] += [dict(data["annotations"][0], id=50_000 + i, caption=f"One more caption {i}.") for i in range(3)]
+    captions.write_text(json.dumps(data))
+
+    grown = generate(str(config))
+    assert grown["run"]["chunks"]["process"] == 1  # the last caption chunk (60 -> 63 rows, 25 per chunk)
+    assert grown["totals"]["records"] == first["totals"]["records"] + 3
+    assert all(p.stat().st_mtime_ns == t for p, t in processed.items() if p.exists())
