@@ -72,3 +72,16 @@ def test_filter_catches_every_heuristic_mode_on_real_human_translations():
     for mode in MODES:
         if mode != "unrelated":  # needs back-translation
             assert rates[mode] >= 0.9, mode
+
+
+def test_eval_filter_cli_prints_and_writes_rates(data_dir, tmp_path, capsys):
+    import json
+
+    from pipeline.cli import main
+
+    out = tmp_path / "rates.json"
+    assert main(["eval-filter", "--data", str(data_dir), "--no-backtranslation", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "copy_source" in printed and "kept" in printed
+    rates = {r["label"]: r for r in json.loads(out.read_text())["heuristics"]}
+    assert rates["human"]["n"] == 12 and rates["copy_source"]["rate"] == 1.0
