@@ -30,15 +30,40 @@ def _cmd_convert_nllb(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from flows.generate import generate
+    from flows.generate import run_generate
 
     from pipeline.config import load_config
     from pipeline.summary import print_summary
 
-    manifest = generate(str(args.config), out_dir=str(args.out) if args.out else None)
+    manifest = run_generate(str(args.config), out_dir=str(args.out) if args.out else None, show_progress=True,
+                            dask_address=args.dask_address, workers=args.workers)
     out = Path(args.out) if args.out else Path(load_config(args.config).output.dir)
     print_summary(out, manifest)
     return 0
+
+
+def _cmd_regenerate(args: argparse.Namespace) -> int:
+    from flows.regenerate import run_regenerate
+
+    from pipeline.summary import print_summary
+
+    manifest = run_regenerate(
+        str(args.out), dask_address=args.dask_address, workers=args.workers, languages=args.languages or None,
+        sources=args.sources or None, model=args.model, min_bt_chrf=args.min_bt_chrf,
+        config_path=str(args.config) if args.config else None, show_progress=True,
+    )
+    print_summary(Path(args.out), manifest)
+    chunks = manifest.get("run", {}).get("chunks", {})
+    print(f"\n  chunks: {chunks.get('done', 0)} reused, {chunks.get('redecide', 0)} re-decided from stored scores, "
+          f"{chunks.get('process', 0)} processed")
+    return 0
+
+
+def _add_runner_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=None,
+                   help="run chunk tasks on a local Dask cluster of N worker processes (default: threads here)")
+    p.add_argument("--dask-address", default=None,
+                   help="run chunk tasks on an existing Dask cluster, e.g. tcp://scheduler:8786")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -202,6 +227,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what in ("flow", "memory"):
+        return _cmd_bench_orchestration(args)
     from pipeline.bench import translate as bench
 
     device = args.device
@@ -218,6 +245,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         hf, ct2 = bench.bench_engine(sentences=args.sentences, output_tokens=args.tokens, **common)
         bench.print_engine_report(hf, ct2)
     return 0
+
+
+def _cmd_bench_orchestration(args: argparse.Namespace) -> int:
+    if args.what == "flow":
+        from pipeline.bench.flow_overhead import main as bench_flow
+
+        return bench_flow(examples=args.examples, work=args.work, backtranslate=args.backtranslation)
+    from pipeline.bench.memory import main as bench_memory
+
+    sizes = tuple(int(x) for x in args.sizes.split(","))
+    return bench_memory(sizes=sizes, work=args.work, backtranslate=args.backtranslation)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,7 +278,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="build a dataset from a YAML config (Prefect flow)")
     p.add_argument("config", type=Path)
     p.add_argument("--out", type=Path, default=None, help="output directory (overrides output.dir)")
+    _add_runner_args(p)
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("regenerate", help="update a finished dataset, redoing only what a change touches (Prefect flow)")
+    p.add_argument("out", type=Path, help="output root of a finished run (holds config.resolved.yaml)")
+    p.add_argument("--languages", nargs="*", default=[], help="recompute the rows of these languages in every chunk")
+    p.add_argument("--sources", nargs="*", default=[], help="read these sources again and reprocess their chunks")
+    p.add_argument("--model", default=None, help="new converted MT model directory (chunks are translated again)")
+    p.add_argument("--min-bt-chrf", type=float, default=None,
+                   help="new back-translation chrF++ threshold (re-decided from stored scores, nothing translated)")
+    p.add_argument("--config", type=Path, default=None, help="config to use instead of OUT/config.resolved.yaml")
+    _add_runner_args(p)
+    p.set_defaults(func=_cmd_regenerate)
 
     p = sub.add_parser("demo", help="generate demo data and run the whole pipeline on it")
     p.add_argument("--out", type=Path, default=Path("out/demo"))
@@ -248,7 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("bench", help="benchmarks: `bench translate` (engine vs HF generate), `--stage` (whole stage)")
-    p.add_argument("what", choices=["translate"])
+    p.add_argument("what", choices=["translate", "flow", "memory"],
+                   help="translate: engine; flow: orchestration overhead; memory: peak RSS at two sizes")
+    p.add_argument("--examples", type=int, default=50_000, help="flow: demo examples (8 per image)")
+    p.add_argument("--sizes", default="50000,200000", help="memory: example counts to compare")
+    p.add_argument("--work", type=Path, default=None, help="flow/memory: working folder (default: a temporary one)")
+    p.add_argument("--backtranslation", action="store_true", help="flow/memory: back-translate too (both sides)")
     p.add_argument("--stage", action="store_true", help="whole translate stage on a VQAv2-like stream (dedup + cache)")
     p.add_argument("--shape", default="600m", choices=["600m", "1.3b"], help="random-weight NLLB shape (built once)")
     p.add_argument("--sentences", type=int, default=32, help="engine mode: caption-length inputs")
