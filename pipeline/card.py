@@ -199,9 +199,9 @@ def build_configs(files: list[dict]) -> list[dict]:
                         "data_files": [{"split": "train", "path": "data/*/*.parquet"}]})
     configs += [{"config_name": lang, "data_files": [{"split": "train", "path": f"data/{lang}/*.parquet"}]}
                 for lang in kept_langs]
-    for split, folder in (("rejected", "rejects"), ("quarantine", "quarantine")):
+    for split, pattern in (("rejected", "rejects/*/*.parquet"), ("quarantine", "quarantine/*.parquet")):
         if any(f["split"] == split and f["rows"] for f in files):
-            configs.append({"config_name": folder, "data_files": [{"split": "train", "path": f"{folder}/*.parquet"}]})
+            configs.append({"config_name": pattern.split("/")[0], "data_files": [{"split": "train", "path": pattern}]})
     return configs
 
 
@@ -352,7 +352,7 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
         [c["config_name"], c["data_files"][0]["path"],
          _config_rows(c, stats)] for c in meta["configs"]]) + "\n")
     add("Each config has one split, `train`. Shards are zstd Parquet named `part-00000.parquet`, rows sorted by "
-        "`example_id` within a language (rejects by language, then `example_id`). `manifest.json` lists every file "
+        "`example_id` within a language (rejects too, in `rejects/<lang>/`). `manifest.json` lists every file "
         "with rows, bytes and sha256 and is written last: `mblip verify <dir>` recomputes them.\n")
     add("Columns of the kept and rejected shards:\n")
     add(_table(["column", "type", "meaning"], [
@@ -460,7 +460,7 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
     add("```python\n"
         "import polars as pl\n\n"
         f"rows = pl.scan_parquet(\"data/{first}/*.parquet\")      # or \"data/*/*.parquet\" for every language\n"
-        "rejects = pl.read_parquet(\"rejects/*.parquet\")\n"
+        "rejects = pl.read_parquet(\"rejects/*/*.parquet\")\n"
         "```\n")
     add("```python\n"
         "import pyarrow.dataset as ds\n\n"

@@ -3,15 +3,15 @@
 Layout under the output root::
 
     data/{lang}/part-00000.parquet     kept rows, one folder (one `datasets` config) per target language
-    rejects/part-00000.parquet         rejected rows with every score and the reason
+    rejects/{lang}/part-00000.parquet  rejected rows with every score and the reason, per language
     quarantine/part-00000.parquet      records the readers could not turn into rows
     plots/*.png                        figures the card shows
     stats.json                         every counter the card shows
     README.md                          dataset card with Hugging Face metadata (see pipeline/card.py)
     manifest.json                      every file with rows, bytes and sha256 -- written last
 
-The manifest's presence means the output is complete. Rows are sorted (language, example_id), so the
-same inputs and seed give identical shards. A split with no rows gets no shard: an empty Parquet file
+The manifest's presence means the output is complete. Rows are sorted by example_id within a
+language, so the same inputs and seed give identical shards. A split with no rows gets no shard: an empty Parquet file
 would be a `datasets` split that "corresponds to no data".
 
 Resume: the inputs (processed chunks and quarantine chunks, by checksum) and the shard layout give a
@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 JOURNAL = ".manifest.partial.json"
+SPILL_DIR = ".spill"  # rows regrouped by language while shards are written; removed at the end
 STATS = "stats.json"
 SPLIT_KEPT, SPLIT_REJECTED, SPLIT_QUARANTINE = "kept", "rejected", "quarantine"
 DATA_DIR, REJECTS_DIR, QUARANTINE_DIR = "data", "rejects", "quarantine"
@@ -99,6 +101,36 @@ def is_intact(out_dir: Path, entry: dict) -> bool:
     """The file an entry certifies exists with the recorded size and checksum."""
     path = out_dir / entry["path"]
     return path.is_file() and path.stat().st_size == entry["bytes"] and sha256_file(path) == entry["sha256"]
+
+
+class LanguageSpill:
+    """Rows regrouped by (status, language) in one pass over the processed chunks, on first use.
+
+    Reading every chunk once per language would cost 95 full scans; here each chunk is read once and
+    split into ``{status}/{lang}/{chunk}.parquet`` files, so memory holds one chunk or one language.
+    """
+
+    def __init__(self, processed: list[str], spill_dir: Path):
+        self.processed = processed
+        self.dir = spill_dir
+        self._done = False
+
+    def rows(self, status: str, lang: str) -> pl.DataFrame:
+        if not self._done:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            for i, path in enumerate(self.processed):
+                for (st, lg), part in pl.read_parquet(path).partition_by(["status", "lang"], as_dict=True).items():
+                    if st in (STATUS_KEPT, STATUS_REJECTED) and lg is not None:
+                        # scratch files: a killed run leaves them to the next run, which starts over
+                        target = self.dir / st / lg / f"{i:06d}.parquet"
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        part.write_parquet(target, compression="lz4")
+            self._done = True
+        files = sorted((self.dir / status / lang).glob("*.parquet"))
+        return pl.read_parquet(files) if files else pl.DataFrame(schema=ROW_SCHEMA)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class ShardStore:
@@ -250,14 +282,12 @@ def write_outputs(
     store = ShardStore(out_dir, inputs_fingerprint(processed + quarantine, layout), layout, reuse_from)
     rows = pl.scan_parquet(processed) if processed else pl.LazyFrame(schema=ROW_SCHEMA)
     bad = pl.scan_parquet(quarantine) if quarantine else pl.LazyFrame(schema=QUARANTINE_SCHEMA)
-    kept_rows = rows.filter(pl.col("status") == STATUS_KEPT)
-
-    langs = kept_rows.select(pl.col("lang").unique()).collect()["lang"].to_list()
-    for lang in sorted(langs):
-        store.write_group(SPLIT_KEPT, lang, f"{DATA_DIR}/{lang}",
-                          lambda lang=lang: kept_rows.filter(pl.col("lang") == lang).sort("example_id").collect())
-    store.write_group(SPLIT_REJECTED, None, REJECTS_DIR,
-                      lambda: rows.filter(pl.col("status") == STATUS_REJECTED).sort(["lang", "example_id"]).collect())
+    spill = LanguageSpill(processed, out_dir / SPILL_DIR)
+    groups = rows.select("status", "lang").unique().collect()
+    for status, split, folder in ((STATUS_KEPT, SPLIT_KEPT, DATA_DIR), (STATUS_REJECTED, SPLIT_REJECTED, REJECTS_DIR)):
+        for lang in sorted(groups.filter(pl.col("status") == status)["lang"].to_list()):
+            store.write_group(split, lang, f"{folder}/{lang}",
+                              lambda status=status, lang=lang: spill.rows(status, lang).sort("example_id"))
     store.write_group(SPLIT_QUARANTINE, None, QUARANTINE_DIR,
                       lambda: bad.sort(["source", "source_file", "record_index"]).collect())
 
@@ -270,6 +300,7 @@ def write_outputs(
 
         for rel, content in render_card_files(stats, store.files, metadata).items():
             meta_files.append(store.write_meta(rel, content))
+    spill.remove()
     store.remove_stale({f["path"] for f in store.files} | {f["path"] for f in meta_files})
     log.info("shards: %d written, %d reused (certified and intact)", store.written, store.reused)
 
