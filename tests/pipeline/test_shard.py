@@ -176,3 +176,41 @@ def test_staging_reuses_certified_shards_of_the_published_output(tmp_path, make_
     linked = [f for f in staged["files"] if os.stat(staging / f["path"]).st_ino == os.stat(published / f["path"]).st_ino]
     group = [f for f in first["files"] if f["split"] == first["files"][0]["split"] and f["lang"] == first["files"][0]["lang"]]
     assert len(linked) == len(first["files"]) - len(group)
+
+
+_WRITER = """
+import json, sys
+from pipeline.shard import write_outputs
+args = json.loads(sys.argv[1])
+write_outputs(args["out"], args["paths"], [], args["counts"], 1, 1, 1, {"config_hash": "t"}, card=False)
+"""
+
+
+def test_sigkill_during_write_leaves_no_certified_file(tmp_path, make_processed):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    paths, counts = make_processed(tmp_path / "_work", n_rows=40)
+    _write(out, paths, counts)
+    paths2, counts2 = make_processed(tmp_path / "_work2", n_rows=400, seed=1)  # one row per shard: ~400 files
+    args = json.dumps({"out": str(out), "paths": [str(p) for p in paths2], "counts": counts2})
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, args])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        journal = out / JOURNAL
+        try:
+            if len(json.loads(journal.read_text()).get("files", {})) > 20:
+                break
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        time.sleep(0.01)
+    if proc.poll() is not None:
+        pytest.skip("the writer finished before it could be killed (machine too fast for this check)")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / MANIFEST).exists()  # retired before the first shard changed
+    manifest = _write(out, paths2, counts2, shard_rows=1, row_group_rows=1)
+    assert verify_output(out).ok and manifest["totals"]["kept"] + manifest["totals"]["rejected"] == 400
