@@ -251,7 +251,7 @@ def _cmd_bench_orchestration(args: argparse.Namespace) -> int:
     if args.what == "flow":
         from pipeline.bench.flow_overhead import main as bench_flow
 
-        return bench_flow(examples=args.examples, work=args.work, backtranslate=args.backtranslation)
+        return bench_flow(examples=args.examples, work=args.work, backtranslate=args.backtranslation, resume=args.resume)
     from pipeline.bench.memory import main as bench_memory
 
     sizes = tuple(int(x) for x in args.sizes.split(","))
@@ -304,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", default="50000,200000", help="memory: example counts to compare")
     p.add_argument("--work", type=Path, default=None, help="flow/memory: working folder (default: a temporary one)")
     p.add_argument("--backtranslation", action="store_true", help="flow/memory: back-translate too (both sides)")
+    p.add_argument("--resume", action="store_true", help="flow: work redone after a SIGKILL at half the chunks")
     p.add_argument("--stage", action="store_true", help="whole translate stage on a VQAv2-like stream (dedup + cache)")
     p.add_argument("--shape", default="600m", choices=["600m", "1.3b"], help="random-weight NLLB shape (built once)")
     p.add_argument("--sentences", type=int, default=32, help="engine mode: caption-length inputs")

@@ -1,0 +1,199 @@
+"""Orchestration overhead and resume cost of the ``generate`` flow (a command, not a test).
+
+``mblip bench flow``: the same demo data (``--examples``, 8 per image) and the same tiny random model,
+once through the stages called directly in a loop (ingest, chunk by chunk, shards) and once through the
+Prefect flow, one chunk at a time on both sides; prints both wall times and their ratio. Prefect's
+embedded server is started before the clock runs (a one-off per process, reported separately).
+
+``mblip bench flow --resume``: an uninterrupted flow run, then a run killed with SIGKILL when half the
+chunks are done and its rerun; prints the work redone (chunks and seconds) as a share of the total.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ROWS_PER_IMAGE = 8  # 5 captions + 3 questions
+CHUNK_ROWS = 5_000
+
+
+def prepare(work: Path, examples: int, backtranslate: bool) -> tuple[Path, Path]:
+    """Demo data for ``examples`` rows and a tiny random model under ``work``: (data root, model dir)."""
+    from pipeline.demo_data import CAPTION_TEMPLATES, generate_demo_data
+    from pipeline.nllb.build import build_tiny_random_model
+
+    images = max(1, examples // ROWS_PER_IMAGE)
+    data = work / f"demo-data-{images}"
+    if not (data / "vqa").exists():
+        t0 = time.perf_counter()
+        generate_demo_data(data, n_images=images, seed=0)
+        print(f"demo data: {images} images, {images * ROWS_PER_IMAGE} examples ({time.perf_counter() - t0:.0f} s)")
+    model = work / "tiny-model"
+    if not (model / "ct2" / "model.bin").exists() and not (model / "model.bin").exists():
+        texts = [t.format(c="red", s="circle", size="small", where="top left") for t in CAPTION_TEMPLATES]
+        texts += ["What color is the square?", "What shape is shown in the image?", "Is the triangle blue?"]
+        model = build_tiny_random_model(model, texts * 20, vocab_size=120)
+    else:
+        model = model / "ct2" if (model / "ct2" / "model.bin").exists() else model
+    return data, Path(model)
+
+
+def write_config(path: Path, data: Path, model: Path, out: Path, backtranslate: bool, concurrency: int = 1) -> Path:
+    config = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    config["sources"][0]["annotations"] = str(data / "annotations" / "captions_train2014.json")
+    config["sources"][0]["images"] = str(data / "images" / "train2014")
+    config["sources"][1]["questions"] = str(data / "vqa" / "v2_OpenEnded_mscoco_train2014_questions.json")
+    config["sources"][1]["annotations"] = str(data / "vqa" / "v2_mscoco_train2014_annotations.json")
+    config["sources"][1]["images"] = str(data / "images")
+    config["translation"]["model"] = str(model)
+    config["translation"]["cache_dir"] = str(out / "_work" / "translation-cache")
+    config["filter"]["backtranslate"] = backtranslate
+    config["run"]["chunk_rows"] = CHUNK_ROWS
+    config["run"]["concurrency"] = concurrency
+    config["output"]["dir"] = str(out)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_direct(config_path: Path) -> dict:
+    """The stages called in a plain loop: what the flow does, without Prefect."""
+    from flows.generate import engine_settings  # plain function: no Prefect run involved
+
+    from pipeline.config import load_config
+    from pipeline.process import ingest_source, iter_quarantine, open_reader, process_chunk, processed_path
+    from pipeline.shard import write_outputs
+    from pipeline.translate import open_translator
+
+    config = load_config(config_path)
+    out = Path(config.output.dir)
+    work = out / "_work"
+    settings = engine_settings(config)
+    translator = open_translator(config.translation.model, settings, config.translation.cache_dir)
+    languages = config.languages()
+    processed, counts = [], {}
+    for s in config.sources:
+        paths = {k: str(v) for k, v in s.model_dump(include={"annotations", "questions", "path"}).items() if v}
+        result = ingest_source(open_reader(s.type, s.source_name, **paths), work, config.run.chunk_rows)
+        counts[s.source_name] = {"rows": result.rows, "quarantined": result.quarantined}
+        for chunk in result.chunks:
+            processed.append(process_chunk(
+                chunk, processed_path(work, s.source_name, chunk), translator, languages=languages,
+                seed=config.assignment.seed, mode=config.assignment.mode,
+                backtranslate=config.filter.backtranslate, min_bt_chrf=config.filter.min_bt_chrf,
+            ))
+    return write_outputs(out, processed, list(iter_quarantine(work, counts)), counts, 1, config.output.shard_rows,
+                         config.output.row_group_rows, {"model": {}, "languages": [l.code for l in languages]})
+
+
+def _warm_up_prefect() -> float:
+    from prefect import flow
+
+    @flow(name="warm-up")
+    def warm_up() -> None:
+        return None
+
+    t0 = time.perf_counter()
+    warm_up()
+    return time.perf_counter() - t0
+
+
+def bench_overhead(work: Path, examples: int, backtranslate: bool) -> dict:
+    data, model = prepare(work, examples, backtranslate)
+    direct_out, flow_out = work / "out-direct", work / "out-flow"
+    for d in (direct_out, flow_out):
+        shutil.rmtree(d, ignore_errors=True)
+    direct_cfg = write_config(work / "direct.yaml", data, model, direct_out, backtranslate)
+    flow_cfg = write_config(work / "flow.yaml", data, model, flow_out, backtranslate)
+
+    startup = _warm_up_prefect()
+    from flows.generate import generate
+
+    t0 = time.perf_counter()
+    manifest = run_direct(direct_cfg)
+    direct_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    flow_manifest = generate(str(flow_cfg))
+    flow_s = time.perf_counter() - t0
+    assert manifest["totals"] == flow_manifest["totals"], (manifest["totals"], flow_manifest["totals"])
+    return {"examples": manifest["totals"]["records"], "chunks": flow_manifest["run"]["chunks"]["process"],
+            "direct_s": direct_s, "flow_s": flow_s, "ratio": flow_s / direct_s, "prefect_startup_s": startup}
+
+
+def _run_flow_subprocess(config: Path, kill_at_chunks: int | None = None) -> tuple[float, int]:
+    """Run ``python -m flows.generate`` (optionally SIGKILLed once that many chunks are done): (seconds, rc)."""
+    out = Path(yaml.safe_load(config.read_text())["output"]["dir"])
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "flows.generate", str(config)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if kill_at_chunks is not None:
+        processed = out / "_work" / "processed"
+        while proc.poll() is None:
+            done = sum(1 for p in processed.rglob("chunk-*.parquet")) if processed.exists() else 0
+            if done >= kill_at_chunks:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    rc = proc.wait()
+    return time.perf_counter() - t0, rc
+
+
+def bench_resume(work: Path, examples: int, backtranslate: bool) -> dict:
+    data, model = prepare(work, examples, backtranslate)
+    full_out, killed_out = work / "out-full", work / "out-killed"
+    for d in (full_out, killed_out):
+        shutil.rmtree(d, ignore_errors=True)
+    full_cfg = write_config(work / "full.yaml", data, model, full_out, backtranslate)
+    killed_cfg = write_config(work / "killed.yaml", data, model, killed_out, backtranslate)
+
+    full_s, rc = _run_flow_subprocess(full_cfg)
+    if rc != 0:
+        raise RuntimeError(f"uninterrupted run failed with {rc}")
+    total = json.loads((full_out / "manifest.json").read_text())["run"]["chunks"]["process"]
+    killed_s, rc = _run_flow_subprocess(killed_cfg, kill_at_chunks=total // 2)
+    done_at_kill = sum(1 for _ in (killed_out / "_work" / "processed").rglob("chunk-*.parquet"))
+    rerun_s, rc2 = _run_flow_subprocess(killed_cfg)
+    if rc2 != 0:
+        raise RuntimeError(f"rerun failed with {rc2}")
+    rerun = json.loads((killed_out / "manifest.json").read_text())
+    same = rerun["files"] == json.loads((full_out / "manifest.json").read_text())["files"]
+    redone_chunks = done_at_kill + rerun["run"]["chunks"]["process"] - total
+    return {"chunks": total, "killed_rc": rc, "done_at_kill": done_at_kill,
+            "rerun_processed": rerun["run"]["chunks"]["process"], "redone_chunks": redone_chunks,
+            "redone_chunk_share": redone_chunks / total, "full_s": full_s, "killed_s": killed_s, "rerun_s": rerun_s,
+            "redone_time_share": (killed_s + rerun_s - full_s) / full_s, "identical_output": same}
+
+
+def main(examples: int = 50_000, work: Path | None = None, backtranslate: bool = False, resume: bool = False) -> int:
+    work = Path(work) if work else Path(tempfile.mkdtemp(prefix="mblip-bench-flow-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"working folder: {work}")
+    if resume:
+        r = bench_resume(work, examples, backtranslate)
+        print(f"resume: {r['chunks']} chunks; killed at {r['done_at_kill']} done; rerun processed "
+              f"{r['rerun_processed']}; redone {r['redone_chunks']} chunks ({100 * r['redone_chunk_share']:.1f}%)")
+        print(f"  wall: uninterrupted {r['full_s']:.1f} s, killed run {r['killed_s']:.1f} s, rerun {r['rerun_s']:.1f} s "
+              f"-> redone time {100 * r['redone_time_share']:.1f}% (includes process start-up twice); "
+              f"identical output: {r['identical_output']}")
+        return 0
+    r = bench_overhead(work, examples, backtranslate)
+    print(f"overhead: {r['examples']} examples, {r['chunks']} chunks, back-translation "
+          f"{'on' if backtranslate else 'off'}")
+    print(f"  direct stages {r['direct_s']:.1f} s   flow {r['flow_s']:.1f} s   ratio {r['ratio']:.3f} "
+          f"(overhead {100 * (r['ratio'] - 1):+.1f}%)   [embedded Prefect server start-up {r['prefect_startup_s']:.1f} s, "
+          f"not counted]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 50_000))
