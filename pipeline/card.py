@@ -522,7 +522,7 @@ def render_card(stats: dict, files: list[dict], metadata: dict, plots: list[str]
 def render_card_files(stats: dict, files: list[dict], metadata: dict, cards_dir: str | Path | None = None,
                       plots: bool = True) -> dict[str, str | bytes]:
     """Relative path -> content for the card and its plots."""
-    figures = render_plots(stats) if plots else {}
+    figures = render_plots(stats, (metadata.get("settings") or {}).get("filter")) if plots else {}
     out: dict[str, str | bytes] = dict(figures)
     out[CARD_FILE] = render_card(stats, files, metadata, list(figures), cards_dir)
     return out

@@ -29,6 +29,20 @@ SCORE_LABELS = {
 }
 
 
+# Fixed axes for bounded scores, so figures of different runs compare at a glance.
+SCORE_RANGES = {"score_bt_chrf": (0, 100), "score_script_share": (0, 1), "score_copy_overlap": (0, 1),
+                "score_repeat_ngram": (0, 1), "score_langid_prob": (0, 1)}
+
+
+def thresholds_from_filter(filter_settings: dict) -> dict[str, list[tuple[str, float]]]:
+    """Score column -> [(knob, value)] for the filter's ``min_X`` / ``max_X`` knobs on ``score_X``."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for knob, value in (filter_settings or {}).items():
+        if knob.startswith(("min_", "max_")) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.setdefault(f"score_{knob[4:]}", []).append((knob, float(value)))
+    return out
+
+
 def score_label(column: str) -> str:
     return SCORE_LABELS.get(column, column.removeprefix("score_").replace("_", " ").capitalize())
 
@@ -54,8 +68,8 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def plot_score_distribution(stats: dict, column: str) -> bytes:
-    """Box plot of one score column per language."""
+def plot_score_distribution(stats: dict, column: str, thresholds: list[tuple[str, float]] = ()) -> bytes:
+    """Box plot of one score column per language, with the filter's thresholds as dashed lines."""
     per_lang = stats.get("scores", {}).get(column, {})
     langs = [c for c in ordered_languages(stats) if c in per_lang]
     fig = _figure(len(langs))
@@ -69,6 +83,12 @@ def plot_score_distribution(stats: dict, column: str) -> bytes:
         ax.bxp(boxes, showmeans=True, showfliers=False, patch_artist=True,
                boxprops={"facecolor": "#9ecae1"}, medianprops={"color": "#08519c"},
                meanprops={"marker": "o", "markerfacecolor": "#e6550d", "markeredgecolor": "#e6550d", "markersize": 3})
+    for knob, value in thresholds:
+        ax.axhline(value, color="#de2d26", linestyle="--", linewidth=1, label=f"{knob} = {value:g}")
+    if thresholds:
+        ax.legend(fontsize=7, loc="best")
+    if column in SCORE_RANGES:
+        ax.set_ylim(*SCORE_RANGES[column])
     ax.set_title(f"{score_label(column)} per language", fontsize=9)
     ax.set_xlabel("target language (box p25-p75, line median, whiskers p5-p95, dot mean)", fontsize=8)
     ax.tick_params(axis="x", labelrotation=90, labelsize=7)
@@ -113,8 +133,9 @@ def plot_language_distribution(stats: dict) -> bytes:
     return _png(fig)
 
 
-def render_plots(stats: dict) -> dict[str, bytes]:
+def render_plots(stats: dict, filter_settings: dict | None = None) -> dict[str, bytes]:
     """Every figure of the card: relative path under the output root -> PNG bytes."""
+    thresholds = thresholds_from_filter(filter_settings or {})
     if not stats.get("languages"):
         return {}
     plots = {
@@ -122,5 +143,6 @@ def render_plots(stats: dict) -> dict[str, bytes]:
         "plots/keep_rate.png": plot_keep_rate(stats),
     }
     for column in sorted(stats.get("scores", {})):
-        plots[f"plots/scores_{column.removeprefix('score_')}.png"] = plot_score_distribution(stats, column)
+        plots[f"plots/scores_{column.removeprefix('score_')}.png"] = plot_score_distribution(
+            stats, column, thresholds.get(column, []))
     return plots

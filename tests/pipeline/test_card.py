@@ -191,3 +191,14 @@ def test_card_shows_engine_counters_from_sidecars(tmp_path, make_processed):
     assert t["requested"] == 30 * len(paths) and t["dedup_factor"] == 3.0
     assert f"| requested | {t['requested']:,} |" in body and "| dedup_factor | 3.0 |" in body
     assert "| de | 1 | 9 |" in body  # columns sorted: dropped_contains_english, kept
+
+
+def test_filter_thresholds_are_drawn_on_their_score_plot(output):
+    from pipeline.plots import thresholds_from_filter
+
+    out, _ = output
+    stats = json.loads((out / "stats.json").read_text())
+    assert thresholds_from_filter({"min_bt_chrf": 35.0, "max_length_ratio": 2.0, "backtranslate": True}) == {
+        "score_bt_chrf": [("min_bt_chrf", 35.0)], "score_length_ratio": [("max_length_ratio", 2.0)]}
+    with_line = render_plots(stats, {"min_bt_chrf": 35.0})["plots/scores_bt_chrf.png"]
+    assert with_line != render_plots(stats)["plots/scores_bt_chrf.png"]
