@@ -74,6 +74,7 @@ def verify_output(out_dir: str | Path) -> VerifyReport:
         if totals and stats_totals != totals:
             report.problems.append(f"{STATS} totals {stats_totals} differ from the manifest's {totals}")
 
+    _check_card_configs(out_dir, manifest, report)
     for sub in SHARD_DIRS:
         root = out_dir / sub
         if not root.exists():
@@ -87,6 +88,29 @@ def verify_output(out_dir: str | Path) -> VerifyReport:
             elif path.suffix == ".parquet" and rel not in listed:
                 report.problems.append(f"{rel}: Parquet file not certified by the manifest (stale or foreign)")
     return report
+
+
+def _check_card_configs(out_dir: Path, manifest: dict, report: VerifyReport) -> None:
+    """Each `datasets` config of the card must match only certified shards, with the manifest's rows."""
+    from pipeline.card import CARD_FILE, split_front_matter, validate_metadata
+
+    card = out_dir / CARD_FILE
+    if not card.is_file():
+        report.warnings.append(f"{CARD_FILE}: missing (no dataset card, so no `datasets` configs)")
+        return
+    meta, _ = split_front_matter(card.read_text(encoding="utf-8"))
+    report.problems += [f"{CARD_FILE} metadata: {e}" for e in validate_metadata(meta)]
+    rows_of = {f["path"]: f["rows"] for f in manifest.get("files", [])}
+    for cfg in meta.get("configs") or []:
+        for entry in cfg.get("data_files") or []:
+            pattern = entry["path"] if isinstance(entry, dict) else entry
+            matched = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.glob(pattern)
+                             if not p.name.startswith((".", "_")))
+            if not matched:
+                report.problems.append(f"config {cfg.get('config_name')!r}: {pattern} matches no file")
+            stray = [m for m in matched if m not in rows_of]
+            if stray:
+                report.problems.append(f"config {cfg.get('config_name')!r}: {pattern} matches uncertified {stray[:3]}")
 
 
 def _check_file(out_dir: Path, entry: dict, report: VerifyReport, count_rows: bool) -> int | None:

@@ -49,7 +49,8 @@ def test_flipped_byte_in_a_shard_fails(out, capsys):
 def test_flipped_byte_in_the_card_fails(out):
     _flip_byte(out / "README.md", offset=10)
     report = verify_output(out)
-    assert [p.split(":")[0] for p in report.problems] == ["README.md"]
+    assert report.problems[0].startswith("README.md: sha256")
+    assert all(p.startswith("README.md") for p in report.problems)
 
 
 def test_missing_truncated_and_stray_files_fail(out):
@@ -77,3 +78,11 @@ def test_no_manifest_means_incomplete(out):
     (out / MANIFEST).unlink()
     report = verify_output(out)
     assert not report.ok and "missing" in report.problems[0]
+
+
+def test_card_configs_must_match_certified_shards(out):
+    card = (out / "README.md").read_text()
+    (out / "README.md").write_text(card.replace("path: data/de/*.parquet", "path: data/xx/*.parquet"))
+    problems = verify_output(out).problems
+    assert any("config 'de': data/xx/*.parquet matches no file" in p for p in problems)
+    assert any(p.startswith("README.md: sha256") for p in problems)
