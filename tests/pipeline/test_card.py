@@ -202,3 +202,13 @@ def test_filter_thresholds_are_drawn_on_their_score_plot(output):
         "score_bt_chrf": [("min_bt_chrf", 35.0)], "score_length_ratio": [("max_length_ratio", 2.0)]}
     with_line = render_plots(stats, {"min_bt_chrf": 35.0})["plots/scores_bt_chrf.png"]
     assert with_line != render_plots(stats)["plots/scores_bt_chrf.png"]
+
+
+def test_same_run_gives_the_same_card_and_plots(output, tmp_path):
+    out, manifest = output
+    work = out.parent / "_work"
+    paths = sorted(work.rglob("chunk-*.parquet"))
+    stats = json.loads((out / "stats.json").read_text())
+    counts = {name: {"rows": s["rows"], "quarantined": s["quarantined"]} for name, s in stats["sources"].items()}
+    again = write_outputs(tmp_path / "again", paths, [], counts, 1, 20, 10, META)
+    assert again["meta_files"] == manifest["meta_files"]
