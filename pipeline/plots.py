@@ -38,7 +38,10 @@ def thresholds_from_filter(filter_settings: dict) -> dict[str, list[tuple[str, f
     """Score column -> [(knob, value)] for the filter's ``min_X`` / ``max_X`` knobs on ``score_X``."""
     out: dict[str, list[tuple[str, float]]] = {}
     for knob, value in (filter_settings or {}).items():
-        if knob.startswith(("min_", "max_")) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, dict) and knob != "per_language":  # a nested rule set, e.g. ``rules:``
+            for column, lines in thresholds_from_filter(value).items():
+                out.setdefault(column, []).extend(lines)
+        elif knob.startswith(("min_", "max_")) and isinstance(value, (int, float)) and not isinstance(value, bool):
             out.setdefault(f"score_{knob[4:]}", []).append((knob, float(value)))
     return out
 

@@ -200,6 +200,8 @@ def test_filter_thresholds_are_drawn_on_their_score_plot(output):
     stats = json.loads((out / "stats.json").read_text())
     assert thresholds_from_filter({"min_bt_chrf": 35.0, "max_length_ratio": 2.0, "backtranslate": True}) == {
         "score_bt_chrf": [("min_bt_chrf", 35.0)], "score_length_ratio": [("max_length_ratio", 2.0)]}
+    nested = {"rules": {"min_script_share": 0.8, "per_language": {"sw": {"min_bt_chrf": 25}}}}
+    assert thresholds_from_filter(nested) == {"score_script_share": [("min_script_share", 0.8)]}
     with_line = render_plots(stats, {"min_bt_chrf": 35.0})["plots/scores_bt_chrf.png"]
     assert with_line != render_plots(stats)["plots/scores_bt_chrf.png"]
 
