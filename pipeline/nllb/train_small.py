@@ -45,25 +45,25 @@ class TrainConfig:
     """Everything that decides the trained weights (saved as ``OUT/train_config.json``)."""
 
     seed: int = 1234
-    vocab_size: int = 8000  # joint sentencepiece pieces over en/de/fr/cs; larger = shorter sequences, bigger embeddings
+    vocab_size: int = 6000  # joint sentencepiece pieces over en/de/fr/cs; larger = shorter sequences, bigger embeddings
     spm_model_type: str = "unigram"
-    d_model: int = 256
+    d_model: int = 160
     encoder_layers: int = 3
-    decoder_layers: int = 3
+    decoder_layers: int = 2
     attention_heads: int = 4
-    ffn_dim: int = 1024
+    ffn_dim: int = 640
     dropout: float = 0.0  # residual/attention/activation dropout; 0 = off: a couple of epochs underfit rather than overfit, and dropout masks cost ~15% of CPU step time
     label_smoothing: float = 0.1  # 0 = plain cross-entropy
     batch_tokens: int = 2000  # padded tokens per batch, max(source, target) length x sentences
     max_len: int = 64  # pairs with more pieces on either side are skipped (Multi30k has almost none)
-    lr: float = 2e-3  # peak learning rate after warm-up
-    warmup_steps: int = 400
+    lr: float = 3e-3  # peak learning rate after warm-up
+    warmup_steps: int = 300
     min_lr_ratio: float = 0.05  # cosine decays to lr * this at max_steps
     weight_decay: float = 0.01
     adam_betas: tuple[float, float] = (0.9, 0.98)
     grad_clip: float = 1.0  # max global grad norm; 0 = off
-    max_steps: int = 1700
-    eval_every: int = 600  # steps between CT2 evaluations (and best-model selection); 0 = only at the end
+    max_steps: int = 2200
+    eval_every: int = 500  # steps between CT2 evaluations (and best-model selection); 0 = only at the end
     eval_sentences: int = 100  # first N validation lines per direction used for selection
     checkpoint_every: int = 250  # steps between resumable checkpoints
     threads: int = 2  # torch intra-op threads
@@ -128,13 +128,16 @@ def encode_pairs(data_dir: Path, model_dir: Path, split: str, cfg: TrainConfig) 
     # NLLB/fairseq vocabulary: sentencepiece id i is model id i + 1 (see pipeline.nllb.build).
     ids = {lang: [[i + 1 for i in s] for s in sp.encode(read_lines(split_path(data_dir, split, lang)))]
            for lang in MULTI30K_LANGUAGES}
-    pairs = []
+    pairs, skipped = [], 0
     for src, tgt in MULTI30K_DIRECTIONS:
         src_code = tokenizer.convert_tokens_to_ids(get_language(src).nllb)
         tgt_code = tokenizer.convert_tokens_to_ids(get_language(tgt).nllb)
         for s, t in zip(ids[src], ids[tgt], strict=True):
             if len(s) + 2 <= cfg.max_len and len(t) + 2 <= cfg.max_len:
                 pairs.append(([src_code, *s, eos], [tgt_code, *t, eos]))
+            else:
+                skipped += 1
+    log.info("%s: %d pairs, %d skipped for more than max_len=%d tokens", split, len(pairs), skipped, cfg.max_len)
     return pairs
 
 
@@ -240,6 +243,36 @@ def save_checkpoint(path: Path, model, optimizer, state: dict) -> None:
     tmp.replace(path)
 
 
+# -- resuming ------------------------------------------------------------------------------------
+
+# Settings that never change the weights: they may differ between a run and its resumption.
+EVALUATION_SETTINGS = frozenset({"eval_every", "eval_sentences", "checkpoint_every"})
+
+
+def check_resumable(out_dir: Path, cfg: TrainConfig) -> None:
+    """Refuse to resume a run with settings that would make its weights differ from a fresh run's.
+
+    ``max_steps`` may still change while the checkpoint is inside the warm-up, where the schedule does
+    not depend on it yet: a run resumed with a new ``max_steps`` then ends exactly as a fresh run with
+    that value would (useful to fit the cosine schedule to the wall time a busy machine really gives).
+    """
+    import torch
+
+    config_path, ckpt_path = out_dir / "train_config.json", out_dir / "checkpoint.pt"
+    if not config_path.exists():
+        return
+    saved = json.loads(config_path.read_text())
+    current = json.loads(json.dumps(asdict(cfg)))
+    changed = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v and k not in EVALUATION_SETTINGS}
+    if "max_steps" in changed and ckpt_path.exists():
+        step = torch.load(ckpt_path, weights_only=False)["step"]
+        if step <= cfg.warmup_steps:
+            log.info("max_steps %s -> %s at step %d (still warming up): schedule unchanged so far", *changed["max_steps"], step)
+            del changed["max_steps"]
+    if changed:
+        raise ValueError(f"{out_dir} was started with other settings {changed}; use a new --out to change them")
+
+
 # -- the training loop ----------------------------------------------------------------------------
 
 
@@ -249,14 +282,8 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config_path = out_dir / "train_config.json"
-    if config_path.exists():
-        saved = json.loads(config_path.read_text())
-        current = json.loads(json.dumps(asdict(cfg)))
-        changed = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
-        if changed:
-            raise ValueError(f"{out_dir} was started with other settings {changed}; use a new --out to change them")
-    config_path.write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    check_resumable(out_dir, cfg)
+    (out_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
 
     # setup model
     init_dir = prepare_model_dir(data_dir, out_dir, cfg)
