@@ -70,9 +70,15 @@ def verify_output(out_dir: str | Path) -> VerifyReport:
             report.problems.append(f"totals.{key} is {totals[key]} but the {split} shards hold {sums[split]} rows")
     stats_path = out_dir / STATS
     if stats_path.is_file():
-        stats_totals = json.loads(stats_path.read_text(encoding="utf-8")).get("totals")
-        if totals and stats_totals != totals:
-            report.problems.append(f"{STATS} totals {stats_totals} differ from the manifest's {totals}")
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        if totals and stats.get("totals") != totals:
+            report.problems.append(f"{STATS} totals {stats.get('totals')} differ from the manifest's {totals}")
+        for name, s in (stats.get("sources") or {}).items():
+            # records = rows + quarantined; every row is kept or rejected once per language it fans out to
+            out_rows = s["kept"] + s["rejected"]
+            if s["records"] != s["rows"] + s["quarantined"] or (out_rows % s["rows"] if s["rows"] else out_rows):
+                report.problems.append(f"source {name}: {s['records']} records but {s['kept']} kept + {s['rejected']} "
+                                       f"rejected + {s['quarantined']} quarantined do not add up")
 
     _check_card_configs(out_dir, manifest, report)
     for sub in SHARD_DIRS:

@@ -86,3 +86,12 @@ def test_card_configs_must_match_certified_shards(out):
     problems = verify_output(out).problems
     assert any("config 'de': data/xx/*.parquet matches no file" in p for p in problems)
     assert any(p.startswith("README.md: sha256") for p in problems)
+
+
+def test_stats_that_lose_rows_fail(out):
+    stats = json.loads((out / "stats.json").read_text())
+    name = next(iter(stats["sources"]))
+    stats["sources"][name]["kept"] -= 1
+    (out / "stats.json").write_text(json.dumps(stats))
+    problems = verify_output(out).problems
+    assert any(p.startswith(f"source {name}: ") and "do not add up" in p for p in problems)
