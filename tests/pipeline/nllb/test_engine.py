@@ -1,0 +1,158 @@
+"""The CTranslate2 engine on a tiny real (random-weight) NLLB model: loading, compute types, bad input,
+length caps, input order, streaming, language codes, out-of-memory retry."""
+
+import logging
+
+import pytest
+
+from pipeline.languages import UnknownLanguageError, nllb_codes
+from pipeline.nllb import engine as engine_mod
+from pipeline.nllb.engine import (
+    EngineSettings, NllbTranslator, clean_source, load_translator, read_vocabulary, resolve_compute_type,
+    run_with_oom_retry,
+)
+
+EN, DE = "eng_Latn", "deu_Latn"
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    return load_translator(tiny_model_dir, EngineSettings(compute_type="int8", max_input_tokens=16))
+
+
+def test_load_translator_is_one_per_process_and_settings(tiny_model_dir):
+    a = load_translator(tiny_model_dir, EngineSettings(compute_type="int8"))
+    assert load_translator(str(tiny_model_dir), EngineSettings(compute_type="int8")) is a
+    assert load_translator(tiny_model_dir, EngineSettings(compute_type="int8", beam_size=2)) is not a
+
+
+def test_a_forked_worker_never_reuses_the_parents_translator(tiny_model_dir, monkeypatch):
+    parent = load_translator(tiny_model_dir, EngineSettings(compute_type="int8"))
+    # After a fork the pid differs: the per-process cache must load a fresh CT2 handle. (Forking a
+    # process with live CT2 threads is itself unsafe, which is exactly why the pid is in the key.)
+    monkeypatch.setattr(engine_mod.os, "getpid", lambda: -12345)
+    child = load_translator(tiny_model_dir, EngineSettings(compute_type="int8"))
+    assert child is not parent and child.compute_type == parent.compute_type
+
+
+def test_half_precision_on_cpu_runs_as_float32_and_says_so(tiny_model_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="pipeline.nllb.engine"):
+        t = NllbTranslator(tiny_model_dir, EngineSettings(device="cpu", compute_type="float16"))
+    assert t.compute_type == "float32"
+    assert any("effective float32" in r.getMessage() for r in caplog.records)
+    assert t.translate(["A red circle."], EN, DE)[0].decoded_tokens > 0
+
+
+def test_resolve_compute_type_fallbacks():
+    cpu = {"int8", "int8_float32", "float32"}
+    assert resolve_compute_type("auto", "cpu", cpu) == "int8"
+    assert resolve_compute_type("bfloat16", "cpu", cpu) == "float32"
+    assert resolve_compute_type("int8_float16", "cpu", cpu) == "int8"
+    gpu = {"int8", "int8_float16", "float16", "float32", "int8_float32"}
+    assert resolve_compute_type("auto", "cuda", gpu) == "int8_float16"
+    assert resolve_compute_type("float16", "cuda", gpu) == "float16"
+
+
+def test_settings_validate_knobs():
+    with pytest.raises(ValueError, match="translation.device"):
+        EngineSettings(device="tpu")
+    with pytest.raises(ValueError, match="translation.compute_type"):
+        EngineSettings(compute_type="int4")
+
+
+def test_clean_source():
+    assert clean_source("  a\tdog\n\n barks\x00\x07 ") == "a dog barks"
+    assert clean_source("caf\u0065\u0301") == "caf\u00e9"  # NFC
+    assert clean_source("bad \ud800surrogate") == "bad surrogate"
+    assert clean_source(None) == "" and clean_source(" \n ") == ""
+
+
+def test_bad_inputs_never_crash_and_keep_order(engine):
+    long_text = "a red circle " * 40
+    texts = ["", "   ", "A red\x00 circle.", "bad \udcff text", long_text, "A red circle."]
+    out = engine.translate(texts, EN, DE)
+    assert len(out) == len(texts)
+    assert out[0].text == "" and out[1].text == "" and out[0].decoded_tokens == 0
+    assert out[2].text == out[5].text  # control character removed: same input as the last one
+    assert out[3].decoded_tokens > 0
+    assert out[4].truncated and not out[5].truncated
+
+
+def test_unknown_language_lists_valid_codes(engine):
+    with pytest.raises(UnknownLanguageError, match="deu_Latn") as e:
+        engine.translate(["x"], EN, "xxx_Yyyy")
+    assert "xxx_Yyyy" in str(e.value)
+    # project codes are accepted and mean the same language
+    assert [t.text for t in engine.translate(["A red circle."], "en", "de")] == \
+        [t.text for t in engine.translate(["A red circle."], EN, DE)]
+
+
+def test_all_96_language_codes_in_vocabulary(tiny_model_dir):
+    vocab = set(read_vocabulary(tiny_model_dir))
+    codes = nllb_codes()
+    assert len(codes) == 96
+    assert not [c for c in codes if c not in vocab]
+
+
+def test_forced_output_lengths(engine):
+    out = engine.translate(["A red circle.", "Is the triangle blue? " * 3], EN, DE, min_decoding_length=7, max_decoding_length=7)
+    assert [r.decoded_tokens for r in out] == [7, 7]
+
+
+def test_output_is_capped_relative_to_input_length(tiny_model_dir):
+    t = NllbTranslator(tiny_model_dir, EngineSettings(compute_type="int8", max_length_ratio=1.0))
+    short, long = "red", "A simple drawing of a green triangle. " * 2
+    out = t.translate([short, long], EN, DE)
+    n_short = len(t.encode([short], EN)[0][0])
+    n_long = len(t.encode([long], EN)[0][0])
+    # the cap is per length bucket: ratio * (longest source in the bucket) + 10, minus the language token
+    assert out[0].decoded_tokens <= 1.0 * 8 + 10
+    assert out[1].decoded_tokens <= 1.0 * (n_long + 8) + 10
+    assert n_short < 8 < n_long
+
+
+def test_results_follow_input_order(engine):
+    texts = ["A red circle.", "Is the triangle blue?", "yes", "Two dogs run across 3 fields.", "What shape is shown in the image?"]
+    forward = [r.text for r in engine.translate(texts, EN, DE)]
+    backward = [r.text for r in engine.translate(texts[::-1], EN, DE)]
+    assert backward == forward[::-1]
+
+
+def test_translate_iter_streams_in_windows(engine):
+    texts = ["A red circle.", "", "Is the triangle blue?", "yes", "no", "red"] * 3
+    whole = [r.text for r in engine.translate(texts, EN, DE)]
+    streamed = [r.text for r in engine.translate_iter(iter(texts), EN, DE, window=4)]
+    assert streamed == whole
+
+
+def test_score_gives_finite_mean_log_probs(engine):
+    scores = engine.score(["A red circle.", "yes"], ["Ein roter Kreis.", "ja"], EN, DE)
+    assert len(scores) == 2 and all(s < 0 for s in scores)
+
+
+def _fake_run(limit, calls):
+    def run(items, budget):
+        calls.append((tuple(items), budget))
+        if budget > limit:
+            raise RuntimeError("CUDA failed with error out of memory")
+        return [f"r{i}" for i in items]
+    return run
+
+
+def test_oom_retries_with_smaller_budget_in_order():
+    calls = []
+    lengths = [10] * 8
+    out = run_with_oom_retry(_fake_run(300, calls), list(range(8)), 1024, lengths)
+    assert out == [f"r{i}" for i in range(8)]
+    assert [b for _, b in calls][:3] == [1024, 512, 256]
+
+
+def test_oom_gives_up_when_nothing_fits_and_other_errors_propagate():
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_with_oom_retry(_fake_run(10, []), [0, 1], 1024, [100, 100])
+
+    def broken(items, budget):
+        raise RuntimeError("some other failure")
+
+    with pytest.raises(RuntimeError, match="other failure"):
+        run_with_oom_retry(broken, [0], 1024, [5])

@@ -1,0 +1,95 @@
+"""The translate stage: deduplication, the persistent cache, truncation flags, per-chunk stats."""
+
+import json
+
+import polars as pl
+import pytest
+
+from pipeline.nllb.cache import TranslationCache
+from pipeline.nllb.engine import EngineSettings, load_translator
+from pipeline.translate import (
+    CachingTranslator, TranslationStats, sum_stats, translate_frame, write_stats_sidecar,
+)
+
+
+class CountingEngine:
+    """The real engine, recording every string it is asked to translate."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.sent: list[tuple[str, str]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def translate(self, texts, src_lang, tgt_lang, **options):
+        self.sent += [(t, tgt_lang) for t in texts]
+        return self.engine.translate(texts, src_lang, tgt_lang, **options)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    return load_translator(tiny_model_dir, EngineSettings(compute_type="int8", max_input_tokens=48))
+
+
+def _frame():
+    texts = ["What color is the square?", "What color is the square? ", "Is the triangle blue?", None,
+             "What color is the square?", "red circle " * 30, "", "Is the triangle blue?"]
+    langs = ["deu_Latn", "deu_Latn", "deu_Latn", "deu_Latn", "fra_Latn", "fra_Latn", "fra_Latn", "eng_Latn"]
+    return pl.DataFrame({"text_en": texts, "lang_nllb": langs})
+
+
+def test_each_distinct_text_and_language_translated_once(engine):
+    counting = CountingEngine(engine)
+    stats = TranslationStats()
+    out = translate_frame(_frame(), CachingTranslator(counting), stats=stats)
+    assert sorted(counting.sent) == sorted([
+        ("What color is the square?", "deu_Latn"), ("Is the triangle blue?", "deu_Latn"),
+        ("What color is the square?", "fra_Latn"), (("red circle " * 30).strip(), "fra_Latn"),
+    ])
+    tgt = out["text_tgt"].to_list()
+    assert tgt[0] == tgt[1]  # trailing space: same cleaned text, same translation
+    assert tgt[3] is None and tgt[6] == ""  # null stays null, empty stays empty
+    assert tgt[7] == "Is the triangle blue?"  # English rows are not translated
+    assert out["translation_truncated"].to_list() == [False, False, False, False, False, True, False, False]
+    assert (stats.requested, stats.empty, stats.distinct, stats.translated) == (5, 1, 4, 4)
+    assert stats.dedup_factor == pytest.approx(1.25)
+    assert stats.truncated == 1
+
+
+def test_persistent_cache_translates_only_new_strings(engine, tmp_path):
+    first = CountingEngine(engine)
+    translator = CachingTranslator(first, TranslationCache(tmp_path, engine.cache_key()))
+    a = translate_frame(_frame(), translator)
+    # a new process (new cache connection, new engine wrapper) over the same text plus one new row
+    second = CountingEngine(engine)
+    again = CachingTranslator(second, TranslationCache(tmp_path, engine.cache_key()))
+    more = pl.concat([_frame(), pl.DataFrame({"text_en": ["A new caption."], "lang_nllb": ["deu_Latn"]})])
+    stats = TranslationStats()
+    b = translate_frame(more, again, stats=stats)
+    assert second.sent == [("A new caption.", "deu_Latn")]
+    assert b["text_tgt"].to_list()[:-1] == a["text_tgt"].to_list()
+    assert b["translation_truncated"].to_list()[:-1] == a["translation_truncated"].to_list()
+    assert stats.cache_hits == 4 and stats.translated == 1 and stats.cache_hit_rate == pytest.approx(0.8)
+
+
+def test_cache_key_covers_decoding_settings(tiny_model_dir, engine, tmp_path):
+    other = load_translator(tiny_model_dir, EngineSettings(compute_type="int8", max_input_tokens=48, beam_size=2))
+    assert other.cache_key() != engine.cache_key()
+    CachingTranslator(engine, TranslationCache(tmp_path, engine.cache_key())).translate(["A red circle."], "eng_Latn", "deu_Latn")
+    counting = CountingEngine(other)
+    CachingTranslator(counting, TranslationCache(tmp_path, other.cache_key())).translate(["A red circle."], "eng_Latn", "deu_Latn")
+    assert counting.sent == [("A red circle.", "deu_Latn")]
+
+
+def test_stats_sidecars_sum(tmp_path):
+    a = TranslationStats(requested=10, distinct=4, cache_hits=1, translated=3)
+    b = TranslationStats(requested=6, distinct=2, cache_hits=2)
+    write_stats_sidecar(tmp_path / "chunk-00000.parquet", a, {"de": {"kept": 3}})
+    path = write_stats_sidecar(tmp_path / "chunk-00001.parquet", b)
+    assert path.name == "chunk-00001.stats.json"
+    data = json.loads((tmp_path / "chunk-00000.stats.json").read_text())
+    assert data["translation"]["dedup_factor"] == 2.5 and data["templates"] == {"de": {"kept": 3}}
+    total = sum_stats(sorted(tmp_path.glob("*.stats.json")) + [tmp_path / "missing.stats.json"])
+    assert (total.requested, total.distinct, total.cache_hits) == (16, 6, 3)
+    assert total.cache_hit_rate == pytest.approx(0.5)
