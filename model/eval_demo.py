@@ -39,7 +39,7 @@ def question_kind(question: str) -> str:
     return "yes/no"
 
 
-def prepare_workspace(work: Path, n_images: int, image_size: int, seed: int) -> None:
+def prepare_workspace(work: Path, n_images: int, image_size: int, patch_size: int, seed: int) -> None:
     """Demo scenes, the English training output and tiny checkpoints (tokenizer trained on its texts)."""
     import polars as pl
 
@@ -53,7 +53,7 @@ def prepare_workspace(work: Path, n_images: int, image_size: int, seed: int) -> 
     rows = pl.read_parquet(work / "data" / "data" / "en" / "part-00000.parquet")
     texts = rows["text_en"].to_list() + [a for a in rows["answer_en"].to_list() if a]
     texts += [t.format(lang="English", question="") for t in CAPTION_TEMPLATES + VQA_TEMPLATES]
-    build_tiny_blip2(work / "blip2", image_size=image_size, seed=seed)
+    build_tiny_blip2(work / "blip2", image_size=image_size, patch_size=patch_size, seed=seed)
     build_tiny_mt5(work / "mt5", texts=texts, seed=seed)
 
 
@@ -108,7 +108,7 @@ def derange(n: int, seed: int) -> list[int]:
     return target
 
 
-def run(work: Path, n_images: int, steps: int, image_size: int, seed: int, num_beams: int, tasks: tuple[str, ...],
+def run(work: Path, n_images: int, steps: int, image_size: int, patch_size: int, seed: int, num_beams: int, tasks: tuple[str, ...],
         batch_size: int) -> dict:
     from model.config import load_config
     from model.export import export_checkpoint
@@ -116,7 +116,7 @@ def run(work: Path, n_images: int, steps: int, image_size: int, seed: int, num_b
     from model.train import train
 
     start = time.perf_counter()
-    prepare_workspace(work, n_images, image_size, seed)
+    prepare_workspace(work, n_images, image_size, patch_size, seed)
     overrides = {
         "model": {"blip2": str(work / "blip2"), "llm": str(work / "mt5")},
         "data": {"manifest": str(work / "data"), "tasks": tasks},
@@ -134,6 +134,8 @@ def run(work: Path, n_images: int, steps: int, image_size: int, seed: int, num_b
     report = {
         "n_images": n_images,
         "steps": steps,
+        "image_size": image_size,
+        "patch_size": patch_size,
         "heldout_questions": len(items),
         "target_language": "en (English targets, no translation)",
         "tasks": list(tasks) or ["caption", "vqa"],
@@ -156,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-images", type=int, default=600)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--image-size", type=int, default=48)
+    parser.add_argument("--patch-size", type=int, default=4, help="ViT patch side in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--beams", type=int, default=3)
     parser.add_argument("--tasks", default="vqa", help="comma-separated tasks to train on ('' = all)")
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     tasks = tuple(t for t in args.tasks.split(",") if t)
-    report = run(Path(args.work_dir), args.n_images, args.steps, args.image_size, args.seed, args.beams, tasks, args.batch_size)
+    report = run(Path(args.work_dir), args.n_images, args.steps, args.image_size, args.patch_size, args.seed, args.beams, tasks, args.batch_size)
     acc, shuf, chance = report["accuracy"], report["accuracy_shuffled_images"], report["chance"]
     print(json.dumps(report, indent=2))
     print(

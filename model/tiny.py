@@ -48,7 +48,7 @@ def build_tokenizer(texts: Iterable[str], out_dir: Path, decoder_only: bool, voc
     wrapped.save_pretrained(out_dir)
 
 
-def build_tiny_blip2(out_dir: Path, image_size: int = 32, text_width: int = 64, seed: int = 0) -> Path:
+def build_tiny_blip2(out_dir: Path, image_size: int = 32, text_width: int = 64, seed: int = 0, patch_size: int = 8) -> Path:
     """A tiny BLIP-2 checkpoint (random weights) with a T5 text model of width ``text_width``."""
     import torch
     from transformers import Blip2Config, Blip2ForConditionalGeneration, BlipImageProcessor, T5Config
@@ -57,7 +57,7 @@ def build_tiny_blip2(out_dir: Path, image_size: int = 32, text_width: int = 64, 
     config = Blip2Config(
         vision_config=dict(
             hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-            image_size=image_size, patch_size=8,
+            image_size=image_size, patch_size=patch_size,
             # BLIP-2's default (1e-10) suits loading pretrained EVA weights; a random frozen ViT with
             # such weights would erase the image, so use a BERT-like std.
             initializer_range=0.02,
