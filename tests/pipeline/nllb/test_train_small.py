@@ -3,41 +3,20 @@ and that an interrupted run resumes to exactly the weights of an uninterrupted o
 
 from __future__ import annotations
 
-import gzip
 import json
-from pathlib import Path
 
 import pytest
 
-from pipeline.nllb.evaluate import MULTI30K_LANGUAGES, read_lines
-from pipeline.nllb.shipped import shipped_val_dir
+from pipeline.nllb.evaluate import read_lines
 from pipeline.nllb.train_small import TrainConfig, collate, encode_pairs, make_batches, prepare_model_dir, train
 
-TINY = TrainConfig(
-    vocab_size=300, d_model=32, encoder_layers=1, decoder_layers=1, attention_heads=2, ffn_dim=64,
-    batch_tokens=400, max_len=256, lr=3e-3, warmup_steps=2, max_steps=6, eval_every=0, eval_sentences=5,
-    checkpoint_every=2, threads=1,
-)
 
-
-@pytest.fixture(scope="module")
-def tiny_corpus(tmp_path_factory) -> Path:
-    """train/val.{en,de,fr,cs}.gz: 120 aligned lines of the shipped validation split each."""
-    root = tmp_path_factory.mktemp("multi30k-tiny")
-    for lang in MULTI30K_LANGUAGES:
-        lines = read_lines(shipped_val_dir() / f"val.{lang}.gz", limit=120)
-        for split, part in (("train", lines[:100]), ("val", lines[100:])):
-            with gzip.open(root / f"{split}.{lang}.gz", "wt", encoding="utf-8") as f:
-                f.write("\n".join(part) + "\n")
-    return root
-
-
-def test_pairs_follow_nllb_conventions(tiny_corpus, tmp_path):
+def test_pairs_follow_nllb_conventions(tiny_corpus, tiny_cfg, tmp_path):
     from transformers import AutoTokenizer
 
-    init_dir = prepare_model_dir(tiny_corpus, tmp_path, TINY)
+    init_dir = prepare_model_dir(tiny_corpus, tmp_path, tiny_cfg)
     tok = AutoTokenizer.from_pretrained(init_dir)
-    pairs = encode_pairs(tiny_corpus, init_dir, "train", TINY)
+    pairs = encode_pairs(tiny_corpus, init_dir, "train", tiny_cfg)
     assert len(pairs) == 6 * 100  # every caption in all six directions
     code_ids = {tok.convert_tokens_to_ids(c) for c in ("eng_Latn", "deu_Latn", "fra_Latn", "ces_Latn")}
     for src, labels in pairs:
@@ -56,9 +35,9 @@ def test_pairs_follow_nllb_conventions(tiny_corpus, tmp_path):
     assert int(mask[0].sum()) == len(src)
 
 
-def test_batches_cover_every_pair_once_within_budget(tiny_corpus, tmp_path):
-    init_dir = prepare_model_dir(tiny_corpus, tmp_path, TINY)
-    pairs = encode_pairs(tiny_corpus, init_dir, "train", TINY)
+def test_batches_cover_every_pair_once_within_budget(tiny_corpus, tiny_cfg, tmp_path):
+    init_dir = prepare_model_dir(tiny_corpus, tmp_path, tiny_cfg)
+    pairs = encode_pairs(tiny_corpus, init_dir, "train", tiny_cfg)
     batches = make_batches(pairs, 400, seed=3)
     assert sorted(i for b in batches for i in b) == list(range(len(pairs)))
     for b in batches:
@@ -68,16 +47,16 @@ def test_batches_cover_every_pair_once_within_budget(tiny_corpus, tmp_path):
     assert make_batches(pairs, 400, seed=4) != batches
 
 
-def test_interrupted_run_resumes_to_identical_weights(tiny_corpus, tmp_path):
+def test_interrupted_run_resumes_to_identical_weights(tiny_corpus, tiny_cfg, tmp_path):
     import torch
 
     whole = tmp_path / "whole"
-    train(tiny_corpus, whole, TINY)
+    train(tiny_corpus, whole, tiny_cfg)
     interrupted = tmp_path / "interrupted"
-    train(tiny_corpus, interrupted, TINY, max_minutes=0)  # stops (and checkpoints) after one step
+    train(tiny_corpus, interrupted, tiny_cfg, max_minutes=0)  # stops (and checkpoints) after one step
     assert torch.load(interrupted / "checkpoint.pt", weights_only=False)["step"] == 1
-    summary = train(tiny_corpus, interrupted, TINY)
-    assert summary["steps"] == TINY.max_steps
+    summary = train(tiny_corpus, interrupted, tiny_cfg)
+    assert summary["steps"] == tiny_cfg.max_steps
 
     a = torch.load(whole / "checkpoint.pt", weights_only=False)["model"]
     b = torch.load(interrupted / "checkpoint.pt", weights_only=False)["model"]
@@ -85,19 +64,19 @@ def test_interrupted_run_resumes_to_identical_weights(tiny_corpus, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     # The kept model is a complete HF checkpoint that was scored through CTranslate2.
     selection = json.loads((whole / "best" / "selection.json").read_text())
-    assert selection["step"] == TINY.max_steps and len(selection["eval_chrf_pp"]) == 6
+    assert selection["step"] == tiny_cfg.max_steps and len(selection["eval_chrf_pp"]) == 6
 
 
-def test_changed_settings_refuse_to_resume(tiny_corpus, tmp_path):
-    train(tiny_corpus, tmp_path, TINY, max_minutes=0)
+def test_changed_settings_refuse_to_resume(tiny_corpus, tiny_cfg, tmp_path):
+    train(tiny_corpus, tmp_path, tiny_cfg, max_minutes=0)
     with pytest.raises(ValueError, match="lr"):
-        train(tiny_corpus, tmp_path, TrainConfig(**{**TINY.__dict__, "lr": 1e-4}))
+        train(tiny_corpus, tmp_path, TrainConfig(**{**tiny_cfg.__dict__, "lr": 1e-4}))
 
 
-def test_max_steps_may_change_only_during_warmup(tiny_corpus, tmp_path):
+def test_max_steps_may_change_only_during_warmup(tiny_corpus, tiny_cfg, tmp_path):
     import torch
 
-    cfg = TrainConfig(**{**TINY.__dict__, "warmup_steps": 3})
+    cfg = TrainConfig(**{**tiny_cfg.__dict__, "warmup_steps": 3})
     train(tiny_corpus, tmp_path, cfg, max_minutes=0)  # checkpoint at step 1, inside the warm-up
     longer = TrainConfig(**{**cfg.__dict__, "max_steps": 8, "eval_every": 4})
     assert train(tiny_corpus, tmp_path, longer)["steps"] == 8

@@ -1,0 +1,26 @@
+"""Shipping a trained run: int8 conversion, copied run artifacts, and a card built from them."""
+
+from __future__ import annotations
+
+import json
+
+from pipeline.nllb.engine import EngineSettings, NllbTranslator
+from pipeline.nllb.evaluate import evaluate_directions, scores_to_json
+from pipeline.nllb.model_card import render_card, ship_model
+from pipeline.nllb.train_small import train
+
+
+def test_card_is_built_from_run_artifacts(tiny_corpus, tiny_cfg, tmp_path):
+    run = tmp_path / "run"
+    summary = train(tiny_corpus, run, tiny_cfg)
+    model = ship_model(run, tmp_path / "model")
+    assert json.loads((model / "mblip_model.json").read_text())["quantization"] == "int8"
+    assert json.loads((model / "training" / "train_config.json").read_text())["d_model"] == tiny_cfg.d_model
+
+    translator = NllbTranslator(model, EngineSettings(device="cpu", intra_threads=1))
+    scores_json = scores_to_json(evaluate_directions(translator, tiny_corpus, limit=5))
+    card = render_card(model, scores_json)
+    first = json.loads(scores_json)[0]
+    assert f"| eng_Latn → deu_Latn | 5 | {first['chrf_pp']:.2f} | {first['bleu']:.2f} |" in card
+    assert f"Steps: {summary['steps']}" in card and f"| `d_model` | {tiny_cfg.d_model} |" in card
+    assert "Flickr30k" in card and "Elliott" in card
