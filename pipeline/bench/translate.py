@@ -23,6 +23,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipeline.bench.corpus import caption_sentences, vqa_stream
 
@@ -62,9 +63,30 @@ class HfReference:
             torch.set_num_threads(_threads(threads))
         self.torch = torch
         self.device = device
+        import sentencepiece as spm
+
+        from pipeline.nllb.build import SPM_FILENAME
+
         self.tokenizer = AutoTokenizer.from_pretrained(str(hf_dir), src_lang=SRC)
+        # Input ids from the sentencepiece model itself, exactly as the engine builds them
+        # ([src] + pieces + </s>): both sides see identical inputs (a tokenizer rebuilt from a local
+        # vocabulary file need not split words the way sentencepiece does).
+        self.sp = spm.SentencePieceProcessor(model_file=str(Path(hf_dir) / SPM_FILENAME))
         self.model = M2M100ForConditionalGeneration.from_pretrained(str(hf_dir), dtype=getattr(torch, dtype))
         self.model.to(device).eval()
+
+    def encode(self, texts: list[str]) -> dict:
+        """Padded ``input_ids`` and ``attention_mask`` ([batch, longest]) for ``texts``."""
+        torch = self.torch
+        rows = [
+            self.tokenizer.convert_tokens_to_ids([SRC, *pieces, "</s>"])
+            for pieces in self.sp.encode(texts, out_type=str)
+        ]
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
 
     def translate(self, texts: list[str], tgt_lang: str, batch_size: int, new_tokens: int | None = None,
                   max_length_ratio: float = 3.0) -> tuple[list[str], int]:
@@ -77,7 +99,7 @@ class HfReference:
         lang_id = self.tokenizer.convert_tokens_to_ids(tgt_lang)
         outputs, generated = [], 0
         for start in range(0, len(texts), batch_size):
-            batch = self.tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True).to(self.device)
+            batch = self.encode(texts[start:start + batch_size])
             if new_tokens is not None:
                 lengths = dict(min_new_tokens=new_tokens + 1, max_new_tokens=new_tokens + 1)
             else:

@@ -1,0 +1,80 @@
+"""VQA answers as a per-language vocabulary: numbers kept as digits, the round-trip rule, yes/no pairs."""
+
+import polars as pl
+import pytest
+
+from pipeline.answers import answer_kind, normalize_answer, translate_answer_vocabulary, translate_answers
+from pipeline.nllb.engine import EngineSettings, Translation, load_translator
+from pipeline.translate import CachingTranslator, TranslationStats
+
+
+class DictEngine:
+    """A stand-in MT system with known outputs, so the acceptance logic can be checked exactly."""
+
+    def __init__(self, table):
+        self.table = table
+        self.sent = []
+
+    def translate(self, texts, src_lang, tgt_lang, **options):
+        self.sent += [(t, tgt_lang) for t in texts]
+        return [Translation(text=self.table.get((t, tgt_lang), f"?{t}?")) for t in texts]
+
+    def cache_key(self):
+        return "dict"
+
+
+DE, FR, EN = "deu_Latn", "fra_Latn", "eng_Latn"
+TABLE = {
+    ("red", DE): "rot", ("rot", EN): "red",
+    ("yes", DE): "ja", ("ja", EN): "yes",
+    ("no", DE): "nein", ("nein", EN): "No.",  # punctuation and case are normalised away
+    ("left", DE): "links", ("links", EN): "on the left side",  # round trip fails
+    ("yes", FR): "oui", ("oui", EN): "yes",
+    ("no", FR): "non", ("non", EN): "not",  # "no" fails, so "yes" must stay English too
+}
+
+
+def test_answer_kinds_and_normalisation():
+    assert [answer_kind(a) for a in ["2", "10", "3:30", "1.5", "yes", "No", "two", "red"]] == \
+        ["number", "number", "number", "number", "yes_no", "yes_no", "other", "other"]
+    assert normalize_answer("The  Red car!") == "red car"
+
+
+def test_vocabulary_translates_each_answer_once_and_applies_the_round_trip_rule():
+    engine = DictEngine(TABLE)
+    stats = TranslationStats()
+    answers = ["red", "2", "yes", "no", "left", "red", "red", "10"]
+    vocab = translate_answer_vocabulary(CachingTranslator(engine), answers, DE, stats=stats)
+    assert vocab == {"red": "rot", "2": "2", "10": "10", "yes": "ja", "no": "nein", "left": None}
+    forward = [t for t, lang in engine.sent if lang == DE]
+    assert sorted(forward) == ["left", "no", "red", "yes"]  # numbers never reach the model, repeats once
+    assert stats.requested == 6 + 4 and stats.distinct == 4 + 4  # forward (with repeats) + back-translations
+
+
+def test_yes_no_are_kept_or_dropped_together():
+    vocab = translate_answer_vocabulary(CachingTranslator(DictEngine(TABLE)), ["yes", "no", "3"], FR)
+    assert vocab == {"yes": None, "no": None, "3": "3"}
+
+
+def test_translate_answers_columns():
+    frame = pl.DataFrame({
+        "task": ["vqa", "vqa", "vqa", "vqa", "caption", "vqa"],
+        "lang_nllb": [DE, DE, DE, DE, DE, EN],
+        "answer_en": ["red", "2", "left", "yes", None, "left"],
+    })
+    out = translate_answers(frame, CachingTranslator(DictEngine(TABLE)))
+    assert out["answer_tgt"].to_list() == ["rot", "2", "left", "ja", None, "left"]
+    assert out["answer_translated"].to_list() == [True, True, False, True, None, True]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    return load_translator(tiny_model_dir, EngineSettings(compute_type="int8"))
+
+
+def test_random_model_answers_fall_back_to_english_except_numbers(engine):
+    frame = pl.DataFrame({"task": ["vqa"] * 4, "lang_nllb": [DE] * 4, "answer_en": ["red", "2", "yes", "circle"]})
+    out = translate_answers(frame, engine)
+    # noise never back-translates to the English answer: the English answer stays, and says so
+    assert out["answer_tgt"].to_list() == ["red", "2", "yes", "circle"]
+    assert out["answer_translated"].to_list() == [False, True, False, False]
