@@ -216,7 +216,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
+def _cmd_export_dataset(args: argparse.Namespace) -> int:
     from pipeline.export import export_dataset, prompt_source
 
     result = export_dataset(args.out, args.dest, formats=tuple(args.format), languages=tuple(args.languages),
@@ -404,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--languages", nargs="*", default=[], help="project codes (default: every kept language)")
     p.add_argument("--prompts", default="row", choices=["row", "english"],
                    help="row: the shards' translated prompts (English templates where missing); english: English templates")
-    p.set_defaults(func=_cmd_export)
+    p.set_defaults(func=_cmd_export_dataset)
 
     p = sub.add_parser("score", help="score translation pairs (JSONL/Parquet src, tgt, lang) with every filter signal")
     p.add_argument("pairs", type=Path, help="JSON Lines or .parquet with src (English), tgt, lang (NLLB code)")
