@@ -381,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backtranslation", action="store_true", help="flow/memory: back-translate too (both sides)")
     p.add_argument("--resume", action="store_true", help="flow: work redone after a SIGKILL at half the chunks")
     p.add_argument("--stage", action="store_true", help="whole translate stage on a VQAv2-like stream (dedup + cache)")
-    p.add_argument("--shape", default="600m", choices=["600m", "1.3b"], help="random-weight NLLB shape (built once)")
+    p.add_argument("--shape", default="600m", choices=["600m", "1.3b", "tiny"],
+                   help="random-weight NLLB shape, built once (tiny: smoke test only)")
     p.add_argument("--sentences", type=int, default=32, help="engine mode: caption-length inputs")
     p.add_argument("--tokens", type=int, default=24, help="engine mode: output tokens forced per input on both sides")
     p.add_argument("--rows", type=int, default=256, help="stage mode: VQA rows (question + answer)")
