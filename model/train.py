@@ -95,7 +95,7 @@ def set_train_mode(model) -> None:
     from model.build import unwrap_blip2
 
     model.train()
-    unwrap_blip2(model).vision_model.eval()
+    unwrap_blip2(getattr(model, "module", model)).vision_model.eval()  # ``module``: inside DDP
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -302,15 +302,15 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
     accelerator = Accelerator(mixed_precision=mixed)
     device = accelerator.device
     set_seed(cfg.train.seed)
-    main = accelerator.is_main_process
-    if main:
+    is_main = accelerator.is_main_process
+    if is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "config.yaml").write_text(config_to_yaml(cfg))
 
     # -- model -----------------------------------------------------------------------------------
     assembled = build_model(cfg.model, cfg.lora, cfg.train.stage, device)
     model = assembled.model
-    if main:
+    if is_main:
         log.info("parameters:\n%s", format_parameter_table(count_parameters(model)))
     if cfg.train.init_from:
         loaded = load_trainable(model, Path(cfg.train.init_from) / TRAINABLE_FILE, partial=True)
@@ -343,7 +343,7 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
     params = [p for p in model.parameters() if p.requires_grad]
     accum = cfg.train.grad_accum
     last = steps if stop_after is None else min(steps, start_step + stop_after)
-    bar = tqdm(total=steps, initial=start_step, disable=not main, desc=f"train[{cfg.train.stage}]")
+    bar = tqdm(total=steps, initial=start_step, disable=not is_main, desc=f"train[{cfg.train.stage}]")
     tick, samples = time.perf_counter(), 0
     for step in range(start_step, last):
         step_loss = torch.zeros((), device=device)
@@ -370,16 +370,17 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
             elapsed = time.perf_counter() - tick
             lrs = {g["name"].split("/")[0]: g["lr"] for g in optimizer.param_groups}
             bar.set_postfix(loss=f"{mean_loss:.4f}", **{f"lr_{k}": f"{v:.2e}" for k, v in lrs.items()}, samples_s=f"{samples / elapsed:.1f}")
-            _append_metrics(output_dir, main, {"step": done, "loss": mean_loss, **{f"lr_{k}": v for k, v in lrs.items()}, "samples_per_s": samples / elapsed})
+            _append_metrics(output_dir, is_main, {"step": done, "loss": mean_loss, **{f"lr_{k}": v for k, v in lrs.items()}, "samples_per_s": samples / elapsed})
             tick, samples = time.perf_counter(), 0
         if cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == steps):
             val = evaluate(model, make_val_loader(), device, accelerator)
             result.val_losses.append((done, val))
-            bar.write(f"step {done}: validation loss {val:.4f}") if main else None
-            _append_metrics(output_dir, main, {"step": done, "val_loss": val})
+            if is_main:
+                bar.write(f"step {done}: validation loss {val:.4f}")
+            _append_metrics(output_dir, is_main, {"step": done, "val_loss": val})
         if (cfg.train.save_every and done % cfg.train.save_every == 0) or done == last:
             accelerator.wait_for_everyone()
-            if main:
+            if is_main:
                 result.checkpoint = save_checkpoint(
                     output_dir, accelerator.unwrap_model(model), optimizer, scheduler, done, cfg, device, cfg.train.keep_checkpoints
                 )

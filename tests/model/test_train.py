@@ -35,8 +35,9 @@ def test_resume_gives_the_same_next_step_loss(make_config, tmp_path):
     assert resumed.losses == pytest.approx(straight.losses[2:], abs=1e-6)
 
 
-def test_decoder_only_llm_trains_with_validation(make_config):
-    cfg = make_config(llm="bloom", train={"max_steps": 3, "eval_every": 3, "grad_accum": 2})
+def test_decoder_only_llm_trains_with_validation_and_checkpointing(make_config):
+    cfg = make_config(llm="bloom", train={"max_steps": 3, "eval_every": 3, "grad_accum": 2},
+                      model={"gradient_checkpointing": True})
     result = train(cfg)
     assert len(result.losses) == 3 and all(math.isfinite(x) for x in result.losses)
     assert len(result.val_losses) == 1 and math.isfinite(result.val_losses[0][1])
