@@ -136,7 +136,8 @@ def test_killed_write_leaves_no_certified_file_and_resumes(tmp_path, make_proces
                         lambda frame, path, row_group_rows=10_000: written.append(path) or real(frame, path, row_group_rows))
     manifest = _write(out, paths2, counts2)
     report = verify_output(out)
-    assert report.ok and not report.warnings  # temporary file removed
+    assert report.ok and not any(".tmp-" in w for w in report.warnings)
+    assert not list(out.rglob(".*.tmp-*"))  # the killed write's temporary file is removed
     assert len(written) == len(manifest["files"]) - 2  # the two shards finished before the kill are reused
     fresh = _write(tmp_path / "fresh", paths2, counts2)
     assert _digests(out, manifest) == _digests(tmp_path / "fresh", fresh)
