@@ -288,10 +288,25 @@ def build_meta_model(model_cfg: ModelConfig, lora: LoraSettings, stage: str = "f
     config = compose_config(blip2_config, llm_config, image_token_index=None)
     with torch.device("meta"):
         model = Blip2ForConditionalGeneration(config)
+        head = model.language_model.get_output_embeddings()
+        if _declares_untied_head(model_cfg.llm, model_cfg.llm_architecture) and (
+            head.weight is model.language_model.get_input_embeddings().weight
+        ):
+            # transformers 5 always builds mT5 with a tied head, but loads the separate head that
+            # mT0 checkpoints store; count it as the loaded model will have it.
+            head.weight = torch.nn.Parameter(torch.empty_like(head.weight))
         if stage == "full":
             model = _attach_lora(model, llm_config, lora)
     set_trainable(model, stage)
     return model
+
+
+def _declares_untied_head(source: str, architecture: str | None) -> bool:
+    """Whether the LLM's recorded shape or config.json says its output head is not tied."""
+    if architecture:
+        return known_architecture(architecture).get("tie_word_embeddings") is False
+    local = Path(source) / "config.json"
+    return local.is_file() and json.loads(local.read_text()).get("tie_word_embeddings") is False
 
 
 def build_model(model_cfg: ModelConfig, lora: LoraSettings, stage: str, device: torch.device) -> AssembledModel:
