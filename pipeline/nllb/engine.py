@@ -5,9 +5,9 @@ NLLB conventions (see ``shared/reference``/CTranslate2 docs): source tokens are
 language code) is dropped. The target language is always forced: without it NLLB produces garbage.
 
 Batching: inputs are cleaned, empty ones answered without the model, the rest sorted by length and
-cut into length buckets; each bucket goes to CT2 asynchronously with a token budget
-(``batch_type="tokens"``), so several replicas (``inter_threads``, several GPUs) work at once and
-padding stays small. Each bucket gets its own decoding cap relative to its source length, the hard
+cut into length buckets (at least one token budget each); each bucket goes to CT2 asynchronously
+with a token budget (``batch_type="tokens"``), so several replicas (``inter_threads``, several GPUs)
+work at once and padding stays small. Each bucket gets its own decoding cap relative to its source length, the hard
 stop against repetition loops. Results come back in input order. ``translate_iter`` streams any
 iterable through fixed-size windows, so memory is bounded whatever the dataset size.
 """
@@ -168,6 +168,29 @@ def resolve_compute_type(requested: str, device: str, supported: set[str]) -> st
         )
     log.warning("compute type %s is not supported on %s; running as %s", wanted, device, effective)
     return effective
+
+
+def length_buckets(order: list[int], lengths: list[int], budget: int) -> list[list[int]]:
+    """Cut indices sorted by length into buckets of similar length, each with its own decoding cap.
+
+    A bucket spans ``LENGTH_BUCKET`` source tokens; neighbouring buckets smaller than one token
+    budget are merged, so batches stay full (a half-empty batch wastes more than a slightly looser
+    cap costs).
+    """
+    buckets: list[list[int]] = []
+    current: list[int] = []
+    current_tokens, current_key = 0, None
+    for i in order:
+        key = (lengths[i] - 1) // LENGTH_BUCKET
+        if current and key != current_key and current_tokens >= budget:
+            buckets.append(current)
+            current, current_tokens = [], 0
+        current.append(i)
+        current_tokens += lengths[i]
+        current_key = key
+    if current:
+        buckets.append(current)
+    return buckets
 
 
 def read_vocabulary(model_dir: str | Path) -> list[str]:
@@ -337,10 +360,8 @@ class NllbTranslator:
         """CT2 results for ``tokens`` in input order, bucketed by length, submitted asynchronously."""
         lengths = [len(t) for t in tokens]
         order = sorted(range(len(tokens)), key=lengths.__getitem__)
-        buckets: dict[int, list[int]] = {}
-        for i in order:
-            buckets.setdefault((lengths[i] - 1) // LENGTH_BUCKET, []).append(i)
         budget = max(self.settings.max_batch_tokens, max(lengths))
+        buckets = length_buckets(order, lengths, budget)
 
         def submit(items: list[int], token_budget: int, asynchronous: bool):
             options = self._decoding_options(max(lengths[i] for i in items), min_len, max_len)
@@ -349,7 +370,7 @@ class NllbTranslator:
                 max_batch_size=token_budget, batch_type="tokens", asynchronous=asynchronous, **options,
             )
 
-        pending = [(items, submit(items, budget, True)) for items in buckets.values()]
+        pending = [(items, submit(items, budget, True)) for items in buckets]
         results: list = [None] * len(tokens)
         for items, futures in pending:
             try:

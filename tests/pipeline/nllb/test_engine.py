@@ -8,7 +8,7 @@ import pytest
 from pipeline.languages import UnknownLanguageError, nllb_codes
 from pipeline.nllb import engine as engine_mod
 from pipeline.nllb.engine import (
-    EngineSettings, NllbTranslator, clean_source, load_translator, read_vocabulary, resolve_compute_type,
+    EngineSettings, NllbTranslator, clean_source, length_buckets, load_translator, read_vocabulary, resolve_compute_type,
     run_with_oom_retry,
 )
 
@@ -100,15 +100,26 @@ def test_forced_output_lengths(engine):
 
 
 def test_output_is_capped_relative_to_input_length(tiny_model_dir):
-    t = NllbTranslator(tiny_model_dir, EngineSettings(compute_type="int8", max_length_ratio=1.0))
+    # a token budget smaller than one input: every length bucket is decoded on its own
+    t = NllbTranslator(tiny_model_dir, EngineSettings(compute_type="int8", max_length_ratio=1.0, max_batch_tokens=4))
     short, long = "red", "A simple drawing of a green triangle. " * 2
-    out = t.translate([short, long], EN, DE)
     n_short = len(t.encode([short], EN)[0][0])
     n_long = len(t.encode([long], EN)[0][0])
-    # the cap is per length bucket: ratio * (longest source in the bucket) + 10, minus the language token
-    assert out[0].decoded_tokens <= 1.0 * 8 + 10
-    assert out[1].decoded_tokens <= 1.0 * (n_long + 8) + 10
-    assert n_short < 8 < n_long
+    assert n_short <= 8 < n_long
+    # enough short inputs to fill a batch of their own (budget = at least the longest input)
+    out = t.translate([short] * n_long + [long], EN, DE)
+    # cap = ratio * (longest source in the bucket) + 10 decoded tokens, the language token included
+    assert max(r.decoded_tokens for r in out[:-1]) <= 1.0 * 8 + 10
+    assert out[-1].decoded_tokens <= 1.0 * (n_long + 8) + 10
+    assert out[-1].decoded_tokens > 8 + 10  # a random model runs to its cap: the long input got a longer one
+
+
+def test_length_buckets_merge_small_neighbours_only():
+    lengths = [3, 4, 12, 13, 30, 5]
+    order = sorted(range(6), key=lengths.__getitem__)
+    assert length_buckets(order, lengths, budget=1) == [[0, 1, 5], [2, 3], [4]]
+    assert length_buckets(order, lengths, budget=20) == [[0, 1, 5, 2, 3], [4]]
+    assert length_buckets(order, lengths, budget=1000) == [order]
 
 
 def test_results_follow_input_order(engine):
