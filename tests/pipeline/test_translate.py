@@ -93,3 +93,29 @@ def test_stats_sidecars_sum(tmp_path):
     total = sum_stats(sorted(tmp_path.glob("*.stats.json")) + [tmp_path / "missing.stats.json"])
     assert (total.requested, total.distinct, total.cache_hits) == (16, 6, 3)
     assert total.cache_hit_rate == pytest.approx(0.5)
+
+
+def test_process_chunk_writes_stats_sidecar_and_rerun_hits_the_cache(tiny_model_dir, demo_root, tmp_path):
+    from pipeline.demo_data import demo_paths
+    from pipeline.languages import resolve_languages
+    from pipeline.process import open_reader, process_chunk
+    from pipeline.translate import open_translator, stats_path
+
+    paths = demo_paths(demo_root)
+    rows = next(iter(open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations).iter_batches(30))).rows
+    rows.write_parquet(tmp_path / "chunk-00000.parquet")
+    settings = EngineSettings(compute_type="int8")
+    params = dict(languages=resolve_languages(["de", "fr"]), seed=0, min_bt_chrf=0.0)
+    translator = open_translator(tiny_model_dir, settings, tmp_path / "cache")
+    first = process_chunk(tmp_path / "chunk-00000.parquet", tmp_path / "a" / "chunk-00000.parquet", translator, **params)
+    a = json.loads(stats_path(first).read_text())
+    assert a["translation"]["requested"] >= a["translation"]["distinct"] > 0
+    assert a["translation"]["dedup_factor"] > 1.0  # demo questions repeat
+    assert set(a["templates"]) <= {"de", "fr"} and a["templates"]
+    out = pl.read_parquet(first)
+    assert out["prompt"].null_count() == 0
+    assert out["answer_translated"].null_count() == 0
+    second = process_chunk(tmp_path / "chunk-00000.parquet", tmp_path / "b" / "chunk-00000.parquet", translator, **params)
+    b = json.loads(stats_path(second).read_text())
+    assert b["translation"]["cache_hit_rate"] == 1.0 and b["translation"]["translated"] == 0
+    assert pl.read_parquet(second).equals(out)
