@@ -242,7 +242,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         langs = tuple(x for x in args.languages.split(",") if x)
         bench.print_stage_report(bench.bench_stage(rows=args.rows, languages=langs, **common))
     else:
-        hf, ct2 = bench.bench_engine(sentences=args.sentences, output_tokens=args.tokens, **common)
+        hf, ct2 = bench.bench_engine(sentences=args.sentences, output_tokens=args.tokens, repeats=args.repeats, **common)
         bench.print_engine_report(hf, ct2)
     return 0
 
@@ -387,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=int, default=24, help="engine mode: output tokens forced per input on both sides")
     p.add_argument("--rows", type=int, default=256, help="stage mode: VQA rows (question + answer)")
     p.add_argument("--languages", default="de,fr,es,ru", help="stage mode: target languages")
+    p.add_argument("--repeats", type=int, default=1, help="engine mode: timed runs per side (best is kept)")
     p.add_argument("--batch-size", type=int, default=32, help="HF generate batch size (padded)")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--compute-type", default="auto", help="CT2 compute type (auto: int8 on CPU, int8_float16 on GPU)")

@@ -14,6 +14,10 @@ on both sides (``max_length_ratio * longest input in the batch + 10``); random w
 ``</s>``, so both sides decode to that cap: a worst case for both.
 
 Weights are random but shapes are real (``pipeline/bench/models.py``), so speed is the real model's.
+
+GPU: ``mblip bench translate --device cuda --compute-type float16 [--shape 1.3b]`` converts the model
+to float16 and runs both sides on the GPU (HF still in float32, as the reference did); ``--stage``
+works the same way. On CPU the defaults are CT2 int8 against HF float32, all cores on both sides.
 """
 
 from __future__ import annotations
@@ -123,7 +127,7 @@ class HfReference:
 
 def bench_engine(
     shape: str = "600m", sentences: int = 32, output_tokens: int = 24, batch_size: int = 32,
-    device: str = "cpu", compute_type: str = "auto", threads: int | None = None, repeats: int = 2,
+    device: str = "cpu", compute_type: str = "auto", threads: int | None = None, repeats: int = 1,
     cache_dir=None,
 ) -> tuple[Timing, Timing]:
     """Tokens/s of HF generate (float32) and of this engine on the same inputs and output lengths."""
