@@ -15,15 +15,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import threading
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import task_run as current_task_run
 
 from flows.runtime import (
-    RETRY_DELAYS_S, ProgressReporter, batch_tokens_for_attempt, make_task_runner, publish_stats_artifacts,
+    RETRY_DELAYS_S, ProgressReporter, load_once, make_task_runner, publish_stats_artifacts,
     retry_if_transient, route_pipeline_logs, run_bounded,
 )
 from pipeline.config import PipelineConfig, load_config, save_resolved_config
@@ -43,7 +41,6 @@ from pipeline.templates import template_drop_counts
 from pipeline.translate import TranslationStats, open_translator, stats_path, write_stats_sidecar
 
 WORK_DIR = "_work"
-_LOAD_LOCK = threading.Lock()
 STAGING_DIR = "staging"
 RESOLVED_CONFIG = "config.resolved.yaml"
 
@@ -75,11 +72,10 @@ def process_chunk_task(
             Path(plan.out).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(sidecar, stats_path(plan.out))
         return str(write_parquet_atomic(decide_rows(frame, backtranslate=backtranslate, min_bt_chrf=min_bt_chrf), plan.out))
-    # A retry after running out of memory decodes with half the token budget each time.
-    attempt = current_task_run.run_count or 1
-    settings = dataclasses.replace(settings, max_batch_tokens=batch_tokens_for_attempt(settings.max_batch_tokens, attempt))
-    with _LOAD_LOCK:  # threads of one process share one translator; load it once
-        translator = open_translator(model_dir, settings, cache_dir)  # engine + persistent translation cache
+    # Engine + persistent translation cache, once per process (threads of a process share it). Out of
+    # memory is handled inside the engine (it halves the token budget and splits the batch); if it still
+    # fails, the task is retried after a pause, when other work may have released memory.
+    translator = load_once(open_translator, model_dir, settings, cache_dir)
     resolved = resolve_languages(languages)
     params = dict(languages=resolved, seed=seed, mode=mode, backtranslate=backtranslate, min_bt_chrf=min_bt_chrf)
     rows = pl.read_parquet(plan.chunk)

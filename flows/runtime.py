@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -48,9 +49,15 @@ def retry_if_transient(task, task_run, state) -> bool:
     return retry
 
 
-def batch_tokens_for_attempt(max_batch_tokens: int, attempt: int, minimum: int = 64) -> int:
-    """Token budget for the ``attempt``-th try (1-based): halved on each retry, as an OOM needs."""
-    return max(minimum, max_batch_tokens >> max(0, attempt - 1))
+_LOAD_LOCK = threading.Lock()
+
+
+def load_once(loader: Callable, *args):
+    """``loader(*args)`` under a per-process lock: two threads starting together must not both load a
+    model (``loader`` caches per process). Lives here, not in a task's module, because a task is
+    pickled by value to Dask workers and a lock cannot be pickled."""
+    with _LOAD_LOCK:
+        return loader(*args)
 
 
 def make_task_runner(dask_address: str | None = None, workers: int | None = None, threads: int | None = None):

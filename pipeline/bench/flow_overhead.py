@@ -117,7 +117,13 @@ def bench_overhead(work: Path, examples: int, backtranslate: bool) -> dict:
     flow_cfg = write_config(work / "flow.yaml", data, model, flow_out, backtranslate)
 
     startup = _warm_up_prefect()
-    from flows.generate import generate
+    from flows.generate import engine_settings, generate
+
+    from pipeline.config import load_config
+    from pipeline.nllb.engine import load_translator
+
+    # Both sides share this process's engine (cached per process): load it before either clock runs.
+    load_translator(str(model), engine_settings(load_config(direct_cfg)))
 
     t0 = time.perf_counter()
     manifest = run_direct(direct_cfg)
@@ -175,6 +181,7 @@ def bench_resume(work: Path, examples: int, backtranslate: bool) -> dict:
 
 
 def main(examples: int = 50_000, work: Path | None = None, backtranslate: bool = False, resume: bool = False) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     work = Path(work) if work else Path(tempfile.mkdtemp(prefix="mblip-bench-flow-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"working folder: {work}")

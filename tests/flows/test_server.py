@@ -21,13 +21,19 @@ def test_prefect_yaml_deploys_generate_regenerate_and_train_by_entrypoint():
     assert specs["nightly"]["entrypoint"] == "flows/generate.py:generate"
     assert specs["nightly"]["schedules"][0]["cron"]
     assert specs["on-demand"]["entrypoint"] == "flows/regenerate.py:regenerate"
-    assert specs["launch"]["entrypoint"] == "flows/train.py:train"
+    assert specs["launch"]["entrypoint"] == "flows/train.py:train_flow"
     from flows.generate import generate
     from flows.regenerate import regenerate
+    from flows.train import train_flow
 
     # Parameters in prefect.yaml must be parameters of the flows (the server enforces the schema).
     assert set(specs["nightly"]["parameters"]) <= set(generate.parameters.properties)
     assert set(specs["on-demand"]["parameters"]) <= set(regenerate.parameters.properties)
+    assert set(specs["launch"]["parameters"]) <= set(train_flow.parameters.properties)
+    for spec in specs.values():  # relative paths in parameters resolve against the repository root
+        for value in spec["parameters"].values():
+            if isinstance(value, str) and value.startswith("configs/"):
+                assert (REPO / value).is_file(), value
 
 
 def _wait_for_deployment(client, name: str, proc: subprocess.Popen, timeout_s: float = 180):
