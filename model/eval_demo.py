@@ -109,7 +109,7 @@ def derange(n: int, seed: int) -> list[int]:
 
 
 def run(work: Path, n_images: int, steps: int, image_size: int, patch_size: int, seed: int, num_beams: int, tasks: tuple[str, ...],
-        batch_size: int) -> dict:
+        batch_size: int, optim: dict | None = None) -> dict:
     from model.config import load_config
     from model.export import export_checkpoint
     from model.infer import load_exported
@@ -120,6 +120,7 @@ def run(work: Path, n_images: int, steps: int, image_size: int, patch_size: int,
     overrides = {
         "model": {"blip2": str(work / "blip2"), "llm": str(work / "mt5")},
         "data": {"manifest": str(work / "data"), "tasks": tasks},
+        "optim": optim or {},
         "train": {"output_dir": str(work / "run"), "max_steps": steps, "seed": seed, "resume": False, "batch_size": batch_size,
                   "eval_every": max(1, steps // 4), "save_every": 0},
     }
@@ -140,6 +141,7 @@ def run(work: Path, n_images: int, steps: int, image_size: int, patch_size: int,
         "target_language": "en (English targets, no translation)",
         "tasks": list(tasks) or ["caption", "vqa"],
         "batch_size": batch_size,
+        "lr": {"qformer": cfg.optim.lr_qformer, "lora": cfg.optim.lr_lora},
         "first_loss": result.losses[0],
         "last_loss": result.losses[-1],
         "val_losses": result.val_losses,
@@ -163,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--beams", type=int, default=3)
     parser.add_argument("--tasks", default="vqa", help="comma-separated tasks to train on ('' = all)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr-qformer", type=float, default=None, help="default: configs/train_tiny.yaml")
+    parser.add_argument("--lr-lora", type=float, default=None, help="default: configs/train_tiny.yaml")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (tiny matmuls: 1 is fastest)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -170,7 +174,9 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     tasks = tuple(t for t in args.tasks.split(",") if t)
-    report = run(Path(args.work_dir), args.n_images, args.steps, args.image_size, args.patch_size, args.seed, args.beams, tasks, args.batch_size)
+    optim = {k: v for k, v in (("lr_qformer", args.lr_qformer), ("lr_lora", args.lr_lora)) if v is not None}
+    report = run(Path(args.work_dir), args.n_images, args.steps, args.image_size, args.patch_size, args.seed, args.beams,
+                 tasks, args.batch_size, optim)
     acc, shuf, chance = report["accuracy"], report["accuracy_shuffled_images"], report["chance"]
     print(json.dumps(report, indent=2))
     print(
