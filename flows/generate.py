@@ -34,7 +34,7 @@ from pipeline.process import (
 )
 from pipeline.regenerate import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ChunkPlan, decision_key, merge_language_rows, plan_chunk,
-    publish, reset_decision, rows_for_languages, translation_key,
+    publish, remove_temporaries, reset_decision, rows_for_languages, translation_key,
 )
 from pipeline.shard import write_outputs
 from pipeline.templates import template_drop_counts
@@ -144,6 +144,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     out = Path(config.output.dir)
     work = out / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
+    remove_temporaries(work)
     languages = tuple(lang.code for lang in config.languages())
     model_dir = resolve_model_dir(config.translation.model)
     settings = engine_settings(config)

@@ -104,6 +104,21 @@ def plan_chunk(work_dir: str | Path, source: str, chunk_path: str | Path, tkey: 
     return ChunkPlan(str(chunk_path), str(out), ACTION_PROCESS)
 
 
+def remove_temporaries(work_dir: str | Path) -> int:
+    """Delete half-written files (``.NAME.tmp-PID``) that a killed run left in the work folder.
+
+    Call it at the start of a run, before any writer of this run exists (one run per output folder).
+    """
+    removed = 0
+    for path in Path(work_dir).rglob(".*.tmp-*"):
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    if removed:
+        log.info("removed %d half-written files left by an interrupted run", removed)
+    return removed
+
+
 def reset_decision(frame: pl.DataFrame) -> pl.DataFrame:
     """Drop a previous decision so the filter decides afresh from the stored scores."""
     return frame.with_columns(

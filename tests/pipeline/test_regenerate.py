@@ -12,7 +12,7 @@ from pipeline.languages import resolve_languages
 from pipeline.process import decide_rows
 from pipeline.regenerate import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, decision_key, merge_language_rows, plan_chunk, processed_file,
-    publish, reset_decision, rows_for_languages, select_changed, translation_key,
+    publish, remove_temporaries, reset_decision, rows_for_languages, select_changed, translation_key,
 )
 from pipeline.schema import make_example_id
 
@@ -149,3 +149,11 @@ def test_merge_after_subset_processing_gives_the_full_frame(mode):
     assert merged.height == full.height
     assert set(merged.filter(pl.col("lang") == "cs")["source"].to_list()) <= {"new"}
     assert set(merged.filter(pl.col("lang") != "cs")["source"].to_list()) == {"coco"}
+
+
+def test_remove_temporaries_deletes_only_half_written_files(tmp_path):
+    keep = _write(tmp_path, "processed/a/chunk-00000-abc.parquet", "done")
+    _write(tmp_path, "processed/a/.chunk-00001-def.parquet.tmp-123", "half")
+    _write(tmp_path, "ingest/a/.chunk-00002.parquet.tmp-9", "half")
+    assert remove_temporaries(tmp_path) == 2
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [keep]
