@@ -102,33 +102,53 @@ class CachingTranslator:
         return getattr(self.engine, name)
 
     def translate(
-        self, texts: list[str], src_lang: str, tgt_lang: str, stats: TranslationStats | None = None, **options
+        self, texts: list[str], src_lang: str, tgt_lang: str | list[str], stats: TranslationStats | None = None,
+        **options,
     ) -> list[Translation]:
-        """Translations of ``texts`` in order; each distinct cleaned text is looked up or translated once."""
+        """Translations of ``texts`` in order; each distinct (cleaned text, target) is looked up or translated once.
+
+        ``tgt_lang`` is one language, or one per text: all cache misses of all languages then go to
+        the engine in one call, so batches stay full however the rows are spread over languages.
+        """
         stats = stats if stats is not None else TranslationStats()
         if not texts:
             return []
+        targets = [tgt_lang] * len(texts) if isinstance(tgt_lang, str) else list(tgt_lang)
+        if len(targets) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(targets)} target languages")
         cleaned = [clean_source(t) for t in texts]
-        unique = list(dict.fromkeys(c for c in cleaned if c))
-        stats.empty += len(cleaned) - sum(1 for c in cleaned if c)
-        stats.requested += len(texts) - (len(cleaned) - sum(1 for c in cleaned if c))
+        keys = [(c, t) for c, t in zip(cleaned, targets)]
+        unique = list(dict.fromkeys(k for k in keys if k[0]))
+        n_empty = sum(1 for c in cleaned if not c)
+        stats.empty += n_empty
+        stats.requested += len(texts) - n_empty
         stats.distinct += len(unique)
-        found: dict[str, Translation] = {}
+        found: dict[tuple[str, str], Translation] = {}
         use_cache = self.cache is not None and not options
-        if use_cache and unique:
-            for text, (target, truncated) in self.cache.get_many(unique, src_lang, tgt_lang).items():
-                found[text] = Translation(text=target, truncated=truncated)
+        by_target: dict[str, list[str]] = {}
+        for text, target in unique:
+            by_target.setdefault(target, []).append(text)
+        if use_cache:
+            for target, group in by_target.items():
+                for text, (out, truncated) in self.cache.get_many(group, src_lang, target).items():
+                    found[(text, target)] = Translation(text=out, truncated=truncated)
             stats.cache_hits += len(found)
-        missing = [t for t in unique if t not in found]
+        missing = [k for k in unique if k not in found]
         if missing:
-            results = self.engine.translate(missing, src_lang, tgt_lang, **options)
+            languages = [g for _, g in missing]
+            one = languages[0] if len(set(languages)) == 1 else languages  # single-language engines work too
+            results = self.engine.translate([t for t, _ in missing], src_lang, one, **options)
             stats.translated += len(missing)
             stats.decoded_tokens += sum(r.decoded_tokens for r in results)
             found.update(zip(missing, results))
             if use_cache:
-                self.cache.put_many(((t, r.text, r.truncated) for t, r in zip(missing, results)), src_lang, tgt_lang)
-        stats.truncated += sum(1 for t in unique if found[t].truncated)
-        return [found[c] if c else Translation(text="") for c in cleaned]
+                new: dict[str, list[tuple[str, str, bool]]] = {}
+                for (text, target), r in zip(missing, results):
+                    new.setdefault(target, []).append((text, r.text, r.truncated))
+                for target, items in new.items():
+                    self.cache.put_many(items, src_lang, target)
+        stats.truncated += sum(1 for k in unique if found[k].truncated)
+        return [found[k] if k[0] else Translation(text="") for k in keys]
 
 
 def open_translator(model_dir: str | Path, settings, cache_dir: str | Path | None = None) -> CachingTranslator:
@@ -153,7 +173,7 @@ def as_caching(translator) -> CachingTranslator:
 
 
 def translate_many(
-    translator, texts: list[str], src_lang: str, tgt_lang: str, stats: TranslationStats | None = None
+    translator, texts: list[str], src_lang: str, tgt_lang: str | list[str], stats: TranslationStats | None = None
 ) -> list[Translation]:
     """Translations of ``texts`` in order, deduplicated (and cached when ``translator`` has a cache)."""
     return as_caching(translator).translate(texts, src_lang, tgt_lang, stats=stats)
@@ -186,16 +206,12 @@ def translate_frame(
     for n, (src_col, tgt_col) in enumerate(fields):
         if src_col not in frame.columns:
             continue
-        mapping: dict[tuple[str, str], Translation] = {}
-        for (lang_nllb,), group in frame.group_by(["lang_nllb"], maintain_order=True):
-            texts = group[src_col].drop_nulls().to_list()
-            if lang_nllb == src_lang:
-                mapping.update({(lang_nllb, t): Translation(text=t) for t in texts})
-                continue
-            # Row-level request: repeated strings count as requested, the engine sees each once.
-            results = translate_many(translator, texts, src_lang, lang_nllb, stats)
-            mapping.update({(lang_nllb, t): r for t, r in zip(texts, results)})
         langs, sources = frame["lang_nllb"].to_list(), frame[src_col].to_list()
+        # Every language in one engine call (per-row target prefixes): full batches on 95 languages.
+        todo = [(text, lang) for text, lang in zip(sources, langs) if text is not None and lang != src_lang]
+        results = translate_many(translator, [t for t, _ in todo], src_lang, [g for _, g in todo], stats)
+        mapping: dict[tuple[str, str], Translation] = {(g, t): r for (t, g), r in zip(todo, results)}
+        mapping.update({(g, t): Translation(text=t) for t, g in zip(sources, langs) if t is not None and g == src_lang})
         hits = [None if text is None else mapping.get((lang, text)) for lang, text in zip(langs, sources)]
         out = out.with_columns(pl.Series(tgt_col, [None if h is None else h.text for h in hits], dtype=pl.String))
         if n == 0:

@@ -300,27 +300,36 @@ class NllbTranslator:
 
     # -- translation --------------------------------------------------------------------------
     def translate(
-        self, texts: list[str], src_lang: str, tgt_lang: str, *,
+        self, texts: list[str], src_lang: str, tgt_lang: str | list[str], *,
         min_decoding_length: int | None = None, max_decoding_length: int | None = None,
     ) -> list[Translation]:
         """Translate ``texts`` (results in input order). Empty or blank inputs give empty outputs.
 
+        ``tgt_lang`` is one language for all texts, or one per text: the target language is a
+        per-example prefix in CT2, so a chunk spread over 95 languages still fills whole batches.
         ``min_decoding_length``/``max_decoding_length`` override the relative cap with fixed values
         in output pieces (the benchmark forces equal output lengths with them).
         """
         if not texts:
             return []
-        src, tgt = self.language_token(src_lang), self.language_token(tgt_lang)
+        src = self.language_token(src_lang)
+        if isinstance(tgt_lang, str):
+            targets = [self.language_token(tgt_lang)] * len(texts)
+        else:
+            if len(tgt_lang) != len(texts):
+                raise ValueError(f"{len(texts)} texts but {len(tgt_lang)} target languages")
+            known = {code: self.language_token(code) for code in set(tgt_lang)}
+            targets = [known[code] for code in tgt_lang]
         cleaned = [clean_source(t) for t in texts]
         todo = [i for i, c in enumerate(cleaned) if c]
         out: list[Translation] = [Translation(text="") for _ in texts]
         if not todo:
             return out
         tokens, truncated = self.encode([cleaned[i] for i in todo], src)
-        results = self._translate_tokens(tokens, tgt, min_decoding_length, max_decoding_length)
+        results = self._translate_tokens(tokens, [targets[i] for i in todo], min_decoding_length, max_decoding_length)
         for i, trunc, result in zip(todo, truncated, results):
             hyp = result.hypotheses[0]
-            if hyp and hyp[0] == tgt:
+            if hyp and hyp[0] == targets[i]:
                 hyp = hyp[1:]
             decoded = len(hyp)
             # Language codes and <mask> are vocabulary entries, not text: never let them into output.
@@ -356,7 +365,7 @@ class NllbTranslator:
             max_input_length=0, return_scores=True,
         )
 
-    def _translate_tokens(self, tokens: list[list[str]], tgt: str, min_len: int | None, max_len: int | None) -> list:
+    def _translate_tokens(self, tokens: list[list[str]], tgts: list[str], min_len: int | None, max_len: int | None) -> list:
         """CT2 results for ``tokens`` in input order, bucketed by length, submitted asynchronously."""
         lengths = [len(t) for t in tokens]
         order = sorted(range(len(tokens)), key=lengths.__getitem__)
@@ -366,7 +375,7 @@ class NllbTranslator:
         def submit(items: list[int], token_budget: int, asynchronous: bool):
             options = self._decoding_options(max(lengths[i] for i in items), min_len, max_len)
             return self.translator.translate_batch(
-                [tokens[i] for i in items], target_prefix=[[tgt]] * len(items),
+                [tokens[i] for i in items], target_prefix=[[tgts[i]] for i in items],
                 max_batch_size=token_budget, batch_type="tokens", asynchronous=asynchronous, **options,
             )
 

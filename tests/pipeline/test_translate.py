@@ -23,7 +23,9 @@ class CountingEngine:
         return getattr(self.engine, name)
 
     def translate(self, texts, src_lang, tgt_lang, **options):
-        self.sent += [(t, tgt_lang) for t in texts]
+        targets = [tgt_lang] * len(texts) if isinstance(tgt_lang, str) else tgt_lang
+        self.sent += list(zip(texts, targets))
+        self.calls = getattr(self, "calls", 0) + 1
         return self.engine.translate(texts, src_lang, tgt_lang, **options)
 
 
@@ -47,6 +49,7 @@ def test_each_distinct_text_and_language_translated_once(engine):
         ("What color is the square?", "deu_Latn"), ("Is the triangle blue?", "deu_Latn"),
         ("What color is the square?", "fra_Latn"), (("red circle " * 30).strip(), "fra_Latn"),
     ])
+    assert counting.calls == 1  # all languages in one engine call
     tgt = out["text_tgt"].to_list()
     assert tgt[0] == tgt[1]  # trailing space: same cleaned text, same translation
     assert tgt[3] is None and tgt[6] == ""  # null stays null, empty stays empty

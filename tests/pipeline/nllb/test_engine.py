@@ -129,6 +129,16 @@ def test_results_follow_input_order(engine):
     assert backward == forward[::-1]
 
 
+def test_one_call_with_a_target_language_per_text(engine):
+    texts = ["A red circle.", "Is the triangle blue?", "yes", "A red circle."]
+    targets = [DE, "zho_Hans", DE, "fr"]
+    mixed = engine.translate(texts, EN, targets)
+    for text, target, result in zip(texts, targets, mixed):
+        assert result.text == engine.translate([text], EN, target)[0].text
+    with pytest.raises(ValueError, match="target languages"):
+        engine.translate(texts, EN, targets[:2])
+
+
 def test_translate_iter_streams_in_windows(engine):
     texts = ["A red circle.", "", "Is the triangle blue?", "yes", "no", "red"] * 3
     whole = [r.text for r in engine.translate(texts, EN, DE)]
