@@ -83,10 +83,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         shipped_model_dir()
     except (ImportError, FileNotFoundError):
         note = _use_tiny_random_model(out, config_path)
-    from flows.generate import generate
+    from flows.generate import run_generate
     from pipeline.summary import print_summary
 
-    manifest = generate(str(config_path))
+    manifest = run_generate(str(config_path), show_progress=True)
     print_summary(out / "dataset", manifest, note=note)
     return 0
 
