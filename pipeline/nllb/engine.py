@@ -37,11 +37,12 @@ LENGTH_BUCKET = 8  # source tokens per length bucket; each bucket gets its own d
 MIN_OOM_BUDGET = 64  # below this token budget an out-of-memory error is not retried
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc (C0, DEL, C1)
 _WHITESPACE = re.compile(r"\s+")
 
 
 def clean_source(text: str | None) -> str:
-    """Normalise a source text: NFC, no control characters or lone surrogates, single spaces.
+    """Normalise a source text: NFC, control characters as spaces, no lone surrogates, single spaces.
 
     Lone surrogates (invalid UTF-8 smuggled in via ``surrogateescape``) cannot be encoded and would
     crash the tokenizer; control characters are invisible noise that still costs tokens. Format
@@ -50,12 +51,7 @@ def clean_source(text: str | None) -> str:
     """
     if not text:
         return ""
-    text = _SURROGATES.sub("", text)
-    text = "".join(
-        " " if ch in "\t\n\r\x0b\x0c" else ch
-        for ch in text
-        if ch in "\t\n\r\x0b\x0c" or unicodedata.category(ch) != "Cc"
-    )
+    text = _CONTROL.sub(" ", _SURROGATES.sub("", text))
     return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
