@@ -49,3 +49,22 @@ def write_english_demo_output(demo_root: Path, out_dir: Path) -> Path:
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return out_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m model.demo runs/demo_output``: demo scenes plus their English training output."""
+    import argparse
+
+    from pipeline.demo_data import generate_demo_data
+
+    parser = argparse.ArgumentParser(description="Demo scenes as an English-only training output.")
+    parser.add_argument("out", nargs="?", default="runs/demo_output")
+    parser.add_argument("--images", type=int, default=200)
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    generate_demo_data(out / "scenes", n_images=args.images, seed=0)
+    print(write_english_demo_output(out / "scenes", out))
+
+
+if __name__ == "__main__":
+    main()

@@ -115,3 +115,25 @@ def build_tiny_bloom(out_dir: Path, texts: Iterable[str] = (), width: int = 64, 
     )
     BloomForCausalLM(config).save_pretrained(out_dir)
     return Path(out_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m model.tiny runs/tiny``: the tiny checkpoints ``configs/train_tiny.yaml`` points at."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build tiny random BLIP-2, mT5 and BLOOM checkpoints.")
+    parser.add_argument("out", nargs="?", default="runs/tiny")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    from pipeline.demo_data import CAPTION_TEMPLATES, COLOURS, SHAPES
+
+    texts = [t.format(c=c, s=s, size="small", where="top left") for t in CAPTION_TEMPLATES for c in COLOURS for s in SHAPES]
+    texts += [f"What color is the {s}?" for s in SHAPES] + ["What shape is shown in the image?", "yes", "no"]
+    build_tiny_blip2(out / "blip2")
+    build_tiny_mt5(out / "mt5", texts)
+    build_tiny_bloom(out / "bloom", texts)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
