@@ -192,6 +192,7 @@ def bench_resume(work: Path, examples: int, backtranslate: bool) -> dict:
 
 def main(examples: int = 50_000, work: Path | None = None, backtranslate: bool = False, resume: bool = False) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # busy machines
     work = Path(work) if work else Path(tempfile.mkdtemp(prefix="mblip-bench-flow-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"working folder: {work}")

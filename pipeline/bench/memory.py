@@ -8,6 +8,7 @@ embedded server) and how much it grew. Streaming stages keep it nearly flat: chu
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import subprocess
@@ -31,6 +32,8 @@ def measure(config: Path) -> int:
 
 
 def main(sizes: tuple[int, ...] = (50_000, 200_000), work: Path | None = None, backtranslate: bool = False) -> int:
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # busy machines
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     work = Path(work) if work else Path(tempfile.mkdtemp(prefix="mblip-bench-memory-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"working folder: {work}")
