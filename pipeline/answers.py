@@ -51,38 +51,49 @@ def answer_kind(answer: str) -> str:
     return KIND_OTHER
 
 
-def translate_answer_vocabulary(
-    translator, answers: list[str], tgt_lang: str, src_lang: str = SOURCE_NLLB, stats: TranslationStats | None = None
-) -> dict[str, str | None]:
-    """Distinct English answer -> accepted translation, or None when the English answer must stay.
+def accept_answers(
+    translator, pairs: list[tuple[str, str]], src_lang: str = SOURCE_NLLB, stats: TranslationStats | None = None
+) -> dict[tuple[str, str], str | None]:
+    """(English answer, target language) -> accepted translation, or None when the English answer stays.
 
-    Numbers map to themselves. Forward and back translations go through the (cached, deduplicated)
-    translator, so each distinct answer costs two model calls per language at most once per cache.
+    ``pairs`` are row-level (repeats are counted in ``stats`` and translated once). Numbers map to
+    themselves. All languages go through one forward and one backward call of the (cached,
+    deduplicated) translator.
     """
-    accepted: dict[str, str | None] = {}
-    rows = []  # row-level answers for the model: repeats are counted (dedup factor), translated once
-    for answer in answers:
+    accepted: dict[tuple[str, str], str | None] = {}
+    rows = []
+    for answer, lang in pairs:
         if not answer or not clean_source(answer):
             continue
         if answer_kind(answer) == KIND_NUMBER:
-            accepted[answer] = clean_source(answer)
+            accepted[(answer, lang)] = clean_source(answer)
         else:
-            rows.append(answer)
+            rows.append((answer, lang))
     if not rows:
         return accepted
-    forward = dict(zip(rows, (r.text for r in translate_many(translator, rows, src_lang, tgt_lang, stats))))
-    words = list(forward)
-    back = [r.text for r in translate_many(translator, [forward[w] for w in words], tgt_lang, src_lang, stats)]
-    for answer, bwd in zip(words, back):
-        fwd = forward[answer]
-        ok = bool(fwd.strip()) and normalize_answer(bwd) == normalize_answer(answer)
-        accepted[answer] = clean_source(fwd) if ok else None
-    # yes/no are a pair: both translated, or both English.
-    pair = [a for a in words if answer_kind(a) == KIND_YES_NO]
-    if pair and any(accepted[a] is None for a in pair):
-        for a in pair:
-            accepted[a] = None
+    results = translate_many(translator, [a for a, _ in rows], src_lang, [g for _, g in rows], stats)
+    forward = dict(zip(rows, (r.text for r in results)))
+    keys = list(forward)
+    back = translate_many(translator, [forward[k] for k in keys], [g for _, g in keys], src_lang, stats)
+    for key, bwd in zip(keys, back):
+        fwd = forward[key]
+        ok = bool(fwd.strip()) and normalize_answer(bwd.text) == normalize_answer(key[0])
+        accepted[key] = clean_source(fwd) if ok else None
+    # yes/no are a pair: both translated, or both English (per language).
+    for lang in {g for _, g in keys}:
+        pair = [k for k in keys if k[1] == lang and answer_kind(k[0]) == KIND_YES_NO]
+        if any(accepted[k] is None for k in pair):
+            for k in pair:
+                accepted[k] = None
     return accepted
+
+
+def translate_answer_vocabulary(
+    translator, answers: list[str], tgt_lang: str, src_lang: str = SOURCE_NLLB, stats: TranslationStats | None = None
+) -> dict[str, str | None]:
+    """Distinct English answer -> accepted translation into ``tgt_lang`` (None: keep the English answer)."""
+    accepted = accept_answers(translator, [(a, tgt_lang) for a in answers], src_lang, stats)
+    return {answer: value for (answer, _), value in accepted.items()}
 
 
 def translate_answers(
@@ -97,11 +108,11 @@ def translate_answers(
         return frame
     tasks = frame["task"].to_list() if "task" in frame.columns else [TASK_VQA] * frame.height
     langs, answers = frame["lang_nllb"].to_list(), frame["answer_en"].to_list()
-    by_lang: dict[str, list[str]] = {}
-    for task, lang, answer in zip(tasks, langs, answers):
-        if answer is not None and task == TASK_VQA and lang != src_lang:
-            by_lang.setdefault(lang, []).append(answer)
-    vocab = {lang: translate_answer_vocabulary(translator, items, lang, src_lang, stats) for lang, items in by_lang.items()}
+    pairs = [
+        (answer, lang) for task, lang, answer in zip(tasks, langs, answers)
+        if answer is not None and task == TASK_VQA and lang != src_lang
+    ]
+    accepted = accept_answers(translator, pairs, src_lang, stats)
     out_text, out_flag = [], []
     for task, lang, answer in zip(tasks, langs, answers):
         if answer is None or task != TASK_VQA:
@@ -111,7 +122,7 @@ def translate_answers(
             out_text.append(answer)
             out_flag.append(True)
         else:
-            translated = vocab[lang].get(answer)
+            translated = accepted.get((answer, lang))
             out_text.append(translated if translated is not None else answer)
             out_flag.append(translated is not None)
     return frame.with_columns(

@@ -102,53 +102,70 @@ class CachingTranslator:
         return getattr(self.engine, name)
 
     def translate(
-        self, texts: list[str], src_lang: str, tgt_lang: str | list[str], stats: TranslationStats | None = None,
-        **options,
+        self, texts: list[str], src_lang: str | list[str], tgt_lang: str | list[str],
+        stats: TranslationStats | None = None, **options,
     ) -> list[Translation]:
-        """Translations of ``texts`` in order; each distinct (cleaned text, target) is looked up or translated once.
+        """Translations of ``texts`` in order; each distinct (cleaned text, source, target) is looked up
+        or translated once.
 
-        ``tgt_lang`` is one language, or one per text: all cache misses of all languages then go to
-        the engine in one call, so batches stay full however the rows are spread over languages.
+        ``src_lang``/``tgt_lang`` are one language, or one per text: all cache misses of all language
+        pairs then go to the engine in one call, so batches stay full however rows spread over languages.
         """
         stats = stats if stats is not None else TranslationStats()
         if not texts:
             return []
-        targets = [tgt_lang] * len(texts) if isinstance(tgt_lang, str) else list(tgt_lang)
-        if len(targets) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(targets)} target languages")
-        cleaned = [clean_source(t) for t in texts]
-        keys = [(c, t) for c, t in zip(cleaned, targets)]
+        sources = _per_text(src_lang, len(texts), "source")
+        targets = _per_text(tgt_lang, len(texts), "target")
+        keys = [(clean_source(t), s, g) for t, s, g in zip(texts, sources, targets)]
         unique = list(dict.fromkeys(k for k in keys if k[0]))
-        n_empty = sum(1 for c in cleaned if not c)
+        n_empty = sum(1 for k in keys if not k[0])
         stats.empty += n_empty
         stats.requested += len(texts) - n_empty
         stats.distinct += len(unique)
-        found: dict[tuple[str, str], Translation] = {}
+        found: dict[tuple[str, str, str], Translation] = {}
         use_cache = self.cache is not None and not options
-        by_target: dict[str, list[str]] = {}
-        for text, target in unique:
-            by_target.setdefault(target, []).append(text)
         if use_cache:
-            for target, group in by_target.items():
-                for text, (out, truncated) in self.cache.get_many(group, src_lang, target).items():
-                    found[(text, target)] = Translation(text=out, truncated=truncated)
+            for (src, tgt), group in _group_by_pair(unique).items():
+                for text, (out, truncated) in self.cache.get_many(group, src, tgt).items():
+                    found[(text, src, tgt)] = Translation(text=out, truncated=truncated)
             stats.cache_hits += len(found)
         missing = [k for k in unique if k not in found]
         if missing:
-            languages = [g for _, g in missing]
-            one = languages[0] if len(set(languages)) == 1 else languages  # single-language engines work too
-            results = self.engine.translate([t for t, _ in missing], src_lang, one, **options)
+            results = self.engine.translate(
+                [t for t, _, _ in missing], _one_or_list([s for _, s, _ in missing]),
+                _one_or_list([g for _, _, g in missing]), **options,
+            )
             stats.translated += len(missing)
             stats.decoded_tokens += sum(r.decoded_tokens for r in results)
             found.update(zip(missing, results))
             if use_cache:
-                new: dict[str, list[tuple[str, str, bool]]] = {}
-                for (text, target), r in zip(missing, results):
-                    new.setdefault(target, []).append((text, r.text, r.truncated))
-                for target, items in new.items():
-                    self.cache.put_many(items, src_lang, target)
+                new: dict[tuple[str, str], list[tuple[str, str, bool]]] = {}
+                for (text, src, tgt), r in zip(missing, results):
+                    new.setdefault((src, tgt), []).append((text, r.text, r.truncated))
+                for (src, tgt), items in new.items():
+                    self.cache.put_many(items, src, tgt)
         stats.truncated += sum(1 for k in unique if found[k].truncated)
         return [found[k] if k[0] else Translation(text="") for k in keys]
+
+
+def _per_text(value: str | list[str], n: int, what: str) -> list[str]:
+    if isinstance(value, str):
+        return [value] * n
+    if len(value) != n:
+        raise ValueError(f"{n} texts but {len(value)} {what} languages")
+    return list(value)
+
+
+def _one_or_list(values: list[str]) -> str | list[str]:
+    """One value when all are equal: engines with a single-language interface work too."""
+    return values[0] if len(set(values)) == 1 else values
+
+
+def _group_by_pair(keys) -> dict[tuple[str, str], list[str]]:
+    groups: dict[tuple[str, str], list[str]] = {}
+    for text, src, tgt in keys:
+        groups.setdefault((src, tgt), []).append(text)
+    return groups
 
 
 def open_translator(model_dir: str | Path, settings, cache_dir: str | Path | None = None) -> CachingTranslator:
@@ -173,7 +190,8 @@ def as_caching(translator) -> CachingTranslator:
 
 
 def translate_many(
-    translator, texts: list[str], src_lang: str, tgt_lang: str | list[str], stats: TranslationStats | None = None
+    translator, texts: list[str], src_lang: str | list[str], tgt_lang: str | list[str],
+    stats: TranslationStats | None = None,
 ) -> list[Translation]:
     """Translations of ``texts`` in order, deduplicated (and cached when ``translator`` has a cache)."""
     return as_caching(translator).translate(texts, src_lang, tgt_lang, stats=stats)

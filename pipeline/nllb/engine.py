@@ -281,47 +281,54 @@ class NllbTranslator:
         )
 
     # -- tokenisation -------------------------------------------------------------------------
-    def encode(self, texts: list[str], src_lang: str) -> tuple[list[list[str]], list[bool]]:
-        """Source token lists ``[src] + pieces + </s>`` and whether each input was truncated."""
+    def encode(self, texts: list[str], src_lang: str | list[str]) -> tuple[list[list[str]], list[bool]]:
+        """Source token lists ``[src] + pieces + </s>`` and whether each input was truncated.
+
+        ``src_lang``: one language token for all texts, or one per text.
+        """
         limit = self.max_input_tokens - 2
+        sources = [src_lang] * len(texts) if isinstance(src_lang, str) else src_lang
         pieces = self.sp.encode([clean_source(t) for t in texts], out_type=str)
         tokens, truncated = [], []
-        for p in pieces:
+        for p, src in zip(pieces, sources):
             truncated.append(len(p) > limit)
-            tokens.append([src_lang, *p[:limit], "</s>"])
+            tokens.append([src, *p[:limit], "</s>"])
         return tokens, truncated
+
+    def language_tokens_for(self, codes: str | list[str], n: int, what: str = "target") -> list[str]:
+        """``n`` language tokens from one code or a list of ``n`` codes (validated once per distinct code)."""
+        if isinstance(codes, str):
+            return [self.language_token(codes)] * n
+        if len(codes) != n:
+            raise ValueError(f"{n} texts but {len(codes)} {what} languages")
+        known = {code: self.language_token(code) for code in set(codes)}
+        return [known[code] for code in codes]
 
     def decode(self, pieces: list[list[str]]) -> list[str]:
         return self.sp.decode(pieces)
 
     # -- translation --------------------------------------------------------------------------
     def translate(
-        self, texts: list[str], src_lang: str, tgt_lang: str | list[str], *,
+        self, texts: list[str], src_lang: str | list[str], tgt_lang: str | list[str], *,
         min_decoding_length: int | None = None, max_decoding_length: int | None = None,
     ) -> list[Translation]:
         """Translate ``texts`` (results in input order). Empty or blank inputs give empty outputs.
 
-        ``tgt_lang`` is one language for all texts, or one per text: the target language is a
-        per-example prefix in CT2, so a chunk spread over 95 languages still fills whole batches.
+        ``src_lang`` and ``tgt_lang`` are one language for all texts, or one per text: languages are
+        per-example tokens in CT2, so a chunk spread over 95 languages still fills whole batches.
         ``min_decoding_length``/``max_decoding_length`` override the relative cap with fixed values
         in output pieces (the benchmark forces equal output lengths with them).
         """
         if not texts:
             return []
-        src = self.language_token(src_lang)
-        if isinstance(tgt_lang, str):
-            targets = [self.language_token(tgt_lang)] * len(texts)
-        else:
-            if len(tgt_lang) != len(texts):
-                raise ValueError(f"{len(texts)} texts but {len(tgt_lang)} target languages")
-            known = {code: self.language_token(code) for code in set(tgt_lang)}
-            targets = [known[code] for code in tgt_lang]
+        sources = self.language_tokens_for(src_lang, len(texts), "source")
+        targets = self.language_tokens_for(tgt_lang, len(texts), "target")
         cleaned = [clean_source(t) for t in texts]
         todo = [i for i, c in enumerate(cleaned) if c]
         out: list[Translation] = [Translation(text="") for _ in texts]
         if not todo:
             return out
-        tokens, truncated = self.encode([cleaned[i] for i in todo], src)
+        tokens, truncated = self.encode([cleaned[i] for i in todo], [sources[i] for i in todo])
         results = self._translate_tokens(tokens, [targets[i] for i in todo], min_decoding_length, max_decoding_length)
         for i, trunc, result in zip(todo, truncated, results):
             hyp = result.hypotheses[0]

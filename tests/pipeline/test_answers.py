@@ -16,8 +16,10 @@ class DictEngine:
         self.sent = []
 
     def translate(self, texts, src_lang, tgt_lang, **options):
-        self.sent += [(t, tgt_lang) for t in texts]
-        return [Translation(text=self.table.get((t, tgt_lang), f"?{t}?")) for t in texts]
+        targets = [tgt_lang] * len(texts) if isinstance(tgt_lang, str) else tgt_lang
+        self.sent += list(zip(texts, targets))
+        self.calls = getattr(self, "calls", 0) + 1
+        return [Translation(text=self.table.get((t, g), f"?{t}?")) for t, g in zip(texts, targets)]
 
     def cache_key(self):
         return "dict"
@@ -65,6 +67,17 @@ def test_translate_answers_columns():
     out = translate_answers(frame, CachingTranslator(DictEngine(TABLE)))
     assert out["answer_tgt"].to_list() == ["rot", "2", "left", "ja", None, "left"]
     assert out["answer_translated"].to_list() == [True, True, False, True, None, True]
+
+
+def test_all_languages_in_one_forward_and_one_backward_call():
+    engine = DictEngine(TABLE)
+    frame = pl.DataFrame({
+        "task": ["vqa"] * 6, "lang_nllb": [DE, FR, DE, FR, DE, FR], "answer_en": ["yes", "yes", "no", "no", "red", "3"],
+    })
+    out = translate_answers(frame, CachingTranslator(engine))
+    assert engine.calls == 2
+    assert out["answer_tgt"].to_list() == ["ja", "yes", "nein", "no", "rot", "3"]  # French yes/no failed as a pair
+    assert out["answer_translated"].to_list() == [True, False, True, False, True, True]
 
 
 @pytest.fixture(scope="module")
