@@ -20,6 +20,7 @@ from pipeline.filters.langid import langid_label, rank_language
 from pipeline.filters.numbers import numbers_consistent
 from pipeline.filters.rules import FilterRules, decide
 from pipeline.filters.scripts import SCRIPT_UNICODE_NAMES, script_share
+from pipeline.schema import STATUS_KEPT
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +178,15 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
 
 
 def compute_model_signals(
-    frame: pl.DataFrame, translator, chrf_workers: int = 1, model_languages: frozenset[str] | None = None
+    frame: pl.DataFrame,
+    translator,
+    chrf_workers: int = 1,
+    model_languages: frozenset[str] | None = None,
+    only: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Back-translation + chrF++ and forward forced-decoding score, for rows without an input error
-    whose language the model covers (``model_languages``: NLLB codes; None = every language).
+    whose language the model covers (``model_languages``: NLLB codes; None = every language) and,
+    when given, where the boolean mask ``only`` is true.
 
     One engine call per target language; identical texts are translated once.
     """
@@ -189,6 +195,8 @@ def compute_model_signals(
     valid = frame["sig_input_error"].is_null() & (frame["lang_nllb"] != SOURCE_NLLB).fill_null(False)
     if model_languages is not None:
         valid = valid & frame["lang_nllb"].is_in(sorted(model_languages)).fill_null(False)
+    if only is not None:
+        valid = valid & only.fill_null(False)
     indexed = frame.with_row_index("_row")
     todo = indexed.filter(valid)
     if todo.height:
@@ -214,14 +222,23 @@ def apply_quality_filter(
     rules: FilterRules | None = None,
     chrf_workers: int = 1,
     model_languages: frozenset[str] | None = None,
+    score_rejected: bool = True,
 ) -> pl.DataFrame:
     """The filter stage: signals (model ones only with a ``translator``, and only for rows in
     ``model_languages`` when given: a model that does not know a language would reject all of it),
-    then ``decide``. ``chrf_workers`` > 1 scores large batches of chrF++ in a process pool."""
+    then ``decide``. ``chrf_workers`` > 1 scores large batches of chrF++ in a process pool.
+
+    ``score_rejected=False`` back-translates only rows that the heuristic rules keep: the decision is
+    the same (any failing rule rejects), the model time is spent only where it can change it, and
+    rows rejected by a heuristic have null model scores.
+    """
     rules = rules or FilterRules()
     out = compute_heuristic_signals(frame, rules)
     if translator is not None:
-        out = compute_model_signals(out, translator, chrf_workers=chrf_workers, model_languages=model_languages)
+        only = None if score_rejected else decide(out, rules)["status"] == STATUS_KEPT
+        out = compute_model_signals(
+            out, translator, chrf_workers=chrf_workers, model_languages=model_languages, only=only
+        )
     else:
         out = out.with_columns(
             [pl.lit(None, dtype=SIGNAL_SCHEMA[c]).alias(c) for c in ("score_fwd_logprob", "score_bt_chrf") if c not in out.columns]

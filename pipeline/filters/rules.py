@@ -130,11 +130,24 @@ def _col(frame: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Expr:
     return pl.col(name) if name in frame.columns else pl.lit(None, dtype=dtype)
 
 
+_DECISION_INPUTS: dict[str, pl.DataType] = {
+    "text_en": pl.String(), "text_tgt": pl.String(), "sig_input_error": pl.String(),
+    "score_script_share": pl.Float64(), "score_copy_overlap": pl.Float64(), "score_repeat_run": pl.Int64(),
+    "score_repeat_ngram": pl.Float64(), "score_compression": pl.Float64(), "score_length_ratio": pl.Float64(),
+    "sig_short_inflated": pl.Boolean(), "sig_numbers_ok": pl.Boolean(), "score_langid_rank": pl.Int64(),
+    "sig_answer_issue": pl.String(), "score_bt_chrf": pl.Float64(), "score_fwd_logprob": pl.Float64(),
+}
+
+
 def decide(frame: pl.DataFrame, rules: FilterRules) -> pl.DataFrame:
     """Add ``status`` ("kept"/"rejected") and ``reject_reason`` (first failing rule, null when kept).
 
     Rows already rejected upstream keep their status and reason.
     """
+    # Signals that were not computed (no translator, no answers) are null: their rules do not apply.
+    frame = frame.with_columns(
+        [pl.lit(None, dtype=dtype).alias(name) for name, dtype in _DECISION_INPUTS.items() if name not in frame.columns]
+    )
     t = lambda knob: _per_row(frame, rules, knob)  # noqa: E731
     on = lambda knob: t(knob).is_not_null()  # noqa: E731
 

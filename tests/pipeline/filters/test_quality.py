@@ -109,3 +109,16 @@ def test_empty_batches_and_all_null_columns():
     assert apply_quality_filter(empty).height == 0
     out = apply_quality_filter(pl.DataFrame({"text_en": ["A man on a couch."], "text_tgt": [None], "lang_nllb": [None]}))
     assert out["reject_reason"].to_list() == ["input:missing_lang"]
+
+
+def test_back_translating_only_heuristic_survivors_gives_the_same_decisions(tiny_model_dir):
+    from pipeline.nllb.engine import load_translator
+
+    translator = load_translator(tiny_model_dir)
+    rules = FilterRules(min_bt_chrf=1.0)
+    full = apply_quality_filter(_frame(), translator, rules)
+    lean = apply_quality_filter(_frame(), translator, rules, score_rejected=False)
+    assert lean["reject_reason"].to_list() == full["reject_reason"].to_list()
+    heuristic_reject = full["reject_reason"].is_in(["copy_of_source", "repetition", "wrong_script"])
+    assert lean.filter(heuristic_reject)["score_bt_chrf"].is_null().all()
+    assert full.filter(heuristic_reject)["score_bt_chrf"].is_not_null().all()
