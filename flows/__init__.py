@@ -6,3 +6,5 @@ import os
 # Records of the ``pipeline`` loggers go to the Prefect run log (set before Prefect configures logging;
 # ``flows.runtime.route_pipeline_logs`` does the same at run time where this came too late).
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "pipeline")
+# The stages also run outside flows (CLI summaries, tests, plain Python): no warning per record there.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")

@@ -110,9 +110,17 @@ def route_pipeline_logs(level: int = logging.INFO) -> None:
 
     logger = logging.getLogger(PIPELINE_LOGGER)
     if not any(isinstance(h, APILogHandler) for h in logger.handlers):
-        logger.addHandler(APILogHandler())
+        handler = APILogHandler()
+        handler.addFilter(_inside_a_run)  # the stages also run outside flows; those records stay local
+        logger.addHandler(handler)
     if logger.level == logging.NOTSET or logger.level > level:
         logger.setLevel(level)
+
+
+def _inside_a_run(record: logging.LogRecord) -> bool:
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
 
 
 class ProgressReporter:
