@@ -168,9 +168,14 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
     from pipeline.languages import get_language
     from pipeline.nllb.engine import EngineSettings, load_translator
-    from pipeline.nllb.shipped import shipped_model_dir
+    from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
 
     src, tgt = get_language(args.src).nllb, get_language(args.tgt).nllb
+    if args.model is None and (src, tgt) not in SHIPPED_DIRECTIONS:
+        logging.getLogger("mblip").warning(
+            "the shipped model was trained only on %s; %s->%s will not be a translation (pass --model)",
+            ", ".join(f"{a}->{b}" for a, b in SHIPPED_DIRECTIONS), src, tgt,
+        )
     settings = EngineSettings(device=args.device, beam_size=args.beam_size, intra_threads=args.threads)
     translator = load_translator(args.model or shipped_model_dir(), settings)
     stream = open(args.file, encoding="utf-8") if args.file else sys.stdin
