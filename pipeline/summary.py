@@ -18,6 +18,10 @@ def print_summary(out_dir: Path, manifest: dict, note: str | None = None, exampl
     print(f"  records {t['records']}  kept {t['kept']}  rejected {t['rejected']}  quarantined {t['quarantined']}")
     model = manifest.get("model") or {}
     print(f"  model: {model.get('model_id')} ({model.get('quantization')})")
+    tr = (stats.get("processing") or {}).get("translation")
+    if tr and tr.get("requested"):  # chunk sidecars, summed by shard.py
+        print(f"  translation: {tr['requested']} strings, {tr['distinct']} distinct (dedup x{tr['dedup_factor']:.2f}), "
+              f"cache hits {100 * tr['cache_hit_rate']:.0f}%, {tr['translated']} translated by the model")
     print()
     print(f"{'lang':<5} {'assigned':>8} {'kept':>6} {'rejected':>8} {'keep %':>7} {'mean BT chrF++':>15}")
     for lang, s in stats["languages"].items():
