@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ TRANSIENT_ERRNOS = frozenset(
      "ENETUNREACH", "ENETDOWN", "EHOSTUNREACH", "EINTR", "EREMOTEIO")
     if hasattr(errno, name)
 )
+PROGRESS_EVERY_S = 5.0  # seconds between progress-artifact updates
 RETRY_DELAYS_S = [5, 30]  # bounded backoff: two retries, then the chunk fails and the run stops
 
 
@@ -131,7 +133,7 @@ class ProgressReporter:
 
         self.total = max(total, 0)
         self.done = 0
-        self._last = -1.0
+        self._last = time.monotonic()
         self.artifact_id = create_progress_artifact(progress=0.0 if total else 100.0, key=key, description=description)
         self.bar = None
         if show_bar:
@@ -146,9 +148,12 @@ class ProgressReporter:
         if self.bar is not None:
             self.bar.update(n)
         pct = 100.0 * self.done / self.total if self.total else 100.0
-        if pct - self._last >= 1.0 or self.done >= self.total:  # at most ~100 API updates per stage
+        now = time.monotonic()
+        # One API call per PROGRESS_EVERY_S at most (and always the last one): progress stays live on
+        # long stages without a call per chunk.
+        if now - self._last >= PROGRESS_EVERY_S or self.done >= self.total:
             update_progress_artifact(artifact_id=self.artifact_id, progress=pct)
-            self._last = pct
+            self._last = now
 
     def close(self) -> None:
         if self.bar is not None:
