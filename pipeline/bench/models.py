@@ -37,7 +37,6 @@ def ensure_hf_model(shape: str = "600m", cache_dir: str | Path = DEFAULT_CACHE) 
         return hf_dir
     log.info("building random NLLB %s model in %s (once)", shape, root)
     spm_path = train_sentencepiece(bench_corpus(), root / "spm" / "spm", vocab_size=2000)
-    # dropout off: the HF baseline runs in eval mode anyway; it keeps the config honest.
     build_random_nllb(hf_dir, spm_path, shape=SHAPES[shape], seed=0)
     (hf_dir / HF_DONE).write_text("ok\n")
     return hf_dir
