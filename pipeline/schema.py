@@ -47,6 +47,7 @@ TARGET_SCHEMA: dict[str, pl.DataType] = {
     "score_bt_chrf": pl.Float64(),  # chrF++ (0-100) of back-translation vs text_en
     # Quality-filter signals (pipeline/filters/quality.py documents each; null = not applicable).
     "score_fwd_logprob": pl.Float64(),  # forced-decoding mean log-prob per token of text_tgt
+    "score_fwd_margin": pl.Float64(),  # the same minus its value under other sources of the batch
     "sig_input_error": pl.String(),
     "score_script_share": pl.Float64(),
     "score_copy_overlap": pl.Float64(),

@@ -40,6 +40,7 @@ SIGNAL_SCHEMA: dict[str, pl.DataType] = {
     "score_langid_prob": pl.Float64(),  # its probability
     "sig_answer_issue": pl.String(),  # first failing check of answer_tgt (VQA rows), null when fine
     "score_fwd_logprob": pl.Float64(),  # forced-decoding mean log-prob per token of text_tgt
+    "score_fwd_margin": pl.Float64(),  # score_fwd_logprob minus the same under other sources of the batch
     "backtranslation_en": pl.String(),
     "score_bt_chrf": pl.Float64(),  # chrF++ (0-100) of backtranslation_en against text_en
 }
@@ -177,6 +178,35 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
     return frame.with_columns([pl.Series(name, values, dtype=SIGNAL_SCHEMA[name]) for name, values in columns.items()])
 
 
+# Other sources each translation is scored against for ``score_fwd_margin``.
+CONTRAST_SOURCES = 2
+MODEL_SIGNALS = ("backtranslation_en", "score_bt_chrf", "score_fwd_logprob", "score_fwd_margin")
+
+
+def _source_margin(translator, srcs: list[str], tgts: list[str], own: list[float], lang: str) -> list[float | None]:
+    """How much the row's own source raises the translation's log-prob over other sources of the batch.
+
+    log P(tgt | src) - mean_k log P(tgt | src_k) (per token) isolates what the source contributes
+    from how fluent the target is on its own, in the spirit of conditional cross-mutual information
+    (Fernandes et al. 2021): an unrelated or hallucinated output is no likelier under its own source
+    than under someone else's, even for a weak model whose absolute scores are all low. Contrast
+    sources are the batch's sources shifted by n/3 and 2n/3 (deterministic); None for a batch of one
+    distinct source.
+    """
+    n = len(srcs)
+    contrasts: list[list[float | None]] = []
+    for k in range(1, CONTRAST_SOURCES + 1):
+        shift = max(1, k * n // (CONTRAST_SOURCES + 1))
+        others = [srcs[(i + shift) % n] for i in range(n)]
+        scores = translator.score(others, tgts, SOURCE_NLLB, lang) if n > 1 else [None] * n
+        contrasts.append([s if o != src else None for s, o, src in zip(scores, others, srcs)])
+    out: list[float | None] = []
+    for i, own_score in enumerate(own):
+        vals = [c[i] for c in contrasts if c[i] is not None]
+        out.append(own_score - sum(vals) / len(vals) if vals else None)
+    return out
+
+
 def compute_model_signals(
     frame: pl.DataFrame,
     translator,
@@ -203,16 +233,21 @@ def compute_model_signals(
         todo = backtranslate_frame(todo.select("_row", "text_en", "text_tgt", "lang_nllb"), translator)
         chrf = signals.chrf_pp_batch(todo["backtranslation_en"].to_list(), todo["text_en"].to_list(), workers=chrf_workers)
         fwd: dict[int, float] = {}
+        margin: dict[int, float | None] = {}
         for (lang,), group in todo.group_by(["lang_nllb"], maintain_order=True):
-            scores = translator.score(group["text_en"].to_list(), group["text_tgt"].to_list(), SOURCE_NLLB, lang)
+            srcs, tgts = group["text_en"].to_list(), group["text_tgt"].to_list()
+            scores = translator.score(srcs, tgts, SOURCE_NLLB, lang)
             fwd.update(zip(group["_row"].to_list(), scores))
+            margin.update(zip(group["_row"].to_list(), _source_margin(translator, srcs, tgts, scores, lang)))
+        rows = todo["_row"].to_list()
         todo = todo.with_columns(
             pl.Series("score_bt_chrf", chrf, dtype=pl.Float64),
-            pl.Series("score_fwd_logprob", [fwd[r] for r in todo["_row"].to_list()], dtype=pl.Float64),
-        ).select("_row", "backtranslation_en", "score_bt_chrf", "score_fwd_logprob")
+            pl.Series("score_fwd_logprob", [fwd[r] for r in rows], dtype=pl.Float64),
+            pl.Series("score_fwd_margin", [margin[r] for r in rows], dtype=pl.Float64),
+        ).select("_row", *MODEL_SIGNALS)
     else:
-        todo = pl.DataFrame(schema={"_row": pl.UInt32, "backtranslation_en": pl.String, "score_bt_chrf": pl.Float64, "score_fwd_logprob": pl.Float64})
-    rest = indexed.drop([c for c in ("backtranslation_en", "score_bt_chrf", "score_fwd_logprob") if c in indexed.columns])
+        todo = pl.DataFrame(schema={"_row": pl.UInt32, **{c: SIGNAL_SCHEMA[c] for c in MODEL_SIGNALS}})
+    rest = indexed.drop([c for c in MODEL_SIGNALS if c in indexed.columns])
     return rest.join(todo, on="_row", how="left").sort("_row").drop("_row")
 
 
@@ -241,7 +276,7 @@ def apply_quality_filter(
         )
     else:
         out = out.with_columns(
-            [pl.lit(None, dtype=SIGNAL_SCHEMA[c]).alias(c) for c in ("score_fwd_logprob", "score_bt_chrf") if c not in out.columns]
+            [pl.lit(None, dtype=SIGNAL_SCHEMA[c]).alias(c) for c in MODEL_SIGNALS[1:] if c not in out.columns]
         )
         if "backtranslation_en" not in out.columns:
             out = out.with_columns(pl.lit(None, dtype=pl.String).alias("backtranslation_en"))

@@ -31,6 +31,7 @@ REASON_LANGUAGE = "wrong_language"
 REASON_ANSWER = "answer"  # prefix: "answer:numbers_lost", ...
 REASON_BT_CHRF = "low_bt_chrf"
 REASON_FWD_SCORE = "low_fwd_score"
+REASON_FWD_MARGIN = "source_ignored"
 
 
 class Thresholds(BaseModel):
@@ -68,6 +69,9 @@ class Thresholds(BaseModel):
     min_bt_chrf: float | None = Field(30.0, ge=0, le=100)
     # Forward-decoding mean log-prob per token (needs a translator); off until calibrated per model.
     min_fwd_logprob: float | None = Field(None, le=0)
+    # Own-source log-prob minus that under other sources of the batch (needs a translator; see
+    # quality._source_margin). Higher: more unrelated outputs caught, more good ones lost.
+    min_fwd_margin: float | None = None
 
 
 class FilterRules(Thresholds):
@@ -136,6 +140,7 @@ _DECISION_INPUTS: dict[str, pl.DataType] = {
     "score_repeat_ngram": pl.Float64(), "score_compression": pl.Float64(), "score_length_ratio": pl.Float64(),
     "sig_short_inflated": pl.Boolean(), "sig_numbers_ok": pl.Boolean(), "score_langid_rank": pl.Int64(),
     "sig_answer_issue": pl.String(), "score_bt_chrf": pl.Float64(), "score_fwd_logprob": pl.Float64(),
+    "score_fwd_margin": pl.Float64(),
 }
 
 
@@ -187,6 +192,7 @@ def decide(frame: pl.DataFrame, rules: FilterRules) -> pl.DataFrame:
         (t("check_answers") & pl.col("sig_answer_issue").is_not_null(), pl.lit(REASON_ANSWER + ":") + pl.col("sig_answer_issue")),
         (on("min_bt_chrf") & (pl.col("score_bt_chrf") < t("min_bt_chrf")), pl.lit(REASON_BT_CHRF)),
         (on("min_fwd_logprob") & (pl.col("score_fwd_logprob") < t("min_fwd_logprob")), pl.lit(REASON_FWD_SCORE)),
+        (on("min_fwd_margin") & (pl.col("score_fwd_margin") < t("min_fwd_margin")), pl.lit(REASON_FWD_MARGIN)),
     ]
     reason = pl.lit(None, dtype=pl.String)
     for failed, name in reversed(checks):

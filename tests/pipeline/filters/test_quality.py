@@ -89,6 +89,9 @@ def test_with_a_translator_back_translation_and_forward_score_are_filled(tiny_mo
     assert scored["score_bt_chrf"].is_not_null().all() and scored["backtranslation_en"].is_not_null().all()
     assert ((scored["score_bt_chrf"] >= 0) & (scored["score_bt_chrf"] <= 100)).all()
     assert scored["score_fwd_logprob"].is_not_null().all() and (scored["score_fwd_logprob"] <= 0).all()
+    # The margin needs other sources in the batch: rows sharing EN with all contrasts get none.
+    has_other = scored["text_en"] != EN
+    assert scored.filter(has_other)["score_fwd_margin"].is_not_null().all()
     assert out.filter(~valid)["score_bt_chrf"].is_null().all()
     # A random-weight model back-translates noise: the good rows now fail on chrF++, while heuristic
     # reasons still come first.
@@ -122,3 +125,18 @@ def test_back_translating_only_heuristic_survivors_gives_the_same_decisions(tiny
     heuristic_reject = full["reject_reason"].is_in(["copy_of_source", "repetition", "wrong_script"])
     assert lean.filter(heuristic_reject)["score_bt_chrf"].is_null().all()
     assert full.filter(heuristic_reject)["score_bt_chrf"].is_not_null().all()
+
+
+def test_source_margin_contrasts_other_sources(tiny_model_dir):
+    from pipeline.filters.quality import _source_margin
+    from pipeline.nllb.engine import load_translator
+
+    translator = load_translator(tiny_model_dir)
+    srcs = ["A red circle.", "Is the triangle blue?", "Two dogs run across 3 fields."]
+    tgts = ["Ein roter Kreis.", "Ist das Dreieck blau?", "Zwei Hunde laufen über 3 Felder."]
+    own = translator.score(srcs, tgts, "eng_Latn", "deu_Latn")
+    margins = _source_margin(translator, srcs, tgts, own, "deu_Latn")
+    other = translator.score([srcs[1]], [tgts[0]], "eng_Latn", "deu_Latn")[0]
+    other2 = translator.score([srcs[2]], [tgts[0]], "eng_Latn", "deu_Latn")[0]
+    assert margins[0] == pytest.approx(own[0] - (other + other2) / 2, abs=1e-4)
+    assert _source_margin(translator, srcs[:1], tgts[:1], own[:1], "deu_Latn") == [None]

@@ -22,6 +22,7 @@ def _frame(**overrides) -> pl.DataFrame:
         "sig_answer_issue": None,
         "score_bt_chrf": None,
         "score_fwd_logprob": None,
+        "score_fwd_margin": None,
     }
     row.update(overrides)
     schema = {k: pl.Float64 if k.startswith("score_") else pl.String for k in row}
@@ -56,6 +57,18 @@ def test_good_row_is_kept_and_null_signals_do_not_fail():
 )
 def test_each_rule_names_its_reason(overrides, reason):
     assert _decide(**overrides) == ("rejected", reason)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"score_fwd_logprob": -9.0}, "low_fwd_score"),
+        ({"score_fwd_margin": -0.5}, "source_ignored"),
+    ],
+)
+def test_model_rules_are_off_by_default_and_name_their_reason(overrides, reason):
+    assert _decide(**overrides) == ("kept", None)
+    assert _decide(FilterRules(min_fwd_logprob=-5.0, min_fwd_margin=0.0), **overrides) == ("rejected", reason)
 
 
 def test_first_failing_rule_wins():
