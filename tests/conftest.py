@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Prefect's embedded server starts in a subprocess; on a busy 2-core machine it needs more than the
 # default 20 s.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+# One embedded Prefect database for the whole test session, never the user's ~/.prefect. (Prefect
+# keeps its embedded server for the process, so a per-test PREFECT_HOME would not take effect.)
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mblip-tests-prefect-")
+os.environ.pop("PREFECT_API_URL", None)
 
 TINY_TEXTS = [
     "A red circle on a plain background.",

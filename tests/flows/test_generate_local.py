@@ -1,24 +1,16 @@
 """The generate flow in Prefect's embedded local mode (no server to install or start)."""
 
 import json
-import os
 import shutil
 
 import polars as pl
-import pytest
 import yaml
 
 from pipeline.cli import DEMO_CONFIG
 
 
-@pytest.fixture()
-def prefect_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    return tmp_path / "prefect-home"
 
-
-def test_generate_flow_runs_locally_on_demo_data(tmp_path, demo_root, tiny_model_dir, prefect_home):
+def test_generate_flow_runs_locally_on_demo_data(tmp_path, demo_root, tiny_model_dir):
     from flows.generate import generate
 
     shutil.copytree(demo_root, tmp_path / "demo-data")
@@ -43,4 +35,3 @@ def test_generate_flow_runs_locally_on_demo_data(tmp_path, demo_root, tiny_model
     assert sum(pl.read_parquet(p).height for p in kept + rejected) == 96
     resolved = yaml.safe_load((out / "config.resolved.yaml").read_text())
     assert resolved["translation"]["model"] == str(tiny_model_dir)
-    assert prefect_home.exists()  # the run used the embedded local database, nothing outside tmp

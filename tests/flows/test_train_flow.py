@@ -5,20 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture()
-def prefect_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    return tmp_path / "prefect-home"
-
-
-def test_train_flow_trains_from_a_manifest(tmp_path, demo_root, prefect_home):
+def test_train_flow_trains_from_a_manifest(tmp_path, demo_root):
     import torch
 
     from flows.train import train_flow
@@ -40,4 +32,3 @@ def test_train_flow_trains_from_a_manifest(tmp_path, demo_root, prefect_home):
     assert json.loads((Path(summary["checkpoint"]) / "state.json").read_text())["step"] == 2
     resolved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert resolved["data"]["manifest"] == str(data) and resolved["train"]["max_steps"] == 2
-    assert prefect_home.exists()
