@@ -122,3 +122,21 @@ def test_process_chunk_writes_stats_sidecar_and_rerun_hits_the_cache(tiny_model_
     b = json.loads(stats_path(second).read_text())
     assert b["translation"]["cache_hit_rate"] == 1.0 and b["translation"]["translated"] == 0
     assert pl.read_parquet(second).equals(out)
+
+
+def test_config_translation_knobs(tmp_path):
+    from pipeline.config import load_config
+
+    config_path = tmp_path / "run.yaml"
+    config_path.write_text(
+        "sources:\n  - {type: coco_captions, annotations: a.json, images: img}\n"
+        "translation: {cache_dir: cache, beam_size: 2, no_repeat_ngram_size: 3, sampling_topk: 1}\n"
+    )
+    t = load_config(config_path).translation
+    assert t.cache and t.cache_dir == (tmp_path / "cache").resolve()
+    assert (t.beam_size, t.no_repeat_ngram_size, t.sampling_topk) == (2, 3, 1)
+    config_path.write_text(
+        "sources:\n  - {type: coco_captions, annotations: a.json, images: img}\ntranslation: {max_length_ratio: 0}\n"
+    )
+    with pytest.raises(ValueError, match="max_length_ratio"):
+        load_config(config_path)
