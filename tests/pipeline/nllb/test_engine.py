@@ -177,3 +177,17 @@ def test_oom_gives_up_when_nothing_fits_and_other_errors_propagate():
 
     with pytest.raises(RuntimeError, match="other failure"):
         run_with_oom_retry(broken, [0], 1024, [5])
+
+
+@pytest.mark.gpu
+def test_cuda_half_precision_and_every_gpu(tiny_model_dir):
+    import ctranslate2
+
+    n = ctranslate2.get_cuda_device_count()
+    if n == 0:
+        pytest.skip("no CUDA device")
+    t = NllbTranslator(tiny_model_dir, EngineSettings(device="cuda", device_index=tuple(range(n)), compute_type="float16"))
+    assert t.device == "cuda" and t.compute_type == "float16"
+    texts = ["A red circle.", "Is the triangle blue?"] * 50
+    on_gpu = t.translate(texts, EN, [DE, "fr"] * 50)
+    assert len(on_gpu) == 100 and all(r.decoded_tokens > 0 for r in on_gpu)
