@@ -128,15 +128,16 @@ def test_back_translating_only_heuristic_survivors_gives_the_same_decisions(tiny
 
 
 def test_source_margin_contrasts_other_sources(tiny_model_dir):
-    from pipeline.filters.quality import _source_margin
+    from pipeline.filters.quality import CONTRAST_SOURCES, _source_margin
     from pipeline.nllb.engine import load_translator
 
     translator = load_translator(tiny_model_dir)
-    srcs = ["A red circle.", "Is the triangle blue?", "Two dogs run across 3 fields."]
-    tgts = ["Ein roter Kreis.", "Ist das Dreieck blau?", "Zwei Hunde laufen über 3 Felder."]
+    srcs = ["A red circle.", "Is the triangle blue?", "Two dogs run across 3 fields.", "yes", "What shape is shown?"]
+    tgts = ["Ein roter Kreis.", "Ist das Dreieck blau?", "Zwei Hunde laufen über 3 Felder.", "ja", "Welche Form?"]
     own = translator.score(srcs, tgts, "eng_Latn", "deu_Latn")
     margins = _source_margin(translator, srcs, tgts, own, "deu_Latn")
-    other = translator.score([srcs[1]], [tgts[0]], "eng_Latn", "deu_Latn")[0]
-    other2 = translator.score([srcs[2]], [tgts[0]], "eng_Latn", "deu_Latn")[0]
-    assert margins[0] == pytest.approx(own[0] - (other + other2) / 2, abs=1e-4)
+    n = len(srcs)
+    shifts = {max(1, k * n // (CONTRAST_SOURCES + 1)) for k in range(1, CONTRAST_SOURCES + 1)}
+    others = translator.score([srcs[s % n] for s in shifts], [tgts[0]] * len(shifts), "eng_Latn", "deu_Latn")
+    assert margins[0] == pytest.approx(own[0] - max(others), abs=1e-4)
     assert _source_margin(translator, srcs[:1], tgts[:1], own[:1], "deu_Latn") == [None]
