@@ -14,6 +14,12 @@ The manifest's presence means the output is complete. Rows are sorted by example
 language, so the same inputs and seed give identical shards. A split with no rows gets no shard: an empty Parquet file
 would be a `datasets` split that "corresponds to no data".
 
+Memory does not grow with the dataset: a language's rows are never all in memory. They are sorted in
+buckets of at most about ``sort_bucket_rows`` rows (ranges of the example_id, a hex hash, so buckets are
+even), each bucket spilled sorted, and shards are streamed from the bucket files in order. Concatenated
+buckets are the language sorted as a whole, and polars' streaming Parquet sink writes the same bytes
+as writing the whole frame, so the bucket count never shows in the output.
+
 Resume: the inputs (processed chunks and quarantine chunks, by checksum) and the shard layout give a
 fingerprint. A rerun with the same fingerprint reuses every shard the previous manifest (or the journal
 of an interrupted run) certifies and whose bytes still match its sha256; anything else is rewritten.
@@ -27,6 +33,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -34,7 +41,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.io import PARQUET_COMPRESSION, sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
+from pipeline.io import PARQUET_COMPRESSION, sha256_file, write_json_atomic, write_text_atomic
 from pipeline.languages import get_language
 from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA, SCHEMA_VERSION, STATUS_KEPT, STATUS_REJECTED
 
@@ -43,6 +50,11 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 JOURNAL = ".manifest.partial.json"
 SPILL_DIR = ".spill"  # rows regrouped by language while shards are written; removed at the end
+SORTED_DIR = "_sorted"  # under SPILL_DIR: one group's sorted buckets, removed once its shards are written
+# Rows sorted in memory at once (one bucket). Memory vs passes: each bucket is one filtered scan of the
+# group's spill files, so a group of N rows is read about N / SORT_BUCKET_ROWS times.
+SORT_BUCKET_ROWS = 20_000
+ID_PREFIX_CHARS = 4  # example_id prefix the bucket ranges split (16**4 values: even buckets up to 65536)
 STATS = "stats.json"
 SPLIT_KEPT, SPLIT_REJECTED, SPLIT_QUARANTINE = "kept", "rejected", "quarantine"
 DATA_DIR, REJECTS_DIR, QUARANTINE_DIR = "data", "rejects", "quarantine"
@@ -74,11 +86,25 @@ class ShardLayout:
     row_group_rows: int = 10_000
 
     def rows_per_shard(self, frame: pl.DataFrame) -> int:
+        return self.rows_for(frame.height, frame.estimated_size() if self.shard_bytes else 0)
+
+    def rows_for(self, height: int, estimated_bytes: int) -> int:
+        """Rows per file for ``height`` rows taking ``estimated_bytes`` in memory (Arrow) all together."""
         rows = self.shard_rows
-        if self.shard_bytes and frame.height:
-            row_bytes = max(1.0, frame.estimated_size() / frame.height)
+        if self.shard_bytes and height:
+            row_bytes = max(1.0, estimated_bytes / height)
             rows = min(rows, max(1, int(self.shard_bytes // row_bytes)))
         return rows
+
+
+@dataclass(frozen=True)
+class SortedRows:
+    """A group's rows in their final order, left on disk: a lazy scan, its row count and its in-memory
+    (Arrow) size, which ``shard_bytes`` turns into rows per file."""
+
+    frame: pl.LazyFrame
+    height: int
+    estimated_bytes: int
 
 
 def inputs_fingerprint(paths: Iterable[str | Path], layout: ShardLayout) -> str:
@@ -104,20 +130,26 @@ def is_intact(out_dir: Path, entry: dict) -> bool:
 
 
 class LanguageSpill:
-    """Rows regrouped by (status, language) in one pass over the processed chunks, on first use.
+    """Rows regrouped by (status, language) in one pass over the processed chunks, on first use, then
+    sorted one language at a time in bounded buckets.
 
     Reading every chunk once per language would cost 95 full scans; here each chunk is read once and
-    split into ``{status}/{lang}/{chunk}.parquet`` files, so memory holds one chunk or one language.
+    split into ``{status}/{lang}/{chunk}.parquet`` files, so memory holds one chunk. ``sorted_rows``
+    then sorts a language bucket by bucket (``sort_bucket_rows``), so memory holds one bucket.
     """
 
-    def __init__(self, processed: list[str], spill_dir: Path):
+    def __init__(self, processed: list[str], spill_dir: Path, sort_bucket_rows: int = SORT_BUCKET_ROWS):
+        if sort_bucket_rows < 1:
+            raise ValueError(f"sort_bucket_rows must be >= 1 (rows sorted in memory at once), got {sort_bucket_rows}")
         self.processed = processed
         self.dir = spill_dir
-        self._done = False
+        self.sort_bucket_rows = sort_bucket_rows
+        self._counts: dict[tuple[str, str], int] | None = None
 
-    def rows(self, status: str, lang: str) -> pl.DataFrame:
-        if not self._done:
+    def _spill(self) -> dict[tuple[str, str], int]:
+        if self._counts is None:
             shutil.rmtree(self.dir, ignore_errors=True)
+            counts: dict[tuple[str, str], int] = {}
             for i, path in enumerate(self.processed):
                 for (st, lg), part in pl.read_parquet(path).partition_by(["status", "lang"], as_dict=True).items():
                     if st in (STATUS_KEPT, STATUS_REJECTED) and lg is not None:
@@ -125,12 +157,71 @@ class LanguageSpill:
                         target = self.dir / st / lg / f"{i:06d}.parquet"
                         target.parent.mkdir(parents=True, exist_ok=True)
                         part.write_parquet(target, compression="lz4")
-            self._done = True
+                        counts[(st, lg)] = counts.get((st, lg), 0) + part.height
+            self._counts = counts
+        return self._counts
+
+    def sorted_rows(self, status: str, lang: str, with_size: bool = False) -> SortedRows:
+        """The group's rows sorted by example_id, as sorted bucket files read in order.
+
+        ``with_size``: also measure the in-memory size (one more pass, a file at a time), summed over
+        the spill files so that it does not depend on the bucket count.
+        """
+        height = self._spill().get((status, lang), 0)
         files = sorted((self.dir / status / lang).glob("*.parquet"))
-        return pl.read_parquet(files) if files else pl.DataFrame(schema=ROW_SCHEMA)
+        if not files:
+            return SortedRows(pl.LazyFrame(schema=ROW_SCHEMA), 0, 0)
+        size = sum(pl.read_parquet(f).estimated_size() for f in files) if with_size else 0
+        out = self.dir / SORTED_DIR / status / lang
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        buckets = []
+        for i, keep in enumerate(id_ranges(-(-height // self.sort_bucket_rows))):
+            bucket = pl.scan_parquet(files).filter(keep).collect(engine="streaming").sort("example_id")
+            if bucket.height:
+                buckets.append(out / f"{i:05d}.parquet")
+                bucket.write_parquet(buckets[-1], compression="lz4")
+            del bucket
+        return SortedRows(pl.scan_parquet(buckets), height, size)
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def id_ranges(n: int) -> list[pl.Expr]:
+    """``n`` filters that split example_ids into consecutive ranges, in sort order.
+
+    Bounds are ``ID_PREFIX_CHARS``-digit hex prefixes (ids are hex hashes, so ranges hold even shares);
+    the first range is open below (with nulls, which sort first) and the last open above, so any string
+    falls in exactly one range and the ranges concatenated are the whole sort order.
+    """
+    n = max(1, min(n, 16**ID_PREFIX_CHARS))
+    bounds = [f"{i * 16**ID_PREFIX_CHARS // n:0{ID_PREFIX_CHARS}x}" for i in range(1, n)]
+    col = pl.col("example_id")
+    ranges = []
+    for i in range(n):
+        keep = col.is_null() if i == 0 else col >= bounds[i - 1]
+        if i < n - 1:
+            keep = (keep | (col < bounds[i])) if i == 0 else (keep & (col < bounds[i]))
+        ranges.append(pl.lit(True) if n == 1 else keep)
+    return ranges
+
+
+def sink_parquet_atomic(frame: pl.LazyFrame, path: Path, row_group_rows: int) -> Path:
+    """Stream ``frame`` to ``path`` (zstd, statistics) via a temporary name, renamed into place.
+
+    Same bytes as ``DataFrame.write_parquet`` with these settings, with a row group in memory at a time.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        frame.sink_parquet(tmp, compression=PARQUET_COMPRESSION, row_group_size=row_group_rows, statistics=True)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 class ShardStore:
@@ -176,8 +267,12 @@ class ShardStore:
         (self.out_dir / MANIFEST).unlink(missing_ok=True)
         self._retired = True
 
-    def write_group(self, split: str, lang: str | None, rel_dir: str, build: Callable[[], pl.DataFrame]) -> None:
-        """Shard ``build()`` (sorted rows) into ``rel_dir``, unless certified shards are still intact."""
+    def write_group(self, split: str, lang: str | None, rel_dir: str,
+                    build: Callable[[bool], SortedRows]) -> None:
+        """Shard ``build(with_size)`` (sorted rows) into ``rel_dir``, unless certified shards are still intact.
+
+        ``with_size``: whether ``shard_bytes`` needs the rows' in-memory size.
+        """
         key = _group_key(split, lang)
         certified = self._groups.get(key)
         if certified is not None and all(is_intact(self.out_dir, e) for e in certified):
@@ -195,20 +290,20 @@ class ShardStore:
             self.files.extend(external)
             self.reused += len(external)
             return
-        frame = build()
+        rows = build(bool(self.layout.shard_bytes))
         entries = []
-        step = self.layout.rows_per_shard(frame)
-        for i in range(-(-frame.height // step)):
-            part = frame.slice(i * step, step)
+        step = self.layout.rows_for(rows.height, rows.estimated_bytes)
+        for i in range(-(-rows.height // step)):
+            height = min(step, rows.height - i * step)
             rel = f"{rel_dir}/{shard_name(i)}"
             old = self._certified.get(rel)
-            if old is not None and old["rows"] == part.height and is_intact(self.out_dir, old):
+            if old is not None and old["rows"] == height and is_intact(self.out_dir, old):
                 entry = old
                 self.reused += 1
             else:
                 self.retire_manifest()
-                write_parquet_atomic(part, self.out_dir / rel, self.layout.row_group_rows)
-                entry = file_entry(self.out_dir, rel, split, lang, part.height)
+                sink_parquet_atomic(rows.frame.slice(i * step, step), self.out_dir / rel, self.layout.row_group_rows)
+                entry = file_entry(self.out_dir, rel, split, lang, height)
                 self.written += 1
             entries.append(entry)
             self._journal["files"][rel] = entry
@@ -266,6 +361,7 @@ def write_outputs(
     shard_bytes: int = 0,
     card: bool = True,
     reuse_from: str | Path | None = None,
+    sort_bucket_rows: int = SORT_BUCKET_ROWS,
 ) -> dict:
     """Shard everything, check the row invariant, write stats.json, the card and (last) manifest.json.
 
@@ -273,6 +369,8 @@ def write_outputs(
     ``settings`` (translation / filter / assignment values) and ``pretty_name`` from it when present.
     ``reuse_from``: a published output (e.g. when ``out_dir`` is a staging folder); shards its manifest
     certifies under the same inputs fingerprint are hard-linked in instead of recomputed.
+    ``sort_bucket_rows``: rows sorted in memory at once (see ``SORT_BUCKET_ROWS``); the output does not
+    depend on it.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -282,14 +380,16 @@ def write_outputs(
     store = ShardStore(out_dir, inputs_fingerprint(processed + quarantine, layout), layout, reuse_from)
     rows = pl.scan_parquet(processed) if processed else pl.LazyFrame(schema=ROW_SCHEMA)
     bad = pl.scan_parquet(quarantine) if quarantine else pl.LazyFrame(schema=QUARANTINE_SCHEMA)
-    spill = LanguageSpill(processed, out_dir / SPILL_DIR)
+    spill = LanguageSpill(processed, out_dir / SPILL_DIR, sort_bucket_rows)
     groups = rows.select("status", "lang").unique().collect()
     for status, split, folder in ((STATUS_KEPT, SPLIT_KEPT, DATA_DIR), (STATUS_REJECTED, SPLIT_REJECTED, REJECTS_DIR)):
         for lang in sorted(groups.filter(pl.col("status") == status)["lang"].to_list()):
             store.write_group(split, lang, f"{folder}/{lang}",
-                              lambda status=status, lang=lang: spill.rows(status, lang).sort("example_id"))
+                              lambda with_size, status=status, lang=lang: spill.sorted_rows(status, lang, with_size))
+            shutil.rmtree(spill.dir / SORTED_DIR, ignore_errors=True)
+    # Quarantined records are few (the readers' failures); sorted whole in polars' streaming engine.
     store.write_group(SPLIT_QUARANTINE, None, QUARANTINE_DIR,
-                      lambda: bad.sort(["source", "source_file", "record_index"]).collect())
+                      lambda with_size: sorted_quarantine(bad, out_dir / SPILL_DIR / SORTED_DIR, with_size))
 
     stats = compute_stats(rows, bad, ingest_counts, fan_out)
     stats["processing"] = sum_sidecars(processed)
@@ -321,6 +421,14 @@ def write_outputs(
         write_json_atomic(manifest, out_dir / MANIFEST)
     store.finish()
     return manifest
+
+
+def sorted_quarantine(bad: pl.LazyFrame, spill_dir: Path, with_size: bool) -> SortedRows:
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    path = spill_dir / "quarantine.parquet"
+    bad.sort(["source", "source_file", "record_index"]).sink_parquet(path, compression="lz4")
+    height = pl.scan_parquet(path).select(pl.len()).collect().item()
+    return SortedRows(pl.scan_parquet(path), height, pl.read_parquet(path).estimated_size() if with_size else 0)
 
 
 def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_counts: dict[str, dict[str, int]],

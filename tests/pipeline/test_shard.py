@@ -57,6 +57,31 @@ def test_same_inputs_give_identical_shards(tmp_path, make_processed):
     assert [f["path"] for f in a["files"]] == [f["path"] for f in b["files"]]
 
 
+def test_output_does_not_depend_on_the_sort_bucket_size(tmp_path, make_processed):
+    """Languages are sorted in bounded buckets of example_id ranges; concatenated, they must give the
+    bytes of one whole sort, for any bucket size and shard layout."""
+    paths, counts = make_processed(tmp_path / "_work", n_rows=200, langs=("de", "fr"), chunks=5)
+    for shard_rows, row_group_rows in ((10_000, 7), (30, 8)):  # one shard per language; shards across buckets
+        whole = _write(tmp_path / f"whole-{shard_rows}", paths, counts, shard_rows, row_group_rows)
+        for bucket_rows in (2, 13):  # two rows per bucket, uneven buckets
+            out = tmp_path / f"b{bucket_rows}-{shard_rows}"
+            bucketed = _write(out, paths, counts, shard_rows, row_group_rows, sort_bucket_rows=bucket_rows)
+            assert bucketed["files"] == whole["files"]
+            assert _digests(out, bucketed) == _digests(tmp_path / f"whole-{shard_rows}", whole)
+    # the reference is the old in-memory path: one frame per language, sorted, sliced and written whole
+    fr = pl.read_parquet(paths).filter((pl.col("lang") == "fr") & (pl.col("status") == "kept")).sort("example_id")
+    fr.slice(30, 30).write_parquet(tmp_path / "ref.parquet", compression="zstd", row_group_size=8, statistics=True)
+    assert sha256_file(tmp_path / "ref.parquet") == sha256_file(tmp_path / "b13-30/data/fr/part-00001.parquet")
+
+
+def test_id_ranges_split_any_ids_in_sort_order():
+    ids = pl.Series("example_id", ["0000", "00", "7fff", "8000", "ffff", "fffff1", "Z", "", None, "a1b2", "~"])
+    frame = ids.to_frame()
+    for n in (1, 2, 3, 16, 100):
+        pieces = [frame.filter(keep)["example_id"].sort().to_list() for keep in shard.id_ranges(n)]
+        assert sum(pieces, []) == frame["example_id"].sort().to_list()  # each id once, ranges in order
+
+
 def test_shard_bytes_target_cuts_smaller_shards(tmp_path, make_processed):
     paths, counts = make_processed(tmp_path / "_work", n_rows=120, langs=("de",))
     frame = pl.read_parquet(paths).filter(pl.col("status") == "kept")
@@ -109,17 +134,17 @@ def test_killed_write_leaves_no_certified_file_and_resumes(tmp_path, make_proces
     _write(out, paths, counts)
     paths2, counts2 = make_processed(tmp_path / "_work2", n_rows=80, seed=1)
 
-    real = shard.write_parquet_atomic
+    real = shard.sink_parquet_atomic
     calls = {"n": 0}
 
-    def dying_write(frame, path, row_group_rows=10_000):
+    def dying_write(frame, path, row_group_rows):
         calls["n"] += 1
         if calls["n"] == 3:  # dies while writing the third shard: a temporary file is left behind
             (path.parent / f".{path.name}.tmp-99999").write_bytes(b"PAR1 half written")
             raise _Killed()
         return real(frame, path, row_group_rows)
 
-    monkeypatch.setattr(shard, "write_parquet_atomic", dying_write)
+    monkeypatch.setattr(shard, "sink_parquet_atomic", dying_write)
     with pytest.raises(_Killed):
         _write(out, paths2, counts2)
     # the old manifest was retired before the first shard changed: nothing certifies a file of the
@@ -129,11 +154,10 @@ def test_killed_write_leaves_no_certified_file_and_resumes(tmp_path, make_proces
     journal = json.loads((out / JOURNAL).read_text())
     assert len(journal["files"]) >= 2
 
-    monkeypatch.setattr(shard, "write_parquet_atomic", real)
     calls["n"] = 0
     written = []
-    monkeypatch.setattr(shard, "write_parquet_atomic",
-                        lambda frame, path, row_group_rows=10_000: written.append(path) or real(frame, path, row_group_rows))
+    monkeypatch.setattr(shard, "sink_parquet_atomic",
+                        lambda frame, path, row_group_rows: written.append(path) or real(frame, path, row_group_rows))
     manifest = _write(out, paths2, counts2)
     report = verify_output(out)
     assert report.ok and not any(".tmp-" in w for w in report.warnings)
