@@ -330,10 +330,15 @@ class NllbTranslator:
             return out
         tokens, truncated = self.encode([cleaned[i] for i in todo], [sources[i] for i in todo])
         results = self._translate_tokens(tokens, [targets[i] for i in todo], min_decoding_length, max_decoding_length)
-        for i, trunc, result in zip(todo, truncated, results):
+        for k, (i, trunc, result) in enumerate(zip(todo, truncated, results)):
             hyp = result.hypotheses[0]
             if hyp and hyp[0] == targets[i]:
                 hyp = hyp[1:]
+            if max_decoding_length is None:
+                # A bucket decodes up to the cap of its longest source; cut each output to the cap of its
+                # own source, so a translation never depends on what it was batched with (for greedy
+                # decoding this equals decoding with its own cap; resumed runs and caches rely on it).
+                hyp = hyp[: self._decoding_cap(len(tokens[k])) - 1]
             decoded = len(hyp)
             # Language codes and <mask> are vocabulary entries, not text: never let them into output.
             hyp = [tok for tok in hyp if tok not in self.special_tokens and not LANG_CODE.fullmatch(tok)]
@@ -355,11 +360,14 @@ class NllbTranslator:
         if buffer:
             yield from self.translate(buffer, src_lang, tgt_lang)
 
+    def _decoding_cap(self, source_len: int) -> int:
+        """Hard cap on decoded tokens (target-language token included) for a source of this length."""
+        return min(int(self.settings.max_length_ratio * source_len) + 10, self.max_positions - 1)
+
     def _decoding_options(self, source_len: int, min_len: int | None, max_len: int | None) -> dict:
         s = self.settings
         # +1: CT2 counts the forced target-language token of the prefix as a decoded token.
-        cap = max_len + 1 if max_len is not None else int(s.max_length_ratio * source_len) + 10
-        cap = min(cap, self.max_positions - 1)
+        cap = min(max_len + 1, self.max_positions - 1) if max_len is not None else self._decoding_cap(source_len)
         return dict(
             beam_size=s.beam_size, patience=s.patience, length_penalty=s.length_penalty,
             repetition_penalty=s.repetition_penalty, no_repeat_ngram_size=s.no_repeat_ngram_size,
