@@ -506,24 +506,18 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
 def score_summaries(rows: pl.LazyFrame, score_cols: list[str]) -> dict[str, dict[str, dict]]:
     """Per score column and language: count, mean, min, quantiles, max (nulls = not applicable, skipped).
 
-    Aggregated in polars so the plots never need the rows themselves.
+    Aggregated in polars so the plots never need the rows themselves; one column at a time, because
+    exact quantiles hold the column's values: memory is one score column (and the language), not every one.
     """
-    if not score_cols:
-        return {}
-    aggs = []
+    out: dict[str, dict[str, dict]] = {}
+    keys = ("count", "mean", "min", *SCORE_QUANTILES, "max")
     for c in score_cols:
         col = pl.col(c).cast(pl.Float64)
-        aggs += [col.count().alias(f"{c}\x1fcount"), col.mean().alias(f"{c}\x1fmean"), col.min().alias(f"{c}\x1fmin"),
-                 col.max().alias(f"{c}\x1fmax")]
-        aggs += [col.quantile(q, interpolation="linear").alias(f"{c}\x1f{name}") for name, q in SCORE_QUANTILES.items()]
-    frame = rows.group_by("lang").agg(aggs).sort("lang").collect()
-    out: dict[str, dict[str, dict]] = {}
-    for r in frame.to_dicts():
-        for c in score_cols:
-            if not r[f"{c}\x1fcount"]:
-                continue
-            keys = ("count", "mean", "min", *SCORE_QUANTILES, "max")
-            out.setdefault(c, {})[r["lang"]] = {k: r[f"{c}\x1f{k}"] for k in keys}
+        aggs = [col.count().alias("count"), col.mean().alias("mean"), col.min().alias("min"), col.max().alias("max")]
+        aggs += [col.quantile(q, interpolation="linear").alias(name) for name, q in SCORE_QUANTILES.items()]
+        for r in rows.select("lang", c).group_by("lang").agg(aggs).sort("lang").collect().to_dicts():
+            if r["count"]:
+                out.setdefault(c, {})[r["lang"]] = {k: r[k] for k in keys}
     return out
 
 
