@@ -37,7 +37,10 @@ def ship_model(run_dir: Path, model_dir: Path) -> Path:
     """Convert ``RUN/best`` to CTranslate2 int8 in ``model_dir`` and copy the run artifacts beside it."""
     from pipeline.nllb.convert import convert_nllb
 
-    convert_nllb(str(run_dir / "best"), model_dir, quantization="int8", force=True)
+    from pipeline.nllb.shipped import SHIPPED_DIRECTIONS
+
+    covered = tuple(sorted({code for pair in SHIPPED_DIRECTIONS for code in pair}))
+    convert_nllb(str(run_dir / "best"), model_dir, quantization="int8", force=True, languages=covered)
     training = model_dir / "training"
     training.mkdir(exist_ok=True)
     for name in RUN_ARTIFACTS:
@@ -48,6 +51,11 @@ def ship_model(run_dir: Path, model_dir: Path) -> Path:
 
 def _size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def _still_rising(evals: list[dict]) -> bool:
+    """Whether the last selection score still improved on the one before."""
+    return len(evals) >= 2 and evals[-1]["eval_mean"] > evals[-2]["eval_mean"]
 
 
 def render_card(model_dir: Path, scores_json: str) -> str:
@@ -107,6 +115,15 @@ Selection curve (chrF++ per direction on the first {cfg['eval_sentences']} lines
 |---:|---:|{'---:|' * (len(evals[0]['eval_chrf_pp']) + 1) if evals else ''}
 {curve}
 
+## Limits
+
+- Undertrained: {summary.get('epochs')} epochs in {summary['train_minutes']} minutes of a shared 2-core
+  CPU. The selection curve above {"was still rising at the last step" if _still_rising(evals) else "had levelled off"}; a longer
+  run (the same command with a larger `--max-steps` and a new `--out`) gives a better model. Expect wrong nouns and colours, and
+  dropped clauses on long captions.
+- Greedy decoding; the engine's length cap stops runaway repetition but not wrong content, so
+  back-translation scores from this model are much noisier than NLLB-200's.
+
 ## Training
 
 `python -m pipeline.nllb.train_small --data DIR --out RUN` (seeded; resumes from `RUN/checkpoint.pt`),
@@ -119,7 +136,7 @@ then `python -m pipeline.nllb.model_card` (conversion with `pipeline.nllb.conver
 - Objective: label-smoothed cross-entropy; AdamW with linear warm-up and cosine decay; token-bucketed
   batches.
 - Steps: {summary['steps']}; training wall time {summary['train_minutes']} minutes on a shared 2-core CPU
-  (torch, {cfg['threads']} threads), including the periodic CTranslate2 evaluations.
+  (torch, intra-op threads: {cfg['threads']}), including the periodic CTranslate2 evaluations.
 
 | setting | value |
 |---|---|
