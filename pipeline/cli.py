@@ -24,7 +24,9 @@ def _cmd_languages(args: argparse.Namespace) -> int:
 def _cmd_convert_nllb(args: argparse.Namespace) -> int:
     from pipeline.nllb.convert import convert_nllb
 
-    out = convert_nllb(args.model, args.out, quantization=args.quantization, revision=args.revision, force=args.force)
+    languages = tuple(c.strip() for c in args.languages.split(",") if c.strip()) if args.languages else None
+    out = convert_nllb(args.model, args.out, quantization=args.quantization, revision=args.revision, force=args.force,
+                       languages=languages)
     print(out)
     return 0
 
@@ -134,7 +136,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from pipeline.filters.score_pairs import score_pairs_file
 
     translator, languages = _filter_translator(args)
-    counts = score_pairs_file(args.pairs, args.out, translator, load_rules(args.rules), model_languages=languages)
+    rules = load_rules(args.rules, shipped_model=translator is not None and args.model is None)
+    counts = score_pairs_file(args.pairs, args.out, translator, rules, model_languages=languages)
     total = sum(counts.values())
     print(f"scored {total} pairs -> {args.out}")
     for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]):
@@ -149,9 +152,9 @@ def _cmd_eval_filter(args: argparse.Namespace) -> int:
     from pipeline.filters.rules import load_rules
 
     translator, languages = _filter_translator(args)
+    rules = load_rules(args.rules, shipped_model=translator is not None and args.model is None)
     results, scored = run_evaluation(
-        args.data, args.split, tuple(args.langs.split(",")), args.limit, args.seed, load_rules(args.rules),
-        translator, languages,
+        args.data, args.split, tuple(args.langs.split(",")), args.limit, args.seed, rules, translator, languages
     )
     print(format_report(results))
     for name, frame in scored.items():
@@ -354,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int8 | int8_float16 | int8_bfloat16 | int8_float32 | float16 | bfloat16 | float32")
     p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
     p.add_argument("--force", action="store_true", help="convert even if an up-to-date conversion exists")
+    p.add_argument("--languages", default=None,
+                   help="comma-separated NLLB codes, for a model trained on only some languages (default: all)")
     p.set_defaults(func=_cmd_convert_nllb)
 
     p = sub.add_parser("generate", help="build a dataset from a YAML config (Prefect flow)")
