@@ -25,6 +25,7 @@ from flows.runtime import (
     retry_if_transient, route_pipeline_logs, run_bounded,
 )
 from pipeline.config import PipelineConfig, load_config, save_resolved_config
+from pipeline.filters.rules import FilterRules
 from pipeline.io import write_parquet_atomic
 from pipeline.languages import resolve_languages
 from pipeline.nllb.convert import read_model_metadata
@@ -58,26 +59,27 @@ def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_r
       retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 def process_chunk_task(
     plan: ChunkPlan, model_dir: str, settings: EngineSettings, languages: tuple[str, ...],
-    seed: int, mode: str, backtranslate: bool, min_bt_chrf: float, only_languages: tuple[str, ...] = (),
+    seed: int, mode: str, backtranslate: bool, rules: dict, only_languages: tuple[str, ...] = (),
     cache_dir: str | None = None,
 ) -> str:
     """One chunk: process it, re-decide it from stored scores, or recompute some languages' rows."""
     import polars as pl
 
     route_pipeline_logs()
+    filter_rules = FilterRules.model_validate(rules)
     if plan.action == ACTION_REDECIDE:
         frame = reset_decision(pl.read_parquet(plan.redecide_from))
         sidecar = stats_path(plan.redecide_from)
         if sidecar.exists():  # the translation counters are the same: nothing was translated again
             Path(plan.out).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(sidecar, stats_path(plan.out))
-        return str(write_parquet_atomic(decide_rows(frame, backtranslate=backtranslate, min_bt_chrf=min_bt_chrf), plan.out))
+        return str(write_parquet_atomic(decide_rows(frame, backtranslate=backtranslate, rules=filter_rules), plan.out))
     # Engine + persistent translation cache, once per process (threads of a process share it). Out of
     # memory is handled inside the engine (it halves the token budget and splits the batch); if it still
     # fails, the task is retried after a pause, when other work may have released memory.
     translator = load_once(open_translator, model_dir, settings, cache_dir)
     resolved = resolve_languages(languages)
-    params = dict(languages=resolved, seed=seed, mode=mode, backtranslate=backtranslate, min_bt_chrf=min_bt_chrf)
+    params = dict(languages=resolved, seed=seed, mode=mode, backtranslate=backtranslate, rules=filter_rules)
     rows = pl.read_parquet(plan.chunk)
     if only_languages and plan.action == ACTION_DONE:
         subset = rows_for_languages(rows, resolved, only_languages, seed, mode)
@@ -154,7 +156,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
         model_meta, f"{settings.decoding_key()},ct={settings.compute_type}", languages,
         config.assignment.seed, config.assignment.mode, config.filter.backtranslate,
     )
-    dkey = decision_key({"backtranslate": config.filter.backtranslate, "min_bt_chrf": config.filter.min_bt_chrf})
+    dkey = decision_key(config.filter.model_dump(mode="json"))
 
     ingests = {
         s.source_name: ingest_task.submit(s.type, s.source_name, _source_paths(s), str(work), config.run.chunk_rows,
@@ -178,7 +180,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
                 f"; recomputing {', '.join(force_languages)} in every chunk" if force_languages else "")
     progress = ProgressReporter("chunk-progress", len(todo), "chunks", show_bar=show_progress)
     common = (model_dir, settings, languages, config.assignment.seed, config.assignment.mode,
-              config.filter.backtranslate, config.filter.min_bt_chrf, tuple(force_languages))
+              config.filter.backtranslate, config.filter.rules().model_dump(mode="json"), tuple(force_languages))
     run_bounded(
         (lambda p=p: process_chunk_task.submit(p, *common, cache_dir=cache_dir) for p in todo),
         config.run.concurrency, lambda _: progress.advance(),

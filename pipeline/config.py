@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.filters.rules import FilterRules
 from pipeline.languages import resolve_languages
 
 
@@ -75,9 +76,16 @@ class TranslationConfig(_Frozen):
     cache_dir: Path | None = None
 
 
-class FilterConfig(_Frozen):
-    backtranslate: bool = True  # off: no back-translation, rows are kept unless another rule fails
-    min_bt_chrf: float = Field(35.0, ge=0, le=100)  # chrF++ of back-translation vs source; 0 = off
+class FilterConfig(FilterRules):
+    """The quality filter: every threshold of ``pipeline.filters.rules.FilterRules`` (documented
+    there, each with its off value), optionally per language, plus whether to run the model signals."""
+
+    # Off: no back-translation or forward scoring (only the cheap checks decide); much faster, and
+    # the rules that need a model (min_bt_chrf, min_fwd_logprob, min_fwd_margin) do not apply.
+    backtranslate: bool = True
+
+    def rules(self) -> FilterRules:
+        return FilterRules.model_validate(self.model_dump(exclude={"backtranslate"}))
 
 
 class OutputConfig(_Frozen):

@@ -17,11 +17,12 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.assign import assign_languages
-from pipeline.filters.backtranslation import apply_backtranslation_filter, backtranslate_frame, score_backtranslation
+from pipeline.filters.quality import MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, apply_quality_filter
+from pipeline.filters.rules import FilterRules, decide
 from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, Vqav2Reader
 from pipeline.io import write_json_atomic, write_parquet_atomic
 from pipeline.languages import Language
-from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA, STATUS_KEPT, conform
+from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA, conform
 from pipeline.answers import translate_answers
 from pipeline.templates import add_prompts, template_drop_counts
 from pipeline.translate import TranslationStats, translate_frame, write_stats_sidecar
@@ -112,27 +113,47 @@ def process_rows(
     seed: int = 0,
     mode: str = "proportional",
     backtranslate: bool = True,
-    min_bt_chrf: float = 35.0,
+    min_bt_chrf: float | None = None,
     stats: TranslationStats | None = None,
+    rules: FilterRules | None = None,
 ) -> pl.DataFrame:
-    """The pure chunk transformation: English rows in, translated and decided rows out."""
+    """The pure chunk transformation: English rows in, translated, scored and decided rows out.
+
+    ``rules`` are the filter thresholds (defaults when None); ``min_bt_chrf``, when given, overrides
+    theirs. Without ``backtranslate`` only the cheap checks run.
+    """
     frame = assign_languages(rows, languages, seed=seed, mode=mode)
     frame = translate_frame(frame, translator, stats=stats)
     frame = translate_answers(frame, translator, stats=stats)
     frame = add_prompts(frame, translator)
-    if backtranslate:
-        frame = backtranslate_frame(frame, translator)
-        frame = score_backtranslation(frame)
-    return decide_rows(frame, backtranslate=backtranslate, min_bt_chrf=min_bt_chrf)
-
-
-def decide_rows(frame: pl.DataFrame, backtranslate: bool = True, min_bt_chrf: float = 35.0) -> pl.DataFrame:
-    """Scores in, ``status``/``reject_reason`` out: the only step a threshold change has to redo."""
-    if backtranslate:
-        frame = apply_backtranslation_filter(frame, min_bt_chrf)
-    else:
-        frame = frame.with_columns(pl.lit(STATUS_KEPT).alias("status"), pl.lit(None, dtype=pl.String).alias("reject_reason"))
+    rules = _rules(rules, min_bt_chrf)
+    # Model signals only for languages the model was trained on (all of them for NLLB-200): a model
+    # that does not know a language would reject all of it for the wrong reason.
+    frame = apply_quality_filter(
+        frame, translator if backtranslate else None, rules, model_languages=getattr(translator, "languages", None)
+    )
     return conform(frame, ROW_SCHEMA)
+
+
+def decide_rows(
+    frame: pl.DataFrame, backtranslate: bool = True, min_bt_chrf: float | None = None, rules: FilterRules | None = None
+) -> pl.DataFrame:
+    """Stored signals in, ``status``/``reject_reason`` out: all a threshold change has to redo.
+
+    Without ``backtranslate`` the model signals a previous run stored are ignored.
+    """
+    if not backtranslate:
+        frame = frame.with_columns(
+            [pl.lit(None, dtype=frame.schema[c]).alias(c) for c in MODEL_SIGNAL_COLUMNS if c in frame.columns]
+        )
+    return conform(decide(frame, _rules(rules, min_bt_chrf)), ROW_SCHEMA)
+
+
+def _rules(rules: FilterRules | None, min_bt_chrf: float | None) -> FilterRules:
+    rules = rules if rules is not None else FilterRules()
+    if min_bt_chrf is not None:
+        rules = rules.model_copy(update={"min_bt_chrf": min_bt_chrf})
+    return rules
 
 
 def process_chunk(chunk_path: str | Path, out_path: str | Path, translator, **params) -> Path:

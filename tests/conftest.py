@@ -33,6 +33,18 @@ TINY_TEXTS = [
 
 
 @pytest.fixture(scope="session")
+def only_bt_rule() -> dict:
+    """Filter settings that leave only the back-translation rule on (None = off): a random-weight
+    model's output fails every cheap check, so mechanics tests that want rows kept use these."""
+    return {
+        **dict.fromkeys(("min_script_share", "max_copy_overlap", "max_repeat_run", "max_repeat_ngram",
+                         "max_compression", "min_length_ratio", "max_length_ratio", "langid_max_rank",
+                         "min_fwd_logprob", "min_fwd_margin")),
+        "reject_inflated_short": False, "require_numbers": False, "check_answers": False,
+    }
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A converted (CT2 int8) random-weight NLLB-architecture model: real code path, noise output."""
     from pipeline.nllb.build import build_tiny_random_model

@@ -11,6 +11,7 @@ null signals; they never stop the batch.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import polars as pl
@@ -150,8 +151,13 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
     top, rank, prob = rank_language(tgt, [langid_label(c) if c else None for c in codes])
 
     if "answer_en" in frame.columns and "answer_tgt" in frame.columns:
+        answers_en = frame["answer_en"].to_list()
+        if "answer_translated" in frame.columns:
+            # An answer that failed its round trip stays English on purpose (mBLIP's rule) and the
+            # prompt says so: nothing to check.
+            answers_en = [a if kept is not False else None for a, kept in zip(answers_en, frame["answer_translated"].to_list())]
         answer = _answer_issues(
-            frame["answer_en"].to_list(), frame["answer_tgt"].to_list(), scripts,
+            answers_en, frame["answer_tgt"].to_list(), scripts,
             [lang if good else None for lang, good in zip(langs, ok)], rules,
         )
     else:
@@ -192,15 +198,17 @@ def _source_margin(translator, srcs: list[str], tgts: list[str], own: list[float
     information (Fernandes et al. 2021): an unrelated or hallucinated output is no likelier under its
     own source than under someone else's, even for a weak model whose absolute scores are all low.
     Positive means the translation picks out its own source among ``CONTRAST_SOURCES`` + 1. Contrast
-    sources are the batch's sources shifted by k*n/(K+1) (deterministic); None when no other source
-    differs from the row's own.
+    sources are the batch's distinct sources in hash order, shifted by k*m/(K+1) from the row's own:
+    the same rows in any order get the same margins. None when no other source differs.
     """
-    n = len(srcs)
+    distinct = sorted(set(srcs), key=lambda t: hashlib.blake2b(t.encode(), digest_size=8).digest())
+    position = {t: j for j, t in enumerate(distinct)}
+    m = len(distinct)
     contrasts: list[list[float | None]] = []
     for k in range(1, CONTRAST_SOURCES + 1):
-        shift = max(1, k * n // (CONTRAST_SOURCES + 1))
-        others = [srcs[(i + shift) % n] for i in range(n)]
-        scores = translator.score(others, tgts, SOURCE_NLLB, lang) if n > 1 else [None] * n
+        shift = max(1, k * m // (CONTRAST_SOURCES + 1))
+        others = [distinct[(position[src] + shift) % m] for src in srcs]
+        scores = translator.score(others, tgts, SOURCE_NLLB, lang) if m > 1 else [None] * len(srcs)
         contrasts.append([s if o != src else None for s, o, src in zip(scores, others, srcs)])
     out: list[float | None] = []
     for i, own_score in enumerate(own):

@@ -56,8 +56,13 @@ def convert_nllb(
     quantization: str = "int8",
     revision: str | None = None,
     force: bool = False,
+    languages: tuple[str, ...] | None = None,
 ) -> Path:
-    """Convert ``model`` (hub id or directory) into ``out_dir``; skipped when already up to date."""
+    """Convert ``model`` (hub id or directory) into ``out_dir``; skipped when already up to date.
+
+    ``languages``: the NLLB codes a model covers when it was trained on only some (recorded so the
+    filter runs its model signals only where they mean something); None for NLLB-200 (all).
+    """
     import ctranslate2
     from ctranslate2.converters import TransformersConverter
 
@@ -70,6 +75,7 @@ def convert_nllb(
         "quantization": quantization,
         "source_fingerprint": _local_fingerprint(model),
         "ctranslate2_version": ctranslate2.__version__,
+        "languages": sorted(languages) if languages else None,
     }
     meta_path = out_dir / METADATA_FILENAME
     if not force and meta_path.exists() and (out_dir / "model.bin").exists():

@@ -89,7 +89,7 @@ class EngineSettings:
             f"beam={self.beam_size},pat={self.patience},lp={self.length_penalty},"
             f"rp={self.repetition_penalty},nrng={self.no_repeat_ngram_size},"
             f"mlr={self.max_length_ratio},topk={self.sampling_topk},temp={self.sampling_temperature},"
-            f"maxin={self.max_input_tokens}"
+            f"maxin={self.max_input_tokens},suppress=langcodes"
         )
 
 
@@ -245,12 +245,18 @@ class NllbTranslator:
         self.sp = spm.SentencePieceProcessor(model_file=str(spm_path))
         self.special_tokens = frozenset({"<mask>", "<s>", "<pad>", "</s>", "<unk>"})
         self.language_tokens = frozenset(t for t in read_vocabulary(self.model_dir) if LANG_CODE.fullmatch(t))
+        # Never decode a language code or <mask> after the forced target token: they are vocabulary
+        # entries, not text (NLLB emits them on inputs it cannot handle; a random model, constantly).
+        self.suppressed = [[t] for t in sorted(self.language_tokens)] + [["<mask>"]]
         from pipeline.nllb.convert import read_model_metadata
 
         self.metadata = read_model_metadata(self.model_dir)
         # Inputs and outputs must fit the model's position encodings (1024 for NLLB-200).
         self.max_positions = int(self.metadata.get("max_positions") or 1024)
         self.max_input_tokens = min(settings.max_input_tokens, self.max_positions)
+        # NLLB codes the model was trained on when it covers only some (the shipped Multi30k model);
+        # None: all of them (NLLB-200).
+        self.languages = frozenset(self.metadata["languages"]) if self.metadata.get("languages") else None
 
     # -- identity -----------------------------------------------------------------------------
     def cache_key(self) -> str:
@@ -373,6 +379,7 @@ class NllbTranslator:
             repetition_penalty=s.repetition_penalty, no_repeat_ngram_size=s.no_repeat_ngram_size,
             sampling_topk=s.sampling_topk, sampling_temperature=s.sampling_temperature,
             max_decoding_length=cap, min_decoding_length=min(cap, (min_len or 0) + 1),
+            suppress_sequences=self.suppressed,
             max_input_length=0, return_scores=True,
         )
 

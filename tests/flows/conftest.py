@@ -85,7 +85,7 @@ def prefect_api(prefect_server, tmp_path):
 
 
 @pytest.fixture()
-def demo_config(tmp_path, demo_root, tiny_model_dir):
+def demo_config(tmp_path, demo_root, tiny_model_dir, only_bt_rule):
     """``make(**changes)``: a demo config over a copy of the demo data, written next to it."""
     from pipeline.cli import DEMO_CONFIG
 
@@ -96,14 +96,11 @@ def demo_config(tmp_path, demo_root, tiny_model_dir):
     def make(name: str = "demo.yaml", chunk_rows: int = 20, min_bt_chrf: float = 10.0, **sections) -> Path:
         config = yaml.safe_load(DEMO_CONFIG.read_text())
         config["translation"]["model"] = str(tiny_model_dir)
-        # The random model never ends a sentence, so every output runs to the decoding cap, and the
-        # engine sets that cap per length bucket (from the longest input it is batched with). With the
-        # translation cache, what is batched together depends on what is already cached, i.e. on
-        # timing and on where a run was killed. A cap of 10 tokens for every input keeps outputs
-        # independent of batching, so "identical output" compares the orchestration alone.
+        # The random model never ends a sentence, so every output runs to the decoding cap: a cap of
+        # 10 tokens keeps these orchestration tests fast.
         config["translation"]["max_length_ratio"] = 0.01
         config["run"]["chunk_rows"] = chunk_rows
-        config["filter"]["min_bt_chrf"] = min_bt_chrf
+        config["filter"].update(only_bt_rule, min_bt_chrf=min_bt_chrf)
         for section, values in sections.items():
             config.setdefault(section, {}).update(values)
         path = tmp_path / name

@@ -27,19 +27,30 @@ def caption_rows(demo_root):
     return next(iter(reader.iter_batches(40))).rows
 
 
-def test_process_rows_translates_backtranslates_and_decides(caption_rows, translator):
-    out = process_rows(caption_rows, LANGS, translator, seed=0, min_bt_chrf=0.0)
+def test_process_rows_translates_backtranslates_and_decides(caption_rows, translator, only_bt_rule):
+    from pipeline.filters.rules import FilterRules
+
+    lenient = FilterRules(**only_bt_rule, min_bt_chrf=0.0)  # every row with a translation is kept
+    out = process_rows(caption_rows, LANGS, translator, seed=0, rules=lenient)
     assert out.height == caption_rows.height
     assert set(out["lang"]) <= {"de", "fr", "cs"}
-    assert out["text_tgt"].null_count() == 0 and out["backtranslation_en"].null_count() == 0
-    scores = out["score_bt_chrf"]
+    assert out["text_tgt"].null_count() == 0
+    translated = out.filter(pl.col("text_tgt") != "")
+    empty = out.filter(pl.col("text_tgt") == "")
+    assert translated.height > 0
+    # rows with a translation are back-translated and scored; an empty translation is an input error
+    assert translated["backtranslation_en"].null_count() == 0
+    scores = translated["score_bt_chrf"]
     assert scores.null_count() == 0 and scores.min() >= 0 and scores.max() <= 100
-    assert out["status"].unique().to_list() == ["kept"]  # threshold 0 keeps everything
-    strict = process_rows(caption_rows, LANGS, translator, seed=0, min_bt_chrf=99.0)
+    assert translated["status"].unique().to_list() == ["kept"]
+    assert set(empty["reject_reason"]) <= {"input:empty_text_tgt"}
+    assert (out["status"] == "rejected").sum() == empty.height
+
+    strict = process_rows(caption_rows, LANGS, translator, seed=0, rules=lenient, min_bt_chrf=99.0)
     # a random-weight model never reproduces the source: all rejected, each with its reason and score
     assert strict["status"].unique().to_list() == ["rejected"]
-    assert strict["reject_reason"].unique().to_list() == ["low_bt_chrf"]
-    assert strict["score_bt_chrf"].to_list() == scores.to_list()
+    assert set(strict.filter(pl.col("text_tgt") != "")["reject_reason"]) == {"low_bt_chrf"}
+    assert strict.filter(pl.col("text_tgt") != "")["score_bt_chrf"].to_list() == scores.to_list()
 
 
 def test_same_inputs_give_identical_rows(caption_rows, translator):
