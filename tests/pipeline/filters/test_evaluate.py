@@ -85,3 +85,27 @@ def test_eval_filter_cli_prints_and_writes_rates(data_dir, tmp_path, capsys):
     assert "copy_source" in printed and "kept" in printed
     rates = {r["label"]: r for r in json.loads(out.read_text())["heuristics"]}
     assert rates["human"]["n"] == 12 and rates["copy_source"]["rate"] == 1.0
+
+
+@pytest.mark.slow
+def test_shipped_model_catches_unrelated_translations():
+    from pipeline.filters.rules import load_rules
+    from pipeline.nllb.engine import load_translator
+
+    try:
+        from pipeline.nllb.shipped import shipped_model_dir
+
+        model_dir = shipped_model_dir()
+    except (ImportError, FileNotFoundError):
+        pytest.skip("no shipped model in this checkout")
+    data_dir = evaluate.default_data_dir("val")
+    if not (data_dir / "val.en.gz").exists():
+        pytest.skip(f"multi30k val split not found in {data_dir}")
+    results, _ = run_evaluation(
+        data_dir, "val", limit=150, seed=3, rules=load_rules(None, shipped_model=True),
+        translator=load_translator(model_dir),
+    )
+    heuristics = {r.label: r.rate for r in results["heuristics"]}
+    with_model = {r.label: r.rate for r in results["with back-translation"]}
+    assert with_model[HUMAN] >= 0.95
+    assert with_model["unrelated"] >= 0.75 > heuristics["unrelated"]
