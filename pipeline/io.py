@@ -16,19 +16,36 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
-def write_parquet_atomic(frame: pl.DataFrame, path: str | Path, row_group_rows: int = 10_000) -> Path:
-    """Write ``frame`` to ``path`` via a temporary name and rename into place (never half-written)."""
+def _write_atomic(path: str | Path, write) -> Path:
+    """Call ``write(tmp)``, fsync, and rename ``tmp`` to ``path``: readers never see a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
-        frame.write_parquet(tmp, compression=PARQUET_COMPRESSION, row_group_size=row_group_rows, statistics=True)
+        write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: str | Path, row_group_rows: int = 10_000) -> Path:
+    """Write ``frame`` to ``path`` via a temporary name and rename into place (never half-written)."""
+    return _write_atomic(path, lambda tmp: frame.write_parquet(
+        tmp, compression=PARQUET_COMPRESSION, row_group_size=row_group_rows, statistics=True))
+
+
+def sink_parquet_atomic(frame: pl.LazyFrame, path: str | Path, row_group_rows: int = 10_000) -> Path:
+    """Stream ``frame`` to ``path`` like ``write_parquet_atomic`` (same bytes for the same rows and
+    settings), with one row group in memory at a time."""
+    return _write_atomic(path, lambda tmp: frame.sink_parquet(
+        tmp, compression=PARQUET_COMPRESSION, row_group_size=row_group_rows, statistics=True))
+
+
+def write_bytes_atomic(data: bytes, path: str | Path) -> Path:
+    return _write_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def write_text_atomic(text: str, path: str | Path) -> Path:

@@ -41,7 +41,9 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.io import PARQUET_COMPRESSION, sha256_file, write_json_atomic, write_text_atomic
+from pipeline.io import (
+    PARQUET_COMPRESSION, sha256_file, sink_parquet_atomic, write_bytes_atomic, write_json_atomic, write_text_atomic,
+)
 from pipeline.languages import get_language
 from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA, SCHEMA_VERSION, STATUS_KEPT, STATUS_REJECTED
 
@@ -207,23 +209,6 @@ def id_ranges(n: int) -> list[pl.Expr]:
     return ranges
 
 
-def sink_parquet_atomic(frame: pl.LazyFrame, path: Path, row_group_rows: int) -> Path:
-    """Stream ``frame`` to ``path`` (zstd, statistics) via a temporary name, renamed into place.
-
-    Same bytes as ``DataFrame.write_parquet`` with these settings, with a row group in memory at a time.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        frame.sink_parquet(tmp, compression=PARQUET_COMPRESSION, row_group_size=row_group_rows, statistics=True)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 class ShardStore:
     """Writes shard groups (one folder's files) with resume, and keeps the manifest honest.
 
@@ -321,7 +306,7 @@ class ShardStore:
             if isinstance(content, str):
                 write_text_atomic(content, path)
             else:
-                _write_bytes_atomic(data, path)
+                write_bytes_atomic(data, path)
         return {"path": rel, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
     def remove_stale(self, keep: set[str]) -> None:
@@ -584,24 +569,8 @@ def _read_json(path: Path):
         return None
 
 
-def _write_bytes_atomic(data: bytes, path: Path) -> None:
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _link_or_copy(src: Path, dst: Path) -> None:
     """Put ``src``'s bytes at ``dst`` atomically: a hard link where possible, else a copy."""
-    import os
     import shutil
 
     dst.parent.mkdir(parents=True, exist_ok=True)
