@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -26,20 +25,18 @@ from flows.runtime import (
 )
 from pipeline.config import PipelineConfig, load_config, save_resolved_config
 from pipeline.filters.rules import FilterRules
-from pipeline.io import write_parquet_atomic
 from pipeline.languages import resolve_languages
 from pipeline.nllb.convert import read_model_metadata
 from pipeline.nllb.engine import EngineSettings
 from pipeline.process import (
-    INGEST_DIR, INGEST_DONE, IngestResult, decide_rows, ingest_source, iter_quarantine, open_reader, process_rows, source_fingerprint,
+    INGEST_DIR, INGEST_DONE, IngestResult, ingest_source, iter_quarantine, open_reader, run_chunk_plan, source_fingerprint,
 )
 from pipeline.regenerate import (
-    ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ChunkPlan, decision_key, merge_language_rows, plan_chunk,
-    publish, remove_temporaries, reset_decision, rows_for_languages, translation_key,
+    ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ChunkPlan, decision_key, plan_chunk, publish, remove_temporaries,
+    translation_key,
 )
 from pipeline.shard import write_outputs
-from pipeline.templates import template_drop_counts
-from pipeline.translate import TranslationStats, open_translator, stats_path, write_stats_sidecar
+from pipeline.translate import open_translator
 
 WORK_DIR = "_work"
 STAGING_DIR = "staging"
@@ -63,33 +60,14 @@ def process_chunk_task(
     cache_dir: str | None = None,
 ) -> str:
     """One chunk: process it, re-decide it from stored scores, or recompute some languages' rows."""
-    import polars as pl
-
     route_pipeline_logs()
-    filter_rules = FilterRules.model_validate(rules)
-    if plan.action == ACTION_REDECIDE:
-        frame = reset_decision(pl.read_parquet(plan.redecide_from))
-        sidecar = stats_path(plan.redecide_from)
-        if sidecar.exists():  # the translation counters are the same: nothing was translated again
-            Path(plan.out).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(sidecar, stats_path(plan.out))
-        return str(write_parquet_atomic(decide_rows(frame, backtranslate=backtranslate, rules=filter_rules), plan.out))
     # Engine + persistent translation cache, once per process (threads of a process share it). Out of
     # memory is handled inside the engine (it halves the token budget and splits the batch); if it still
     # fails, the task is retried after a pause, when other work may have released memory.
-    translator = load_once(open_translator, model_dir, settings, cache_dir)
-    resolved = resolve_languages(languages)
-    params = dict(languages=resolved, seed=seed, mode=mode, backtranslate=backtranslate, rules=filter_rules)
-    rows = pl.read_parquet(plan.chunk)
-    if only_languages and plan.action == ACTION_DONE:
-        subset = rows_for_languages(rows, resolved, only_languages, seed, mode)
-        fresh = process_rows(subset, translator=translator, **params)
-        merged = merge_language_rows(pl.read_parquet(plan.out), fresh, only_languages)
-        return str(write_parquet_atomic(merged, plan.out))
-    stats = TranslationStats()
-    frame = process_rows(rows, translator=translator, stats=stats, **params)
-    write_stats_sidecar(plan.out, stats, template_drop_counts(frame, translator))  # dedup / cache counters
-    return str(write_parquet_atomic(frame, plan.out))
+    return str(run_chunk_plan(
+        plan, lambda: load_once(open_translator, model_dir, settings, cache_dir), resolve_languages(languages),
+        seed, mode, backtranslate, FilterRules.model_validate(rules), tuple(only_languages),
+    ))
 
 
 @task(name="write-shards", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
@@ -108,15 +86,7 @@ def write_outputs_task(out_dir: str, processed: list[str], quarantine: list[str]
 
 
 def engine_settings(config: PipelineConfig) -> EngineSettings:
-    t = config.translation
-    return EngineSettings(
-        device=t.device, device_index=tuple(t.device_index), compute_type=t.compute_type,
-        inter_threads=t.inter_threads, intra_threads=t.intra_threads, max_batch_tokens=t.max_batch_tokens,
-        max_input_tokens=t.max_input_tokens, beam_size=t.beam_size, patience=t.patience,
-        length_penalty=t.length_penalty, repetition_penalty=t.repetition_penalty,
-        no_repeat_ngram_size=t.no_repeat_ngram_size, max_length_ratio=t.max_length_ratio,
-        sampling_topk=t.sampling_topk, sampling_temperature=t.sampling_temperature,
-    )
+    return config.translation.engine_settings()
 
 
 def resolve_model_dir(model: str) -> str:

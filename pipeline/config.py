@@ -75,6 +75,19 @@ class TranslationConfig(_Frozen):
     cache: bool = True
     cache_dir: Path | None = None
 
+    def engine_settings(self):
+        """The engine's load and decoding settings (hashable: it keys the per-process translator cache)."""
+        from pipeline.nllb.engine import EngineSettings
+
+        return EngineSettings(
+            device=self.device, device_index=tuple(self.device_index), compute_type=self.compute_type,
+            inter_threads=self.inter_threads, intra_threads=self.intra_threads, max_batch_tokens=self.max_batch_tokens,
+            max_input_tokens=self.max_input_tokens, beam_size=self.beam_size, patience=self.patience,
+            length_penalty=self.length_penalty, repetition_penalty=self.repetition_penalty,
+            no_repeat_ngram_size=self.no_repeat_ngram_size, max_length_ratio=self.max_length_ratio,
+            sampling_topk=self.sampling_topk, sampling_temperature=self.sampling_temperature,
+        )
+
 
 class FilterConfig(FilterRules):
     """The quality filter: every threshold of ``pipeline.filters.rules.FilterRules`` (documented

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from pipeline.languages import Language
 from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA, conform
 from pipeline.answers import translate_answers
 from pipeline.templates import add_prompts, template_drop_counts
-from pipeline.translate import TranslationStats, translate_frame, write_stats_sidecar
+from pipeline.translate import TranslationStats, stats_path, translate_frame, write_stats_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,38 @@ def process_chunk(chunk_path: str | Path, out_path: str | Path, translator, **pa
     # before the chunk so a present chunk always has its stats.
     write_stats_sidecar(out_path, stats, template_drop_counts(frame, translator))
     return write_parquet_atomic(frame, out_path)
+
+
+def run_chunk_plan(
+    plan, get_translator, languages: tuple[Language, ...], seed: int, mode: str, backtranslate: bool,
+    rules: FilterRules, only_languages: tuple[str, ...] = (),
+) -> Path:
+    """Carry out one chunk's plan (see ``pipeline.regenerate.plan_chunk``) and return its output path.
+
+    Re-deciding from stored scores needs no model; ``get_translator()`` is only called when something
+    has to be translated, so a threshold change never loads one. ``only_languages`` recomputes just
+    those languages' rows of an already finished chunk.
+    """
+    from pipeline.regenerate import ACTION_DONE, ACTION_REDECIDE, merge_language_rows, reset_decision, rows_for_languages
+
+    out = Path(plan.out)
+    if plan.action == ACTION_REDECIDE:
+        frame = reset_decision(pl.read_parquet(plan.redecide_from))
+        sidecar = stats_path(plan.redecide_from)
+        if sidecar.exists():  # the translation counters are the same: nothing was translated again
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sidecar, stats_path(out))
+        return write_parquet_atomic(decide_rows(frame, backtranslate=backtranslate, rules=rules), out)
+    translator = get_translator()
+    params = dict(languages=languages, seed=seed, mode=mode, backtranslate=backtranslate, rules=rules)
+    rows = pl.read_parquet(plan.chunk)
+    if only_languages and plan.action == ACTION_DONE:
+        fresh = process_rows(rows_for_languages(rows, languages, only_languages, seed, mode), translator=translator, **params)
+        return write_parquet_atomic(merge_language_rows(pl.read_parquet(out), fresh, only_languages), out)
+    stats = TranslationStats()
+    frame = process_rows(rows, translator=translator, stats=stats, **params)
+    write_stats_sidecar(out, stats, template_drop_counts(frame, translator))  # dedup / cache counters
+    return write_parquet_atomic(frame, out)
 
 
 def iter_quarantine(work_dir: str | Path, sources: Iterable[str] | None = None) -> Iterator[Path]:
