@@ -23,7 +23,7 @@ from pipeline.filters.rules import FilterRules, decide
 from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, Vqav2Reader
 from pipeline.io import write_json_atomic, write_parquet_atomic
 from pipeline.languages import Language
-from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA, conform
+from pipeline.schema import ROW_SCHEMA, conform
 from pipeline.answers import translate_answers
 from pipeline.templates import add_prompts, template_drop_counts
 from pipeline.translate import TranslationStats, stats_path, translate_frame, write_stats_sidecar
@@ -211,7 +211,3 @@ def iter_quarantine(work_dir: str | Path, sources: Iterable[str] | None = None) 
         return
     for source in sorted(sources):
         yield from sorted((root / source).glob("chunk-*.parquet"))
-
-
-def empty_quarantine() -> pl.DataFrame:
-    return pl.DataFrame(schema=QUARANTINE_SCHEMA)

@@ -83,10 +83,6 @@ def make_example_id(source: str, record_id: str) -> str:
     return hashlib.sha1(f"{source}\x1f{record_id}".encode()).hexdigest()[:20]
 
 
-def empty_frame(schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    return pl.DataFrame(schema=schema)
-
-
 def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """Select and cast ``frame`` to ``schema`` (missing columns become nulls), in schema order."""
     cols = []

@@ -1,4 +1,4 @@
-"""Back-translation filter: translate each translation back to English and score it with chrF++.
+"""Back-translation signal: translate each translation back to English and score it with chrF++.
 
 chrF++ (character n-grams up to 6 plus word uni- and bigrams; Popović 2017) against the English
 source is robust on short texts where BLEU is mostly zero. A low score means meaning was lost,
@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.schema import STATUS_KEPT, STATUS_REJECTED
 from pipeline.translate import SOURCE_NLLB, translate_texts
-
-REASON_LOW_BT_CHRF = "low_bt_chrf"
 
 
 def chrf_pp(hypotheses: list[str], references: list[str], workers: int = 1) -> list[float]:
@@ -44,25 +41,3 @@ def backtranslate_frame(
         for lang, text in zip(frame["lang_nllb"].to_list(), frame[text_col].to_list())
     ]
     return frame.with_columns(pl.Series(out_col, values, dtype=pl.String))
-
-
-def score_backtranslation(frame: pl.DataFrame, src_col: str = "text_en", bt_col: str = "backtranslation_en") -> pl.DataFrame:
-    """Add ``score_bt_chrf``: chrF++ of the back-translation against the English source."""
-    hyps = [h or "" for h in frame[bt_col].to_list()]
-    refs = [r or "" for r in frame[src_col].to_list()]
-    return frame.with_columns(pl.Series("score_bt_chrf", chrf_pp(hyps, refs), dtype=pl.Float64))
-
-
-def apply_backtranslation_filter(frame: pl.DataFrame, min_chrf: float) -> pl.DataFrame:
-    """Set ``status``/``reject_reason`` from ``score_bt_chrf`` (rows already rejected keep their reason)."""
-    prior = frame["status"] if "status" in frame.columns else pl.Series([None] * frame.height, dtype=pl.String)
-    prior_reason = (
-        frame["reject_reason"] if "reject_reason" in frame.columns else pl.Series([None] * frame.height, dtype=pl.String)
-    )
-    already = (prior == STATUS_REJECTED).fill_null(False)
-    low = (frame["score_bt_chrf"] < min_chrf).fill_null(True)
-    reject = already | low
-    return frame.with_columns(
-        pl.when(reject).then(pl.lit(STATUS_REJECTED)).otherwise(pl.lit(STATUS_KEPT)).alias("status"),
-        pl.when(already).then(prior_reason).when(low).then(pl.lit(REASON_LOW_BT_CHRF)).otherwise(None).alias("reject_reason"),
-    )
