@@ -258,10 +258,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_bench_orchestration(args: argparse.Namespace) -> int:
     if args.what == "flow":
-        from pipeline.bench.flow_overhead import main as bench_flow
+        from flows.bench.overhead import main as bench_flow
 
         return bench_flow(examples=args.examples, work=args.work, backtranslate=args.backtranslation, resume=args.resume)
-    from pipeline.bench.memory import main as bench_memory
+    from flows.bench.memory import main as bench_memory
 
     sizes = tuple(int(x) for x in args.sizes.split(","))
     return bench_memory(sizes=sizes, work=args.work, backtranslate=args.backtranslation)

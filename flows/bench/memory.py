@@ -16,14 +16,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipeline.bench.flow_overhead import REPO, prepare, write_config
+from flows.bench.overhead import REPO, prepare, write_config
 
 CHILD_MARK = "PEAK_RSS_KB"
 
 
 def measure(config: Path) -> int:
     """Peak RSS (KiB) of one flow run in a new process."""
-    proc = subprocess.run([sys.executable, "-m", "pipeline.bench.memory", "--child", str(config)], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "flows.bench.memory", "--child", str(config)], cwd=REPO,
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

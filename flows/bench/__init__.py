@@ -1,0 +1,1 @@
+"""Benchmarks of the flows themselves: orchestration overhead, resume cost, peak memory."""
