@@ -83,3 +83,22 @@ def test_max_steps_may_change_only_during_warmup(tiny_corpus, tiny_cfg, tmp_path
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 8
     with pytest.raises(ValueError, match="max_steps"):
         train(tiny_corpus, tmp_path, TrainConfig(**{**longer.__dict__, "max_steps": 10}))
+
+
+def test_continuing_from_a_trained_checkpoint_starts_from_its_weights(tiny_corpus, tiny_cfg, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    first = tmp_path / "first"
+    train(tiny_corpus, first, tiny_cfg)
+    second = tmp_path / "second"
+    cfg = TrainConfig(**{**tiny_cfg.__dict__, "init_from": str(first / "best"), "max_steps": 1, "lr": 0.0})
+    train(tiny_corpus, second, cfg)
+    # lr 0: the second run's weights are exactly the first run's, with the first run's vocabulary.
+    a, b = load_file(first / "best" / "model.safetensors"), load_file(second / "best" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (second / "init" / "sentencepiece.bpe.model").read_bytes() == (first / "best" / "sentencepiece.bpe.model").read_bytes()
+
+    wider = TrainConfig(**{**cfg.__dict__, "d_model": tiny_cfg.d_model * 2})
+    with pytest.raises(ValueError, match="d_model"):
+        train(tiny_corpus, tmp_path / "third", wider)
