@@ -260,7 +260,8 @@ def _cmd_bench_orchestration(args: argparse.Namespace) -> int:
     if args.what == "flow":
         from flows.bench.overhead import main as bench_flow
 
-        return bench_flow(examples=args.examples, work=args.work, backtranslate=args.backtranslation, resume=args.resume)
+        return bench_flow(examples=args.examples, work=args.work, backtranslate=args.backtranslation, resume=args.resume,
+                          repeats=args.repeats)
     from flows.bench.memory import main as bench_memory
 
     sizes = tuple(int(x) for x in args.sizes.split(","))
@@ -400,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--languages", default="de,fr", help="stage mode: target languages")
     p.add_argument("--reference-rows", type=int, default=64,
                    help="stage mode: rows the HF reference is timed on (its per-row cost does not depend on repetition)")
-    p.add_argument("--repeats", type=int, default=1, help="engine mode: timed runs per side (best is kept)")
+    p.add_argument("--repeats", type=int, default=1, help="engine mode: timed runs per side (best is kept); flow: runs per side (median ratio)")
     p.add_argument("--batch-size", type=int, default=32, help="HF generate batch size (padded)")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--compute-type", default="auto", help="CT2 compute type (auto: int8 on CPU, int8_float16 on GPU)")

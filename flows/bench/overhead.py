@@ -2,8 +2,9 @@
 
 ``mblip bench flow``: the same demo data (``--examples``, 8 per image) and the same tiny random model,
 once through the stages called directly in a loop (ingest, chunk by chunk, shards) and once through the
-Prefect flow, one chunk at a time on both sides; prints both wall times and their ratio. Prefect's
-embedded server is started before the clock runs (a one-off per process, reported separately).
+Prefect flow, one chunk at a time on both sides; prints both wall times and their ratio. With
+``--repeats N`` each side runs N times, alternating which goes first, and the median ratio is reported.
+Prefect's embedded server is started before the clock runs (a one-off per process, reported separately).
 
 ``mblip bench flow --resume``: an uninterrupted flow run, then a run killed with SIGKILL when half the
 chunks are done and its rerun; prints the work redone (chunks and seconds) as a share of the total.
@@ -17,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,14 +115,13 @@ def _warm_up_prefect() -> float:
     return time.perf_counter() - t0
 
 
-def bench_overhead(work: Path, examples: int, backtranslate: bool) -> dict:
-    data, model = prepare(work, examples, backtranslate)
-    direct_out, flow_out = work / "out-direct", work / "out-flow"
-    for d in (direct_out, flow_out):
-        shutil.rmtree(d, ignore_errors=True)
-    direct_cfg = write_config(work / "direct.yaml", data, model, direct_out, backtranslate)
-    flow_cfg = write_config(work / "flow.yaml", data, model, flow_out, backtranslate)
+def bench_overhead(work: Path, examples: int, backtranslate: bool, repeats: int = 1) -> dict:
+    """Wall time of the direct stages and of the flow on the same data, ``repeats`` times each.
 
+    The sides alternate which one goes first (direct-flow, flow-direct, ...) so that a machine that
+    gets busier or quieter during the run does not favour one side; each run writes a fresh folder.
+    """
+    data, model = prepare(work, examples, backtranslate)
     startup = _warm_up_prefect()
     from flows.generate import engine_settings, generate
 
@@ -129,20 +130,34 @@ def bench_overhead(work: Path, examples: int, backtranslate: bool) -> dict:
 
     # Both sides share this process's engine (cached per process): load it before either clock runs,
     # and run the stages once on a small set so lazy imports (plots, filters) are not charged to one side.
-    load_translator(str(model), engine_settings(load_config(direct_cfg)))
-    warm_data, _ = prepare(work, WARM_UP_EXAMPLES, backtranslate)
+    warm_cfg = write_config(work / "warm-up.yaml", prepare(work, WARM_UP_EXAMPLES, backtranslate)[0], model,
+                            work / "out-warm-up", backtranslate)
+    load_translator(str(model), engine_settings(load_config(warm_cfg)))
     shutil.rmtree(work / "out-warm-up", ignore_errors=True)
-    run_direct(write_config(work / "warm-up.yaml", warm_data, model, work / "out-warm-up", backtranslate))
+    run_direct(warm_cfg)
 
-    t0 = time.perf_counter()
-    manifest = run_direct(direct_cfg)
-    direct_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    flow_manifest = generate(str(flow_cfg))
-    flow_s = time.perf_counter() - t0
-    assert manifest["totals"] == flow_manifest["totals"], (manifest["totals"], flow_manifest["totals"])
-    return {"examples": manifest["totals"]["records"], "chunks": flow_manifest["run"]["chunks"]["process"],
-            "direct_s": direct_s, "flow_s": flow_s, "ratio": flow_s / direct_s, "prefect_startup_s": startup}
+    def timed(side: str, i: int) -> tuple[float, dict]:
+        out = work / f"out-{side}-{i}"
+        shutil.rmtree(out, ignore_errors=True)
+        cfg = write_config(work / f"{side}-{i}.yaml", data, model, out, backtranslate)
+        t0 = time.perf_counter()
+        manifest = run_direct(cfg) if side == "direct" else generate(str(cfg))
+        return time.perf_counter() - t0, manifest
+
+    times: dict[str, list[float]] = {"direct": [], "flow": []}
+    totals = set()
+    for i in range(repeats):
+        for side in ("direct", "flow") if i % 2 == 0 else ("flow", "direct"):
+            seconds, manifest = timed(side, i)
+            times[side].append(seconds)
+            totals.add(json.dumps(manifest["totals"], sort_keys=True))
+            if side == "flow":
+                chunks = manifest["run"]["chunks"]["process"]
+    if len(totals) != 1:
+        raise RuntimeError(f"the runs disagree on their totals: {sorted(totals)}")
+    ratios = [f / d for d, f in zip(times["direct"], times["flow"])]
+    return {"examples": json.loads(totals.pop())["records"], "chunks": chunks, "direct_s": times["direct"],
+            "flow_s": times["flow"], "ratios": ratios, "ratio": statistics.median(ratios), "prefect_startup_s": startup}
 
 
 def _run_flow_subprocess(config: Path, kill_at_chunks: int | None = None) -> tuple[float, int]:
@@ -194,7 +209,8 @@ def bench_resume(work: Path, examples: int, backtranslate: bool) -> dict:
             "redone_work_share": max(0.0, killed_s + rerun_s - full_s - restart_s) / full_s, "identical_output": same}
 
 
-def main(examples: int = 50_000, work: Path | None = None, backtranslate: bool = False, resume: bool = False) -> int:
+def main(examples: int = 50_000, work: Path | None = None, backtranslate: bool = False, resume: bool = False,
+         repeats: int = 1) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # busy machines
     work = Path(work) if work else Path(tempfile.mkdtemp(prefix="mblip-bench-flow-"))
@@ -209,12 +225,13 @@ def main(examples: int = 50_000, work: Path | None = None, backtranslate: bool =
         print(f"  a restart with nothing to do takes {r['restart_s']:.1f} s; without it, work redone = "
               f"{100 * r['redone_work_share']:.1f}% of the run; identical output: {r['identical_output']}")
         return 0
-    r = bench_overhead(work, examples, backtranslate)
+    r = bench_overhead(work, examples, backtranslate, repeats)
     print(f"overhead: {r['examples']} examples, {r['chunks']} chunks, back-translation "
-          f"{'on' if backtranslate else 'off'}")
-    print(f"  direct stages {r['direct_s']:.1f} s   flow {r['flow_s']:.1f} s   ratio {r['ratio']:.3f} "
-          f"(overhead {100 * (r['ratio'] - 1):+.1f}%)   [embedded Prefect server start-up {r['prefect_startup_s']:.1f} s, "
-          f"not counted]")
+          f"{'on' if backtranslate else 'off'}, {len(r['ratios'])} run(s) per side, alternating which goes first")
+    for i, (d, f, ratio) in enumerate(zip(r["direct_s"], r["flow_s"], r["ratios"]), 1):
+        print(f"  run {i}: direct stages {d:.1f} s   flow {f:.1f} s   ratio {ratio:.3f}")
+    print(f"  median ratio {r['ratio']:.3f} (overhead {100 * (r['ratio'] - 1):+.1f}%)   "
+          f"[embedded Prefect server start-up {r['prefect_startup_s']:.1f} s, not counted]")
     return 0
 
 
