@@ -33,8 +33,25 @@ terms, and cite the papers above. The code that trains them is Apache-2.0 like t
 project."""
 
 
+def run_chain(run_dir: Path) -> list[Path]:
+    """The run and the runs it continued from (``init_from``), first stage first."""
+    chain = [run_dir]
+    while True:
+        init_from = json.loads((chain[0] / "train_config.json").read_text()).get("init_from")
+        if not init_from:
+            return chain
+        parent = Path(init_from).parent  # init_from is a run's best/ or last/ checkpoint
+        if not (parent / "train_config.json").exists():
+            raise FileNotFoundError(f"{chain[0]} continued from {init_from}, whose run artifacts are not in {parent}")
+        chain.insert(0, parent)
+
+
 def ship_model(run_dir: Path, model_dir: Path) -> Path:
-    """Convert ``RUN/best`` to CTranslate2 int8 in ``model_dir`` and copy the run artifacts beside it."""
+    """Convert ``RUN/best`` to CTranslate2 int8 in ``model_dir`` and copy the run artifacts beside it.
+
+    A run that continued an earlier one (``--init-from``) brings that run's artifacts too, in
+    ``training/stages/<n>/`` (first stage 1), so the card can describe the whole training.
+    """
     from pipeline.nllb.convert import convert_nllb
 
     from pipeline.nllb.shipped import SHIPPED_DIRECTIONS
@@ -42,11 +59,33 @@ def ship_model(run_dir: Path, model_dir: Path) -> Path:
     covered = tuple(sorted({code for pair in SHIPPED_DIRECTIONS for code in pair}))
     convert_nllb(str(run_dir / "best"), model_dir, quantization="int8", force=True, languages=covered)
     training = model_dir / "training"
-    training.mkdir(exist_ok=True)
+    if training.exists():
+        shutil.rmtree(training)
+    training.mkdir()
     for name in RUN_ARTIFACTS:
         shutil.copyfile(run_dir / name, training / name)
     shutil.copyfile(run_dir / "best" / "selection.json", training / "selection.json")
+    for n, earlier in enumerate(run_chain(run_dir)[:-1], 1):
+        stage = training / "stages" / str(n)
+        stage.mkdir(parents=True)
+        for name in RUN_ARTIFACTS:
+            shutil.copyfile(earlier / name, stage / name)
     return model_dir
+
+
+def _read_stage(path: Path) -> dict:
+    return {
+        "config": json.loads((path / "train_config.json").read_text()),
+        "summary": json.loads((path / "summary.json").read_text()),
+        "evals": [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if "eval_mean" in line],
+    }
+
+
+def read_stages(model_dir: Path) -> list[dict]:
+    """Every training stage of a shipped model, first first (the last one is ``training/`` itself)."""
+    training = model_dir / "training"
+    earlier = sorted((training / "stages").glob("*"), key=lambda p: int(p.name)) if (training / "stages").exists() else []
+    return [_read_stage(p) for p in earlier] + [_read_stage(training)]
 
 
 def _size_mb(path: Path) -> float:
@@ -63,18 +102,32 @@ def render_card(model_dir: Path, scores_json: str) -> str:
     from pipeline.nllb.evaluate import DirectionScore, format_scores
 
     training = model_dir / "training"
-    cfg = json.loads((training / "train_config.json").read_text())
-    summary = json.loads((training / "summary.json").read_text())
+    stages = read_stages(model_dir)
+    cfg = stages[-1]["config"]
     selection = json.loads((training / "selection.json").read_text())
     scores = [DirectionScore(**s) for s in json.loads(scores_json)]
-    evals = [json.loads(line) for line in (training / "metrics.jsonl").read_text().splitlines() if "eval_mean" in line]
+    evals = stages[-1]["evals"]
     meta = read_model_metadata(model_dir)
+    all_evals = [(n, e) for n, stage in enumerate(stages, 1) for e in stage["evals"]]
     curve = "\n".join(
-        f"| {e['step']} | {e['minutes']} | " + " | ".join(f"{v:.1f}" for v in e["eval_chrf_pp"].values()) + f" | {e['eval_mean']:.1f} |"
-        for e in evals
+        f"| {n} | {e['step']} | {e['minutes']} | " + " | ".join(f"{v:.1f}" for v in e["eval_chrf_pp"].values()) + f" | {e['eval_mean']:.1f} |"
+        for n, e in all_evals
     )
-    directions = " | ".join(evals[0]["eval_chrf_pp"]) if evals else ""
-    settings = "\n".join(f"| `{k}` | {v} |" for k, v in cfg.items())
+    directions = " | ".join(all_evals[0][1]["eval_chrf_pp"]) if all_evals else ""
+    n_directions = len(all_evals[0][1]["eval_chrf_pp"]) if all_evals else 0
+    epochs = round(sum(st["summary"].get("epochs", 0) for st in stages), 2)
+    minutes = round(sum(st["summary"]["train_minutes"] for st in stages), 1)
+    steps = sum(st["summary"]["steps"] for st in stages)
+    keys = list(cfg)
+    settings_header = " | ".join(f"stage {n}" for n in range(1, len(stages) + 1))
+    settings = "\n".join(f"| `{k}` | " + " | ".join(str(st["config"].get(k, "")) for st in stages) + " |" for k in keys)
+    stage_lines = "\n".join(
+        f"- Stage {n}: {st['summary']['steps']} steps, {st['summary'].get('epochs')} epochs, "
+        f"{st['summary']['train_minutes']} minutes"
+        + (", continuing stage " + str(n - 1) + "'s selected weights with a fresh optimiser and schedule" if n > 1 else ", from random weights")
+        + "."
+        for n, st in enumerate(stages, 1)
+    )
     return f"""# nllb-multi30k: a small NLLB-architecture translator trained on Multi30k
 
 Generated by `python -m pipeline.nllb.model_card` from the training run's artifacts (copied to
@@ -109,37 +162,38 @@ The checkpoint was selected by mean chrF++ on the first {cfg['eval_sentences']} 
 direction (step {selection['step']}), so these validation scores are slightly optimistic; Multi30k's test
 sets were not used.
 
-Selection curve (chrF++ per direction on the first {cfg['eval_sentences']} lines):
+Selection curve (chrF++ per direction on the first {cfg['eval_sentences']} lines; steps and minutes count
+from the start of each stage):
 
-| step | minutes | {directions} | mean |
-|---:|---:|{'---:|' * (len(evals[0]['eval_chrf_pp']) + 1) if evals else ''}
+| stage | step | minutes | {directions} | mean |
+|---:|---:|---:|{'---:|' * (n_directions + 1)}
 {curve}
 
 ## Limits
 
-- Undertrained: {summary.get('epochs')} epochs in {summary['train_minutes']} minutes of a shared 2-core
-  CPU. The selection curve above {"was still rising at the last step" if _still_rising(evals) else "had levelled off"}; a longer
-  run (the same command with a larger `--max-steps` and a new `--out`) gives a better model. Expect wrong nouns and colours, and
+- Undertrained: {epochs} epochs in {minutes} minutes of a shared 2-core CPU. The selection curve above {"was still rising at the last step" if _still_rising(evals) else "had levelled off"}; a longer
+  run (another stage: `--init-from RUN/best` with a new `--out`) gives a better model. Expect wrong nouns and colours, and
   dropped clauses on long captions.
 - Greedy decoding; the engine's length cap stops runaway repetition but not wrong content, so
   back-translation scores from this model are much noisier than NLLB-200's.
 
 ## Training
 
-`python -m pipeline.nllb.train_small --data DIR --out RUN` (seeded; resumes from `RUN/checkpoint.pt`),
-then `python -m pipeline.nllb.model_card` (conversion with `pipeline.nllb.convert.convert_nllb`, i.e.
+`python -m pipeline.nllb.train_small --data DIR --out RUN` (seeded; resumes from `RUN/checkpoint.pt`;
+a later stage adds `--init-from EARLIER_RUN/best`), then `python -m pipeline.nllb.model_card` (conversion with `pipeline.nllb.convert.convert_nllb`, i.e.
 `mblip convert-nllb RUN/best pipeline/assets/nllb-multi30k`, scoring, this card).
 
 - Data: the Multi30k training split, 29,000 aligned captions per language; every English caption is
-  paired with its German, French and Czech version in both directions ({summary.get('epochs')} epochs over
+  paired with its German, French and Czech version in both directions ({epochs} epochs over
   the 6 x 29k pairs).
 - Objective: label-smoothed cross-entropy; AdamW with linear warm-up and cosine decay; token-bucketed
   batches.
-- Steps: {summary['steps']}; training wall time {summary['train_minutes']} minutes on a shared 2-core CPU
-  (torch, intra-op threads: {cfg['threads']}), including the periodic CTranslate2 evaluations.
+- Steps: {steps}; training wall time {minutes} minutes on a shared 2-core CPU (torch, intra-op
+  threads: {cfg['threads']}), including the periodic CTranslate2 evaluations.
+{stage_lines}
 
-| setting | value |
-|---|---|
+| setting | {settings_header} |
+|---|{'---|' * len(stages)}
 {settings}
 
 ## Data licence and attribution

@@ -24,3 +24,20 @@ def test_card_is_built_from_run_artifacts(tiny_corpus, tiny_cfg, tmp_path):
     assert f"| eng_Latn → deu_Latn | 5 | {first['chrf_pp']:.2f} | {first['bleu']:.2f} |" in card
     assert f"Steps: {summary['steps']}" in card and f"| `d_model` | {tiny_cfg.d_model} |" in card
     assert "Flickr30k" in card and "Elliott" in card
+
+
+def test_card_of_a_continued_run_describes_every_stage(tiny_corpus, tiny_cfg, tmp_path):
+    from pipeline.nllb.train_small import TrainConfig
+
+    first = train(tiny_corpus, tmp_path / "first", tiny_cfg)
+    second_cfg = TrainConfig(**{**tiny_cfg.__dict__, "init_from": str(tmp_path / "first" / "best"), "seed": 7})
+    second = train(tiny_corpus, tmp_path / "second", second_cfg)
+    model = ship_model(tmp_path / "second", tmp_path / "model")
+    assert json.loads((model / "training" / "stages" / "1" / "train_config.json").read_text())["seed"] == tiny_cfg.seed
+    assert json.loads((model / "training" / "train_config.json").read_text())["seed"] == 7
+
+    card = render_card(model, scores_to_json(evaluate_directions(
+        NllbTranslator(model, EngineSettings(device="cpu", intra_threads=1)), tiny_corpus, limit=3)))
+    assert f"Steps: {first['steps'] + second['steps']}" in card
+    assert "- Stage 1:" in card and "- Stage 2:" in card and "continuing stage 1" in card
+    assert f"| `seed` | {tiny_cfg.seed} | 7 |" in card
