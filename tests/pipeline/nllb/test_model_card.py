@@ -19,8 +19,11 @@ def test_card_is_built_from_run_artifacts(tiny_corpus, tiny_cfg, tmp_path):
 
     translator = NllbTranslator(model, EngineSettings(device="cpu", intra_threads=1))
     scores_json = scores_to_json(evaluate_directions(translator, tiny_corpus, limit=5))
-    card = render_card(model, scores_json)
+    beam_json = scores_to_json(evaluate_directions(
+        NllbTranslator(model, EngineSettings(device="cpu", intra_threads=1, beam_size=2)), tiny_corpus, limit=5))
+    card = render_card(model, scores_json, beam_json, beam_size=2)
     first = json.loads(scores_json)[0]
+    assert "`--beam-size 2`" in card and card.count("| eng_Latn → deu_Latn | 5 |") == 2
     assert f"| eng_Latn → deu_Latn | 5 | {first['chrf_pp']:.2f} | {first['bleu']:.2f} |" in card
     assert f"Steps: {summary['steps']}" in card and f"| `d_model` | {tiny_cfg.d_model} |" in card
     assert "Flickr30k" in card and "Elliott" in card
