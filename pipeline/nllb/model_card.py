@@ -164,7 +164,7 @@ sacrebleu corpus scores: chrF++ = `CHRF(word_order=2)`, BLEU with the 13a tokeni
 {format_scores(scores)}{beam}
 
 The checkpoint was selected by mean chrF++ on the first {cfg['eval_sentences']} validation lines of each
-direction (step {selection['step']}), so these validation scores are slightly optimistic; Multi30k's test
+direction (stage {len(stages)}, step {selection['step']}), so these validation scores are slightly optimistic; Multi30k's test
 sets were not used.
 
 Selection curve (chrF++ per direction on the first {cfg['eval_sentences']} lines; steps and minutes count
