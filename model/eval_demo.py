@@ -13,6 +13,25 @@ the first and at chance on the second; a model answering from the text alone wou
 on both. Chance: colour 1/6, shape 1/3, yes/no 1/2.
 
     python -m model.eval_demo --work-dir runs/eval_demo            (about 8 minutes on 1 CPU thread)
+
+Measured with the defaults (600 scenes, 117 held-out images, 351 questions), accuracy with the right /
+the shuffled images:
+
+    seed   colour          shape           yes/no
+    0      1.000 / 0.137   0.974 / 0.342   1.000 / 0.393   (the default)
+    1      1.000 / 0.197   0.812 / 0.265   1.000 / 0.573
+    2      1.000 / 0.137   0.812 / 0.325   1.000 / 0.564
+
+Colour is linear in the frozen random ViT's patch features, so it is learned in a few hundred steps.
+Shape is not: a linear probe on the mean ViT feature gets about 0.55. The Q-Former has to build it
+from the gradient that reaches it through the frozen LLM. Three settings make that happen in minutes
+on a CPU:
+- no dropout in the tiny mT5 (``model/tiny.py``); with it, shape stays at 0.36 even after 3000 steps;
+- 6-pixel patches, an 8 x 8 grid at 48 pixels; 4-pixel patches (144 of them) reached 0.69 at 3000
+  steps, with slower steps;
+- 5000 steps at a Q-Former learning rate of 3e-3. Shape is learned late and suddenly, at a point that
+  depends on the seed. At 3000 steps seeds 0 and 1 had it (0.838 and 0.915) but seed 2 did not
+  (0.359 vs 0.385 shuffled).
 """
 
 from __future__ import annotations
@@ -158,14 +177,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-dir", default="runs/eval_demo")
     parser.add_argument("--n-images", type=int, default=600)
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--image-size", type=int, default=48)
-    parser.add_argument("--patch-size", type=int, default=4, help="ViT patch side in pixels")
+    parser.add_argument("--patch-size", type=int, default=6, help="ViT patch side in pixels (48/6: an 8 x 8 grid)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--beams", type=int, default=3)
     parser.add_argument("--tasks", default="vqa", help="comma-separated tasks to train on ('' = all)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr-qformer", type=float, default=None, help="default: configs/train_tiny.yaml")
+    parser.add_argument("--lr-qformer", type=float, default=3e-3, help="Q-Former side (configs/train_tiny.yaml: 1e-3)")
     parser.add_argument("--lr-lora", type=float, default=None, help="default: configs/train_tiny.yaml")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (tiny matmuls: 1 is fastest)")
     args = parser.parse_args(argv)
