@@ -8,8 +8,3 @@ import os
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "pipeline")
 # The stages also run outside flows (CLI summaries, tests, plain Python): no warning per record there.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-
-# Before any worker thread exists: chunk threads share two malloc arenas (see flows/malloc.py).
-from flows.malloc import limit_malloc_arenas  # noqa: E402
-
-limit_malloc_arenas()
