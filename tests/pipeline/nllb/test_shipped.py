@@ -15,6 +15,7 @@ from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir, shipped
 CHRF_FLOOR = {"eng_Latn-deu_Latn": 45, "eng_Latn-fra_Latn": 52, "eng_Latn-ces_Latn": 36,
               "deu_Latn-eng_Latn": 45, "fra_Latn-eng_Latn": 47, "ces_Latn-eng_Latn": 40}
 
+
 @pytest.fixture(scope="module")
 def translator():
     return load_translator(shipped_model_dir(), EngineSettings(device="cpu", intra_threads=1))
