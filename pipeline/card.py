@@ -209,7 +209,7 @@ def build_metadata(stats: dict, files: list[dict], metadata: dict, cards: dict[s
     langs = list(stats.get("languages", {}))
     tasks = sorted({c["task"] for c in cards.values()})
     iso = [iso639(SOURCE_LANGUAGE)] + sorted({iso639(c) for c in langs} - {iso639(SOURCE_LANGUAGE)})
-    nllb = [get_language(SOURCE_LANGUAGE).nllb] + sorted(get_language(c).nllb for c in langs)
+    nllb = [get_language(SOURCE_LANGUAGE).nllb] + sorted(get_language(c).nllb for c in langs if c != SOURCE_LANGUAGE)
     meta = {
         "pretty_name": metadata.get("pretty_name") or DEFAULT_PRETTY_NAME,
         "language": iso,
@@ -429,6 +429,15 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
                    [[r["source"], r["field"], r["reason"], r["rows"]] for r in stats["quarantine_reasons"]]) + "\n")
 
     add("## Languages\n")
+    english = langs.get(SOURCE_LANGUAGE)
+    if english:
+        add(f"English: {100 * english['assigned_share']:.2f}% of the examples (mC4 target "
+            f"{100 * english['mc4_target_share']:.2f}%), kept in English: not translated, and exempt from the "
+            "checks that only apply to a translation (copy of the source, script, length, language, "
+            "back-translation).\n")
+    else:
+        add("English: 0% of the examples (this run's languages leave it out; mBLIP keeps it at its mC4 share, "
+            "43.84%: add `en` to `run.languages` or leave the list empty).\n")
     lang_rows = []
     for code in _ordered(langs):
         s = langs[code]

@@ -113,7 +113,9 @@ class OutputConfig(_Frozen):
 
 class RunConfig(_Frozen):
     chunk_rows: int = Field(5_000, gt=0)  # rows per task: thousands, never one task per row
-    languages: tuple[str, ...] = ()  # project or NLLB codes; empty = all 95 non-English languages
+    # Project or NLLB codes; empty = all 96 with English at its mC4 share (mBLIP). English rows stay
+    # English (not translated, not filtered as translations); list codes without `en` for none.
+    languages: tuple[str, ...] = ()
     # Chunk tasks in flight at once (each holds one chunk in memory). Raise it to the number of worker
     # threads when running on Dask; 1 = strictly one chunk at a time.
     concurrency: int = Field(2, ge=1)

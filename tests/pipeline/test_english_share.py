@@ -1,0 +1,62 @@
+"""English at its mC4 share: in the default language set, never translated, exempt from the checks
+that only make sense for a translation, and shown in the card."""
+
+import csv
+import math
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.assign import assign_languages
+from pipeline.config import PipelineConfig
+from pipeline.filters.quality import apply_quality_filter
+from pipeline.filters.rules import FilterRules
+from pipeline.languages import load_languages
+from pipeline.schema import make_example_id
+from pipeline.translate import translate_frame
+
+TABLE = Path(__file__).resolve().parents[2] / "pipeline" / "languages.tsv"
+N = 200_000
+
+
+def _table_shares() -> dict[str, float]:
+    with TABLE.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    total = sum(float(r["mc4_share_pct"]) for r in rows)
+    return {r["code"]: float(r["mc4_share_pct"]) / total for r in rows}
+
+
+def test_default_languages_give_every_language_its_mc4_share_english_included():
+    config = PipelineConfig.model_validate({"sources": [{"type": "coco_captions", "annotations": "a.json",
+                                                          "images": "."}]})
+    frame = pl.DataFrame({"example_id": [make_example_id("coco_captions", str(i)) for i in range(N)]})
+    counts = dict(assign_languages(frame, config.languages(), seed=0)["lang"].value_counts().iter_rows())
+    shares = _table_shares()
+    assert set(shares) == {lang.code for lang in load_languages()}
+    worst = 0.0
+    for code, p in shares.items():
+        sigma = math.sqrt(p * (1 - p) / N)
+        z = abs(counts.get(code, 0) / N - p) / sigma
+        worst = max(worst, z)
+        assert z < 4.5, (code, counts.get(code, 0) / N, p)
+    assert abs(counts["en"] / N - 0.4384) < 0.005  # English keeps ~43.8%, as in the paper
+    print(f"max deviation {worst:.2f} sigma over {len(shares)} languages")
+
+
+def test_english_rows_are_not_translated():
+    class Refuses:
+        def translate(self, texts, src_lang, tgt_lang, **options):
+            raise AssertionError(f"asked to translate {texts} into {tgt_lang}")
+
+    frame = pl.DataFrame({"example_id": ["a"], "text_en": ["A red dog runs on the grass."], "lang_nllb": ["eng_Latn"]})
+    assert translate_frame(frame, Refuses())["text_tgt"].to_list() == ["A red dog runs on the grass."]
+
+
+def test_english_rows_are_kept_but_a_copy_into_german_is_not():
+    en = "A man is sleeping in a green room on a couch with two cats."
+    frame = pl.DataFrame({"text_en": [en, en, "yes"], "text_tgt": [en, en, "yes"],
+                          "lang_nllb": ["eng_Latn", "deu_Latn", "eng_Latn"],
+                          "answer_en": [None, None, "Two"], "answer_tgt": [None, None, "Two"]})
+    out = apply_quality_filter(frame, None, FilterRules())
+    assert out["reject_reason"].to_list() == [None, "copy_of_source", None]
+    assert out["score_copy_overlap"][0] is None  # not applicable, not a perfect copy score
