@@ -23,7 +23,7 @@ from flows.runtime import (
     RETRY_DELAYS_S, ProgressReporter, load_once, make_task_runner, publish_stats_artifacts,
     retry_if_transient, route_pipeline_logs, run_bounded,
 )
-from pipeline.config import PipelineConfig, load_config, save_resolved_config
+from pipeline.config import PipelineConfig, PromptConfig, load_config, save_resolved_config
 from pipeline.filters.rules import FilterRules
 from pipeline.languages import resolve_languages
 from pipeline.nllb.convert import read_model_metadata
@@ -35,6 +35,7 @@ from pipeline.regenerate import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ChunkPlan, decision_key, plan_chunk, publish, remove_temporaries,
     translation_key,
 )
+from pipeline.recipe import recipe_metadata
 from pipeline.shard import write_outputs
 from pipeline.translate import open_translator
 
@@ -57,7 +58,7 @@ def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_r
 def process_chunk_task(
     plan: ChunkPlan, model_dir: str, settings: EngineSettings, languages: tuple[str, ...],
     seed: int, mode: str, backtranslate: bool, rules: dict, only_languages: tuple[str, ...] = (),
-    cache_dir: str | None = None,
+    cache_dir: str | None = None, prompts: dict | None = None,
 ) -> str:
     """One chunk: process it, re-decide it from stored scores, or recompute some languages' rows."""
     route_pipeline_logs()
@@ -67,6 +68,7 @@ def process_chunk_task(
     return str(run_chunk_plan(
         plan, lambda: load_once(open_translator, model_dir, settings, cache_dir), resolve_languages(languages),
         seed, mode, backtranslate, FilterRules.model_validate(rules), tuple(only_languages),
+        PromptConfig.model_validate(prompts or {}).settings(),
     ))
 
 
@@ -125,6 +127,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     tkey = translation_key(
         model_meta, f"{settings.decoding_key()},ct={settings.compute_type}", languages,
         config.assignment.seed, config.assignment.mode, config.filter.backtranslate,
+        config.prompts.model_dump(mode="json"),
     )
     dkey = decision_key(config.filter.model_dump(mode="json"))
 
@@ -152,7 +155,8 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     common = (model_dir, settings, languages, config.assignment.seed, config.assignment.mode,
               config.filter.backtranslate, config.filter.rules().model_dump(mode="json"), tuple(force_languages))
     run_bounded(
-        (lambda p=p: process_chunk_task.submit(p, *common, cache_dir=cache_dir) for p in todo),
+        (lambda p=p: process_chunk_task.submit(p, *common, cache_dir=cache_dir,
+                                                       prompts=config.prompts.model_dump(mode="json")) for p in todo),
         config.run.concurrency, lambda _: progress.advance(),
     )
     progress.close()
@@ -164,7 +168,8 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
         "image_roots": {s.source_name: str(s.images) for s in config.sources},
         "sources": {s.source_name: s.type for s in config.sources},
         "pretty_name": config.output.pretty_name,
-        "settings": config.model_dump(mode="json", include={"translation", "filter", "assignment"}),
+        "settings": config.model_dump(mode="json", include={"translation", "filter", "assignment", "prompts"}),
+        "recipe": recipe_metadata(config),
         "keys": {"translation": tkey, "decision": dkey},
         "run": {"chunks": actions, **(run_info or {"flow": "generate"})},
     }

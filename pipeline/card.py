@@ -94,7 +94,7 @@ COLUMN_DOCS = {
     "backtranslation_en": "`text_tgt` translated back into English",
     "status": "`kept` or `rejected`",
     "reject_reason": "first failing filter rule (null when kept)",
-    "prompt": "instruction in the target language (translated template)",
+    "prompt": "instruction: an English template naming the language, or a translated one (see Recipe)",
 }
 
 ENGINE_COUNTER_DOCS = {
@@ -337,9 +337,11 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
     add = out.append
 
     add(f"# {meta['pretty_name']}\n")
-    add(f"English image captions and visual questions machine-translated into {len(langs)} languages, one target "
-        f"language per example in proportion to mC4 (the recipe of mBLIP, Geigle et al. 2024), then filtered. "
-        f"This card is generated from the run's `stats.json` and `manifest.json`.\n")
+    n_targets = len([c for c in langs if c != SOURCE_LANGUAGE])
+    add(f"English image captions and visual questions, one language per example in proportion to mC4 (the recipe "
+        f"of mBLIP, Geigle et al. 2024): machine-translated into {n_targets} languages and filtered"
+        + (", English rows kept in English" if SOURCE_LANGUAGE in langs else "")
+        + ". This card is generated from the run's `stats.json` and `manifest.json`.\n")
     add(_table(["records read", "kept", "rejected", "quarantined"],
                [[t["records"], t["kept"], t["rejected"], t["quarantined"]]]) + "\n")
     add("Input records = kept + rejected + quarantined for every source (checked when the shards are written).\n")
@@ -347,6 +349,9 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
         add("**No row passed the filter in this run**, so there are no language configs and no default config; "
             "the rejects (with their scores and reasons) are the `rejects` config.\n")
 
+    from pipeline.recipe import render_recipe, render_templates
+
+    add(render_recipe(stats, metadata))
     add("## Layout and configs\n")
     add(_table(["config", "files", "rows"], [
         [c["config_name"], c["data_files"][0]["path"],
@@ -409,6 +414,8 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
             keys = sorted({k for c in templates.values() for k in c})
             add("Instruction templates per language (translated templates kept, and dropped by reason):\n")
             add(_table(["lang", *keys], [[lang, *[c.get(k, 0) for k in keys]] for lang, c in templates.items()]) + "\n")
+        if render_templates(stats):
+            add(render_templates(stats))
 
     add("## Filtering\n")
     filt = settings.get("filter") or {}

@@ -101,6 +101,24 @@ class FilterConfig(FilterRules):
         return FilterRules.model_validate(self.model_dump(exclude={"backtranslate"}))
 
 
+class PromptConfig(_Frozen):
+    """Instruction language of the ``prompt`` column (pipeline/templates.py holds the one table)."""
+
+    # Tasks whose instructions mix English templates naming the language with machine-translated plain
+    # ones (each checked by the filter; failures are not used). mBLIP: captions only; VQA and the other
+    # tasks get English instructions. () = English instructions everywhere (what `mblip caption`/`ask` use).
+    translated_tasks: tuple[Literal["caption", "vqa", "vqg", "classify", "match"], ...] = ("caption",)
+    # Share (0-1) of those rows that get an English instruction when translated templates exist.
+    # null = mBLIP's mix: every English and every kept translated template equally often (E/(E+T)
+    # English). 0 = translated only (the English templates only where none survived); 1 = English only.
+    english_share: float | None = Field(None, ge=0, le=1)
+
+    def settings(self):
+        from pipeline.templates import PromptSettings
+
+        return PromptSettings(translated_tasks=tuple(self.translated_tasks), english_share=self.english_share)
+
+
 class OutputConfig(_Frozen):
     dir: Path = Path("out")
     shard_rows: int = Field(100_000, gt=0)  # rows per Parquet shard
@@ -127,6 +145,7 @@ class PipelineConfig(_Frozen):
     assignment: AssignmentConfig = AssignmentConfig()
     translation: TranslationConfig = TranslationConfig()
     filter: FilterConfig = FilterConfig()
+    prompts: PromptConfig = PromptConfig()
     output: OutputConfig = OutputConfig()
 
     @field_validator("sources")

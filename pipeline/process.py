@@ -25,7 +25,7 @@ from pipeline.io import write_json_atomic, write_parquet_atomic
 from pipeline.languages import Language
 from pipeline.schema import ROW_SCHEMA, conform
 from pipeline.answers import translate_answers
-from pipeline.templates import add_prompts, template_drop_counts
+from pipeline.templates import PromptSettings, add_prompts, template_report
 from pipeline.translate import TranslationStats, stats_path, translate_frame, write_stats_sidecar
 
 log = logging.getLogger(__name__)
@@ -117,23 +117,33 @@ def process_rows(
     min_bt_chrf: float | None = None,
     stats: TranslationStats | None = None,
     rules: FilterRules | None = None,
+    prompts: PromptSettings = PromptSettings(),
 ) -> pl.DataFrame:
     """The pure chunk transformation: English rows in, translated, scored and decided rows out.
 
     ``rules`` are the filter thresholds (defaults when None); ``min_bt_chrf``, when given, overrides
-    theirs. Without ``backtranslate`` only the cheap checks run.
+    theirs. Without ``backtranslate`` only the cheap checks run. ``prompts``: the instruction mix.
     """
     frame = assign_languages(rows, languages, seed=seed, mode=mode)
     frame = translate_frame(frame, translator, stats=stats)
     frame = translate_answers(frame, translator, stats=stats)
-    frame = add_prompts(frame, translator)
     rules = _rules(rules, min_bt_chrf)
     # Model signals only for languages the model was trained on (all of them for NLLB-200): a model
     # that does not know a language would reject all of it for the wrong reason.
-    frame = apply_quality_filter(
-        frame, translator if backtranslate else None, rules, model_languages=getattr(translator, "languages", None)
-    )
+    model_languages = getattr(translator, "languages", None)
+    frame = add_prompts(frame, translator, settings=prompts, rules=rules, check_model=backtranslate,
+                        model_languages=model_languages)
+    frame = apply_quality_filter(frame, translator if backtranslate else None, rules, model_languages=model_languages)
     return conform(frame, ROW_SCHEMA)
+
+
+def chunk_template_report(frame: pl.DataFrame, translator, backtranslate: bool = True,
+                          min_bt_chrf: float | None = None, rules: FilterRules | None = None,
+                          prompts: PromptSettings = PromptSettings(), **_) -> dict:
+    """The stats sidecar's template part for a chunk processed with these parameters."""
+    counts, texts = template_report(frame, translator, prompts, _rules(rules, min_bt_chrf), backtranslate,
+                                    getattr(translator, "languages", None))
+    return {"templates": counts, "template_texts": texts}
 
 
 def decide_rows(
@@ -167,13 +177,13 @@ def process_chunk(chunk_path: str | Path, out_path: str | Path, translator, **pa
     frame = process_rows(rows, translator=translator, stats=stats, **params)
     # Sidecar counters (dedup factor, cache hit rate, template drops) for the run summary; written
     # before the chunk so a present chunk always has its stats.
-    write_stats_sidecar(out_path, stats, template_drop_counts(frame, translator))
+    write_stats_sidecar(out_path, stats, **chunk_template_report(frame, translator, **params))
     return write_parquet_atomic(frame, out_path)
 
 
 def run_chunk_plan(
     plan, get_translator, languages: tuple[Language, ...], seed: int, mode: str, backtranslate: bool,
-    rules: FilterRules, only_languages: tuple[str, ...] = (),
+    rules: FilterRules, only_languages: tuple[str, ...] = (), prompts: PromptSettings = PromptSettings(),
 ) -> Path:
     """Carry out one chunk's plan (see ``pipeline.regenerate.plan_chunk``) and return its output path.
 
@@ -192,14 +202,14 @@ def run_chunk_plan(
             shutil.copyfile(sidecar, stats_path(out))
         return write_parquet_atomic(decide_rows(frame, backtranslate=backtranslate, rules=rules), out)
     translator = get_translator()
-    params = dict(languages=languages, seed=seed, mode=mode, backtranslate=backtranslate, rules=rules)
+    params = dict(languages=languages, seed=seed, mode=mode, backtranslate=backtranslate, rules=rules, prompts=prompts)
     rows = pl.read_parquet(plan.chunk)
     if only_languages and plan.action == ACTION_DONE:
         fresh = process_rows(rows_for_languages(rows, languages, only_languages, seed, mode), translator=translator, **params)
         return write_parquet_atomic(merge_language_rows(pl.read_parquet(out), fresh, only_languages), out)
     stats = TranslationStats()
     frame = process_rows(rows, translator=translator, stats=stats, **params)
-    write_stats_sidecar(out, stats, template_drop_counts(frame, translator))  # dedup / cache counters
+    write_stats_sidecar(out, stats, **chunk_template_report(frame, translator, **params))  # dedup / cache counters
     return write_parquet_atomic(frame, out)
 
 

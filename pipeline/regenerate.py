@@ -35,7 +35,7 @@ from pipeline.languages import Language
 log = logging.getLogger(__name__)
 
 # Bump when the chunk transformation changes what it writes for the same inputs and settings.
-PROCESS_VERSION = 1
+PROCESS_VERSION = 2  # 2: English rows untranslated and exempt from translation checks, instruction mix
 MANIFEST_NAME = "manifest.json"
 OUTPUT_FOLDERS = ("data", "rejects", "quarantine", "plots")  # folders whose every file belongs to a run
 DIGEST_CHARS = 12
@@ -46,9 +46,10 @@ def _digest(obj) -> str:
 
 
 def translation_key(model: dict, decoding: str, languages: Iterable[str], seed: int, mode: str,
-                    backtranslate: bool) -> str:
-    """Digest of everything that changes translations and scores (not the thresholds)."""
+                    backtranslate: bool, prompts: dict | None = None) -> str:
+    """Digest of everything that changes translations, prompts and scores (not the thresholds)."""
     return _digest({
+        **({"prompts": prompts} if prompts else {}),
         "version": PROCESS_VERSION,
         "model": {k: model.get(k) for k in sorted(model) if k not in ("created", "converted_at")},
         "decoding": decoding,

@@ -515,7 +515,7 @@ def sum_sidecars(processed: Iterable[str | Path]) -> dict:
     """
     from pipeline.translate import TranslationStats, stats_path
 
-    total, templates, other = TranslationStats(), {}, {}
+    total, templates, texts, other = TranslationStats(), {}, {}, {}
     found = missing = 0
     for chunk in processed:
         data = _read_json(stats_path(chunk))
@@ -528,13 +528,17 @@ def sum_sidecars(processed: Iterable[str | Path]) -> dict:
             slot = templates.setdefault(lang, {})
             for key, value in counts.items():
                 slot[key] = max(slot.get(key, 0), value)
-        for key, value in _flatten({k: v for k, v in data.items() if k not in ("translation", "templates")}).items():
+        for lang, kept in (data.get("template_texts") or {}).items():
+            texts.setdefault(lang, kept)  # the language's template set: the same in every chunk
+        skip = ("translation", "templates", "template_texts")
+        for key, value in _flatten({k: v for k, v in data.items() if k not in skip}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 other[key] = other.get(key, 0) + value
     if not found:
         return {}
     return {"sidecars": found, "chunks_without_sidecar": missing, "translation": total.as_dict(),
-            "templates": dict(sorted(templates.items())), **dict(sorted(other.items()))}
+            "templates": dict(sorted(templates.items())), "template_texts": dict(sorted(texts.items())),
+            **dict(sorted(other.items()))}
 
 
 def summarise_files(files: list[dict]) -> dict:
