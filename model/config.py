@@ -75,9 +75,10 @@ class DataConfig(_Section):
     val_fraction: float = Field(0.01, ge=0.0, lt=1.0)
     # Cap on validation examples per evaluation (bounded time); 0 = no cap.
     val_max_examples: int = Field(512, ge=0)
-    # Coin flip between translated and English VQA answer (mBLIP chose the answer language at random);
+    # Probability (0-1) that a VQA row with a translated answer trains on the English answer instead,
+    # its prompt then asking for an English answer (mBLIP: a 0.5 coin flip, prompt and target agree).
     # 0 = always the translated answer when present.
-    english_answer_prob: float = Field(0.0, ge=0.0, le=1.0)
+    english_answer_prob: float = Field(0.5, ge=0.0, le=1.0)
 
 
 class OptimConfig(_Section):

@@ -145,9 +145,14 @@ def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_an
         prompt = row.get("prompt") or caption_prompt(lang, key)
     elif row["task"] == "vqa":
         question = row["text_tgt"] or row["text_en"]
-        english = hash_fraction(f"answer\x1f{key}") < english_answer_prob
-        target = row["answer_en"] if english or not row["answer_tgt"] else row["answer_tgt"]
-        prompt = row.get("prompt") or vqa_prompt(question, lang, key)
+        # The flip only matters where a translated answer exists; when it picks English the prompt asks
+        # for an English answer (mBLIP's rule), so prompt and target always agree.
+        translated = bool(row["answer_tgt"]) and row["answer_tgt"] != row["answer_en"]
+        if translated and hash_fraction(f"answer\x1f{key}") < english_answer_prob:
+            target, prompt = row["answer_en"], vqa_prompt(question, lang, key, english_answer=True)
+        else:
+            target = row["answer_tgt"] or row["answer_en"]
+            prompt = row.get("prompt") or vqa_prompt(question, lang, key, english_answer=not row["answer_tgt"])
     else:
         raise ValueError(f"row {key}: unknown task {row['task']!r} (expected 'caption' or 'vqa')")
     root = image_roots.get(row["source"])
