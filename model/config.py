@@ -69,6 +69,10 @@ class DataConfig(_Section):
     hflip: bool = True
     # Rows held in memory for shuffling a stream of Parquet batches; bigger = better mixing, more RAM.
     shuffle_buffer: int = Field(2048, ge=1)
+    # Interleave the (one-language) shards at random, in proportion to their rows, before the shuffle
+    # buffer, so every window of batches holds the whole language mix (mBLIP shuffled the whole mix).
+    # Costs one open record batch per shard. false = shards one after another (long one-language runs).
+    interleave: bool = True
     # DataLoader worker processes decoding images; 0 = decode in the training process.
     num_workers: int = Field(4, ge=0)
     # Fraction of images (hash of image_id, so no image is in both) held out for validation; 0 = off.

@@ -277,6 +277,7 @@ class StreamSettings:
     rank: int = 0  # this process among ``world`` data-parallel processes
     world: int = 1
     skip_batches: int = 0  # batches this process already consumed (resume)
+    interleave: bool = True  # train: interleave the shards at random (model/stream.py); False = one after another
 
 
 def _make_stream_class():
@@ -319,7 +320,12 @@ def _make_stream_class():
             if s.train:
                 random.Random(f"{s.seed}:{epoch}:files").shuffle(paths)
             wanted_val = not s.train
-            for index, row in enumerate(iter_rows(paths)):
+            rows = iter_rows(paths)
+            if s.train and s.interleave:  # one language per shard: mix them before the buffer (model/stream.py)
+                from model.stream import interleave_rows
+
+                rows = interleave_rows(paths, random.Random(f"{s.seed}:{epoch}:interleave"))
+            for index, row in enumerate(rows):
                 if index % shards != shard:
                     continue
                 if s.tasks and row["task"] not in s.tasks:

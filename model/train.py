@@ -127,7 +127,7 @@ def setup_data(cfg: TrainConfig, assembled, rank: int, world: int, skip_batches:
     )
     train_settings = StreamSettings(
         train=True, shuffle_buffer=cfg.data.shuffle_buffer, crop_scale=cfg.data.crop_scale, hflip=cfg.data.hflip,
-        skip_batches=skip_batches, **common,
+        skip_batches=skip_batches, interleave=cfg.data.interleave, **common,
     )
     train_loader = make_loader(data, assembled.processor, spec, train_settings, cfg.data.num_workers)
 
