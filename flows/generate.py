@@ -140,7 +140,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     counts = {}
     for name, future in ingests.items():
         result: IngestResult = future.result()
-        counts[name] = {"rows": result.rows, "quarantined": result.quarantined}
+        counts[name] = {"rows": result.rows, "quarantined": result.quarantined, **result.counters}
         logger.info("%s: %d rows in %d chunks, %d quarantined", name, result.rows, len(result.chunks), result.quarantined)
         plans += [plan_chunk(work, name, c, tkey, dkey, force=name in force_sources) for c in result.chunks]
 

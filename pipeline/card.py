@@ -374,6 +374,11 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
                      f"[{card['license']}]({card['license_url']})", card["homepage"]])
     add(_table(["source", "dataset", "task", "records", "kept", "rejected", "quarantined", "licence", "homepage"],
                rows) + "\n")
+    dropped = [f"{name}: {n:,} {key.replace('_', ' ')}" for name, s in stats.get("sources", {}).items()
+               for key, n in s.items() if key not in ("records", "rows", "kept", "rejected", "quarantined")]
+    if dropped:
+        add("Dropped inside kept records (the record stays; e.g. a blank one of a question's ten answers): "
+            + "; ".join(dropped) + ".\n")
     lic = meta["license"]
     add(f"**Licence of this dataset**: `{lic if isinstance(lic, str) else ', '.join(lic)}`, derived from the sources' "
         "licences (the translations are derived from their text):\n")

@@ -12,7 +12,7 @@ import json
 import logging
 import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -39,11 +39,12 @@ INGEST_DONE = "_INGESTED.json"
 def open_reader(source_type: str, name: str, **paths):
     """Reader for a source config's plain values."""
     if source_type == "coco_captions":
-        return CocoCaptionsReader(paths["annotations"], name=name)
+        return CocoCaptionsReader(paths["annotations"], name=name, root=paths.get("root"))
     if source_type == "coco_karpathy":
-        return KarpathyCocoReader(paths["path"], splits=tuple(paths.get("splits") or ("train", "restval")), name=name)
+        return KarpathyCocoReader(paths["path"], splits=tuple(paths.get("splits") or ("train", "restval")), name=name,
+                                  root=paths.get("root"))
     if source_type == "vqav2":
-        return Vqav2Reader(paths["questions"], paths["annotations"], name=name)
+        return Vqav2Reader(paths["questions"], paths["annotations"], name=name, root=paths.get("root"))
     raise ValueError(f"unknown source type {source_type!r}")
 
 
@@ -57,6 +58,7 @@ class IngestResult:
     chunks: tuple[str, ...]  # paths of the English row chunks
     rows: int
     quarantined: int
+    counters: dict = field(default_factory=dict)  # what the reader dropped inside kept records, by name
 
     @property
     def records(self) -> int:
@@ -85,20 +87,26 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
     if done.exists():
         meta = json.loads(done.read_text())
         if meta.get("fingerprint") == fingerprint:
-            return IngestResult(reader.name, tuple(meta["chunks"]), meta["rows"], meta["quarantined"])
+            return IngestResult(reader.name, tuple(meta["chunks"]), meta["rows"], meta["quarantined"],
+                                meta.get("counters") or {})
         done.unlink()
     for old in [*src_dir.glob("chunk-*.parquet"), *(work_dir / QUARANTINE_DIR / reader.name).glob("chunk-*.parquet")]:
         old.unlink()
-    chunks, rows, bad = [], 0, 0
-    for i, batch in enumerate(reader.iter_batches(chunk_rows)):
-        path = write_parquet_atomic(batch.rows, src_dir / chunk_name(i))
+    chunks, rows, bad, counters = [], 0, 0, {}
+    for batch in reader.iter_batches(chunk_rows):
+        for key, n in batch.counters.items():
+            counters[key] = counters.get(key, 0) + n
+        if not batch.rows.height and not batch.quarantine.height:
+            continue  # only counters (the reader's last flush)
+        path = write_parquet_atomic(batch.rows, src_dir / f"chunk-{len(chunks):05d}.parquet")
         chunks.append(str(path))
         if batch.quarantine.height:
-            write_parquet_atomic(batch.quarantine, work_dir / QUARANTINE_DIR / reader.name / chunk_name(i))
+            write_parquet_atomic(batch.quarantine, work_dir / QUARANTINE_DIR / reader.name / Path(path).name)
         rows += batch.rows.height
         bad += batch.quarantine.height
-    result = IngestResult(reader.name, tuple(chunks), rows, bad)
-    write_json_atomic({"chunks": list(result.chunks), "rows": rows, "quarantined": bad, "fingerprint": fingerprint}, done)
+    result = IngestResult(reader.name, tuple(chunks), rows, bad, counters)
+    write_json_atomic({"chunks": list(result.chunks), "rows": rows, "quarantined": bad, "counters": counters,
+                       "fingerprint": fingerprint}, done)
     log.info("ingested %s: %d rows, %d quarantined, %d chunks", reader.name, rows, bad, len(chunks))
     return result
 

@@ -436,7 +436,8 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
                 f"(fan-out {fan_out}) + quarantined {quarantined} do not add up"
             )
         sources[source] = {"records": records, "rows": counts["rows"], "kept": n_kept, "rejected": n_rejected,
-                           "quarantined": quarantined}
+                           "quarantined": quarantined,
+                           **{k: v for k, v in counts.items() if k not in ("rows", "quarantined")}}
 
     schema = rows.collect_schema()
     score_cols = [c for c, t in schema.items() if c.startswith("score_") and t.is_numeric()]
