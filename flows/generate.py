@@ -35,6 +35,7 @@ from pipeline.regenerate import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ChunkPlan, decision_key, plan_chunk, publish, remove_temporaries,
     translation_key,
 )
+from pipeline.assign import language_weights
 from pipeline.recipe import recipe_metadata
 from pipeline.shard import write_outputs
 from pipeline.translate import open_translator
@@ -58,7 +59,7 @@ def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_r
 def process_chunk_task(
     plan: ChunkPlan, model_dir: str, settings: EngineSettings, languages: tuple[str, ...],
     seed: int, mode: str, backtranslate: bool, rules: dict, only_languages: tuple[str, ...] = (),
-    cache_dir: str | None = None, prompts: dict | None = None,
+    cache_dir: str | None = None, prompts: dict | None = None, english_share: float | None = None,
 ) -> str:
     """One chunk: process it, re-decide it from stored scores, or recompute some languages' rows."""
     route_pipeline_logs()
@@ -68,7 +69,7 @@ def process_chunk_task(
     return str(run_chunk_plan(
         plan, lambda: load_once(open_translator, model_dir, settings, cache_dir), resolve_languages(languages),
         seed, mode, backtranslate, FilterRules.model_validate(rules), tuple(only_languages),
-        PromptConfig.model_validate(prompts or {}).settings(),
+        PromptConfig.model_validate(prompts or {}).settings(), english_share,
     ))
 
 
@@ -127,7 +128,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     tkey = translation_key(
         model_meta, f"{settings.decoding_key()},ct={settings.compute_type}", languages,
         config.assignment.seed, config.assignment.mode, config.filter.backtranslate,
-        config.prompts.model_dump(mode="json"),
+        config.prompts.model_dump(mode="json"), config.assignment.english_share,
     )
     dkey = decision_key(config.filter.model_dump(mode="json"))
 
@@ -156,7 +157,8 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
               config.filter.backtranslate, config.filter.rules().model_dump(mode="json"), tuple(force_languages))
     run_bounded(
         (lambda p=p: process_chunk_task.submit(p, *common, cache_dir=cache_dir,
-                                                       prompts=config.prompts.model_dump(mode="json")) for p in todo),
+                                                       prompts=config.prompts.model_dump(mode="json"),
+                                                       english_share=config.assignment.english_share) for p in todo),
         config.run.concurrency, lambda _: progress.advance(),
     )
     progress.close()
@@ -165,6 +167,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
         "config_hash": config.config_hash(),
         "model": model_meta,
         "languages": list(languages),
+        "target_shares": dict(zip(languages, language_weights(config.languages(), config.assignment.english_share))),
         "image_roots": {s.source_name: str(s.images) for s in config.sources},
         "sources": {s.source_name: s.type for s in config.sources},
         "pretty_name": config.output.pretty_name,

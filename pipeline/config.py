@@ -49,6 +49,10 @@ class SourceConfig(_Frozen):
 class AssignmentConfig(_Frozen):
     mode: Literal["proportional", "all"] = "proportional"  # one language per example (mBLIP) or all of them
     seed: int = 0  # changes every assignment; keep it fixed across regenerations
+    # Fraction (0-1) of examples kept in English when `en` is among the languages; the others share the
+    # rest by mC4 share. null = English's mC4 share renormalised over the listed languages (43.84% with
+    # all 96, as mBLIP; 78% with only en/de/fr/cs). The demo sets 0.4384: the full mix's English share.
+    english_share: float | None = Field(None, ge=0, le=1)
 
 
 class TranslationConfig(_Frozen):

@@ -126,13 +126,14 @@ def process_rows(
     stats: TranslationStats | None = None,
     rules: FilterRules | None = None,
     prompts: PromptSettings = PromptSettings(),
+    english_share: float | None = None,
 ) -> pl.DataFrame:
     """The pure chunk transformation: English rows in, translated, scored and decided rows out.
 
     ``rules`` are the filter thresholds (defaults when None); ``min_bt_chrf``, when given, overrides
     theirs. Without ``backtranslate`` only the cheap checks run. ``prompts``: the instruction mix.
     """
-    frame = assign_languages(rows, languages, seed=seed, mode=mode)
+    frame = assign_languages(rows, languages, seed=seed, mode=mode, english_share=english_share)
     frame = translate_frame(frame, translator, stats=stats)
     frame = translate_answers(frame, translator, stats=stats)
     rules = _rules(rules, min_bt_chrf)
@@ -192,6 +193,7 @@ def process_chunk(chunk_path: str | Path, out_path: str | Path, translator, **pa
 def run_chunk_plan(
     plan, get_translator, languages: tuple[Language, ...], seed: int, mode: str, backtranslate: bool,
     rules: FilterRules, only_languages: tuple[str, ...] = (), prompts: PromptSettings = PromptSettings(),
+    english_share: float | None = None,
 ) -> Path:
     """Carry out one chunk's plan (see ``pipeline.regenerate.plan_chunk``) and return its output path.
 
@@ -210,10 +212,12 @@ def run_chunk_plan(
             shutil.copyfile(sidecar, stats_path(out))
         return write_parquet_atomic(decide_rows(frame, backtranslate=backtranslate, rules=rules), out)
     translator = get_translator()
-    params = dict(languages=languages, seed=seed, mode=mode, backtranslate=backtranslate, rules=rules, prompts=prompts)
+    params = dict(languages=languages, seed=seed, mode=mode, backtranslate=backtranslate, rules=rules, prompts=prompts,
+                  english_share=english_share)
     rows = pl.read_parquet(plan.chunk)
     if only_languages and plan.action == ACTION_DONE:
-        fresh = process_rows(rows_for_languages(rows, languages, only_languages, seed, mode), translator=translator, **params)
+        subset = rows_for_languages(rows, languages, only_languages, seed, mode, english_share)
+        fresh = process_rows(subset, translator=translator, **params)
         return write_parquet_atomic(merge_language_rows(pl.read_parquet(out), fresh, only_languages), out)
     stats = TranslationStats()
     frame = process_rows(rows, translator=translator, stats=stats, **params)

@@ -376,7 +376,7 @@ def write_outputs(
     store.write_group(SPLIT_QUARANTINE, None, QUARANTINE_DIR,
                       lambda with_size: sorted_quarantine(bad, out_dir / SPILL_DIR / SORTED_DIR, with_size))
 
-    stats = compute_stats(rows, bad, ingest_counts, fan_out)
+    stats = compute_stats(rows, bad, ingest_counts, fan_out, metadata.get("target_shares"))
     stats["processing"] = sum_sidecars(processed)
     stats["output"] = summarise_files(store.files)
     meta_files = [store.write_meta(STATS, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")]
@@ -417,8 +417,11 @@ def sorted_quarantine(bad: pl.LazyFrame, spill_dir: Path, with_size: bool) -> So
 
 
 def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_counts: dict[str, dict[str, int]],
-                  fan_out: int) -> dict:
-    """Every counter the card shows: per source, language, task and reject reason, plus score summaries."""
+                  fan_out: int, target_shares: dict[str, float] | None = None) -> dict:
+    """Every counter the card shows: per source, language, task and reject reason, plus score summaries.
+
+    ``target_shares``: the run's assignment weights per language (default: mC4 shares renormalised
+    over the languages present)."""
     bad = bad.lazy()
     kept, rejected = pl.col("status") == STATUS_KEPT, pl.col("status") == STATUS_REJECTED
     per_source = rows.group_by("source").agg(kept.sum().alias("kept"), rejected.sum().alias("rejected")).collect()
@@ -460,7 +463,7 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
             "assigned": r["assigned"], "kept": r["kept"], "rejected": r["rejected"],
             "keep_rate": r["kept"] / r["assigned"] if r["assigned"] else 0.0,
             "assigned_share": r["assigned"] / total_assigned if total_assigned else 0.0,
-            "mc4_target_share": lang.mc4_share_pct / mc4_total,
+            "mc4_target_share": (target_shares or {}).get(lang.code, lang.mc4_share_pct / mc4_total),
             "reject_reasons": reasons_by_lang.get(lang.code, {}),
             "mean_scores": {c: r[c] for c in score_cols},
             # kept for readers of the first stats format (pipeline/summary.py)

@@ -60,3 +60,17 @@ def test_english_rows_are_kept_but_a_copy_into_german_is_not():
     out = apply_quality_filter(frame, None, FilterRules())
     assert out["reject_reason"].to_list() == [None, "copy_of_source", None]
     assert out["score_copy_overlap"][0] is None  # not applicable, not a perfect copy score
+
+
+def test_a_few_languages_keep_english_at_the_full_mix_share():
+    from pipeline.assign import language_weights
+    from pipeline.languages import resolve_languages
+
+    langs = resolve_languages(["en", "de", "fr", "cs"])
+    frame = pl.DataFrame({"example_id": [make_example_id("vqav2", str(i)) for i in range(N)]})
+    counts = dict(assign_languages(frame, langs, seed=0, english_share=0.4384)["lang"].value_counts().iter_rows())
+    weights = dict(zip([lang.code for lang in langs], language_weights(langs, 0.4384)))
+    assert weights["en"] == 0.4384 and abs(sum(weights.values()) - 1) < 1e-12
+    assert abs(weights["de"] / weights["fr"] - 6.088564 / 5.065605) < 1e-9  # the rest keeps mC4 proportions
+    for code, p in weights.items():
+        assert abs(counts[code] / N - p) < 4.5 * math.sqrt(p * (1 - p) / N), code
