@@ -1,7 +1,8 @@
 """Captioning and question answering with an exported model (plain transformers, beam search).
 
 Prompts come from the one template table training uses (``pipeline/templates.py``, through
-``model/templates.py``): "Caption the image in German." and "Answer in German: {question}". The reference evaluation used beam search with 5 beams and up to 50
+``model/templates.py``): "Caption the image in German." and "Answer in German: {question}".
+The reference evaluation used beam search with 5 beams and up to 50
 new tokens for captions (Geigle et al. 2024, Sec. 5).
 """
 

@@ -185,7 +185,8 @@ def translate_templates(translator, lang: str, stats: TranslationStats | None = 
         return english
     tasks = [t for t in settings.translated_tasks if t in TEMPLATES]
     tasks += [ENGLISH_ANSWER_TASK[t] for t in tasks if t in ENGLISH_ANSWER_TASK]
-    parts_of = {(task, i): split_template(t) for task in tasks for i, t in enumerate(_sources(task, english.templates[task]))}
+    parts_of = {(task, i): split_template(t)
+                for task in tasks for i, t in enumerate(_sources(task, english.templates[task]))}
     literals = list(dict.fromkeys(p for parts in parts_of.values() for p in parts if not _SLOT.fullmatch(p)))
     translated = dict(zip(literals, (clean_source(r.text) for r in
                                      translate_many(translator, literals, SOURCE_NLLB, language.nllb, stats))))

@@ -42,7 +42,8 @@ def test_demo_has_english_at_its_share_and_inference_prompts(tmp_path, demo_root
             assert row["prompt"] in english_ones | translated, row["prompt"]  # English rows: plain English ones
         else:  # VQA: English instructions, as `mblip ask`, naming the answer's language
             answer_lang = lang if row["answer_translated"] is not False else "en"
-            options = {vqa_prompt(row["text_tgt"], lang, f"k{i}", english_answer=answer_lang == "en") for i in range(200)}
+            options = {vqa_prompt(row["text_tgt"], lang, f"k{i}", english_answer=answer_lang == "en")
+                       for i in range(200)}
             assert row["prompt"] in options, row["prompt"]
     prompts = set(rows["prompt"])
     assert caption_prompt("de") in prompts and caption_prompt("en") in prompts  # what `mblip caption` sends

@@ -29,11 +29,12 @@ def shards(tmp_path_factory) -> TrainingData:
             path = root / "data" / lang / f"part-{part:05d}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             ids = [f"{lang}-{part}-{i}" for i in range(n)]
-            pl.DataFrame({
+            frame = pl.DataFrame({
                 "example_id": ids, "task": ["caption"] * n, "image_id": ids, "image_path": ["x.jpg"] * n,
                 "source": ["coco"] * n, "text_en": ["A dog."] * n, "answer_en": [None] * n, "lang": [lang] * n,
                 "text_tgt": ["..."] * n, "answer_tgt": [None] * n,
-            }, schema_overrides={"answer_en": pl.String, "answer_tgt": pl.String}).write_parquet(path, row_group_size=2000)
+            }, schema_overrides={"answer_en": pl.String, "answer_tgt": pl.String})
+            frame.write_parquet(path, row_group_size=2000)
             files.append(DataFile(path=path, lang=lang, rows=n))
     return TrainingData(root=root, files=tuple(files))
 

@@ -87,8 +87,8 @@ def test_translated_templates_fill_slots_and_drop_english():
              "Answer in German:": "Antworte auf Deutsch:", "Answer in English:": "Antworte auf Englisch:",
              "Question:": "Frage:"}
     engine = DictEngine(table)
-    s = translate_templates(CachingTranslator(engine), "de", settings=PromptSettings(translated_tasks=("caption", "vqa")),
-                            check_model=False)
+    both = PromptSettings(translated_tasks=("caption", "vqa"))
+    s = translate_templates(CachingTranslator(engine), "de", settings=both, check_model=False)
     assert not [t for t in engine.sent if "{" in t]  # slots never reach the model
     assert len(s.translated["caption"]) == len(TRANSLATED_TEMPLATES["caption"]) - 1
     assert s.translated["vqa"] == ("Antworte auf Deutsch: {question}", "Frage: {question} Antworte auf Deutsch:")
@@ -148,7 +148,8 @@ def test_templates_are_translated_once_per_language():
     translator = CachingTranslator(engine)
     templates_for(translator, "de", check_model=False)
     n = len(engine.sent)
-    assert templates_for(translator, "deu_Latn", check_model=False) is templates_for(translator, "de", check_model=False)
+    again = templates_for(translator, "deu_Latn", check_model=False)
+    assert again is templates_for(translator, "de", check_model=False)
     assert len(engine.sent) == n
 
 
