@@ -116,11 +116,16 @@ class PromptConfig(_Frozen):
     # null = mBLIP's mix: every English and every kept translated template equally often (E/(E+T)
     # English). 0 = translated only (the English templates only where none survived); 1 = English only.
     english_share: float | None = Field(None, ge=0, le=1)
+    # Thresholds of the quality filter for translated templates (same keys as `filter`); null = the
+    # defaults of pipeline/filters/rules.py. Separate from `filter` so that a threshold change re-decides
+    # rows from stored scores without changing their prompts.
+    template_filter: FilterRules | None = None
 
     def settings(self):
         from pipeline.templates import PromptSettings
 
-        return PromptSettings(translated_tasks=tuple(self.translated_tasks), english_share=self.english_share)
+        return PromptSettings(translated_tasks=tuple(self.translated_tasks), english_share=self.english_share,
+                              template_rules=self.template_filter)
 
 
 class OutputConfig(_Frozen):

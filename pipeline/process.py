@@ -140,17 +140,17 @@ def process_rows(
     # Model signals only for languages the model was trained on (all of them for NLLB-200): a model
     # that does not know a language would reject all of it for the wrong reason.
     model_languages = getattr(translator, "languages", None)
-    frame = add_prompts(frame, translator, settings=prompts, rules=rules, check_model=backtranslate,
-                        model_languages=model_languages)
+    frame = add_prompts(frame, translator, settings=prompts, rules=prompts.template_rules,
+                        check_model=backtranslate, model_languages=model_languages)
     frame = apply_quality_filter(frame, translator if backtranslate else None, rules, model_languages=model_languages)
     return conform(frame, ROW_SCHEMA)
 
 
 def chunk_template_report(frame: pl.DataFrame, translator, backtranslate: bool = True,
-                          min_bt_chrf: float | None = None, rules: FilterRules | None = None,
                           prompts: PromptSettings = PromptSettings(), **_) -> dict:
-    """The stats sidecar's template part for a chunk processed with these parameters."""
-    counts, texts = template_report(frame, translator, prompts, _rules(rules, min_bt_chrf), backtranslate,
+    """The stats sidecar's template part for a chunk processed with these parameters (the others of
+    ``process_rows`` are accepted and do not matter: templates do not depend on the run's thresholds)."""
+    counts, texts = template_report(frame, translator, prompts, prompts.template_rules, backtranslate,
                                     getattr(translator, "languages", None))
     return {"templates": counts, "template_texts": texts}
 

@@ -102,6 +102,9 @@ class PromptSettings:
 
     translated_tasks: tuple[str, ...] = (TASK_CAPTION,)
     english_share: float | None = None  # None: mBLIP's mix, every usable template equally often
+    # Filter thresholds for translated templates (a FilterRules; None = the defaults). Not the run's
+    # thresholds: a threshold change re-decides rows from stored scores and must not change prompts.
+    template_rules: object = None
 
 
 def _norm(text: str) -> str:
@@ -242,7 +245,8 @@ def templates_for(translator, lang: str, stats: TranslationStats | None = None,
     engine = getattr(translator, "engine", translator)
     identity = engine.cache_key() if hasattr(engine, "cache_key") else str(id(engine))
     rules_key = rules.model_dump_json() if rules is not None else ""
-    key = (f"{getattr(engine, 'model_dir', '')}|{identity}", get_language(lang).code, settings, rules_key,
+    key = (f"{getattr(engine, 'model_dir', '')}|{identity}", get_language(lang).code, settings.translated_tasks,
+           settings.english_share, rules_key,
            check_model, tuple(sorted(model_languages)) if model_languages is not None else None)
     with _MEMO_LOCK:
         cached = _MEMO.get(key)
