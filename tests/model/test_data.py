@@ -92,9 +92,10 @@ def _processor(tiny_dirs, llm):
     return build_processor(str(tiny_dirs["blip2"]), str(tiny_dirs[llm]), num_query_tokens=8, image_token="<image>")
 
 
-def _spec(processor, decoder_only, max_length=16):
+def _spec(processor, decoder_only, max_length=16, max_target_length=16):
     tok = processor.tokenizer
-    return TokenSpec(tok.convert_tokens_to_ids("<image>"), 8, max_length, decoder_only, tok.pad_token_id, tok.eos_token_id)
+    return TokenSpec(tok.convert_tokens_to_ids("<image>"), 8, max_length, decoder_only, tok.pad_token_id, tok.eos_token_id,
+                     max_target_length)
 
 
 def test_seq2seq_encoding_matches_the_processor(tiny_dirs):
@@ -118,7 +119,7 @@ def test_decoder_only_labels_cover_only_the_target(tiny_dirs):
     assert ids.shape == labels.shape
     for i in range(2):
         n = int(batch["attention_mask"][i].sum())
-        assert n <= 8 + spec.max_length
+        assert n <= 8 + spec.max_length + spec.max_target_length
         target = labels[i][labels[i] != IGNORE_INDEX].tolist()
         assert target[-1] == spec.eos_token_id and ids[i, n - len(target) : n].tolist() == target
         assert (ids[i, :8] == spec.image_token_index).all() and (labels[i, :8] == IGNORE_INDEX).all()

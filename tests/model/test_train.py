@@ -36,7 +36,7 @@ def test_resume_gives_the_same_next_step_loss(make_config, tmp_path):
 
 
 def test_decoder_only_llm_trains_with_validation_and_checkpointing(make_config):
-    cfg = make_config(llm="bloom", train={"max_steps": 3, "eval_every": 3, "grad_accum": 2},
+    cfg = make_config(llm="bloom", train={"max_steps": 3, "eval_every": 3, "global_batch": 16},
                       model={"gradient_checkpointing": True})
     result = train(cfg)
     assert len(result.losses) == 3 and all(math.isfinite(x) for x in result.losses)
