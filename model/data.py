@@ -260,22 +260,22 @@ def prompt_ids(tokenizer, example: Example, limit: int, add_special_tokens: bool
     """Token ids of the prompt, at most ``limit``: excess tokens are removed from the end of the free
     text (``text_span``), so the instruction before and after it is kept; without a span, from the end.
     Special tokens the tokenizer adds (mT5's ``</s>``) are kept."""
-    encoded = tokenizer(example.prompt, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
-    ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    encoded = tokenizer(example.prompt, add_special_tokens=add_special_tokens, return_offsets_mapping=True,
+                        return_special_tokens_mask=True)
+    ids, offsets, special = encoded["input_ids"], encoded["offset_mapping"], encoded["special_tokens_mask"]
     excess = len(ids) - limit
     if excess <= 0:
         return ids
-    special = set(tokenizer.all_special_ids)
     start, end = example.text_span or (0, len(example.prompt))
-    cuttable = [i for i, (a, b) in enumerate(offsets) if ids[i] not in special and a < end and b > start]
-    dropped = set(cuttable[-excess:]) if excess <= len(cuttable) else set(cuttable)
-    kept = [t for i, t in enumerate(ids) if i not in dropped]
-    if len(kept) > limit:  # the instruction alone is over the limit: cut its end, keep the end tokens
+    cuttable = [i for i, (a, b) in enumerate(offsets) if not special[i] and a < end and b > start]
+    dropped = set(cuttable[-excess:])
+    kept = [i for i in range(len(ids)) if i not in dropped]
+    if len(kept) > limit:  # the instruction alone is over the limit: cut its end, keep the added end tokens
         tail = 0
-        while tail < len(kept) and kept[len(kept) - 1 - tail] in special:
+        while tail < len(kept) and special[kept[len(kept) - 1 - tail]]:
             tail += 1
         kept = kept[: max(0, limit - tail)] + kept[len(kept) - tail :]
-    return kept
+    return [ids[i] for i in kept]
 
 
 def encode_examples(tokenizer, examples: Sequence[Example], spec: TokenSpec) -> dict[str, torch.Tensor]:

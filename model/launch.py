@@ -38,9 +38,9 @@ def launch_training(
     overrides = cli_overrides(manifest, output_dir, max_steps)
     cfg = load_config(config_path, overrides)
     # Fail here, before any process starts, on what the trainer would refuse.
-    accumulation_steps(cfg.train, num_processes)
     require_source(cfg.model.blip2, "model.blip2")
     require_source(cfg.model.llm, "model.llm")
+    accumulation_steps(cfg.train, num_processes)
     check_init_from(cfg.train.init_from)
     if num_processes <= 1:
         result = train(cfg, stop_after=stop_after)
