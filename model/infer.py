@@ -50,7 +50,8 @@ def load_exported(model_dir: str, device: str = "cpu"):
 
 
 def generate(model, processor, images: Sequence, prompts: Sequence[str], num_beams: int = DEFAULT_BEAMS,
-             max_new_tokens: int = CAPTION_MAX_NEW_TOKENS, min_new_tokens: int = 0, length_penalty: float = 1.0) -> list[str]:
+             max_new_tokens: int = CAPTION_MAX_NEW_TOKENS, min_new_tokens: int = 0,
+             length_penalty: float = 1.0) -> list[str]:
     """Generated text for each (image, prompt); the prompt is stripped for decoder-only LLMs."""
     import torch
 
@@ -58,8 +59,8 @@ def generate(model, processor, images: Sequence, prompts: Sequence[str], num_bea
     inputs = inputs.to(model.device)
     inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     with torch.no_grad():
-        output = model.generate(**inputs, num_beams=num_beams, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-                                length_penalty=length_penalty, do_sample=False)
+        output = model.generate(**inputs, num_beams=num_beams, max_new_tokens=max_new_tokens,
+                                min_new_tokens=min_new_tokens, length_penalty=length_penalty, do_sample=False)
     if not model.config.text_config.is_encoder_decoder:
         output = output[:, inputs["input_ids"].shape[1] :]
     return [text.strip() for text in processor.batch_decode(output, skip_special_tokens=True)]

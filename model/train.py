@@ -238,7 +238,8 @@ def evaluate(model, loader, device: torch.device, accelerator, counts: dict | No
             count += n
     total, count = accelerator.reduce(total, "sum"), accelerator.reduce(count, "sum")
     if counts is not None:
-        counts["val_unreadable_images"] = counts.get("val_unreadable_images", 0) + int(accelerator.reduce(unreadable, "sum").item())
+        unreadable = int(accelerator.reduce(unreadable, "sum").item())
+        counts["val_unreadable_images"] = counts.get("val_unreadable_images", 0) + unreadable
     set_train_mode(model)
     return (total / count.clamp(min=1)).item()
 
@@ -337,7 +338,9 @@ def load_training_state(checkpoint: Path, optimizer, scheduler, scaler=None) -> 
     try:
         state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise ValueError(f"{checkpoint / STATE_FILE} holds more than tensors and plain values; not loading it ({err})") from err
+        raise ValueError(
+            f"{checkpoint / STATE_FILE} holds more than tensors and plain values; not loading it ({err})"
+        ) from err
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and "scaler" in state:
@@ -487,21 +490,23 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
             elapsed = time.perf_counter() - tick
             lrs = {g["name"].split("/")[0]: g["lr"] for g in optimizer.param_groups}
             bar.set_postfix(loss=f"{mean_loss:.4f}", **{f"lr_{k}": f"{v:.2e}" for k, v in lrs.items()}, samples_s=f"{samples / elapsed:.1f}")
-            _append_metrics(output_dir, is_main, {"step": done, "loss": mean_loss, **{f"lr_{k}": v for k, v in lrs.items()},
-                                                  "samples_per_s": samples / elapsed, **counts})
+            record = {"step": done, "loss": mean_loss, **{f"lr_{k}": v for k, v in lrs.items()},
+                      "samples_per_s": samples / elapsed, **counts}
+            _append_metrics(output_dir, is_main, record)
             tick, samples = time.perf_counter(), 0
         if cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == steps):
             val = evaluate(model, make_val_loader(), device, accelerator, counts)
             result.val_losses.append((done, val))
             if is_main:
                 bar.write(f"step {done}: validation loss {val:.4f}")
-            _append_metrics(output_dir, is_main, {"step": done, "val_loss": val, "val_unreadable_images": counts["val_unreadable_images"]})
+            _append_metrics(output_dir, is_main,
+                            {"step": done, "val_loss": val, "val_unreadable_images": counts["val_unreadable_images"]})
         if (cfg.train.save_every and done % cfg.train.save_every == 0) or done == last:
             positions = accelerator.gather(torch.tensor([consumed], device=device)).tolist()
             totals = accelerator.reduce(local.clone(), "sum").tolist()
-            position = {"processes": world, "accumulation": accum, "batches_consumed": positions,
-                        **counts, "unreadable_images": counts["unreadable_images"] + int(totals[0]),
-                        "skipped_batches": counts["skipped_batches"] + int(totals[1])}
+            position = {"processes": world, "accumulation": accum, "batches_consumed": positions, **counts}
+            position["unreadable_images"] += int(totals[0])  # not yet logged
+            position["skipped_batches"] += int(totals[1])
             accelerator.wait_for_everyone()
             if is_main:
                 result.checkpoint = save_checkpoint(

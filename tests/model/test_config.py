@@ -9,13 +9,15 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from model.config import accumulation_steps, load_config, resolve_autocast
+from model.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 MT0XL = REPO / "configs" / "train_mt0xl.yaml"
 
 
 def test_accumulation_is_derived_from_the_global_batch_and_the_process_count():
+    from model.config import accumulation_steps
+
     cfg = load_config(MT0XL)
     assert cfg.train.global_batch == 128 and cfg.train.batch_size == 8
     assert [accumulation_steps(cfg.train, n) for n in (1, 2, 4, 16)] == [16, 8, 4, 1]
@@ -43,6 +45,7 @@ def test_model_info_prints_the_effective_batch(gpus, accum, capsys):
 def test_paper_precision_is_the_default_on_a_gpu():
     """mBLIP: frozen ViT in float32, vision side under fp16 autocast, LLM (bf16) under bf16 autocast."""
     from model.build import resolve_frozen_dtype
+    from model.config import resolve_autocast
 
     cfg = load_config(MT0XL)
     cuda = torch.device("cuda")
