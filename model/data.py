@@ -8,6 +8,9 @@ whose rows are striped over processes and loader workers and shuffled with a bou
 
 Determinism (needed for exact resume): the row order depends only on (seed, epoch, shard), and each
 example's crop/flip comes from a generator seeded by (seed, epoch, example_id), not from global state.
+
+One module on purpose: reading, examples, tokenisation and the stream share the row layout and are
+read together when checking what the model is trained on.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ parallel over GPUs with accelerate (``accelerate launch``).
 A checkpoint holds only what training changes (trainable tensors, optimizer, scheduler and scaler
 state, the step, each process's stream position, RNG states) plus the resolved config, so resuming
 continues exactly where the run stopped; a change that would move the data stream is refused.
+
+Longer than most modules on purpose: the whole trainer in one file that reads top to bottom.
 """
 
 from __future__ import annotations

@@ -58,9 +58,12 @@ def test_paper_precision_is_the_default_on_a_gpu():
 
 
 @pytest.mark.parametrize(("overrides", "knobs"), [
-    ({"model": {"vision_dtype": "bfloat16"}, "train": {"vision_autocast": "no"}}, "model.vision_dtype=bfloat16 with train.vision_autocast=no"),
-    ({"model": {"llm_dtype": "bfloat16"}, "train": {"llm_autocast": "no"}}, "model.llm_dtype=bfloat16 with train.llm_autocast=no"),
-    ({"model": {"llm_dtype": "float16"}, "train": {"llm_autocast": "bf16"}}, "model.llm_dtype=float16 with train.llm_autocast=bf16"),
+    ({"model": {"vision_dtype": "bfloat16"}, "train": {"vision_autocast": "no"}},
+     "model.vision_dtype=bfloat16 with train.vision_autocast=no"),
+    ({"model": {"llm_dtype": "bfloat16"}, "train": {"llm_autocast": "no"}},
+     "model.llm_dtype=bfloat16 with train.llm_autocast=no"),
+    ({"model": {"llm_dtype": "float16"}, "train": {"llm_autocast": "bf16"}},
+     "model.llm_dtype=float16 with train.llm_autocast=bf16"),
 ])
 def test_mismatching_precision_fails_at_config_load_naming_the_knobs(overrides, knobs):
     with pytest.raises(ValidationError, match=re.escape(knobs)):

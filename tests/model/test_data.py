@@ -94,8 +94,8 @@ def _processor(tiny_dirs, llm):
 
 def _spec(processor, decoder_only, max_length=16, max_target_length=16):
     tok = processor.tokenizer
-    return TokenSpec(tok.convert_tokens_to_ids("<image>"), 8, max_length, decoder_only, tok.pad_token_id, tok.eos_token_id,
-                     max_target_length)
+    image = tok.convert_tokens_to_ids("<image>")
+    return TokenSpec(image, 8, max_length, decoder_only, tok.pad_token_id, tok.eos_token_id, max_target_length)
 
 
 def test_seq2seq_encoding_matches_the_processor(tiny_dirs):
@@ -169,7 +169,8 @@ def _byte_level_tokenizer():
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "</s>", "<image>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tokenizer.train_from_iterator(["Caption the image in Chinese.", "a red circle", "Answer in German: What shape?"], trainer)
+    texts = ["Caption the image in Chinese.", "a red circle", "Answer in German: What shape?"]
+    tokenizer.train_from_iterator(texts, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>")
 
 
@@ -212,11 +213,13 @@ def test_no_separator_token_before_targets_in_scripts_without_spaces():
     assert (chinese.separator, german.separator) == ("", " ")
     assert row_to_example(_row(lang="zh", text_tgt=None), {}).separator == " "  # English fallback target
     unspaced = tok("一只红色的圆", add_special_tokens=False)["input_ids"]
-    assert len(tok(" 一只红色的圆", add_special_tokens=False)["input_ids"]) > len(unspaced)  # a space costs a token
+    spaced = tok(" 一只红色的圆", add_special_tokens=False)["input_ids"]
+    assert len(spaced) > len(unspaced)  # a space costs a token
     labels = encode_examples(tok, [chinese], spec)["labels"][0]
     assert labels[labels != IGNORE_INDEX].tolist() == unspaced + [tok.eos_token_id]
     labels = encode_examples(tok, [german], spec)["labels"][0]
-    assert labels[labels != IGNORE_INDEX].tolist() == tok(" Ein roter Kreis.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    expected = tok(" Ein roter Kreis.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert labels[labels != IGNORE_INDEX].tolist() == expected
 
 
 def _break_images(demo_output: Path, out: Path, broken_rows) -> Path:
@@ -264,7 +267,8 @@ def test_val_max_examples_caps_the_total_over_workers_and_processes(demo_output,
     total = 0
     for rank in range(world):
         settings = StreamSettings(batch_size=4, image_size=32, train=False, max_examples=7, rank=rank, world=world)
-        total += sum(len(b["example_ids"]) for b in make_loader(data, processor, _spec(processor, False), settings, workers))
+        loader = make_loader(data, processor, _spec(processor, False), settings, workers)
+        total += sum(len(b["example_ids"]) for b in loader)
     assert data.rows > 7 * 2 and total == 7
 
 

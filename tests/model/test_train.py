@@ -105,7 +105,9 @@ def test_training_state_loads_without_running_pickled_code(make_config, tmp_path
 def test_resume_refuses_a_change_that_would_move_the_data_stream(make_config, section, changes, message):
     cfg = make_config(train={"max_steps": 3})
     train(cfg, stop_after=1)
-    changed = make_config(**({"train": {"max_steps": 3}} | {section: {"max_steps": 3} | changes if section == "train" else changes}))
+    sections = {"train": {"max_steps": 3}}
+    sections[section] = sections.get(section, {}) | changes
+    changed = make_config(**sections)
     with pytest.raises(ValueError, match=f"cannot resume .*{message}.*new train.output_dir"):
         train(changed)
     assert train(cfg).step == 3  # unchanged config: resumes
@@ -193,7 +195,8 @@ def test_paper_precision_trains_and_a_mismatch_the_validator_refuses_does_fail(m
     pixel = torch.zeros(1, 3, 32, 32)
     ids = torch.tensor([[assembled.image_token_index] * 8 + [5, 6, 1]])
     with pytest.raises(RuntimeError, match="must have the same dtype"):
-        assembled.model(pixel_values=pixel, input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([[5, 1]]))
+        assembled.model(pixel_values=pixel, input_ids=ids, attention_mask=torch.ones_like(ids),
+                        labels=torch.tensor([[5, 1]]))
 
 
 def test_schedule_counts_only_the_rows_of_the_selected_tasks(make_config, demo_output):
@@ -203,6 +206,7 @@ def test_schedule_counts_only_the_rows_of_the_selected_tasks(make_config, demo_o
 
     frame = pl.read_parquet(demo_output / "data/en/part-00000.parquet")
     cfg = make_config(data={"tasks": ["caption"]}, train={"max_steps": None, "epochs": 1.0})
-    captions = [r for r in frame.iter_rows(named=True) if r["task"] == "caption" and not is_validation(r["image_id"], cfg.data.val_fraction)]
+    captions = [r for r in frame.iter_rows(named=True)
+                if r["task"] == "caption" and not is_validation(r["image_id"], cfg.data.val_fraction)]
     assert len(captions) < frame.height * (1 - cfg.data.val_fraction) - cfg.train.global_batch
     assert train(cfg).step == math.ceil(len(captions) / cfg.train.global_batch)
