@@ -28,6 +28,7 @@ from pipeline.filters.rules import FilterRules
 from pipeline.languages import resolve_languages
 from pipeline.nllb.convert import read_model_metadata
 from pipeline.nllb.engine import EngineSettings
+from pipeline.mix import mix_key, thresholds_from_chunks
 from pipeline.process import (
     INGEST_DIR, INGEST_DONE, IngestResult, ingest_source, iter_quarantine, open_reader, run_chunk_plan, source_fingerprint,
 )
@@ -57,7 +58,7 @@ def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_r
 def process_chunk_task(
     plan: ChunkPlan, model_dir: str, settings: EngineSettings, languages: tuple[str, ...],
     seed: int, mode: str, backtranslate: bool, rules: dict, only_languages: tuple[str, ...] = (),
-    cache_dir: str | None = None,
+    cache_dir: str | None = None, mix: dict | None = None, mix_seed: int = 0,
 ) -> str:
     """One chunk: process it, re-decide it from stored scores, or recompute some languages' rows."""
     route_pipeline_logs()
@@ -66,7 +67,7 @@ def process_chunk_task(
     # fails, the task is retried after a pause, when other work may have released memory.
     return str(run_chunk_plan(
         plan, lambda: load_once(open_translator, model_dir, settings, cache_dir), resolve_languages(languages),
-        seed, mode, backtranslate, FilterRules.model_validate(rules), tuple(only_languages),
+        seed, mode, backtranslate, FilterRules.model_validate(rules), tuple(only_languages), mix=mix, mix_seed=mix_seed,
     ))
 
 
@@ -99,6 +100,8 @@ def resolve_model_dir(model: str) -> str:
 
 def _source_paths(source) -> dict:
     paths = {k: str(v) for k, v in source.model_dump(include={"annotations", "questions", "path"}).items() if v}
+    if source.type not in ("coco_captions", "coco_karpathy", "vqav2"):
+        return source.reader_params()
     if source.type == "coco_karpathy":
         paths["splits"] = list(source.splits)
     return paths
@@ -135,8 +138,10 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     }
     plans: list[ChunkPlan] = []
     counts = {}
-    for name, future in ingests.items():
-        result: IngestResult = future.result()
+    results: dict[str, IngestResult] = {name: future.result() for name, future in ingests.items()}
+    mix = thresholds_from_chunks([c for r in results.values() for c in r.chunks], config.mix.rules(), config.mix.seed)
+    tkey = mix_key(tkey, mix, config.mix.seed)
+    for name, result in results.items():
         counts[name] = {"rows": result.rows, "quarantined": result.quarantined}
         logger.info("%s: %d rows in %d chunks, %d quarantined", name, result.rows, len(result.chunks), result.quarantined)
         plans += [plan_chunk(work, name, c, tkey, dkey, force=name in force_sources) for c in result.chunks]
@@ -152,7 +157,8 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     common = (model_dir, settings, languages, config.assignment.seed, config.assignment.mode,
               config.filter.backtranslate, config.filter.rules().model_dump(mode="json"), tuple(force_languages))
     run_bounded(
-        (lambda p=p: process_chunk_task.submit(p, *common, cache_dir=cache_dir) for p in todo),
+        (lambda p=p: process_chunk_task.submit(p, *common, cache_dir=cache_dir, mix=mix, mix_seed=config.mix.seed)
+         for p in todo),
         config.run.concurrency, lambda _: progress.advance(),
     )
     progress.close()
@@ -166,6 +172,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
         "pretty_name": config.output.pretty_name,
         "settings": config.model_dump(mode="json", include={"translation", "filter", "assignment"}),
         "keys": {"translation": tkey, "decision": dkey},
+        "mix": {"rules": config.mix.rules(), "seed": config.mix.seed, "thresholds": mix},
         "run": {"chunks": actions, **(run_info or {"flow": "generate"})},
     }
     staging = work / STAGING_DIR

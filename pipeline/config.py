@@ -25,18 +25,40 @@ class _Frozen(BaseModel):
 class SourceConfig(_Frozen):
     """One English source in its published format."""
 
-    type: Literal["coco_captions", "coco_karpathy", "vqav2"]
+    type: Literal["coco_captions", "coco_karpathy", "vqav2", "vqav2_vqg", "aokvqa", "llava", "imagenet", "tabular",
+                  "mblip_released"]
     name: str | None = None  # defaults to the type; must be unique within a run
     annotations: Path | None = None  # coco_captions: captions_*.json; vqav2: v2_mscoco_*_annotations.json
     questions: Path | None = None  # vqav2: v2_OpenEnded_mscoco_*_questions.json
-    path: Path | None = None  # coco_karpathy: dataset_coco.json
+    # coco_karpathy: dataset_coco.json; aokvqa: aokvqa_v1p0_*.json; llava: detail_23k.json or
+    # conversation_58k.json; tabular: a .jsonl/.csv/.parquet file or a `datasets` folder;
+    # mblip_released: task_mix_v2_mt.json (vqav2_vqg reads questions + annotations like vqav2).
+    path: Path | None = None
     splits: tuple[str, ...] = ("train", "restval")  # coco_karpathy: which splits to read
-    images: Path  # image root; rows store image paths relative to it
+    images: Path  # image root; rows store image paths relative to it (imagenet: the train folder of synsets)
+    # imagenet: English class names (JSON list or one a line, class-index order), the Babel-ImageNet
+    # label file ({lang: [[class indices], [names]]}; None = English only), optional synset list.
+    classes: Path | None = None
+    labels: Path | None = None
+    synsets: Path | None = None
+    passes: int = Field(8, ge=1)  # imagenet: examples per covered class and language (paper: 8)
+    seed: int = 0  # imagenet: negatives and image order
+    languages: tuple[str, ...] = ()  # imagenet: languages of the label file to use; empty = all
+    # aokvqa: explain and/or cot; imagenet: classify and/or decide; empty = both.
+    tasks: tuple[str, ...] = ()
+    translate: bool = False  # aokvqa: translate like other sources (the paper kept A-OKVQA English)
+    max_sentences: int = Field(3, ge=0)  # llava: longest answer used, in sentences (paper: 3; 0 = no limit)
+    columns: dict[str, str] = {}  # tabular: field -> column (image|image_url, caption|question+answer, id, task)
+    format: Literal["jsonl", "csv", "parquet", "hf"] | None = None  # tabular: None = from the file name
+    language: str = "detect"  # mblip_released: the rows' language, or detect it per row (py3langid)
+    retranslate: bool = False  # mblip_released: translate the English rows instead of keeping them
 
     @model_validator(mode="after")
     def _required_files(self) -> "SourceConfig":
-        needed = {"coco_captions": ("annotations",), "coco_karpathy": ("path",), "vqav2": ("questions", "annotations")}
-        missing = [f for f in needed[self.type] if getattr(self, f) is None]
+        needed = {"coco_captions": ("annotations",), "coco_karpathy": ("path",), "vqav2": ("questions", "annotations"),
+                  "vqav2_vqg": ("questions", "annotations"), "aokvqa": ("path",), "llava": ("path",),
+                  "imagenet": ("classes",), "tabular": ("path", "columns"), "mblip_released": ("path",)}
+        missing = [f for f in needed[self.type] if getattr(self, f) is None or getattr(self, f) == {}]
         if missing:
             raise ValueError(f"source of type {self.type!r} needs {', '.join(missing)}")
         return self
@@ -44,6 +66,11 @@ class SourceConfig(_Frozen):
     @property
     def source_name(self) -> str:
         return self.name or self.type
+
+    def reader_params(self) -> dict:
+        """The plain values ``pipeline.process.open_reader`` needs (paths as strings)."""
+        data = self.model_dump(mode="json", exclude={"type", "name"})
+        return {k: v for k, v in data.items() if v is not None and v != [] and v != {}}
 
 
 class AssignmentConfig(_Frozen):
@@ -101,6 +128,21 @@ class FilterConfig(FilterRules):
         return FilterRules.model_validate(self.model_dump(exclude={"backtranslate"}))
 
 
+class TaskMix(_Frozen):
+    share: float = Field(1.0, gt=0, le=1)  # fraction of the task's rows kept (by hash); 1 = all
+    cap: int | None = Field(None, ge=0)  # most rows of the task (lowest hashes win); None = no cap
+
+
+class MixConfig(_Frozen):
+    """Per-task shares and caps (``pipeline/mix.py``); a task not listed keeps all its rows."""
+
+    tasks: dict[str, TaskMix] = {}
+    seed: int = 0  # changes which rows a share or cap keeps; keep it fixed across regenerations
+
+    def rules(self) -> dict[str, dict]:
+        return {task: rule.model_dump() for task, rule in sorted(self.tasks.items())}
+
+
 class OutputConfig(_Frozen):
     dir: Path = Path("out")
     shard_rows: int = Field(100_000, gt=0)  # rows per Parquet shard
@@ -125,6 +167,7 @@ class PipelineConfig(_Frozen):
     assignment: AssignmentConfig = AssignmentConfig()
     translation: TranslationConfig = TranslationConfig()
     filter: FilterConfig = FilterConfig()
+    mix: MixConfig = MixConfig()
     output: OutputConfig = OutputConfig()
 
     @field_validator("sources")
@@ -153,7 +196,7 @@ class PipelineConfig(_Frozen):
 
 def _resolve_paths(data: dict, base: Path) -> dict:
     for source in data.get("sources", []) or []:
-        for key in ("annotations", "questions", "path", "images"):
+        for key in ("annotations", "questions", "path", "images", "classes", "labels", "synsets"):
             if source.get(key) is not None:
                 source[key] = str((base / source[key]).resolve()) if not Path(source[key]).is_absolute() else source[key]
     tr = data.get("translation") or {}

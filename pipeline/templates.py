@@ -29,12 +29,13 @@ import polars as pl
 
 from pipeline.languages import SOURCE_LANGUAGE, get_language
 from pipeline.nllb.engine import clean_source
-from pipeline.schema import TASK_CAPTION, TASK_VQA
+from pipeline.schema import (
+    TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_CAPTION, TASK_CLASSIFY, TASK_DECIDE, TASK_INSTRUCT, TASK_LLAVA, TASK_VQA,
+    TASK_VQG,
+)
 from pipeline.translate import SOURCE_NLLB, TranslationStats, translate_many
 
 TASK_VQA_ENGLISH_ANSWER = "vqa_en"
-TASK_VQG = "vqg"  # question generation from an answer (VQAv2 in the reference task mix)
-TASK_CLASSIFY = "classify"  # ImageNet class names (Babel-ImageNet in the reference)
 TASK_MATCH = "match"  # image-caption matching with hard negatives
 
 # English templates per task. Caption and VQA follow the trainer's (model/templates.py) so English
@@ -68,9 +69,45 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "Does the caption match the image? Answer yes or no. Caption: {caption}",
         "Is this a correct description of the image: {caption}",
     ),
+    # A-OKVQA (mBLIP's explanation and chain-of-thought tasks; the reference's templates).
+    TASK_AOKVQA_EXPLAIN: (
+        'Explain why the answer to the question "{question}" is "{answer}".',
+        'Question: {question} Answer: {answer}. Explain why.',
+        'Why is "{answer}" the answer to "{question}"?',
+        'Give the reason why "{answer}" answers the question "{question}".',
+        'The question is "{question}" and the answer is "{answer}". Why?',
+    ),
+    TASK_AOKVQA_COT: (
+        "Think step-by-step to answer this question. {question}",
+        "{question} What is the answer and why?",
+        "{question} Explain your reasoning, then answer.",
+        "Answer the question and give the reason. {question}",
+        "{question} Reason about the image first, then answer.",
+    ),
+    # Targets of the chain-of-thought task: every one holds the rationale (the reference had one,
+    # "{a} because {a}.", with the answer twice and no rationale).
+    "aokvqa_cot_target": (
+        "{rationale}. So the answer is {answer}.",
+        "The answer is {answer} because {rationale}.",
+        "{rationale}. The answer is {answer}.",
+        "{rationale}. Therefore: {answer}.",
+        "Reasoning: {rationale}. Answer: {answer}.",
+    ),
+    # ImageNet "does the image show X?" with the class name in the row's language; the yes and no
+    # targets of question i are entry i of the two lists below (the reference's question/answer triples).
+    TASK_DECIDE: (
+        "Does this image show a {label}?",
+        "Is there a {label} in the image?",
+        "Is this a picture of a {label}?",
+        "Can you see a {label} in this image?",
+    ),
+    "decide_yes": ("Yes, it does.", "Yes, there is.", "Yes, it is.", "Yes, I can."),
+    "decide_no": ("No, it does not.", "No, there is not.", "No, it is not.", "No, I cannot."),
 }
-SLOTS = ("question", "answer", "caption")  # filled per example, never translated
-_SLOT = re.compile(r"(\{(?:question|answer|caption)\})")
+# LLaVA turns and released mBLIP rows carry their own instruction (``context_en``): no template.
+CONTEXT_PROMPT_TASKS = (TASK_LLAVA, TASK_INSTRUCT)
+SLOTS = ("question", "answer", "caption", "rationale", "label")  # filled per example, never translated
+_SLOT = re.compile(r"(\{(?:" + "|".join(SLOTS) + r")\})")
 _NORM = re.compile(r"[^\w]+")
 
 DROP_EMPTY = "empty_translation"
@@ -118,7 +155,8 @@ def translate_templates(translator, lang: str, stats: TranslationStats | None = 
     if language.code == SOURCE_LANGUAGE:
         return english
     parts_of = {(task, i): split_template(t) for task, ts in english.templates.items() for i, t in enumerate(ts)}
-    literals = list(dict.fromkeys(p for parts in parts_of.values() for p in parts if not _SLOT.fullmatch(p)))
+    # Parts of punctuation only ('".' after a slot) are kept as they are: there is nothing to translate.
+    literals = list(dict.fromkeys(p for parts in parts_of.values() for p in parts if not _SLOT.fullmatch(p) and _norm(p)))
     translated = dict(zip(literals, (r.text for r in translate_many(translator, literals, SOURCE_NLLB, language.nllb, stats))))
     kept: dict[str, list[str]] = {task: [] for task in english.templates}
     dropped: dict[str, int] = {}
@@ -126,7 +164,7 @@ def translate_templates(translator, lang: str, stats: TranslationStats | None = 
         reason = None
         out = []
         for part in parts:
-            if _SLOT.fullmatch(part):
+            if _SLOT.fullmatch(part) or not _norm(part):
                 out.append(part)
                 continue
             target = clean_source(translated[part])
@@ -167,25 +205,78 @@ def render(template: str, **slots: str) -> str:
     return " ".join(out.split())
 
 
-def add_prompts(frame: pl.DataFrame, translator, stats: TranslationStats | None = None) -> pl.DataFrame:
-    """Add ``prompt``: the row's instruction in its language (VQA: with the translated question).
+def _pick_index(key: str, n: int) -> int:
+    return int.from_bytes(hashlib.sha1(f"template\x1f{key}".encode()).digest()[:4], "big") % n
 
-    VQA rows whose answer stayed English (``answer_translated`` false) get a template asking for an
-    English answer. Returns the frame unchanged in row order and count.
+
+def prompt_and_target(row: dict, templates: TemplateSet) -> tuple[str | None, str | None]:
+    """The (prompt, target) of one row from the task's templates in ``templates``.
+
+    ``row`` holds ``example_id``, ``task``, ``text_en``/``text_tgt``, and where the task has them
+    ``answer_en``/``answer_tgt``/``answer_translated`` and ``context_en``/``context_tgt``.
     """
-    sets = {lang: templates_for(translator, lang, stats) for lang in frame["lang"].unique().to_list() if lang}
-    prompts = []
-    for row in frame.select("example_id", "task", "lang", "text_en", "text_tgt",
-                            *(["answer_translated"] if "answer_translated" in frame.columns else [])).iter_rows(named=True):
-        lang, task = row["lang"], row["task"]
-        if not lang or task not in (TASK_CAPTION, TASK_VQA):
+    task, key = row["task"], row["example_id"]
+    text = row.get("text_tgt") or row.get("text_en")
+    answer = row.get("answer_tgt") or row.get("answer_en")
+    context = row.get("context_tgt") or row.get("context_en")
+    if task == TASK_CAPTION:
+        return render(templates.pick(task, key)), text
+    if task == TASK_VQA:
+        variant = TASK_VQA_ENGLISH_ANSWER if row.get("answer_translated") is False else task
+        return render(templates.pick(variant, key), question=text), answer
+    if task == TASK_VQG:  # the prompt names the language of the target question
+        return render(templates.pick(task, key), answer=answer), text
+    if task == TASK_AOKVQA_EXPLAIN:
+        return render(templates.pick(task, key), question=context, answer=answer), text
+    if task == TASK_AOKVQA_COT:
+        target = render(templates.pick("aokvqa_cot_target", key + ":target"), rationale=text.rstrip(" ."), answer=answer)
+        return render(templates.pick(task, key), question=context), target
+    if task in CONTEXT_PROMPT_TASKS:
+        return context, text
+    if task == TASK_CLASSIFY:
+        return render(templates.pick(task, key)), text
+    if task == TASK_DECIDE:
+        lists = [templates.templates.get(t) for t in (TASK_DECIDE, "decide_yes", "decide_no")]
+        if any(not x for x in lists) or len({len(x) for x in lists}) != 1:
+            lists = [english_templates(templates.lang).templates[t] for t in (TASK_DECIDE, "decide_yes", "decide_no")]  # pairs must line up
+        i = _pick_index(key, len(lists[0]))
+        yes = (row.get("answer_en") or "").strip().lower() == "yes"
+        return render(lists[0][i], label=text), lists[1 if yes else 2][i]
+    raise ValueError(f"row {key}: no templates for task {task!r}; known tasks: {sorted(PROMPT_TASKS)}")
+
+
+PROMPT_TASKS = frozenset({TASK_CAPTION, TASK_VQA, TASK_VQG, TASK_AOKVQA_EXPLAIN, TASK_AOKVQA_COT, TASK_CLASSIFY,
+                          TASK_DECIDE, *CONTEXT_PROMPT_TASKS})
+_ROW_FIELDS = ("example_id", "task", "lang", "text_en", "text_tgt", "answer_en", "answer_tgt", "answer_translated",
+               "context_en", "context_tgt", "preset_lang")
+
+
+def add_prompts(frame: pl.DataFrame, translator, stats: TranslationStats | None = None) -> pl.DataFrame:
+    """Add ``prompt`` (the row's instruction in its language) and ``target`` (what the model learns).
+
+    Translated rows use the templates translated into their language; rows whose language the
+    source fixed (``preset_lang``: ImageNet, English A-OKVQA, released rows) use the English
+    templates naming the language, as the paper did for those tasks. VQA rows whose answer stayed
+    English get a template asking for an English answer. Row order and count are unchanged.
+    """
+    langs = [lang for lang in frame["lang"].unique().to_list() if lang]
+    preset = frame["preset_lang"] if "preset_lang" in frame.columns else pl.Series([None] * frame.height)
+    translated_langs = set(frame.filter(preset.is_null())["lang"].unique().to_list()) - {None} if frame.height else set()
+    sets = {lang: templates_for(translator, lang, stats) for lang in langs if lang in translated_langs}
+    english = {lang: english_templates(lang) for lang in langs}
+    prompts, targets = [], []
+    columns = [c for c in _ROW_FIELDS if c in frame.columns]
+    for row in frame.select(columns).iter_rows(named=True):
+        lang = row["lang"]
+        if not lang:
             prompts.append(None)
+            targets.append(None)
             continue
-        if task == TASK_VQA and row.get("answer_translated") is False:
-            task = TASK_VQA_ENGLISH_ANSWER
-        template = sets[lang].pick(task, row["example_id"])
-        prompts.append(render(template, question=row["text_tgt"] or row["text_en"]))
-    return frame.with_columns(pl.Series("prompt", prompts, dtype=pl.String))
+        templates = english[lang] if row.get("preset_lang") else sets[lang]
+        prompt, target = prompt_and_target(row, templates)
+        prompts.append(prompt)
+        targets.append(target)
+    return frame.with_columns(pl.Series("prompt", prompts, dtype=pl.String), pl.Series("target", targets, dtype=pl.String))
 
 
 def template_drop_counts(frame: pl.DataFrame, translator) -> dict[str, dict[str, int]]:

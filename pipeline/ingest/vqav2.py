@@ -53,11 +53,15 @@ class Vqav2Reader:
         annotations: str | Path,
         name: str = "vqav2",
         data_subtype: str | None = None,
+        task: str = TASK_VQA,
     ):
         self.questions = check_file(questions)
         self.annotations = check_file(annotations)
         self.name = name
         self.data_subtype = data_subtype
+        # TASK_VQG reads the same files for question generation: each row keeps its own record's
+        # question, answer and image (the reference paired answers with other questions' images).
+        self.task = task
 
     def _index_annotations(self, builder: BatchBuilder):
         """question_id -> (image_id, multiple_choice_answer, answers joined by a separator), plus the
@@ -123,7 +127,7 @@ class Vqav2Reader:
                 rel = f"COCO_{subtype}_{image_id:012d}.jpg" if subtype else f"{image_id:012d}.jpg"
                 builder.add_row(
                     str(qid),
-                    task=TASK_VQA,
+                    task=self.task,
                     image_id=str(image_id),
                     image_path=f"{subtype}/{rel}" if subtype else rel,
                     text_en=question,
