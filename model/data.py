@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # label value the loss skips (padding, prompt positions of decoder-only LLMs)
 ROW_COLUMNS = ("example_id", "task", "image_id", "image_path", "source", "text_en", "answer_en", "lang", "text_tgt", "answer_tgt")
-OPTIONAL_COLUMNS = ("prompt",)
+OPTIONAL_COLUMNS = ("prompt", "target")
+BUILT_IN_TASKS = ("caption", "vqa")  # rows of these tasks can fall back to model/templates.py without a prompt
 READ_BATCH_ROWS = 1024  # rows per Parquet record batch: bounds the memory of one read
 
 
@@ -91,6 +92,38 @@ def read_manifest(location: str | Path, languages: Sequence[str] = ()) -> Traini
     return TrainingData(root=root, files=files, image_roots=image_roots)
 
 
+def known_tasks() -> frozenset[str]:
+    """Tasks the trainer can turn into (prompt, target): every task of the pipeline's template table."""
+    from pipeline.templates import PROMPT_TASKS
+
+    return frozenset(PROMPT_TASKS)
+
+
+def check_tasks(data: TrainingData, wanted: Sequence[str] = ()) -> dict[str, int]:
+    """Rows per task over the kept shards; fails at start-up on a task the trainer cannot build.
+
+    Reads only the ``task`` column. Raises ``ValueError`` naming the task and the shard, so a run
+    fails before its first step rather than hours later inside a loader worker.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    known = known_tasks()
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        raise ValueError(f"data.tasks names unknown task(s) {unknown}; known: {sorted(known)}")
+    counts: dict[str, int] = {}
+    for f in data.files:
+        column = pq.read_table(f.path, columns=["task"]).column("task")
+        for item in pc.value_counts(column).to_pylist():
+            task, n = item["values"], item["counts"]
+            if task not in known:
+                raise ValueError(f"{f.path}: task {task!r} ({n} rows) is not one the trainer knows "
+                                 f"({sorted(known)}); regenerate the data or set data.tasks to leave it out")
+            counts[task] = counts.get(task, 0) + n
+    return {t: n for t, n in sorted(counts.items()) if not wanted or t in wanted}
+
+
 def iter_rows(paths: Sequence[Path], batch_rows: int = READ_BATCH_ROWS) -> Iterator[dict[str, Any]]:
     """Rows of Parquet files as dicts, one bounded record batch in memory at a time."""
     import pyarrow.parquet as pq
@@ -117,6 +150,7 @@ class Example:
     image_path: Path
     prompt: str
     target: str
+    task: str = ""
 
 
 def hash_fraction(key: str) -> float:
@@ -140,21 +174,26 @@ def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_an
     """
     lang = row["lang"]
     key = row["example_id"]
-    if row["task"] == "caption":
+    task = row["task"]
+    if task == "caption":
         target = row["text_tgt"] or row["text_en"]
         prompt = row.get("prompt") or caption_prompt(lang, key)
-    elif row["task"] == "vqa":
+    elif task == "vqa":
         question = row["text_tgt"] or row["text_en"]
         english = hash_fraction(f"answer\x1f{key}") < english_answer_prob
         target = row["answer_en"] if english or not row["answer_tgt"] else row["answer_tgt"]
         prompt = row.get("prompt") or vqa_prompt(question, lang, key)
+    elif row.get("prompt") and row.get("target"):
+        # Every other task: the pipeline made prompt and target from its template table.
+        prompt, target = row["prompt"], row["target"]
     else:
-        raise ValueError(f"row {key}: unknown task {row['task']!r} (expected 'caption' or 'vqa')")
+        raise ValueError(f"row {key}: task {task!r} needs the pipeline's prompt and target columns; "
+                         f"only {list(BUILT_IN_TASKS)} rows can do without them")
     root = image_roots.get(row["source"])
     image_path = Path(row["image_path"])
     if root is not None:
         image_path = root / image_path
-    return Example(example_id=key, image_path=image_path, prompt=prompt, target=target)
+    return Example(example_id=key, image_path=image_path, prompt=prompt, target=target, task=task)
 
 
 class ImageAugment:
@@ -392,6 +431,7 @@ def _make_stream_class():
             batch = encode_examples(self.processor.tokenizer, examples, self.spec)
             batch["pixel_values"] = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
             batch["example_ids"] = [e.example_id for e in examples]
+            batch["tasks"] = [e.task for e in examples]
             return batch
 
     return ExampleStream
