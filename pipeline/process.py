@@ -22,7 +22,7 @@ from pipeline.filters.quality import MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, appl
 from pipeline.filters.rules import FilterRules, decide
 from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, Vqav2Reader
 from pipeline.io import write_json_atomic, write_parquet_atomic
-from pipeline.languages import Language
+from pipeline.languages import SOURCE_LANGUAGE, Language
 from pipeline.mix import mark_mixed_out, mixed_out
 from pipeline.schema import ROW_SCHEMA, STATUS_KEPT, STATUS_REJECTED, conform
 from pipeline.answers import translate_answers
@@ -152,6 +152,10 @@ def process_rows(
         parts.append(add_prompts(preset_rows(rows.filter(preset)), translator))
         rows = rows.filter(~preset)
     frame = assign_languages(rows, languages, seed=seed, mode=mode)
+    english = frame["lang"] == SOURCE_LANGUAGE
+    if english.any():  # the English slice stays English (mBLIP): nothing to translate or to filter
+        parts.append(add_prompts(untranslated_rows(frame.filter(english)), translator))
+        frame = frame.filter(~english)
     frame = translate_frame(frame, translator, stats=stats)
     frame = translate_answers(frame, translator, stats=stats)
     frame = add_prompts(frame, translator)
@@ -172,10 +176,16 @@ def preset_rows(rows: pl.DataFrame) -> pl.DataFrame:
     from pipeline.languages import get_language
 
     codes = [get_language(code) for code in rows["preset_lang"].to_list()]
-    empty = rows["text_en"].is_null() | (rows["text_en"].str.strip_chars() == "")
-    return rows.with_columns(
+    return untranslated_rows(rows.with_columns(
         pl.Series("lang", [c.code for c in codes], dtype=pl.String),
         pl.Series("lang_nllb", [c.nllb for c in codes], dtype=pl.String),
+    ))
+
+
+def untranslated_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows that keep their text in their ``lang`` (preset, or assigned English): kept unless empty."""
+    empty = rows["text_en"].is_null() | (rows["text_en"].str.strip_chars() == "")
+    return rows.with_columns(
         pl.col("text_en").alias("text_tgt"), pl.col("context_en").alias("context_tgt"),
         pl.col("answer_en").alias("answer_tgt"), pl.col("answer_en").is_not_null().alias("answer_translated"),
         pl.lit(False).alias("translation_truncated"),

@@ -125,3 +125,15 @@ def test_mixed_out_rows_are_rejected_untranslated():
     dropped = out.filter(pl.col("reject_reason").is_in([REASON_SHARE, REASON_CAP]))
     assert set(dropped["status"]) == {STATUS_REJECTED} and dropped["text_tgt"].null_count() == dropped.height
     assert out.height - dropped.height == 40 and dropped.filter(pl.col("reject_reason") == REASON_CAP).height > 0
+
+
+def test_the_english_slice_stays_english_and_is_kept():
+    rows = conform(pl.DataFrame([_row(f"c{i}", "caption", f"A dog number {i} runs.") for i in range(60)]), SOURCE_SCHEMA)
+    out = process_rows(rows, resolve_languages(["en", "de"]), Upper(), backtranslate=False)
+    english = out.filter(pl.col("lang") == "en")
+    assert english.height > 30  # en has by far the larger mC4 share
+    assert english["text_tgt"].to_list() == english["text_en"].to_list()
+    assert set(english["status"]) == {STATUS_KEPT} and english["target"].to_list() == english["text_en"].to_list()
+    assert all("English" in p for p in english["prompt"])
+    german = out.filter(pl.col("lang") == "de")
+    assert all(t.endswith("<deu_Latn>") for t in german["text_tgt"])
