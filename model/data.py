@@ -12,6 +12,7 @@ example's crop/flip comes from a generator seeded by (seed, epoch, example_id), 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -92,6 +93,7 @@ def read_manifest(location: str | Path, languages: Sequence[str] = ()) -> Traini
     return TrainingData(root=root, files=files, image_roots=image_roots)
 
 
+@functools.lru_cache(maxsize=1)
 def known_tasks() -> frozenset[str]:
     """Tasks the trainer can turn into (prompt, target): every task of the pipeline's template table."""
     from pipeline.templates import PROMPT_TASKS
@@ -183,6 +185,8 @@ def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_an
         english = hash_fraction(f"answer\x1f{key}") < english_answer_prob
         target = row["answer_en"] if english or not row["answer_tgt"] else row["answer_tgt"]
         prompt = row.get("prompt") or vqa_prompt(question, lang, key)
+    elif task not in known_tasks():
+        raise ValueError(f"row {key}: unknown task {task!r} (known: {sorted(known_tasks())})")
     elif row.get("prompt") and row.get("target"):
         # Every other task: the pipeline made prompt and target from its template table.
         prompt, target = row["prompt"], row["target"]
