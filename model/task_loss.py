@@ -25,7 +25,7 @@ def per_example_loss(logits: torch.Tensor, labels: torch.Tensor, decoder_only: b
     import torch.nn.functional as F
 
     if decoder_only:
-        logits = logits[:, -labels.size(1):, :][:, :-1, :]
+        logits = logits[:, -labels.size(1) :, :][:, :-1, :]
         labels = labels[:, 1:]
     tokens = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
     counts = (labels != IGNORE_INDEX).sum(dim=1)

@@ -386,8 +386,10 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
             lrs = {g["name"].split("/")[0]: g["lr"] for g in optimizer.param_groups}
             bar.set_postfix(loss=f"{mean_loss:.4f}", **{f"lr_{k}": f"{v:.2e}" for k, v in lrs.items()}, samples_s=f"{samples / elapsed:.1f}")
             per_task = meter.take(lambda t: accelerator.reduce(t, "sum"))
-            _append_metrics(output_dir, is_main, {"step": done, "loss": mean_loss, **{f"loss_{t}": v for t, v in per_task.items()},
-                                                  **{f"lr_{k}": v for k, v in lrs.items()}, "samples_per_s": samples / elapsed})
+            _append_metrics(output_dir, is_main, {
+                "step": done, "loss": mean_loss, **{f"loss_{t}": v for t, v in per_task.items()},
+                **{f"lr_{k}": v for k, v in lrs.items()}, "samples_per_s": samples / elapsed,
+            })
             tick, samples = time.perf_counter(), 0
         if cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == steps):
             val = evaluate(model, make_val_loader(), device, accelerator)

@@ -76,8 +76,8 @@ REQUIRED_METADATA = ("pretty_name", "language", "language_details", "license", "
                      "multilinguality", "source_datasets", "annotations_creators", "configs")
 
 TASK_CATEGORY = {"caption": "image-to-text", "vqa": "visual-question-answering", "vqg": "image-text-to-text",
-                 "aokvqa": "visual-question-answering", "llava": "image-text-to-text", "imagenet": "image-classification",
-                 "instruct": "image-text-to-text"}
+                 "aokvqa": "visual-question-answering", "llava": "image-text-to-text",
+                 "imagenet": "image-classification", "instruct": "image-text-to-text"}
 COLUMN_DOCS = {
     "example_id": "stable id: hash of (source, source record id)",
     "source": "source name in the run config",

@@ -181,6 +181,17 @@ class PipelineConfig(_Frozen):
             raise ValueError("at least one source is required")
         return sources
 
+    @model_validator(mode="after")
+    def _fan_out_needs_translatable_sources(self) -> "PipelineConfig":
+        # Mode "all" makes one row per language; rows whose source fixes the language cannot fan out.
+        if self.assignment.mode == "all":
+            fixed = [s.source_name for s in self.sources
+                     if s.type in ("imagenet", "mblip_released") or (s.type == "aokvqa" and not s.translate)]
+            if fixed:
+                raise ValueError(f"assignment.mode 'all' cannot fan out sources whose rows have a fixed language: "
+                                 f"{', '.join(fixed)} (use mode 'proportional', or aokvqa translate: true)")
+        return self
+
     @field_validator("run")
     @classmethod
     def _known_languages(cls, run):

@@ -22,11 +22,14 @@ from pathlib import Path
 
 from pipeline.demo_data import COLOURS, SHAPES, demo_paths, image_file_name
 
-COLOUR_NAMES = {"de": {"red": "rot", "green": "grün", "blue": "blau", "yellow": "gelb", "purple": "lila", "orange": "orange"},
-                "fr": {"red": "rouge", "green": "vert", "blue": "bleu", "yellow": "jaune", "purple": "violet",
-                       "orange": "orange"}}
-SHAPE_NAMES = {"de": {"circle": "Kreis", "square": "Quadrat", "triangle": "Dreieck"},
-               "fr": {"circle": "cercle", "square": "carré", "triangle": "triangle"}}
+COLOUR_NAMES = {
+    "de": {"red": "rot", "green": "grün", "blue": "blau", "yellow": "gelb", "purple": "lila", "orange": "orange"},
+    "fr": {"red": "rouge", "green": "vert", "blue": "bleu", "yellow": "jaune", "purple": "violet", "orange": "orange"},
+}
+SHAPE_NAMES = {
+    "de": {"circle": "Kreis", "square": "Quadrat", "triangle": "Dreieck"},
+    "fr": {"circle": "cercle", "square": "carré", "triangle": "triangle"},
+}
 
 
 def _scenes(root: Path) -> dict[int, tuple[str, str]]:
@@ -53,33 +56,62 @@ def generate_task_demo_data(root: str | Path) -> dict[str, Path]:
     for i, (colour, shape) in scenes.items():
         others = [c for c in COLOURS if c != colour][:3]
         choices = [colour, *others]
-        aokvqa.append({
-            "split": "train", "image_id": i, "question_id": f"demo{i:05d}",
-            "question": f"Which colour is the {shape}?", "choices": choices, "correct_choice_idx": 0,
-            "direct_answers": [colour] * 10, "difficult_direct_answer": False,
-            "rationales": [f"The {shape} in the image is filled with {colour}.",
-                           f"Only one {shape} is drawn and it is {colour}.",
-                           f"The colour of the shape is {colour}."],
-        })
+        aokvqa.append(
+            {
+                "split": "train",
+                "image_id": i,
+                "question_id": f"demo{i:05d}",
+                "question": f"Which colour is the {shape}?",
+                "choices": choices,
+                "correct_choice_idx": 0,
+                "direct_answers": [colour] * 10,
+                "difficult_direct_answer": False,
+                "rationales": [
+                    f"The {shape} in the image is filled with {colour}.",
+                    f"Only one {shape} is drawn and it is {colour}.",
+                    f"The colour of the shape is {colour}.",
+                ],
+            }
+        )
     aokvqa.append({**aokvqa[0], "question_id": "demo-missing-image", "image_id": 999_999})  # quarantined
     out["aokvqa"] = _write(root / "aokvqa" / "aokvqa_v1p0_train.json", aokvqa)
 
     conversation, detail = [], []
     for i, (colour, shape) in scenes.items():
         name = f"{i:012d}.jpg"  # COCO 2017 naming, as LLaVA gives it; the files are COCO_train2014_...
-        conversation.append({"id": f"{i:012d}", "image": name, "conversations": [
-            {"from": "human", "value": f"What shape is in the image?\n<image>"},
-            {"from": "gpt", "value": f"The image shows a {shape}."},
-            {"from": "human", "value": "And what colour is it?"},
-            {"from": "gpt", "value": f"It is {colour}. The background is light."},
-        ]})
-        detail.append({"id": f"{i:012d}", "image": name, "conversations": [
-            {"from": "human", "value": "<image>\nDescribe the image in detail."},
-            {"from": "gpt", "value": f"A single {colour} {shape} is drawn on a plain, light background."},
-        ]})
+        conversation.append(
+            {
+                "id": f"{i:012d}",
+                "image": name,
+                "conversations": [
+                    {"from": "human", "value": "What shape is in the image?\n<image>"},
+                    {"from": "gpt", "value": f"The image shows a {shape}."},
+                    {"from": "human", "value": "And what colour is it?"},
+                    {"from": "gpt", "value": f"It is {colour}. The background is light."},
+                ],
+            }
+        )
+        detail.append(
+            {
+                "id": f"{i:012d}",
+                "image": name,
+                "conversations": [
+                    {"from": "human", "value": "<image>\nDescribe the image in detail."},
+                    {"from": "gpt", "value": f"A single {colour} {shape} is drawn on a plain, light background."},
+                ],
+            }
+        )
     first = next(iter(scenes))
-    detail.append({"id": "too-long", "image": f"{first:012d}.jpg", "conversations": [
-        {"from": "human", "value": "Describe it."}, {"from": "gpt", "value": "One. Two. Three. Four."}]})
+    detail.append(
+        {
+            "id": "too-long",
+            "image": f"{first:012d}.jpg",
+            "conversations": [
+                {"from": "human", "value": "Describe it."},
+                {"from": "gpt", "value": "One. Two. Three. Four."},
+            ],
+        }
+    )
     out["llava_conversation"] = _write(root / "llava" / "conversation_58k.json", conversation)
     out["llava_detail"] = _write(root / "llava" / "detail_23k.json", detail)
 
@@ -96,13 +128,19 @@ def generate_task_demo_data(root: str | Path) -> dict[str, Path]:
     for k, wnid in enumerate(wnids):
         (train / wnid).mkdir(parents=True, exist_ok=True)  # a class without images is quarantined
     out["imagenet_classes"] = _write(root / "imagenet" / "classnames.json", [f"{c} {s}" for c, s in classes])
-    labels = {lang: [list(range(len(classes))), [f"{SHAPE_NAMES[lang][s]} ({COLOUR_NAMES[lang][c]})" for c, s in classes]]
-              for lang in ("de", "fr")}
+    labels = {
+        lang: [list(range(len(classes))), [f"{SHAPE_NAMES[lang][s]} ({COLOUR_NAMES[lang][c]})" for c, s in classes]]
+        for lang in ("de", "fr")
+    }
     out["imagenet_labels"] = _write(root / "imagenet" / "babel_imagenet-298.json", labels)
     out["imagenet_images"] = train
 
-    lines = [json.dumps({"uid": f"byo-{i}", "file": f"train2014/{image_file_name(i)}",
-                         "text": f"My photo of a {colour} {shape}."}) for i, (colour, shape) in scenes.items()]
+    lines = [
+        json.dumps(
+            {"uid": f"byo-{i}", "file": f"train2014/{image_file_name(i)}", "text": f"My photo of a {colour} {shape}."}
+        )
+        for i, (colour, shape) in scenes.items()
+    ]
     lines.append(json.dumps({"uid": "byo-empty", "file": f"train2014/{image_file_name(first)}", "text": ""}))
     byo = root / "byo" / "captions.jsonl"
     byo.parent.mkdir(parents=True, exist_ok=True)
@@ -112,11 +150,20 @@ def generate_task_demo_data(root: str | Path) -> dict[str, Path]:
     released = []
     for i, (colour, shape) in scenes.items():
         rel = f"train2014/{image_file_name(i)}"
-        released.append({"context": "Beschreibe das Bild kurz auf Deutsch.",
-                         "label": f"Ein {COLOUR_NAMES['de'][colour]}es {SHAPE_NAMES['de'][shape]} auf hellem Grund.",
-                         "image_id": rel})
-        released.append({"context": "Caption the image in English.", "label": f"A {colour} {shape} on a light background.",
-                         "image_id": rel})
+        released.append(
+            {
+                "context": "Beschreibe das Bild kurz auf Deutsch.",
+                "label": f"Ein {COLOUR_NAMES['de'][colour]}es {SHAPE_NAMES['de'][shape]} auf hellem Grund.",
+                "image_id": rel,
+            }
+        )
+        released.append(
+            {
+                "context": "Caption the image in English.",
+                "label": f"A {colour} {shape} on a light background.",
+                "image_id": rel,
+            }
+        )
     released.append({"context": "Caption the image.", "label": "", "image_id": "x.jpg"})  # quarantined
     out["released"] = _write(root / "released" / "task_mix_v2_mt.json", released)
     return out

@@ -147,7 +147,8 @@ def process_rows(
             parts.append(mark_mixed_out(assign_languages(rows.filter(out), languages, seed=seed, mode=mode),
                                         [r for r in reasons if r is not None]))
             rows = rows.filter(~out)
-    preset = rows["preset_lang"].is_not_null() if "preset_lang" in rows.columns else pl.repeat(False, rows.height, eager=True)
+    has_preset = "preset_lang" in rows.columns
+    preset = rows["preset_lang"].is_not_null() if has_preset else pl.repeat(False, rows.height, eager=True)
     if preset.any():
         parts.append(add_prompts(preset_rows(rows.filter(preset)), translator))
         rows = rows.filter(~preset)
@@ -190,7 +191,8 @@ def untranslated_rows(rows: pl.DataFrame) -> pl.DataFrame:
         pl.col("answer_en").alias("answer_tgt"), pl.col("answer_en").is_not_null().alias("answer_translated"),
         pl.lit(False).alias("translation_truncated"),
         pl.when(empty).then(pl.lit(STATUS_REJECTED)).otherwise(pl.lit(STATUS_KEPT)).alias("status"),
-        pl.when(empty).then(pl.lit("input:empty_text_en")).otherwise(pl.lit(None, dtype=pl.String)).alias("reject_reason"),
+        pl.when(empty).then(pl.lit("input:empty_text_en")).otherwise(pl.lit(None, dtype=pl.String))
+        .alias("reject_reason"),
     )
 
 

@@ -156,7 +156,9 @@ def translate_templates(translator, lang: str, stats: TranslationStats | None = 
         return english
     parts_of = {(task, i): split_template(t) for task, ts in english.templates.items() for i, t in enumerate(ts)}
     # Parts of punctuation only ('".' after a slot) are kept as they are: there is nothing to translate.
-    literals = list(dict.fromkeys(p for parts in parts_of.values() for p in parts if not _SLOT.fullmatch(p) and _norm(p)))
+    literals = list(dict.fromkeys(
+        p for parts in parts_of.values() for p in parts if not _SLOT.fullmatch(p) and _norm(p)
+    ))
     translated = dict(zip(literals, (r.text for r in translate_many(translator, literals, SOURCE_NLLB, language.nllb, stats))))
     kept: dict[str, list[str]] = {task: [] for task in english.templates}
     dropped: dict[str, int] = {}
@@ -229,7 +231,8 @@ def prompt_and_target(row: dict, templates: TemplateSet) -> tuple[str | None, st
     if task == TASK_AOKVQA_EXPLAIN:
         return render(templates.pick(task, key), question=context, answer=answer), text
     if task == TASK_AOKVQA_COT:
-        target = render(templates.pick("aokvqa_cot_target", key + ":target"), rationale=text.rstrip(" ."), answer=answer)
+        cot = templates.pick("aokvqa_cot_target", key + ":target")
+        target = render(cot, rationale=text.rstrip(" ."), answer=answer)
         return render(templates.pick(task, key), question=context), target
     if task in CONTEXT_PROMPT_TASKS:
         return context, text
@@ -238,7 +241,8 @@ def prompt_and_target(row: dict, templates: TemplateSet) -> tuple[str | None, st
     if task == TASK_DECIDE:
         lists = [templates.templates.get(t) for t in (TASK_DECIDE, "decide_yes", "decide_no")]
         if any(not x for x in lists) or len({len(x) for x in lists}) != 1:
-            lists = [english_templates(templates.lang).templates[t] for t in (TASK_DECIDE, "decide_yes", "decide_no")]  # pairs must line up
+            # The yes/no of question i must be entry i: fall back to the English triples.
+            lists = [english_templates(templates.lang).templates[t] for t in (TASK_DECIDE, "decide_yes", "decide_no")]
         i = _pick_index(key, len(lists[0]))
         yes = (row.get("answer_en") or "").strip().lower() == "yes"
         return render(lists[0][i], label=text), lists[1 if yes else 2][i]
@@ -261,7 +265,7 @@ def add_prompts(frame: pl.DataFrame, translator, stats: TranslationStats | None 
     """
     langs = [lang for lang in frame["lang"].unique().to_list() if lang]
     preset = frame["preset_lang"] if "preset_lang" in frame.columns else pl.Series([None] * frame.height)
-    translated_langs = set(frame.filter(preset.is_null())["lang"].unique().to_list()) - {None} if frame.height else set()
+    translated_langs = set(frame.filter(preset.is_null())["lang"].unique().to_list()) - {None}
     sets = {lang: templates_for(translator, lang, stats) for lang in langs if lang in translated_langs}
     english = {lang: english_templates(lang) for lang in langs}
     prompts, targets = [], []
@@ -276,7 +280,9 @@ def add_prompts(frame: pl.DataFrame, translator, stats: TranslationStats | None 
         prompt, target = prompt_and_target(row, templates)
         prompts.append(prompt)
         targets.append(target)
-    return frame.with_columns(pl.Series("prompt", prompts, dtype=pl.String), pl.Series("target", targets, dtype=pl.String))
+    return frame.with_columns(
+        pl.Series("prompt", prompts, dtype=pl.String), pl.Series("target", targets, dtype=pl.String)
+    )
 
 
 def template_drop_counts(frame: pl.DataFrame, translator) -> dict[str, dict[str, int]]:

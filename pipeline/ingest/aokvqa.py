@@ -19,7 +19,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.ingest.base import BatchBuilder, ReadBatch, RecordError, SourceError, check_file, require, require_id, require_text
+from pipeline.ingest.base import (
+    BatchBuilder,
+    ReadBatch,
+    RecordError,
+    SourceError,
+    check_file,
+    require,
+    require_id,
+    require_text,
+)
 from pipeline.ingest.coco import iter_json_items
 from pipeline.ingest.coco_images import CocoImageResolver
 from pipeline.languages import SOURCE_LANGUAGE
@@ -29,8 +38,14 @@ AOKVQA_TASKS = (TASK_AOKVQA_EXPLAIN, TASK_AOKVQA_COT)
 
 
 class AokvqaReader:
-    def __init__(self, path: str | Path, images: str | Path, name: str = "aokvqa",
-                 tasks: tuple[str, ...] = AOKVQA_TASKS, translate: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        images: str | Path,
+        name: str = "aokvqa",
+        tasks: tuple[str, ...] = AOKVQA_TASKS,
+        translate: bool = False,
+    ):
         self.path = check_file(path)
         self.name = name
         unknown = sorted(set(tasks) - set(AOKVQA_TASKS))
@@ -57,8 +72,18 @@ class AokvqaReader:
             raise RecordError("direct_answers", "expected a list of strings")
         image = self.resolver.resolve(image_id)
         if image is None:
-            raise RecordError("image_id", f"no image file for COCO id {image_id} (looked for {self.resolver.tried(image_id)})")
-        return str(qid), image_id, question, answer, rationales, [" ".join(a.split()) for a in direct if a.strip()], image
+            raise RecordError(
+                "image_id", f"no image file for COCO id {image_id} (looked for {self.resolver.tried(image_id)})"
+            )
+        return (
+            str(qid),
+            image_id,
+            question,
+            answer,
+            rationales,
+            [" ".join(a.split()) for a in direct if a.strip()],
+            image,
+        )
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         builder = BatchBuilder(self.name, str(self.path), batch_size)
@@ -67,7 +92,11 @@ class AokvqaReader:
         for index, record in enumerate(iter_json_items(self.path, "item")):
             any_record = True
             rid = record.get("question_id") if isinstance(record, dict) else None
-            n_rationales = len(record["rationales"]) if isinstance(record, dict) and isinstance(record.get("rationales"), list) else 1
+            n_rationales = (
+                len(record["rationales"])
+                if isinstance(record, dict) and isinstance(record.get("rationales"), list)
+                else 1
+            )
             try:
                 qid, image_id, question, answer, rationales, direct, image = self._parse(record)
                 if qid in seen:
@@ -88,8 +117,14 @@ class AokvqaReader:
                         builder.quarantine(index, record, f"{qid}:{task}:{r}", err)
                         continue
                     builder.add_row(
-                        f"{qid}:{task}:{r}", task=task, image_id=str(image_id), image_path=image, text_en=text,
-                        context_en=question, answer_en=answer, answers_en=direct or [answer],
+                        f"{qid}:{task}:{r}",
+                        task=task,
+                        image_id=str(image_id),
+                        image_path=image,
+                        text_en=text,
+                        context_en=question,
+                        answer_en=answer,
+                        answers_en=direct or [answer],
                         preset_lang=None if self.translate else SOURCE_LANGUAGE,
                     )
             if builder.full():

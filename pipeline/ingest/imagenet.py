@@ -49,9 +49,18 @@ def read_class_names(path: Path) -> list[str]:
 
 
 class ImagenetReader:
-    def __init__(self, images: str | Path, classes: str | Path, labels: str | Path | None = None,
-                 name: str = "imagenet", synsets: str | Path | None = None, passes: int = PASSES, seed: int = 0,
-                 languages: tuple[str, ...] = (), tasks: tuple[str, ...] = IMAGENET_TASKS):
+    def __init__(
+        self,
+        images: str | Path,
+        classes: str | Path,
+        labels: str | Path | None = None,
+        name: str = "imagenet",
+        synsets: str | Path | None = None,
+        passes: int = PASSES,
+        seed: int = 0,
+        languages: tuple[str, ...] = (),
+        tasks: tuple[str, ...] = IMAGENET_TASKS,
+    ):
         self.images = Path(images)
         if not self.images.is_dir():
             raise SourceError(f"{self.images}: ImageNet image folder not found")
@@ -75,8 +84,10 @@ class ImagenetReader:
         else:
             wnids = sorted(p.name for p in self.images.iterdir() if p.is_dir())
         if len(wnids) != n_classes:
-            raise SourceError(f"{self.synsets_file or self.images}: {len(wnids)} synsets but {n_classes} class names "
-                              f"in {self.classes_file}; pass a synsets file in class-index order")
+            raise SourceError(
+                f"{self.synsets_file or self.images}: {len(wnids)} synsets but {n_classes} class names "
+                f"in {self.classes_file}; pass a synsets file in class-index order"
+            )
         return wnids
 
     def _label_sets(self, n_classes: int, builder: BatchBuilder) -> dict[str, list[tuple[int, str]]]:
@@ -95,15 +106,29 @@ class ImagenetReader:
                 try:
                     code = get_language(lang).code
                 except UnknownLanguageError:
-                    builder.quarantine(-1, {"language": lang}, lang, RecordError("language", "not a project language"),
-                                       source_file=source_file)
+                    builder.quarantine(
+                        -1,
+                        {"language": lang},
+                        lang,
+                        RecordError("language", "not a project language"),
+                        source_file=source_file,
+                    )
                     continue
                 if code == SOURCE_LANGUAGE:
                     continue  # English comes from the class-name list
-                if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, list) for x in entry)
-                        and len(entry[0]) == len(entry[1])):
-                    builder.quarantine(-1, entry, lang, RecordError(lang, "expected [[class indices], [names]] of equal length"),
-                                       source_file=source_file)
+                if not (
+                    isinstance(entry, list)
+                    and len(entry) == 2
+                    and all(isinstance(x, list) for x in entry)
+                    and len(entry[0]) == len(entry[1])
+                ):
+                    builder.quarantine(
+                        -1,
+                        entry,
+                        lang,
+                        RecordError(lang, "expected [[class indices], [names]] of equal length"),
+                        source_file=source_file,
+                    )
                     continue
                 items = []
                 for k, (index, label) in enumerate(zip(*entry)):
@@ -116,19 +141,23 @@ class ImagenetReader:
                         continue
                     builder.quarantine(k, [index, label], f"{lang}:{index}", err, source_file=source_file)
                 sets[code] = items
-        wanted = {get_language(l).code for l in self.languages}
+        wanted = {get_language(code).code for code in self.languages}
         return {lang: items for lang, items in sorted(sets.items()) if not wanted or lang in wanted}
 
     def _images(self, wnid: str) -> tuple[list[str], list[str]]:
         """Disjoint image lists (classify, decide) of one synset: alternate files in sorted order."""
         folder = self.images / wnid
-        files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        files = (
+            sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        )
         return [f"{wnid}/{f}" for f in files[0::2]], [f"{wnid}/{f}" for f in files[1::2]]
 
     def _negative(self, rng: random.Random, items: list[tuple[int, str]], position: int) -> str | None:
         true_index, true_name = items[position]
+
         def ok(item):  # never the true class, never a class with the same name in this language
             return item[0] != true_index and item[1].casefold() != true_name.casefold()
+
         if rng.random() < 0.5:
             candidates = [it for it in items if ok(it)]
             return rng.choice(candidates)[1] if candidates else None
@@ -152,21 +181,35 @@ class ImagenetReader:
                         rid = f"{task}:{lang}:{c}:{p}"
                         pool = pools[c][0 if task == TASK_CLASSIFY else 1]
                         if not pool:
-                            builder.quarantine(c, {"class": c, "synset": wnids[c], "lang": lang}, rid,
-                                               RecordError("images", f"no {task} image in {self.images / wnids[c]} "
-                                                           "(classify and decide use alternate files: a class needs 2)"))
+                            builder.quarantine(
+                                c,
+                                {"class": c, "synset": wnids[c], "lang": lang},
+                                rid,
+                                RecordError(
+                                    "images",
+                                    f"no {task} image in {self.images / wnids[c]} "
+                                    "(classify and decide use alternate files: a class needs 2)",
+                                ),
+                            )
                             continue
                         k = pointers.get((task, c), 0)
                         pointers[(task, c)] = k + 1
                         image = pool[k % len(pool)]  # the next unused image; wraps when a class runs out
-                        values = dict(task=task, image_id=image.rsplit("/", 1)[1].rsplit(".", 1)[0], image_path=image,
-                                      preset_lang=lang, answers_en=[label])
+                        values = dict(
+                            task=task,
+                            image_id=image.rsplit("/", 1)[1].rsplit(".", 1)[0],
+                            image_path=image,
+                            preset_lang=lang,
+                            answers_en=[label],
+                        )
                         if task == TASK_CLASSIFY:
                             builder.add_row(rid, text_en=label, answer_en=None, **values)
                         else:
                             rng = random.Random(f"{self.seed}:{rid}")
                             negative = None if rng.random() < 0.5 else self._negative(rng, items, position)
-                            builder.add_row(rid, text_en=negative or label, answer_en="no" if negative else "yes", **values)
+                            builder.add_row(
+                                rid, text_en=negative or label, answer_en="no" if negative else "yes", **values
+                            )
                         if builder.full():
                             yield builder.flush()
         yield from builder.drain()

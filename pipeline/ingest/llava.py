@@ -66,8 +66,10 @@ class LlavaInstructReader:
         answer = clean_turn(gpt["value"])
         n = count_sentences(answer)
         if self.max_sentences and n > self.max_sentences:
-            raise RecordError(f"conversations[{i + 1}].value",
-                              f"answer has {n} sentences, more than max_sentences={self.max_sentences} (the paper's limit)")
+            raise RecordError(
+                f"conversations[{i + 1}].value",
+                f"answer has {n} sentences, more than max_sentences={self.max_sentences} (the paper's limit)",
+            )
         return clean_turn(human["value"]), answer
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
@@ -95,11 +97,17 @@ class LlavaInstructReader:
                 try:
                     instruction, answer = self._pair(turns, i)
                 except RecordError as err:
-                    builder.quarantine(index, turns[i:i + 2], f"{conv_id}:{pair}", err)
+                    builder.quarantine(index, turns[i : i + 2], f"{conv_id}:{pair}", err)
                     continue
                 coco_id = coco_id_from_name(image)
-                builder.add_row(f"{conv_id}:{pair}", task=TASK_LLAVA, image_id=str(coco_id if coco_id is not None else image),
-                                image_path=image, text_en=answer, context_en=instruction)
+                builder.add_row(
+                    f"{conv_id}:{pair}",
+                    task=TASK_LLAVA,
+                    image_id=str(coco_id if coco_id is not None else image),
+                    image_path=image,
+                    text_en=answer,
+                    context_en=instruction,
+                )
             if builder.full():
                 yield builder.flush()
         if not any_record:

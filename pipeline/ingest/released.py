@@ -15,7 +15,15 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.ingest.base import BatchBuilder, ReadBatch, RecordError, SourceError, check_file, require_text, safe_image_path
+from pipeline.ingest.base import (
+    BatchBuilder,
+    ReadBatch,
+    RecordError,
+    SourceError,
+    check_file,
+    require_text,
+    safe_image_path,
+)
 from pipeline.ingest.coco import iter_json_items
 from pipeline.languages import SOURCE_LANGUAGE, get_language, load_languages
 from pipeline.schema import TASK_INSTRUCT
@@ -43,7 +51,9 @@ def detect_language(text: str) -> str:
 
 
 class ReleasedMblipReader:
-    def __init__(self, path: str | Path, name: str = "mblip_released", language: str = DETECT, retranslate: bool = False):
+    def __init__(
+        self, path: str | Path, name: str = "mblip_released", language: str = DETECT, retranslate: bool = False
+    ):
         self.path = check_file(path)
         self.name = name
         self.language = language if language == DETECT else get_language(language).code
@@ -64,8 +74,15 @@ class ReleasedMblipReader:
                 lang = detect_language(f"{label} {context}") if self.language == DETECT else self.language
                 preset = None if self.retranslate and lang == SOURCE_LANGUAGE else lang
                 # The file has no ids: the position is the record id (keep the file append-only).
-                builder.add_row(str(index), task=TASK_INSTRUCT, image_id=image, image_path=image, text_en=label,
-                                context_en=context, preset_lang=preset)
+                builder.add_row(
+                    str(index),
+                    task=TASK_INSTRUCT,
+                    image_id=image,
+                    image_path=image,
+                    text_en=label,
+                    context_en=context,
+                    preset_lang=preset,
+                )
             if builder.full():
                 yield builder.flush()
         if not any_record:

@@ -27,7 +27,11 @@ def detect_format(path: Path) -> str:
     if path.is_dir():
         return "hf"
     suffix = path.suffix.lower()
-    for fmt, suffixes in (("jsonl", (".jsonl", ".ndjson", ".json")), ("csv", (".csv", ".tsv")), ("parquet", (".parquet",))):
+    for fmt, suffixes in (
+        ("jsonl", (".jsonl", ".ndjson", ".json")),
+        ("csv", (".csv", ".tsv")),
+        ("parquet", (".parquet",)),
+    ):
         if suffix in suffixes:
             return fmt
     raise SourceError(f"{path}: cannot tell the format from the name; set format to one of {list(FORMATS)}")
@@ -94,8 +98,10 @@ class TabularReader:
         if not isinstance(record, dict):
             raise RecordError("<record>", f"expected a record, got {type(record).__name__}")
         col = self.columns
+
         def text(field: str) -> str:
             return require_text({col[field]: record.get(col[field])}, col[field])
+
         rid = str(record.get(col["id"])) if "id" in col and record.get(col["id"]) is not None else str(index)
         if "id" in col and record.get(col["id"]) is None:
             raise RecordError(col["id"], "missing required field")
@@ -115,8 +121,9 @@ class TabularReader:
         if "question" not in col or "answer" not in col:
             raise RecordError(col["task"], "a vqa record but question/answer columns are not mapped")
         answer = text("answer")
-        return rid, dict(task=task, image_id=image, image_path=image, text_en=text("question"), answer_en=answer,
-                         answers_en=[answer])
+        return rid, dict(
+            task=task, image_id=image, image_path=image, text_en=text("question"), answer_en=answer, answers_en=[answer]
+        )
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         builder = BatchBuilder(self.name, str(self.path), batch_size)

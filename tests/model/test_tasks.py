@@ -47,8 +47,9 @@ def test_unknown_task_fails_at_start_up_naming_task_and_shard(all_tasks_output, 
     rows = pl.read_parquet(all_tasks_output / "data" / "en" / "part-00000.parquet")
     bad = tmp_path / "bad"
     (bad / "data" / "en").mkdir(parents=True)
-    rows.with_columns(pl.when(pl.col("task") == "llava").then(pl.lit("poetry")).otherwise(pl.col("task")).alias("task")) \
-        .write_parquet(bad / "data" / "en" / "part-00000.parquet")
+    rows.with_columns(
+        pl.when(pl.col("task") == "llava").then(pl.lit("poetry")).otherwise(pl.col("task")).alias("task")
+    ).write_parquet(bad / "data" / "en" / "part-00000.parquet")
     manifest = json.loads((all_tasks_output / "manifest.json").read_text())
     (bad / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=r"part-00000\.parquet: task 'poetry'"):
@@ -67,7 +68,9 @@ def test_per_example_loss_matches_the_mean_token_loss():
     losses = per_example_loss(logits, labels, decoder_only=False)
     for i in range(3):
         keep = labels[i] != IGNORE_INDEX
-        assert losses[i].item() == pytest.approx(torch.nn.functional.cross_entropy(logits[i][keep], labels[i][keep]).item())
+        assert losses[i].item() == pytest.approx(
+            torch.nn.functional.cross_entropy(logits[i][keep], labels[i][keep]).item()
+        )
     shifted = per_example_loss(logits, labels, decoder_only=True)
     expected = torch.nn.functional.cross_entropy(logits[1, :-1], labels[1, 1:])
     assert shifted[1].item() == pytest.approx(expected.item())
@@ -76,8 +79,10 @@ def test_per_example_loss_matches_the_mean_token_loss():
 def test_tiny_trainer_trains_on_every_task_and_logs_loss_per_task(all_tasks_output, make_config, tmp_path):
     from model.train import train
 
-    cfg = make_config(data={"manifest": str(all_tasks_output)},
-                      train={"max_steps": 12, "batch_size": 8, "log_every": 1, "output_dir": str(tmp_path / "run")})
+    cfg = make_config(
+        data={"manifest": str(all_tasks_output)},
+        train={"max_steps": 12, "batch_size": 8, "log_every": 1, "output_dir": str(tmp_path / "run")},
+    )
     result = train(cfg)
     assert result.step == 12
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

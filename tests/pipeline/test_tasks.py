@@ -8,8 +8,18 @@ from pipeline.languages import get_language, resolve_languages
 from pipeline.mix import REASON_CAP, REASON_SHARE, mix_hash, mix_thresholds
 from pipeline.process import process_rows
 from pipeline.schema import (
-    SOURCE_SCHEMA, STATUS_KEPT, STATUS_REJECTED, TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_CLASSIFY, TASK_DECIDE,
-    TASK_INSTRUCT, TASK_LLAVA, TASK_VQG, conform, make_example_id,
+    SOURCE_SCHEMA,
+    STATUS_KEPT,
+    STATUS_REJECTED,
+    TASK_AOKVQA_COT,
+    TASK_AOKVQA_EXPLAIN,
+    TASK_CLASSIFY,
+    TASK_DECIDE,
+    TASK_INSTRUCT,
+    TASK_LLAVA,
+    TASK_VQG,
+    conform,
+    make_example_id,
 )
 from pipeline.templates import TEMPLATES
 
@@ -17,14 +27,24 @@ LANGS = resolve_languages(["de", "fr"])
 
 
 def _row(rid, task, text, **values):
-    return {"example_id": make_example_id("s", rid), "source": "s", "source_record_id": rid, "source_file": "f",
-            "task": task, "image_id": "1", "image_path": "a.jpg", "text_en": text, **values}
+    return {
+        "example_id": make_example_id("s", rid),
+        "source": "s",
+        "source_record_id": rid,
+        "source_file": "f",
+        "task": task,
+        "image_id": "1",
+        "image_path": "a.jpg",
+        "text_en": text,
+        **values,
+    }
 
 
 ROWS = [
     _row("vqg", TASK_VQG, "What colour is the car?", answer_en="red", answers_en=["red"]),
-    _row("ex", TASK_AOKVQA_EXPLAIN, "It is raining.", context_en="Why the umbrella?", answer_en="rain",
-         preset_lang="en"),
+    _row(
+        "ex", TASK_AOKVQA_EXPLAIN, "It is raining.", context_en="Why the umbrella?", answer_en="rain", preset_lang="en"
+    ),
     _row("cot", TASK_AOKVQA_COT, "It is raining.", context_en="Why the umbrella?", answer_en="rain", preset_lang="en"),
     _row("cot-t", TASK_AOKVQA_COT, "It is raining.", context_en="Why the umbrella?", answer_en="rain"),
     _row("llava", TASK_LLAVA, "A cat on a sofa.", context_en="What is in the image?"),
@@ -51,7 +71,9 @@ class Upper:
 @pytest.fixture(scope="module")
 def processed():
     rows = conform(pl.DataFrame(ROWS, schema_overrides={"answers_en": pl.List(pl.String)}), SOURCE_SCHEMA)
-    return {r["source_record_id"]: r for r in process_rows(rows, LANGS, Upper(), backtranslate=False).iter_rows(named=True)}
+    return {
+        r["source_record_id"]: r for r in process_rows(rows, LANGS, Upper(), backtranslate=False).iter_rows(named=True)
+    }
 
 
 def test_every_task_has_prompt_and_target(processed):
@@ -128,7 +150,9 @@ def test_mixed_out_rows_are_rejected_untranslated():
 
 
 def test_the_english_slice_stays_english_and_is_kept():
-    rows = conform(pl.DataFrame([_row(f"c{i}", "caption", f"A dog number {i} runs.") for i in range(60)]), SOURCE_SCHEMA)
+    rows = conform(
+        pl.DataFrame([_row(f"c{i}", "caption", f"A dog number {i} runs.") for i in range(60)]), SOURCE_SCHEMA
+    )
     out = process_rows(rows, resolve_languages(["en", "de"]), Upper(), backtranslate=False)
     english = out.filter(pl.col("lang") == "en")
     assert english.height > 30  # en has by far the larger mC4 share
@@ -137,3 +161,12 @@ def test_the_english_slice_stays_english_and_is_kept():
     assert all("English" in p for p in english["prompt"])
     german = out.filter(pl.col("lang") == "de")
     assert all(t.endswith("<deu_Latn>") for t in german["text_tgt"])
+
+
+def test_fan_out_mode_refuses_fixed_language_sources(tmp_path):
+    from pipeline.config import PipelineConfig
+
+    source = {"type": "imagenet", "images": str(tmp_path), "classes": str(tmp_path / "c.json")}
+    with pytest.raises(ValueError, match="cannot fan out.*imagenet"):
+        PipelineConfig.model_validate({"sources": [source], "assignment": {"mode": "all"}})
+    assert PipelineConfig.model_validate({"sources": [source]}).sources[0].passes == 8

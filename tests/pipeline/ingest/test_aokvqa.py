@@ -11,10 +11,17 @@ from pipeline.schema import TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN
 
 
 def _record(qid, image_id, **over):
-    rec = {"split": "train", "image_id": image_id, "question_id": qid, "question": "What is the man holding?",
-           "choices": ["a bat", "an umbrella", "a kite", "a phone"], "correct_choice_idx": 1,
-           "direct_answers": ["umbrella"] * 10, "difficult_direct_answer": False,
-           "rationales": ["It is raining.", "He keeps dry under it.", "The object has a canopy."]}
+    rec = {
+        "split": "train",
+        "image_id": image_id,
+        "question_id": qid,
+        "question": "What is the man holding?",
+        "choices": ["a bat", "an umbrella", "a kite", "a phone"],
+        "correct_choice_idx": 1,
+        "direct_answers": ["umbrella"] * 10,
+        "difficult_direct_answer": False,
+        "rationales": ["It is raining.", "He keeps dry under it.", "The object has a canopy."],
+    }
     rec.update(over)
     return rec
 
@@ -59,16 +66,24 @@ def test_translate_knob_leaves_language_to_the_assignment(tmp_path):
 def test_bad_records_quarantined_missing_image_never_a_row(tmp_path):
     root = _images(tmp_path)
     path = tmp_path / "aokvqa_v1p0_train.json"
-    path.write_text(json.dumps([
-        _record("q1", 11),
-        _record("q2", 999),  # no file for this id
-        _record("q3", 11, correct_choice_idx=7),
-        _record("q4", 11, rationales=["fine", ""]),
-        {"split": "test", "image_id": 11, "question_id": "q5", "question": "Why?", "choices": ["a", "b"]},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                _record("q1", 11),
+                _record("q2", 999),  # no file for this id
+                _record("q3", 11, correct_choice_idx=7),
+                _record("q4", 11, rationales=["fine", ""]),
+                {"split": "test", "image_id": 11, "question_id": "q5", "question": "Why?", "choices": ["a", "b"]},
+            ]
+        )
+    )
     rows, bad = _read(path, root, tasks=(TASK_AOKVQA_EXPLAIN,))
-    assert set(rows["source_record_id"]) == {"q1:aokvqa_explain:0", "q1:aokvqa_explain:1", "q1:aokvqa_explain:2",
-                                            "q4:aokvqa_explain:0"}
+    assert set(rows["source_record_id"]) == {
+        "q1:aokvqa_explain:0",
+        "q1:aokvqa_explain:1",
+        "q1:aokvqa_explain:2",
+        "q4:aokvqa_explain:0",
+    }
     reasons = {(r["record_id"], r["field"]) for r in bad.iter_rows(named=True)}
     assert ("q2:aokvqa_explain:0", "image_id") in reasons
     assert ("q3:aokvqa_explain:1", "correct_choice_idx") in reasons

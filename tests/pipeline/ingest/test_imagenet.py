@@ -21,11 +21,17 @@ def _tree(tmp_path, per_class=6, labels=None):
     classes = tmp_path / "classnames.json"
     classes.write_text(json.dumps(ENGLISH))
     label_file = tmp_path / "babel_imagenet-298.json"
-    label_file.write_text(json.dumps(labels if labels is not None else {
-        # German covers 4 classes; two sharks share one German name: never a negative for each other.
-        "de": [[0, 1, 2, 3], ["Schleie", "Goldfisch", "Hai", "Hai"]],
-        "fr": [[4, 1], ["requin-marteau", "poisson rouge"]],
-    }))
+    label_file.write_text(
+        json.dumps(
+            labels
+            if labels is not None
+            else {
+                # German covers 4 classes; two sharks share one German name: never a negative for each other.
+                "de": [[0, 1, 2, 3], ["Schleie", "Goldfisch", "Hai", "Hai"]],
+                "fr": [[4, 1], ["requin-marteau", "poisson rouge"]],
+            }
+        )
+    )
     return root, classes, label_file
 
 
@@ -73,8 +79,14 @@ def test_negative_is_never_the_true_class_nor_a_same_named_class(tmp_path):
 
 
 def test_bad_labels_and_classes_without_images_quarantined(tmp_path):
-    root, classes, labels = _tree(tmp_path, labels={"de": [[0, 9, 2], ["Schleie", "Zu gross", " "]],
-                                                    "xx": [[0], ["?"]], "fr": [[1], ["poisson rouge"], [3]]})
+    root, classes, labels = _tree(
+        tmp_path,
+        labels={
+            "de": [[0, 9, 2], ["Schleie", "Zu gross", " "]],
+            "xx": [[0], ["?"]],
+            "fr": [[1], ["poisson rouge"], [3]],
+        },
+    )
     for f in (root / "n00000003").iterdir():
         f.unlink()
     rows, bad = _read(root, classes, labels, passes=1)

@@ -39,34 +39,60 @@ def test_sentence_counter_is_not_a_period_counter():
 def test_every_pair_its_own_example_image_token_removed(tmp_path):
     root = _images(tmp_path)
     path = tmp_path / "conversation_58k.json"
-    path.write_text(json.dumps([
-        {"id": "000000000011", "image": "000000000011.jpg",
-         "conversations": _turns(("What is in the image?\n<image>", "A cat on a sofa."),
-                                 ("What colour is the cat?", "It is grey. It looks calm."))},
-        {"id": "000000000022", "image": "000000000022.jpg",  # a val2014 image: the reference's name did not exist
-         "conversations": _turns(("<image>\nDescribe the scene.", "Dr. Lee, e.g. a vet, checks a dog. It sits. It waits."))},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "000000000011",
+                    "image": "000000000011.jpg",
+                    "conversations": _turns(
+                        ("What is in the image?\n<image>", "A cat on a sofa."),
+                        ("What colour is the cat?", "It is grey. It looks calm."),
+                    ),
+                },
+                {
+                    "id": "000000000022",
+                    "image": "000000000022.jpg",  # a val2014 image: the reference's name did not exist
+                    "conversations": _turns(
+                        ("<image>\nDescribe the scene.", "Dr. Lee, e.g. a vet, checks a dog. It sits. It waits.")
+                    ),
+                },
+            ]
+        )
+    )
     rows, bad = _read(path, root)
     assert bad.height == 0 and rows.height == 3 and set(rows["task"]) == {TASK_LLAVA}
     first = rows.filter(pl.col("source_record_id") == "000000000011:0").row(0, named=True)
     assert first["context_en"] == "What is in the image?" and first["text_en"] == "A cat on a sofa."
     assert first["image_path"] == "train2017/000000000011.jpg"
     third = rows.filter(pl.col("source_record_id") == "000000000022:0").row(0, named=True)
-    assert third["context_en"] == "Describe the scene." and third["image_path"] == "val2014/COCO_val2014_000000000022.jpg"
+    assert (
+        third["context_en"] == "Describe the scene." and third["image_path"] == "val2014/COCO_val2014_000000000022.jpg"
+    )
     assert not any("<image>" in t for t in rows["context_en"])
 
 
 def test_long_answers_bad_turns_and_missing_images_quarantined(tmp_path):
     root = _images(tmp_path)
     path = tmp_path / "detail_23k.json"
-    path.write_text(json.dumps([
-        {"id": "a", "image": "000000000011.jpg",
-         "conversations": _turns(("Describe.", "One. Two. Three. Four."), ("Again?", "Yes."))},
-        {"id": "b", "image": "000000000011.jpg",
-         "conversations": [{"from": "human", "value": "Hi"}, {"from": "human", "value": "Hello"}]},
-        {"id": "c", "image": "000000000333.jpg", "conversations": _turns(("Q", "A."))},
-        {"id": "d", "image": "000000000011.jpg", "conversations": _turns(("Q", "  <image> "))},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "a",
+                    "image": "000000000011.jpg",
+                    "conversations": _turns(("Describe.", "One. Two. Three. Four."), ("Again?", "Yes.")),
+                },
+                {
+                    "id": "b",
+                    "image": "000000000011.jpg",
+                    "conversations": [{"from": "human", "value": "Hi"}, {"from": "human", "value": "Hello"}],
+                },
+                {"id": "c", "image": "000000000333.jpg", "conversations": _turns(("Q", "A."))},
+                {"id": "d", "image": "000000000011.jpg", "conversations": _turns(("Q", "  <image> "))},
+            ]
+        )
+    )
     rows, bad = _read(path, root)
     assert rows["source_record_id"].to_list() == ["a:1"]
     got = {(r["record_id"], r["field"]): r["reason"] for r in bad.iter_rows(named=True)}

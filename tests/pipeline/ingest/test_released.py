@@ -8,10 +8,16 @@ from pipeline.ingest.released import ReleasedMblipReader
 from pipeline.schema import TASK_INSTRUCT
 
 RECORDS = [
-    {"context": "Caption the image in German.", "label": "Ein Hund läuft über eine grüne Wiese im Park.",
-     "image_id": "coco/train2014/COCO_train2014_000000000009.jpg"},
-    {"context": "Short image caption:", "label": "A dog runs across a green meadow in the park.",
-     "image_id": "coco/train2014/COCO_train2014_000000000009.jpg"},
+    {
+        "context": "Caption the image in German.",
+        "label": "Ein Hund läuft über eine grüne Wiese im Park.",
+        "image_id": "coco/train2014/COCO_train2014_000000000009.jpg",
+    },
+    {
+        "context": "Short image caption:",
+        "label": "A dog runs across a green meadow in the park.",
+        "image_id": "coco/train2014/COCO_train2014_000000000009.jpg",
+    },
     {"context": "Question?", "label": "", "image_id": "x.jpg"},
     {"context": "Q", "label": "A", "image_id": "/abs/path.jpg"},
 ]

@@ -60,9 +60,11 @@ def test_datasets_folder(tmp_path):
 
 def test_vqa_with_urls_and_task_column(tmp_path):
     path = tmp_path / "qa.jsonl"
-    recs = [{"u": "https://example.org/1.jpg", "q": "What is it?", "a": "a dog", "t": "vqa"},
-            {"u": "ftp://x/2.jpg", "q": "Why?", "a": "no", "t": "vqa"},
-            {"u": "https://example.org/3.jpg", "q": "Who?", "a": "me", "t": "poem"}]
+    recs = [
+        {"u": "https://example.org/1.jpg", "q": "What is it?", "a": "a dog", "t": "vqa"},
+        {"u": "ftp://x/2.jpg", "q": "Why?", "a": "no", "t": "vqa"},
+        {"u": "https://example.org/3.jpg", "q": "Who?", "a": "me", "t": "poem"},
+    ]
     path.write_text("\n".join(json.dumps(r) for r in recs))
     rows, bad = _read(path, {"image_url": "u", "question": "q", "answer": "a", "task": "t"})
     assert rows.row(0, named=True)["image_path"] == "https://example.org/1.jpg"

@@ -11,10 +11,17 @@ from pipeline.schema import TASK_VQG
 
 def _files(tmp_path, n=20):
     questions = [{"image_id": 100 + i, "question": f"What is object {i}?", "question_id": 1000 + i} for i in range(n)]
-    annotations = [{"question_id": 1000 + i, "image_id": 100 + i, "question_type": "what", "answer_type": "other",
-                    "multiple_choice_answer": f"thing {i}",
-                    "answers": [{"answer": f"thing {i}", "answer_confidence": "yes", "answer_id": 1}]}
-                   for i in reversed(range(n))]  # another order than the questions: the join must not be positional
+    annotations = [
+        {
+            "question_id": 1000 + i,
+            "image_id": 100 + i,
+            "question_type": "what",
+            "answer_type": "other",
+            "multiple_choice_answer": f"thing {i}",
+            "answers": [{"answer": f"thing {i}", "answer_confidence": "yes", "answer_id": 1}],
+        }
+        for i in reversed(range(n))
+    ]  # another order than the questions: the join must not be positional
     q = tmp_path / "v2_OpenEnded_mscoco_train2014_questions.json"
     a = tmp_path / "v2_mscoco_train2014_annotations.json"
     q.write_text(json.dumps({"data_subtype": "train2014", "questions": questions}))
