@@ -170,3 +170,10 @@ def test_fan_out_mode_refuses_fixed_language_sources(tmp_path):
     with pytest.raises(ValueError, match="cannot fan out.*imagenet"):
         PipelineConfig.model_validate({"sources": [source], "assignment": {"mode": "all"}})
     assert PipelineConfig.model_validate({"sources": [source]}).sources[0].passes == 8
+
+
+def test_export_uses_the_row_target(processed):
+    from pipeline.export import row_target
+
+    assert row_target(processed["no"]) == processed["no"]["target"] != processed["no"]["text_tgt"]
+    assert row_target(processed["cot"]) == processed["cot"]["target"]
