@@ -28,6 +28,7 @@ from pipeline.filters.rules import FilterRules
 from pipeline.languages import resolve_languages
 from pipeline.nllb.convert import read_model_metadata
 from pipeline.nllb.engine import EngineSettings
+from pipeline.mix import mix_key, thresholds_from_chunks
 from pipeline.process import (
     INGEST_DIR, INGEST_DONE, IngestResult, ingest_source, iter_quarantine, open_reader, run_chunk_plan, source_fingerprint,
 )
@@ -60,6 +61,7 @@ def process_chunk_task(
     plan: ChunkPlan, model_dir: str, settings: EngineSettings, languages: tuple[str, ...],
     seed: int, mode: str, backtranslate: bool, rules: dict, only_languages: tuple[str, ...] = (),
     cache_dir: str | None = None, prompts: dict | None = None, english_share: float | None = None,
+    mix: dict | None = None, mix_seed: int = 0,
 ) -> str:
     """One chunk: process it, re-decide it from stored scores, or recompute some languages' rows."""
     route_pipeline_logs()
@@ -69,7 +71,7 @@ def process_chunk_task(
     return str(run_chunk_plan(
         plan, lambda: load_once(open_translator, model_dir, settings, cache_dir), resolve_languages(languages),
         seed, mode, backtranslate, FilterRules.model_validate(rules), tuple(only_languages),
-        PromptConfig.model_validate(prompts or {}).settings(), english_share,
+        PromptConfig.model_validate(prompts or {}).settings(), english_share, mix=mix, mix_seed=mix_seed,
     ))
 
 
@@ -102,6 +104,8 @@ def resolve_model_dir(model: str) -> str:
 
 def _source_paths(source) -> dict:
     paths = {k: str(v) for k, v in source.model_dump(include={"annotations", "questions", "path"}).items() if v}
+    if source.type not in ("coco_captions", "coco_karpathy", "vqav2"):
+        return source.reader_params()
     if source.type == "coco_karpathy":
         paths["splits"] = list(source.splits)
     return paths
@@ -139,8 +143,10 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     }
     plans: list[ChunkPlan] = []
     counts = {}
-    for name, future in ingests.items():
-        result: IngestResult = future.result()
+    results: dict[str, IngestResult] = {name: future.result() for name, future in ingests.items()}
+    mix = thresholds_from_chunks([c for r in results.values() for c in r.chunks], config.mix.rules(), config.mix.seed)
+    tkey = mix_key(tkey, mix, config.mix.seed)
+    for name, result in results.items():
         counts[name] = {"rows": result.rows, "quarantined": result.quarantined, **result.counters}
         logger.info("%s: %d rows in %d chunks, %d quarantined", name, result.rows, len(result.chunks), result.quarantined)
         plans += [plan_chunk(work, name, c, tkey, dkey, force=name in force_sources) for c in result.chunks]
@@ -158,7 +164,8 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     run_bounded(
         (lambda p=p: process_chunk_task.submit(p, *common, cache_dir=cache_dir,
                                                        prompts=config.prompts.model_dump(mode="json"),
-                                                       english_share=config.assignment.english_share) for p in todo),
+                                                       english_share=config.assignment.english_share,
+                                                       mix=mix, mix_seed=config.mix.seed) for p in todo),
         config.run.concurrency, lambda _: progress.advance(),
     )
     progress.close()
@@ -174,6 +181,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
         "settings": config.model_dump(mode="json", include={"translation", "filter", "assignment", "prompts"}),
         "recipe": recipe_metadata(config),
         "keys": {"translation": tkey, "decision": dkey},
+        "mix": {"rules": config.mix.rules(), "seed": config.mix.seed, "thresholds": mix},
         "run": {"chunks": actions, **(run_info or {"flow": "generate"})},
     }
     staging = work / STAGING_DIR

@@ -15,6 +15,7 @@ read together when checking what the model is trained on.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # label value the loss skips (padding, prompt positions of decoder-only LLMs)
 ROW_COLUMNS = ("example_id", "task", "image_id", "image_path", "source", "text_en", "answer_en", "lang", "text_tgt", "answer_tgt")
-OPTIONAL_COLUMNS = ("prompt",)
+OPTIONAL_COLUMNS = ("prompt", "target")
+BUILT_IN_TASKS = ("caption", "vqa")  # rows of these tasks can fall back to model/templates.py without a prompt
 READ_BATCH_ROWS = 1024  # rows per Parquet record batch: bounds the memory of one read
 
 
@@ -96,6 +98,39 @@ def read_manifest(location: str | Path, languages: Sequence[str] = ()) -> Traini
     return TrainingData(root=root, files=files, image_roots=image_roots)
 
 
+@functools.lru_cache(maxsize=1)
+def known_tasks() -> frozenset[str]:
+    """Tasks the trainer can turn into (prompt, target): every task of the pipeline's template table."""
+    from pipeline.templates import PROMPT_TASKS
+
+    return frozenset(PROMPT_TASKS)
+
+
+def check_tasks(data: TrainingData, wanted: Sequence[str] = ()) -> dict[str, int]:
+    """Rows per task over the kept shards; fails at start-up on a task the trainer cannot build.
+
+    Reads only the ``task`` column. Raises ``ValueError`` naming the task and the shard, so a run
+    fails before its first step rather than hours later inside a loader worker.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    known = known_tasks()
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        raise ValueError(f"data.tasks names unknown task(s) {unknown}; known: {sorted(known)}")
+    counts: dict[str, int] = {}
+    for f in data.files:
+        column = pq.read_table(f.path, columns=["task"]).column("task")
+        for item in pc.value_counts(column).to_pylist():
+            task, n = item["values"], item["counts"]
+            if task not in known:
+                raise ValueError(f"{f.path}: task {task!r} ({n} rows) is not one the trainer knows "
+                                 f"({sorted(known)}); regenerate the data or set data.tasks to leave it out")
+            counts[task] = counts.get(task, 0) + n
+    return {t: n for t, n in sorted(counts.items()) if not wanted or t in wanted}
+
+
 def iter_rows(paths: Sequence[Path], batch_rows: int = READ_BATCH_ROWS) -> Iterator[dict[str, Any]]:
     """Rows of Parquet files as dicts, one bounded record batch in memory at a time."""
     import pyarrow.parquet as pq
@@ -151,6 +186,7 @@ class Example:
     # Between prompt and target of a decoder-only LLM: a space, or nothing for scripts written without
     # spaces (Chinese, Japanese, Thai, ...), where a space would be an extra token inside the text.
     separator: str = " "
+    task: str = ""
 
 
 def hash_fraction(key: str) -> float:
@@ -174,11 +210,12 @@ def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_an
     """
     lang = row["lang"]
     key = row["example_id"]
-    if row["task"] == "caption":
+    task = row["task"]
+    if task == "caption":
         target = row["text_tgt"] or row["text_en"]
         target_lang = lang if row["text_tgt"] else "en"
         prompt = row.get("prompt") or caption_prompt(lang, key)
-    elif row["task"] == "vqa":
+    elif task == "vqa":
         question = row["text_tgt"] or row["text_en"]
         # The flip only matters where a translated answer exists; when it picks English the prompt asks
         # for an English answer (mBLIP's rule), so prompt and target always agree.
@@ -190,17 +227,23 @@ def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_an
             target = row["answer_tgt"] or row["answer_en"]
             target_lang = lang if row["answer_tgt"] else "en"
             prompt = row.get("prompt") or vqa_prompt(question, lang, key, english_answer=not row["answer_tgt"])
+    elif task not in known_tasks():
+        raise ValueError(f"row {key}: unknown task {task!r} (known: {sorted(known_tasks())})")
+    elif row.get("prompt") and row.get("target"):
+        # Every other task: the pipeline made prompt and target from its template table.
+        prompt, target, target_lang = row["prompt"], row["target"], lang
     else:
-        raise ValueError(f"row {key}: unknown task {row['task']!r} (expected 'caption' or 'vqa')")
+        raise ValueError(f"row {key}: task {task!r} needs the pipeline's prompt and target columns; "
+                         f"only {list(BUILT_IN_TASKS)} rows can do without them")
     root = image_roots.get(row["source"])
     image_path = Path(row["image_path"])
     if root is not None:
         image_path = root / image_path
     span = None
-    if row["task"] == "vqa" and (start := prompt.find(question)) >= 0:
+    if task == "vqa" and (start := prompt.find(question)) >= 0:
         span = (start, start + len(question))
     return Example(example_id=key, image_path=image_path, prompt=prompt, target=target, text_span=span,
-                   separator=target_separator(target_lang))
+                   separator=target_separator(target_lang), task=task)
 
 
 def target_separator(lang: str) -> str:
@@ -484,6 +527,7 @@ def _make_stream_class():
             batch["pixel_values"] = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
             batch["example_ids"] = [e.example_id for e in examples]
             batch["unreadable_images"] = unreadable
+            batch["tasks"] = [e.task for e in examples]
             return batch
 
     return ExampleStream

@@ -207,14 +207,17 @@ def total_steps(cfg: TrainConfig, train_rows: float) -> int:
 # ---------------------------------------------------------------------------------------------------
 
 
-def loss_step(model, batch: dict, device: torch.device) -> torch.Tensor:
-    """Mean token cross-entropy of the targets for one micro batch."""
+def loss_step(model, batch: dict, device: torch.device, meter=None) -> torch.Tensor:
+    """Mean token cross-entropy of the targets for one micro batch (``meter``: also per task)."""
+    labels = batch["labels"].to(device)
     outputs = model(
         pixel_values=batch["pixel_values"].to(device),
         input_ids=batch["input_ids"].to(device),
         attention_mask=batch["attention_mask"].to(device),
-        labels=batch["labels"].to(device),
+        labels=labels,
     )
+    if meter is not None and batch.get("tasks"):
+        meter.add(outputs.logits, labels, batch["tasks"])
     return outputs.loss
 
 
@@ -409,6 +412,14 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
         (output_dir / "config.yaml").write_text(config_to_yaml(cfg))
         log.info("%s", describe_batch(cfg.train, world))
 
+    # Every task of the data must be one the trainer can build: checked before the model is loaded.
+    if cfg.data.manifest:
+        from model.data import check_tasks, read_manifest
+
+        task_rows = check_tasks(read_manifest(cfg.data.manifest, cfg.data.languages), cfg.data.tasks)
+        if is_main:
+            log.info("training rows per task: %s", task_rows)
+
     # -- model -----------------------------------------------------------------------------------
     assembled = build_model(cfg.model, cfg.lora, cfg.train.stage, device)
     model = assembled.model
@@ -454,6 +465,10 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
     last = steps if stop_after is None else min(steps, start_step + stop_after)
     bar = tqdm(total=steps, initial=start_step, disable=not is_main, desc=f"train[{cfg.train.stage}]")
     tick, samples = time.perf_counter(), 0
+    from model.data import known_tasks
+    from model.task_loss import TaskLossMeter
+
+    meter = TaskLossMeter(sorted(known_tasks()), assembled.decoder_only, device)
     for step in range(start_step, last):
         step_loss = torch.zeros((), device=device)
         for micro in range(accum):
@@ -468,7 +483,7 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
             samples += batch["input_ids"].shape[0] * world
             sync = contextlib.nullcontext() if micro == accum - 1 else accelerator.no_sync(model)
             with sync:
-                loss = loss_step(model, batch, device)  # autocast inside the model's parts
+                loss = loss_step(model, batch, device, meter)  # autocast inside the model's parts
                 accelerator.backward(scaler.scale(loss / accum))  # outside autocast
             step_loss += loss.detach().float() / accum
         scaler.unscale_(optimizer)
@@ -492,8 +507,9 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
             elapsed = time.perf_counter() - tick
             lrs = {g["name"].split("/")[0]: g["lr"] for g in optimizer.param_groups}
             bar.set_postfix(loss=f"{mean_loss:.4f}", **{f"lr_{k}": f"{v:.2e}" for k, v in lrs.items()}, samples_s=f"{samples / elapsed:.1f}")
-            record = {"step": done, "loss": mean_loss, **{f"lr_{k}": v for k, v in lrs.items()},
-                      "samples_per_s": samples / elapsed, **counts}
+            per_task = meter.take(lambda t: accelerator.reduce(t, "sum"))
+            record = {"step": done, "loss": mean_loss, **{f"loss_{t}": v for t, v in per_task.items()},
+                      **{f"lr_{k}": v for k, v in lrs.items()}, "samples_per_s": samples / elapsed, **counts}
             _append_metrics(output_dir, is_main, record)
             tick, samples = time.perf_counter(), 0
         if cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == steps):

@@ -75,13 +75,19 @@ LANGUAGE_CREATORS = frozenset({"found", "crowdsourced", "expert-generated", "mac
 REQUIRED_METADATA = ("pretty_name", "language", "language_details", "license", "task_categories", "size_categories",
                      "multilinguality", "source_datasets", "annotations_creators", "configs")
 
-TASK_CATEGORY = {"caption": "image-to-text", "vqa": "visual-question-answering"}
+TASK_CATEGORY = {"caption": "image-to-text", "vqa": "visual-question-answering", "vqg": "image-text-to-text",
+                 "aokvqa": "visual-question-answering", "llava": "image-text-to-text",
+                 "imagenet": "image-classification", "instruct": "image-text-to-text"}
 COLUMN_DOCS = {
     "example_id": "stable id: hash of (source, source record id)",
     "source": "source name in the run config",
     "source_record_id": "the record's own id in the source file (annotation / question id)",
     "source_file": "file the record came from",
-    "task": "`caption` or `vqa`",
+    "task": "`caption`, `vqa`, `vqg`, `aokvqa_explain`, `aokvqa_cot`, `llava`, `classify`, `decide`, `instruct`",
+    "context_en": "English text that goes into the prompt (LLaVA instruction, A-OKVQA question)",
+    "preset_lang": "language the source fixed (text already in it, not translated)",
+    "context_tgt": "`context_en` in the target language",
+    "target": "what the model is trained to produce",
     "image_id": "the source's image id",
     "image_path": "image path relative to the source's image root (`image_roots` in manifest.json)",
     "text_en": "English caption or question",
@@ -390,6 +396,10 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
         add("The translations were produced with an NLLB-200 model; Meta releases the NLLB-200 weights under "
             "CC-BY-NC-4.0. Check whether that affects your use of machine-translated output.\n")
 
+    if stats.get("task_languages"):
+        from pipeline.task_notes import render_task_tables
+
+        add(render_task_tables(stats, _table))
     add("## Translation\n")
     trans = settings.get("translation") or {}
     add(_table(["setting", "value"], [

@@ -10,6 +10,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
+DEMO_ALL_TASKS_CONFIG = REPO_ROOT / "configs" / "demo_all_tasks.yaml"
 
 
 def _cmd_languages(args: argparse.Namespace) -> int:
@@ -77,7 +78,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     generate_demo_data(out / "demo-data", n_images=args.images, seed=0)
     config_path = out / "demo.yaml"
-    shutil.copyfile(DEMO_CONFIG, config_path)
+    if args.base_only:
+        shutil.copyfile(DEMO_CONFIG, config_path)
+    else:  # every task of the mix, each source in its official format
+        from pipeline.demo_tasks import generate_task_demo_data
+
+        generate_task_demo_data(out / "demo-data")
+        shutil.copyfile(DEMO_ALL_TASKS_CONFIG, config_path)
     note = None
     try:
         from pipeline.nllb.shipped import shipped_model_dir
@@ -397,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="generate demo data and run the whole pipeline on it")
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--images", type=int, default=200, help="number of demo images (5 captions + 3 questions each)")
+    p.add_argument("--base-only", action="store_true", help="only COCO captions and VQAv2 (not every task of the mix)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("bench", help="benchmarks: `bench translate` (engine vs HF generate), `--stage` (whole stage)")

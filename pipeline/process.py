@@ -23,7 +23,8 @@ from pipeline.filters.rules import FilterRules, decide
 from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, Vqav2Reader
 from pipeline.io import write_json_atomic, write_parquet_atomic
 from pipeline.languages import Language
-from pipeline.schema import ROW_SCHEMA, conform
+from pipeline.mix import mark_mixed_out, mixed_out
+from pipeline.schema import ROW_SCHEMA, STATUS_KEPT, STATUS_REJECTED, conform
 from pipeline.answers import translate_answers
 from pipeline.templates import PromptSettings, add_prompts, template_report
 from pipeline.translate import TranslationStats, stats_path, translate_frame, write_stats_sidecar
@@ -37,7 +38,12 @@ INGEST_DONE = "_INGESTED.json"
 
 
 def open_reader(source_type: str, name: str, **paths):
-    """Reader for a source config's plain values."""
+    """Reader for a source config's plain values (``SourceConfig.reader_params``)."""
+    from pipeline.ingest.registry import open_task_reader
+
+    reader = open_task_reader(source_type, name, paths)
+    if reader is not None:
+        return reader
     if source_type == "coco_captions":
         return CocoCaptionsReader(paths["annotations"], name=name, root=paths.get("root"))
     if source_type == "coco_karpathy":
@@ -70,6 +76,9 @@ def source_fingerprint(paths: dict, chunk_rows: int) -> str:
     parts = {"chunk_rows": chunk_rows}
     for key, value in sorted(paths.items()):
         for item in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(item, str):  # a knob (number, mapping): part of the identity as it is
+                parts[key] = item
+                continue
             path = Path(item)
             parts[f"{key}:{item}"] = [path.stat().st_size, path.stat().st_mtime_ns] if path.is_file() else item
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
@@ -127,12 +136,34 @@ def process_rows(
     rules: FilterRules | None = None,
     prompts: PromptSettings = PromptSettings(),
     english_share: float | None = None,
+    mix: dict[str, list[float]] | None = None,
+    mix_seed: int = 0,
 ) -> pl.DataFrame:
     """The pure chunk transformation: English rows in, translated, scored and decided rows out.
+
+    ``mix`` (task -> thresholds, ``pipeline.mix.mix_thresholds``) leaves rows out of the task mix:
+    they are rejected untranslated. Rows with a ``preset_lang`` keep their text (see ``preset_rows``).
 
     ``rules`` are the filter thresholds (defaults when None); ``min_bt_chrf``, when given, overrides
     theirs. Without ``backtranslate`` only the cheap checks run. ``prompts``: the instruction mix.
     """
+    rows = rows.with_row_index("_order")
+    parts = []
+    mix = mix or {}
+    if mix:
+        reasons = mixed_out(rows, mix, mix_seed)
+        out = pl.Series(reasons, dtype=pl.String).is_not_null()
+        if out.any():  # left out by the task mix: assigned a language for the stats, never translated
+            assigned = assign_languages(rows.filter(out), languages, seed=seed, mode=mode, english_share=english_share)
+            parts.append(mark_mixed_out(assigned, [r for r in reasons if r is not None]))
+            rows = rows.filter(~out)
+    has_preset = "preset_lang" in rows.columns
+    preset = rows["preset_lang"].is_not_null() if has_preset else pl.repeat(False, rows.height, eager=True)
+    if preset.any():
+        parts.append(add_prompts(preset_rows(rows.filter(preset)), translator, settings=prompts))
+        rows = rows.filter(~preset)
+    # Rows assigned English stay English: translate_frame copies them and the quality filter leaves
+    # only its input checks to them (pipeline/filters/quality.py).
     frame = assign_languages(rows, languages, seed=seed, mode=mode, english_share=english_share)
     frame = translate_frame(frame, translator, stats=stats)
     frame = translate_answers(frame, translator, stats=stats)
@@ -143,6 +174,8 @@ def process_rows(
     frame = add_prompts(frame, translator, settings=prompts, rules=prompts.template_rules,
                         check_model=backtranslate, model_languages=model_languages)
     frame = apply_quality_filter(frame, translator if backtranslate else None, rules, model_languages=model_languages)
+    if parts:
+        frame = pl.concat([conform(f, {**ROW_SCHEMA, "_order": pl.UInt32}) for f in (frame, *parts)]).sort("_order")
     return conform(frame, ROW_SCHEMA)
 
 
@@ -153,6 +186,31 @@ def chunk_template_report(frame: pl.DataFrame, translator, backtranslate: bool =
     counts, texts = template_report(frame, translator, prompts, prompts.template_rules, backtranslate,
                                     getattr(translator, "languages", None))
     return {"templates": counts, "template_texts": texts}
+
+
+def preset_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows whose source fixed the language and wrote them in it (``preset_lang``): nothing to
+    translate or to filter as a translation; kept, unless a text is empty."""
+    from pipeline.languages import get_language
+
+    codes = [get_language(code) for code in rows["preset_lang"].to_list()]
+    return untranslated_rows(rows.with_columns(
+        pl.Series("lang", [c.code for c in codes], dtype=pl.String),
+        pl.Series("lang_nllb", [c.nllb for c in codes], dtype=pl.String),
+    ))
+
+
+def untranslated_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """Preset rows keep their text in their ``lang``: kept unless empty."""
+    empty = rows["text_en"].is_null() | (rows["text_en"].str.strip_chars() == "")
+    return rows.with_columns(
+        pl.col("text_en").alias("text_tgt"), pl.col("context_en").alias("context_tgt"),
+        pl.col("answer_en").alias("answer_tgt"), pl.col("answer_en").is_not_null().alias("answer_translated"),
+        pl.lit(False).alias("translation_truncated"),
+        pl.when(empty).then(pl.lit(STATUS_REJECTED)).otherwise(pl.lit(STATUS_KEPT)).alias("status"),
+        pl.when(empty).then(pl.lit("input:empty_text_en")).otherwise(pl.lit(None, dtype=pl.String))
+        .alias("reject_reason"),
+    )
 
 
 def decide_rows(
@@ -193,7 +251,7 @@ def process_chunk(chunk_path: str | Path, out_path: str | Path, translator, **pa
 def run_chunk_plan(
     plan, get_translator, languages: tuple[Language, ...], seed: int, mode: str, backtranslate: bool,
     rules: FilterRules, only_languages: tuple[str, ...] = (), prompts: PromptSettings = PromptSettings(),
-    english_share: float | None = None,
+    english_share: float | None = None, mix: dict | None = None, mix_seed: int = 0,
 ) -> Path:
     """Carry out one chunk's plan (see ``pipeline.regenerate.plan_chunk``) and return its output path.
 
@@ -213,7 +271,7 @@ def run_chunk_plan(
         return write_parquet_atomic(decide_rows(frame, backtranslate=backtranslate, rules=rules), out)
     translator = get_translator()
     params = dict(languages=languages, seed=seed, mode=mode, backtranslate=backtranslate, rules=rules, prompts=prompts,
-                  english_share=english_share)
+                  english_share=english_share, mix=mix, mix_seed=mix_seed)
     rows = pl.read_parquet(plan.chunk)
     if only_languages and plan.action == ACTION_DONE:
         subset = rows_for_languages(rows, languages, only_languages, seed, mode, english_share)

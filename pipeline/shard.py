@@ -471,6 +471,14 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
         }
     per_task = rows.group_by("task").agg(pl.len().alias("assigned"), kept.sum().alias("kept"),
                                          rejected.sum().alias("rejected")).sort("task").collect()
+    per_task_lang = rows.group_by(["task", "lang"]).agg(kept.sum().alias("kept"), rejected.sum().alias("rejected"))
+    task_languages: dict[str, dict[str, dict]] = {}
+    for r in per_task_lang.sort(["task", "lang"]).collect().to_dicts():
+        task_languages.setdefault(r["task"], {})[r["lang"]] = {"kept": r["kept"], "rejected": r["rejected"]}
+    mix_rows = rows.filter(pl.col("reject_reason").is_in(["mix_share", "mix_cap"])).group_by(["task", "reject_reason"])
+    mix_reasons: dict[str, dict[str, int]] = {}
+    for r in mix_rows.len().sort(["task", "reject_reason"]).collect().to_dicts():
+        mix_reasons.setdefault(r["task"], {})[r["reject_reason"]] = r["len"]
     quarantine_reasons = bad.group_by(["source", "field", "reason"]).len().sort(["source", "field", "reason"]).collect()
     return {
         "schema_version": SCHEMA_VERSION,
@@ -482,6 +490,8 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
         },
         "sources": sources,
         "tasks": {r["task"]: {k: v for k, v in r.items() if k != "task"} for r in per_task.to_dicts()},
+        "task_languages": task_languages,
+        "mix_reasons": mix_reasons,
         "languages": languages,
         "reject_reasons": [{"lang": r["lang"], "reason": r["reject_reason"], "rows": r["len"]} for r in reasons.to_dicts()],
         "quarantine_reasons": [

@@ -10,7 +10,8 @@ same signals and thresholds as the data, back-translation included when a model 
 fails it (e.g. "Ein Bild derschaftschafts.") is not used, and the English template is used instead.
 
 - ``TEMPLATES``: the English templates per task, one entry per task (``{lang}`` = the language's English
-  name; ``{question}``/``{answer}``/``{caption}`` = filled per example, never translated). The first
+  name; ``{question}``/``{answer}``/``{caption}``/``{rationale}``/``{label}`` = filled per example, never
+  translated). The first
   template of a task is the inference prompt of ``mblip caption`` / ``mblip ask`` (``model/templates.py``).
 - ``TRANSLATED_TEMPLATES``: the plain templates translated for a task whose instructions are translated
   (``PromptSettings.translated_tasks``); a task without an entry translates its English templates with
@@ -34,12 +35,13 @@ import polars as pl
 
 from pipeline.languages import SOURCE_LANGUAGE, get_language
 from pipeline.nllb.engine import clean_source
-from pipeline.schema import TASK_CAPTION, TASK_VQA
+from pipeline.schema import (
+    TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_CAPTION, TASK_CLASSIFY, TASK_DECIDE, TASK_INSTRUCT, TASK_LLAVA, TASK_VQA,
+    TASK_VQG,
+)
 from pipeline.translate import SOURCE_NLLB, TranslationStats, translate_many
 
 TASK_VQA_ENGLISH_ANSWER = "vqa_en"
-TASK_VQG = "vqg"  # question generation from an answer (VQAv2 in the reference task mix)
-TASK_CLASSIFY = "classify"  # ImageNet class names (Babel-ImageNet in the reference)
 TASK_MATCH = "match"  # image-caption matching with hard negatives
 
 # English templates per task (add a task: one entry here; its prompt slots are filled by ``render``).
@@ -74,6 +76,40 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "Does the caption match the image? Answer yes or no. Caption: {caption}",
         "Is this a correct description of the image: {caption}",
     ),
+    # A-OKVQA (mBLIP's explanation and chain-of-thought tasks; the reference's templates).
+    TASK_AOKVQA_EXPLAIN: (
+        'Explain why the answer to the question "{question}" is "{answer}".',
+        'Question: {question} Answer: {answer}. Explain why.',
+        'Why is "{answer}" the answer to "{question}"?',
+        'Give the reason why "{answer}" answers the question "{question}".',
+        'The question is "{question}" and the answer is "{answer}". Why?',
+    ),
+    TASK_AOKVQA_COT: (
+        "Think step-by-step to answer this question. {question}",
+        "{question} What is the answer and why?",
+        "{question} Explain your reasoning, then answer.",
+        "Answer the question and give the reason. {question}",
+        "{question} Reason about the image first, then answer.",
+    ),
+    # Targets of the chain-of-thought task: every one holds the rationale (the reference had one,
+    # "{a} because {a}.", with the answer twice and no rationale).
+    "aokvqa_cot_target": (
+        "{rationale}. So the answer is {answer}.",
+        "The answer is {answer} because {rationale}.",
+        "{rationale}. The answer is {answer}.",
+        "{rationale}. Therefore: {answer}.",
+        "Reasoning: {rationale}. Answer: {answer}.",
+    ),
+    # ImageNet "does the image show X?" with the class name in the row's language; the yes and no
+    # targets of question i are entry i of the two lists below (the reference's question/answer triples).
+    TASK_DECIDE: (
+        "Does this image show a {label}?",
+        "Is there a {label} in the image?",
+        "Is this a picture of a {label}?",
+        "Can you see a {label} in this image?",
+    ),
+    "decide_yes": ("Yes, it does.", "Yes, there is.", "Yes, it is.", "Yes, I can."),
+    "decide_no": ("No, it does not.", "No, there is not.", "No, it is not.", "No, I cannot."),
 }
 # Plain templates (no language name) translated into each language, as mBLIP did for captions.
 TRANSLATED_TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -87,8 +123,10 @@ TRANSLATED_TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 # A task's English-answer variant (its rows whose target is the English answer use it).
 ENGLISH_ANSWER_TASK = {TASK_VQA: TASK_VQA_ENGLISH_ANSWER}
-SLOTS = ("question", "answer", "caption")  # filled per example, never translated
-_SLOT = re.compile(r"(\{(?:question|answer|caption)\})")
+# LLaVA turns and released mBLIP rows carry their own instruction (``context_en``): no template.
+CONTEXT_PROMPT_TASKS = (TASK_LLAVA, TASK_INSTRUCT)
+SLOTS = ("question", "answer", "caption", "rationale", "label")  # filled per example, never translated
+_SLOT = re.compile(r"(\{(?:" + "|".join(SLOTS) + r")\})")
 _NORM = re.compile(r"[^\w]+")
 
 DROP_EMPTY = "empty_translation"
@@ -168,6 +206,11 @@ def english_prompt(task: str, lang: str, key: str | None = None, **slots: str) -
     return render(template, **slots)
 
 
+def _is_literal(part: str) -> bool:
+    """A part of a template to translate: not a slot, not punctuation only."""
+    return not _SLOT.fullmatch(part) and bool(_norm(part))
+
+
 def _sources(task: str, named: tuple[str, ...]) -> tuple[str, ...]:
     return TRANSLATED_TEMPLATES.get(task, named)
 
@@ -190,7 +233,8 @@ def translate_templates(translator, lang: str, stats: TranslationStats | None = 
     tasks += [ENGLISH_ANSWER_TASK[t] for t in tasks if t in ENGLISH_ANSWER_TASK]
     parts_of = {(task, i): split_template(t)
                 for task in tasks for i, t in enumerate(_sources(task, english.templates[task]))}
-    literals = list(dict.fromkeys(p for parts in parts_of.values() for p in parts if not _SLOT.fullmatch(p)))
+    # Parts of punctuation only ('".' after a slot) are kept as they are: there is nothing to translate.
+    literals = list(dict.fromkeys(p for parts in parts_of.values() for p in parts if _is_literal(p)))
     translated = dict(zip(literals, (clean_source(r.text) for r in
                                      translate_many(translator, literals, SOURCE_NLLB, language.nllb, stats))))
     failed = _filter_reasons(translated, language.nllb, translator if check_model else None, rules, model_languages)
@@ -200,7 +244,7 @@ def translate_templates(translator, lang: str, stats: TranslationStats | None = 
     for (task, _), parts in parts_of.items():
         reason = None
         for part in parts:
-            if _SLOT.fullmatch(part):
+            if not _is_literal(part):
                 continue
             target = translated[part]
             if not _norm(target):
@@ -209,7 +253,7 @@ def translate_templates(translator, lang: str, stats: TranslationStats | None = 
                 reason = reason or DROP_CONTAINS_ENGLISH  # the paper's rule: the English is still there
             elif failed.get(part):
                 reason = reason or f"{DROP_FILTER}:{failed[part]}"
-        text = " ".join(p if _SLOT.fullmatch(p) else translated[p] for p in parts)
+        text = " ".join(translated[p] if _is_literal(p) else p for p in parts)
         if reason:
             dropped[reason] = dropped.get(reason, 0) + 1
             dropped_texts.append((task, text, reason))
@@ -264,34 +308,88 @@ def render(template: str, **slots: str) -> str:
     return " ".join(out.split())
 
 
-def row_slots(row: dict) -> dict[str, str]:
-    """Slot values of a row: the (translated) question / caption, and its answer."""
-    text = row.get("text_tgt") or row.get("text_en") or ""
-    return {"question": text, "caption": text, "answer": row.get("answer_tgt") or row.get("answer_en") or ""}
+def _pick_index(key: str, n: int) -> int:
+    return _hash("template", key) % n
+
+
+def prompt_and_target(row: dict, templates: TemplateSet,
+                      english_share: float | None = None) -> tuple[str | None, str | None]:
+    """The (prompt, target) of one row from the task's templates in ``templates`` (``english_share``:
+    see ``TemplateSet.pick``).
+
+    ``row`` holds ``example_id``, ``task``, ``text_en``/``text_tgt``, and where the task has them
+    ``answer_en``/``answer_tgt``/``answer_translated`` and ``context_en``/``context_tgt``.
+    """
+    task, key = row["task"], row["example_id"]
+    text = row.get("text_tgt") or row.get("text_en")
+    answer = row.get("answer_tgt") or row.get("answer_en")
+    context = row.get("context_tgt") or row.get("context_en")
+    if task == TASK_CAPTION:
+        return render(templates.pick(task, key, english_share)), text
+    if task == TASK_VQA:
+        variant = ENGLISH_ANSWER_TASK[task] if row.get("answer_translated") is False else task
+        return render(templates.pick(variant, key, english_share), question=text), answer
+    if task == TASK_VQG:  # the prompt names the language of the target question
+        return render(templates.pick(task, key, english_share), answer=answer), text
+    if task == TASK_AOKVQA_EXPLAIN:
+        return render(templates.pick(task, key, english_share), question=context, answer=answer), text
+    if task == TASK_AOKVQA_COT:
+        cot = templates.pick("aokvqa_cot_target", key + ":target")
+        target = render(cot, rationale=text.rstrip(" ."), answer=answer)
+        return render(templates.pick(task, key, english_share), question=context), target
+    if task in CONTEXT_PROMPT_TASKS:
+        return context, text
+    if task == TASK_CLASSIFY:
+        return render(templates.pick(task, key, english_share)), text
+    if task == TASK_MATCH:
+        return render(templates.pick(task, key, english_share), caption=text), answer
+    if task == TASK_DECIDE:
+        # The yes/no of question i must be entry i: always the English triples (never translated).
+        lists = [templates.templates[t] for t in (TASK_DECIDE, "decide_yes", "decide_no")]
+        i = _pick_index(key, len(lists[0]))
+        yes = (row.get("answer_en") or "").strip().lower() == "yes"
+        return render(lists[0][i], label=text), lists[1 if yes else 2][i]
+    raise ValueError(f"row {key}: no templates for task {task!r}; known tasks: {sorted(PROMPT_TASKS)}")
+
+
+PROMPT_TASKS = frozenset({TASK_CAPTION, TASK_VQA, TASK_VQG, TASK_AOKVQA_EXPLAIN, TASK_AOKVQA_COT, TASK_CLASSIFY,
+                          TASK_MATCH, TASK_DECIDE, *CONTEXT_PROMPT_TASKS})
+_ROW_FIELDS = ("example_id", "task", "lang", "text_en", "text_tgt", "answer_en", "answer_tgt", "answer_translated",
+               "context_en", "context_tgt", "preset_lang")
 
 
 def add_prompts(frame: pl.DataFrame, translator, stats: TranslationStats | None = None,
                 settings: PromptSettings = PromptSettings(), rules=None, check_model: bool = True,
                 model_languages: frozenset[str] | None = None) -> pl.DataFrame:
-    """Add ``prompt``: the row's instruction (VQA: with the translated question), from the mix above.
+    """Add ``prompt`` (the row's instruction, from the mix above) and ``target`` (what the model learns).
 
-    VQA rows whose answer stayed English (``answer_translated`` false) get a template asking for an
-    English answer. Returns the frame unchanged in row order and count.
+    Rows assigned a language use its template set (English naming the language, plus the translated
+    ones of ``settings.translated_tasks``); rows whose language the source fixed (``preset_lang``:
+    ImageNet, English A-OKVQA, released rows) use the English templates naming the language, as the
+    paper did for those tasks. VQA rows whose answer stayed English get a template asking for an
+    English answer. Row order and count are unchanged.
     """
+    langs = [lang for lang in frame["lang"].unique().to_list() if lang]
+    preset = frame["preset_lang"] if "preset_lang" in frame.columns else pl.Series([None] * frame.height)
+    translated_langs = set(frame.filter(preset.is_null())["lang"].unique().to_list()) - {None}
     sets = {lang: templates_for(translator, lang, stats, settings, rules, check_model, model_languages)
-            for lang in frame["lang"].unique().to_list() if lang}
-    optional = [c for c in ("answer_translated", "answer_tgt", "answer_en") if c in frame.columns]
-    prompts = []
-    for row in frame.select("example_id", "task", "lang", "text_en", "text_tgt", *optional).iter_rows(named=True):
-        lang, task = row["lang"], row["task"]
-        if not lang or task not in TEMPLATES:
+            for lang in langs if lang in translated_langs}
+    english = {lang: english_templates(lang) for lang in langs}
+    prompts, targets = [], []
+    columns = [c for c in _ROW_FIELDS if c in frame.columns]
+    for row in frame.select(columns).iter_rows(named=True):
+        lang = row["lang"]
+        if not lang:
             prompts.append(None)
+            targets.append(None)
             continue
-        if task in ENGLISH_ANSWER_TASK and row.get("answer_translated") is False:
-            task = ENGLISH_ANSWER_TASK[task]
-        template = sets[lang].pick(task, row["example_id"], settings.english_share)
-        prompts.append(render(template, **row_slots(row)))
-    return frame.with_columns(pl.Series("prompt", prompts, dtype=pl.String))
+        templates = english[lang] if row.get("preset_lang") else sets[lang]
+        prompt, target = prompt_and_target(row, templates, settings.english_share)
+        prompts.append(prompt)
+        targets.append(target)
+    return frame.with_columns(
+        pl.Series("prompt", prompts, dtype=pl.String), pl.Series("target", targets, dtype=pl.String)
+    )
 
 
 def template_report(frame: pl.DataFrame, translator, settings: PromptSettings = PromptSettings(), rules=None,

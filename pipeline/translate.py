@@ -24,7 +24,7 @@ SOURCE_NLLB = get_language(SOURCE_LANGUAGE).nllb
 
 # (English column, translated column) pairs the stage fills. VQA answers are translated as a
 # vocabulary with their own acceptance rule: see ``pipeline/answers.py``.
-TRANSLATED_FIELDS: tuple[tuple[str, str], ...] = (("text_en", "text_tgt"),)
+TRANSLATED_FIELDS: tuple[tuple[str, str], ...] = (("text_en", "text_tgt"), ("context_en", "context_tgt"))
 TRUNCATED_COLUMN = "translation_truncated"
 STATS_SUFFIX = ".stats.json"
 

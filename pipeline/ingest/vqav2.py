@@ -56,6 +56,7 @@ class Vqav2Reader:
         name: str = "vqav2",
         data_subtype: str | None = None,
         root: str | Path | None = None,
+        task: str = TASK_VQA,
     ):
         self.questions = check_file(questions)
         self.annotations = check_file(annotations)
@@ -63,6 +64,9 @@ class Vqav2Reader:
         self.data_subtype = data_subtype
         # Rows name their file relative to this (default: the folder holding both files).
         self.root = Path(root) if root else source_root(self.questions, self.annotations)
+        # TASK_VQG reads the same files for question generation: each row keeps its own record's
+        # question, answer and image (the reference paired answers with other questions' images).
+        self.task = task
 
     def _index_annotations(self, builder: BatchBuilder):
         """question_id -> (image_id, multiple_choice_answer, answers joined by a separator), plus the
@@ -131,7 +135,7 @@ class Vqav2Reader:
                 rel = f"COCO_{subtype}_{image_id:012d}.jpg" if subtype else f"{image_id:012d}.jpg"
                 builder.add_row(
                     str(qid),
-                    task=TASK_VQA,
+                    task=self.task,
                     image_id=str(image_id),
                     image_path=f"{subtype}/{rel}" if subtype else rel,
                     text_en=question,
