@@ -456,7 +456,10 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
         add(f"English: {100 * english['assigned_share']:.2f}% of the examples (mC4 target "
             f"{100 * english['mc4_target_share']:.2f}%), kept in English: not translated, and exempt from the "
             "checks that only apply to a translation (copy of the source, script, length, language, "
-            "back-translation).\n")
+            "back-translation)." + (f" Shares count the rows the run assigned a language; "
+                                   f"{sum(s.get('preset', 0) for s in langs.values()):,} rows are in the "
+                                   "language their source fixed (ImageNet names, English A-OKVQA, released rows)."
+                                   if any(s.get("preset") for s in langs.values()) else "") + "\n")
     else:
         add("English: 0% of the examples (this run's languages leave it out; mBLIP keeps it at its mC4 share, "
             "43.84%: add `en` to `run.languages` or leave the list empty).\n")

@@ -444,16 +444,19 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
 
     schema = rows.collect_schema()
     score_cols = [c for c, t in schema.items() if c.startswith("score_") and t.is_numeric()]
+    # Rows whose source fixed the language (``preset_lang``) were not assigned by the run: the shares
+    # compared with the assignment's targets count only the rows the run assigned.
+    by_run = pl.col("preset_lang").is_null() if "preset_lang" in schema else pl.lit(True)
     per_lang = rows.group_by("lang").agg(
         pl.len().alias("assigned"), kept.sum().alias("kept"), rejected.sum().alias("rejected"),
-        *[pl.col(c).mean().alias(c) for c in score_cols],
+        by_run.sum().alias("by_run"), *[pl.col(c).mean().alias(c) for c in score_cols],
     ).sort("lang").collect()
     reasons = rows.filter(rejected).group_by(["lang", "reject_reason"]).len().sort(["lang", "reject_reason"]).collect()
     reasons_by_lang: dict[str, dict[str, int]] = {}
     for r in reasons.to_dicts():
         reasons_by_lang.setdefault(r["lang"], {})[r["reject_reason"] or "unknown"] = r["len"]
 
-    total_assigned = int(per_lang["assigned"].sum()) if per_lang.height else 0
+    total_by_run = int(per_lang["by_run"].sum()) if per_lang.height else 0
     run_langs = [get_language(code) for code in per_lang["lang"].to_list()]
     mc4_total = sum(lang.mc4_share_pct for lang in run_langs) or 1.0
     languages = {}
@@ -462,7 +465,8 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
             "name": lang.name, "nllb": lang.nllb,
             "assigned": r["assigned"], "kept": r["kept"], "rejected": r["rejected"],
             "keep_rate": r["kept"] / r["assigned"] if r["assigned"] else 0.0,
-            "assigned_share": r["assigned"] / total_assigned if total_assigned else 0.0,
+            "assigned_share": r["by_run"] / total_by_run if total_by_run else 0.0,
+            "preset": r["assigned"] - r["by_run"],  # rows in this language because their source fixed it
             "mc4_target_share": (target_shares or {}).get(lang.code, lang.mc4_share_pct / mc4_total),
             "reject_reasons": reasons_by_lang.get(lang.code, {}),
             "mean_scores": {c: r[c] for c in score_cols},

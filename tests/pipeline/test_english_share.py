@@ -74,3 +74,23 @@ def test_a_few_languages_keep_english_at_the_full_mix_share():
     assert abs(weights["de"] / weights["fr"] - 6.088564 / 5.065605) < 1e-9  # the rest keeps mC4 proportions
     for code, p in weights.items():
         assert abs(counts[code] / N - p) < 4.5 * math.sqrt(p * (1 - p) / N), code
+
+
+def test_language_shares_count_only_rows_the_run_assigned():
+    """Rows whose source fixed the language (English A-OKVQA, ImageNet names) are not part of the
+    assignment: English's share is measured over the assigned rows, the preset ones are counted apart."""
+    from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA, STATUS_KEPT, conform
+    from pipeline.shard import compute_stats
+
+    def row(i, lang, preset):
+        return {"example_id": f"r{i}", "source": "s", "task": "caption", "lang": lang, "status": STATUS_KEPT,
+                "preset_lang": preset}
+
+    rows = [row(i, "en", None) for i in range(44)] + [row(100 + i, "de", None) for i in range(56)]
+    rows += [row(200 + i, "en", "en") for i in range(50)]
+    frame = conform(pl.DataFrame(rows, infer_schema_length=None), ROW_SCHEMA)
+    stats = compute_stats(frame.lazy(), pl.DataFrame(schema=QUARANTINE_SCHEMA),
+                          {"s": {"rows": 150, "quarantined": 0}}, 1, {"en": 0.44, "de": 0.56})
+    en, de = stats["languages"]["en"], stats["languages"]["de"]
+    assert en["assigned"] == 94 and en["preset"] == 50 and de["preset"] == 0
+    assert math.isclose(en["assigned_share"], 0.44) and math.isclose(de["assigned_share"], 0.56)
