@@ -10,7 +10,8 @@ def open_task_reader(source_type: str, name: str, params: dict):
     if source_type == "vqav2_vqg":
         from pipeline.ingest.vqav2 import Vqav2Reader
 
-        return Vqav2Reader(params["questions"], params["annotations"], name=name, task=TASK_VQG, root=params.get("root"))
+        return Vqav2Reader(params["questions"], params["annotations"], name=name, task=TASK_VQG,
+                           root=params.get("root"))
     if source_type == "aokvqa":
         from pipeline.ingest.aokvqa import AOKVQA_TASKS, AokvqaReader
 
