@@ -19,6 +19,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.lifecycle import start_guarded_embedded_server
 from flows.runtime import (
     RETRY_DELAYS_S, ProgressReporter, load_once, make_task_runner, publish_stats_artifacts,
     retry_if_transient, route_pipeline_logs, run_bounded,
@@ -203,8 +204,13 @@ def generate(config_path: str, out_dir: str | None = None, show_progress: bool =
 
 def run_generate(config_path: str, out_dir: str | None = None, show_progress: bool = False,
                  dask_address: str | None = None, workers: int | None = None) -> dict:
-    """Entry point for the CLI: pick the task runner, then run the flow."""
+    """Entry point for the CLI: check the config, pick the task runner, then run the flow.
+
+    A bad config fails before the embedded Prefect server starts; that server ends with this process
+    whatever ends it (``flows.lifecycle``)."""
+    load_config(config_path)
     runner = make_task_runner(dask_address=dask_address, workers=workers or None)
+    start_guarded_embedded_server()
     return generate.with_options(task_runner=runner)(config_path, out_dir=out_dir, show_progress=show_progress)
 
 
