@@ -20,7 +20,7 @@ import polars as pl
 from pipeline.assign import assign_languages
 from pipeline.filters.quality import MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, apply_quality_filter
 from pipeline.filters.rules import FilterRules, decide
-from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, Vqav2Reader
+from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, SourceError, Vqav2Reader
 from pipeline.io import write_json_atomic, write_parquet_atomic
 from pipeline.languages import Language
 from pipeline.schema import ROW_SCHEMA, conform
@@ -97,6 +97,8 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
             write_parquet_atomic(batch.quarantine, work_dir / QUARANTINE_DIR / reader.name / chunk_name(i))
         rows += batch.rows.height
         bad += batch.quarantine.height
+    if rows + bad == 0:  # e.g. a Karpathy split selection that matches no image
+        raise SourceError(f"source {reader.name!r} yields no records: check its files and options")
     result = IngestResult(reader.name, tuple(chunks), rows, bad)
     write_json_atomic({"chunks": list(result.chunks), "rows": rows, "quarantined": bad, "fingerprint": fingerprint}, done)
     log.info("ingested %s: %d rows, %d quarantined, %d chunks", reader.name, rows, bad, len(chunks))

@@ -29,15 +29,56 @@ from pipeline.ingest.base import (
 from pipeline.schema import TASK_CAPTION
 
 
-def iter_json_items(path: Path, prefix: str) -> Iterator[object]:
-    """Stream the items of the JSON array at ``prefix`` (ijson syntax, e.g. ``annotations.item``)."""
+def iter_json_items(path: Path, prefix: str, hint: str = "") -> Iterator[object]:
+    """Stream the items of the JSON array at ``prefix`` (ijson syntax, e.g. ``annotations.item``).
+
+    No item at all is an error (``SourceError``) that says what the file holds instead: a missing
+    key, a value that is not a list, or an empty list would otherwise read as a source of 0 rows.
+    ``hint`` is added to that message (e.g. which file was expected).
+    """
     import ijson
 
+    count = 0
     try:
         with path.open("rb") as f:
-            yield from ijson.items(f, prefix, use_float=True)
+            for item in ijson.items(f, prefix, use_float=True):
+                count += 1
+                yield item
     except ijson.JSONError as e:
         raise SourceError(f"{path}: not valid JSON ({e}); fix or re-download the file") from e
+    if count == 0:
+        raise SourceError(f"{path}: {_describe_missing_array(path, prefix.rsplit('.item', 1)[0])}"
+                          + (f"; {hint}" if hint else ""))
+
+
+def _describe_missing_array(path: Path, key: str) -> str:
+    """Why the array at top-level ``key`` ('' = the document itself) has no items: one streaming pass
+    over the top level of the document, stopping at the key."""
+    import ijson
+
+    where = f"'{key}'" if key else "the top level"
+    keys: list[str] = []
+    with path.open("rb") as f:
+        events = ijson.parse(f)
+        for prefix, event, value in events:
+            if not key and prefix == "":
+                if event == "start_array":
+                    return "the top-level list is empty: the source yields no records"
+                return f"expected a JSON list at the top level, found a {_json_kind(event)}"
+            if prefix == "" and event == "map_key":
+                if value == key:
+                    _, kind, _ = next(events)
+                    if kind == "start_array":
+                        return f"{where} is an empty list: the source yields no records"
+                    return f"{where} is a {_json_kind(kind)}, not a list"
+                keys.append(value)
+    found = ", ".join(f"'{k}'" for k in keys[:12]) or "none"
+    return f"no top-level {where} list (top-level keys: {found})"
+
+
+def _json_kind(event: str) -> str:
+    return {"start_map": "JSON object", "start_array": "list", "string": "string", "number": "number",
+            "boolean": "boolean", "null": "null"}.get(event, event)
 
 
 class CocoCaptionsReader:
@@ -50,7 +91,7 @@ class CocoCaptionsReader:
 
     def _image_files(self, builder: BatchBuilder) -> dict[int, str]:
         files: dict[int, str] = {}
-        for index, image in enumerate(iter_json_items(self.path, "images.item")):
+        for index, image in enumerate(iter_json_items(self.path, "images.item", hint="is this a COCO captions file?")):
             try:
                 image_id = require_id(image, "id")
                 name = safe_image_path(require(image, "file_name", str), "file_name")
@@ -61,15 +102,14 @@ class CocoCaptionsReader:
                 builder.quarantine(index, image, rid, RecordError(f"images.{err.field}", err.reason))
                 continue
             files[image_id] = f"{self.image_dir}/{name}" if self.image_dir else name
-        if not files and not builder.bad:
-            raise SourceError(f"{self.path}: no 'images' array; is this a COCO captions file?")
         return files
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         builder = BatchBuilder(self.name, str(self.path), batch_size)
         files = self._image_files(builder)
         seen: set[int] = set()
-        for index, ann in enumerate(iter_json_items(self.path, "annotations.item")):
+        annotations = iter_json_items(self.path, "annotations.item", hint="is this a COCO captions file?")
+        for index, ann in enumerate(annotations):
             rid = ann.get("id") if isinstance(ann, dict) else None
             try:
                 ann_id = require_id(ann, "id")
@@ -108,7 +148,8 @@ class KarpathyCocoReader:
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         builder = BatchBuilder(self.name, str(self.path), batch_size)
         seen: set[int] = set()
-        for index, image in enumerate(iter_json_items(self.path, "images.item")):
+        images = iter_json_items(self.path, "images.item", hint="is this Karpathy's dataset_coco.json?")
+        for index, image in enumerate(images):
             rid = image.get("cocoid") if isinstance(image, dict) else None
             try:
                 split = require(image, "split", str)
