@@ -46,11 +46,13 @@ RESOLVED_CONFIG = "config.resolved.yaml"
 
 @task(name="ingest-source", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
       retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
-def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_rows: int, force: bool = False) -> IngestResult:
+def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_rows: int, force: bool = False,
+                image_root: str | None = None) -> IngestResult:
     route_pipeline_logs()
     if force:  # read again even though the files look unchanged
         (Path(work_dir) / INGEST_DIR / name / INGEST_DONE).unlink(missing_ok=True)
-    return ingest_source(open_reader(source_type, name, **paths), work_dir, chunk_rows, source_fingerprint(paths, chunk_rows))
+    fingerprint = source_fingerprint({**paths, "check_images_under": image_root or ""}, chunk_rows)
+    return ingest_source(open_reader(source_type, name, **paths), work_dir, chunk_rows, fingerprint, image_root)
 
 
 @task(name="translate-chunk", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
@@ -131,7 +133,8 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
 
     ingests = {
         s.source_name: ingest_task.submit(s.type, s.source_name, _source_paths(s), str(work), config.run.chunk_rows,
-                                          force=s.source_name in force_sources)
+                                          force=s.source_name in force_sources,
+                                          image_root=str(s.images) if s.check_images else None)
         for s in config.sources
     }
     plans: list[ChunkPlan] = []

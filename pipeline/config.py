@@ -32,6 +32,9 @@ class SourceConfig(_Frozen):
     path: Path | None = None  # coco_karpathy: dataset_coco.json
     splits: tuple[str, ...] = ("train", "restval")  # coco_karpathy: which splits to read
     images: Path  # image root; rows store image paths relative to it
+    # Rows whose image file is missing under `images` are quarantined (image_missing). false: skip the
+    # check, for images fetched after ingest (then rerun with `mblip regenerate --sources NAME`).
+    check_images: bool = True
 
     @model_validator(mode="after")
     def _required_files(self) -> "SourceConfig":

@@ -21,6 +21,7 @@ from pipeline.assign import assign_languages
 from pipeline.filters.quality import MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, apply_quality_filter
 from pipeline.filters.rules import FilterRules, decide
 from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, SourceError, Vqav2Reader
+from pipeline.ingest.images import quarantine_missing_images
 from pipeline.io import write_json_atomic, write_parquet_atomic
 from pipeline.languages import Language
 from pipeline.schema import ROW_SCHEMA, conform
@@ -73,8 +74,11 @@ def source_fingerprint(paths: dict, chunk_rows: int) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: str | None = None) -> IngestResult:
+def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: str | None = None,
+                  image_root: str | Path | None = None) -> IngestResult:
     """Stream a source into English row chunks plus quarantine chunks; skipped when already done.
+
+    With ``image_root``, rows whose image is not a file under it are quarantined (``image_missing``).
 
     A finished ingest is reused only while ``fingerprint`` (see ``source_fingerprint``) is unchanged: a
     source that grew or was replaced is read again, and its old chunks are removed first.
@@ -91,6 +95,8 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
         old.unlink()
     chunks, rows, bad = [], 0, 0
     for i, batch in enumerate(reader.iter_batches(chunk_rows)):
+        if image_root is not None:
+            batch = quarantine_missing_images(batch, image_root)
         path = write_parquet_atomic(batch.rows, src_dir / chunk_name(i))
         chunks.append(str(path))
         if batch.quarantine.height:
