@@ -25,6 +25,7 @@ from flows.runtime import (
     retry_if_transient, route_pipeline_logs, run_bounded,
 )
 from pipeline.config import PipelineConfig, load_config, save_resolved_config
+from pipeline.output_dir import RESOLVED_CONFIG, WORK_DIR, check_output_dir
 from pipeline.filters.rules import FilterRules
 from pipeline.languages import resolve_languages
 from pipeline.nllb.convert import read_model_metadata
@@ -39,9 +40,7 @@ from pipeline.regenerate import (
 from pipeline.shard import write_outputs
 from pipeline.translate import open_translator
 
-WORK_DIR = "_work"
 STAGING_DIR = "staging"
-RESOLVED_CONFIG = "config.resolved.yaml"
 
 
 @task(name="ingest-source", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
@@ -116,7 +115,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     """
     logger = get_run_logger()
     route_pipeline_logs()
-    out = Path(config.output.dir)
+    out = check_output_dir(config.output.dir)
     work = out / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
     remove_temporaries(work)
@@ -211,7 +210,8 @@ def run_generate(config_path: str, out_dir: str | None = None, show_progress: bo
 
     A bad config fails before the embedded Prefect server starts; that server ends with this process
     whatever ends it (``flows.lifecycle``)."""
-    load_config(config_path)
+    config = load_config(config_path)
+    check_output_dir(Path(out_dir) if out_dir else config.output.dir)
     runner = make_task_runner(dask_address=dask_address, workers=workers or None)
     start_guarded_embedded_server()
     return generate.with_options(task_runner=runner)(config_path, out_dir=out_dir, show_progress=show_progress)
