@@ -93,7 +93,9 @@ class EngineSettings:
             f"beam={self.beam_size},pat={self.patience},lp={self.length_penalty},"
             f"rp={self.repetition_penalty},nrng={self.no_repeat_ngram_size},"
             f"mlr={self.max_length_ratio},topk={self.sampling_topk},temp={self.sampling_temperature},"
-            f"maxin={self.max_input_tokens},suppress=langcodes" + ("" if self.batch_invariant else ",padded")
+            # entries made with padded batches (the old default, still the key without a suffix) are
+            # never served to a batch-invariant run
+            f"maxin={self.max_input_tokens},suppress=langcodes" + (",nopad" if self.batch_invariant else "")
         )
 
 
