@@ -25,7 +25,7 @@ from flows.runtime import (
     retry_if_transient, route_pipeline_logs, run_bounded,
 )
 from pipeline.config import PipelineConfig, load_config, save_resolved_config
-from pipeline.output_dir import RESOLVED_CONFIG, WORK_DIR, check_output_dir
+from pipeline.output_dir import RESOLVED_CONFIG, WORK_DIR, check_output_dir, output_lock
 from pipeline.filters.rules import FilterRules
 from pipeline.languages import resolve_languages
 from pipeline.nllb.convert import read_model_metadata
@@ -113,9 +113,15 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     ``force_sources`` are re-read and fully reprocessed; ``force_languages`` have their rows
     recomputed in every chunk. Everything else is reused when its inputs and settings are unchanged.
     """
+    with output_lock(check_output_dir(config.output.dir)):
+        return _build_dataset(config, force_sources, force_languages, show_progress, run_info)
+
+
+def _build_dataset(config: PipelineConfig, force_sources: tuple[str, ...], force_languages: tuple[str, ...],
+                   show_progress: bool, run_info: dict | None) -> dict:
     logger = get_run_logger()
     route_pipeline_logs()
-    out = check_output_dir(config.output.dir)
+    out = Path(config.output.dir)
     work = out / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
     remove_temporaries(work)
@@ -211,10 +217,11 @@ def run_generate(config_path: str, out_dir: str | None = None, show_progress: bo
     A bad config fails before the embedded Prefect server starts; that server ends with this process
     whatever ends it (``flows.lifecycle``)."""
     config = load_config(config_path)
-    check_output_dir(Path(out_dir) if out_dir else config.output.dir)
-    runner = make_task_runner(dask_address=dask_address, workers=workers or None)
-    start_guarded_embedded_server()
-    return generate.with_options(task_runner=runner)(config_path, out_dir=out_dir, show_progress=show_progress)
+    out = check_output_dir(Path(out_dir) if out_dir else config.output.dir)
+    with output_lock(out):
+        runner = make_task_runner(dask_address=dask_address, workers=workers or None)
+        start_guarded_embedded_server()
+        return generate.with_options(task_runner=runner)(config_path, out_dir=out_dir, show_progress=show_progress)
 
 
 if __name__ == "__main__":  # python -m flows.generate CONFIG [OUT]

@@ -7,8 +7,12 @@ touched: the user's own files are never treated as stale outputs.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import socket
+import sys
+import time
 from pathlib import Path
 
 from pipeline.shard import MANIFEST
@@ -42,3 +46,53 @@ def check_output_dir(path: str | Path) -> Path:
         if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, "cannot create the output folder here", str(parent))
     return path
+
+
+LOCK_FILE = "_work/.lock"  # under the output folder; holds the holder's description
+_HELD: dict[str, list] = {}  # resolved output path -> [open lock file, depth] in this process
+
+
+class OutputLockedError(ValueError):
+    """Another run holds the output folder."""
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: str | Path):
+    """Exclusive lock on an output folder for the whole run (``fcntl.flock``; released by the kernel
+    when the holder dies, even by SIGKILL). Re-entrant within a process. A second run refuses at once,
+    naming the holder: two runs into one folder would share its work files and publish a mix."""
+    import fcntl
+
+    path = Path(out_dir).resolve() / LOCK_FILE
+    key = str(path)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield
+        finally:
+            _HELD[key][1] -= 1
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise OutputLockedError(f"{path.parent.parent}: another run is writing this output ({holder}); wait for it "
+                                "to finish, or choose another --out") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}, "
+                 f"command: {' '.join(sys.argv)[:300]}\n")
+    handle.flush()
+    _HELD[key] = [handle, 1]
+    try:
+        yield
+    finally:
+        _HELD.pop(key, None)
+        handle.seek(0)
+        handle.truncate()  # no stale holder text once released
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()

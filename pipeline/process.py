@@ -89,7 +89,9 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
     if done.exists():
         meta = json.loads(done.read_text())
         if meta.get("fingerprint") == fingerprint:
-            return IngestResult(reader.name, tuple(meta["chunks"]), meta["rows"], meta["quarantined"])
+            # stored relative to the source's ingest folder: a moved or copied output reads its own chunks
+            chunks = tuple(str(src_dir / Path(c).name) for c in meta["chunks"])
+            return IngestResult(reader.name, chunks, meta["rows"], meta["quarantined"])
         done.unlink()
     for old in [*src_dir.glob("chunk-*.parquet"), *(work_dir / QUARANTINE_DIR / reader.name).glob("chunk-*.parquet")]:
         old.unlink()
@@ -106,7 +108,7 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
     if rows + bad == 0:  # e.g. a Karpathy split selection that matches no image
         raise SourceError(f"source {reader.name!r} yields no records: check its files and options")
     result = IngestResult(reader.name, tuple(chunks), rows, bad)
-    write_json_atomic({"chunks": list(result.chunks), "rows": rows, "quarantined": bad, "fingerprint": fingerprint}, done)
+    write_json_atomic({"chunks": [Path(c).name for c in result.chunks], "rows": rows, "quarantined": bad, "fingerprint": fingerprint}, done)
     log.info("ingested %s: %d rows, %d quarantined, %d chunks", reader.name, rows, bad, len(chunks))
     return result
 

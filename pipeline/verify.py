@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from pipeline.io import sha256_file
+from pipeline.io import outside_output, sha256_file
 from pipeline.schema import SCHEMA_VERSION
 from pipeline.shard import MANIFEST, SHARD_DIRS, SPLIT_KEPT, SPLIT_QUARANTINE, SPLIT_REJECTED, STATS
 
@@ -129,18 +129,6 @@ def _valid_entries(out_dir: Path, manifest: dict, key: str, report: VerifyReport
             continue
         valid.append(entry)
     return valid
-
-
-def outside_output(out_dir: Path, rel: str) -> str | None:
-    """Why ``rel`` does not name a path inside ``out_dir`` (absolute, ``..``, a link out), else None."""
-    pure = PurePosixPath(rel)
-    if pure.is_absolute() or ".." in pure.parts or "\\" in rel or (pure.parts and ":" in pure.parts[0]):
-        return f"path {rel!r} leaves the output folder"
-    root = out_dir.resolve()
-    target = (out_dir / rel).resolve()
-    if target != root and root not in target.parents:
-        return f"path {rel!r} resolves outside the output folder ({target})"
-    return None
 
 
 def _read_json_object(path: Path, report: VerifyReport) -> dict | None:
