@@ -32,8 +32,8 @@ from pipeline.process import (
     INGEST_DIR, INGEST_DONE, IngestResult, ingest_source, iter_quarantine, open_reader, run_chunk_plan, source_fingerprint,
 )
 from pipeline.regenerate import (
-    ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ChunkPlan, decision_key, plan_chunk, publish, remove_temporaries,
-    translation_key,
+    ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkPlan, decision_key, plan_chunk, publish,
+    remove_temporaries, rescore_keys, translation_key,
 )
 from pipeline.shard import write_outputs
 from pipeline.translate import open_translator
@@ -57,7 +57,7 @@ def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_r
 def process_chunk_task(
     plan: ChunkPlan, model_dir: str, settings: EngineSettings, languages: tuple[str, ...],
     seed: int, mode: str, backtranslate: bool, rules: dict, only_languages: tuple[str, ...] = (),
-    cache_dir: str | None = None,
+    cache_dir: str | None = None, reverse: str = "score",
 ) -> str:
     """One chunk: process it, re-decide it from stored scores, or recompute some languages' rows."""
     route_pipeline_logs()
@@ -66,7 +66,7 @@ def process_chunk_task(
     # fails, the task is retried after a pause, when other work may have released memory.
     return str(run_chunk_plan(
         plan, lambda: load_once(open_translator, model_dir, settings, cache_dir), resolve_languages(languages),
-        seed, mode, backtranslate, FilterRules.model_validate(rules), tuple(only_languages),
+        seed, mode, backtranslate, FilterRules.model_validate(rules), tuple(only_languages), reverse,
     ))
 
 
@@ -122,10 +122,10 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     settings = engine_settings(config)
     cache_dir = str(config.translation.cache_dir or work / "translation-cache") if config.translation.cache else None
     model_meta = read_model_metadata(model_dir)
-    tkey = translation_key(
-        model_meta, f"{settings.decoding_key()},ct={settings.compute_type}", languages,
-        config.assignment.seed, config.assignment.mode, config.filter.backtranslate,
-    )
+    key_parts = (model_meta, f"{settings.decoding_key()},ct={settings.compute_type}", languages,
+                 config.assignment.seed, config.assignment.mode, config.filter.backtranslate, config.filter.reverse)
+    tkey = translation_key(*key_parts)
+    rescore_from = rescore_keys(*key_parts)
     dkey = decision_key(config.filter.model_dump(mode="json"))
 
     ingests = {
@@ -139,20 +139,24 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
         result: IngestResult = future.result()
         counts[name] = {"rows": result.rows, "quarantined": result.quarantined}
         logger.info("%s: %d rows in %d chunks, %d quarantined", name, result.rows, len(result.chunks), result.quarantined)
-        plans += [plan_chunk(work, name, c, tkey, dkey, force=name in force_sources) for c in result.chunks]
+        plans += [plan_chunk(work, name, c, tkey, dkey, force=name in force_sources, rescore_from=rescore_from)
+                  for c in result.chunks]
 
     if force_languages:  # a re-decision would not recompute those rows: process such chunks instead
-        plans = [dataclasses.replace(p, action=ACTION_PROCESS) if p.action == ACTION_REDECIDE else p for p in plans]
+        plans = [dataclasses.replace(p, action=ACTION_PROCESS) if p.action in (ACTION_REDECIDE, ACTION_RESCORE) else p
+                 for p in plans]
     todo = [p for p in plans if p.action != ACTION_DONE or force_languages]
-    actions = {a: sum(p.action == a for p in plans) for a in (ACTION_DONE, ACTION_REDECIDE, ACTION_PROCESS)}
-    logger.info("chunks: %d finished earlier, %d to re-decide from stored scores, %d to process%s",
-                actions[ACTION_DONE], actions[ACTION_REDECIDE], actions[ACTION_PROCESS],
+    actions = {a: sum(p.action == a for p in plans) for a in (ACTION_DONE, ACTION_REDECIDE, ACTION_RESCORE, ACTION_PROCESS)}
+    logger.info("chunks: %d finished earlier, %d to re-decide from stored scores, %d to rescore (no translation), "
+                "%d to process%s", actions[ACTION_DONE], actions[ACTION_REDECIDE], actions[ACTION_RESCORE],
+                actions[ACTION_PROCESS],
                 f"; recomputing {', '.join(force_languages)} in every chunk" if force_languages else "")
     progress = ProgressReporter("chunk-progress", len(todo), "chunks", show_bar=show_progress)
     common = (model_dir, settings, languages, config.assignment.seed, config.assignment.mode,
               config.filter.backtranslate, config.filter.rules().model_dump(mode="json"), tuple(force_languages))
     run_bounded(
-        (lambda p=p: process_chunk_task.submit(p, *common, cache_dir=cache_dir) for p in todo),
+        (lambda p=p: process_chunk_task.submit(p, *common, cache_dir=cache_dir, reverse=config.filter.reverse)
+         for p in todo),
         config.run.concurrency, lambda _: progress.advance(),
     )
     progress.close()

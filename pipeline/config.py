@@ -69,6 +69,9 @@ class TranslationConfig(_Frozen):
     max_length_ratio: float = Field(3.0, gt=0)  # output cap = ratio * input tokens + 10 (anti-loop)
     sampling_topk: int = Field(1, ge=0)  # 1 = off (deterministic greedy/beam); >1 samples: not reproducible
     sampling_temperature: float = Field(1.0, gt=0)  # only used when sampling_topk != 1
+    # Decode over a restricted output vocabulary: the model directory's vmap.txt (build it with
+    # `python -m pipeline.nllb.vmap`); faster decoding over 256k entries, outputs may change. false = off.
+    use_vmap: bool = False
     # Persistent translation cache (SQLite, shared by all workers): a rerun, a regeneration with more
     # data or another flow over the same text translates only new strings. Point several outputs at
     # one directory to share it; None = <output.dir>/_work/translation-cache. cache: false = off.
@@ -85,7 +88,7 @@ class TranslationConfig(_Frozen):
             max_input_tokens=self.max_input_tokens, beam_size=self.beam_size, patience=self.patience,
             length_penalty=self.length_penalty, repetition_penalty=self.repetition_penalty,
             no_repeat_ngram_size=self.no_repeat_ngram_size, max_length_ratio=self.max_length_ratio,
-            sampling_topk=self.sampling_topk, sampling_temperature=self.sampling_temperature,
+            sampling_topk=self.sampling_topk, sampling_temperature=self.sampling_temperature, use_vmap=self.use_vmap,
         )
 
 
@@ -96,9 +99,14 @@ class FilterConfig(FilterRules):
     # Off: no back-translation or forward scoring (only the cheap checks decide); much faster, and
     # the rules that need a model (min_bt_chrf, min_fwd_logprob, min_fwd_margin) do not apply.
     backtranslate: bool = True
+    # The reverse check (pipeline/filters/quality.py, REVERSE_MODES): "score" = the reverse model's
+    # log-prob of the source given the translation (forced decoding, no second decoding; about half the
+    # compute of the stage, see `mblip bench filter`), "decode" = decoded back-translation + chrF++
+    # (readable back-translations in the output; the mBLIP-era filter), "both" = everything.
+    reverse: Literal["score", "decode", "both"] = "score"
 
     def rules(self) -> FilterRules:
-        return FilterRules.model_validate(self.model_dump(exclude={"backtranslate"}))
+        return FilterRules.model_validate(self.model_dump(exclude={"backtranslate", "reverse"}))
 
 
 class OutputConfig(_Frozen):

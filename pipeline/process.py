@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.assign import assign_languages
-from pipeline.filters.quality import MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, apply_quality_filter
+from pipeline.filters.quality import DEFAULT_REVERSE, MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, apply_quality_filter
 from pipeline.filters.rules import FilterRules, decide
 from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, Vqav2Reader
 from pipeline.io import write_json_atomic, write_parquet_atomic
@@ -117,11 +117,13 @@ def process_rows(
     min_bt_chrf: float | None = None,
     stats: TranslationStats | None = None,
     rules: FilterRules | None = None,
+    reverse: str = DEFAULT_REVERSE,
 ) -> pl.DataFrame:
     """The pure chunk transformation: English rows in, translated, scored and decided rows out.
 
     ``rules`` are the filter thresholds (defaults when None); ``min_bt_chrf``, when given, overrides
-    theirs. Without ``backtranslate`` only the cheap checks run.
+    theirs. Without ``backtranslate`` only the cheap checks run; ``reverse`` picks the model's
+    reverse check (``quality.REVERSE_MODES``).
     """
     frame = assign_languages(rows, languages, seed=seed, mode=mode)
     frame = translate_frame(frame, translator, stats=stats)
@@ -131,7 +133,8 @@ def process_rows(
     # Model signals only for languages the model was trained on (all of them for NLLB-200): a model
     # that does not know a language would reject all of it for the wrong reason.
     frame = apply_quality_filter(
-        frame, translator if backtranslate else None, rules, model_languages=getattr(translator, "languages", None)
+        frame, translator if backtranslate else None, rules, model_languages=getattr(translator, "languages", None),
+        reverse=reverse, stats=stats,
     )
     return conform(frame, ROW_SCHEMA)
 
@@ -171,17 +174,34 @@ def process_chunk(chunk_path: str | Path, out_path: str | Path, translator, **pa
     return write_parquet_atomic(frame, out_path)
 
 
+def rescore_rows(frame: pl.DataFrame, translator, backtranslate: bool, rules: FilterRules, reverse: str,
+                 stats: TranslationStats | None = None) -> pl.DataFrame:
+    """Stored rows of another reverse mode in, the model signals ``reverse`` adds computed by forced
+    decoding only (translations, answers and every stored score are kept), decided rows out."""
+    from pipeline.filters.quality import compute_model_signals
+    from pipeline.regenerate import reset_decision
+
+    frame = reset_decision(frame)
+    if backtranslate:
+        frame = compute_model_signals(frame, translator, model_languages=getattr(translator, "languages", None),
+                                      reverse=reverse, stats=stats, missing_only=True)
+    return decide_rows(frame, backtranslate=backtranslate, rules=rules)
+
+
 def run_chunk_plan(
     plan, get_translator, languages: tuple[Language, ...], seed: int, mode: str, backtranslate: bool,
-    rules: FilterRules, only_languages: tuple[str, ...] = (),
+    rules: FilterRules, only_languages: tuple[str, ...] = (), reverse: str = DEFAULT_REVERSE,
 ) -> Path:
     """Carry out one chunk's plan (see ``pipeline.regenerate.plan_chunk``) and return its output path.
 
     Re-deciding from stored scores needs no model; ``get_translator()`` is only called when something
-    has to be translated, so a threshold change never loads one. ``only_languages`` recomputes just
-    those languages' rows of an already finished chunk.
+    has to be translated or scored, so a threshold change never loads one. A rescore (stored outputs
+    of another reverse mode) scores the missing signals and never translates. ``only_languages``
+    recomputes just those languages' rows of an already finished chunk.
     """
-    from pipeline.regenerate import ACTION_DONE, ACTION_REDECIDE, merge_language_rows, reset_decision, rows_for_languages
+    from pipeline.regenerate import (
+        ACTION_DONE, ACTION_REDECIDE, ACTION_RESCORE, merge_language_rows, reset_decision, rows_for_languages,
+    )
 
     out = Path(plan.out)
     if plan.action == ACTION_REDECIDE:
@@ -192,7 +212,20 @@ def run_chunk_plan(
             shutil.copyfile(sidecar, stats_path(out))
         return write_parquet_atomic(decide_rows(frame, backtranslate=backtranslate, rules=rules), out)
     translator = get_translator()
-    params = dict(languages=languages, seed=seed, mode=mode, backtranslate=backtranslate, rules=rules)
+    if plan.action == ACTION_RESCORE:
+        stats = TranslationStats()
+        frame = rescore_rows(pl.read_parquet(plan.redecide_from), translator, backtranslate, rules, reverse, stats)
+        sidecar = stats_path(plan.redecide_from)
+        templates = {}
+        if sidecar.exists():  # keep the translation and template counters of the run that translated these rows
+            data = json.loads(sidecar.read_text())
+            old, templates = TranslationStats.from_dict(data["translation"]), data.get("templates") or {}
+            for key in ("score_requested", "score_distinct", "score_cache_hits", "scored"):
+                setattr(old, key, getattr(stats, key))
+            stats = old
+        write_stats_sidecar(out, stats, templates)
+        return write_parquet_atomic(frame, out)
+    params = dict(languages=languages, seed=seed, mode=mode, backtranslate=backtranslate, rules=rules, reverse=reverse)
     rows = pl.read_parquet(plan.chunk)
     if only_languages and plan.action == ACTION_DONE:
         fresh = process_rows(rows_for_languages(rows, languages, only_languages, seed, mode), translator=translator, **params)
