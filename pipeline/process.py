@@ -177,14 +177,17 @@ def process_chunk(chunk_path: str | Path, out_path: str | Path, translator, **pa
 def rescore_rows(frame: pl.DataFrame, translator, backtranslate: bool, rules: FilterRules, reverse: str,
                  stats: TranslationStats | None = None) -> pl.DataFrame:
     """Stored rows of another reverse mode in, the model signals ``reverse`` adds computed by forced
-    decoding only (translations, answers and every stored score are kept), decided rows out."""
-    from pipeline.filters.quality import compute_model_signals
+    decoding only (translations, answers and the stored scores ``reverse`` uses are kept), decided rows
+    out. Signals ``reverse`` does not compute are cleared, so the result equals a fresh run's."""
+    from pipeline.filters.quality import REVERSE_SIGNALS, compute_model_signals
     from pipeline.regenerate import reset_decision
 
     frame = reset_decision(frame)
     if backtranslate:
         frame = compute_model_signals(frame, translator, model_languages=getattr(translator, "languages", None),
                                       reverse=reverse, stats=stats, missing_only=True)
+        frame = frame.with_columns([pl.lit(None, dtype=frame.schema[c]).alias(c) for c in MODEL_SIGNAL_COLUMNS
+                                    if c in frame.columns and c not in REVERSE_SIGNALS[reverse]])
     return decide_rows(frame, backtranslate=backtranslate, rules=rules)
 
 

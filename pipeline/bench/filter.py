@@ -57,14 +57,14 @@ def run_stage(engine, rows: pl.DataFrame, rules, reverse: str, model_languages) 
         cache = TranslationCache(tmp, engine.cache_key())
         translator = CachingTranslator(engine, cache)
         stats = TranslationStats()
-        before = dict(engine.calls)
+        before = dict(engine.usage)
         t0 = time.perf_counter()
         frame = translate_frame(rows, translator, stats=stats)
         out = apply_quality_filter(frame, translator, rules, model_languages=model_languages, reverse=reverse,
                                    stats=stats)
         seconds = time.perf_counter() - t0
         cache.close()
-    decoded = engine.calls["translate"] - before["translate"]
+    decoded = engine.usage["translate"] - before["translate"]
     return StageTiming(reverse, seconds, rows.height, decoded, stats.scored, int((out["status"] == "kept").sum()))
 
 

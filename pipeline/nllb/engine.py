@@ -269,7 +269,7 @@ class NllbTranslator:
             )
         # What the model was asked to do (inputs sent to CT2 per kind): lets callers and tests check
         # that a re-decision scored without translating.
-        self.calls = {"translate": 0, "score": 0}
+        self.usage = {"translate": 0, "score": 0}
 
     # -- identity -----------------------------------------------------------------------------
     def cache_key(self) -> str:
@@ -348,7 +348,7 @@ class NllbTranslator:
         if not todo:
             return out
         tokens, truncated = self.encode([cleaned[i] for i in todo], [sources[i] for i in todo])
-        self.calls["translate"] += len(tokens)
+        self.usage["translate"] += len(tokens)
         results = self._translate_tokens(tokens, [targets[i] for i in todo], min_decoding_length, max_decoding_length)
         for k, (i, trunc, result) in enumerate(zip(todo, truncated, results)):
             hyp = result.hypotheses[0]
@@ -442,7 +442,7 @@ class NllbTranslator:
         limit = self.max_positions - 2
         pieces = self.sp.encode([clean_source(t) for t in tgt_texts], out_type=str)
         tgt_tokens = [[tgt, *p[:limit]] for tgt, p in zip(tgts, pieces)]
-        self.calls["score"] += len(src_tokens)
+        self.usage["score"] += len(src_tokens)
         results = self.translator.score_iterable(
             src_tokens, tgt_tokens, max_batch_size=self.settings.max_batch_tokens, batch_type="tokens"
         )
