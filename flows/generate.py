@@ -146,7 +146,8 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
         plans = [dataclasses.replace(p, action=ACTION_PROCESS) if p.action in (ACTION_REDECIDE, ACTION_RESCORE) else p
                  for p in plans]
     todo = [p for p in plans if p.action != ACTION_DONE or force_languages]
-    actions = {a: sum(p.action == a for p in plans) for a in (ACTION_DONE, ACTION_REDECIDE, ACTION_RESCORE, ACTION_PROCESS)}
+    actions = {a: sum(p.action == a for p in plans)
+               for a in (ACTION_DONE, ACTION_REDECIDE, ACTION_RESCORE, ACTION_PROCESS)}
     logger.info("chunks: %d finished earlier, %d to re-decide from stored scores, %d to rescore (no translation), "
                 "%d to process%s", actions[ACTION_DONE], actions[ACTION_REDECIDE], actions[ACTION_RESCORE],
                 actions[ACTION_PROCESS],

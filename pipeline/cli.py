@@ -240,8 +240,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "filter":
         from pipeline.bench.filter import bench_filter, print_report
 
-        print_report(bench_filter(args.model, args.data, tuple(args.langs.split(",")), args.limit, args.repeats, args.rules, args.device,
-                                  args.compute_type, args.threads or 0))
+        print_report(bench_filter(args.model, args.data, tuple(args.langs.split(",")), args.limit, args.repeats,
+                                  args.rules, args.device, args.compute_type, args.threads or 0))
         return 0
     from pipeline.bench import translate as bench
 

@@ -63,7 +63,8 @@ def run(device: str, shape: str, compute_types: tuple[str, ...], sentences: int,
                                          compute_type=compute_type, repeats=repeats, cache_dir=cache_dir)
         report["runs"][compute_type] = {
             "translate": {
-                "transformers_tokens_per_s": round(hf.tokens_per_s, 1), "ctranslate2_tokens_per_s": round(ct2.tokens_per_s, 1),
+                "transformers_tokens_per_s": round(hf.tokens_per_s, 1),
+                "ctranslate2_tokens_per_s": round(ct2.tokens_per_s, 1),
                 "speedup_vs_transformers": round(ct2.tokens_per_s / hf.tokens_per_s, 3),
                 "vmap_entries": entries, "vmap_tokens_per_s": round(vmap.tokens_per_s, 1),
                 "full_vocabulary_tokens_per_s": round(full.tokens_per_s, 1),

@@ -309,7 +309,8 @@ def bench_vmap(
 def print_vmap_report(full: Timing, vmap: Timing, entries: int) -> float:
     print(f"vmap: {entries} always-candidate entries (+ source pieces) instead of the whole vocabulary")
     for t in (full, vmap):
-        print(f"{t.name:<16} {t.examples} inputs, {t.tokens} output tokens in {t.seconds:.2f} s: {t.tokens_per_s:.1f} tokens/s")
+        print(f"{t.name:<16} {t.examples} inputs, {t.tokens} output tokens in {t.seconds:.2f} s: "
+              f"{t.tokens_per_s:.1f} tokens/s")
     speedup = vmap.tokens_per_s / full.tokens_per_s
     print(f"vmap_speedup: {speedup:.2f}")
     return speedup

@@ -101,12 +101,14 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="converted NLLB directory (default: the shipped model)")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="multi30k directory with {split}.{en,de,fr,cs}.gz")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR,
+                   help="multi30k directory with {split}.{en,de,fr,cs}.gz")
     p.add_argument("--split", default="train")
     p.add_argument("--limit", type=int, default=1000, help="seeded sample of this many lines")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-kept", type=float, default=MIN_KEPT, help="share of human pairs to keep (0-1)")
-    p.add_argument("--write", action="store_true", help="write the shipped model's thresholds file (shipped model only)")
+    p.add_argument("--write", action="store_true",
+                   help="write the shipped model's thresholds file (shipped model only)")
     args = p.parse_args(argv)
 
     from pipeline.nllb.engine import load_translator
@@ -128,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.model:
             raise SystemExit("--write stores the shipped model's thresholds; put another model's in its filter config")
         header = (f"# Model thresholds for the shipped multi30k model (pipeline/assets/nllb-multi30k), written by\n"
-                  f"# `python -m pipeline.filters.calibrate --split {args.split} --limit {args.limit} --seed {args.seed} "
-                  f"--min-kept {args.min_kept} --write`\n# (grid search on the labelled set, see calibrate.py).\n")
+                  f"# `python -m pipeline.filters.calibrate --split {args.split} --limit {args.limit} "
+                  f"--seed {args.seed} --min-kept {args.min_kept} --write`\n# (grid search on the labelled set, see calibrate.py).\n")
         SHIPPED_THRESHOLDS_FILE.write_text(header + "\n".join(lines) + "\n")
         print(f"wrote {SHIPPED_THRESHOLDS_FILE}")
     return 0

@@ -6,8 +6,10 @@ with the ``score_*``/``sig_*`` columns of ``SIGNAL_SCHEMA``, ``status`` and ``re
 translator it also runs the model signals of the reverse mode (``REVERSE_MODES``): the forward
 forced-decoding score (``score_fwd_logprob``) and either the reverse score (``score_bt_logprob``,
 ``score_dual_xent``; no decoding) or the decoded back-translation with chrF++ and the source margin;
-without one those stay null and their rules do not apply. Bad rows (missing text, unknown language) are rejected with an ``input:`` reason and
-null signals; they never stop the batch.
+without one those stay null and their rules do not apply. Bad rows (missing text, unknown language)
+are rejected with an ``input:`` reason and null signals; they never stop the batch.
+
+(Over 300 lines on purpose: both signal passes share the row masks and ``SIGNAL_SCHEMA`` they fill.)
 """
 
 from __future__ import annotations
@@ -191,7 +193,8 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
 # forced-decoding pass; on multi30k train, 4 caught a third more unrelated outputs than 2).
 CONTRAST_SOURCES = 4
 MODEL_SIGNALS = (
-    "backtranslation_en", "score_bt_chrf", "score_fwd_logprob", "score_fwd_margin", "score_bt_logprob", "score_dual_xent",
+    "backtranslation_en", "score_bt_chrf", "score_fwd_logprob", "score_fwd_margin", "score_bt_logprob",
+    "score_dual_xent",
 )
 # How the translation is checked against its source in the reverse direction:
 # "score": the reverse model's log-prob of the English source given the translation (one teacher-forced

@@ -134,7 +134,8 @@ class TranslationCache:
             self._write(lambda c: c.executemany("INSERT OR IGNORE INTO translations VALUES (?, ?, ?, ?, ?, ?)", rows))
         return len(rows)
 
-    def get_scores(self, pairs: Iterable[tuple[str, str]], src_lang: str, tgt_lang: str) -> dict[tuple[str, str], float]:
+    def get_scores(self, pairs: Iterable[tuple[str, str]], src_lang: str,
+                   tgt_lang: str) -> dict[tuple[str, str], float]:
         """Cached forced-decoding scores ``(source, target) -> mean log-prob`` (NaN stored as NULL)."""
         pairs = list(dict.fromkeys(pairs))
         conn = self._conn()

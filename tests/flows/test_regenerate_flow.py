@@ -114,7 +114,8 @@ def test_a_new_reverse_mode_rescores_stored_outputs_without_translating(
     valid = new.filter(pl.col("sig_input_error").is_null())
     assert valid["score_bt_logprob"].is_not_null().any() and new["score_bt_chrf"].is_null().all()
     # The same outputs as a run made in the new mode from the start.
-    fresh = generate(str(demo_config(name="fresh.yaml", min_bt_chrf=0.0, filter={"reverse": "score", "min_bt_logprob": -5.0},
+    fresh = generate(str(demo_config(name="fresh.yaml", min_bt_chrf=0.0,
+                                     filter={"reverse": "score", "min_bt_logprob": -5.0},
                                      output={"dir": str(tmp_path / "fresh")})))
     assert fresh["totals"] == manifest["totals"]
     assert output_digest(out) == output_digest(tmp_path / "fresh")
