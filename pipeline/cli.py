@@ -154,7 +154,8 @@ def _cmd_eval_filter(args: argparse.Namespace) -> int:
     translator, languages = _filter_translator(args)
     rules = load_rules(args.rules, shipped_model=translator is not None and args.model is None)
     results, scored = run_evaluation(
-        args.data, args.split, tuple(args.langs.split(",")), args.limit, args.seed, rules, translator, languages
+        args.data, args.split, tuple(args.langs.split(",")), args.limit, args.seed, rules, translator, languages,
+        args.reverse,
     )
     print(format_report(results))
     for name, frame in scored.items():
@@ -457,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="seeded sample of this many lines (default: all)")
     p.add_argument("--seed", type=int, default=0, help="sample and corruption seed")
     p.add_argument("--json", type=Path, default=None, help="also write the rates as JSON")
+    p.add_argument("--reverse", default="score", choices=["score", "decode", "both"],
+                   help="model signals: reverse score (default) or decoded back-translation + chrF++")
     _add_filter_model_args(p)
     p.set_defaults(func=_cmd_eval_filter)
 
