@@ -5,9 +5,10 @@ labelled set of ``evaluate.py`` (human multi30k pairs and their corruptions) on 
 tuning split, computes every model signal once (``reverse="both"``), then searches a grid per reverse
 mode:
 
-- ``score``: ``min_bt_logprob`` x ``min_fwd_logprob`` (reverse and forward forced-decoding scores);
-- ``decode``: ``min_bt_chrf`` x ``min_fwd_margin`` (back-translation chrF++ and the source margin),
-  with the ``min_fwd_logprob`` chosen for ``score`` applied too (one rule set serves both modes).
+- ``score``: ``min_fwd_margin`` x ``min_bt_logprob`` x ``min_fwd_logprob`` (source margin, reverse and
+  forward forced-decoding scores);
+- ``decode``: ``min_bt_chrf`` (back-translation chrF++), with the ``min_fwd_margin`` and
+  ``min_fwd_logprob`` chosen for ``score`` (the default mode): one rule set serves both modes.
 
 Among the settings that keep at least ``--min-kept`` of the human pairs it picks the one whose worst
 corruption kind is caught most often (ties: more human pairs kept). The heuristic thresholds stay as
@@ -27,14 +28,15 @@ import polars as pl
 from pipeline.filters.evaluate import HUMAN, MODES
 
 SCORE_GRID = {
-    "min_bt_logprob": (-2.0, -2.25, -2.5, -2.75, -3.0, -3.25, -3.5, -3.75, -4.0, None),
-    "min_fwd_logprob": (-3.5, -4.0, -4.5, -5.0, None),
-}
-DECODE_GRID = {
-    "min_bt_chrf": (10.0, 12.5, 15.0, 17.5, 20.0, 25.0, 30.0, None),
     "min_fwd_margin": (0.0, 0.25, 0.5, 0.75, 1.0, None),
+    "min_bt_logprob": (-2.5, -3.0, -3.5, -4.0, -4.5, -5.0, None),
+    "min_fwd_logprob": (-4.0, -4.5, -5.0, None),
 }
-MIN_KEPT = 0.975  # share of human pairs the chosen setting must keep
+DECODE_GRID = {"min_bt_chrf": (10.0, 12.5, 15.0, 17.5, 20.0, 25.0, 30.0, None)}
+# Share of human pairs the chosen setting must keep. Above the 95% goal on purpose: the shipped model was
+# trained on multi30k train, so its scores of train pairs are optimistic; absolute log-prob thresholds
+# set at 97.5% on train kept 86.9% of val pairs (relative ones, the margin and chrF++, move far less).
+MIN_KEPT = 0.985
 
 
 def rates(scored: pl.DataFrame, rules) -> dict[str, float]:
@@ -86,13 +88,12 @@ def calibrate(scored: pl.DataFrame, min_kept: float = MIN_KEPT) -> tuple[dict, d
 
     off = FilterRules(min_bt_chrf=None, min_fwd_margin=None, min_fwd_logprob=None, min_bt_logprob=None,
                       max_dual_xent=None)
-    score_setting, score_rates = search(scored.with_columns(pl.lit(None, dtype=pl.Float64).alias("score_bt_chrf"),
-                                                            pl.lit(None, dtype=pl.Float64).alias("score_fwd_margin")),
+    score_setting, score_rates = search(scored.with_columns(pl.lit(None, dtype=pl.Float64).alias("score_bt_chrf")),
                                         off, SCORE_GRID, min_kept)
-    fwd = {"min_fwd_logprob": score_setting["min_fwd_logprob"]}
+    fwd = {k: score_setting[k] for k in ("min_fwd_logprob", "min_fwd_margin")}
     decode_setting, decode_rates = search(scored.with_columns(pl.lit(None, dtype=pl.Float64).alias("score_bt_logprob")),
                                           off.model_copy(update=fwd), DECODE_GRID, min_kept)
-    return {**score_setting, **decode_setting}, {"score": score_rates, "decode": decode_rates}
+    return {**decode_setting, **score_setting}, {"score": score_rates, "decode": decode_rates}
 
 
 def main(argv: list[str] | None = None) -> int:
