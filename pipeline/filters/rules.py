@@ -78,7 +78,7 @@ class Thresholds(BaseModel):
     # (``filter.reverse: score``; needs a translator). Higher: more meaning loss caught, more good lost.
     # Default: the shipped model's calibration (``calibrate.py``), lenient for a stronger model such as
     # NLLB-200, whose good pairs score higher; recalibrate with `python -m pipeline.filters.calibrate`.
-    min_bt_logprob: float | None = Field(-3.0, le=0)
+    min_bt_logprob: float | None = Field(-3.5, le=0)
     # Dual conditional cross-entropy in nats per token (Junczys-Dowmunt 2018; see
     # quality.dual_xent). Lower: stricter.
     max_dual_xent: float | None = Field(None, ge=0)
