@@ -57,7 +57,7 @@ def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_r
 def process_chunk_task(
     plan: ChunkPlan, model_dir: str, settings: EngineSettings, languages: tuple[str, ...],
     seed: int, mode: str, backtranslate: bool, rules: dict, only_languages: tuple[str, ...] = (),
-    cache_dir: str | None = None, reverse: str = "score",
+    cache_dir: str | None = None, reverse: str = "decode",
 ) -> str:
     """One chunk: process it, re-decide it from stored scores, or recompute some languages' rows."""
     route_pipeline_logs()

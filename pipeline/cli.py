@@ -458,8 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="seeded sample of this many lines (default: all)")
     p.add_argument("--seed", type=int, default=0, help="sample and corruption seed")
     p.add_argument("--json", type=Path, default=None, help="also write the rates as JSON")
-    p.add_argument("--reverse", default="score", choices=["score", "decode", "both"],
-                   help="model signals: reverse score (default) or decoded back-translation + chrF++")
+    p.add_argument("--reverse", default="decode", choices=["score", "decode", "both"],
+                   help="model signals: decoded back-translation + chrF++ (default) or the reverse score")
     _add_filter_model_args(p)
     p.set_defaults(func=_cmd_eval_filter)
 

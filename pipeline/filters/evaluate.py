@@ -206,7 +206,7 @@ def summarise(scored: pl.DataFrame) -> list[ModeResult]:
 
 
 def evaluate_filter(labelled: pl.DataFrame, rules=None, translator=None, model_languages=None,
-                    reverse: str = "score") -> pl.DataFrame:
+                    reverse: str = "decode") -> pl.DataFrame:
     """Run the quality filter over a labelled set; returns it with every signal, status and reason.
 
     Only rows the heuristics keep are back-translated (``score_rejected=False``): the keep/reject
@@ -251,7 +251,7 @@ def run_evaluation(
     rules=None,
     translator=None,
     model_languages: frozenset[str] | None = None,
-    reverse: str = "score",
+    reverse: str = "decode",
 ) -> tuple[dict[str, list[ModeResult]], dict[str, pl.DataFrame]]:
     """Heuristics alone and, with a ``translator``, with its model signals (``reverse`` mode): results
     and scored sets."""
