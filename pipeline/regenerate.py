@@ -35,7 +35,7 @@ from pipeline.languages import Language
 log = logging.getLogger(__name__)
 
 # Bump when the chunk transformation changes what it writes for the same inputs and settings.
-PROCESS_VERSION = 1
+PROCESS_VERSION = 2  # 2: English rows untranslated and exempt from translation checks, instruction mix
 MANIFEST_NAME = "manifest.json"
 OUTPUT_FOLDERS = ("data", "rejects", "quarantine", "plots")  # folders whose every file belongs to a run
 DIGEST_CHARS = 12
@@ -46,15 +46,17 @@ def _digest(obj) -> str:
 
 
 def translation_key(model: dict, decoding: str, languages: Iterable[str], seed: int, mode: str,
-                    backtranslate: bool, reverse: str = "decode") -> str:
-    """Digest of everything that changes translations and scores (not the thresholds).
+                    backtranslate: bool, prompts: dict | None = None, english_share: float | None = None,
+                    reverse: str = "decode") -> str:
+    """Digest of everything that changes translations, prompts and scores (not the thresholds).
 
     ``reverse`` (the filter's reverse check) enters only when it is not "decode", so outputs made
     before the knob existed (all "decode") keep their keys and are found as they are.
     """
-    extra = {} if reverse == "decode" else {"reverse": reverse}
     return _digest({
-        **extra,
+        **({"reverse": reverse} if reverse != "decode" else {}),
+        **({"prompts": prompts} if prompts else {}),
+        **({"english_share": english_share} if english_share is not None else {}),
         "version": PROCESS_VERSION,
         "model": {k: model.get(k) for k in sorted(model) if k not in ("created", "converted_at")},
         "decoding": decoding,
@@ -91,7 +93,8 @@ DECODING_MODES = ("decode", "both")
 
 
 def rescore_keys(model: dict, decoding: str, languages: Iterable[str], seed: int, mode: str,
-                 backtranslate: bool, reverse: str) -> list[str]:
+                 backtranslate: bool, prompts: dict | None = None, english_share: float | None = None,
+                 reverse: str = "decode") -> list[str]:
     """Translation keys of stored outputs that hold the same translations as the current settings and
     need only forced-decoding scores to match them (another reverse mode, or no model signals at
     all): a regeneration after a change of ``filter.reverse`` scores, it does not translate."""
@@ -101,7 +104,8 @@ def rescore_keys(model: dict, decoding: str, languages: Iterable[str], seed: int
                   (reverse not in DECODING_MODES or r in DECODING_MODES)]
     if reverse not in DECODING_MODES:
         candidates.append((False, "decode"))
-    return [translation_key(model, decoding, languages, seed, mode, bt, r) for bt, r in candidates]
+    return [translation_key(model, decoding, languages, seed, mode, bt, prompts, english_share, reverse=r)
+            for bt, r in candidates]
 
 
 def processed_file(work_dir: str | Path, source: str, chunk_path: str | Path, digest: str, tkey: str, dkey: str) -> Path:
@@ -155,7 +159,7 @@ def reset_decision(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def rows_for_languages(rows: pl.DataFrame, languages: tuple[Language, ...], subset: Iterable[str], seed: int,
-                       mode: str) -> pl.DataFrame:
+                       mode: str, english_share: float | None = None) -> pl.DataFrame:
     """The English rows of a chunk that are assigned to one of ``subset`` (codes), unassigned again.
 
     Assignment depends only on the example id, seed and the full language list, so processing this
@@ -164,7 +168,7 @@ def rows_for_languages(rows: pl.DataFrame, languages: tuple[Language, ...], subs
     subset = set(subset)
     if mode == MODE_ALL:
         return rows
-    assigned = assign_languages(rows, languages, seed=seed, mode=mode)
+    assigned = assign_languages(rows, languages, seed=seed, mode=mode, english_share=english_share)
     return assigned.filter(pl.col("lang").is_in(sorted(subset))).drop("lang", "lang_nllb")
 
 
