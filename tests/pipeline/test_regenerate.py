@@ -163,8 +163,8 @@ def test_decode_keys_are_the_keys_of_outputs_made_before_the_reverse_knob():
     from pipeline.regenerate import translation_key
 
     args = ({"model_id": "m"}, "beam=1", ("de",), 0, "proportional", True)
-    assert translation_key(*args) == translation_key(*args, "decode")
-    assert len({translation_key(*args, r) for r in ("score", "decode", "both")}) == 3
+    assert translation_key(*args) == translation_key(*args, reverse="decode")
+    assert len({translation_key(*args, reverse=r) for r in ("score", "decode", "both")}) == 3
 
 
 def test_a_chunk_stored_under_another_reverse_mode_is_planned_for_rescoring(tmp_path):
@@ -175,14 +175,14 @@ def test_a_chunk_stored_under_another_reverse_mode_is_planned_for_rescoring(tmp_
     args = ({"model_id": "m"}, "beam=1", ("de",), 0, "proportional", True)
     from pipeline.regenerate import chunk_digest, translation_key
 
-    old = processed_file(tmp_path, "coco", chunk, chunk_digest(chunk), translation_key(*args, "decode"), "d0")
+    old = processed_file(tmp_path, "coco", chunk, chunk_digest(chunk), translation_key(*args, reverse="decode"), "d0")
     old.parent.mkdir(parents=True)
     old.write_bytes(b"stored")
-    score_key = translation_key(*args, "score")
-    plan = plan_chunk(tmp_path, "coco", chunk, score_key, "d1", rescore_from=rescore_keys(*args, "score"))
+    score_key = translation_key(*args, reverse="score")
+    plan = plan_chunk(tmp_path, "coco", chunk, score_key, "d1", rescore_from=rescore_keys(*args, reverse="score"))
     assert plan.action == ACTION_RESCORE and plan.redecide_from == str(old)
     # A mode that decodes cannot be served by a stored output that never decoded.
-    both = plan_chunk(tmp_path, "coco", chunk, translation_key(*args, "both"), "d1",
-                      rescore_from=[k for k in rescore_keys(*args, "both") if k != translation_key(*args, "decode")])
+    both = plan_chunk(tmp_path, "coco", chunk, translation_key(*args, reverse="both"), "d1",
+                      rescore_from=[k for k in rescore_keys(*args, reverse="both") if k != translation_key(*args, reverse="decode")])
     assert both.action == ACTION_PROCESS
-    assert translation_key(*args, "score") not in rescore_keys(*args, "both")
+    assert translation_key(*args, reverse="score") not in rescore_keys(*args, reverse="both")
