@@ -35,8 +35,8 @@ from pipeline.process import (
     INGEST_DIR, INGEST_DONE, IngestResult, ingest_source, iter_quarantine, open_reader, run_chunk_plan, source_fingerprint,
 )
 from pipeline.regenerate import (
-    ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ChunkPlan, decision_key, plan_chunk, publish, remove_temporaries,
-    translation_key,
+    ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkPlan, decision_key, plan_chunk, publish,
+    remove_temporaries, rescore_keys, translation_key,
 )
 from pipeline.assign import language_weights
 from pipeline.recipe import recipe_metadata
@@ -63,7 +63,7 @@ def process_chunk_task(
     plan: ChunkPlan, model_dir: str, settings: EngineSettings, languages: tuple[str, ...],
     seed: int, mode: str, backtranslate: bool, rules: dict, only_languages: tuple[str, ...] = (),
     cache_dir: str | None = None, prompts: dict | None = None, english_share: float | None = None,
-    mix: dict | None = None, mix_seed: int = 0,
+    mix: dict | None = None, mix_seed: int = 0, reverse: str = "decode",
 ) -> str:
     """One chunk: process it, re-decide it from stored scores, or recompute some languages' rows."""
     route_pipeline_logs()
@@ -74,6 +74,7 @@ def process_chunk_task(
         plan, lambda: load_once(open_translator, model_dir, settings, cache_dir), resolve_languages(languages),
         seed, mode, backtranslate, FilterRules.model_validate(rules), tuple(only_languages),
         PromptConfig.model_validate(prompts or {}).settings(), english_share, mix=mix, mix_seed=mix_seed,
+        reverse=reverse,
     ))
 
 
@@ -137,11 +138,11 @@ def _build_dataset(config: PipelineConfig, force_sources: tuple[str, ...], force
     settings = engine_settings(config)
     cache_dir = str(config.translation.cache_dir or work / "translation-cache") if config.translation.cache else None
     model_meta = read_model_metadata(model_dir)
-    tkey = translation_key(
-        model_meta, f"{settings.decoding_key()},ct={settings.compute_type}", languages,
-        config.assignment.seed, config.assignment.mode, config.filter.backtranslate,
-        config.prompts.model_dump(mode="json"), config.assignment.english_share,
-    )
+    key_parts = (model_meta, f"{settings.decoding_key()},ct={settings.compute_type}", languages,
+                 config.assignment.seed, config.assignment.mode, config.filter.backtranslate,
+                 config.prompts.model_dump(mode="json"), config.assignment.english_share)
+    tkey = translation_key(*key_parts, reverse=config.filter.reverse)
+    rescore_from = rescore_keys(*key_parts, reverse=config.filter.reverse)
     dkey = decision_key(config.filter.model_dump(mode="json"))
 
     ingests = {
@@ -155,17 +156,22 @@ def _build_dataset(config: PipelineConfig, force_sources: tuple[str, ...], force
     results: dict[str, IngestResult] = {name: future.result() for name, future in ingests.items()}
     mix = thresholds_from_chunks([c for r in results.values() for c in r.chunks], config.mix.rules(), config.mix.seed)
     tkey = mix_key(tkey, mix, config.mix.seed)
+    rescore_from = [mix_key(k, mix, config.mix.seed) for k in rescore_from]
     for name, result in results.items():
         counts[name] = {"rows": result.rows, "quarantined": result.quarantined, **result.counters}
         logger.info("%s: %d rows in %d chunks, %d quarantined", name, result.rows, len(result.chunks), result.quarantined)
-        plans += [plan_chunk(work, name, c, tkey, dkey, force=name in force_sources) for c in result.chunks]
+        plans += [plan_chunk(work, name, c, tkey, dkey, force=name in force_sources, rescore_from=rescore_from)
+                  for c in result.chunks]
 
     if force_languages:  # a re-decision would not recompute those rows: process such chunks instead
-        plans = [dataclasses.replace(p, action=ACTION_PROCESS) if p.action == ACTION_REDECIDE else p for p in plans]
+        plans = [dataclasses.replace(p, action=ACTION_PROCESS) if p.action in (ACTION_REDECIDE, ACTION_RESCORE) else p
+                 for p in plans]
     todo = [p for p in plans if p.action != ACTION_DONE or force_languages]
-    actions = {a: sum(p.action == a for p in plans) for a in (ACTION_DONE, ACTION_REDECIDE, ACTION_PROCESS)}
-    logger.info("chunks: %d finished earlier, %d to re-decide from stored scores, %d to process%s",
-                actions[ACTION_DONE], actions[ACTION_REDECIDE], actions[ACTION_PROCESS],
+    actions = {a: sum(p.action == a for p in plans)
+               for a in (ACTION_DONE, ACTION_REDECIDE, ACTION_RESCORE, ACTION_PROCESS)}
+    logger.info("chunks: %d finished earlier, %d to re-decide from stored scores, %d to rescore (no translation), "
+                "%d to process%s", actions[ACTION_DONE], actions[ACTION_REDECIDE], actions[ACTION_RESCORE],
+                actions[ACTION_PROCESS],
                 f"; recomputing {', '.join(force_languages)} in every chunk" if force_languages else "")
     progress = ProgressReporter("chunk-progress", len(todo), "chunks", show_bar=show_progress)
     common = (model_dir, settings, languages, config.assignment.seed, config.assignment.mode,
@@ -174,7 +180,8 @@ def _build_dataset(config: PipelineConfig, force_sources: tuple[str, ...], force
         (lambda p=p: process_chunk_task.submit(p, *common, cache_dir=cache_dir,
                                                        prompts=config.prompts.model_dump(mode="json"),
                                                        english_share=config.assignment.english_share,
-                                                       mix=mix, mix_seed=config.mix.seed) for p in todo),
+                                                       mix=mix, mix_seed=config.mix.seed,
+                                                       reverse=config.filter.reverse) for p in todo),
         config.run.concurrency, lambda _: progress.advance(),
     )
     progress.close()

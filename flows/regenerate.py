@@ -32,6 +32,7 @@ def regenerate(
     sources: list[str] | None = None,
     model: str | None = None,
     min_bt_chrf: float | None = None,
+    reverse: str | None = None,
     config_path: str | None = None,
     show_progress: bool = False,
 ) -> dict:
@@ -44,7 +45,9 @@ def regenerate(
     if model is not None:
         overrides["translation"] = {"model": str(Path(model).resolve()) if Path(model).exists() else model}
     if min_bt_chrf is not None:
-        overrides["filter"] = {"min_bt_chrf": min_bt_chrf}
+        overrides.setdefault("filter", {})["min_bt_chrf"] = min_bt_chrf
+    if reverse is not None:  # stored outputs of another mode are rescored (forced decoding), not translated
+        overrides.setdefault("filter", {})["reverse"] = reverse
     config = load_config(base, overrides)
 
     configured = [lang.code for lang in config.languages()]
@@ -58,7 +61,7 @@ def regenerate(
         raise ValueError(f"sources {', '.join(unknown)} are not in this dataset's config (have {', '.join(names)})")
 
     run_info = {"flow": "regenerate", "languages": list(wanted_langs), "sources": list(sources or ()),
-                "model": model, "min_bt_chrf": min_bt_chrf}
+                "model": model, "min_bt_chrf": min_bt_chrf, "reverse": reverse}
     return build_dataset(config, force_sources=tuple(sources or ()), force_languages=wanted_langs,
                          show_progress=show_progress, run_info=run_info)
 

@@ -437,6 +437,11 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
     if filt:
         add("Rules and thresholds (a rule set to null is off; per-language overrides shown with their language):\n")
         add(_table(["rule", "value"], [[f"`{k}`", v] for k, v in _flatten(filt)]) + "\n")
+        if filt.get("backtranslate", True) and filt.get("reverse") == "score":
+            add("Meaning check without a second decoding (a departure from decoded back-translation): the reverse "
+                "model's log-prob of the English source given the translation, `score_bt_logprob`, and its dual "
+                "conditional cross-entropy with the forward score (Junczys-Dowmunt 2018); no `backtranslation_en`. "
+                "`filter.reverse: decode` restores decoded back-translations scored by chrF++.\n")
     else:
         add("The filter settings were not recorded in this run's metadata.\n")
     totals: dict[str, int] = {}

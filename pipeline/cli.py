@@ -53,13 +53,13 @@ def _cmd_regenerate(args: argparse.Namespace) -> int:
 
     manifest = run_regenerate(
         str(args.out), dask_address=args.dask_address, workers=args.workers, languages=args.languages or None,
-        sources=args.sources or None, model=args.model, min_bt_chrf=args.min_bt_chrf,
+        sources=args.sources or None, model=args.model, min_bt_chrf=args.min_bt_chrf, reverse=args.reverse,
         config_path=str(args.config) if args.config else None, show_progress=True,
     )
     print_summary(Path(args.out), manifest)
     chunks = manifest.get("run", {}).get("chunks", {})
     print(f"\n  chunks: {chunks.get('done', 0)} reused, {chunks.get('redecide', 0)} re-decided from stored scores, "
-          f"{chunks.get('process', 0)} processed")
+          f"{chunks.get('rescore', 0)} rescored (no translation), {chunks.get('process', 0)} processed")
     return 0
 
 
@@ -162,7 +162,8 @@ def _cmd_eval_filter(args: argparse.Namespace) -> int:
     translator, languages = _filter_translator(args)
     rules = load_rules(args.rules, shipped_model=translator is not None and args.model is None)
     results, scored = run_evaluation(
-        args.data, args.split, tuple(args.langs.split(",")), args.limit, args.seed, rules, translator, languages
+        args.data, args.split, tuple(args.langs.split(",")), args.limit, args.seed, rules, translator, languages,
+        args.reverse,
     )
     print(format_report(results))
     for name, frame in scored.items():
@@ -245,6 +246,12 @@ def _cmd_export_dataset(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.what in ("flow", "memory"):
         return _cmd_bench_orchestration(args)
+    if args.what == "filter":
+        from pipeline.bench.filter import bench_filter, print_report
+
+        print_report(bench_filter(args.model, args.data, tuple(args.langs.split(",")), args.limit, args.repeats,
+                                  args.rules, args.device, args.compute_type, args.threads or 0))
+        return 0
     from pipeline.bench import translate as bench
 
     device = args.device
@@ -254,7 +261,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
     common = dict(shape=args.shape, device=device, compute_type=args.compute_type, threads=args.threads,
                   batch_size=args.batch_size, cache_dir=args.cache_dir)
-    if args.stage:
+    if args.vmap:
+        full, vmap, entries = bench.bench_vmap(shape=args.shape, sentences=args.sentences, output_tokens=args.tokens,
+                                               vmap_entries=args.vmap_entries, device=device,
+                                               compute_type=args.compute_type, threads=args.threads,
+                                               repeats=args.repeats, cache_dir=args.cache_dir)
+        bench.print_vmap_report(full, vmap, entries)
+    elif args.stage:
         langs = tuple(x for x in args.languages.split(",") if x)
         bench.print_stage_report(bench.bench_stage(rows=args.rows, languages=langs, reference_rows=args.reference_rows,
                                                    **common))
@@ -399,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="new converted MT model directory (chunks are translated again)")
     p.add_argument("--min-bt-chrf", type=float, default=None,
                    help="new back-translation chrF++ threshold (re-decided from stored scores, nothing translated)")
+    p.add_argument("--reverse", default=None, choices=["score", "decode", "both"],
+                   help="filter's reverse check; outputs stored under another mode are rescored, not translated")
     p.add_argument("--config", type=Path, default=None, help="config to use instead of OUT/config.resolved.yaml")
     _add_runner_args(p)
     p.set_defaults(func=_cmd_regenerate)
@@ -410,14 +425,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("bench", help="benchmarks: `bench translate` (engine vs HF generate), `--stage` (whole stage)")
-    p.add_argument("what", choices=["translate", "flow", "memory"],
-                   help="translate: engine; flow: orchestration overhead; memory: peak RSS at two sizes")
+    p.add_argument("what", choices=["translate", "filter", "flow", "memory"],
+                   help="translate: engine; filter: translate+filter, back-translation vs reverse score; "
+                        "flow: orchestration overhead; memory: peak RSS at two sizes")
+    p.add_argument("--model", default=None, help="filter: converted NLLB directory (default: the shipped model)")
+    p.add_argument("--data", type=Path, default=None, help="filter: multi30k directory (default: the shipped val copy)")
+    p.add_argument("--limit", type=int, default=None, help="filter: first N val lines (default: all 1014)")
+    p.add_argument("--langs", default="de,fr,cs", help="filter: target languages of the multi30k data")
+    p.add_argument("--rules", default=None, help="filter: rules YAML (default: the shipped model's calibration)")
     p.add_argument("--examples", type=int, default=50_000, help="flow: demo examples (8 per image)")
     p.add_argument("--sizes", default="50000,200000", help="memory: example counts to compare")
     p.add_argument("--work", type=Path, default=None, help="flow/memory: working folder (default: a temporary one)")
     p.add_argument("--backtranslation", action="store_true", help="flow/memory: back-translate too (both sides)")
     p.add_argument("--resume", action="store_true", help="flow: work redone after a SIGKILL at half the chunks")
     p.add_argument("--stage", action="store_true", help="whole translate stage on a VQAv2-like stream (dedup + cache)")
+    p.add_argument("--vmap", action="store_true", help="engine with vs without the output-vocabulary map (use_vmap)")
+    p.add_argument("--vmap-entries", type=int, default=24_000, help="vmap: always-candidate entries of the map")
     p.add_argument("--shape", default="600m", choices=["600m", "1.3b", "tiny"],
                    help="random-weight NLLB shape, built once (tiny: smoke test only)")
     p.add_argument("--sentences", type=int, default=32, help="engine mode: caption-length inputs")
@@ -460,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="seeded sample of this many lines (default: all)")
     p.add_argument("--seed", type=int, default=0, help="sample and corruption seed")
     p.add_argument("--json", type=Path, default=None, help="also write the rates as JSON")
+    p.add_argument("--reverse", default="decode", choices=["score", "decode", "both"],
+                   help="model signals: decoded back-translation + chrF++ (default) or the reverse score")
     _add_filter_model_args(p)
     p.set_defaults(func=_cmd_eval_filter)
 

@@ -106,6 +106,9 @@ class TranslationConfig(_Frozen):
     # true: no padding in a batch, so rows never depend on batch companions (cache, partial
     # regeneration = a fresh run's rows); false: padded batches, faster, rows may differ (see README).
     batch_invariant: bool = True
+    # Decode over a restricted output vocabulary: the model directory's vmap.txt (build it with
+    # `python -m pipeline.nllb.vmap`); faster decoding over 256k entries, outputs may change. false = off.
+    use_vmap: bool = False
     # Persistent translation cache (SQLite, shared by all workers): a rerun, a regeneration with more
     # data or another flow over the same text translates only new strings. Point several outputs at
     # one directory to share it; None = <output.dir>/_work/translation-cache. cache: false = off.
@@ -123,7 +126,7 @@ class TranslationConfig(_Frozen):
             length_penalty=self.length_penalty, repetition_penalty=self.repetition_penalty,
             no_repeat_ngram_size=self.no_repeat_ngram_size, max_length_ratio=self.max_length_ratio,
             sampling_topk=self.sampling_topk, sampling_temperature=self.sampling_temperature,
-            batch_invariant=self.batch_invariant,
+            batch_invariant=self.batch_invariant, use_vmap=self.use_vmap,
         )
 
 
@@ -134,9 +137,14 @@ class FilterConfig(FilterRules):
     # Off: no back-translation or forward scoring (only the cheap checks decide); much faster, and
     # the rules that need a model (min_bt_chrf, min_fwd_logprob, min_fwd_margin) do not apply.
     backtranslate: bool = True
+    # The reverse check (pipeline/filters/quality.py, REVERSE_MODES): "decode" = decoded back-translation
+    # + chrF++ (readable back-translations in the output), "score" = the reverse model's log-prob of the
+    # source given the translation (forced decoding, no second decoding: cheaper, but below the quality
+    # goal on multi30k val with the shipped model, see `mblip bench filter`), "both" = everything.
+    reverse: Literal["score", "decode", "both"] = "decode"
 
     def rules(self) -> FilterRules:
-        return FilterRules.model_validate(self.model_dump(exclude={"backtranslate"}))
+        return FilterRules.model_validate(self.model_dump(exclude={"backtranslate", "reverse"}))
 
 
 class PromptConfig(_Frozen):

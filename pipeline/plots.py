@@ -18,6 +18,8 @@ import io
 SCORE_LABELS = {
     "score_bt_chrf": "Back-translation chrF++ (0-100)",
     "score_fwd_logprob": "Forward log-prob per token",
+    "score_bt_logprob": "Reverse log-prob per token (source given translation)",
+    "score_dual_xent": "Dual conditional cross-entropy (nats per token)",
     "score_script_share": "Share of letters in the target script",
     "score_copy_overlap": "Overlap with the English source",
     "score_repeat_run": "Longest repeated run",

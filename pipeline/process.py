@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.assign import assign_languages
-from pipeline.filters.quality import MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, apply_quality_filter
+from pipeline.filters.quality import DEFAULT_REVERSE, MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, apply_quality_filter
 from pipeline.filters.rules import FilterRules, decide
 from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, SourceError, Vqav2Reader
 from pipeline.ingest.images import quarantine_missing_images
@@ -147,6 +147,7 @@ def process_rows(
     english_share: float | None = None,
     mix: dict[str, list[float]] | None = None,
     mix_seed: int = 0,
+    reverse: str = DEFAULT_REVERSE,
 ) -> pl.DataFrame:
     """The pure chunk transformation: English rows in, translated, scored and decided rows out.
 
@@ -155,6 +156,7 @@ def process_rows(
 
     ``rules`` are the filter thresholds (defaults when None); ``min_bt_chrf``, when given, overrides
     theirs. Without ``backtranslate`` only the cheap checks run. ``prompts``: the instruction mix.
+    ``reverse`` picks the model's reverse check (``quality.REVERSE_MODES``).
     """
     rows = rows.with_row_index("_order")
     parts = []
@@ -182,7 +184,8 @@ def process_rows(
     model_languages = getattr(translator, "languages", None)
     frame = add_prompts(frame, translator, settings=prompts, rules=prompts.template_rules,
                         check_model=backtranslate, model_languages=model_languages)
-    frame = apply_quality_filter(frame, translator if backtranslate else None, rules, model_languages=model_languages)
+    frame = apply_quality_filter(frame, translator if backtranslate else None, rules, model_languages=model_languages,
+                                 reverse=reverse, stats=stats)
     if parts:
         frame = pl.concat([conform(f, {**ROW_SCHEMA, "_order": pl.UInt32}) for f in (frame, *parts)]).sort("_order")
     return conform(frame, ROW_SCHEMA)
@@ -257,18 +260,38 @@ def process_chunk(chunk_path: str | Path, out_path: str | Path, translator, **pa
     return write_parquet_atomic(frame, out_path)
 
 
+def rescore_rows(frame: pl.DataFrame, translator, backtranslate: bool, rules: FilterRules, reverse: str,
+                 stats: TranslationStats | None = None) -> pl.DataFrame:
+    """Stored rows of another reverse mode in, the model signals ``reverse`` adds computed by forced
+    decoding only (translations, answers and the stored scores ``reverse`` uses are kept), decided rows
+    out. Signals ``reverse`` does not compute are cleared, so the result equals a fresh run's."""
+    from pipeline.filters.quality import REVERSE_SIGNALS, compute_model_signals
+    from pipeline.regenerate import reset_decision
+
+    frame = reset_decision(frame)
+    if backtranslate:
+        frame = compute_model_signals(frame, translator, model_languages=getattr(translator, "languages", None),
+                                      reverse=reverse, stats=stats, missing_only=True)
+        frame = frame.with_columns([pl.lit(None, dtype=frame.schema[c]).alias(c) for c in MODEL_SIGNAL_COLUMNS
+                                    if c in frame.columns and c not in REVERSE_SIGNALS[reverse]])
+    return decide_rows(frame, backtranslate=backtranslate, rules=rules)
+
+
 def run_chunk_plan(
     plan, get_translator, languages: tuple[Language, ...], seed: int, mode: str, backtranslate: bool,
     rules: FilterRules, only_languages: tuple[str, ...] = (), prompts: PromptSettings = PromptSettings(),
-    english_share: float | None = None, mix: dict | None = None, mix_seed: int = 0,
+    english_share: float | None = None, mix: dict | None = None, mix_seed: int = 0, reverse: str = DEFAULT_REVERSE,
 ) -> Path:
     """Carry out one chunk's plan (see ``pipeline.regenerate.plan_chunk``) and return its output path.
 
     Re-deciding from stored scores needs no model; ``get_translator()`` is only called when something
-    has to be translated, so a threshold change never loads one. ``only_languages`` recomputes just
-    those languages' rows of an already finished chunk.
+    has to be translated or scored, so a threshold change never loads one. A rescore (stored outputs
+    of another reverse mode) scores the missing signals and never translates. ``only_languages``
+    recomputes just those languages' rows of an already finished chunk.
     """
-    from pipeline.regenerate import ACTION_DONE, ACTION_REDECIDE, merge_language_rows, reset_decision, rows_for_languages
+    from pipeline.regenerate import (
+        ACTION_DONE, ACTION_REDECIDE, ACTION_RESCORE, merge_language_rows, reset_decision, rows_for_languages,
+    )
 
     out = Path(plan.out)
     if plan.action == ACTION_REDECIDE:
@@ -279,8 +302,20 @@ def run_chunk_plan(
             shutil.copyfile(sidecar, stats_path(out))
         return write_parquet_atomic(decide_rows(frame, backtranslate=backtranslate, rules=rules), out)
     translator = get_translator()
+    if plan.action == ACTION_RESCORE:
+        stats = TranslationStats()
+        frame = rescore_rows(pl.read_parquet(plan.redecide_from), translator, backtranslate, rules, reverse, stats)
+        sidecar = stats_path(plan.redecide_from)
+        data = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        if data:  # keep the translation and template counters of the run that translated these rows
+            old = TranslationStats.from_dict(data["translation"])
+            for key in ("score_requested", "score_distinct", "score_cache_hits", "scored"):
+                setattr(old, key, getattr(stats, key))
+            stats = old
+        write_stats_sidecar(out, stats, data.get("templates"), data.get("template_texts"))
+        return write_parquet_atomic(frame, out)
     params = dict(languages=languages, seed=seed, mode=mode, backtranslate=backtranslate, rules=rules, prompts=prompts,
-                  english_share=english_share, mix=mix, mix_seed=mix_seed)
+                  english_share=english_share, mix=mix, mix_seed=mix_seed, reverse=reverse)
     rows = pl.read_parquet(plan.chunk)
     if only_languages and plan.action == ACTION_DONE:
         subset = rows_for_languages(rows, languages, only_languages, seed, mode, english_share)

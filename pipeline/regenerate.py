@@ -50,9 +50,15 @@ def _digest(obj) -> str:
 
 
 def translation_key(model: dict, decoding: str, languages: Iterable[str], seed: int, mode: str,
-                    backtranslate: bool, prompts: dict | None = None, english_share: float | None = None) -> str:
-    """Digest of everything that changes translations, prompts and scores (not the thresholds)."""
+                    backtranslate: bool, prompts: dict | None = None, english_share: float | None = None,
+                    reverse: str = "decode") -> str:
+    """Digest of everything that changes translations, prompts and scores (not the thresholds).
+
+    ``reverse`` (the filter's reverse check) enters only when it is not "decode", so outputs made
+    before the knob existed (all "decode") keep their keys and are found as they are.
+    """
     return _digest({
+        **({"reverse": reverse} if reverse != "decode" else {}),
         **({"prompts": prompts} if prompts else {}),
         **({"english_share": english_share} if english_share is not None else {}),
         "version": PROCESS_VERSION,
@@ -82,10 +88,28 @@ class ChunkPlan:
     chunk: str  # English chunk file
     out: str  # processed file for the current keys
     action: str  # "done" | "redecide" | "process"
-    redecide_from: str | None = None  # processed file with the same translation key, other decision
+    redecide_from: str | None = None  # processed file to re-decide (or rescore) from
 
 
-ACTION_DONE, ACTION_REDECIDE, ACTION_PROCESS = "done", "redecide", "process"
+ACTION_DONE, ACTION_REDECIDE, ACTION_RESCORE, ACTION_PROCESS = "done", "redecide", "rescore", "process"
+# Reverse modes that decode a back-translation: only their outputs can serve a mode that needs one.
+DECODING_MODES = ("decode", "both")
+
+
+def rescore_keys(model: dict, decoding: str, languages: Iterable[str], seed: int, mode: str,
+                 backtranslate: bool, prompts: dict | None = None, english_share: float | None = None,
+                 reverse: str = "decode") -> list[str]:
+    """Translation keys of stored outputs that hold the same translations as the current settings and
+    need only forced-decoding scores to match them (another reverse mode, or no model signals at
+    all): a regeneration after a change of ``filter.reverse`` scores, it does not translate."""
+    if not backtranslate:
+        return []
+    candidates = [(True, r) for r in ("score", "decode", "both") if r != reverse and
+                  (reverse not in DECODING_MODES or r in DECODING_MODES)]
+    if reverse not in DECODING_MODES:
+        candidates.append((False, "decode"))
+    return [translation_key(model, decoding, languages, seed, mode, bt, prompts, english_share, reverse=r)
+            for bt, r in candidates]
 
 
 def processed_file(work_dir: str | Path, source: str, chunk_path: str | Path, digest: str, tkey: str, dkey: str) -> Path:
@@ -96,8 +120,9 @@ def processed_file(work_dir: str | Path, source: str, chunk_path: str | Path, di
 
 
 def plan_chunk(work_dir: str | Path, source: str, chunk_path: str | Path, tkey: str, dkey: str,
-               force: bool = False) -> ChunkPlan:
-    """Decide what a chunk needs: nothing, a re-decision from stored scores, or processing."""
+               force: bool = False, rescore_from: Iterable[str] = ()) -> ChunkPlan:
+    """Decide what a chunk needs: nothing, a re-decision from stored scores, a rescore of an output
+    stored under one of the ``rescore_from`` translation keys (see ``rescore_keys``), or processing."""
     digest = chunk_digest(chunk_path)
     out = processed_file(work_dir, source, chunk_path, digest, tkey, dkey)
     if force:
@@ -107,6 +132,11 @@ def plan_chunk(work_dir: str | Path, source: str, chunk_path: str | Path, tkey: 
     siblings = sorted(p for p in out.parent.parent.glob(f"*/{out.name}") if p != out)
     if siblings:
         return ChunkPlan(str(chunk_path), str(out), ACTION_REDECIDE, str(siblings[0]))
+    source_dir = out.parent.parent.parent
+    for other in rescore_from:
+        stored = sorted(source_dir.glob(f"{other}/*/{out.name}"))
+        if stored:
+            return ChunkPlan(str(chunk_path), str(out), ACTION_RESCORE, str(stored[0]))
     return ChunkPlan(str(chunk_path), str(out), ACTION_PROCESS)
 
 

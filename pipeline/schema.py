@@ -64,6 +64,8 @@ TARGET_SCHEMA: dict[str, pl.DataType] = {
     # Quality-filter signals (pipeline/filters/quality.py documents each; null = not applicable).
     "score_fwd_logprob": pl.Float64(),  # forced-decoding mean log-prob per token of text_tgt
     "score_fwd_margin": pl.Float64(),  # the same minus its value under other sources of the batch
+    "score_bt_logprob": pl.Float64(),  # reverse forced-decoding mean log-prob of text_en given text_tgt
+    "score_dual_xent": pl.Float64(),  # dual conditional cross-entropy, nats/token (lower = better)
     "sig_input_error": pl.String(),
     "score_script_share": pl.Float64(),
     "score_copy_overlap": pl.Float64(),

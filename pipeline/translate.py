@@ -40,6 +40,10 @@ class TranslationStats:
     translated: int = 0  # distinct strings the model translated
     truncated: int = 0  # distinct strings longer than the input limit (cut, flagged)
     decoded_tokens: int = 0  # decoder tokens spent (the cost)
+    score_requested: int = 0  # (source, target) pairs asked to be scored by forced decoding
+    score_distinct: int = 0  # distinct (source, target, languages) among them
+    score_cache_hits: int = 0  # distinct pairs served by the persistent cache
+    scored: int = 0  # distinct pairs the model scored (one teacher-forced pass each, no decoding)
 
     def add(self, other: "TranslationStats") -> "TranslationStats":
         for key, value in asdict(other).items():
@@ -92,9 +96,8 @@ def sum_stats(paths) -> TranslationStats:
 
 
 class CachingTranslator:
-    """An engine plus deduplication and the persistent cache, with the engine's ``translate`` interface.
-
-    Everything else (``score``, ``sp``, ``language_token``...) is the engine's own.
+    """An engine plus deduplication and the persistent cache, with the engine's ``translate`` and
+    ``score`` interfaces. Everything else (``sp``, ``language_token``...) is the engine's own.
     """
 
     def __init__(self, engine, cache=None):
@@ -149,6 +152,47 @@ class CachingTranslator:
                     self.cache.put_many(items, src, tgt)
         stats.truncated += sum(1 for k in unique if found[k].truncated)
         return [found[k] if k[0] else Translation(text="") for k in keys]
+
+
+    def score(
+        self, src_texts: list[str], tgt_texts: list[str], src_lang: str | list[str], tgt_lang: str | list[str],
+        stats: TranslationStats | None = None,
+    ) -> list[float]:
+        """Forced-decoding mean log-probs of ``tgt_texts`` given ``src_texts``, in order: each distinct
+        (cleaned source, cleaned target, languages) is looked up or scored once, and all misses of all
+        language pairs go to the engine in one call (its token-budget batches stay full)."""
+        stats = stats if stats is not None else TranslationStats()
+        if not src_texts:
+            return []
+        sources = _per_text(src_lang, len(src_texts), "source")
+        targets = _per_text(tgt_lang, len(tgt_texts), "target")
+        keys = [(clean_source(a), clean_source(b), s, g) for a, b, s, g in zip(src_texts, tgt_texts, sources, targets)]
+        unique = list(dict.fromkeys(keys))
+        stats.score_requested += len(keys)
+        stats.score_distinct += len(unique)
+        found: dict[tuple[str, str, str, str], float] = {}
+        if self.cache is not None:
+            groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+            for a, b, s, g in unique:
+                groups.setdefault((s, g), []).append((a, b))
+            for (s, g), pairs in groups.items():
+                for (a, b), value in self.cache.get_scores(pairs, s, g).items():
+                    found[(a, b, s, g)] = value
+            stats.score_cache_hits += len(found)
+        missing = [k for k in unique if k not in found]
+        if missing:
+            values = self.engine.score([a for a, _, _, _ in missing], [b for _, b, _, _ in missing],
+                                       _one_or_list([s for _, _, s, _ in missing]),
+                                       _one_or_list([g for _, _, _, g in missing]))
+            stats.scored += len(missing)
+            found.update(zip(missing, values))
+            if self.cache is not None:
+                new: dict[tuple[str, str], list[tuple[str, str, float]]] = {}
+                for (a, b, s, g), v in zip(missing, values):
+                    new.setdefault((s, g), []).append((a, b, v))
+                for (s, g), items in new.items():
+                    self.cache.put_scores(items, s, g)
+        return [found[k] for k in keys]
 
 
 def _per_text(value: str | list[str], n: int, what: str) -> list[str]:

@@ -263,3 +263,54 @@ def print_stage_report(result: dict) -> float:
     print(f"stage_speedup_cold: {cold:.2f}")
     print(f"stage_speedup_warm: {warm:.2f}")
     return warm
+
+
+def bench_vmap(
+    shape: str = "600m", sentences: int = 32, output_tokens: int = 24, vmap_entries: int = 24_000,
+    device: str = "cpu", compute_type: str = "auto", threads: int | None = None, repeats: int = 1, cache_dir=None,
+) -> tuple[Timing, Timing, int]:
+    """Tokens/s of this engine over the whole output vocabulary and with ``use_vmap``, same inputs and
+    forced output lengths (both sides alternate; each keeps its best run).
+
+    The map (``pipeline/nllb/vmap.py``) holds the pieces of the benchmark's text, the language codes and
+    the identity rules, topped up with other vocabulary entries to ``vmap_entries`` always-candidates:
+    a random-weight benchmark model has only a small real tokenizer, while one target language of
+    NLLB-200 uses some tens of thousands of its 256k entries. Returns both timings and the map size.
+    """
+    from pipeline.bench.models import DEFAULT_CACHE, bench_corpus, ensure_ct2_model
+    from pipeline.nllb.engine import LANG_CODE, EngineSettings, NllbTranslator, read_vocabulary
+    from pipeline.nllb.vmap import target_pieces, vmap_lines, write_vmap
+
+    cache_dir = cache_dir or DEFAULT_CACHE
+    ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir)
+    vocabulary = read_vocabulary(ct2_dir)
+    always = [t for t in vocabulary if LANG_CODE.fullmatch(t)] + target_pieces(ct2_dir, bench_corpus())
+    have = set(always)
+    always += [t for t in vocabulary if t not in have][: max(0, vmap_entries - len(always))]
+    write_vmap(ct2_dir, vmap_lines(vocabulary, always, copy_source=True))
+    texts = caption_sentences(sentences, seed=7)
+    options = dict(device=device, compute_type=compute_type, intra_threads=_threads(threads) if device == "cpu" else 0,
+                   max_batch_tokens=4096)
+    engines = {"full vocabulary": NllbTranslator(ct2_dir, EngineSettings(**options)),
+               "vmap": NllbTranslator(ct2_dir, EngineSettings(**options, use_vmap=True))}
+    best: dict[str, Timing] = {}
+    for engine in engines.values():  # warm-up
+        engine.translate(texts[:4], SRC, "deu_Latn", min_decoding_length=4, max_decoding_length=4)
+    for _ in range(repeats):
+        for name, engine in engines.items():
+            t0 = time.perf_counter()
+            results = engine.translate(texts, SRC, "deu_Latn", min_decoding_length=output_tokens,
+                                       max_decoding_length=output_tokens)
+            timing = Timing(name, time.perf_counter() - t0, sum(r.decoded_tokens for r in results), len(texts))
+            best[name] = timing if name not in best or timing.seconds < best[name].seconds else best[name]
+    return best["full vocabulary"], best["vmap"], len(set(always))
+
+
+def print_vmap_report(full: Timing, vmap: Timing, entries: int) -> float:
+    print(f"vmap: {entries} always-candidate entries (+ source pieces) instead of the whole vocabulary")
+    for t in (full, vmap):
+        print(f"{t.name:<16} {t.examples} inputs, {t.tokens} output tokens in {t.seconds:.2f} s: "
+              f"{t.tokens_per_s:.1f} tokens/s")
+    speedup = vmap.tokens_per_s / full.tokens_per_s
+    print(f"vmap_speedup: {speedup:.2f}")
+    return speedup

@@ -205,7 +205,8 @@ def summarise(scored: pl.DataFrame) -> list[ModeResult]:
     return out
 
 
-def evaluate_filter(labelled: pl.DataFrame, rules=None, translator=None, model_languages=None) -> pl.DataFrame:
+def evaluate_filter(labelled: pl.DataFrame, rules=None, translator=None, model_languages=None,
+                    reverse: str = "decode") -> pl.DataFrame:
     """Run the quality filter over a labelled set; returns it with every signal, status and reason.
 
     Only rows the heuristics keep are back-translated (``score_rejected=False``): the keep/reject
@@ -213,7 +214,8 @@ def evaluate_filter(labelled: pl.DataFrame, rules=None, translator=None, model_l
     """
     from pipeline.filters.quality import apply_quality_filter
 
-    return apply_quality_filter(labelled, translator, rules, model_languages=model_languages, score_rejected=False)
+    return apply_quality_filter(labelled, translator, rules, model_languages=model_languages, score_rejected=False,
+                                reverse=reverse)
 
 
 def format_report(results: dict[str, list[ModeResult]]) -> str:
@@ -249,11 +251,14 @@ def run_evaluation(
     rules=None,
     translator=None,
     model_languages: frozenset[str] | None = None,
+    reverse: str = "decode",
 ) -> tuple[dict[str, list[ModeResult]], dict[str, pl.DataFrame]]:
-    """Heuristics alone and, with a ``translator``, with back-translation: results and scored sets."""
+    """Heuristics alone and, with a ``translator``, with its model signals (``reverse`` mode): results
+    and scored sets."""
     data = read_multi30k(data_dir or default_data_dir(split), split, langs)
     labelled = build_labelled_set(data, langs, limit=limit, seed=seed)
     scored = {"heuristics": evaluate_filter(labelled, rules, None)}
     if translator is not None:
-        scored["with back-translation"] = evaluate_filter(labelled, rules, translator, model_languages)
+        name = "with back-translation" if reverse == "decode" else f"with reverse {reverse}"
+        scored[name] = evaluate_filter(labelled, rules, translator, model_languages, reverse)
     return {name: summarise(frame) for name, frame in scored.items()}, scored

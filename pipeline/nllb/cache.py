@@ -1,6 +1,7 @@
 """Persistent translation cache: SQLite in WAL mode, shared by every worker process of a machine.
 
-Key: (engine key, source language, target language, cleaned source text). The engine key names the
+Key: (engine key, source language, target language, cleaned source text); forced-decoding scores
+(``scores`` table) add the cleaned target text. The engine key names the
 model (id, revision, source fingerprint), its quantisation and compute type, and every decoding
 setting (``NllbTranslator.cache_key``), so a change of any of them misses instead of serving stale
 translations. A rerun, a regeneration with more data or a second flow over the same text translates
@@ -46,6 +47,15 @@ CREATE TABLE IF NOT EXISTS translations (
     target TEXT NOT NULL,
     truncated INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (engine_id, src_lang, tgt_lang, source)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scores (
+    engine_id TEXT NOT NULL,
+    src_lang TEXT NOT NULL,
+    tgt_lang TEXT NOT NULL,
+    source TEXT NOT NULL,
+    target TEXT NOT NULL,
+    score REAL,
+    PRIMARY KEY (engine_id, src_lang, tgt_lang, source, target)
 ) WITHOUT ROWID;
 """
 
@@ -127,6 +137,31 @@ class TranslationCache:
         rows = [(self.engine_id, src_lang, tgt_lang, s, t, int(tr)) for s, t, tr in items]
         if rows:
             self._write(lambda c: c.executemany("INSERT OR IGNORE INTO translations VALUES (?, ?, ?, ?, ?, ?)", rows))
+        return len(rows)
+
+    def get_scores(self, pairs: Iterable[tuple[str, str]], src_lang: str,
+                   tgt_lang: str) -> dict[tuple[str, str], float]:
+        """Cached forced-decoding scores ``(source, target) -> mean log-prob`` (NaN stored as NULL)."""
+        pairs = list(dict.fromkeys(pairs))
+        conn = self._conn()
+        found: dict[tuple[str, str], float] = {}
+        for start in range(0, len(pairs), LOOKUP_BATCH // 2):
+            part = pairs[start:start + LOOKUP_BATCH // 2]
+            marks = ",".join("(?, ?)" for _ in part)
+            rows = conn.execute(
+                f"SELECT source, target, score FROM scores WHERE engine_id=? AND src_lang=? AND tgt_lang=? "
+                f"AND (source, target) IN (VALUES {marks})",
+                (self.engine_id, src_lang, tgt_lang, *(x for pair in part for x in pair)),
+            )
+            for source, target, score in rows:
+                found[(source, target)] = float("nan") if score is None else score
+        return found
+
+    def put_scores(self, items: Iterable[tuple[str, str, float]], src_lang: str, tgt_lang: str) -> int:
+        """Store ``(source, target, score)`` items in one transaction; returns how many were given."""
+        rows = [(self.engine_id, src_lang, tgt_lang, s, t, None if v != v else v) for s, t, v in items]
+        if rows:
+            self._write(lambda c: c.executemany("INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?, ?)", rows))
         return len(rows)
 
     def count(self) -> int:

@@ -78,6 +78,9 @@ class EngineSettings:
     # fresh run. False: batches of similar lengths, padded (faster on small models, see the README;
     # rows then depend on batch composition, rarely for translations and by ~1e-3 for scores).
     batch_invariant: bool = True
+    # Output-vocabulary restriction: decode over the entries of the model's ``vmap.txt`` (see
+    # ``pipeline/nllb/vmap.py``) that match the source tokens, instead of all 256k. False = off.
+    use_vmap: bool = False
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -94,8 +97,9 @@ class EngineSettings:
             f"rp={self.repetition_penalty},nrng={self.no_repeat_ngram_size},"
             f"mlr={self.max_length_ratio},topk={self.sampling_topk},temp={self.sampling_temperature},"
             # entries made with padded batches (the old default, still the key without a suffix) are
-            # never served to a batch-invariant run
+            # never served to a batch-invariant run; vmap only when on
             f"maxin={self.max_input_tokens},suppress=langcodes" + (",nopad" if self.batch_invariant else "")
+            + (",vmap" if self.use_vmap else "")
         )
 
 
@@ -292,6 +296,14 @@ class NllbTranslator:
         # NLLB codes the model was trained on when it covers only some (the shipped Multi30k model);
         # None: all of them (NLLB-200).
         self.languages = frozenset(self.metadata["languages"]) if self.metadata.get("languages") else None
+        if settings.use_vmap and not (self.model_dir / "vmap.txt").is_file():
+            raise FileNotFoundError(
+                f"translation.use_vmap is on but {self.model_dir} has no vmap.txt; build one with "
+                "`python -m pipeline.nllb.vmap MODEL_DIR TEXT_FILES...` or turn use_vmap off"
+            )
+        # What the model was asked to do (inputs sent to CT2 per kind): lets callers and tests check
+        # that a re-decision scored without translating.
+        self.usage = {"translate": 0, "score": 0}
 
     # -- identity -----------------------------------------------------------------------------
     def cache_key(self) -> str:
@@ -370,6 +382,7 @@ class NllbTranslator:
         if not todo:
             return out
         tokens, truncated = self.encode([cleaned[i] for i in todo], [sources[i] for i in todo])
+        self.usage["translate"] += len(tokens)
         results = self._translate_tokens(tokens, [targets[i] for i in todo], min_decoding_length, max_decoding_length)
         for k, (i, trunc, result) in enumerate(zip(todo, truncated, results)):
             hyp = result.hypotheses[0]
@@ -414,7 +427,7 @@ class NllbTranslator:
             repetition_penalty=s.repetition_penalty, no_repeat_ngram_size=s.no_repeat_ngram_size,
             sampling_topk=s.sampling_topk, sampling_temperature=s.sampling_temperature,
             max_decoding_length=cap, min_decoding_length=min(cap, (min_len or 0) + 1),
-            suppress_sequences=self.suppressed,
+            suppress_sequences=self.suppressed, use_vmap=s.use_vmap,
             max_input_length=0, return_scores=True,
         )
 
@@ -445,18 +458,25 @@ class NllbTranslator:
                 results[i] = r
         return results
 
-    def score(self, src_texts: list[str], tgt_texts: list[str], src_lang: str, tgt_lang: str) -> list[float]:
+    def score(
+        self, src_texts: list[str], tgt_texts: list[str], src_lang: str | list[str], tgt_lang: str | list[str]
+    ) -> list[float]:
         """Mean log-probability per target token of ``tgt_texts`` given ``src_texts`` (forced decoding).
 
-        CT2's ``score_batch`` adds the decoder start token and ``</s>`` itself; the target language
-        token is given explicitly and excluded from the mean.
+        ``src_lang``/``tgt_lang``: one language for all pairs or one per pair (a reverse score has the
+        translation's language as source). CT2's ``score_batch`` adds the decoder start token and
+        ``</s>`` itself; the target language token is given explicitly and excluded from the mean.
+        Batches are cut by the same token budget as translation (CT2 sorts by length within it).
         """
         if not src_texts:
             return []
-        src, tgt = self.language_token(src_lang), self.language_token(tgt_lang)
-        src_tokens, _ = self.encode(src_texts, src)
+        srcs = self.language_tokens_for(src_lang, len(src_texts), "source")
+        tgts = self.language_tokens_for(tgt_lang, len(tgt_texts), "target")
+        src_tokens, _ = self.encode(src_texts, srcs)
         limit = self.max_positions - 2
-        tgt_tokens = [[tgt, *p[:limit]] for p in self.sp.encode([clean_source(t) for t in tgt_texts], out_type=str)]
+        pieces = self.sp.encode([clean_source(t) for t in tgt_texts], out_type=str)
+        tgt_tokens = [[tgt, *p[:limit]] for tgt, p in zip(tgts, pieces)]
+        self.usage["score"] += len(src_tokens)
         if not self.settings.batch_invariant:
             results = self.translator.score_iterable(
                 src_tokens, tgt_tokens, max_batch_size=self.settings.max_batch_tokens, batch_type="tokens"

@@ -101,6 +101,7 @@ def demo_config(tmp_path, demo_root, tiny_model_dir, only_bt_rule):
         config["translation"]["max_length_ratio"] = 0.01
         config["run"]["chunk_rows"] = chunk_rows
         config["filter"].update(only_bt_rule, min_bt_chrf=min_bt_chrf)
+        config["filter"]["reverse"] = "decode"  # these tests turn the chrF++ threshold; a section may override
         for section, values in sections.items():
             config.setdefault(section, {}).update(values)
         path = tmp_path / name

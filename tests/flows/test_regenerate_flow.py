@@ -79,3 +79,43 @@ def test_a_grown_source_reprocesses_only_new_chunks(tmp_path, demo_config, prefe
     assert grown["run"]["chunks"]["process"] == 1  # the last caption chunk (60 -> 63 rows, 25 per chunk)
     assert grown["totals"]["records"] == first["totals"]["records"] + 3
     assert all(p.stat().st_mtime_ns == t for p, t in processed.items() if p.exists())
+
+
+def test_a_new_reverse_mode_rescores_stored_outputs_without_translating(
+        tmp_path, demo_config, prefect_api, output_digest):
+    from pipeline.config import load_config
+    from pipeline.nllb.engine import load_translator
+
+    def rows(root):
+        return pl.concat([pl.read_parquet(p) for p in sorted((root / "data").rglob("*.parquet"))
+                          + sorted((root / "rejects").rglob("*.parquet"))], how="diagonal_relaxed")
+
+    config = demo_config(min_bt_chrf=0.0, filter={"reverse": "decode", "min_bt_logprob": -5.0})
+    out = tmp_path / "dataset"
+    first = generate(str(config))
+    n_chunks = first["run"]["chunks"]["process"]
+    assert n_chunks > 0
+    stored = rows(out)
+    assert stored["score_bt_logprob"].is_null().all() and stored["score_bt_chrf"].is_not_null().any()
+
+    settings = load_config(config).translation.engine_settings()
+    engine = load_translator(load_config(config).translation.model, settings)  # the flow's per-process engine
+    before = dict(engine.usage)
+    manifest = regenerate(str(out), reverse="score")
+    chunks = manifest["run"]["chunks"]
+    assert chunks["rescore"] == n_chunks and chunks["process"] == 0
+    assert engine.usage["translate"] == before["translate"]  # nothing was translated again
+    assert engine.usage["score"] > before["score"]  # only the reverse score was computed
+    sidecars = list((out / "_work" / "processed").rglob("*.stats.json"))
+    rescored = [json.loads(p.read_text())["translation"] for p in sidecars if "score_requested" in p.read_text()]
+    assert rescored and all(s["scored"] + s["score_cache_hits"] > 0 for s in rescored if s["score_requested"])
+
+    new = rows(out)
+    valid = new.filter(pl.col("sig_input_error").is_null())
+    assert valid["score_bt_logprob"].is_not_null().any() and new["score_bt_chrf"].is_null().all()
+    # The same outputs as a run made in the new mode from the start.
+    fresh = generate(str(demo_config(name="fresh.yaml", min_bt_chrf=0.0,
+                                     filter={"reverse": "score", "min_bt_logprob": -5.0},
+                                     output={"dir": str(tmp_path / "fresh")})))
+    assert fresh["totals"] == manifest["totals"]
+    assert output_digest(out) == output_digest(tmp_path / "fresh")

@@ -189,3 +189,32 @@ def test_ownership_survives_a_publish_killed_after_the_manifest_went(tmp_path):
     _write(out, OWNED_FILES, json.dumps(publish_record))
     report = publish(staging, out)
     assert report.removed == ("data/de/part-00000.parquet",)
+
+
+def test_decode_keys_are_the_keys_of_outputs_made_before_the_reverse_knob():
+    from pipeline.regenerate import translation_key
+
+    args = ({"model_id": "m"}, "beam=1", ("de",), 0, "proportional", True)
+    assert translation_key(*args) == translation_key(*args, reverse="decode")
+    assert len({translation_key(*args, reverse=r) for r in ("score", "decode", "both")}) == 3
+
+
+def test_a_chunk_stored_under_another_reverse_mode_is_planned_for_rescoring(tmp_path):
+    from pipeline.regenerate import ACTION_PROCESS, ACTION_RESCORE, plan_chunk, processed_file, rescore_keys
+
+    chunk = tmp_path / "chunk-00000.parquet"
+    chunk.write_bytes(b"english rows")
+    args = ({"model_id": "m"}, "beam=1", ("de",), 0, "proportional", True)
+    from pipeline.regenerate import chunk_digest, translation_key
+
+    old = processed_file(tmp_path, "coco", chunk, chunk_digest(chunk), translation_key(*args, reverse="decode"), "d0")
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"stored")
+    score_key = translation_key(*args, reverse="score")
+    plan = plan_chunk(tmp_path, "coco", chunk, score_key, "d1", rescore_from=rescore_keys(*args, reverse="score"))
+    assert plan.action == ACTION_RESCORE and plan.redecide_from == str(old)
+    # A mode that decodes cannot be served by a stored output that never decoded.
+    both = plan_chunk(tmp_path, "coco", chunk, translation_key(*args, reverse="both"), "d1",
+                      rescore_from=[k for k in rescore_keys(*args, reverse="both") if k != translation_key(*args, reverse="decode")])
+    assert both.action == ACTION_PROCESS
+    assert translation_key(*args, reverse="score") not in rescore_keys(*args, reverse="both")

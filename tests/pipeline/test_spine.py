@@ -31,7 +31,7 @@ def test_process_rows_translates_backtranslates_and_decides(caption_rows, transl
     from pipeline.filters.rules import FilterRules
 
     lenient = FilterRules(**only_bt_rule, min_bt_chrf=0.0)  # every row with a translation is kept
-    out = process_rows(caption_rows, LANGS, translator, seed=0, rules=lenient)
+    out = process_rows(caption_rows, LANGS, translator, seed=0, rules=lenient, reverse="decode")
     assert out.height == caption_rows.height
     assert set(out["lang"]) <= {"de", "fr", "cs"}
     assert out["text_tgt"].null_count() == 0
@@ -46,7 +46,7 @@ def test_process_rows_translates_backtranslates_and_decides(caption_rows, transl
     assert set(empty["reject_reason"]) <= {"input:empty_text_tgt"}
     assert (out["status"] == "rejected").sum() == empty.height
 
-    strict = process_rows(caption_rows, LANGS, translator, seed=0, rules=lenient, min_bt_chrf=99.0)
+    strict = process_rows(caption_rows, LANGS, translator, seed=0, rules=lenient, min_bt_chrf=99.0, reverse="decode")
     # a random-weight model never reproduces the source: all rejected, each with its reason and score
     assert strict["status"].unique().to_list() == ["rejected"]
     assert set(strict.filter(pl.col("text_tgt") != "")["reject_reason"]) == {"low_bt_chrf"}

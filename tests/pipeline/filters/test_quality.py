@@ -82,7 +82,7 @@ def test_with_a_translator_back_translation_and_forward_score_are_filled(tiny_mo
 
     translator = load_translator(tiny_model_dir)
     frame = _frame()
-    out = apply_quality_filter(frame, translator, FilterRules())
+    out = apply_quality_filter(frame, translator, FilterRules(), reverse="decode")
     assert out["text_tgt"].to_list() == frame["text_tgt"].to_list()
     valid = out["sig_input_error"].is_null()
     scored = out.filter(valid)
@@ -102,7 +102,8 @@ def test_model_signals_only_for_languages_the_model_covers(tiny_model_dir):
     from pipeline.nllb.engine import load_translator
 
     frame = _frame([CASES[0], CASES[8]])
-    out = apply_quality_filter(frame, load_translator(tiny_model_dir), model_languages=frozenset({"deu_Latn"}))
+    out = apply_quality_filter(frame, load_translator(tiny_model_dir), model_languages=frozenset({"deu_Latn"}),
+                               reverse="decode")
     assert out["score_bt_chrf"].is_null().to_list() == [False, True]
     assert out["reject_reason"].to_list() == ["low_bt_chrf", None]
 
@@ -119,8 +120,8 @@ def test_back_translating_only_heuristic_survivors_gives_the_same_decisions(tiny
 
     translator = load_translator(tiny_model_dir)
     rules = FilterRules(min_bt_chrf=1.0)
-    full = apply_quality_filter(_frame(), translator, rules)
-    lean = apply_quality_filter(_frame(), translator, rules, score_rejected=False)
+    full = apply_quality_filter(_frame(), translator, rules, reverse="decode")
+    lean = apply_quality_filter(_frame(), translator, rules, score_rejected=False, reverse="decode")
     assert lean["reject_reason"].to_list() == full["reject_reason"].to_list()
     heuristic_reject = full["reject_reason"].is_in(["copy_of_source", "repetition", "wrong_script"])
     assert lean.filter(heuristic_reject)["score_bt_chrf"].is_null().all()
@@ -130,14 +131,15 @@ def test_back_translating_only_heuristic_survivors_gives_the_same_decisions(tiny
 def test_source_margin_contrasts_other_sources(tiny_model_dir):
     from pipeline.filters.quality import CONTRAST_SOURCES, _source_margin
     from pipeline.nllb.engine import load_translator
+    from pipeline.translate import as_caching
 
     translator = load_translator(tiny_model_dir)
     srcs = ["A red circle.", "Is the triangle blue?", "Two dogs run across 3 fields.", "yes", "What shape is shown?"]
     tgts = ["Ein roter Kreis.", "Ist das Dreieck blau?", "Zwei Hunde laufen über 3 Felder.", "ja", "Welche Form?"]
     own = translator.score(srcs, tgts, "eng_Latn", "deu_Latn")
-    margins = _source_margin(translator, srcs, tgts, own, "deu_Latn")
     n = len(srcs)
+    margins = _source_margin(as_caching(translator), srcs, tgts, own, ["deu_Latn"] * n)
     shifts = {max(1, k * n // (CONTRAST_SOURCES + 1)) for k in range(1, CONTRAST_SOURCES + 1)}
     others = translator.score([srcs[s % n] for s in shifts], [tgts[0]] * len(shifts), "eng_Latn", "deu_Latn")
     assert margins[0] == pytest.approx(own[0] - max(others), abs=1e-4)
-    assert _source_margin(translator, srcs[:1], tgts[:1], own[:1], "deu_Latn") == [None]
+    assert _source_margin(as_caching(translator), srcs[:1], tgts[:1], own[:1], ["deu_Latn"]) == [None]
