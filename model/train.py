@@ -337,6 +337,10 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
     if resume_from:
         _set_rng_state(rng, device)
 
+    from model.evaluate.validation import make_validator
+
+    validator = make_validator(cfg, assembled, device) if is_main else None  # benchmark slices, main only
+
     # -- loop ------------------------------------------------------------------------------------
     result = TrainResult(step=start_step)
     set_train_mode(model)
@@ -378,6 +382,10 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
             if is_main:
                 bar.write(f"step {done}: validation loss {val:.4f}")
             _append_metrics(output_dir, is_main, {"step": done, "val_loss": val})
+        if validator is not None and validator.due(done, last):
+            validator.run(accelerator.unwrap_model(model), done, lambda: save_checkpoint(
+                output_dir, accelerator.unwrap_model(model), optimizer, scheduler, done, cfg, device, cfg.train.keep_checkpoints))
+            set_train_mode(model)
         if (cfg.train.save_every and done % cfg.train.save_every == 0) or done == last:
             accelerator.wait_for_everyone()
             if is_main:
