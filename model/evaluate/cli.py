@@ -9,13 +9,21 @@ from model.evaluate.benchmarks import BENCHMARKS
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    import sys
+
     from model.evaluate.runner import format_table, run_evaluation
 
-    result = run_evaluation(
-        args.benchmark, args.data, args.images, args.model, args.out, languages=args.languages, limit=args.limit,
-        skip_missing=args.skip_missing, split=args.split, batch_size=args.batch_size, device=args.device,
-        quantization=args.quantization, progress=not args.no_progress,
-    )
+    try:
+        result = run_evaluation(
+            args.benchmark, args.data, args.images, args.model, args.out, languages=args.languages, limit=args.limit,
+            skip_missing=args.skip_missing, split=args.split, batch_size=args.batch_size, device=args.device,
+            quantization=args.quantization, progress=not args.no_progress,
+        )
+    except OSError as e:  # an image that exists but cannot be decoded (FileNotFoundError is handled by mblip)
+        if isinstance(e, FileNotFoundError):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(format_table(result))
     return 0
 
