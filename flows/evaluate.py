@@ -17,34 +17,76 @@ from model.evaluate.runner import format_table, run_evaluation
 
 
 @task(name="evaluate-benchmark", cache_policy=NO_CACHE)
-def evaluate_task(benchmark: str, data: str, images: str, model: str, out: str, languages: list[str] | None,
-                  limit: int | None, skip_missing: bool, split: str | None, batch_size: int, device: str) -> dict:
-    return run_evaluation(benchmark, data, images, model, out, languages=languages, limit=limit, skip_missing=skip_missing,
-                          split=split, batch_size=batch_size, device=device, progress=False)
+def evaluate_task(
+    benchmark: str,
+    data: str,
+    images: str,
+    model: str,
+    out: str,
+    languages: list[str] | None,
+    limit: int | None,
+    skip_missing: bool,
+    split: str | None,
+    batch_size: int,
+    device: str,
+) -> dict:
+    return run_evaluation(
+        benchmark,
+        data,
+        images,
+        model,
+        out,
+        languages=languages,
+        limit=limit,
+        skip_missing=skip_missing,
+        split=split,
+        batch_size=batch_size,
+        device=device,
+        progress=False,
+    )
 
 
 def language_rows(result: dict) -> list[dict]:
     """One artifact row per language, then the mean row."""
     known = (result.get("paper") or {}).get("scores") or {}
-    rows = [{"language": lang, "items": row["n"], "score": row["score"], "paper": known.get(lang)}
-            for lang, row in result["languages"].items()]
-    rows.append({"language": f"mean ({','.join(result['mean_over'])})", "items": result["scored"],
-                 "score": result["mean"], "paper": (result.get("paper") or {}).get("mean")})
+    rows = [
+        {"language": lang, "items": row["n"], "score": row["score"], "paper": known.get(lang)}
+        for lang, row in result["languages"].items()
+    ]
+    rows.append(
+        {
+            "language": f"mean ({','.join(result['mean_over'])})",
+            "items": result["scored"],
+            "score": result["mean"],
+            "paper": (result.get("paper") or {}).get("mean"),
+        }
+    )
     return rows
 
 
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(
-    benchmark: str, data: str, images: str, model: str, out: str, languages: list[str] | None = None,
-    limit: int | None = None, skip_missing: bool = False, split: str | None = None, batch_size: int = 8,
+    benchmark: str,
+    data: str,
+    images: str,
+    model: str,
+    out: str,
+    languages: list[str] | None = None,
+    limit: int | None = None,
+    skip_missing: bool = False,
+    split: str | None = None,
+    batch_size: int = 8,
     device: str = "auto",
 ) -> dict:
     """Score ``model`` (export, checkpoint or training output) on ``benchmark``; artifact ``eval-<benchmark>``."""
     from prefect.artifacts import create_table_artifact
 
-    result = evaluate_task(benchmark, data, images, model, out, languages, limit, skip_missing, split, batch_size, device)
+    result = evaluate_task(
+        benchmark, data, images, model, out, languages, limit, skip_missing, split, batch_size, device
+    )
     create_table_artifact(
-        key=f"eval-{benchmark}", table=language_rows(result),
+        key=f"eval-{benchmark}",
+        table=language_rows(result),
         description=f"{result['title']}: {model}; {result['skipped']} skipped; predictions {result['predictions']}",
     )
     get_run_logger().info("\n%s", format_table(result))
@@ -53,7 +95,11 @@ def evaluate_flow(
 
 @flow(name="train-and-evaluate", log_prints=True)
 def train_and_evaluate(
-    config: str, evaluations: list[dict], manifest: str | None = None, gpus: int = 1, output_dir: str | None = None,
+    config: str,
+    evaluations: list[dict],
+    manifest: str | None = None,
+    gpus: int = 1,
+    output_dir: str | None = None,
     max_steps: int | None = None,
 ) -> dict:
     """Train (``train_flow``), then run ``evaluate_flow`` on the final checkpoint for each entry of
@@ -69,5 +115,9 @@ def train_and_evaluate(
         name = spec.pop("benchmark")
         out = str(checkpoint / "eval" / f"{name}.json")
         result = evaluate_flow(name, spec.pop("data"), spec.pop("images"), str(checkpoint), out, **spec)
-        results[name] = {"mean": result["mean"], "languages": {k: v["score"] for k, v in result["languages"].items()}, "out": out}
+        results[name] = {
+            "mean": result["mean"],
+            "languages": {k: v["score"] for k, v in result["languages"].items()},
+            "out": out,
+        }
     return {"train": summary, "evaluations": results}

@@ -383,8 +383,9 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
                 bar.write(f"step {done}: validation loss {val:.4f}")
             _append_metrics(output_dir, is_main, {"step": done, "val_loss": val})
         if validator is not None and validator.due(done, last):
-            validator.run(accelerator.unwrap_model(model), done, lambda: save_checkpoint(
-                output_dir, accelerator.unwrap_model(model), optimizer, scheduler, done, cfg, device, cfg.train.keep_checkpoints))
+            unwrapped = accelerator.unwrap_model(model)
+            validator.run(unwrapped, done, lambda: save_checkpoint(
+                output_dir, unwrapped, optimizer, scheduler, done, cfg, device, cfg.train.keep_checkpoints))
             set_train_mode(model)
         if (cfg.train.save_every and done % cfg.train.save_every == 0) or done == last:
             accelerator.wait_for_everyone()

@@ -43,13 +43,45 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
     spec.name: spec
     for spec in (
         BenchmarkSpec("xm3600", "XM3600 (CIDEr x100)", tuple(XM3600_LANGUAGES), "test", "cider", CAPTION_GENERATION),
-        BenchmarkSpec("xflickrco", "xFlickrCO (CIDEr x100)", ("en", "de", "es", "id", "ja", "ru", "tr", "zh"), "test", "cider", CAPTION_GENERATION),
-        BenchmarkSpec("xgqa", "xGQA (accuracy %)", ("en", "bn", "de", "id", "ko", "pt", "ru", "zh"), "test", "vqa_accuracy", ANSWER_GENERATION),
-        BenchmarkSpec("maxm", "MaXM (accuracy %)", ("en", "fr", "hi", "iw", "ro", "th", "zh"), "test", "maxm_accuracy", ANSWER_GENERATION),
-        BenchmarkSpec("xvnli", "XVNLI (accuracy %)", ("en", "ar", "es", "fr", "ru"), "test", "vqa_accuracy", ANSWER_GENERATION),
-        BenchmarkSpec("marvl", "MaRVL (accuracy %)", ("en", "id", "sw", "ta", "tr", "zh"), "test", "vqa_accuracy", ANSWER_GENERATION),
+        BenchmarkSpec(
+            "xflickrco",
+            "xFlickrCO (CIDEr x100)",
+            ("en", "de", "es", "id", "ja", "ru", "tr", "zh"),
+            "test",
+            "cider",
+            CAPTION_GENERATION,
+        ),
+        BenchmarkSpec(
+            "xgqa",
+            "xGQA (accuracy %)",
+            ("en", "bn", "de", "id", "ko", "pt", "ru", "zh"),
+            "test",
+            "vqa_accuracy",
+            ANSWER_GENERATION,
+        ),
+        BenchmarkSpec(
+            "maxm",
+            "MaXM (accuracy %)",
+            ("en", "fr", "hi", "iw", "ro", "th", "zh"),
+            "test",
+            "maxm_accuracy",
+            ANSWER_GENERATION,
+        ),
+        BenchmarkSpec(
+            "xvnli", "XVNLI (accuracy %)", ("en", "ar", "es", "fr", "ru"), "test", "vqa_accuracy", ANSWER_GENERATION
+        ),
+        BenchmarkSpec(
+            "marvl",
+            "MaRVL (accuracy %)",
+            ("en", "id", "sw", "ta", "tr", "zh"),
+            "test",
+            "vqa_accuracy",
+            ANSWER_GENERATION,
+        ),
         # POPE is English only: its three negative-sampling subsets take the place of languages.
-        BenchmarkSpec("pope", "POPE (accuracy %)", ("random", "popular", "adversarial"), "test", "pope", ANSWER_GENERATION, ()),
+        BenchmarkSpec(
+            "pope", "POPE (accuracy %)", ("random", "popular", "adversarial"), "test", "pope", ANSWER_GENERATION, ()
+        ),
     )
 }
 

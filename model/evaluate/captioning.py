@@ -24,7 +24,9 @@ def _sudachi():
     try:
         from sudachipy import Dictionary, SplitMode
     except ImportError as e:
-        raise ImportError("Japanese captions need sudachipy + sudachidict-core: pip install 'mblip-pipeline[eval]'") from e
+        raise ImportError(
+            "Japanese captions need sudachipy + sudachidict-core: pip install 'mblip-pipeline[eval]'"
+        ) from e
     return Dictionary(dict="core").create(), SplitMode.A
 
 
@@ -67,7 +69,9 @@ def ptb_tokenize(captions: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     return {k: ["" if not c.strip() else t for c, t in zip(captions[k], out[k])] for k in captions}
 
 
-def cider(references: Mapping[str, Sequence[str]], predictions: Mapping[str, str], lang: str | None = None) -> tuple[float, dict[str, float]]:
+def cider(
+    references: Mapping[str, Sequence[str]], predictions: Mapping[str, str], lang: str | None = None
+) -> tuple[float, dict[str, float]]:
     """CIDEr-D x100 of ``predictions`` (key -> caption) against ``references`` (key -> captions).
 
     ``lang`` selects the segmentation (zh/ja/th); returns the corpus score and the per-key scores.

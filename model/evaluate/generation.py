@@ -104,8 +104,11 @@ def _load_export(model_dir: Path, device, quantization: str) -> EvalModel:
         # Only the LLM is quantised, as in training; the vision side stays bf16.
         skip = ["vision_model", "qformer", "language_projection", "query_tokens"]
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_8bit=quantization == "8bit", load_in_4bit=quantization == "4bit", llm_int8_skip_modules=skip,
-            bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
+            load_in_8bit=quantization == "8bit",
+            load_in_4bit=quantization == "4bit",
+            llm_int8_skip_modules=skip,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.bfloat16,
         )
         kwargs["device_map"] = {"": device.index or 0}
     model = Blip2ForConditionalGeneration.from_pretrained(model_dir, **kwargs)
@@ -117,8 +120,15 @@ def _load_export(model_dir: Path, device, quantization: str) -> EvalModel:
     return EvalModel(model, processor, decoder_only, device, "export")
 
 
-def encode_prompts(tokenizer, prompts: Sequence[str], image_counts: Sequence[int], image_token_index: int,
-                   num_query_tokens: int, decoder_only: bool, pad_token_id: int):
+def encode_prompts(
+    tokenizer,
+    prompts: Sequence[str],
+    image_counts: Sequence[int],
+    image_token_index: int,
+    num_query_tokens: int,
+    decoder_only: bool,
+    pad_token_id: int,
+):
     """input_ids and attention_mask: per item ``count x Q`` image placeholders + prompt tokens, padded
     on the left for decoder-only LLMs (generation continues from the last position), right otherwise."""
     import torch
@@ -140,7 +150,9 @@ def encode_prompts(tokenizer, prompts: Sequence[str], image_counts: Sequence[int
     return input_ids, mask
 
 
-def generate_batch(em: EvalModel, images: Sequence[Sequence], prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
+def generate_batch(
+    em: EvalModel, images: Sequence[Sequence], prompts: Sequence[str], settings: GenerationSettings
+) -> list[str]:
     """Generated text for each item (``images[i]``: its PIL images, left to right; ``prompts[i]``)."""
     import torch
 
@@ -150,22 +162,30 @@ def generate_batch(em: EvalModel, images: Sequence[Sequence], prompts: Sequence[
     if image_token_index is None:
         image_token_index = config.image_token_index
     input_ids, mask = encode_prompts(
-        tokenizer, prompts, [len(x) for x in images], image_token_index, config.num_query_tokens,
-        em.decoder_only, tokenizer.pad_token_id,
+        tokenizer,
+        prompts,
+        [len(x) for x in images],
+        image_token_index,
+        config.num_query_tokens,
+        em.decoder_only,
+        tokenizer.pad_token_id,
     )
     flat = [image for item in images for image in item]
     vision_dtype = next(model.vision_model.parameters()).dtype
     pixel_values = em.processor.image_processor(flat, return_tensors="pt")["pixel_values"]
     pixel_values = pixel_values.to(em.device, vision_dtype)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if em.device.type == "cuda" else contextlib.nullcontext()
-    )
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if em.device.type == "cuda" else contextlib.nullcontext()
     with torch.no_grad(), autocast:
         output = model.generate(
-            pixel_values=pixel_values, input_ids=input_ids.to(em.device), attention_mask=mask.to(em.device),
-            num_beams=settings.num_beams, max_new_tokens=settings.max_new_tokens,
-            min_new_tokens=settings.min_new_tokens, length_penalty=settings.length_penalty, do_sample=False,
+            pixel_values=pixel_values,
+            input_ids=input_ids.to(em.device),
+            attention_mask=mask.to(em.device),
+            num_beams=settings.num_beams,
+            max_new_tokens=settings.max_new_tokens,
+            min_new_tokens=settings.min_new_tokens,
+            length_penalty=settings.length_penalty,
+            do_sample=False,
         )
     if em.decoder_only:
-        output = output[:, input_ids.shape[1]:]
+        output = output[:, input_ids.shape[1] :]
     return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]

@@ -18,7 +18,9 @@ def _pct(numerator: float, denominator: float) -> float:
     return 100.0 * numerator / denominator if denominator else float("nan")
 
 
-def score_items(metric: str, references: Sequence[Sequence[str]], predictions: Sequence[str], lang: str) -> tuple[dict, list]:
+def score_items(
+    metric: str, references: Sequence[Sequence[str]], predictions: Sequence[str], lang: str
+) -> tuple[dict, list]:
     """(summary, per-item score) for one language; summary["score"] is the reported number."""
     n = len(predictions)
     if metric == "cider":
@@ -44,7 +46,11 @@ def score_items(metric: str, references: Sequence[Sequence[str]], predictions: S
         precision, recall = _pct(tp, tp + fp), _pct(tp, tp + fn)
         f1 = 2 * precision * recall / (precision + recall) if (precision + recall) > 0 else float("nan")
         summary = {
-            "score": _pct(sum(correct), n), "n": n, "precision": precision, "recall": recall, "f1": f1,
+            "score": _pct(sum(correct), n),
+            "n": n,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
             "yes_ratio": _pct(answers.count("yes"), n),
         }
         return summary, correct

@@ -13,8 +13,15 @@ from model.templates import language_name
 # Names the reference evaluation put into prompts where they differ from (or are missing in) the
 # project language table. ``iw`` is MaXM's Hebrew code.
 BENCHMARK_LANGUAGE_NAMES: dict[str, str] = {
-    "fa": "Farsi", "fil": "Filipino", "mi": "Maori", "quz": "Quechua", "he": "Hebrew", "iw": "Hebrew",
-    "no": "Norwegian", "bn": "Bengali", "hr": "Croatian",
+    "fa": "Farsi",
+    "fil": "Filipino",
+    "mi": "Maori",
+    "quz": "Quechua",
+    "he": "Hebrew",
+    "iw": "Hebrew",
+    "no": "Norwegian",
+    "bn": "Bengali",
+    "hr": "Croatian",
 }
 
 CAPTION = "Caption in {lang}: "  # XM3600, xFlickrCO (trailing space as in the reference)

@@ -68,7 +68,9 @@ class BenchmarkData:
 class _Collector:
     """Collects items per language; bad records raise or, with ``skip_missing``, are counted."""
 
-    def __init__(self, data: BenchmarkData, images_dir: Path, skip_missing: bool, limit: int | None, check_images: bool = True):
+    def __init__(
+        self, data: BenchmarkData, images_dir: Path, skip_missing: bool, limit: int | None, check_images: bool = True
+    ):
         self.data, self.images_dir, self.skip_missing, self.limit = data, Path(images_dir), skip_missing, limit
         self.check_images = check_images
         self.per_lang: dict[str, int] = {}
@@ -82,7 +84,9 @@ class _Collector:
             raise BenchmarkFormatError(f"{source}: {reason} (pass --skip-missing to count and skip such records)")
         self.data.skipped.append({"lang": lang, "source": source, "reason": reason})
 
-    def add(self, key: str, lang: str, images: Sequence[Path], prompt: str, references: Sequence[str], source: str) -> None:
+    def add(
+        self, key: str, lang: str, images: Sequence[Path], prompt: str, references: Sequence[str], source: str
+    ) -> None:
         if self.full(lang):
             return
         for image in images if self.check_images else ():
@@ -117,7 +121,11 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
             except json.JSONDecodeError as e:
                 yield number, None, f"not valid JSON ({e.msg})"
                 continue
-            yield number, record if isinstance(record, dict) else None, None if isinstance(record, dict) else "not an object"
+            yield (
+                number,
+                record if isinstance(record, dict) else None,
+                None if isinstance(record, dict) else "not an object",
+            )
 
 
 def _field(record: dict, name: str, kind: type | tuple[type, ...]) -> Any:
@@ -245,7 +253,9 @@ def read_maxm(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _
                     col.bad(lang, where, e.args[0])
                     continue
                 key = pair.get("question_id", f"{image}:{number}")
-                col.add(key, lang, [_image_file(images_dir, image)], prompts.maxm_prompt(question, lang), answers, where)
+                col.add(
+                    key, lang, [_image_file(images_dir, image)], prompts.maxm_prompt(question, lang), answers, where
+                )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -271,7 +281,14 @@ def read_xvnli(data_dir: Path, images_dir: Path, languages: Sequence[str], col: 
                 col.bad(lang, source, e.args[0])
                 continue
             key = record.get("pairID", f"{lang}:{number}")
-            col.add(key, lang, [_image_file(images_dir, image)], prompts.xvnli_prompt(hypothesis), [XVNLI_LABELS[label]], source)
+            col.add(
+                key,
+                lang,
+                [_image_file(images_dir, image)],
+                prompts.xvnli_prompt(hypothesis),
+                [XVNLI_LABELS[label]],
+                source,
+            )
 
 
 def _bool_label(value: Any) -> bool:
@@ -301,7 +318,9 @@ def read_marvl(data_dir: Path, images_dir: Path, languages: Sequence[str], col: 
                 col.bad(lang, source, e.args[0])
                 continue
             # Concept folder names mix composed and decomposed accents: the reference NFKD-normalises.
-            images = [images_dir / unicodedata.normalize("NFKD", f"{folder}/images/{concept}/{img}") for img in (left, right)]
+            images = [
+                images_dir / unicodedata.normalize("NFKD", f"{folder}/images/{concept}/{img}") for img in (left, right)
+            ]
             key = record.get("id", f"{lang}:{number}")
             col.add(key, lang, images, prompts.marvl_prompt(caption), ["yes" if label else "no"], source)
 
@@ -325,7 +344,9 @@ def _read_nlvr2(data_dir: Path, images_dir: Path, col: _Collector) -> None:
 
 def read_pope(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
     for subset in languages:
-        path = _first_existing([data_dir / f"coco_pope_{subset}.json", data_dir / f"coco_pope_{subset}.jsonl"], f"POPE {subset}")
+        path = _first_existing(
+            [data_dir / f"coco_pope_{subset}.json", data_dir / f"coco_pope_{subset}.jsonl"], f"POPE {subset}"
+        )
         for number, record, error in iter_jsonl(path):
             source = f"{path}, line {number}"
             try:
@@ -344,14 +365,25 @@ def read_pope(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _
 
 Reader = Callable[[Path, Path, Sequence[str], _Collector, str], None]
 READERS: dict[str, Reader] = {
-    "xm3600": read_xm3600, "xgqa": read_xgqa, "maxm": read_maxm, "xvnli": read_xvnli,
-    "marvl": read_marvl, "xflickrco": read_xflickrco, "pope": read_pope,
+    "xm3600": read_xm3600,
+    "xgqa": read_xgqa,
+    "maxm": read_maxm,
+    "xvnli": read_xvnli,
+    "marvl": read_marvl,
+    "xflickrco": read_xflickrco,
+    "pope": read_pope,
 }
 
 
 def read_benchmark(
-    benchmark: str, data_dir: str | Path, images_dir: str | Path, languages: Sequence[str],
-    split: str, limit: int | None = None, skip_missing: bool = False, check_images: bool = True,
+    benchmark: str,
+    data_dir: str | Path,
+    images_dir: str | Path,
+    languages: Sequence[str],
+    split: str,
+    limit: int | None = None,
+    skip_missing: bool = False,
+    check_images: bool = True,
 ) -> BenchmarkData:
     """Every item of ``languages`` (already validated against the benchmark) in file order.
 

@@ -41,8 +41,16 @@ def _load_images(item: EvalItem) -> list:
     return images
 
 
-def generate_predictions(em, items: Sequence[EvalItem], settings, batch_size: int, skip_missing: bool,
-                         skipped: list[dict], progress: bool = True, desc: str = "eval") -> list[tuple[EvalItem, str]]:
+def generate_predictions(
+    em,
+    items: Sequence[EvalItem],
+    settings,
+    batch_size: int,
+    skip_missing: bool,
+    skipped: list[dict],
+    progress: bool = True,
+    desc: str = "eval",
+) -> list[tuple[EvalItem, str]]:
     """(item, prediction) for every item whose images open; unreadable ones raise or go to ``skipped``."""
     from tqdm.auto import tqdm
 
@@ -50,7 +58,7 @@ def generate_predictions(em, items: Sequence[EvalItem], settings, batch_size: in
     bar = tqdm(total=len(items), desc=desc, disable=not progress, unit="item")
     for start in range(0, len(items), batch_size):
         batch, images = [], []
-        for item in items[start:start + batch_size]:
+        for item in items[start : start + batch_size]:
             try:
                 images.append(_load_images(item))
                 batch.append(item)
@@ -63,12 +71,14 @@ def generate_predictions(em, items: Sequence[EvalItem], settings, batch_size: in
 
             texts = generate_batch(em, images, [item.prompt for item in batch], settings)
             done.extend(zip(batch, texts))
-        bar.update(len(items[start:start + batch_size]))
+        bar.update(len(items[start : start + batch_size]))
     bar.close()
     return done
 
 
-def score_predictions(benchmark: str, languages: Sequence[str], done: Sequence[tuple[EvalItem, str]]) -> tuple[dict, list]:
+def score_predictions(
+    benchmark: str, languages: Sequence[str], done: Sequence[tuple[EvalItem, str]]
+) -> tuple[dict, list]:
     """Per-language summaries, the mean, and the per-item scores (aligned with ``done``)."""
     from model.evaluate.metrics import score_items
 
@@ -79,7 +89,9 @@ def score_predictions(benchmark: str, languages: Sequence[str], done: Sequence[t
         index = [i for i, (item, _) in enumerate(done) if item.lang == lang]
         if not index:
             continue
-        summary, scores = score_items(spec.metric, [done[i][0].references for i in index], [done[i][1] for i in index], lang)
+        summary, scores = score_items(
+            spec.metric, [done[i][0].references for i in index], [done[i][1] for i in index], lang
+        )
         per_lang[lang] = summary
         item_scores.update(zip(index, scores))
     averaged = [lang for lang in per_lang if lang not in spec.mean_excludes]
@@ -106,31 +118,54 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def run_evaluation(
-    benchmark: str, data_dir: str | Path, images_dir: str | Path, model_dir: str | Path, out: str | Path,
-    languages: Sequence[str] | None = None, limit: int | None = None, skip_missing: bool = False,
-    split: str | None = None, batch_size: int = 8, device: str = "auto", quantization: str = "auto",
-    progress: bool = True, eval_model=None,
+    benchmark: str,
+    data_dir: str | Path,
+    images_dir: str | Path,
+    model_dir: str | Path,
+    out: str | Path,
+    languages: Sequence[str] | None = None,
+    limit: int | None = None,
+    skip_missing: bool = False,
+    split: str | None = None,
+    batch_size: int = 8,
+    device: str = "auto",
+    quantization: str = "auto",
+    progress: bool = True,
+    eval_model=None,
 ) -> dict:
     """Evaluate MODEL_DIR on one benchmark; returns the results dict that is also written to ``out``."""
     spec = get_benchmark(benchmark)
     langs = resolve_languages(spec, languages)
     split = split or spec.split
     data: BenchmarkData = read_benchmark(benchmark, data_dir, images_dir, langs, split, limit, skip_missing)
-    log.info("%s: %d items in %s (%d skipped while reading)", benchmark, len(data.items), ", ".join(langs), len(data.skipped))
+    log.info(
+        "%s: %d items in %s (%d skipped while reading)", benchmark, len(data.items), ", ".join(langs), len(data.skipped)
+    )
     if eval_model is None:
         from model.evaluate.generation import load_for_eval
 
         eval_model = load_for_eval(model_dir, device, quantization)
     skipped = list(data.skipped)
-    done = generate_predictions(eval_model, data.items, spec.generation, batch_size, skip_missing, skipped, progress, benchmark)
+    done = generate_predictions(
+        eval_model, data.items, spec.generation, batch_size, skip_missing, skipped, progress, benchmark
+    )
     scores, item_scores = score_predictions(benchmark, langs, done)
 
     out = Path(out)
     pred_path = predictions_path(out)
     lines = [
-        json.dumps({"key": item.key, "lang": item.lang, "prompt": item.prompt, "prediction": text,
-                    "references": list(item.references), "score": score, "images": [str(p) for p in item.images]},
-                   ensure_ascii=False)
+        json.dumps(
+            {
+                "key": item.key,
+                "lang": item.lang,
+                "prompt": item.prompt,
+                "prediction": text,
+                "references": list(item.references),
+                "score": score,
+                "images": [str(p) for p in item.images],
+            },
+            ensure_ascii=False,
+        )
         for (item, text), score in zip(done, item_scores)
     ]
     _write_atomic(pred_path, "\n".join(lines) + ("\n" if lines else ""))
@@ -139,12 +174,23 @@ def run_evaluation(
         kind = "missing image" if "image" in entry["reason"] else "malformed record"
         reasons[kind] = reasons.get(kind, 0) + 1
     result = {
-        "benchmark": benchmark, "title": spec.title, "metric": spec.metric, "split": split,
-        "model": str(model_dir), "model_source": eval_model.source,
-        "generation": asdict(spec.generation), "limit_per_language": limit,
-        **scores, "mean_excludes": list(spec.mean_excludes),
-        "records": data.records, "scored": len(done), "skipped": len(skipped), "skipped_by_reason": reasons,
-        "skipped_records": skipped[:200], "predictions": str(pred_path), "paper": paper_scores(benchmark),
+        "benchmark": benchmark,
+        "title": spec.title,
+        "metric": spec.metric,
+        "split": split,
+        "model": str(model_dir),
+        "model_source": eval_model.source,
+        "generation": asdict(spec.generation),
+        "limit_per_language": limit,
+        **scores,
+        "mean_excludes": list(spec.mean_excludes),
+        "records": data.records,
+        "scored": len(done),
+        "skipped": len(skipped),
+        "skipped_by_reason": reasons,
+        "skipped_records": skipped[:200],
+        "predictions": str(pred_path),
+        "paper": paper_scores(benchmark),
     }
     result = _clean(result)
     _write_atomic(out, json.dumps(result, indent=2, ensure_ascii=False) + "\n")

@@ -43,8 +43,10 @@ class BenchmarkValidator:
             self.slices.append((spec, langs, data.items))
         best = self.output_dir / BEST_FILE
         self.best = json.loads(best.read_text())["value"] if best.is_file() else None
-        if self.select and not self.select.split("/")[0] in {s.name for s, _, _ in self.slices}:
-            raise ValueError(f"validation.select {self.select!r} names no configured benchmark (benchmark/lang or benchmark/mean)")
+        if self.select and self.select.split("/")[0] not in {s.name for s, _, _ in self.slices}:
+            raise ValueError(
+                f"validation.select {self.select!r} names no configured benchmark (benchmark/lang or benchmark/mean)"
+            )
 
     def due(self, step: int, last: int) -> bool:
         return bool(self.every) and (step % self.every == 0 or step == last)

@@ -20,8 +20,10 @@ def _xvnli(root: Path) -> tuple[Path, Path]:
     for lang in ("en", "fr"):
         path = root / "data" / "annotations" / lang / "test.jsonl"
         path.parent.mkdir(parents=True)
-        rows = [{"Flikr30kID": "1000092795", "pairID": f"{lang}-{i}", "gold_label": label, "sentence2": "It is red."}
-                for i, label in enumerate(("entailment", "contradiction"))]
+        rows = [
+            {"Flikr30kID": "1000092795", "pairID": f"{lang}-{i}", "gold_label": label, "sentence2": "It is red."}
+            for i, label in enumerate(("entailment", "contradiction"))
+        ]
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root / "data", images
 
@@ -38,15 +40,21 @@ def test_train_and_evaluate_publishes_a_per_language_artifact(tmp_path, demo_roo
     torch.set_num_threads(1)
     manifest = write_english_demo_output(demo_root, tmp_path / "train-data")
     config = yaml.safe_load((REPO / "configs" / "train_tiny.yaml").read_text())
-    config["model"] |= {"blip2": str(build_tiny_blip2(tmp_path / "blip2")), "llm": str(build_tiny_mt5(tmp_path / "mt5"))}
+    config["model"] |= {
+        "blip2": str(build_tiny_blip2(tmp_path / "blip2")),
+        "llm": str(build_tiny_mt5(tmp_path / "mt5")),
+    }
     config["data"] |= {"manifest": str(manifest), "num_workers": 0}
     config["train"] |= {"output_dir": str(tmp_path / "run"), "eval_every": 0, "save_every": 0}
     config_path = tmp_path / "train.yaml"
     config_path.write_text(yaml.safe_dump(config))
     data, images = _xvnli(tmp_path / "xvnli")
 
-    summary = train_and_evaluate(str(config_path), [{"benchmark": "xvnli", "data": str(data), "images": str(images), "languages": ["en", "fr"]}],
-                                 max_steps=1)
+    summary = train_and_evaluate(
+        str(config_path),
+        [{"benchmark": "xvnli", "data": str(data), "images": str(images), "languages": ["en", "fr"]}],
+        max_steps=1,
+    )
 
     out = Path(summary["train"]["checkpoint"]) / "eval" / "xvnli.json"
     result = json.loads(out.read_text())

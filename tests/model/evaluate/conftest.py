@@ -33,14 +33,20 @@ def write_xm3600(root: Path) -> tuple[Path, Path]:
     rows = []
     for key, colour in (("00a1b2c3d4e5f601", "red"), ("00a1b2c3d4e5f602", "blue")):
         write_image(images / f"{key}.jpg", colour)
-        rows.append({
-            "image/key": key, "image/locale": "en",
-            "en": {"caption": [f"a {colour} square", f"a {colour} shape"], "caption/tokenized": [f"a {colour} square"]},
-            "de": {"caption": ["ein Quadrat", "eine Form"]},
-            "zh": {"caption": ["一个正方形"]},
-            "ja": {"caption": ["四角い形が写っている"]},
-            "th": {"caption": ["สี่เหลี่ยมสีแดง"]},
-        })
+        rows.append(
+            {
+                "image/key": key,
+                "image/locale": "en",
+                "en": {
+                    "caption": [f"a {colour} square", f"a {colour} shape"],
+                    "caption/tokenized": [f"a {colour} square"],
+                },
+                "de": {"caption": ["ein Quadrat", "eine Form"]},
+                "zh": {"caption": ["一个正方形"]},
+                "ja": {"caption": ["四角い形が写っている"]},
+                "th": {"caption": ["สี่เหลี่ยมสีแดง"]},
+            }
+        )
     write_jsonl(root / "captions.jsonl", rows)
     return root, images
 
@@ -54,10 +60,23 @@ def write_xgqa(root: Path) -> tuple[Path, Path]:
         "de": {"1001": ("n100", "Welche Farbe hat das Quadrat?", "red"), "1002": ("n200", "Ist es blau?", "yes")},
     }
     for lang, qs in questions.items():
-        data = {qid: {"semantic": [], "entailed": [], "equivalent": [qid], "question": q, "imageId": img,
-                      "isBalanced": True, "groups": {"global": None, "local": "x"}, "answer": a,
-                      "semanticStr": "", "annotations": {}, "types": {}, "fullAnswer": a}
-                for qid, (img, q, a) in qs.items()}
+        data = {
+            qid: {
+                "semantic": [],
+                "entailed": [],
+                "equivalent": [qid],
+                "question": q,
+                "imageId": img,
+                "isBalanced": True,
+                "groups": {"global": None, "local": "x"},
+                "answer": a,
+                "semanticStr": "",
+                "annotations": {},
+                "types": {},
+                "fullAnswer": a,
+            }
+            for qid, (img, q, a) in qs.items()
+        }
         path = root / lang / "test.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
@@ -68,11 +87,25 @@ def write_maxm(root: Path) -> tuple[Path, Path]:
     images = root / "images"
     write_image(images / "00b1.jpg", "green")
     for lang, question, answers in (("en", "What colour is it?", ["green"]), ("iw", "איזה צבע?", ["ירוק"])):
-        data = {"info": {"version": "v1"}, "annotations": [{
-            "image_id": "00b1", "image_url": "http://example.invalid/00b1.jpg",
-            "qa_pairs": [{"question_id": f"{lang}-q1", "question": question, "answers": answers,
-                          "processed_answers": answers, "is_collection": False, "method": "translated"}],
-        }]}
+        data = {
+            "info": {"version": "v1"},
+            "annotations": [
+                {
+                    "image_id": "00b1",
+                    "image_url": "http://example.invalid/00b1.jpg",
+                    "qa_pairs": [
+                        {
+                            "question_id": f"{lang}-q1",
+                            "question": question,
+                            "answers": answers,
+                            "processed_answers": answers,
+                            "is_collection": False,
+                            "method": "translated",
+                        }
+                    ],
+                }
+            ],
+        }
         (root / f"maxm_v1_{lang}.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return root, images
 
@@ -82,9 +115,27 @@ def write_xvnli(root: Path) -> tuple[Path, Path]:
     write_image(images / "1000092795.jpg", "red")
     for lang, h in (("en", "The shape is red."), ("fr", "La forme est rouge.")):
         rows = [
-            {"Flikr30kID": "1000092795", "pairID": f"{lang}-1", "gold_label": "entailment", "sentence1": "", "sentence2": h},
-            {"Flikr30kID": "1000092795", "pairID": f"{lang}-2", "gold_label": "contradiction", "sentence1": "", "sentence2": h},
-            {"Flikr30kID": "1000092795", "pairID": f"{lang}-3", "gold_label": "neutral", "sentence1": "", "sentence2": h},
+            {
+                "Flikr30kID": "1000092795",
+                "pairID": f"{lang}-1",
+                "gold_label": "entailment",
+                "sentence1": "",
+                "sentence2": h,
+            },
+            {
+                "Flikr30kID": "1000092795",
+                "pairID": f"{lang}-2",
+                "gold_label": "contradiction",
+                "sentence1": "",
+                "sentence2": h,
+            },
+            {
+                "Flikr30kID": "1000092795",
+                "pairID": f"{lang}-3",
+                "gold_label": "neutral",
+                "sentence1": "",
+                "sentence2": h,
+            },
         ]
         write_jsonl(root / "annotations" / lang / "test.jsonl", rows)
     return root, images
@@ -96,17 +147,39 @@ def write_marvl(root: Path) -> tuple[Path, Path]:
     folder = images / "id" / "images" / unicodedata.normalize("NFKD", CONCEPT)
     write_image(folder / "63-1.jpg", "red")
     write_image(folder / "63-2.jpg", "blue")
-    write_jsonl(root / "marvl-id.jsonl", [
-        {"concept": CONCEPT, "language": "id", "caption": "Kedua gambar berwarna merah.", "left_img": "63-1.jpg",
-         "right_img": "63-2.jpg", "label": False, "chapter": "Food", "id": "id-1"},
-        {"concept": CONCEPT, "language": "id", "caption": "Satu gambar berwarna biru.", "left_img": "63-1.jpg",
-         "right_img": "63-2.jpg", "label": True, "chapter": "Food", "id": "id-2"},
-    ])
+    write_jsonl(
+        root / "marvl-id.jsonl",
+        [
+            {
+                "concept": CONCEPT,
+                "language": "id",
+                "caption": "Kedua gambar berwarna merah.",
+                "left_img": "63-1.jpg",
+                "right_img": "63-2.jpg",
+                "label": False,
+                "chapter": "Food",
+                "id": "id-1",
+            },
+            {
+                "concept": CONCEPT,
+                "language": "id",
+                "caption": "Satu gambar berwarna biru.",
+                "left_img": "63-1.jpg",
+                "right_img": "63-2.jpg",
+                "label": True,
+                "chapter": "Food",
+                "id": "id-2",
+            },
+        ],
+    )
     write_image(images / "test1-0-1-img0.png", "red")
     write_image(images / "test1-0-1-img1.png", "red")
-    write_jsonl(root / "nlvr2" / "test1.json", [
-        {"identifier": "test1-0-1-0", "sentence": "Both images are red.", "label": "True", "synset": "x"},
-    ])
+    write_jsonl(
+        root / "nlvr2" / "test1.json",
+        [
+            {"identifier": "test1-0-1-0", "sentence": "Both images are red.", "label": "True", "synset": "x"},
+        ],
+    )
     return root, images
 
 
@@ -114,9 +187,12 @@ def write_xflickrco(root: Path) -> tuple[Path, Path]:
     images = root / "images"
     write_image(images / "flickr30k" / "1007129816.jpg", "blue")
     for lang, sentences in (("en", ["a blue square", "a square"]), ("ja", ["青い四角"])):
-        write_jsonl(root / "annotations" / lang / "test.jsonl", [
-            {"id": f"{lang}-1", "img_path": "flickr30k/1007129816.jpg", "sentences": sentences},
-        ])
+        write_jsonl(
+            root / "annotations" / lang / "test.jsonl",
+            [
+                {"id": f"{lang}-1", "img_path": "flickr30k/1007129816.jpg", "sentences": sentences},
+            ],
+        )
     return root, images
 
 
@@ -124,10 +200,23 @@ def write_pope(root: Path) -> tuple[Path, Path]:
     images = root / "images"
     write_image(images / "COCO_val2014_000000310196.jpg", "green")
     for subset in ("random", "adversarial"):
-        write_jsonl(root / f"coco_pope_{subset}.json", [
-            {"question_id": 1, "image": "COCO_val2014_000000310196.jpg", "text": "Is there a square in the image?", "label": "yes"},
-            {"question_id": 2, "image": "COCO_val2014_000000310196.jpg", "text": "Is there a dog in the image?", "label": "no"},
-        ])
+        write_jsonl(
+            root / f"coco_pope_{subset}.json",
+            [
+                {
+                    "question_id": 1,
+                    "image": "COCO_val2014_000000310196.jpg",
+                    "text": "Is there a square in the image?",
+                    "label": "yes",
+                },
+                {
+                    "question_id": 2,
+                    "image": "COCO_val2014_000000310196.jpg",
+                    "text": "Is there a dog in the image?",
+                    "label": "no",
+                },
+            ],
+        )
     return root, images
 
 

@@ -59,7 +59,9 @@ def test_pope_scores_from_a_hand_counted_confusion_matrix():
 def test_accuracy_metrics():
     from model.evaluate.metrics import score_items
 
-    summary, exact = score_items("vqa_accuracy", [["yes"], ["maybe"], ["no"], ["table"]], ["Yes.", "maybe not", "no", "a table"], "en")
+    summary, exact = score_items(
+        "vqa_accuracy", [["yes"], ["maybe"], ["no"], ["table"]], ["Yes.", "maybe not", "no", "a table"], "en"
+    )
     assert exact == [True, False, True, True] and summary["score"] == 75.0 and summary["relaxed"] == 100.0
     summary, exact = score_items("maxm_accuracy", [["rouge", "rouge vif"], ["bleu"]], ["Rouge vif", "le bleu"], "fr")
     assert exact == [True, False] and summary["score"] == 50.0

@@ -49,8 +49,14 @@ def test_maxm_match_lowercases_and_strips_but_does_not_clean():
 
 @pytest.mark.parametrize(
     ("text", "answer"),
-    [("No, there is not.", "no"), ("Yes. But no dog.", "yes"), ("There is not a dog", "no"), ("yes", "yes"),
-     ("NO", "no"), ("I think so", "yes")],
+    [
+        ("No, there is not.", "no"),
+        ("Yes. But no dog.", "yes"),
+        ("There is not a dog", "no"),
+        ("yes", "yes"),
+        ("NO", "no"),
+        ("I think so", "yes"),
+    ],
 )
 def test_pope_answer_reads_yes_or_no_from_the_first_sentence(text, answer):
     assert pope_answer(text) == answer

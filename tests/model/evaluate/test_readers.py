@@ -30,23 +30,32 @@ def test_prompts_and_labels_of_the_question_benchmarks(benchmark_files):
     assert xgqa.items[2].references == ("red",) and xgqa.items[2].images[0].name == "n100.jpg"
 
     maxm = read("maxm", benchmark_files)
-    assert maxm.items[1].prompt == "Question: איזה צבע? Short answer in Hebrew:" and maxm.items[1].references == ("ירוק",)
+    assert maxm.items[1].prompt == "Question: איזה צבע? Short answer in Hebrew:" and maxm.items[1].references == (
+        "ירוק",
+    )
 
     xvnli = read("xvnli", benchmark_files)
     assert [i.references[0] for i in xvnli.items[:3]] == ["yes", "no", "maybe"]
-    assert xvnli.items[0].prompt == 'Is it guaranteed true that "The shape is red."? Yes, no, or maybe? Answer in English:'
+    assert (
+        xvnli.items[0].prompt == 'Is it guaranteed true that "The shape is red."? Yes, no, or maybe? Answer in English:'
+    )
     assert xvnli.items[0].images[0].name == "1000092795.jpg"
 
     pope = read("pope", benchmark_files)
     assert [(i.lang, i.prompt, i.references) for i in pope.items[:2]] == [
-        ("random", "Is there a square in the image?", ("yes",)), ("random", "Is there a dog in the image?", ("no",))]
+        ("random", "Is there a square in the image?", ("yes",)),
+        ("random", "Is there a dog in the image?", ("no",)),
+    ]
 
 
 def test_marvl_two_images_per_statement_with_nfkd_paths_and_nlvr2_for_english(benchmark_files):
     data = read("marvl", benchmark_files)
     en, first, second = data.items
     assert en.lang == "en" and [p.name for p in en.images] == ["test1-0-1-img0.png", "test1-0-1-img1.png"]
-    assert en.references == ("yes",) and en.prompt == 'Based on the two images, is it correct to say "Both images are red."? Yes or no?'
+    assert (
+        en.references == ("yes",)
+        and en.prompt == 'Based on the two images, is it correct to say "Both images are red."? Yes or no?'
+    )
     assert first.references == ("no",) and second.references == ("yes",)
     assert [p.name for p in first.images] == ["63-1.jpg", "63-2.jpg"]
     assert unicodedata.is_normalized("NFKD", str(first.images[0])) and all(p.is_file() for p in first.images)

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.skipif(not (XGQA / "train_48.en.json.gz").is_file(), re
 
 @pytest.fixture(scope="module")
 def placeholder_images(tmp_path_factory) -> Path:
-    from model.evaluate.readers import read_json, xgqa_file
-
     from PIL import Image
+
+    from model.evaluate.readers import read_json, xgqa_file
 
     root = tmp_path_factory.mktemp("xgqa-images")
     ids = {q["imageId"] for lang in LANGUAGES for q in read_json(xgqa_file(XGQA, lang, "train_48")).values()}
@@ -38,16 +38,40 @@ def test_all_8_languages_parse(placeholder_images):
     assert not data.skipped
     # Same question ids and images in every language; the answers are English in every file.
     for lang in LANGUAGES[1:]:
-        assert [(i.key, i.images, i.references) for i in per_lang[lang]] == [(i.key, i.images, i.references) for i in per_lang["en"]]
-    assert per_lang["de"][0].prompt.startswith("Question: ") and per_lang["de"][0].prompt.endswith(" Short answer in English:")
+        assert [(i.key, i.images, i.references) for i in per_lang[lang]] == [
+            (i.key, i.images, i.references) for i in per_lang["en"]
+        ]
+    assert per_lang["de"][0].prompt.startswith("Question: ") and per_lang["de"][0].prompt.endswith(
+        " Short answer in English:"
+    )
 
 
 def test_mblip_eval_xgqa_reports_8_languages(placeholder_images, tiny_run, tmp_path, capsys):
     from pipeline.cli import main
 
     out = tmp_path / "xgqa.json"
-    assert main(["eval", "xgqa", "--data", str(XGQA), "--images", str(placeholder_images), "--model", str(tiny_run["export"]),
-                 "--split", "train_48", "--limit", "4", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "xgqa",
+                "--data",
+                str(XGQA),
+                "--images",
+                str(placeholder_images),
+                "--model",
+                str(tiny_run["export"]),
+                "--split",
+                "train_48",
+                "--limit",
+                "4",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert list(result["languages"]) == LANGUAGES and all(row["n"] == 4 for row in result["languages"].values())
     assert result["mean_over"] == LANGUAGES[1:]
