@@ -87,14 +87,15 @@ def score_predictions(
     item_scores: dict[int, float | bool] = {}
     for lang in languages:
         index = [i for i, (item, _) in enumerate(done) if item.lang == lang]
-        if not index:
+        if not index:  # every item of the language was skipped: listed, not scored
+            per_lang[lang] = {"score": None, "n": 0}
             continue
         summary, scores = score_items(
             spec.metric, [done[i][0].references for i in index], [done[i][1] for i in index], lang
         )
         per_lang[lang] = summary
         item_scores.update(zip(index, scores))
-    averaged = [lang for lang in per_lang if lang not in spec.mean_excludes]
+    averaged = [lang for lang, row in per_lang.items() if lang not in spec.mean_excludes and row["score"] is not None]
     mean = sum(per_lang[lang]["score"] for lang in averaged) / len(averaged) if averaged else None
     return {"languages": per_lang, "mean": mean, "mean_over": averaged}, [item_scores.get(i) for i in range(len(done))]
 
@@ -171,7 +172,9 @@ def run_evaluation(
     _write_atomic(pred_path, "\n".join(lines) + ("\n" if lines else ""))
     reasons: dict[str, int] = {}
     for entry in skipped:
-        kind = "missing image" if "image" in entry["reason"] else "malformed record"
+        reason = entry["reason"]
+        kind = "missing image" if reason.startswith("missing image") else "malformed record"
+        kind = "unreadable image" if "cannot open image" in reason else kind
         reasons[kind] = reasons.get(kind, 0) + 1
     result = {
         "benchmark": benchmark,
@@ -205,10 +208,10 @@ def format_table(result: dict) -> str:
     """Per-language scores next to the paper's numbers (``-`` where not known)."""
     paper = result.get("paper") or {}
     known = paper.get("scores") or {}
-    extra = "  f1  yes%" if result["metric"] == "pope" else ""
+    extra = f"{'f1':>9}{'yes%':>9}" if result["metric"] == "pope" else ""
     lines = [f"{result['title']} ({result['model']})", f"{'lang':<12}{'n':>7}{'score':>9}{'paper':>9}{extra}"]
     for lang, row in result["languages"].items():
-        tail = f"{_fmt(row.get('f1')):>6}{_fmt(row.get('yes_ratio')):>6}" if extra else ""
+        tail = f"{_fmt(row.get('f1')):>9}{_fmt(row.get('yes_ratio')):>9}" if extra else ""
         lines.append(f"{lang:<12}{row['n']:>7}{_fmt(row['score']):>9}{_fmt(known.get(lang)):>9}{tail}")
     over = ",".join(result["mean_over"])
     lines.append(f"{'mean':<12}{'':>7}{_fmt(result['mean']):>9}{_fmt(paper.get('mean')):>9}   over {over or '-'}")

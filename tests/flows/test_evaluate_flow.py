@@ -65,3 +65,14 @@ def test_train_and_evaluate_publishes_a_per_language_artifact(tmp_path, demo_roo
     assert artifacts
     table = artifacts[0].data if isinstance(artifacts[0].data, list) else json.loads(artifacts[0].data)
     assert [row["language"] for row in table][:2] == ["en", "fr"] and table[2]["language"].startswith("mean")
+
+
+def test_prefect_yaml_deploys_train_and_evaluate():
+    from flows.evaluate import train_and_evaluate
+    from flows.serve import load_deployment_specs
+
+    spec = {s["name"]: s for s in load_deployment_specs()}["after-training"]
+    assert spec["entrypoint"] == "flows/evaluate.py:train_and_evaluate"
+    assert set(spec["parameters"]) <= set(train_and_evaluate.parameters.properties)
+    assert (REPO / spec["parameters"]["config"]).is_file()
+    assert all({"benchmark", "data", "images"} <= set(e) for e in spec["parameters"]["evaluations"])

@@ -49,3 +49,26 @@ def test_mblip_eval_scores_every_language_from_the_official_files(name, benchmar
     assert result["mean"] == pytest.approx(expected_mean)
     table = capsys.readouterr().out
     assert all(f"\n{lang} " in table for lang in languages) and "mean" in table and "paper" in table
+
+
+def test_missing_image_and_malformed_record_stop_the_run_or_are_counted(benchmark_files, tiny_run, tmp_path, capsys):
+    from pipeline.cli import main
+
+    data, images, languages = benchmark_files("pope")
+    path = data / "coco_pope_adversarial.json"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["image"] = "COCO_val2014_000000000001.jpg"  # not in the image folder
+    del rows[1]["label"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "pope.json"
+    argv = ["eval", "pope", "--data", str(data), "--images", str(images), "--model", str(tiny_run["export"]),
+            "--languages", *languages, "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "coco_pope_adversarial.json, line 1: missing image" in err and "COCO_val2014_000000000001.jpg" in err
+    assert main(argv + ["--skip-missing"]) == 0
+    result = json.loads(out.read_text())
+    assert result["skipped_by_reason"] == {"missing image": 1, "malformed record": 1}
+    assert result["records"] == 4 == result["scored"] + result["skipped"] and result["mean_over"] == ["random"]
+    assert result["languages"]["adversarial"] == {"score": None, "n": 0}
+    assert "skipped: 2" in capsys.readouterr().out

@@ -122,6 +122,7 @@ def test_unreadable_image_is_an_error_naming_it_or_skipped_and_counted(tiny_run,
     assert main(argv + ["--skip-missing"]) == 0
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["skipped"] == 6 and result["scored"] == 0 and result["records"] == 6
+    assert result["skipped_by_reason"] == {"unreadable image": 6}
 
 
 @pytest.mark.gpu
