@@ -104,11 +104,18 @@ class BenchmarkValidator:
         log.info("step %d: best %s so far (%.2f), kept in %s", step, self.select, value, self.output_dir / BEST_DIR)
 
 
-def make_validator(cfg: TrainConfig, assembled, device) -> BenchmarkValidator | None:
-    """A validator when ``validation`` has benchmarks and is enabled (auto: on a GPU), else None."""
+def validation_interval(cfg: TrainConfig, device) -> int:
+    """Steps between benchmark validations; 0 = off (no benchmarks, or ``enabled: auto`` without a GPU)."""
     enabled = cfg.validation.enabled
     if enabled == "auto":
         enabled = device.type == "cuda"
     if not enabled or not cfg.validation.benchmarks:
+        return 0
+    return cfg.validation.every or cfg.train.eval_every
+
+
+def make_validator(cfg: TrainConfig, assembled, device) -> BenchmarkValidator | None:
+    """A validator when ``validation`` has benchmarks and is enabled (auto: on a GPU), else None."""
+    if not validation_interval(cfg, device):
         return None
     return BenchmarkValidator(cfg, assembled.processor, assembled.decoder_only, device)
