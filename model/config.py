@@ -133,12 +133,35 @@ class TrainSettings(_Section):
     init_from: str | None = None
 
 
+class BenchmarkSlice(_Section):
+    # A small slice of a benchmark scored during training (see model/evaluate/readers.py for the files).
+    benchmark: Literal["xvnli", "xm3600", "xgqa"]
+    data: str  # folder of the official annotation files
+    images: str  # image folder
+    languages: tuple[str, ...] = ()  # subset of the benchmark's languages; empty = all
+    limit: int = Field(32, ge=1)  # items per language; more = steadier scores, slower validation
+    split: str | None = None  # file split; null = the benchmark's default (test)
+
+
+class ValidationConfig(_Section):
+    # Benchmark slices generated and scored per language every ``every`` steps; empty = off.
+    benchmarks: tuple[BenchmarkSlice, ...] = ()
+    # "auto" = on only with a GPU (beam search over a slice is slow on CPU); true / false force it.
+    enabled: Literal["auto", True, False] = "auto"
+    every: int = Field(0, ge=0)  # optimizer steps between validations; 0 = at train.eval_every
+    # Keep a copy of the checkpoint with the best value of this score in OUTPUT/best, e.g. "xvnli/mean"
+    # or "xm3600/de"; null = no selection. Higher is better for every benchmark metric.
+    select: str | None = None
+    batch_size: int = Field(8, ge=1)  # items per generate call
+
+
 class TrainConfig(_Section):
     model: ModelConfig
     lora: LoraSettings = LoraSettings()
     data: DataConfig = DataConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainSettings
+    validation: ValidationConfig = ValidationConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -455,6 +455,11 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
     if resume_from:
         _set_rng_state(rng, device)
 
+    from model.evaluate.validation import make_validator, validation_interval
+
+    val_every = validation_interval(cfg, device)  # benchmark-slice validation (main process generates)
+    validator = make_validator(cfg, assembled, device) if is_main and val_every else None
+
     # -- loop ------------------------------------------------------------------------------------
     result = TrainResult(step=start_step)
     set_train_mode(model)
@@ -519,6 +524,19 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
                 bar.write(f"step {done}: validation loss {val:.4f}")
             _append_metrics(output_dir, is_main,
                             {"step": done, "val_loss": val, "val_unreadable_images": counts["val_unreadable_images"]})
+        if val_every and (done % val_every == 0 or done == last):  # benchmark slices; the same on every process
+            position = {"processes": world, "accumulation": accum, **counts,
+                        "batches_consumed": accelerator.gather(torch.tensor([consumed], device=device)).tolist()}
+            totals = accelerator.reduce(local.clone(), "sum").tolist()
+            position["unreadable_images"] += int(totals[0])
+            position["skipped_batches"] += int(totals[1])
+            if validator is not None:
+                unwrapped = accelerator.unwrap_model(model)
+                validator.run(unwrapped, done, lambda: save_checkpoint(
+                    output_dir, unwrapped, optimizer, scheduler, done, cfg, device, cfg.train.keep_checkpoints,
+                    scaler, position))
+                set_train_mode(model)
+            accelerator.wait_for_everyone()
         if (cfg.train.save_every and done % cfg.train.save_every == 0) or done == last:
             positions = accelerator.gather(torch.tensor([consumed], device=device)).tolist()
             totals = accelerator.reduce(local.clone(), "sum").tolist()

@@ -510,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="also write the scores as JSON")
     p.set_defaults(func=_cmd_eval_mt)
     _add_model_commands(sub)
+    from model.evaluate.cli import add_eval_parser
+
+    add_eval_parser(sub)
     return parser
 
 

@@ -1,0 +1,394 @@
+"""Readers for the benchmarks' official files, one function per benchmark, all returning ``BenchmarkData``.
+
+Each reader takes the folder of the published annotation files (``data_dir``) and the image folder
+(``images_dir``) and yields one ``EvalItem`` per scored example: image path(s), the paper's prompt and
+the references. File layouts (as published):
+
+- XM3600: ``captions.jsonl``, one row per image: ``image/key`` and per language ``{"caption": [...]}``;
+  images ``<key>.jpg``.
+- xGQA: GQA question JSON (question id -> ``{imageId, question, answer, ...}``) per language:
+  few-shot ``<lang>/<split>.json`` (split ``test``, ``dev``, ``train_48``...), the zero-shot
+  ``testdev_balanced_questions_<lang>.json``, or ``<split>.<lang>.json``; ``.gz`` accepted.
+  Images ``<imageId>.jpg``.
+- MaXM: ``maxm_v1_<lang>.json`` with ``annotations[]`` (``image_id``, ``qa_pairs[]`` with ``question``
+  and ``processed_answers``); images are XM3600's ``<image_id>.jpg``.
+- XVNLI: ``annotations/<lang>/<split>.jsonl`` with ``Flikr30kID`` (sic), ``pairID``, ``gold_label``,
+  ``sentence2``; Flickr30k images ``<id>.jpg``.
+- MaRVL: ``marvl-<lang>.jsonl`` (in ``data_dir`` or ``data_dir/annotations``) with ``concept``,
+  ``language``, ``caption``, ``left_img``, ``right_img``, ``label``; images
+  ``<language>/images/<concept>/<img>`` (NFKD). English is NLVR2's ``test1.json`` (``identifier``,
+  ``sentence``, ``label``; images ``<identifier minus the last part>-img0.png`` / ``-img1.png``).
+- xFlickrCO: ``annotations/<lang>/<split>.jsonl`` with ``sentences`` and ``img_path``.
+- POPE: ``coco_pope_<subset>.json`` (JSON lines ``{question_id, image, text, label}``), subsets random,
+  popular, adversarial (reported in place of languages).
+
+A record without a required field, or whose image file is missing, raises ``BenchmarkFormatError``
+naming file, record and field; with ``skip_missing`` it is counted in ``skipped`` instead (with the
+reason), never dropped silently. ``limit`` keeps the first N valid items per language.
+
+Longer than most modules on purpose: seven small readers that share one collector read best side by side.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.evaluate import prompts
+
+
+class BenchmarkFormatError(ValueError):
+    """A benchmark file or record that does not have the official format (names file, record, field)."""
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    key: str  # unique within (benchmark, lang): question id, image key, pair id...
+    lang: str  # language code as the benchmark spells it (POPE: the subset)
+    images: tuple[Path, ...]  # one image; MaRVL/NLVR2: left, right
+    prompt: str
+    references: tuple[str, ...]  # captions, accepted answers, or the label word
+    source: str  # "file, record R" for error messages
+
+
+@dataclass
+class BenchmarkData:
+    benchmark: str
+    languages: tuple[str, ...]
+    items: list[EvalItem] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # {"lang", "source", "reason"}
+    records: int = 0  # records read (items + skipped, before ``limit``)
+
+
+class _Collector:
+    """Collects items per language; bad records raise or, with ``skip_missing``, are counted."""
+
+    def __init__(
+        self, data: BenchmarkData, images_dir: Path, skip_missing: bool, limit: int | None, check_images: bool = True
+    ):
+        self.data, self.images_dir, self.skip_missing, self.limit = data, Path(images_dir), skip_missing, limit
+        self.check_images = check_images
+        self.per_lang: dict[str, int] = {}
+
+    def full(self, lang: str) -> bool:
+        return self.limit is not None and self.per_lang.get(lang, 0) >= self.limit
+
+    def bad(self, lang: str, source: str, reason: str) -> None:
+        self.data.records += 1
+        if not self.skip_missing:
+            raise BenchmarkFormatError(f"{source}: {reason} (pass --skip-missing to count and skip such records)")
+        self.data.skipped.append({"lang": lang, "source": source, "reason": reason})
+
+    def add(
+        self, key: str, lang: str, images: Sequence[Path], prompt: str, references: Sequence[str], source: str
+    ) -> None:
+        if self.full(lang):
+            return
+        for image in images if self.check_images else ():
+            if not image.is_file():
+                self.bad(lang, source, f"missing image {image}")
+                return
+        self.data.records += 1
+        self.per_lang[lang] = self.per_lang.get(lang, 0) + 1
+        self.data.items.append(EvalItem(str(key), lang, tuple(images), prompt, tuple(references), source))
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        with _open_text(path) as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as e:
+        raise BenchmarkFormatError(f"{path}: not valid JSON ({e})") from None
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
+    """(line number, record or None, error or None) for each non-empty line."""
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield number, None, f"not valid JSON ({e.msg})"
+                continue
+            yield (
+                number,
+                record if isinstance(record, dict) else None,
+                None if isinstance(record, dict) else "not an object",
+            )
+
+
+def _field(record: dict, name: str, kind: type | tuple[type, ...]) -> Any:
+    """``record[name]`` if present, of ``kind`` and not empty; else a KeyError naming the field."""
+    value = record.get(name)
+    if value is None or not isinstance(value, kind) or (isinstance(value, (str, list)) and not value):
+        raise KeyError(f"field {name!r} missing, empty or not {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def _first_existing(candidates: Sequence[Path], what: str) -> Path:
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{what}: none of {', '.join(str(p) for p in candidates)} exists")
+
+
+def _image_file(images_dir: Path, name: str) -> Path:
+    """``name`` as given when it has an image extension, else ``name.jpg`` (Flickr30k / GQA ids)."""
+    suffix = Path(name).suffix.lower()
+    return images_dir / (name if suffix in (".jpg", ".jpeg", ".png") else f"{name}.jpg")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Captioning
+# ---------------------------------------------------------------------------------------------------
+
+
+def read_xm3600(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
+    path = _first_existing([data_dir / "captions.jsonl", data_dir / "captions.jsonl.gz"], "XM3600 captions")
+    for number, record, error in iter_jsonl(path):
+        source = f"{path}, line {number}"
+        if record is None:
+            for lang in languages:
+                col.bad(lang, source, error)
+            continue
+        key = record.get("image/key")
+        for lang in languages:
+            if col.full(lang):
+                continue
+            try:
+                if not isinstance(key, str) or not key:
+                    raise KeyError("field 'image/key' missing or empty")
+                captions = _field(_field(record, lang, dict), "caption", list)
+                if not all(isinstance(c, str) for c in captions):
+                    raise KeyError(f"field '{lang}.caption' holds a non-string")
+            except KeyError as e:
+                col.bad(lang, source, e.args[0])
+                continue
+            col.add(key, lang, [images_dir / f"{key}.jpg"], prompts.caption_prompt(lang), captions, f"{source} ({key})")
+
+
+def read_xflickrco(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
+    for lang in languages:
+        path = _first_existing([data_dir / "annotations" / lang / f"{split}.jsonl"], f"xFlickrCO {lang}")
+        for number, record, error in iter_jsonl(path):
+            source = f"{path}, line {number}"
+            try:
+                if record is None:
+                    raise KeyError(error)
+                captions = _field(record, "sentences", list)
+                image = _field(record, "img_path", str)
+            except KeyError as e:
+                col.bad(lang, source, e.args[0])
+                continue
+            key = record.get("id", image)
+            col.add(key, lang, [images_dir / image], prompts.caption_prompt(lang), captions, source)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Question answering
+# ---------------------------------------------------------------------------------------------------
+
+
+def xgqa_file(data_dir: Path, lang: str, split: str) -> Path:
+    names = [data_dir / lang / f"{split}.json", data_dir / f"{split}.{lang}.json", data_dir / f"{split}_{lang}.json"]
+    if split in ("testdev", "testdev_balanced"):
+        names.insert(0, data_dir / f"testdev_balanced_questions_{lang}.json")
+    return _first_existing([p for name in names for p in (name, name.with_name(name.name + ".gz"))], f"xGQA {lang}")
+
+
+def read_xgqa(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
+    for lang in languages:
+        path = xgqa_file(data_dir, lang, split)
+        questions = read_json(path)
+        if not isinstance(questions, dict):
+            raise BenchmarkFormatError(f"{path}: expected the GQA question dict (question id -> question)")
+        for qid, record in questions.items():
+            source = f"{path}, question {qid}"
+            try:
+                if not isinstance(record, dict):
+                    raise KeyError("record is not an object")
+                image, question = _field(record, "imageId", str), _field(record, "question", str)
+                answer = _field(record, "answer", str)
+            except KeyError as e:
+                col.bad(lang, source, e.args[0])
+                continue
+            col.add(qid, lang, [_image_file(images_dir, image)], prompts.xgqa_prompt(question), [answer], source)
+
+
+def read_maxm(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
+    for lang in languages:
+        path = _first_existing([data_dir / f"maxm_v1_{lang}.json"], f"MaXM {lang}")
+        annotations = read_json(path)
+        annotations = annotations.get("annotations") if isinstance(annotations, dict) else None
+        if not isinstance(annotations, list):
+            raise BenchmarkFormatError(f"{path}: expected an object with an 'annotations' list")
+        for index, record in enumerate(annotations):
+            source = f"{path}, annotation {index}"
+            try:
+                image = _field(record, "image_id", str) if isinstance(record, dict) else None
+                pairs = _field(record, "qa_pairs", list) if image else None
+                if not image:
+                    raise KeyError("record is not an object")
+            except KeyError as e:
+                col.bad(lang, source, e.args[0])
+                continue
+            for number, pair in enumerate(pairs):
+                where = f"{source}, qa_pair {number}"
+                try:
+                    if not isinstance(pair, dict):
+                        raise KeyError("qa_pair is not an object")
+                    question, answers = _field(pair, "question", str), _field(pair, "processed_answers", list)
+                except KeyError as e:
+                    col.bad(lang, where, e.args[0])
+                    continue
+                key = pair.get("question_id", f"{image}:{number}")
+                col.add(
+                    key, lang, [_image_file(images_dir, image)], prompts.maxm_prompt(question, lang), answers, where
+                )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Entailment and reasoning
+# ---------------------------------------------------------------------------------------------------
+
+XVNLI_LABELS = {"entailment": "yes", "neutral": "maybe", "contradiction": "no"}
+
+
+def read_xvnli(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
+    for lang in languages:
+        path = _first_existing([data_dir / "annotations" / lang / f"{split}.jsonl"], f"XVNLI {lang}")
+        for number, record, error in iter_jsonl(path):
+            source = f"{path}, line {number}"
+            try:
+                if record is None:
+                    raise KeyError(error)
+                image = str(_field(record, "Flikr30kID", (str, int)))
+                hypothesis, label = _field(record, "sentence2", str), _field(record, "gold_label", str)
+                if label not in XVNLI_LABELS:
+                    raise KeyError(f"field 'gold_label' is {label!r}, not one of {sorted(XVNLI_LABELS)}")
+            except KeyError as e:
+                col.bad(lang, source, e.args[0])
+                continue
+            key = record.get("pairID", f"{lang}:{number}")
+            col.add(
+                key,
+                lang,
+                [_image_file(images_dir, image)],
+                prompts.xvnli_prompt(hypothesis),
+                [XVNLI_LABELS[label]],
+                source,
+            )
+
+
+def _bool_label(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise KeyError(f"field 'label' is {value!r}, not a boolean")
+
+
+def read_marvl(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
+    for lang in languages:
+        if lang == "en":
+            _read_nlvr2(data_dir, images_dir, col)
+            continue
+        name = f"marvl-{lang}.jsonl"
+        path = _first_existing([data_dir / name, data_dir / "annotations" / name], f"MaRVL {lang}")
+        for number, record, error in iter_jsonl(path):
+            source = f"{path}, line {number}"
+            try:
+                if record is None:
+                    raise KeyError(error)
+                concept, folder = _field(record, "concept", str), _field(record, "language", str)
+                caption, label = _field(record, "caption", str), _bool_label(record.get("label"))
+                left, right = _field(record, "left_img", str), _field(record, "right_img", str)
+            except KeyError as e:
+                col.bad(lang, source, e.args[0])
+                continue
+            # Concept folder names mix composed and decomposed accents: the reference NFKD-normalises.
+            images = [
+                images_dir / unicodedata.normalize("NFKD", f"{folder}/images/{concept}/{img}") for img in (left, right)
+            ]
+            key = record.get("id", f"{lang}:{number}")
+            col.add(key, lang, images, prompts.marvl_prompt(caption), ["yes" if label else "no"], source)
+
+
+def _read_nlvr2(data_dir: Path, images_dir: Path, col: _Collector) -> None:
+    path = _first_existing([data_dir / "nlvr2" / "test1.json", data_dir / "test1.json"], "MaRVL en (NLVR2 test1)")
+    for number, record, error in iter_jsonl(path):
+        source = f"{path}, line {number}"
+        try:
+            if record is None:
+                raise KeyError(error)
+            identifier, sentence = _field(record, "identifier", str), _field(record, "sentence", str)
+            label = _bool_label(record.get("label"))
+        except KeyError as e:
+            col.bad("en", source, e.args[0])
+            continue
+        stem = identifier.rsplit("-", 1)[0]  # "test1-0-1-0" -> images "test1-0-1-img0.png", "-img1.png"
+        images = [images_dir / f"{stem}-img{side}.png" for side in (0, 1)]
+        col.add(identifier, "en", images, prompts.marvl_prompt(sentence), ["yes" if label else "no"], source)
+
+
+def read_pope(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
+    for subset in languages:
+        path = _first_existing(
+            [data_dir / f"coco_pope_{subset}.json", data_dir / f"coco_pope_{subset}.jsonl"], f"POPE {subset}"
+        )
+        for number, record, error in iter_jsonl(path):
+            source = f"{path}, line {number}"
+            try:
+                if record is None:
+                    raise KeyError(error)
+                image, question = _field(record, "image", str), _field(record, "text", str)
+                label = _field(record, "label", str).strip().lower()
+                if label not in ("yes", "no"):
+                    raise KeyError(f"field 'label' is {label!r}, not yes/no")
+            except KeyError as e:
+                col.bad(subset, source, e.args[0])
+                continue
+            key = record.get("question_id", f"{subset}:{number}")
+            col.add(key, subset, [images_dir / image], question.strip(), [label], source)
+
+
+Reader = Callable[[Path, Path, Sequence[str], _Collector, str], None]
+READERS: dict[str, Reader] = {
+    "xm3600": read_xm3600,
+    "xgqa": read_xgqa,
+    "maxm": read_maxm,
+    "xvnli": read_xvnli,
+    "marvl": read_marvl,
+    "xflickrco": read_xflickrco,
+    "pope": read_pope,
+}
+
+
+def read_benchmark(
+    benchmark: str,
+    data_dir: str | Path,
+    images_dir: str | Path,
+    languages: Sequence[str],
+    split: str,
+    limit: int | None = None,
+    skip_missing: bool = False,
+    check_images: bool = True,
+) -> BenchmarkData:
+    """Every item of ``languages`` (already validated against the benchmark) in file order.
+
+    ``check_images=False`` lists the image paths without looking at them (placeholder generation)."""
+    data = BenchmarkData(benchmark, tuple(languages))
+    col = _Collector(data, Path(images_dir), skip_missing, limit, check_images)
+    READERS[benchmark](Path(data_dir), Path(images_dir), languages, col, split)
+    return data
