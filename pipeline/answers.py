@@ -22,7 +22,7 @@ import string
 import polars as pl
 
 from pipeline.nllb.engine import clean_source
-from pipeline.schema import TASK_VQA
+from pipeline.schema import TASK_MATCH, TASK_VQA
 from pipeline.translate import SOURCE_NLLB, TranslationStats, translate_many
 
 KIND_NUMBER = "number"
@@ -115,7 +115,10 @@ def translate_answers(
     accepted = accept_answers(translator, pairs, src_lang, stats)
     out_text, out_flag = [], []
     for task, lang, answer in zip(tasks, langs, answers):
-        if answer is None or task != TASK_VQA:
+        if answer is not None and task == TASK_MATCH:  # matching: the yes/no answer stays English
+            out_text.append(answer)
+            out_flag.append(False)
+        elif answer is None or task != TASK_VQA:
             out_text.append(None)
             out_flag.append(None)
         elif lang == src_lang:

@@ -15,6 +15,7 @@ SCHEMA_VERSION = 1
 
 TASK_CAPTION = "caption"
 TASK_VQA = "vqa"
+TASK_MATCH = "match"  # image-caption matching (yes/no), see pipeline/matching.py
 
 STATUS_PENDING = "pending"
 STATUS_KEPT = "kept"

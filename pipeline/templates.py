@@ -29,13 +29,12 @@ import polars as pl
 
 from pipeline.languages import SOURCE_LANGUAGE, get_language
 from pipeline.nllb.engine import clean_source
-from pipeline.schema import TASK_CAPTION, TASK_VQA
+from pipeline.schema import TASK_CAPTION, TASK_MATCH, TASK_VQA
 from pipeline.translate import SOURCE_NLLB, TranslationStats, translate_many
 
 TASK_VQA_ENGLISH_ANSWER = "vqa_en"
 TASK_VQG = "vqg"  # question generation from an answer (VQAv2 in the reference task mix)
 TASK_CLASSIFY = "classify"  # ImageNet class names (Babel-ImageNet in the reference)
-TASK_MATCH = "match"  # image-caption matching with hard negatives
 
 # English templates per task. Caption and VQA follow the trainer's (model/templates.py) so English
 # rows and untranslated fallbacks read the same; the other tasks complete the paper's task list.
@@ -64,11 +63,27 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "Which object is shown in the image? Answer in {lang}.",
         "What is in the picture? Name it in {lang}.",
     ),
-    TASK_MATCH: (
-        "Does the caption match the image? Answer yes or no. Caption: {caption}",
-        "Is this a correct description of the image: {caption}",
-    ),
+    TASK_MATCH: (),  # filled from MATCH_TEMPLATES below; English only
 }
+# Image-caption matching: 12 English questions, each with its own yes/no answers; the caption (the slot)
+# is translated, the template and answer stay English, the language is never named (mBLIP's matching
+# task). The first two are the reference's wording; the others follow their pattern.
+MATCH_TEMPLATES: tuple[tuple[str, str, str], ...] = (
+    ('Does "{caption}" accurately describe the image?', "Yes, it does.", "No, it does not."),
+    ('Is "{caption}" a good image description?', "Yes, it is.", "No, it is not."),
+    ('Does the caption "{caption}" match the image?', "Yes, it does.", "No, it does not."),
+    ('Is "{caption}" a correct caption for this image?', "Yes, it is.", "No, it is not."),
+    ('Would "{caption}" be a fitting description of the picture?', "Yes, it would.", "No, it would not."),
+    ('Can the image be described as "{caption}"?', "Yes, it can.", "No, it cannot."),
+    ('Does this picture show what "{caption}" says?', "Yes, it does.", "No, it does not."),
+    ('Is the following caption true for the image? "{caption}"', "Yes, it is true.", "No, it is not true."),
+    ('Is "{caption}" an accurate caption of the photo?', "Yes, it is accurate.", "No, it is not accurate."),
+    ('Does "{caption}" describe what is in the image?', "Yes, it describes it.", "No, it does not describe it."),
+    ('Image description: "{caption}". Is this description correct?', "Yes, it is correct.", "No, it is not correct."),
+    ('Do the image and the text "{caption}" belong together?', "Yes, they do.", "No, they do not."),
+)
+TEMPLATES[TASK_MATCH] = tuple(t for t, _, _ in MATCH_TEMPLATES)
+ENGLISH_ONLY_TASKS = frozenset({TASK_MATCH})  # never translated: English template, translated slot
 SLOTS = ("question", "answer", "caption")  # filled per example, never translated
 _SLOT = re.compile(r"(\{(?:question|answer|caption)\})")
 _NORM = re.compile(r"[^\w]+")
@@ -117,10 +132,11 @@ def translate_templates(translator, lang: str, stats: TranslationStats | None = 
     english = english_templates(language.code)
     if language.code == SOURCE_LANGUAGE:
         return english
-    parts_of = {(task, i): split_template(t) for task, ts in english.templates.items() for i, t in enumerate(ts)}
+    parts_of = {(task, i): split_template(t) for task, ts in english.templates.items() for i, t in enumerate(ts)
+                if task not in ENGLISH_ONLY_TASKS}
     literals = list(dict.fromkeys(p for parts in parts_of.values() for p in parts if not _SLOT.fullmatch(p)))
     translated = dict(zip(literals, (r.text for r in translate_many(translator, literals, SOURCE_NLLB, language.nllb, stats))))
-    kept: dict[str, list[str]] = {task: [] for task in english.templates}
+    kept: dict[str, list[str]] = {task: [] for task in english.templates if task not in ENGLISH_ONLY_TASKS}
     dropped: dict[str, int] = {}
     for (task, _), parts in parts_of.items():
         reason = None
@@ -160,6 +176,12 @@ def templates_for(translator, lang: str, stats: TranslationStats | None = None) 
     return cached
 
 
+def pick_match_template(example_id: str) -> tuple[str, str, str]:
+    """``(template, yes, no)`` of a matching example, by a hash of its id (same row -> same template)."""
+    index = int.from_bytes(hashlib.sha1(f"match\x1f{example_id}".encode()).digest()[:4], "big") % len(MATCH_TEMPLATES)
+    return MATCH_TEMPLATES[index]
+
+
 def render(template: str, **slots: str) -> str:
     out = template
     for name in SLOTS:
@@ -178,6 +200,9 @@ def add_prompts(frame: pl.DataFrame, translator, stats: TranslationStats | None 
     for row in frame.select("example_id", "task", "lang", "text_en", "text_tgt",
                             *(["answer_translated"] if "answer_translated" in frame.columns else [])).iter_rows(named=True):
         lang, task = row["lang"], row["task"]
+        if lang and task == TASK_MATCH:  # English question around the translated caption
+            prompts.append(render(pick_match_template(row["example_id"])[0], caption=row["text_tgt"] or row["text_en"]))
+            continue
         if not lang or task not in (TASK_CAPTION, TASK_VQA):
             prompts.append(None)
             continue

@@ -6,8 +6,8 @@ import pytest
 
 from pipeline.nllb.engine import EngineSettings, Translation, load_translator
 from pipeline.templates import (
-    DROP_CONTAINS_ENGLISH, TASK_VQA_ENGLISH_ANSWER, TEMPLATES, add_prompts, split_template, templates_for,
-    translate_templates,
+    DROP_CONTAINS_ENGLISH, ENGLISH_ONLY_TASKS, MATCH_TEMPLATES, TASK_VQA_ENGLISH_ANSWER, TEMPLATES, add_prompts,
+    pick_match_template, split_template, templates_for, translate_templates,
 )
 from pipeline.translate import CachingTranslator
 
@@ -51,10 +51,11 @@ def test_translate_templates_fills_language_drops_english_and_counts():
     assert s.templates["caption"] == ("Beschrifte das Bild auf Deutsch.",)
     assert s.templates["vqa"] == ("Antworte auf Deutsch: {question}", "Frage: {question} Antworte auf Deutsch:")
     assert s.templates[TASK_VQA_ENGLISH_ANSWER] == ("Antworte auf Englisch: {question}", "Frage: {question} Antworte auf Englisch:")
-    total = sum(len(v) for v in TEMPLATES.values())
+    total = sum(len(v) for t, v in TEMPLATES.items() if t not in ENGLISH_ONLY_TASKS)
     kept = sum(len(v) for v in s.templates.values())
     assert s.dropped == {DROP_CONTAINS_ENGLISH: total - kept}
     assert "vqg" not in s.templates  # every vqg translation still contained its English: all dropped
+    assert "match" not in s.templates and not [t for t in engine.sent if "describe the image" in t]  # English only
 
 
 def test_templates_are_translated_once_per_language():
@@ -94,4 +95,18 @@ def test_real_model_templates_keep_their_slots(engine):
     for task, templates in s.templates.items():
         for t in templates:
             assert t.count("{question}") == ("{question}" in "".join(TEMPLATES[task])) * 1
-    assert sum(len(v) for v in s.templates.values()) + sum(s.dropped.values()) == sum(len(v) for v in TEMPLATES.values())
+    assert sum(len(v) for v in s.templates.values()) + sum(s.dropped.values()) == sum(
+        len(v) for t, v in TEMPLATES.items() if t not in ENGLISH_ONLY_TASKS)
+
+
+def test_match_prompts_are_english_around_the_translated_caption():
+    assert len(MATCH_TEMPLATES) == 12 and all("{caption}" in t for t, _, _ in MATCH_TEMPLATES)
+    frame = pl.DataFrame({"example_id": [f"m{i}" for i in range(30)], "task": ["match"] * 30, "lang": ["de"] * 30,
+                          "text_en": ["a red bike"] * 30, "text_tgt": ["ein rotes Fahrrad"] * 30})
+    out = add_prompts(frame, CachingTranslator(DictEngine(TABLE)))
+    used = set()
+    for eid, prompt in zip(out["example_id"], out["prompt"]):
+        template, _, _ = pick_match_template(eid)
+        used.add(template)
+        assert prompt == template.replace("{caption}", "ein rotes Fahrrad")
+    assert len(used) > 6  # the hash spreads rows over the templates
