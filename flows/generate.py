@@ -97,10 +97,14 @@ def resolve_model_dir(model: str) -> str:
     return model
 
 
-def _source_paths(source) -> dict:
+def _source_paths(source, work: Path) -> dict:
     paths = {k: str(v) for k, v in source.model_dump(include={"annotations", "questions", "path"}).items() if v}
     if source.type == "coco_karpathy":
         paths["splits"] = list(source.splits)
+    if source.type.startswith("web_"):
+        from pipeline.ingest.web_match import web_source_paths
+
+        paths.update(web_source_paths(source, work))
     return paths
 
 
@@ -129,15 +133,17 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     dkey = decision_key(config.filter.model_dump(mode="json"))
 
     ingests = {
-        s.source_name: ingest_task.submit(s.type, s.source_name, _source_paths(s), str(work), config.run.chunk_rows,
+        s.source_name: ingest_task.submit(s.type, s.source_name, _source_paths(s, work), str(work), config.run.chunk_rows,
                                           force=s.source_name in force_sources)
         for s in config.sources
     }
     plans: list[ChunkPlan] = []
-    counts = {}
+    counts, web_stats = {}, {}
     for name, future in ingests.items():
         result: IngestResult = future.result()
         counts[name] = {"rows": result.rows, "quarantined": result.quarantined}
+        if result.extra:
+            web_stats[name] = result.extra
         logger.info("%s: %d rows in %d chunks, %d quarantined", name, result.rows, len(result.chunks), result.quarantined)
         plans += [plan_chunk(work, name, c, tkey, dkey, force=name in force_sources) for c in result.chunks]
 
@@ -167,6 +173,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
         "settings": config.model_dump(mode="json", include={"translation", "filter", "assignment"}),
         "keys": {"translation": tkey, "decision": dkey},
         "run": {"chunks": actions, **(run_info or {"flow": "generate"})},
+        "web": web_stats,
     }
     staging = work / STAGING_DIR
     staging.mkdir(parents=True, exist_ok=True)

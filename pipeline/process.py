@@ -44,6 +44,10 @@ def open_reader(source_type: str, name: str, **paths):
         return KarpathyCocoReader(paths["path"], splits=tuple(paths.get("splits") or ("train", "restval")), name=name)
     if source_type == "vqav2":
         return Vqav2Reader(paths["questions"], paths["annotations"], name=name)
+    if source_type in ("web_capfilt", "web_match"):
+        from pipeline.ingest.web_match import open_web_reader
+
+        return open_web_reader(source_type, name, paths)
     raise ValueError(f"unknown source type {source_type!r}")
 
 
@@ -57,6 +61,7 @@ class IngestResult:
     chunks: tuple[str, ...]  # paths of the English row chunks
     rows: int
     quarantined: int
+    extra: dict | None = None  # a reader's own statistics (web sources: sampling, fetch, matching)
 
     @property
     def records(self) -> int:
@@ -85,7 +90,7 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
     if done.exists():
         meta = json.loads(done.read_text())
         if meta.get("fingerprint") == fingerprint:
-            return IngestResult(reader.name, tuple(meta["chunks"]), meta["rows"], meta["quarantined"])
+            return IngestResult(reader.name, tuple(meta["chunks"]), meta["rows"], meta["quarantined"], meta.get("extra"))
         done.unlink()
     for old in [*src_dir.glob("chunk-*.parquet"), *(work_dir / QUARANTINE_DIR / reader.name).glob("chunk-*.parquet")]:
         old.unlink()
@@ -97,8 +102,9 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
             write_parquet_atomic(batch.quarantine, work_dir / QUARANTINE_DIR / reader.name / chunk_name(i))
         rows += batch.rows.height
         bad += batch.quarantine.height
-    result = IngestResult(reader.name, tuple(chunks), rows, bad)
-    write_json_atomic({"chunks": list(result.chunks), "rows": rows, "quarantined": bad, "fingerprint": fingerprint}, done)
+    result = IngestResult(reader.name, tuple(chunks), rows, bad, getattr(reader, "stats", None) or None)
+    write_json_atomic({"chunks": list(result.chunks), "rows": rows, "quarantined": bad, "fingerprint": fingerprint,
+                       "extra": result.extra}, done)
     log.info("ingested %s: %d rows, %d quarantined, %d chunks", reader.name, rows, bad, len(chunks))
     return result
 

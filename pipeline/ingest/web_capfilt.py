@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from pipeline.ingest.base import BatchBuilder, ReadBatch, RecordError, check_file, require_text
 from pipeline.ingest.coco import iter_json_items
-from pipeline.schema import TASK_CAPTION, make_example_id
+from pipeline.schema import TASK_CAPTION
 
 SOURCE_TYPE = "web_capfilt"
 
@@ -55,12 +55,6 @@ def image_id_of(url: str) -> str:
     import hashlib
 
     return hashlib.sha1(url.encode()).hexdigest()[:16]
-
-
-def fetch_table_path(image_root: str | Path) -> Path:
-    from pipeline.images.table import TABLE
-
-    return Path(image_root) / TABLE
 
 
 @dataclass
@@ -108,7 +102,7 @@ class WebCapfiltReader:
         with _locked(index_dir):
             build_phrase_index(self.records.captions, index_dir, s.spacy_model, s.n_process, s.parse_batch_rows)
             chosen = select_captions(index_dir, s.min_captions, s.max_captions, s.seed)
-        self.stats = {"sampling": chosen.stats, "index": str(index_dir)}
+        self.stats = {"sampling": chosen.stats, "fetch": _fetch_stats(self.image_root)}
         return chosen.records
 
     def iter_selected(self) -> Iterator[tuple[int, object, tuple[str, str] | None, RecordError | None]]:
@@ -178,9 +172,8 @@ class _locked:
         self.handle.close()
 
 
-def example_id(source: str, index: int) -> str:
-    return make_example_id(source, str(index))
+def _fetch_stats(image_root) -> dict | None:
+    from pipeline.images.fetch import STATS
 
-
-def dump_record(record) -> str:
-    return json.dumps(record, ensure_ascii=False, default=str)
+    path = Path(image_root) / STATS
+    return json.loads(path.read_text()) if path.is_file() else None
