@@ -85,6 +85,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         shipped_model_dir()
     except (ImportError, FileNotFoundError):
         note = _use_tiny_random_model(out, config_path)
+    if not args.no_web:
+        from pipeline.web_demo import prepare_web_demo
+
+        web_note = prepare_web_demo(out, config_path)
+        note = "\n".join(n for n in (note, web_note) if n) or None
     from flows.generate import run_generate
     from pipeline.summary import print_summary
 
@@ -379,9 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runner_args(p)
     p.set_defaults(func=_cmd_regenerate)
 
+    from pipeline.images.command import add_parser as add_fetch_images
+
+    add_fetch_images(sub)
+
     p = sub.add_parser("demo", help="generate demo data and run the whole pipeline on it")
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--images", type=int, default=200, help="number of demo images (5 captions + 3 questions each)")
+    p.add_argument("--no-web", action="store_true", help="skip the web captions and matching sources (fetch-images)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("bench", help="benchmarks: `bench translate` (engine vs HF generate), `--stage` (whole stage)")

@@ -16,9 +16,17 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve_directory(root: str | Path, handler: type[SimpleHTTPRequestHandler] = QuietHandler) -> Iterator[str]:
-    """Serve ``root`` at ``http://127.0.0.1:PORT`` while the block runs; yields that base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+def serve_directory(root: str | Path, handler: type[SimpleHTTPRequestHandler] = QuietHandler,
+                    port: int = 0) -> Iterator[str]:
+    """Serve ``root`` at ``http://127.0.0.1:PORT`` while the block runs; yields that base URL.
+
+    ``port`` 0 takes a free one; a given port that is taken falls back to a free one.
+    """
+    make = functools.partial(handler, directory=str(root))
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), make)
+    except OSError:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), make)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

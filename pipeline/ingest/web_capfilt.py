@@ -177,3 +177,8 @@ def _fetch_stats(image_root) -> dict | None:
 
     path = Path(image_root) / STATS
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def sampled_urls(reader: WebCapfiltReader) -> list[str]:
+    """URLs of the sampled captions, in file order (what ``mblip fetch-images`` fetches for a config)."""
+    return [good[0] for _, _, good, _ in reader.iter_selected() if good is not None]
