@@ -240,6 +240,11 @@ def _cmd_export_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "web":
+        from pipeline.bench.web import run
+
+        run(tuple(int(x) for x in args.sizes.split(",")), match_pool=args.match_pool, work=args.work)
+        return 0
     if args.what in ("flow", "memory"):
         return _cmd_bench_orchestration(args)
     from pipeline.bench import translate as bench
@@ -395,8 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("bench", help="benchmarks: `bench translate` (engine vs HF generate), `--stage` (whole stage)")
-    p.add_argument("what", choices=["translate", "flow", "memory"],
-                   help="translate: engine; flow: orchestration overhead; memory: peak RSS at two sizes")
+    p.add_argument("what", choices=["translate", "flow", "memory", "web"],
+                   help="translate: engine; flow: orchestration overhead; memory: peak RSS at two sizes; "
+                        "web: noun-phrase sampling at two sizes (--sizes, captions), CLIP embedding + FAISS search")
+    p.add_argument("--match-pool", type=int, default=5000, help="web: images and captions embedded and searched")
     p.add_argument("--examples", type=int, default=50_000, help="flow: demo examples (8 per image)")
     p.add_argument("--sizes", default="50000,200000", help="memory: example counts to compare")
     p.add_argument("--work", type=Path, default=None, help="flow/memory: working folder (default: a temporary one)")

@@ -50,3 +50,15 @@ def test_url_lists(tmp_path):
     with pytest.raises(ValueError, match="unknown URL list format"):
         (tmp_path / "c.xml").write_text("")
         read_url_list(tmp_path / "c.xml")
+
+
+def test_cli_exits_0_with_failures_and_prints_reasons(image_server, tmp_path, capsys):
+    from pipeline.cli import main
+
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"{image_server}/square.jpg\n{image_server}/missing.jpg\n")
+    assert main(["fetch-images", str(urls), "--out", str(tmp_path / "img"), "--timeout", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 URLs: 1 available, 1 failed; 2 fetched this run" in out and "failed http_404: 1" in out
+    assert main(["fetch-images", str(urls), "--out", str(tmp_path / "img")]) == 0
+    assert "0 fetched this run, 2 settled earlier" in capsys.readouterr().out
