@@ -133,7 +133,8 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     dkey = decision_key(config.filter.model_dump(mode="json"))
 
     ingests = {
-        s.source_name: ingest_task.submit(s.type, s.source_name, _source_paths(s, work), str(work), config.run.chunk_rows,
+        s.source_name: ingest_task.submit(s.type, s.source_name, _source_paths(s, work), str(work),
+                                          config.run.chunk_rows,
                                           force=s.source_name in force_sources)
         for s in config.sources
     }

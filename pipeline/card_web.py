@@ -27,7 +27,8 @@ def render_web_sections(web: dict[str, dict]) -> list[str]:
             out.append(_table(["captions parsed", "phrases", "phrases kept", "phrases capped", "captions selected",
                                "paper (after download)"],
                               [[sampling.get("captions_parsed"), sampling["phrases_total"], sampling["phrases_kept"],
-                                sampling["phrases_capped"], sampling["captions_selected"], f"{PAPER_CAPTIONS:,}"]]) + "\n")
+                                sampling["phrases_capped"], sampling["captions_selected"],
+                                f"{PAPER_CAPTIONS:,}"]]) + "\n")
             out.append("Kept phrases by number of captions (before the cap):\n")
             out.append(_table(["captions per phrase", "phrases"],
                               [[k, v] for k, v in sampling["captions_per_phrase"].items()]) + "\n")

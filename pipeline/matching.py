@@ -82,7 +82,7 @@ class MatchExample:
     caption: int  # pool index of the caption shown
     positive: bool
     kind: str  # "positive", "random" or "rank_<r>"
-    replaced: int  # candidates skipped because they equalled the own caption
+    replaced: int  # candidates skipped (the own caption, a normalised copy, a rank beyond the pool)
 
 
 @dataclass
@@ -90,7 +90,8 @@ class MatchStats:
     positives: int = 0
     negatives: int = 0
     kinds: dict[str, int] = field(default_factory=lambda: {k: 0 for k in KINDS})
-    replaced: int = 0  # negatives whose first candidate was the own caption (or a copy) and was replaced
+    # negatives whose first candidate was replaced: the own caption, a normalised copy, or a rank beyond the pool
+    replaced: int = 0
 
     def as_dict(self) -> dict:
         return {"positives": self.positives, "negatives": self.negatives, "kinds": dict(self.kinds),
@@ -103,7 +104,8 @@ def positive_positions(ids: list[int], seed: int) -> set[int]:
     return set(order[: len(ids) - len(ids) // 2])
 
 
-def draw_examples(ids: list[int], captions: list[str], neighbours, seed: int = 0) -> tuple[list[MatchExample], MatchStats]:
+def draw_examples(ids: list[int], captions: list[str], neighbours,
+                  seed: int = 0) -> tuple[list[MatchExample], MatchStats]:
     """One example per pool image: positive or hard negative (see the module doc).
 
     ``ids``: a stable id per pool entry (the record index); ``captions``: its caption; ``neighbours``: the

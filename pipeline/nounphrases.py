@@ -38,7 +38,6 @@ DONE = "_DONE.json"
 PAIRS_SCHEMA = {"record": pl.Int64(), "phrase": pl.String(), "phrase_hash": pl.UInt64()}
 # Captions-per-phrase histogram bins of the card (phrase counts before the cap).
 HISTOGRAM_BINS = ((10, 19), (20, 29), (30, 99), (100, 999), (1000, None))
-_MASK64 = (1 << 64) - 1
 
 
 def load_spacy(model: str):

@@ -90,7 +90,8 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
     if done.exists():
         meta = json.loads(done.read_text())
         if meta.get("fingerprint") == fingerprint:
-            return IngestResult(reader.name, tuple(meta["chunks"]), meta["rows"], meta["quarantined"], meta.get("extra"))
+            return IngestResult(reader.name, tuple(meta["chunks"]), meta["rows"], meta["quarantined"],
+                                meta.get("extra"))
         done.unlink()
     for old in [*src_dir.glob("chunk-*.parquet"), *(work_dir / QUARANTINE_DIR / reader.name).glob("chunk-*.parquet")]:
         old.unlink()

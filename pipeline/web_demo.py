@@ -27,7 +27,8 @@ def write_capfilt_json(data: Path, base_url: str) -> Path:
     for ann in coco["annotations"]:
         first.setdefault(ann["image_id"], ann["caption"])
     records = [{"url": f"{base_url}/{SUBTYPE}/{files[i]}", "caption": c} for i, c in sorted(first.items())]
-    records += [{"url": f"{base_url}/{SUBTYPE}/missing-{k}.jpg", "caption": records[k]["caption"]} for k in range(MISSING)]
+    records += [{"url": f"{base_url}/{SUBTYPE}/missing-{k}.jpg", "caption": records[k]["caption"]}
+                for k in range(MISSING)]
     path = data / WEB_JSON
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(records, indent=0)

@@ -85,7 +85,7 @@ def bench_matching(n: int, work: Path, batch: int = 256, k: int = 300) -> dict:
     rng = random.Random(0)
     captions = [f"a {rng.choice(COLOURS)} {rng.choice(OBJECTS)} in the {rng.choice(PLACES)}" for _ in range(n)]
     encoder = load_clip(str(build_tiny_clip(work / "tiny-clip", captions[:500])), "auto")
-    images = [Image.new("RGB", (64, 48), (rng.randrange(256), rng.randrange(256), rng.randrange(256))) for _ in range(n)]
+    images = [Image.new("RGB", (64, 48), tuple(rng.randrange(256) for _ in range(3))) for _ in range(n)]
     t0 = time.perf_counter()
     texts = np.concatenate([encoder.embed_texts(captions[i:i + batch]) for i in range(0, n, batch)])
     t1 = time.perf_counter()

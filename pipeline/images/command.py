@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("fetch-images", help="fetch images by URL with img2dataset (256 px, white border), incrementally")
+    p = sub.add_parser("fetch-images",
+                       help="fetch images by URL with img2dataset (256 px, white border), incrementally")
     p.add_argument("source", help="URL list (.txt/.parquet/.csv/CapFilt .json) or a config whose web sources to fetch")
     p.add_argument("--out", type=Path, required=True, help="image root: images plus url_table.parquet")
     p.add_argument("--timeout", type=int, default=10, help="seconds per request (the reference: 10)")

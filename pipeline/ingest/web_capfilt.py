@@ -94,10 +94,10 @@ class WebCapfiltReader:
     def selection(self):
         """The sampled record indices (sorted numpy array), parsing only when no index exists yet."""
         from pipeline.nounphrases import build_phrase_index, index_key, select_captions
-        from pipeline.process import source_fingerprint
 
         s = self.sampling
-        key = index_key(source_fingerprint({"path": str(self.path)}, 0), s.spacy_model)
+        stat = self.path.stat()  # a replaced or grown file gets a new index
+        key = index_key(f"{self.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}", s.spacy_model)
         index_dir = Path(self.index_dir) / key
         with _locked(index_dir):
             build_phrase_index(self.records.captions, index_dir, s.spacy_model, s.n_process, s.parse_batch_rows)

