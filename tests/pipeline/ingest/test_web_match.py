@@ -74,3 +74,17 @@ def test_match_rows(tmp_path, source, monkeypatch):
     monkeypatch.setattr(ClipEncoder, "embed_texts", no_embedding)
     again = pl.concat([b.rows for b in reader(tmp_path, source).iter_batches(1000)])
     assert again.equals(rows)
+
+
+@pytest.mark.gpu
+def test_encoder_on_gpu_matches_cpu(tmp_path):
+    import numpy as np
+
+    from pipeline.clip import load_clip
+
+    model = build_tiny_clip(tmp_path / "clip", ["a red square", "a blue square"])
+    images = [Image.new("RGB", (40, 30), c) for c in COLOURS.values()]
+    gpu, cpu = load_clip(str(model), "cuda"), load_clip(str(model), "cpu")
+    assert gpu.device == "cuda"
+    np.testing.assert_allclose(gpu.embed_images(images), cpu.embed_images(images), atol=5e-2)
+    np.testing.assert_allclose(gpu.embed_texts(["a red square"]), cpu.embed_texts(["a red square"]), atol=5e-2)
