@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipeline.ingest.base import BatchBuilder, ReadBatch, RecordError
 from pipeline.ingest.web_capfilt import SamplingSettings, WebCapfiltReader, image_id_of
+from pipeline.images.table import TABLE
 from pipeline.schema import TASK_MATCH, make_example_id
 
 SOURCE_TYPE = "web_match"
@@ -168,6 +169,8 @@ def web_source_paths(source, work: str | Path) -> dict:
     """The plain values a web source's reader needs (strings: they also key the ingest fingerprint)."""
     return {
         "images": str(source.images),
+        # its size and mtime key the ingest: images fetched later make the source be read again
+        "image_table": str(Path(source.images) / TABLE),
         "index_dir": str(Path(work) / NOUNPHRASE_DIR),
         "cache_dir": str(Path(work) / EMBEDDING_DIR),
         "sampling": json.dumps(source.sampling.model_dump(mode="json"), sort_keys=True),
