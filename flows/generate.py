@@ -23,11 +23,12 @@ from flows.runtime import (
     RETRY_DELAYS_S, ProgressReporter, load_once, make_task_runner, publish_stats_artifacts,
     retry_if_transient, route_pipeline_logs, run_bounded,
 )
-from pipeline.config import PipelineConfig, load_config, save_resolved_config
+from pipeline.config import PipelineConfig, PromptConfig, load_config, save_resolved_config
 from pipeline.filters.rules import FilterRules
 from pipeline.languages import resolve_languages
 from pipeline.nllb.convert import read_model_metadata
 from pipeline.nllb.engine import EngineSettings
+from pipeline.mix import mix_key, thresholds_from_chunks
 from pipeline.process import (
     INGEST_DIR, INGEST_DONE, IngestResult, ingest_source, iter_quarantine, open_reader, run_chunk_plan, source_fingerprint,
 )
@@ -35,6 +36,8 @@ from pipeline.regenerate import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ChunkPlan, decision_key, plan_chunk, publish, remove_temporaries,
     translation_key,
 )
+from pipeline.assign import language_weights
+from pipeline.recipe import recipe_metadata
 from pipeline.shard import write_outputs
 from pipeline.translate import open_translator
 
@@ -57,7 +60,8 @@ def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_r
 def process_chunk_task(
     plan: ChunkPlan, model_dir: str, settings: EngineSettings, languages: tuple[str, ...],
     seed: int, mode: str, backtranslate: bool, rules: dict, only_languages: tuple[str, ...] = (),
-    cache_dir: str | None = None,
+    cache_dir: str | None = None, prompts: dict | None = None, english_share: float | None = None,
+    mix: dict | None = None, mix_seed: int = 0,
 ) -> str:
     """One chunk: process it, re-decide it from stored scores, or recompute some languages' rows."""
     route_pipeline_logs()
@@ -67,6 +71,7 @@ def process_chunk_task(
     return str(run_chunk_plan(
         plan, lambda: load_once(open_translator, model_dir, settings, cache_dir), resolve_languages(languages),
         seed, mode, backtranslate, FilterRules.model_validate(rules), tuple(only_languages),
+        PromptConfig.model_validate(prompts or {}).settings(), english_share, mix=mix, mix_seed=mix_seed,
     ))
 
 
@@ -99,12 +104,14 @@ def resolve_model_dir(model: str) -> str:
 
 def _source_paths(source, work: Path) -> dict:
     paths = {k: str(v) for k, v in source.model_dump(include={"annotations", "questions", "path"}).items() if v}
-    if source.type == "coco_karpathy":
-        paths["splits"] = list(source.splits)
     if source.type.startswith("web_"):
         from pipeline.ingest.web_match import web_source_paths
 
-        paths.update(web_source_paths(source, work))
+        return {**paths, **web_source_paths(source, work)}
+    if source.type not in ("coco_captions", "coco_karpathy", "vqav2"):
+        return source.reader_params()
+    if source.type == "coco_karpathy":
+        paths["splits"] = list(source.splits)
     return paths
 
 
@@ -129,6 +136,7 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     tkey = translation_key(
         model_meta, f"{settings.decoding_key()},ct={settings.compute_type}", languages,
         config.assignment.seed, config.assignment.mode, config.filter.backtranslate,
+        config.prompts.model_dump(mode="json"), config.assignment.english_share,
     )
     dkey = decision_key(config.filter.model_dump(mode="json"))
 
@@ -140,9 +148,11 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     }
     plans: list[ChunkPlan] = []
     counts, web_stats = {}, {}
-    for name, future in ingests.items():
-        result: IngestResult = future.result()
-        counts[name] = {"rows": result.rows, "quarantined": result.quarantined}
+    results: dict[str, IngestResult] = {name: future.result() for name, future in ingests.items()}
+    mix = thresholds_from_chunks([c for r in results.values() for c in r.chunks], config.mix.rules(), config.mix.seed)
+    tkey = mix_key(tkey, mix, config.mix.seed)
+    for name, result in results.items():
+        counts[name] = {"rows": result.rows, "quarantined": result.quarantined, **result.counters}
         if result.extra:
             web_stats[name] = result.extra
         logger.info("%s: %d rows in %d chunks, %d quarantined", name, result.rows, len(result.chunks), result.quarantined)
@@ -159,7 +169,10 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     common = (model_dir, settings, languages, config.assignment.seed, config.assignment.mode,
               config.filter.backtranslate, config.filter.rules().model_dump(mode="json"), tuple(force_languages))
     run_bounded(
-        (lambda p=p: process_chunk_task.submit(p, *common, cache_dir=cache_dir) for p in todo),
+        (lambda p=p: process_chunk_task.submit(p, *common, cache_dir=cache_dir,
+                                                       prompts=config.prompts.model_dump(mode="json"),
+                                                       english_share=config.assignment.english_share,
+                                                       mix=mix, mix_seed=config.mix.seed) for p in todo),
         config.run.concurrency, lambda _: progress.advance(),
     )
     progress.close()
@@ -168,11 +181,14 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
         "config_hash": config.config_hash(),
         "model": model_meta,
         "languages": list(languages),
+        "target_shares": dict(zip(languages, language_weights(config.languages(), config.assignment.english_share))),
         "image_roots": {s.source_name: str(s.images) for s in config.sources},
         "sources": {s.source_name: s.type for s in config.sources},
         "pretty_name": config.output.pretty_name,
-        "settings": config.model_dump(mode="json", include={"translation", "filter", "assignment"}),
+        "settings": config.model_dump(mode="json", include={"translation", "filter", "assignment", "prompts"}),
+        "recipe": recipe_metadata(config),
         "keys": {"translation": tkey, "decision": dkey},
+        "mix": {"rules": config.mix.rules(), "seed": config.mix.seed, "thresholds": mix},
         "run": {"chunks": actions, **(run_info or {"flow": "generate"})},
         "web": web_stats,
     }

@@ -55,6 +55,29 @@ class AssembledModel:
 # ---------------------------------------------------------------------------------------------------
 
 
+TINY_MODEL_NAMES = ("blip2", "mt5", "bloom")  # directories written by ``python -m model.tiny DIR``
+
+
+def looks_local(source: str) -> bool:
+    """A path rather than a hub id: absolute, relative with ./ or ~, or more than ``owner/name``."""
+    return source.startswith(("/", ".", "~")) or source.count("/") > 1 or Path(source).exists()
+
+
+def require_source(source: str, knob: str) -> None:
+    """Fail at once when ``source`` names a local directory that does not exist, saying how to make it.
+
+    (Without this, transformers takes the missing path for a hub id and fails deep inside with a hub error.)
+    """
+    path = Path(source).expanduser()
+    if not looks_local(source) or path.is_dir():
+        return
+    if path.name in TINY_MODEL_NAMES:
+        how = f"build the tiny models with `python -m model.tiny {path.parent}`"
+    else:
+        how = f"download it (`huggingface-cli download OWNER/NAME --local-dir {path}`) or set {knob} to a hub id"
+    raise FileNotFoundError(f"{knob}: model directory {path} does not exist; {how}")
+
+
 def load_source_config(source: str, architecture: str | None = None) -> PretrainedConfig:
     """config.json of a hub id or local directory; ``architecture`` = a recorded shape (no I/O)."""
     from transformers import AutoConfig, Blip2Config
@@ -169,14 +192,15 @@ def resolve_frozen_dtype(name: str, device: torch.device) -> torch.dtype:
     return getattr(torch, name)
 
 
-def load_llm(source: str, decoder_only: bool, quantization: str, dtype: torch.dtype, device: torch.device):
+def load_llm(source: str, decoder_only: bool, quantization: str, dtype: torch.dtype, device: torch.device,
+             double_quantization: bool = False):
     """The frozen LLM, in ``dtype`` or quantised (8-bit / 4-bit NF4, bitsandbytes, CUDA only)."""
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     model_class = AutoModelForCausalLM if decoder_only else AutoModelForSeq2SeqLM
     kwargs: dict[str, Any] = {"dtype": dtype}
     if quantization != "none":
-        kwargs["quantization_config"] = _bnb_config(quantization, device)
+        kwargs["quantization_config"] = _bnb_config(quantization, device, double_quantization)
         kwargs["device_map"] = {"": device.index if device.index is not None else 0}
     llm = model_class.from_pretrained(source, **kwargs)
     if quantization == "none":
@@ -184,11 +208,23 @@ def load_llm(source: str, decoder_only: bool, quantization: str, dtype: torch.dt
     return llm
 
 
-def _bnb_config(quantization: str, device: torch.device):
-    import importlib.util
-
+def bnb_config(quantization: str, double_quantization: bool = False):
+    """bitsandbytes settings: LLM.int8, or NF4 with bf16 compute (mBLIP: no double quantisation)."""
     import torch
     from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=double_quantization,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+
+
+def _bnb_config(quantization: str, device: torch.device, double_quantization: bool):
+    import importlib.util
 
     if device.type != "cuda":
         raise ValueError(f"model.llm_quantization={quantization!r} needs a CUDA GPU; set it to 'none' on CPU")
@@ -196,14 +232,7 @@ def _bnb_config(quantization: str, device: torch.device):
         raise ImportError(
             f"model.llm_quantization={quantization!r} needs bitsandbytes: pip install 'mblip-pipeline[gpu]'"
         )
-    if quantization == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16,
-    )
+    return bnb_config(quantization, double_quantization)
 
 
 def build_processor(blip2_source: str, llm_source: str, num_query_tokens: int, image_token: str) -> Blip2Processor:
@@ -283,6 +312,10 @@ def build_meta_model(model_cfg: ModelConfig, lora: LoraSettings, stage: str = "f
     import torch
     from transformers import Blip2ForConditionalGeneration
 
+    if not model_cfg.blip2_architecture:
+        require_source(model_cfg.blip2, "model.blip2")
+    if not model_cfg.llm_architecture:
+        require_source(model_cfg.llm, "model.llm")
     blip2_config = load_source_config(model_cfg.blip2, model_cfg.blip2_architecture)
     llm_config = load_source_config(model_cfg.llm, model_cfg.llm_architecture)
     config = compose_config(blip2_config, llm_config, image_token_index=None)
@@ -315,15 +348,19 @@ def build_model(model_cfg: ModelConfig, lora: LoraSettings, stage: str, device: 
     from torch import nn
     from transformers import Blip2ForConditionalGeneration
 
+    require_source(model_cfg.blip2, "model.blip2")
+    require_source(model_cfg.llm, "model.llm")
     blip2_config = load_source_config(model_cfg.blip2)
     llm_config = load_source_config(model_cfg.llm)
     decoder_only = is_decoder_only(llm_config)
-    frozen_dtype = resolve_frozen_dtype(model_cfg.frozen_dtype, device)
+    llm_dtype = resolve_frozen_dtype(model_cfg.llm_dtype, device)
+    vision_dtype = resolve_frozen_dtype(model_cfg.vision_dtype, device)
 
     processor = build_processor(model_cfg.blip2, model_cfg.llm, blip2_config.num_query_tokens, model_cfg.image_token)
     image_token_index = processor.tokenizer.convert_tokens_to_ids(model_cfg.image_token)
 
-    llm = load_llm(model_cfg.llm, decoder_only, model_cfg.llm_quantization, frozen_dtype, device)
+    llm = load_llm(model_cfg.llm, decoder_only, model_cfg.llm_quantization, llm_dtype, device,
+                   model_cfg.double_quantization)
     if image_token_index >= llm.get_input_embeddings().num_embeddings:
         # mT5/BLOOM embedding tables are padded beyond the tokenizer, so this only happens for LLMs
         # without spare rows. The new row is never used: its embeddings are replaced by image features.
@@ -358,8 +395,8 @@ def build_model(model_cfg: ModelConfig, lora: LoraSettings, stage: str, device: 
     if still_meta:
         raise RuntimeError(f"parameters left without weights after loading: {still_meta[:5]}")
 
-    # Frozen ViT in the frozen dtype; trainable parts in float32 (autocast handles the matmuls).
-    model.vision_model.to(device=device, dtype=frozen_dtype)
+    # Frozen ViT in its own dtype (mBLIP: float32); trainable parts in float32 (autocast handles the matmuls).
+    model.vision_model.to(device=device, dtype=vision_dtype)
     for module in (model.qformer, model.language_projection):
         module.to(device=device, dtype=torch.float32)
     model.query_tokens.data = model.query_tokens.data.to(device=device, dtype=torch.float32)

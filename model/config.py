@@ -28,9 +28,15 @@ class ModelConfig(_Section):
     # Load the frozen LLM in 8-bit or 4-bit NF4 (bitsandbytes, CUDA only). "none" = full precision.
     # mBLIP: 8-bit for mT0-XL, 4-bit for BLOOMZ-7B. Trades a little speed for ~2-4x less LLM memory.
     llm_quantization: Literal["none", "8bit", "4bit"] = "none"
-    # dtype of the frozen weights (ViT, LLM): "auto" = bfloat16 on a GPU, float32 on CPU.
+    # 4-bit only: also quantise the quantisation constants (saves ~0.4 bit per weight, a little slower).
+    # mBLIP's BLOOMZ-7B used NF4 without it; off: false.
+    double_quantization: bool = False
+    # Storage dtype of the frozen ViT. mBLIP keeps it in float32 (the vision side then runs under fp16
+    # autocast, train.vision_autocast); bfloat16/float16 halve its memory (~2 GB for EVA ViT-g).
+    vision_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # Storage dtype of the frozen LLM's unquantised weights: "auto" = bfloat16 on a GPU, float32 on CPU.
     # Trainable weights (Q-Former, query tokens, projection, LoRA) always stay float32.
-    frozen_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    llm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # Recompute activations in the backward pass (LLM and Q-Former): ~30% slower, much less memory.
     # "auto" = on with a GPU, off on CPU. Off: false.
     gradient_checkpointing: Literal["auto", True, False] = "auto"
@@ -56,11 +62,15 @@ class DataConfig(_Section):
     manifest: str | None = None
     # Language subset (project codes, e.g. [de, fr]); empty = every language in the manifest.
     languages: tuple[str, ...] = ()
-    # Tasks to train on; empty = all ("caption", "vqa").
+    # Tasks to train on; empty = every task of the data (any task of pipeline/templates.py).
     tasks: tuple[str, ...] = ()
-    # Token budget of the LLM input (prompt; for decoder-only LLMs prompt + target), excluding the
-    # image placeholders, and of the target. mBLIP: 128. Longer = more memory.
+    # Row sources to train on (the ``source`` column, e.g. web_capfilt, coco); empty = all.
+    sources: tuple[str, ...] = ()
+    # Token limit of the prompt, excluding the image placeholders. mBLIP: 128. Longer = more memory.
+    # A longer prompt is cut inside its free text (question), so the instruction naming the language stays.
     max_length: int = Field(128, ge=4)
+    # Token limit of the target (including its end token), separate from the prompt's. mBLIP: 128.
+    max_target_length: int = Field(128, ge=2)
     # Image side in pixels fed to the ViT; null = the BLIP-2 vision config's image_size (224).
     image_size: int | None = None
     # RandomResizedCrop area range (fraction of the image); (1.0, 1.0) = no cropping. mBLIP: (0.5, 1).
@@ -69,15 +79,20 @@ class DataConfig(_Section):
     hflip: bool = True
     # Rows held in memory for shuffling a stream of Parquet batches; bigger = better mixing, more RAM.
     shuffle_buffer: int = Field(2048, ge=1)
+    # Interleave the (one-language) shards at random, in proportion to their rows, before the shuffle
+    # buffer, so every window of batches holds the whole language mix (mBLIP shuffled the whole mix).
+    # Costs one open record batch per shard. false = shards one after another (long one-language runs).
+    interleave: bool = True
     # DataLoader worker processes decoding images; 0 = decode in the training process.
     num_workers: int = Field(4, ge=0)
     # Fraction of images (hash of image_id, so no image is in both) held out for validation; 0 = off.
     val_fraction: float = Field(0.01, ge=0.0, lt=1.0)
-    # Cap on validation examples per evaluation (bounded time); 0 = no cap.
+    # Cap on validation examples per evaluation, over all processes and workers (bounded time); 0 = no cap.
     val_max_examples: int = Field(512, ge=0)
-    # Coin flip between translated and English VQA answer (mBLIP chose the answer language at random);
+    # Probability (0-1) that a VQA row with a translated answer trains on the English answer instead,
+    # its prompt then asking for an English answer (mBLIP: a 0.5 coin flip, prompt and target agree).
     # 0 = always the translated answer when present.
-    english_answer_prob: float = Field(0.0, ge=0.0, le=1.0)
+    english_answer_prob: float = Field(0.5, ge=0.0, le=1.0)
 
 
 class OptimConfig(_Section):
@@ -97,12 +112,18 @@ class TrainSettings(_Section):
     # (mBLIP's optional first stage, on captions), Q-Former frozen, no LoRA.
     stage: Literal["full", "projection"] = "full"
     batch_size: int = Field(8, ge=1)  # micro batch per device (mBLIP: 8)
-    grad_accum: int = Field(4, ge=1)  # micro batches per optimizer step (mBLIP: 4 on 4 GPUs = 128)
+    # Examples per optimizer step over all processes (mBLIP: 128, whatever the number of GPUs). The
+    # accumulation is derived: global_batch / (batch_size x processes), which must divide exactly.
+    global_batch: int = Field(128, ge=1)
     epochs: float = Field(2.0, gt=0)  # passes over the training rows; ignored when max_steps is set
     max_steps: int | None = Field(None, ge=1)  # optimizer steps; null = from epochs and manifest rows
     seed: int = 0
-    # "auto" = bf16 autocast on a GPU, none on CPU.
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    # Autocast of the vision side (ViT + Q-Former). mBLIP: fp16 mixed precision (with a gradient
+    # scaler) over the float32 ViT. "auto" = fp16 on a GPU; on CPU the ViT's dtype when half, else off.
+    vision_autocast: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    # Autocast of the projection and the LLM. mBLIP: bf16. "auto" = the LLM's dtype when it is half,
+    # else bf16 on a GPU and off on CPU.
+    llm_autocast: Literal["auto", "no", "bf16", "fp16"] = "auto"
     log_every: int = Field(10, ge=1)  # optimizer steps between progress-bar/log updates
     eval_every: int = Field(500, ge=0)  # optimizer steps between validation losses; 0 = off
     save_every: int = Field(1000, ge=0)  # optimizer steps between checkpoints; 0 = only at the end
@@ -119,12 +140,81 @@ class TrainConfig(_Section):
     optim: OptimConfig = OptimConfig()
     train: TrainSettings
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, raw):
+        renamed = {("train", "grad_accum"): "train.global_batch (accumulation is derived from it)",
+                   ("train", "mixed_precision"): "train.vision_autocast and train.llm_autocast",
+                   ("model", "frozen_dtype"): "model.vision_dtype and model.llm_dtype"}
+        for (section, key), new in renamed.items():
+            if isinstance(raw, dict) and key in (raw.get(section) or {}):
+                raise ValueError(f"{section}.{key} is no longer a knob: use {new}")
+        return raw
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         lo, hi = self.data.crop_scale
         if not 0.0 < lo <= hi <= 1.0:
             raise ValueError(f"data.crop_scale must satisfy 0 < low <= high <= 1, got {self.data.crop_scale}")
+        accumulation_steps(self.train, 1)
+        check_precision(self.model, self.train)
         return self
+
+
+HALF = {"float16": "fp16", "bfloat16": "bf16"}
+
+
+def check_precision(model: ModelConfig, train: TrainSettings) -> None:
+    """Refuse dtype/autocast combinations that fail with a dtype mismatch in the forward pass.
+
+    The trainable Q-Former and projection are float32. A half-precision ViT needs autocast on the
+    vision side (its features meet the Q-Former's float32 weights); a half-precision LLM needs autocast
+    in its own dtype (the projection's output is written into the LLM's input embeddings).
+    """
+    if model.vision_dtype in HALF and train.vision_autocast == "no":
+        raise ValueError(
+            f"model.vision_dtype={model.vision_dtype} with train.vision_autocast=no: the half-precision ViT "
+            "features meet the float32 Q-Former (dtype mismatch); use vision_autocast auto/fp16/bf16 or "
+            "vision_dtype float32"
+        )
+    wanted = HALF.get(model.llm_dtype)
+    if wanted and train.llm_autocast not in ("auto", wanted):
+        raise ValueError(
+            f"model.llm_dtype={model.llm_dtype} with train.llm_autocast={train.llm_autocast}: the projection "
+            f"output must be {model.llm_dtype} to enter the LLM (dtype mismatch); use llm_autocast "
+            f"auto/{wanted} or llm_dtype float32"
+        )
+
+
+def resolve_autocast(cfg: TrainConfig, device_type: str) -> tuple[str, str]:
+    """(vision, llm) autocast modes ("no", "fp16", "bf16") for ``device_type`` ("cuda" or "cpu")."""
+    gpu = device_type == "cuda"
+    vision, llm = cfg.train.vision_autocast, cfg.train.llm_autocast
+    if vision == "auto":
+        vision = "fp16" if gpu else HALF.get(cfg.model.vision_dtype, "no")
+    if llm == "auto":
+        llm_dtype = cfg.model.llm_dtype
+        if llm_dtype == "auto":
+            llm_dtype = "bfloat16" if gpu else "float32"
+        llm = HALF.get(llm_dtype, "bf16" if gpu else "no")
+    return vision, llm
+
+
+def accumulation_steps(train: TrainSettings, processes: int) -> int:
+    """Micro batches per optimizer step so that batch_size x accumulation x processes = global_batch."""
+    per_pass = train.batch_size * processes
+    if processes < 1 or train.global_batch % per_pass:
+        raise ValueError(
+            f"train.global_batch={train.global_batch} is not a multiple of train.batch_size={train.batch_size} "
+            f"x {processes} processes = {per_pass}; choose a batch size and process count that divide it"
+        )
+    return train.global_batch // per_pass
+
+
+def describe_batch(train: TrainSettings, processes: int) -> str:
+    accum = accumulation_steps(train, processes)
+    return (f"effective batch: {train.global_batch} ({train.batch_size} per device x accumulation {accum} "
+            f"x {processes} processes)")
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:

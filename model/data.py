@@ -8,10 +8,14 @@ whose rows are striped over processes and loader workers and shuffled with a bou
 
 Determinism (needed for exact resume): the row order depends only on (seed, epoch, shard), and each
 example's crop/flip comes from a generator seeded by (seed, epoch, example_id), not from global state.
+
+One module on purpose: reading, examples, tokenisation and the stream share the row layout and are
+read together when checking what the model is trained on.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -23,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from model.templates import caption_prompt, vqa_prompt
+from pipeline.filters.scripts import UNSPACED_SCRIPTS
+from pipeline.languages import get_language
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +38,8 @@ log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # label value the loss skips (padding, prompt positions of decoder-only LLMs)
 ROW_COLUMNS = ("example_id", "task", "image_id", "image_path", "source", "text_en", "answer_en", "lang", "text_tgt", "answer_tgt")
-OPTIONAL_COLUMNS = ("prompt",)
+OPTIONAL_COLUMNS = ("prompt", "target")
+BUILT_IN_TASKS = ("caption", "vqa")  # rows of these tasks can fall back to model/templates.py without a prompt
 READ_BATCH_ROWS = 1024  # rows per Parquet record batch: bounds the memory of one read
 
 
@@ -91,6 +98,39 @@ def read_manifest(location: str | Path, languages: Sequence[str] = ()) -> Traini
     return TrainingData(root=root, files=files, image_roots=image_roots)
 
 
+@functools.lru_cache(maxsize=1)
+def known_tasks() -> frozenset[str]:
+    """Tasks the trainer can turn into (prompt, target): every task of the pipeline's template table."""
+    from pipeline.templates import PROMPT_TASKS
+
+    return frozenset(PROMPT_TASKS)
+
+
+def check_tasks(data: TrainingData, wanted: Sequence[str] = ()) -> dict[str, int]:
+    """Rows per task over the kept shards; fails at start-up on a task the trainer cannot build.
+
+    Reads only the ``task`` column. Raises ``ValueError`` naming the task and the shard, so a run
+    fails before its first step rather than hours later inside a loader worker.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    known = known_tasks()
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        raise ValueError(f"data.tasks names unknown task(s) {unknown}; known: {sorted(known)}")
+    counts: dict[str, int] = {}
+    for f in data.files:
+        column = pq.read_table(f.path, columns=["task"]).column("task")
+        for item in pc.value_counts(column).to_pylist():
+            task, n = item["values"], item["counts"]
+            if task not in known:
+                raise ValueError(f"{f.path}: task {task!r} ({n} rows) is not one the trainer knows "
+                                 f"({sorted(known)}); regenerate the data or set data.tasks to leave it out")
+            counts[task] = counts.get(task, 0) + n
+    return {t: n for t, n in sorted(counts.items()) if not wanted or t in wanted}
+
+
 def iter_rows(paths: Sequence[Path], batch_rows: int = READ_BATCH_ROWS) -> Iterator[dict[str, Any]]:
     """Rows of Parquet files as dicts, one bounded record batch in memory at a time."""
     import pyarrow.parquet as pq
@@ -106,6 +146,29 @@ def iter_rows(paths: Sequence[Path], batch_rows: int = READ_BATCH_ROWS) -> Itera
             yield from batch.to_pylist()
 
 
+def count_training_rows(data: TrainingData, tasks: Sequence[str] = (), sources: Sequence[str] = (),
+                        val_fraction: float = 0.0) -> int:
+    """Rows one training epoch streams: the selected tasks and sources, held-out images excluded.
+
+    The manifest only counts rows per file, so the task, source and image_id columns are read (a few
+    seconds for millions of rows); without a filter or hold-out the manifest's counts are exact.
+    """
+    import pyarrow.parquet as pq
+
+    if not tasks and not sources and val_fraction <= 0:
+        return data.rows
+    total = 0
+    for file in data.files:
+        parquet = pq.ParquetFile(file.path)
+        for batch in parquet.iter_batches(batch_size=65536, columns=["task", "source", "image_id"]):
+            columns = batch.to_pydict()
+            for task, source, image_id in zip(columns["task"], columns["source"], columns["image_id"]):
+                if (tasks and task not in tasks) or (sources and source not in sources):
+                    continue
+                total += not is_validation(image_id, val_fraction)
+    return total
+
+
 # ---------------------------------------------------------------------------------------------------
 # Examples (core)
 # ---------------------------------------------------------------------------------------------------
@@ -117,6 +180,13 @@ class Example:
     image_path: Path
     prompt: str
     target: str
+    # Characters [start, end) of the prompt's free text (the question): a prompt over the token limit
+    # is cut there, so the instruction naming the output language survives. None = cut at the end.
+    text_span: tuple[int, int] | None = None
+    # Between prompt and target of a decoder-only LLM: a space, or nothing for scripts written without
+    # spaces (Chinese, Japanese, Thai, ...), where a space would be an extra token inside the text.
+    separator: str = " "
+    task: str = ""
 
 
 def hash_fraction(key: str) -> float:
@@ -140,21 +210,45 @@ def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_an
     """
     lang = row["lang"]
     key = row["example_id"]
-    if row["task"] == "caption":
+    task = row["task"]
+    if task == "caption":
         target = row["text_tgt"] or row["text_en"]
+        target_lang = lang if row["text_tgt"] else "en"
         prompt = row.get("prompt") or caption_prompt(lang, key)
-    elif row["task"] == "vqa":
+    elif task == "vqa":
         question = row["text_tgt"] or row["text_en"]
-        english = hash_fraction(f"answer\x1f{key}") < english_answer_prob
-        target = row["answer_en"] if english or not row["answer_tgt"] else row["answer_tgt"]
-        prompt = row.get("prompt") or vqa_prompt(question, lang, key)
+        # The flip only matters where a translated answer exists; when it picks English the prompt asks
+        # for an English answer (mBLIP's rule), so prompt and target always agree.
+        translated = bool(row["answer_tgt"]) and row["answer_tgt"] != row["answer_en"]
+        if translated and hash_fraction(f"answer\x1f{key}") < english_answer_prob:
+            target, target_lang = row["answer_en"], "en"
+            prompt = vqa_prompt(question, lang, key, english_answer=True)
+        else:
+            target = row["answer_tgt"] or row["answer_en"]
+            target_lang = lang if row["answer_tgt"] else "en"
+            prompt = row.get("prompt") or vqa_prompt(question, lang, key, english_answer=not row["answer_tgt"])
+    elif task not in known_tasks():
+        raise ValueError(f"row {key}: unknown task {task!r} (known: {sorted(known_tasks())})")
+    elif row.get("prompt") and row.get("target"):
+        # Every other task: the pipeline made prompt and target from its template table.
+        prompt, target, target_lang = row["prompt"], row["target"], lang
     else:
-        raise ValueError(f"row {key}: unknown task {row['task']!r} (expected 'caption' or 'vqa')")
+        raise ValueError(f"row {key}: task {task!r} needs the pipeline's prompt and target columns; "
+                         f"only {list(BUILT_IN_TASKS)} rows can do without them")
     root = image_roots.get(row["source"])
     image_path = Path(row["image_path"])
     if root is not None:
         image_path = root / image_path
-    return Example(example_id=key, image_path=image_path, prompt=prompt, target=target)
+    span = None
+    if task == "vqa" and (start := prompt.find(question)) >= 0:
+        span = (start, start + len(question))
+    return Example(example_id=key, image_path=image_path, prompt=prompt, target=target, text_span=span,
+                   separator=target_separator(target_lang), task=task)
+
+
+def target_separator(lang: str) -> str:
+    """A space before a target in ``lang``; none for scripts written without spaces between words."""
+    return "" if get_language(lang).script in UNSPACED_SCRIPTS else " "
 
 
 class ImageAugment:
@@ -207,19 +301,43 @@ class TokenSpec:
 
     image_token_index: int
     num_query_tokens: int
-    max_length: int
+    max_length: int  # prompt tokens (excluding the image placeholders)
     decoder_only: bool
     pad_token_id: int
     eos_token_id: int
+    max_target_length: int = 128  # target tokens, end token included
+
+
+def prompt_ids(tokenizer, example: Example, limit: int, add_special_tokens: bool) -> list[int]:
+    """Token ids of the prompt, at most ``limit``: excess tokens are removed from the end of the free
+    text (``text_span``), so the instruction before and after it is kept; without a span, from the end.
+    Special tokens the tokenizer adds (mT5's ``</s>``) are kept."""
+    encoded = tokenizer(example.prompt, add_special_tokens=add_special_tokens, return_offsets_mapping=True,
+                        return_special_tokens_mask=True)
+    ids, offsets, special = encoded["input_ids"], encoded["offset_mapping"], encoded["special_tokens_mask"]
+    excess = len(ids) - limit
+    if excess <= 0:
+        return ids
+    start, end = example.text_span or (0, len(example.prompt))
+    cuttable = [i for i, (a, b) in enumerate(offsets) if not special[i] and a < end and b > start]
+    dropped = set(cuttable[-excess:])
+    kept = [i for i in range(len(ids)) if i not in dropped]
+    if len(kept) > limit:  # the instruction alone is over the limit: cut its end, keep the added end tokens
+        tail = 0
+        while tail < len(kept) and special[kept[len(kept) - 1 - tail]]:
+            tail += 1
+        kept = kept[: max(0, limit - tail)] + kept[len(kept) - tail :]
+    return [ids[i] for i in kept]
 
 
 def encode_examples(tokenizer, examples: Sequence[Example], spec: TokenSpec) -> dict[str, torch.Tensor]:
     """Token ids, attention mask and labels for a batch (right padded).
 
+    Prompt and target are truncated separately, each to its own limit (mBLIP: 128 each).
     Seq2seq (mT0): encoder input = Q image placeholders + prompt (+ </s>), labels = target + </s>;
     the model shifts labels into decoder inputs. This matches what ``Blip2Processor`` produces for
     the prompt, so inference sees the same layout.
-    Decoder-only (BLOOMZ): input = Q placeholders + prompt + " " + target + eos; labels copy the
+    Decoder-only (BLOOMZ): input = Q placeholders + prompt + separator + target + eos; labels copy the
     target positions and ignore placeholders and prompt.
     """
     import torch
@@ -228,16 +346,14 @@ def encode_examples(tokenizer, examples: Sequence[Example], spec: TokenSpec) -> 
     inputs, labels = [], []
     for ex in examples:
         if spec.decoder_only:
-            prompt = tokenizer(ex.prompt, add_special_tokens=False)["input_ids"]
-            target = tokenizer(" " + ex.target, add_special_tokens=False)["input_ids"][: spec.max_length - 1]
-            target = target + [spec.eos_token_id]
-            prompt = prompt[: max(0, spec.max_length - len(target))]
+            prompt = prompt_ids(tokenizer, ex, spec.max_length, add_special_tokens=False)
+            target = tokenizer(ex.separator + ex.target, add_special_tokens=False)["input_ids"]
+            target = target[: spec.max_target_length - 1] + [spec.eos_token_id]
             inputs.append(image_ids + prompt + target)
             labels.append([IGNORE_INDEX] * (len(image_ids) + len(prompt)) + target)
         else:
-            prompt = tokenizer(ex.prompt, truncation=True, max_length=spec.max_length)["input_ids"]
-            inputs.append(image_ids + prompt)
-            labels.append(tokenizer(ex.target, truncation=True, max_length=spec.max_length)["input_ids"])
+            inputs.append(image_ids + prompt_ids(tokenizer, ex, spec.max_length, add_special_tokens=True))
+            labels.append(tokenizer(ex.target, truncation=True, max_length=spec.max_target_length)["input_ids"])
     width = max(len(ids) for ids in inputs)
     input_ids = torch.full((len(inputs), width), spec.pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(inputs), width), dtype=torch.long)
@@ -266,12 +382,14 @@ class StreamSettings:
     crop_scale: tuple[float, float] = (0.5, 1.0)
     hflip: bool = True
     val_fraction: float = 0.0
-    max_examples: int = 0  # validation cap (0 = all)
+    max_examples: int = 0  # validation cap over all processes and workers (0 = all)
     tasks: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
     english_answer_prob: float = 0.0
     rank: int = 0  # this process among ``world`` data-parallel processes
     world: int = 1
     skip_batches: int = 0  # batches this process already consumed (resume)
+    interleave: bool = True  # train: interleave the shards at random (model/stream.py); False = one after another
 
 
 def _make_stream_class():
@@ -292,7 +410,6 @@ def _make_stream_class():
             self.spec = spec
             self.settings = settings
             self.augment = ImageAugment(settings.image_size, settings.crop_scale, settings.hflip)
-            self.skipped_images = 0
 
         def _shard(self) -> tuple[int, int, int]:
             """(shard index, shard count, this worker's skip count) for the current loader worker.
@@ -314,10 +431,17 @@ def _make_stream_class():
             if s.train:
                 random.Random(f"{s.seed}:{epoch}:files").shuffle(paths)
             wanted_val = not s.train
-            for index, row in enumerate(iter_rows(paths)):
+            rows = iter_rows(paths)
+            if s.train and s.interleave:  # one language per shard: mix them before the buffer (model/stream.py)
+                from model.stream import interleave_rows
+
+                rows = interleave_rows(paths, random.Random(f"{s.seed}:{epoch}:interleave"))
+            for index, row in enumerate(rows):
                 if index % shards != shard:
                     continue
                 if s.tasks and row["task"] not in s.tasks:
+                    continue
+                if s.sources and row["source"] not in s.sources:
                     continue
                 if s.val_fraction > 0 and is_validation(row["image_id"], s.val_fraction) != wanted_val:
                     continue
@@ -362,25 +486,34 @@ def _make_stream_class():
         def __iter__(self) -> Iterator[dict]:
             s = self.settings
             shard, shards, skip = self._shard()
+            # The cap is split over all shards (processes x workers) so that it bounds the total.
+            quota = s.max_examples // shards + (shard < s.max_examples % shards) if s.max_examples else None
             served = 0
             for index, (epoch, rows) in enumerate(self._row_batches(shard, shards)):
                 if index < skip:
                     continue
+                if quota is not None:
+                    rows = rows[: quota - served]
+                    if not rows:
+                        return
                 yield self._encode(rows, epoch)
                 served += len(rows)
-                if s.max_examples and served >= s.max_examples:
-                    return
 
         def _encode(self, rows: list[dict], epoch: int) -> dict:
+            """Model inputs of the readable rows, with ``unreadable_images`` (rows whose image failed).
+
+            A batch without a readable image comes back with no ``example_ids`` (and no tensors): the
+            trainer skips and counts it, and it still takes its place in the stream (exact resume).
+            """
             s = self.settings
-            examples, images = [], []
+            examples, images, unreadable = [], [], 0
             for row in rows:
                 example = row_to_example(row, self.data.image_roots, s.english_answer_prob)
                 try:
                     image = load_image(example.image_path)
                 except (OSError, ValueError) as err:
-                    # Counted and logged, never silent: a corrupt image must not end a long run.
-                    self.skipped_images += 1
+                    # Counted, logged and reported in the metrics: a corrupt image must not end a long run.
+                    unreadable += 1
                     log.warning("skipping example %s: cannot read image %s (%s)", example.example_id, example.image_path, err)
                     continue
                 if s.train:
@@ -388,10 +521,13 @@ def _make_stream_class():
                 examples.append(example)
                 images.append(image)
             if not examples:
-                raise OSError(f"no readable image in a batch of {len(rows)} rows; check image_roots in the manifest")
+                log.warning("no readable image in a batch of %d rows; check image_roots in the manifest", len(rows))
+                return {"example_ids": [], "unreadable_images": unreadable}
             batch = encode_examples(self.processor.tokenizer, examples, self.spec)
             batch["pixel_values"] = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
             batch["example_ids"] = [e.example_id for e in examples]
+            batch["unreadable_images"] = unreadable
+            batch["tasks"] = [e.task for e in examples]
             return batch
 
     return ExampleStream

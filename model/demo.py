@@ -68,3 +68,48 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+ALL_TASKS_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo_all_tasks.yaml"
+
+
+def write_all_tasks_demo_output(demo_root: Path, out_dir: Path, cap_per_task: int | None = None) -> Path:
+    """Every task of the mix on the demo scenes, English (untranslated) rows with the pipeline's
+    prompt and target, in the output layout; ``cap_per_task`` keeps a few rows of each task (the
+    task mix's cap). Needs ``pipeline.demo_tasks.generate_task_demo_data(demo_root)`` first."""
+    import polars as pl
+
+    from pipeline.config import load_config
+    from pipeline.languages import resolve_languages
+    from pipeline.mix import mix_thresholds
+    from pipeline.process import open_reader, process_rows
+    from pipeline.schema import ROW_SCHEMA, conform
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_path = out_dir / "demo_all_tasks.yaml"
+    config_path.write_text(ALL_TASKS_CONFIG.read_text().replace("demo-data/", f"{Path(demo_root).resolve()}/"))
+    config = load_config(config_path)
+    frames = []
+    for source in config.sources:
+        reader = open_reader(source.type, source.source_name, **source.reader_params())
+        frames += [b.rows for b in reader.iter_batches() if b.rows.height]
+    rows = pl.concat(frames)
+    mix = None
+    if cap_per_task is not None:
+        tasks = sorted(set(rows["task"].to_list()))
+        ids = list(zip(rows["task"].to_list(), rows["example_id"].to_list()))
+        mix = mix_thresholds(ids, {t: {"share": 1.0, "cap": cap_per_task} for t in tasks}, seed=0)
+    frame = process_rows(rows, resolve_languages(["en"]), translator=None, backtranslate=False, mix=mix)
+    # English rows are their own "translation": keep every row the mix keeps (the demo has no filter).
+    frame = frame.filter(~pl.col("reject_reason").fill_null("").str.starts_with("mix_"))
+    frame = conform(frame.with_columns(status=pl.lit("kept"), reject_reason=pl.lit(None, dtype=pl.String)), ROW_SCHEMA)
+    rel = "data/en/part-00000.parquet"
+    (out_dir / "data" / "en").mkdir(parents=True, exist_ok=True)
+    frame.sort("example_id").write_parquet(out_dir / rel, row_group_size=256)
+    manifest = {
+        "files": [{"path": rel, "split": "kept", "lang": "en", "rows": frame.height}],
+        "image_roots": {s.source_name: str(s.images) for s in config.sources},
+        "note": "demo scenes, every task of the mix, English targets (no translation)",
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out_dir

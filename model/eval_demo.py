@@ -141,6 +141,7 @@ def run(work: Path, n_images: int, steps: int, image_size: int, patch_size: int,
         "data": {"manifest": str(work / "data"), "tasks": tasks},
         "optim": optim or {},
         "train": {"output_dir": str(work / "run"), "max_steps": steps, "seed": seed, "resume": False, "batch_size": batch_size,
+                  "global_batch": batch_size,
                   "eval_every": max(1, steps // 4), "save_every": 0},
     }
     cfg = load_config(TINY_CONFIG, overrides)

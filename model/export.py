@@ -31,7 +31,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, dtype: str = 
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     cfg = load_config(checkpoint / "config.yaml")
     model_cfg = cfg.model.model_copy(
-        update={"llm_quantization": "none", "gradient_checkpointing": False, "frozen_dtype": dtype}
+        update={"llm_quantization": "none", "gradient_checkpointing": False, "vision_dtype": dtype, "llm_dtype": dtype}
     )
     assembled = build_model(model_cfg, cfg.lora, cfg.train.stage, torch.device(device))
     load_trainable(assembled.model, checkpoint / TRAINABLE_FILE)

@@ -16,7 +16,8 @@ from pathlib import Path
 def accelerate_command(config_path: str | Path, num_processes: int, extra_args: list[str]) -> list[str]:
     return [
         sys.executable, "-m", "accelerate.commands.launch",
-        "--multi_gpu", "--num_processes", str(num_processes), "--mixed_precision", "bf16",
+        # Autocast is set per model part by the trainer (train.vision_autocast, train.llm_autocast).
+        "--multi_gpu", "--num_processes", str(num_processes), "--mixed_precision", "no",
         "--module", "model.train", str(config_path), *extra_args,
     ]
 
@@ -30,11 +31,17 @@ def launch_training(
     stop_after: int | None = None,
 ) -> dict:
     """Train (or resume) and return a JSON-able summary: step, checkpoint, last losses."""
-    from model.config import load_config
-    from model.train import cli_overrides, list_checkpoints, train
+    from model.build import require_source
+    from model.config import accumulation_steps, load_config
+    from model.train import check_init_from, cli_overrides, list_checkpoints, train
 
     overrides = cli_overrides(manifest, output_dir, max_steps)
     cfg = load_config(config_path, overrides)
+    # Fail here, before any process starts, on what the trainer would refuse.
+    require_source(cfg.model.blip2, "model.blip2")
+    require_source(cfg.model.llm, "model.llm")
+    accumulation_steps(cfg.train, num_processes)
+    check_init_from(cfg.train.init_from)
     if num_processes <= 1:
         result = train(cfg, stop_after=stop_after)
         return {

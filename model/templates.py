@@ -1,31 +1,20 @@
-"""Instruction templates that turn a row into a (prompt, target) pair.
+"""Training and inference prompts of the trainer, from the pipeline's one template table.
 
-mBLIP trained with several English instruction templates per task, some with a language-name slot
-("Caption the image in {lang}."), plus machine translations of them (Geigle et al. 2024, Sec. 3.1).
-When the data pipeline provides a translated ``prompt`` column it is used as is; otherwise a template
-below is chosen deterministically from the example id (same row -> same prompt, across runs).
+The table (``pipeline/templates.py``) holds every task's English templates; the pipeline writes each
+row's instruction into its ``prompt`` column (mBLIP's mix of English and translated instructions).
+Here: the inference prompts of ``mblip caption`` / ``mblip ask`` (each task's first English template,
+"Caption the image in German." and "Answer in German: {question}"), and the English prompts the
+trainer uses for rows without a ``prompt`` column or whose target it switched to the English answer.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 from pipeline.languages import get_language
+from pipeline.schema import TASK_CAPTION, TASK_VQA
+from pipeline.templates import TASK_VQA_ENGLISH_ANSWER, TEMPLATES, english_prompt
 
-CAPTION_TEMPLATES: tuple[str, ...] = (
-    "Caption the image in {lang}.",
-    "Write a short description of the image in {lang}.",
-    "Describe the image briefly in {lang}.",
-    "A short {lang} caption of the image:",
-)
-VQA_TEMPLATES: tuple[str, ...] = (
-    "Answer in {lang}: {question}",
-    "{question} Short answer in {lang}:",
-    "Question: {question} Answer in {lang}:",
-)
-# Fixed prompts for inference (the reference evaluation captioned with "Caption in {lang}:").
-INFERENCE_CAPTION = "Caption the image in {lang}."
-INFERENCE_VQA = "Answer in {lang}: {question}"
+CAPTION_TEMPLATES: tuple[str, ...] = TEMPLATES[TASK_CAPTION]
+VQA_TEMPLATES: tuple[str, ...] = TEMPLATES[TASK_VQA]
 
 
 def language_name(code: str) -> str:
@@ -33,17 +22,12 @@ def language_name(code: str) -> str:
     return get_language(code).name
 
 
-def _pick(templates: tuple[str, ...], key: str) -> str:
-    index = int.from_bytes(hashlib.sha1(key.encode()).digest()[:4], "big") % len(templates)
-    return templates[index]
-
-
 def caption_prompt(lang: str, key: str | None = None) -> str:
     """Captioning instruction; ``key`` (the example id) picks the template, None = the inference one."""
-    template = INFERENCE_CAPTION if key is None else _pick(CAPTION_TEMPLATES, key)
-    return template.format(lang=language_name(lang))
+    return english_prompt(TASK_CAPTION, lang, key)
 
 
-def vqa_prompt(question: str, lang: str, key: str | None = None) -> str:
-    template = INFERENCE_VQA if key is None else _pick(VQA_TEMPLATES, key)
-    return template.format(lang=language_name(lang), question=question.strip())
+def vqa_prompt(question: str, lang: str, key: str | None = None, english_answer: bool = False) -> str:
+    """VQA instruction naming the answer language: ``lang``'s, or English when ``english_answer``."""
+    task = TASK_VQA_ENGLISH_ANSWER if english_answer else TASK_VQA
+    return english_prompt(task, lang, key, question=question.strip())

@@ -2,16 +2,22 @@
 
 Recipe (mBLIP, Geigle et al. 2024, Sec. 4): Q-Former + query tokens + projection + LoRA trained,
 ViT and LLM frozen; AdamW (weight decay 0.1) with lr 1e-5 for the Q-Former side and 2e-4 for LoRA;
-linear warm-up then cosine decay; gradient clipping 1.0; gradient accumulation; bf16 autocast and
-gradient checkpointing on GPU; data parallel over GPUs with accelerate (``accelerate launch``).
+linear warm-up then cosine decay; gradient clipping 1.0; effective batch 128 over all processes
+(accumulation derived from the process count); on GPU the vision side under fp16 autocast (with a
+gradient scaler) over a float32 ViT, the LLM under bf16 autocast, gradient checkpointing; data
+parallel over GPUs with accelerate (``accelerate launch``).
 
-A checkpoint holds only what training changes (trainable tensors, optimizer and scheduler state, the
-step, RNG states) plus the resolved config, so resuming continues exactly where the run stopped.
+A checkpoint holds only what training changes (trainable tensors, optimizer, scheduler and scaler
+state, the step, each process's stream position, RNG states) plus the resolved config, so resuming
+continues exactly where the run stopped; a change that would move the data stream is refused.
+
+Longer than most modules on purpose: the whole trainer in one file that reads top to bottom.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -21,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from model.config import TrainConfig, config_to_yaml, load_config
+import yaml
+
+from model.config import TrainConfig, accumulation_steps, config_to_yaml, describe_batch, load_config, resolve_autocast
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +49,8 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # mean training loss of each optimizer step run here
     val_losses: list[tuple[int, float]] = field(default_factory=list)
     checkpoint: Path | None = None
+    # Totals over processes: unreadable_images, skipped_batches (all images unreadable), val_unreadable_images.
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -90,6 +100,37 @@ def build_scheduler(optimizer, warmup_steps: int, total_steps: int, min_lr_ratio
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+AUTOCAST_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
+
+
+def enable_autocast(model, device_type: str, vision: str, llm: str) -> None:
+    """Run the vision side (ViT + Q-Former) and the projection + LLM each under its own autocast
+    (mBLIP: fp16 and bf16). The wrappers sit on the modules' forwards, so a training step calls
+    ``backward()`` outside any autocast region, as torch recommends."""
+    import torch
+
+    from model.build import unwrap_blip2
+
+    blip2 = unwrap_blip2(model)
+    for mode, modules in ((vision, (blip2.vision_model, blip2.qformer)),
+                          (llm, (blip2.language_projection, blip2.language_model))):
+        if mode == "no":
+            continue
+        for module in modules:
+            module.forward = _autocast_forward(module.forward, device_type, getattr(torch, AUTOCAST_DTYPES[mode]))
+
+
+def _autocast_forward(forward, device_type: str, dtype):
+    import torch
+
+    @functools.wraps(forward)
+    def wrapped(*args, **kwargs):
+        with torch.autocast(device_type, dtype=dtype):
+            return forward(*args, **kwargs)
+
+    return wrapped
+
+
 def set_train_mode(model) -> None:
     """Training mode for the trainable parts; the frozen ViT always runs in eval mode."""
     from model.build import unwrap_blip2
@@ -105,7 +146,7 @@ def set_train_mode(model) -> None:
 
 def setup_data(cfg: TrainConfig, assembled, rank: int, world: int, skip_batches: int):
     """Training loader (infinite, augmented, striped over processes) and a factory for validation loaders."""
-    from model.data import StreamSettings, TokenSpec, make_loader, read_manifest
+    from model.data import StreamSettings, TokenSpec, count_training_rows, make_loader, read_manifest
 
     if not cfg.data.manifest:
         raise ValueError("data.manifest is not set: point it at a data pipeline output directory")
@@ -119,15 +160,17 @@ def setup_data(cfg: TrainConfig, assembled, rank: int, world: int, skip_batches:
         decoder_only=assembled.decoder_only,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
+        max_target_length=cfg.data.max_target_length,
     )
     image_size = cfg.data.image_size or blip2.vision_config.image_size
     common = dict(
         batch_size=cfg.train.batch_size, image_size=image_size, seed=cfg.train.seed, val_fraction=cfg.data.val_fraction,
-        tasks=cfg.data.tasks, english_answer_prob=cfg.data.english_answer_prob, rank=rank, world=world,
+        tasks=cfg.data.tasks, sources=cfg.data.sources, english_answer_prob=cfg.data.english_answer_prob,
+        rank=rank, world=world,
     )
     train_settings = StreamSettings(
         train=True, shuffle_buffer=cfg.data.shuffle_buffer, crop_scale=cfg.data.crop_scale, hflip=cfg.data.hflip,
-        skip_batches=skip_batches, **common,
+        skip_batches=skip_batches, interleave=cfg.data.interleave, **common,
     )
     train_loader = make_loader(data, assembled.processor, spec, train_settings, cfg.data.num_workers)
 
@@ -137,7 +180,12 @@ def setup_data(cfg: TrainConfig, assembled, rank: int, world: int, skip_batches:
         settings = StreamSettings(train=False, max_examples=cfg.data.val_max_examples, **common)
         return make_loader(data, assembled.processor, spec, settings, min(cfg.data.num_workers, 2))
 
-    train_rows = data.rows * (1 - cfg.data.val_fraction)
+    train_rows = count_training_rows(data, cfg.data.tasks, cfg.data.sources, cfg.data.val_fraction)
+    if train_rows == 0:
+        raise ValueError(
+            f"{cfg.data.manifest}: no training rows for data.tasks={list(cfg.data.tasks) or 'all'}, "
+            f"data.sources={list(cfg.data.sources) or 'all'}, data.languages={list(cfg.data.languages) or 'all'}"
+        )
     return train_loader, make_val_loader, train_rows
 
 
@@ -147,11 +195,11 @@ def _blip2_config(assembled):
     return unwrap_blip2(assembled.model).config
 
 
-def total_steps(cfg: TrainConfig, train_rows: float, world: int) -> int:
+def total_steps(cfg: TrainConfig, train_rows: float) -> int:
+    """Optimizer steps of the schedule: ``max_steps``, or epochs over the selected training rows."""
     if cfg.train.max_steps:
         return cfg.train.max_steps
-    per_step = cfg.train.batch_size * cfg.train.grad_accum * world
-    return max(1, math.ceil(cfg.train.epochs * train_rows / per_step))
+    return max(1, math.ceil(cfg.train.epochs * train_rows / cfg.train.global_batch))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -159,34 +207,44 @@ def total_steps(cfg: TrainConfig, train_rows: float, world: int) -> int:
 # ---------------------------------------------------------------------------------------------------
 
 
-def loss_step(model, batch: dict, device: torch.device) -> torch.Tensor:
-    """Mean token cross-entropy of the targets for one micro batch."""
+def loss_step(model, batch: dict, device: torch.device, meter=None) -> torch.Tensor:
+    """Mean token cross-entropy of the targets for one micro batch (``meter``: also per task)."""
+    labels = batch["labels"].to(device)
     outputs = model(
         pixel_values=batch["pixel_values"].to(device),
         input_ids=batch["input_ids"].to(device),
         attention_mask=batch["attention_mask"].to(device),
-        labels=batch["labels"].to(device),
+        labels=labels,
     )
+    if meter is not None and batch.get("tasks"):
+        meter.add(outputs.logits, labels, batch["tasks"])
     return outputs.loss
 
 
-def evaluate(model, loader, device: torch.device, accelerator) -> float:
-    """Mean validation loss (weighted by batch size), averaged over processes."""
+def evaluate(model, loader, device: torch.device, accelerator, counts: dict | None = None) -> float:
+    """Mean validation loss (weighted by batch size), averaged over processes; unreadable images are
+    added to ``counts["val_unreadable_images"]`` (summed over processes)."""
     import torch
 
     if loader is None:
         return float("nan")
     model.eval()
     total, count = torch.zeros((), device=device), torch.zeros((), device=device)
+    unreadable = torch.zeros((), device=device)
     # A fresh loader draws its worker seed from the global RNG; keep the training RNG stream intact.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
         for batch in loader:
-            with accelerator.autocast():
-                loss = loss_step(model, batch, device)
+            unreadable += batch["unreadable_images"]
+            if not batch["example_ids"]:
+                continue
+            loss = loss_step(model, batch, device)
             n = batch["input_ids"].shape[0]
             total += loss.float() * n
             count += n
     total, count = accelerator.reduce(total, "sum"), accelerator.reduce(count, "sum")
+    if counts is not None:
+        unreadable = int(accelerator.reduce(unreadable, "sum").item())
+        counts["val_unreadable_images"] = counts.get("val_unreadable_images", 0) + unreadable
     set_train_mode(model)
     return (total / count.clamp(min=1)).item()
 
@@ -241,8 +299,13 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def save_checkpoint(output_dir: Path, model, optimizer, scheduler, step: int, cfg: TrainConfig, device, keep: int) -> Path:
-    """Write ``checkpoints/step-XXXXXXX`` atomically (temporary name, then rename); prune old ones."""
+def save_checkpoint(output_dir: Path, model, optimizer, scheduler, step: int, cfg: TrainConfig, device, keep: int,
+                    scaler=None, position: dict | None = None) -> Path:
+    """Write ``checkpoints/step-XXXXXXX`` atomically (temporary name, then rename); prune old ones.
+
+    ``position``: stream facts for an exact resume (processes, accumulation, batches each process
+    consumed, unreadable-image counters), stored in ``state.json``.
+    """
     import torch
     from safetensors.torch import save_file
 
@@ -252,11 +315,11 @@ def save_checkpoint(output_dir: Path, model, optimizer, scheduler, step: int, cf
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file(trainable_state_dict(model), str(tmp / TRAINABLE_FILE))
-    torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(device)},
-        tmp / STATE_FILE,
-    )
-    (tmp / META_FILE).write_text(json.dumps({"step": step, "stage": cfg.train.stage}, indent=2))
+    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(device)}
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
+    torch.save(state, tmp / STATE_FILE)
+    (tmp / META_FILE).write_text(json.dumps({"step": step, "stage": cfg.train.stage, **(position or {})}, indent=2))
     (tmp / "config.yaml").write_text(config_to_yaml(cfg))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
@@ -270,14 +333,53 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     return sorted(p for p in root.glob("step-*") if (p / META_FILE).is_file()) if root.is_dir() else []
 
 
-def load_training_state(checkpoint: Path, optimizer, scheduler) -> tuple[int, dict]:
+def load_training_state(checkpoint: Path, optimizer, scheduler, scaler=None) -> tuple[int, dict]:
+    """Optimizer, scheduler (and gradient scaler) state; ``weights_only``: tensors and plain values
+    only, so loading a checkpoint never runs pickled code."""
+    import pickle
+
     import torch
 
-    state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{checkpoint / STATE_FILE} holds more than tensors and plain values; not loading it ({err})"
+        ) from err
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
     step = json.loads((checkpoint / META_FILE).read_text())["step"]
     return step, state["rng"]
+
+
+# Knobs that fix the order of the training stream: changing one between a checkpoint and its resume
+# would skip or repeat data (rows are striped over processes x workers and batched per device).
+STREAM_KNOBS = (("train", "batch_size"), ("train", "global_batch"), ("train", "seed"), ("data", "num_workers"),
+                ("data", "shuffle_buffer"), ("data", "tasks"), ("data", "sources"), ("data", "languages"),
+                ("data", "val_fraction"))
+
+
+def check_resume(checkpoint: Path, cfg: TrainConfig, processes: int) -> dict:
+    """The checkpoint's ``state.json`` after checking that this run continues the same data stream."""
+    meta = json.loads((checkpoint / META_FILE).read_text())
+    saved = yaml.safe_load((checkpoint / "config.yaml").read_text()) or {}
+    now = cfg.model_dump(mode="json")
+    changes = []
+    for section, key in STREAM_KNOBS:
+        before = (saved.get(section) or {}).get(key, (now.get(section) or {}).get(key))
+        if before != now[section][key]:
+            changes.append(f"{section}.{key} was {before!r}, now {now[section][key]!r}")
+    if meta.get("processes", processes) != processes:
+        changes.append(f"processes were {meta['processes']}, now {processes}")
+    if changes:
+        raise ValueError(
+            f"cannot resume {checkpoint}: {'; '.join(changes)}. The data position would no longer match "
+            "(data skipped or repeated). Restore the saved values, or train into a new train.output_dir "
+            "(or set train.resume: false)"
+        )
+    return meta
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -293,25 +395,41 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
-    from model.build import build_model, count_parameters, format_parameter_table
+    from model.build import build_model, count_parameters, format_parameter_table, require_source
 
+    require_source(cfg.model.blip2, "model.blip2")
+    require_source(cfg.model.llm, "model.llm")
+    check_init_from(cfg.train.init_from)
     output_dir = Path(cfg.train.output_dir)
-    mixed = cfg.train.mixed_precision
-    if mixed == "auto":
-        mixed = "bf16" if torch.cuda.is_available() else "no"
-    accelerator = Accelerator(mixed_precision=mixed)
+    accelerator = Accelerator(mixed_precision="no")  # autocast per model part, see enable_autocast
     device = accelerator.device
+    world, rank = accelerator.num_processes, accelerator.process_index
+    accum = accumulation_steps(cfg.train, world)
     set_seed(cfg.train.seed)
     is_main = accelerator.is_main_process
     if is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "config.yaml").write_text(config_to_yaml(cfg))
+        log.info("%s", describe_batch(cfg.train, world))
+
+    # Every task of the data must be one the trainer can build: checked before the model is loaded.
+    if cfg.data.manifest:
+        from model.data import check_tasks, read_manifest
+
+        task_rows = check_tasks(read_manifest(cfg.data.manifest, cfg.data.languages), cfg.data.tasks)
+        if is_main:
+            log.info("training rows per task: %s", task_rows)
 
     # -- model -----------------------------------------------------------------------------------
     assembled = build_model(cfg.model, cfg.lora, cfg.train.stage, device)
     model = assembled.model
+    vision_autocast, llm_autocast = resolve_autocast(cfg, device.type)
+    enable_autocast(model, device.type, vision_autocast, llm_autocast)
+    # fp16 activations need loss scaling so that small gradients do not underflow (bf16 does not).
+    scaler = torch.amp.GradScaler(device.type, enabled="fp16" in (vision_autocast, llm_autocast))
     if is_main:
         log.info("parameters:\n%s", format_parameter_table(count_parameters(model)))
+        log.info("autocast: vision side %s, projection + LLM %s", vision_autocast, llm_autocast)
     if cfg.train.init_from:
         loaded = load_trainable(model, Path(cfg.train.init_from) / TRAINABLE_FILE, partial=True)
         log.info("initialised %d tensors from %s", len(loaded), cfg.train.init_from)
@@ -320,16 +438,16 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
     # -- data ------------------------------------------------------------------------------------
     checkpoints = list_checkpoints(output_dir) if cfg.train.resume else []
     resume_from = checkpoints[-1] if checkpoints else None
-    start_step = json.loads((resume_from / META_FILE).read_text())["step"] if resume_from else 0
-    world, rank = accelerator.num_processes, accelerator.process_index
-    train_loader, make_val_loader, train_rows = setup_data(
-        cfg, assembled, rank, world, skip_batches=start_step * cfg.train.grad_accum
-    )
-    steps = total_steps(cfg, train_rows, world)
+    meta = check_resume(resume_from, cfg, world) if resume_from else {"step": 0}
+    start_step = meta["step"]
+    # Batches this process consumed (an all-unreadable batch is consumed without counting as a step).
+    consumed = meta.get("batches_consumed", [start_step * accum] * world)[rank]
+    train_loader, make_val_loader, train_rows = setup_data(cfg, assembled, rank, world, skip_batches=consumed)
+    steps = total_steps(cfg, train_rows)
     scheduler = build_scheduler(optimizer, cfg.optim.warmup_steps, steps, cfg.optim.min_lr_ratio)
     if resume_from:
         load_trainable(model, resume_from / TRAINABLE_FILE)
-        start_step, rng = load_training_state(resume_from, optimizer, scheduler)
+        start_step, rng = load_training_state(resume_from, optimizer, scheduler, scaler)
         log.info("resuming from %s (step %d)", resume_from, start_step)
     model, optimizer = accelerator.prepare(model, optimizer)
     # The loader iterator draws its worker seed from the global RNG: create it before restoring RNG.
@@ -341,23 +459,38 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
     result = TrainResult(step=start_step)
     set_train_mode(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    accum = cfg.train.grad_accum
+    # Unreadable images and skipped batches of this process since the checkpoint; totals over processes in `counts`.
+    local = torch.zeros(2, device=device)
+    counts = {k: meta.get(k, 0) for k in ("unreadable_images", "skipped_batches", "val_unreadable_images")}
     last = steps if stop_after is None else min(steps, start_step + stop_after)
     bar = tqdm(total=steps, initial=start_step, disable=not is_main, desc=f"train[{cfg.train.stage}]")
     tick, samples = time.perf_counter(), 0
+    from model.data import known_tasks
+    from model.task_loss import TaskLossMeter
+
+    meter = TaskLossMeter(sorted(known_tasks()), assembled.decoder_only, device)
     for step in range(start_step, last):
         step_loss = torch.zeros((), device=device)
         for micro in range(accum):
             batch = next(batches)
+            consumed += 1
+            local[0] += batch["unreadable_images"]
+            while not batch["example_ids"]:  # every image of the batch failed: skip it, count it
+                local[1] += 1
+                batch = next(batches)
+                consumed += 1
+                local[0] += batch["unreadable_images"]
             samples += batch["input_ids"].shape[0] * world
             sync = contextlib.nullcontext() if micro == accum - 1 else accelerator.no_sync(model)
-            with sync, accelerator.autocast():
-                loss = loss_step(model, batch, device)
-                accelerator.backward(loss / accum)
+            with sync:
+                loss = loss_step(model, batch, device, meter)  # autocast inside the model's parts
+                accelerator.backward(scaler.scale(loss / accum))  # outside autocast
             step_loss += loss.detach().float() / accum
+        scaler.unscale_(optimizer)
         if cfg.optim.grad_clip > 0:
             accelerator.clip_grad_norm_(params, cfg.optim.grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -367,26 +500,50 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
         result.step = done
         bar.update(1)
         if done % cfg.train.log_every == 0 or done == last:
+            totals = accelerator.reduce(local.clone(), "sum").tolist()
+            counts["unreadable_images"] += int(totals[0])
+            counts["skipped_batches"] += int(totals[1])
+            local.zero_()
             elapsed = time.perf_counter() - tick
             lrs = {g["name"].split("/")[0]: g["lr"] for g in optimizer.param_groups}
             bar.set_postfix(loss=f"{mean_loss:.4f}", **{f"lr_{k}": f"{v:.2e}" for k, v in lrs.items()}, samples_s=f"{samples / elapsed:.1f}")
-            _append_metrics(output_dir, is_main, {"step": done, "loss": mean_loss, **{f"lr_{k}": v for k, v in lrs.items()}, "samples_per_s": samples / elapsed})
+            per_task = meter.take(lambda t: accelerator.reduce(t, "sum"))
+            record = {"step": done, "loss": mean_loss, **{f"loss_{t}": v for t, v in per_task.items()},
+                      **{f"lr_{k}": v for k, v in lrs.items()}, "samples_per_s": samples / elapsed, **counts}
+            _append_metrics(output_dir, is_main, record)
             tick, samples = time.perf_counter(), 0
         if cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == steps):
-            val = evaluate(model, make_val_loader(), device, accelerator)
+            val = evaluate(model, make_val_loader(), device, accelerator, counts)
             result.val_losses.append((done, val))
             if is_main:
                 bar.write(f"step {done}: validation loss {val:.4f}")
-            _append_metrics(output_dir, is_main, {"step": done, "val_loss": val})
+            _append_metrics(output_dir, is_main,
+                            {"step": done, "val_loss": val, "val_unreadable_images": counts["val_unreadable_images"]})
         if (cfg.train.save_every and done % cfg.train.save_every == 0) or done == last:
+            positions = accelerator.gather(torch.tensor([consumed], device=device)).tolist()
+            totals = accelerator.reduce(local.clone(), "sum").tolist()
+            position = {"processes": world, "accumulation": accum, "batches_consumed": positions, **counts}
+            position["unreadable_images"] += int(totals[0])  # not yet logged
+            position["skipped_batches"] += int(totals[1])
             accelerator.wait_for_everyone()
             if is_main:
                 result.checkpoint = save_checkpoint(
-                    output_dir, accelerator.unwrap_model(model), optimizer, scheduler, done, cfg, device, cfg.train.keep_checkpoints
+                    output_dir, accelerator.unwrap_model(model), optimizer, scheduler, done, cfg, device,
+                    cfg.train.keep_checkpoints, scaler, position,
                 )
     bar.close()
+    result.counts = counts
     accelerator.wait_for_everyone()
     return result
+
+
+def check_init_from(init_from: str | None) -> None:
+    """A missing warm-up checkpoint fails before any model is loaded, saying how to make it."""
+    if init_from and not (Path(init_from) / TRAINABLE_FILE).is_file():
+        raise FileNotFoundError(
+            f"train.init_from: {Path(init_from) / TRAINABLE_FILE} does not exist; run the projection stage "
+            "first (e.g. `mblip train configs/train_mt0xl_warmup.yaml`) or set train.init_from to null"
+        )
 
 
 def _append_metrics(output_dir: Path, main: bool, record: dict) -> None:

@@ -22,7 +22,7 @@ import string
 import polars as pl
 
 from pipeline.nllb.engine import clean_source
-from pipeline.schema import TASK_MATCH, TASK_VQA
+from pipeline.schema import TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_MATCH, TASK_VQA, TASK_VQG
 from pipeline.translate import SOURCE_NLLB, TranslationStats, translate_many
 
 KIND_NUMBER = "number"
@@ -32,6 +32,8 @@ YES_NO = ("yes", "no")
 _NUMBER = re.compile(r"[+-]?\d+(?:[.,:/]\d+)*%?")
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}¿¡。、，．！？]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+# Tasks whose short answer is translated by this rule (VQA: the target; VQG, A-OKVQA: in the prompt).
+ANSWER_TASKS = frozenset({TASK_VQA, TASK_VQG, TASK_AOKVQA_EXPLAIN, TASK_AOKVQA_COT})
 
 
 def normalize_answer(text: str | None) -> str:
@@ -110,7 +112,7 @@ def translate_answers(
     langs, answers = frame["lang_nllb"].to_list(), frame["answer_en"].to_list()
     pairs = [
         (answer, lang) for task, lang, answer in zip(tasks, langs, answers)
-        if answer is not None and task == TASK_VQA and lang != src_lang
+        if answer is not None and task in ANSWER_TASKS and lang != src_lang
     ]
     accepted = accept_answers(translator, pairs, src_lang, stats)
     out_text, out_flag = [], []
@@ -118,7 +120,7 @@ def translate_answers(
         if answer is not None and task == TASK_MATCH:  # matching: the yes/no answer stays English
             out_text.append(answer)
             out_flag.append(False)
-        elif answer is None or task != TASK_VQA:
+        elif answer is None or task not in ANSWER_TASKS:
             out_text.append(None)
             out_flag.append(None)
         elif lang == src_lang:

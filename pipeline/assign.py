@@ -15,18 +15,28 @@ from itertools import accumulate
 
 import polars as pl
 
-from pipeline.languages import Language
+from pipeline.languages import SOURCE_LANGUAGE, Language
 
 MODE_PROPORTIONAL = "proportional"
 MODE_ALL = "all"
 
 
-def language_weights(languages: tuple[Language, ...]) -> list[float]:
-    """mC4 shares restricted to ``languages`` and renormalised to sum to 1."""
+def language_weights(languages: tuple[Language, ...], english_share: float | None = None) -> list[float]:
+    """mC4 shares restricted to ``languages`` and renormalised to sum to 1.
+
+    ``english_share`` (0-1), when English is among ``languages``, fixes English's weight and spreads
+    the rest over the others by their mC4 shares: a run with few languages (the demo) keeps English
+    at the full mix's share (mBLIP: 43.84%) instead of renormalising it up.
+    """
     total = sum(lang.mc4_share_pct for lang in languages)
     if total <= 0:
         raise ValueError("the configured languages have no mC4 share to assign by")
-    return [lang.mc4_share_pct / total for lang in languages]
+    codes = [lang.code for lang in languages]
+    if english_share is None or SOURCE_LANGUAGE not in codes or len(codes) == 1:
+        return [lang.mc4_share_pct / total for lang in languages]
+    rest = total - languages[codes.index(SOURCE_LANGUAGE)].mc4_share_pct
+    return [english_share if lang.code == SOURCE_LANGUAGE else (1 - english_share) * lang.mc4_share_pct / rest
+            for lang in languages]
 
 
 def unit_hash(example_id: str, seed: int) -> float:
@@ -36,7 +46,8 @@ def unit_hash(example_id: str, seed: int) -> float:
 
 
 def assign_languages(
-    frame: pl.DataFrame, languages: tuple[Language, ...], seed: int = 0, mode: str = MODE_PROPORTIONAL
+    frame: pl.DataFrame, languages: tuple[Language, ...], seed: int = 0, mode: str = MODE_PROPORTIONAL,
+    english_share: float | None = None,
 ) -> pl.DataFrame:
     """Add ``lang`` and ``lang_nllb``: one language per row (proportional) or one row per language (all)."""
     if not languages:
@@ -48,7 +59,7 @@ def assign_languages(
         return frame.join(langs, how="cross")
     if mode != MODE_PROPORTIONAL:
         raise ValueError(f"assignment mode {mode!r} is not {MODE_PROPORTIONAL!r} or {MODE_ALL!r}")
-    cumulative = list(accumulate(language_weights(languages)))
+    cumulative = list(accumulate(language_weights(languages, english_share)))
     cumulative[-1] = 1.0  # guard against float round-off at the top end
     picks = [
         min(bisect.bisect_right(cumulative, unit_hash(eid, seed)), len(languages) - 1)

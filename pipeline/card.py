@@ -75,13 +75,19 @@ LANGUAGE_CREATORS = frozenset({"found", "crowdsourced", "expert-generated", "mac
 REQUIRED_METADATA = ("pretty_name", "language", "language_details", "license", "task_categories", "size_categories",
                      "multilinguality", "source_datasets", "annotations_creators", "configs")
 
-TASK_CATEGORY = {"caption": "image-to-text", "vqa": "visual-question-answering"}
+TASK_CATEGORY = {"caption": "image-to-text", "vqa": "visual-question-answering", "vqg": "image-text-to-text",
+                 "aokvqa": "visual-question-answering", "llava": "image-text-to-text",
+                 "imagenet": "image-classification", "instruct": "image-text-to-text"}
 COLUMN_DOCS = {
     "example_id": "stable id: hash of (source, source record id)",
     "source": "source name in the run config",
     "source_record_id": "the record's own id in the source file (annotation / question id)",
     "source_file": "file the record came from",
-    "task": "`caption` or `vqa`",
+    "task": "`caption`, `vqa`, `vqg`, `aokvqa_explain`, `aokvqa_cot`, `llava`, `classify`, `decide`, `instruct`",
+    "context_en": "English text that goes into the prompt (LLaVA instruction, A-OKVQA question)",
+    "preset_lang": "language the source fixed (text already in it, not translated)",
+    "context_tgt": "`context_en` in the target language",
+    "target": "what the model is trained to produce",
     "image_id": "the source's image id",
     "image_path": "image path relative to the source's image root (`image_roots` in manifest.json)",
     "text_en": "English caption or question",
@@ -94,7 +100,7 @@ COLUMN_DOCS = {
     "backtranslation_en": "`text_tgt` translated back into English",
     "status": "`kept` or `rejected`",
     "reject_reason": "first failing filter rule (null when kept)",
-    "prompt": "instruction in the target language (translated template)",
+    "prompt": "instruction: an English template naming the language, or a translated one (see Recipe)",
 }
 
 ENGINE_COUNTER_DOCS = {
@@ -209,7 +215,7 @@ def build_metadata(stats: dict, files: list[dict], metadata: dict, cards: dict[s
     langs = list(stats.get("languages", {}))
     tasks = sorted({c["task"] for c in cards.values()})
     iso = [iso639(SOURCE_LANGUAGE)] + sorted({iso639(c) for c in langs} - {iso639(SOURCE_LANGUAGE)})
-    nllb = [get_language(SOURCE_LANGUAGE).nllb] + sorted(get_language(c).nllb for c in langs)
+    nllb = [get_language(SOURCE_LANGUAGE).nllb] + sorted(get_language(c).nllb for c in langs if c != SOURCE_LANGUAGE)
     meta = {
         "pretty_name": metadata.get("pretty_name") or DEFAULT_PRETTY_NAME,
         "language": iso,
@@ -337,9 +343,11 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
     add = out.append
 
     add(f"# {meta['pretty_name']}\n")
-    add(f"English image captions and visual questions machine-translated into {len(langs)} languages, one target "
-        f"language per example in proportion to mC4 (the recipe of mBLIP, Geigle et al. 2024), then filtered. "
-        f"This card is generated from the run's `stats.json` and `manifest.json`.\n")
+    n_targets = len([c for c in langs if c != SOURCE_LANGUAGE])
+    add(f"English image captions and visual questions, one language per example in proportion to mC4 (the recipe "
+        f"of mBLIP, Geigle et al. 2024): machine-translated into {n_targets} languages and filtered"
+        + (", English rows kept in English" if SOURCE_LANGUAGE in langs else "")
+        + ". This card is generated from the run's `stats.json` and `manifest.json`.\n")
     add(_table(["records read", "kept", "rejected", "quarantined"],
                [[t["records"], t["kept"], t["rejected"], t["quarantined"]]]) + "\n")
     add("Input records = kept + rejected + quarantined for every source (checked when the shards are written).\n")
@@ -347,6 +355,9 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
         add("**No row passed the filter in this run**, so there are no language configs and no default config; "
             "the rejects (with their scores and reasons) are the `rejects` config.\n")
 
+    from pipeline.recipe import render_recipe, render_templates
+
+    add(render_recipe(stats, metadata))
     add("## Layout and configs\n")
     add(_table(["config", "files", "rows"], [
         [c["config_name"], c["data_files"][0]["path"],
@@ -369,6 +380,11 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
                      f"[{card['license']}]({card['license_url']})", card["homepage"]])
     add(_table(["source", "dataset", "task", "records", "kept", "rejected", "quarantined", "licence", "homepage"],
                rows) + "\n")
+    dropped = [f"{name}: {n:,} {key.replace('_', ' ')}" for name, s in stats.get("sources", {}).items()
+               for key, n in s.items() if key not in ("records", "rows", "kept", "rejected", "quarantined")]
+    if dropped:
+        add("Dropped inside kept records (the record stays; e.g. a blank one of a question's ten answers): "
+            + "; ".join(dropped) + ".\n")
     lic = meta["license"]
     add(f"**Licence of this dataset**: `{lic if isinstance(lic, str) else ', '.join(lic)}`, derived from the sources' "
         "licences (the translations are derived from their text):\n")
@@ -380,6 +396,10 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
         add("The translations were produced with an NLLB-200 model; Meta releases the NLLB-200 weights under "
             "CC-BY-NC-4.0. Check whether that affects your use of machine-translated output.\n")
 
+    if stats.get("task_languages"):
+        from pipeline.task_notes import render_task_tables
+
+        add(render_task_tables(stats, _table))
     add("## Translation\n")
     trans = settings.get("translation") or {}
     add(_table(["setting", "value"], [
@@ -409,6 +429,8 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
             keys = sorted({k for c in templates.values() for k in c})
             add("Instruction templates per language (translated templates kept, and dropped by reason):\n")
             add(_table(["lang", *keys], [[lang, *[c.get(k, 0) for k in keys]] for lang, c in templates.items()]) + "\n")
+        if render_templates(stats):
+            add(render_templates(stats))
 
     add("## Filtering\n")
     filt = settings.get("filter") or {}
@@ -432,6 +454,18 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
     out += render_web_sections(metadata.get("web") or {})
 
     add("## Languages\n")
+    english = langs.get(SOURCE_LANGUAGE)
+    if english:
+        add(f"English: {100 * english['assigned_share']:.2f}% of the examples (mC4 target "
+            f"{100 * english['mc4_target_share']:.2f}%), kept in English: not translated, and exempt from the "
+            "checks that only apply to a translation (copy of the source, script, length, language, "
+            "back-translation)." + (f" Shares count the rows the run assigned a language; "
+                                   f"{sum(s.get('preset', 0) for s in langs.values()):,} rows are in the "
+                                   "language their source fixed (ImageNet names, English A-OKVQA, released rows)."
+                                   if any(s.get("preset") for s in langs.values()) else "") + "\n")
+    else:
+        add("English: 0% of the examples (this run's languages leave it out; mBLIP keeps it at its mC4 share, "
+            "43.84%: add `en` to `run.languages` or leave the list empty).\n")
     lang_rows = []
     for code in _ordered(langs):
         s = langs[code]

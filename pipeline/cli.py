@@ -10,6 +10,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
+DEMO_ALL_TASKS_CONFIG = REPO_ROOT / "configs" / "demo_all_tasks.yaml"
 
 
 def _cmd_languages(args: argparse.Namespace) -> int:
@@ -77,7 +78,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     generate_demo_data(out / "demo-data", n_images=args.images, seed=0)
     config_path = out / "demo.yaml"
-    shutil.copyfile(DEMO_CONFIG, config_path)
+    if args.base_only:
+        shutil.copyfile(DEMO_CONFIG, config_path)
+    else:  # every task of the mix, each source in its official format
+        from pipeline.demo_tasks import generate_task_demo_data
+
+        generate_task_demo_data(out / "demo-data")
+        shutil.copyfile(DEMO_ALL_TASKS_CONFIG, config_path)
     note = None
     try:
         from pipeline.nllb.shipped import shipped_model_dir
@@ -295,28 +302,37 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generation(args: argparse.Namespace, task: str):
+    from model.infer import generation_settings
+
+    return generation_settings(task, num_beams=args.beams, max_new_tokens=args.max_new_tokens,
+                               min_new_tokens=args.min_new_tokens, length_penalty=args.length_penalty)
+
+
 def _cmd_caption(args: argparse.Namespace) -> int:
     from model.infer import caption
 
-    print(caption(args.image, args.lang, args.model, num_beams=args.beams, device=args.device))
+    print(caption(args.image, args.lang, args.model, _generation(args, "caption"), device=args.device))
     return 0
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
     from model.infer import ask
 
-    print(ask(args.image, args.question, args.lang, args.model, num_beams=args.beams, device=args.device))
+    print(ask(args.image, args.question, args.lang, args.model, _generation(args, "answer"), device=args.device))
     return 0
 
 
 def _cmd_model_info(args: argparse.Namespace) -> int:
     from model.build import build_meta_model, count_parameters, format_parameter_table
-    from model.config import load_config
+    from model.config import describe_batch, load_config
 
     cfg = load_config(args.config)
+    batch = describe_batch(cfg.train, args.gpus)
     model = build_meta_model(cfg.model, cfg.lora, cfg.train.stage)
     print(f"{cfg.model.blip2} + {cfg.model.llm} (stage {cfg.train.stage}, meta device: no weights)")
     print(format_parameter_table(count_parameters(model)))
+    print(batch)
     return 0
 
 
@@ -344,12 +360,18 @@ def _add_model_commands(sub) -> None:
             p.add_argument("question")
         p.add_argument("--lang", default="en", help="language code of the output, e.g. de")
         p.add_argument("--model", required=True, help="exported model directory (mblip export-model)")
-        p.add_argument("--beams", type=int, default=5)
+        limits = "5, 50, 1, 1" if name == "caption" else "5, 10, 1, -1"
+        p.add_argument("--beams", type=int, default=None, help=f"beam width (defaults, mBLIP: beams, max, min, "
+                       f"length penalty = {limits})")
+        p.add_argument("--max-new-tokens", type=int, default=None)
+        p.add_argument("--min-new-tokens", type=int, default=None)
+        p.add_argument("--length-penalty", type=float, default=None, help="< 0 favours shorter outputs")
         p.add_argument("--device", default="cpu")
         p.set_defaults(func=_cmd_caption if name == "caption" else _cmd_ask)
 
     p = sub.add_parser("model-info", help="parameter counts per component, built on the meta device (no weights)")
     p.add_argument("config", type=Path)
+    p.add_argument("--gpus", type=int, default=1, help="processes: the effective batch line shows the accumulation")
     p.set_defaults(func=_cmd_model_info)
 
 
@@ -397,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--images", type=int, default=200, help="number of demo images (5 captions + 3 questions each)")
     p.add_argument("--no-web", action="store_true", help="skip the web captions and matching sources (fetch-images)")
+    p.add_argument("--base-only", action="store_true", help="only COCO captions and VQAv2 (not every task of the mix)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("bench", help="benchmarks: `bench translate` (engine vs HF generate), `--stage` (whole stage)")

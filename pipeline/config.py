@@ -48,21 +48,46 @@ class MatchingConfig(_Frozen):
 class SourceConfig(_Frozen):
     """One English source in its published format."""
 
-    type: Literal["coco_captions", "coco_karpathy", "vqav2", "web_capfilt", "web_match"]
+    type: Literal["coco_captions", "coco_karpathy", "vqav2", "vqav2_vqg", "aokvqa", "llava", "imagenet", "tabular",
+                  "mblip_released", "web_capfilt", "web_match"]
     name: str | None = None  # defaults to the type; must be unique within a run
     annotations: Path | None = None  # coco_captions: captions_*.json; vqav2: v2_mscoco_*_annotations.json
     questions: Path | None = None  # vqav2: v2_OpenEnded_mscoco_*_questions.json
-    path: Path | None = None  # coco_karpathy: dataset_coco.json; web_*: ccs_synthetic_filtered_large.json
+    # coco_karpathy: dataset_coco.json; aokvqa: aokvqa_v1p0_*.json; llava: detail_23k.json or
+    # conversation_58k.json; tabular: a .jsonl/.csv/.parquet file or a `datasets` folder;
+    # mblip_released: task_mix_v2_mt.json (vqav2_vqg reads questions + annotations like vqav2);
+    # web_capfilt, web_match: ccs_synthetic_filtered_large.json.
+    path: Path | None = None
     sampling: WebSamplingConfig = WebSamplingConfig()  # web_capfilt, web_match: which captions are used
     matching: MatchingConfig = MatchingConfig()  # web_match only
     splits: tuple[str, ...] = ("train", "restval")  # coco_karpathy: which splits to read
-    images: Path  # image root; rows store image paths relative to it (web_*: the `mblip fetch-images` --out)
+    # image root; rows store image paths relative to it (imagenet: the train folder of synsets; web_*: the
+    # `mblip fetch-images` --out folder)
+    images: Path
+    # imagenet: English class names (JSON list or one a line, class-index order), the Babel-ImageNet
+    # label file ({lang: [[class indices], [names]]}; None = English only), optional synset list.
+    classes: Path | None = None
+    labels: Path | None = None
+    synsets: Path | None = None
+    passes: int = Field(8, ge=1)  # imagenet: examples per covered class and language (paper: 8)
+    seed: int = 0  # imagenet: negatives and image order
+    languages: tuple[str, ...] = ()  # imagenet: languages of the label file to use; empty = all
+    # aokvqa: explain and/or cot; imagenet: classify and/or decide; empty = both.
+    tasks: tuple[str, ...] = ()
+    translate: bool = False  # aokvqa: translate like other sources (the paper kept A-OKVQA English)
+    max_sentences: int = Field(3, ge=0)  # llava: longest answer used, in sentences (paper: 3; 0 = no limit)
+    columns: dict[str, str] = {}  # tabular: field -> column (image|image_url, caption|question+answer, id, task)
+    format: Literal["jsonl", "csv", "parquet", "hf"] | None = None  # tabular: None = from the file name
+    language: str = "detect"  # mblip_released: the rows' language, or detect it per row (py3langid)
+    retranslate: bool = False  # mblip_released: translate the English rows instead of keeping them
 
     @model_validator(mode="after")
     def _required_files(self) -> "SourceConfig":
         needed = {"coco_captions": ("annotations",), "coco_karpathy": ("path",), "vqav2": ("questions", "annotations"),
+                  "vqav2_vqg": ("questions", "annotations"), "aokvqa": ("path",), "llava": ("path",),
+                  "imagenet": ("classes",), "tabular": ("path", "columns"), "mblip_released": ("path",),
                   "web_capfilt": ("path",), "web_match": ("path",)}
-        missing = [f for f in needed[self.type] if getattr(self, f) is None]
+        missing = [f for f in needed[self.type] if getattr(self, f) is None or getattr(self, f) == {}]
         if missing:
             raise ValueError(f"source of type {self.type!r} needs {', '.join(missing)}")
         return self
@@ -71,10 +96,19 @@ class SourceConfig(_Frozen):
     def source_name(self) -> str:
         return self.name or self.type
 
+    def reader_params(self) -> dict:
+        """The plain values ``pipeline.process.open_reader`` needs (paths as strings)."""
+        data = self.model_dump(mode="json", exclude={"type", "name"})
+        return {k: v for k, v in data.items() if v is not None and v != [] and v != {}}
+
 
 class AssignmentConfig(_Frozen):
     mode: Literal["proportional", "all"] = "proportional"  # one language per example (mBLIP) or all of them
     seed: int = 0  # changes every assignment; keep it fixed across regenerations
+    # Fraction (0-1) of examples kept in English when `en` is among the languages; the others share the
+    # rest by mC4 share. null = English's mC4 share renormalised over the listed languages (43.84% with
+    # all 96, as mBLIP; 78% with only en/de/fr/cs). The demo sets 0.4384: the full mix's English share.
+    english_share: float | None = Field(None, ge=0, le=1)
 
 
 class TranslationConfig(_Frozen):
@@ -127,6 +161,45 @@ class FilterConfig(FilterRules):
         return FilterRules.model_validate(self.model_dump(exclude={"backtranslate"}))
 
 
+class PromptConfig(_Frozen):
+    """Instruction language of the ``prompt`` column (pipeline/templates.py holds the one table)."""
+
+    # Tasks whose instructions mix English templates naming the language with machine-translated plain
+    # ones (each checked by the filter; failures are not used). mBLIP: captions only; VQA and the other
+    # tasks get English instructions. () = English instructions everywhere (what `mblip caption`/`ask` use).
+    translated_tasks: tuple[Literal["caption", "vqa", "vqg", "classify", "match", "aokvqa_explain", "aokvqa_cot"],
+                            ...] = ("caption",)
+    # Share (0-1) of those rows that get an English instruction when translated templates exist.
+    # null = mBLIP's mix: every English and every kept translated template equally often (E/(E+T)
+    # English). 0 = translated only (the English templates only where none survived); 1 = English only.
+    english_share: float | None = Field(None, ge=0, le=1)
+    # Thresholds of the quality filter for translated templates (same keys as `filter`); null = the
+    # defaults of pipeline/filters/rules.py. Separate from `filter` so that a threshold change re-decides
+    # rows from stored scores without changing their prompts.
+    template_filter: FilterRules | None = None
+
+    def settings(self):
+        from pipeline.templates import PromptSettings
+
+        return PromptSettings(translated_tasks=tuple(self.translated_tasks), english_share=self.english_share,
+                              template_rules=self.template_filter)
+
+
+class TaskMix(_Frozen):
+    share: float = Field(1.0, gt=0, le=1)  # fraction of the task's rows kept (by hash); 1 = all
+    cap: int | None = Field(None, ge=0)  # most rows of the task (lowest hashes win); None = no cap
+
+
+class MixConfig(_Frozen):
+    """Per-task shares and caps (``pipeline/mix.py``); a task not listed keeps all its rows."""
+
+    tasks: dict[str, TaskMix] = {}
+    seed: int = 0  # changes which rows a share or cap keeps; keep it fixed across regenerations
+
+    def rules(self) -> dict[str, dict]:
+        return {task: rule.model_dump() for task, rule in sorted(self.tasks.items())}
+
+
 class OutputConfig(_Frozen):
     dir: Path = Path("out")
     shard_rows: int = Field(100_000, gt=0)  # rows per Parquet shard
@@ -139,7 +212,9 @@ class OutputConfig(_Frozen):
 
 class RunConfig(_Frozen):
     chunk_rows: int = Field(5_000, gt=0)  # rows per task: thousands, never one task per row
-    languages: tuple[str, ...] = ()  # project or NLLB codes; empty = all 95 non-English languages
+    # Project or NLLB codes; empty = all 96 with English at its mC4 share (mBLIP). English rows stay
+    # English (not translated, not filtered as translations); list codes without `en` for none.
+    languages: tuple[str, ...] = ()
     # Chunk tasks in flight at once (each holds one chunk in memory). Raise it to the number of worker
     # threads when running on Dask; 1 = strictly one chunk at a time.
     concurrency: int = Field(2, ge=1)
@@ -151,6 +226,8 @@ class PipelineConfig(_Frozen):
     assignment: AssignmentConfig = AssignmentConfig()
     translation: TranslationConfig = TranslationConfig()
     filter: FilterConfig = FilterConfig()
+    prompts: PromptConfig = PromptConfig()
+    mix: MixConfig = MixConfig()
     output: OutputConfig = OutputConfig()
 
     @field_validator("sources")
@@ -163,6 +240,17 @@ class PipelineConfig(_Frozen):
         if not sources:
             raise ValueError("at least one source is required")
         return sources
+
+    @model_validator(mode="after")
+    def _fan_out_needs_translatable_sources(self) -> "PipelineConfig":
+        # Mode "all" makes one row per language; rows whose source fixes the language cannot fan out.
+        if self.assignment.mode == "all":
+            fixed = [s.source_name for s in self.sources
+                     if s.type in ("imagenet", "mblip_released") or (s.type == "aokvqa" and not s.translate)]
+            if fixed:
+                raise ValueError(f"assignment.mode 'all' cannot fan out sources whose rows have a fixed language: "
+                                 f"{', '.join(fixed)} (use mode 'proportional', or aokvqa translate: true)")
+        return self
 
     @field_validator("run")
     @classmethod
@@ -179,7 +267,7 @@ class PipelineConfig(_Frozen):
 
 def _resolve_paths(data: dict, base: Path) -> dict:
     for source in data.get("sources", []) or []:
-        for key in ("annotations", "questions", "path", "images"):
+        for key in ("annotations", "questions", "path", "images", "classes", "labels", "synsets"):
             if source.get(key) is not None:
                 source[key] = str((base / source[key]).resolve()) if not Path(source[key]).is_absolute() else source[key]
     tr = data.get("translation") or {}

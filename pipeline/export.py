@@ -86,7 +86,9 @@ def prompt_source(name: str = "row") -> PromptSource:
 
 def row_target(row: dict) -> str:
     """Caption: the translation. VQA: ``answer_tgt`` (translated, or the English answer the answer stage
-    kept when its round trip failed), else ``answer_en``."""
+    kept when its round trip failed), else ``answer_en``. Every task: the ``target`` column when present."""
+    if row.get("target"):
+        return row["target"]
     if row["task"] == TASK_VQA:
         return row.get("answer_tgt") or row["answer_en"]
     return row["text_tgt"] or row["text_en"]

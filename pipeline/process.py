@@ -12,7 +12,7 @@ import json
 import logging
 import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -23,9 +23,10 @@ from pipeline.filters.rules import FilterRules, decide
 from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, Vqav2Reader
 from pipeline.io import write_json_atomic, write_parquet_atomic
 from pipeline.languages import Language
-from pipeline.schema import ROW_SCHEMA, conform
+from pipeline.mix import mark_mixed_out, mixed_out
+from pipeline.schema import ROW_SCHEMA, STATUS_KEPT, STATUS_REJECTED, conform
 from pipeline.answers import translate_answers
-from pipeline.templates import add_prompts, template_drop_counts
+from pipeline.templates import PromptSettings, add_prompts, template_report
 from pipeline.translate import TranslationStats, stats_path, translate_frame, write_stats_sidecar
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,19 @@ INGEST_DONE = "_INGESTED.json"
 
 
 def open_reader(source_type: str, name: str, **paths):
-    """Reader for a source config's plain values."""
+    """Reader for a source config's plain values (``SourceConfig.reader_params``)."""
+    from pipeline.ingest.registry import open_task_reader
+
+    reader = open_task_reader(source_type, name, paths)
+    if reader is not None:
+        return reader
     if source_type == "coco_captions":
-        return CocoCaptionsReader(paths["annotations"], name=name)
+        return CocoCaptionsReader(paths["annotations"], name=name, root=paths.get("root"))
     if source_type == "coco_karpathy":
-        return KarpathyCocoReader(paths["path"], splits=tuple(paths.get("splits") or ("train", "restval")), name=name)
+        return KarpathyCocoReader(paths["path"], splits=tuple(paths.get("splits") or ("train", "restval")), name=name,
+                                  root=paths.get("root"))
     if source_type == "vqav2":
-        return Vqav2Reader(paths["questions"], paths["annotations"], name=name)
+        return Vqav2Reader(paths["questions"], paths["annotations"], name=name, root=paths.get("root"))
     if source_type in ("web_capfilt", "web_match"):
         from pipeline.ingest.web_match import open_web_reader
 
@@ -61,6 +68,7 @@ class IngestResult:
     chunks: tuple[str, ...]  # paths of the English row chunks
     rows: int
     quarantined: int
+    counters: dict = field(default_factory=dict)  # what the reader dropped inside kept records, by name
     extra: dict | None = None  # a reader's own statistics (web sources: sampling, fetch, matching)
 
     @property
@@ -73,6 +81,9 @@ def source_fingerprint(paths: dict, chunk_rows: int) -> str:
     parts = {"chunk_rows": chunk_rows}
     for key, value in sorted(paths.items()):
         for item in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(item, str):  # a knob (number, mapping): part of the identity as it is
+                parts[key] = item
+                continue
             path = Path(item)
             parts[f"{key}:{item}"] = [path.stat().st_size, path.stat().st_mtime_ns] if path.is_file() else item
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
@@ -91,21 +102,25 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
         meta = json.loads(done.read_text())
         if meta.get("fingerprint") == fingerprint:
             return IngestResult(reader.name, tuple(meta["chunks"]), meta["rows"], meta["quarantined"],
-                                meta.get("extra"))
+                                meta.get("counters") or {}, meta.get("extra"))
         done.unlink()
     for old in [*src_dir.glob("chunk-*.parquet"), *(work_dir / QUARANTINE_DIR / reader.name).glob("chunk-*.parquet")]:
         old.unlink()
-    chunks, rows, bad = [], 0, 0
-    for i, batch in enumerate(reader.iter_batches(chunk_rows)):
-        path = write_parquet_atomic(batch.rows, src_dir / chunk_name(i))
+    chunks, rows, bad, counters = [], 0, 0, {}
+    for batch in reader.iter_batches(chunk_rows):
+        for key, n in batch.counters.items():
+            counters[key] = counters.get(key, 0) + n
+        if not batch.rows.height and not batch.quarantine.height:
+            continue  # only counters (the reader's last flush)
+        path = write_parquet_atomic(batch.rows, src_dir / f"chunk-{len(chunks):05d}.parquet")
         chunks.append(str(path))
         if batch.quarantine.height:
-            write_parquet_atomic(batch.quarantine, work_dir / QUARANTINE_DIR / reader.name / chunk_name(i))
+            write_parquet_atomic(batch.quarantine, work_dir / QUARANTINE_DIR / reader.name / Path(path).name)
         rows += batch.rows.height
         bad += batch.quarantine.height
-    result = IngestResult(reader.name, tuple(chunks), rows, bad, getattr(reader, "stats", None) or None)
-    write_json_atomic({"chunks": list(result.chunks), "rows": rows, "quarantined": bad, "fingerprint": fingerprint,
-                       "extra": result.extra}, done)
+    result = IngestResult(reader.name, tuple(chunks), rows, bad, counters, getattr(reader, "stats", None) or None)
+    write_json_atomic({"chunks": list(result.chunks), "rows": rows, "quarantined": bad, "counters": counters,
+                       "fingerprint": fingerprint, "extra": result.extra}, done)
     log.info("ingested %s: %d rows, %d quarantined, %d chunks", reader.name, rows, bad, len(chunks))
     return result
 
@@ -124,23 +139,83 @@ def process_rows(
     min_bt_chrf: float | None = None,
     stats: TranslationStats | None = None,
     rules: FilterRules | None = None,
+    prompts: PromptSettings = PromptSettings(),
+    english_share: float | None = None,
+    mix: dict[str, list[float]] | None = None,
+    mix_seed: int = 0,
 ) -> pl.DataFrame:
     """The pure chunk transformation: English rows in, translated, scored and decided rows out.
 
+    ``mix`` (task -> thresholds, ``pipeline.mix.mix_thresholds``) leaves rows out of the task mix:
+    they are rejected untranslated. Rows with a ``preset_lang`` keep their text (see ``preset_rows``).
+
     ``rules`` are the filter thresholds (defaults when None); ``min_bt_chrf``, when given, overrides
-    theirs. Without ``backtranslate`` only the cheap checks run.
+    theirs. Without ``backtranslate`` only the cheap checks run. ``prompts``: the instruction mix.
     """
-    frame = assign_languages(rows, languages, seed=seed, mode=mode)
+    rows = rows.with_row_index("_order")
+    parts = []
+    mix = mix or {}
+    if mix:
+        reasons = mixed_out(rows, mix, mix_seed)
+        out = pl.Series(reasons, dtype=pl.String).is_not_null()
+        if out.any():  # left out by the task mix: assigned a language for the stats, never translated
+            assigned = assign_languages(rows.filter(out), languages, seed=seed, mode=mode, english_share=english_share)
+            parts.append(mark_mixed_out(assigned, [r for r in reasons if r is not None]))
+            rows = rows.filter(~out)
+    has_preset = "preset_lang" in rows.columns
+    preset = rows["preset_lang"].is_not_null() if has_preset else pl.repeat(False, rows.height, eager=True)
+    if preset.any():
+        parts.append(add_prompts(preset_rows(rows.filter(preset)), translator, settings=prompts))
+        rows = rows.filter(~preset)
+    # Rows assigned English stay English: translate_frame copies them and the quality filter leaves
+    # only its input checks to them (pipeline/filters/quality.py).
+    frame = assign_languages(rows, languages, seed=seed, mode=mode, english_share=english_share)
     frame = translate_frame(frame, translator, stats=stats)
     frame = translate_answers(frame, translator, stats=stats)
-    frame = add_prompts(frame, translator)
     rules = _rules(rules, min_bt_chrf)
     # Model signals only for languages the model was trained on (all of them for NLLB-200): a model
     # that does not know a language would reject all of it for the wrong reason.
-    frame = apply_quality_filter(
-        frame, translator if backtranslate else None, rules, model_languages=getattr(translator, "languages", None)
-    )
+    model_languages = getattr(translator, "languages", None)
+    frame = add_prompts(frame, translator, settings=prompts, rules=prompts.template_rules,
+                        check_model=backtranslate, model_languages=model_languages)
+    frame = apply_quality_filter(frame, translator if backtranslate else None, rules, model_languages=model_languages)
+    if parts:
+        frame = pl.concat([conform(f, {**ROW_SCHEMA, "_order": pl.UInt32}) for f in (frame, *parts)]).sort("_order")
     return conform(frame, ROW_SCHEMA)
+
+
+def chunk_template_report(frame: pl.DataFrame, translator, backtranslate: bool = True,
+                          prompts: PromptSettings = PromptSettings(), **_) -> dict:
+    """The stats sidecar's template part for a chunk processed with these parameters (the others of
+    ``process_rows`` are accepted and do not matter: templates do not depend on the run's thresholds)."""
+    counts, texts = template_report(frame, translator, prompts, prompts.template_rules, backtranslate,
+                                    getattr(translator, "languages", None))
+    return {"templates": counts, "template_texts": texts}
+
+
+def preset_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows whose source fixed the language and wrote them in it (``preset_lang``): nothing to
+    translate or to filter as a translation; kept, unless a text is empty."""
+    from pipeline.languages import get_language
+
+    codes = [get_language(code) for code in rows["preset_lang"].to_list()]
+    return untranslated_rows(rows.with_columns(
+        pl.Series("lang", [c.code for c in codes], dtype=pl.String),
+        pl.Series("lang_nllb", [c.nllb for c in codes], dtype=pl.String),
+    ))
+
+
+def untranslated_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """Preset rows keep their text in their ``lang``: kept unless empty."""
+    empty = rows["text_en"].is_null() | (rows["text_en"].str.strip_chars() == "")
+    return rows.with_columns(
+        pl.col("text_en").alias("text_tgt"), pl.col("context_en").alias("context_tgt"),
+        pl.col("answer_en").alias("answer_tgt"), pl.col("answer_en").is_not_null().alias("answer_translated"),
+        pl.lit(False).alias("translation_truncated"),
+        pl.when(empty).then(pl.lit(STATUS_REJECTED)).otherwise(pl.lit(STATUS_KEPT)).alias("status"),
+        pl.when(empty).then(pl.lit("input:empty_text_en")).otherwise(pl.lit(None, dtype=pl.String))
+        .alias("reject_reason"),
+    )
 
 
 def decide_rows(
@@ -174,13 +249,14 @@ def process_chunk(chunk_path: str | Path, out_path: str | Path, translator, **pa
     frame = process_rows(rows, translator=translator, stats=stats, **params)
     # Sidecar counters (dedup factor, cache hit rate, template drops) for the run summary; written
     # before the chunk so a present chunk always has its stats.
-    write_stats_sidecar(out_path, stats, template_drop_counts(frame, translator))
+    write_stats_sidecar(out_path, stats, **chunk_template_report(frame, translator, **params))
     return write_parquet_atomic(frame, out_path)
 
 
 def run_chunk_plan(
     plan, get_translator, languages: tuple[Language, ...], seed: int, mode: str, backtranslate: bool,
-    rules: FilterRules, only_languages: tuple[str, ...] = (),
+    rules: FilterRules, only_languages: tuple[str, ...] = (), prompts: PromptSettings = PromptSettings(),
+    english_share: float | None = None, mix: dict | None = None, mix_seed: int = 0,
 ) -> Path:
     """Carry out one chunk's plan (see ``pipeline.regenerate.plan_chunk``) and return its output path.
 
@@ -199,14 +275,16 @@ def run_chunk_plan(
             shutil.copyfile(sidecar, stats_path(out))
         return write_parquet_atomic(decide_rows(frame, backtranslate=backtranslate, rules=rules), out)
     translator = get_translator()
-    params = dict(languages=languages, seed=seed, mode=mode, backtranslate=backtranslate, rules=rules)
+    params = dict(languages=languages, seed=seed, mode=mode, backtranslate=backtranslate, rules=rules, prompts=prompts,
+                  english_share=english_share, mix=mix, mix_seed=mix_seed)
     rows = pl.read_parquet(plan.chunk)
     if only_languages and plan.action == ACTION_DONE:
-        fresh = process_rows(rows_for_languages(rows, languages, only_languages, seed, mode), translator=translator, **params)
+        subset = rows_for_languages(rows, languages, only_languages, seed, mode, english_share)
+        fresh = process_rows(subset, translator=translator, **params)
         return write_parquet_atomic(merge_language_rows(pl.read_parquet(out), fresh, only_languages), out)
     stats = TranslationStats()
     frame = process_rows(rows, translator=translator, stats=stats, **params)
-    write_stats_sidecar(out, stats, template_drop_counts(frame, translator))  # dedup / cache counters
+    write_stats_sidecar(out, stats, **chunk_template_report(frame, translator, **params))  # dedup / cache counters
     return write_parquet_atomic(frame, out)
 
 

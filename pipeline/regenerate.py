@@ -35,7 +35,7 @@ from pipeline.languages import Language
 log = logging.getLogger(__name__)
 
 # Bump when the chunk transformation changes what it writes for the same inputs and settings.
-PROCESS_VERSION = 1
+PROCESS_VERSION = 2  # 2: English rows untranslated and exempt from translation checks, instruction mix
 MANIFEST_NAME = "manifest.json"
 OUTPUT_FOLDERS = ("data", "rejects", "quarantine", "plots")  # folders whose every file belongs to a run
 DIGEST_CHARS = 12
@@ -46,9 +46,11 @@ def _digest(obj) -> str:
 
 
 def translation_key(model: dict, decoding: str, languages: Iterable[str], seed: int, mode: str,
-                    backtranslate: bool) -> str:
-    """Digest of everything that changes translations and scores (not the thresholds)."""
+                    backtranslate: bool, prompts: dict | None = None, english_share: float | None = None) -> str:
+    """Digest of everything that changes translations, prompts and scores (not the thresholds)."""
     return _digest({
+        **({"prompts": prompts} if prompts else {}),
+        **({"english_share": english_share} if english_share is not None else {}),
         "version": PROCESS_VERSION,
         "model": {k: model.get(k) for k in sorted(model) if k not in ("created", "converted_at")},
         "decoding": decoding,
@@ -127,7 +129,7 @@ def reset_decision(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def rows_for_languages(rows: pl.DataFrame, languages: tuple[Language, ...], subset: Iterable[str], seed: int,
-                       mode: str) -> pl.DataFrame:
+                       mode: str, english_share: float | None = None) -> pl.DataFrame:
     """The English rows of a chunk that are assigned to one of ``subset`` (codes), unassigned again.
 
     Assignment depends only on the example id, seed and the full language list, so processing this
@@ -136,7 +138,7 @@ def rows_for_languages(rows: pl.DataFrame, languages: tuple[Language, ...], subs
     subset = set(subset)
     if mode == MODE_ALL:
         return rows
-    assigned = assign_languages(rows, languages, seed=seed, mode=mode)
+    assigned = assign_languages(rows, languages, seed=seed, mode=mode, english_share=english_share)
     return assigned.filter(pl.col("lang").is_in(sorted(subset))).drop("lang", "lang_nllb")
 
 

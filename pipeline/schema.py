@@ -16,6 +16,14 @@ SCHEMA_VERSION = 1
 TASK_CAPTION = "caption"
 TASK_VQA = "vqa"
 TASK_MATCH = "match"  # image-caption matching (yes/no), see pipeline/matching.py
+# The rest of the mBLIP training mix (Geigle et al. 2024, Sec. 3.1, Table 1); built in pipeline/tasks/.
+TASK_VQG = "vqg"  # question generation from an answer (VQAv2)
+TASK_AOKVQA_EXPLAIN = "aokvqa_explain"  # A-OKVQA: explain why an answer is right -> the rationale
+TASK_AOKVQA_COT = "aokvqa_cot"  # A-OKVQA: chain of thought -> rationale and answer
+TASK_LLAVA = "llava"  # LLaVA-Instruct: one human/gpt turn; the instruction is the prompt
+TASK_CLASSIFY = "classify"  # ImageNet: the class name in a language
+TASK_DECIDE = "decide"  # ImageNet: "does the image show X?" -> yes/no
+TASK_INSTRUCT = "instruct"  # a ready (prompt, target) pair, e.g. the released mBLIP training file
 
 STATUS_PENDING = "pending"
 STATUS_KEPT = "kept"
@@ -33,6 +41,12 @@ SOURCE_SCHEMA: dict[str, pl.DataType] = {
     "text_en": pl.String(),  # caption, or question
     "answer_en": pl.String(),  # VQA: multiple_choice_answer; null for captions
     "answers_en": pl.List(pl.String()),  # VQA: all (10) human answers; null for captions
+    # Text that goes into the prompt and is translated with the row (LLaVA instruction, A-OKVQA
+    # question, a released row's context); null when the prompt is a template only.
+    "context_en": pl.String(),
+    # The source fixes the row's language and its texts are already in it (ImageNet class names per
+    # language, A-OKVQA kept English, a released row): not translated, not translation-filtered.
+    "preset_lang": pl.String(),
 }
 
 # Columns added by assignment, translation and filtering.
@@ -43,6 +57,8 @@ TARGET_SCHEMA: dict[str, pl.DataType] = {
     "answer_tgt": pl.String(),  # translated answer, or the English one when answer_translated is false
     "answer_translated": pl.Boolean(),  # answer passed the back-translation round trip (numbers: kept as digits)
     "translation_truncated": pl.Boolean(),  # text_en was longer than the engine's input limit and was cut
+    "context_tgt": pl.String(),  # context_en in the row's language
+    "target": pl.String(),  # what the model is trained to produce (see pipeline/templates.py: add_prompts)
     "prompt": pl.String(),  # instruction in the row's language (VQA: with the question); see pipeline/templates.py
     "backtranslation_en": pl.String(),
     "score_bt_chrf": pl.Float64(),  # chrF++ (0-100) of back-translation vs text_en

@@ -376,7 +376,7 @@ def write_outputs(
     store.write_group(SPLIT_QUARANTINE, None, QUARANTINE_DIR,
                       lambda with_size: sorted_quarantine(bad, out_dir / SPILL_DIR / SORTED_DIR, with_size))
 
-    stats = compute_stats(rows, bad, ingest_counts, fan_out)
+    stats = compute_stats(rows, bad, ingest_counts, fan_out, metadata.get("target_shares"))
     stats["processing"] = sum_sidecars(processed)
     stats["output"] = summarise_files(store.files)
     meta_files = [store.write_meta(STATS, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")]
@@ -417,8 +417,11 @@ def sorted_quarantine(bad: pl.LazyFrame, spill_dir: Path, with_size: bool) -> So
 
 
 def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_counts: dict[str, dict[str, int]],
-                  fan_out: int) -> dict:
-    """Every counter the card shows: per source, language, task and reject reason, plus score summaries."""
+                  fan_out: int, target_shares: dict[str, float] | None = None) -> dict:
+    """Every counter the card shows: per source, language, task and reject reason, plus score summaries.
+
+    ``target_shares``: the run's assignment weights per language (default: mC4 shares renormalised
+    over the languages present)."""
     bad = bad.lazy()
     kept, rejected = pl.col("status") == STATUS_KEPT, pl.col("status") == STATUS_REJECTED
     per_source = rows.group_by("source").agg(kept.sum().alias("kept"), rejected.sum().alias("rejected")).collect()
@@ -436,20 +439,24 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
                 f"(fan-out {fan_out}) + quarantined {quarantined} do not add up"
             )
         sources[source] = {"records": records, "rows": counts["rows"], "kept": n_kept, "rejected": n_rejected,
-                           "quarantined": quarantined}
+                           "quarantined": quarantined,
+                           **{k: v for k, v in counts.items() if k not in ("rows", "quarantined")}}
 
     schema = rows.collect_schema()
     score_cols = [c for c, t in schema.items() if c.startswith("score_") and t.is_numeric()]
+    # Rows whose source fixed the language (``preset_lang``) were not assigned by the run: the shares
+    # compared with the assignment's targets count only the rows the run assigned.
+    by_run = pl.col("preset_lang").is_null() if "preset_lang" in schema else pl.lit(True)
     per_lang = rows.group_by("lang").agg(
         pl.len().alias("assigned"), kept.sum().alias("kept"), rejected.sum().alias("rejected"),
-        *[pl.col(c).mean().alias(c) for c in score_cols],
+        by_run.sum().alias("by_run"), *[pl.col(c).mean().alias(c) for c in score_cols],
     ).sort("lang").collect()
     reasons = rows.filter(rejected).group_by(["lang", "reject_reason"]).len().sort(["lang", "reject_reason"]).collect()
     reasons_by_lang: dict[str, dict[str, int]] = {}
     for r in reasons.to_dicts():
         reasons_by_lang.setdefault(r["lang"], {})[r["reject_reason"] or "unknown"] = r["len"]
 
-    total_assigned = int(per_lang["assigned"].sum()) if per_lang.height else 0
+    total_by_run = int(per_lang["by_run"].sum()) if per_lang.height else 0
     run_langs = [get_language(code) for code in per_lang["lang"].to_list()]
     mc4_total = sum(lang.mc4_share_pct for lang in run_langs) or 1.0
     languages = {}
@@ -458,8 +465,9 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
             "name": lang.name, "nllb": lang.nllb,
             "assigned": r["assigned"], "kept": r["kept"], "rejected": r["rejected"],
             "keep_rate": r["kept"] / r["assigned"] if r["assigned"] else 0.0,
-            "assigned_share": r["assigned"] / total_assigned if total_assigned else 0.0,
-            "mc4_target_share": lang.mc4_share_pct / mc4_total,
+            "assigned_share": r["by_run"] / total_by_run if total_by_run else 0.0,
+            "preset": r["assigned"] - r["by_run"],  # rows in this language because their source fixed it
+            "mc4_target_share": (target_shares or {}).get(lang.code, lang.mc4_share_pct / mc4_total),
             "reject_reasons": reasons_by_lang.get(lang.code, {}),
             "mean_scores": {c: r[c] for c in score_cols},
             # kept for readers of the first stats format (pipeline/summary.py)
@@ -467,6 +475,14 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
         }
     per_task = rows.group_by("task").agg(pl.len().alias("assigned"), kept.sum().alias("kept"),
                                          rejected.sum().alias("rejected")).sort("task").collect()
+    per_task_lang = rows.group_by(["task", "lang"]).agg(kept.sum().alias("kept"), rejected.sum().alias("rejected"))
+    task_languages: dict[str, dict[str, dict]] = {}
+    for r in per_task_lang.sort(["task", "lang"]).collect().to_dicts():
+        task_languages.setdefault(r["task"], {})[r["lang"]] = {"kept": r["kept"], "rejected": r["rejected"]}
+    mix_rows = rows.filter(pl.col("reject_reason").is_in(["mix_share", "mix_cap"])).group_by(["task", "reject_reason"])
+    mix_reasons: dict[str, dict[str, int]] = {}
+    for r in mix_rows.len().sort(["task", "reject_reason"]).collect().to_dicts():
+        mix_reasons.setdefault(r["task"], {})[r["reject_reason"]] = r["len"]
     quarantine_reasons = bad.group_by(["source", "field", "reason"]).len().sort(["source", "field", "reason"]).collect()
     return {
         "schema_version": SCHEMA_VERSION,
@@ -478,6 +494,8 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
         },
         "sources": sources,
         "tasks": {r["task"]: {k: v for k, v in r.items() if k != "task"} for r in per_task.to_dicts()},
+        "task_languages": task_languages,
+        "mix_reasons": mix_reasons,
         "languages": languages,
         "reject_reasons": [{"lang": r["lang"], "reason": r["reject_reason"], "rows": r["len"]} for r in reasons.to_dicts()],
         "quarantine_reasons": [
@@ -515,7 +533,7 @@ def sum_sidecars(processed: Iterable[str | Path]) -> dict:
     """
     from pipeline.translate import TranslationStats, stats_path
 
-    total, templates, other = TranslationStats(), {}, {}
+    total, templates, texts, other = TranslationStats(), {}, {}, {}
     found = missing = 0
     for chunk in processed:
         data = _read_json(stats_path(chunk))
@@ -528,13 +546,17 @@ def sum_sidecars(processed: Iterable[str | Path]) -> dict:
             slot = templates.setdefault(lang, {})
             for key, value in counts.items():
                 slot[key] = max(slot.get(key, 0), value)
-        for key, value in _flatten({k: v for k, v in data.items() if k not in ("translation", "templates")}).items():
+        for lang, kept in (data.get("template_texts") or {}).items():
+            texts.setdefault(lang, kept)  # the language's template set: the same in every chunk
+        skip = ("translation", "templates", "template_texts")
+        for key, value in _flatten({k: v for k, v in data.items() if k not in skip}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 other[key] = other.get(key, 0) + value
     if not found:
         return {}
     return {"sidecars": found, "chunks_without_sidecar": missing, "translation": total.as_dict(),
-            "templates": dict(sorted(templates.items())), **dict(sorted(other.items()))}
+            "templates": dict(sorted(templates.items())), "template_texts": dict(sorted(texts.items())),
+            **dict(sorted(other.items()))}
 
 
 def summarise_files(files: list[dict]) -> dict:

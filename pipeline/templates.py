@@ -1,21 +1,27 @@
-"""Instruction templates per task, translated once per language, and the ``prompt`` column.
+"""The one instruction-template table: training prompts (the ``prompt`` column) and inference prompts.
 
-mBLIP trained with several English instruction templates per task, some naming the output language
-("Caption the image in {lang}."), plus NLLB translations of them; translated templates that still
-contained the English words were dropped (Geigle et al. 2024, Sec. 3.1 and App. A). Here:
+mBLIP's mix (Geigle et al. 2024, Sec. 3.1 and App. A): caption rows cycle through English templates
+that name the target language ("Caption the image in German.") and the language's machine-translated
+plain templates ("Caption the image." in German), so a non-English caption gets an English instruction
+E/(E+T) of the time (E English templates, T translated ones that survived); VQA and every other task use
+English templates naming the answer language. A translated template still containing its English was
+dropped. Here, in addition, each translated template goes through the project's quality filter (the
+same signals and thresholds as the data, back-translation included when a model is given): one that
+fails it (e.g. "Ein Bild derschaftschafts.") is not used, and the English template is used instead.
 
-- the ``{lang}`` slot is filled with the language's English name *before* translation, so the
-  translation names the language in the target language ("... auf Deutsch");
-- a ``{question}`` slot is never sent to the model: the template is split around it, each literal
-  part is translated on its own and the question is put back in place, so it cannot be lost or
-  mangled;
-- a translated template is dropped when a part is empty or still contains its English original
-  (after normalisation), and the drop is counted per language and reason;
-- ``vqa_en`` ("... Answer in English.") is used when the example keeps its English answer (see
-  ``pipeline/answers.py``), so the prompt always says which language the answer is in.
+- ``TEMPLATES``: the English templates per task, one entry per task (``{lang}`` = the language's English
+  name; ``{question}``/``{answer}``/``{caption}``/``{rationale}``/``{label}`` = filled per example, never
+  translated). The first
+  template of a task is the inference prompt of ``mblip caption`` / ``mblip ask`` (``model/templates.py``).
+- ``TRANSLATED_TEMPLATES``: the plain templates translated for a task whose instructions are translated
+  (``PromptSettings.translated_tasks``); a task without an entry translates its English templates with
+  the language name filled in.
+- ``vqa_en`` ("... Answer in English.") is used whenever the target is the English answer (the answer
+  stage kept it, or the trainer's coin flip picked it): prompt and target always agree.
 
-Translations go through the same cached translator as the data, so each template is translated
-once per language and model, across runs; within a process they are also memoised.
+A ``{question}`` slot is never sent to the model: the template is split around it, each literal part is
+translated and checked on its own, and the question is put back in place. Translations go through the
+same cached translator as the data, and are memoised per process.
 """
 
 from __future__ import annotations
@@ -29,21 +35,24 @@ import polars as pl
 
 from pipeline.languages import SOURCE_LANGUAGE, get_language
 from pipeline.nllb.engine import clean_source
-from pipeline.schema import TASK_CAPTION, TASK_MATCH, TASK_VQA
+from pipeline.schema import (
+    TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_CAPTION, TASK_CLASSIFY, TASK_DECIDE, TASK_INSTRUCT, TASK_LLAVA, TASK_VQA,
+    TASK_VQG,
+)
 from pipeline.translate import SOURCE_NLLB, TranslationStats, translate_many
 
 TASK_VQA_ENGLISH_ANSWER = "vqa_en"
-TASK_VQG = "vqg"  # question generation from an answer (VQAv2 in the reference task mix)
-TASK_CLASSIFY = "classify"  # ImageNet class names (Babel-ImageNet in the reference)
+TASK_MATCH = "match"  # image-caption matching with hard negatives
 
-# English templates per task. Caption and VQA follow the trainer's (model/templates.py) so English
-# rows and untranslated fallbacks read the same; the other tasks complete the paper's task list.
+# English templates per task (add a task: one entry here; its prompt slots are filled by ``render``).
 TEMPLATES: dict[str, tuple[str, ...]] = {
     TASK_CAPTION: (
         "Caption the image in {lang}.",
         "Write a short description of the image in {lang}.",
         "Describe the image briefly in {lang}.",
         "A short {lang} caption of the image:",
+        "Short {lang} image caption:",
+        "Image caption (in {lang}):",
     ),
     TASK_VQA: (
         "Answer in {lang}: {question}",
@@ -63,7 +72,41 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "Which object is shown in the image? Answer in {lang}.",
         "What is in the picture? Name it in {lang}.",
     ),
-    TASK_MATCH: (),  # filled from MATCH_TEMPLATES below; English only
+    TASK_MATCH: (),  # filled from MATCH_TEMPLATES below (English; the caption slot is translated)
+    # A-OKVQA (mBLIP's explanation and chain-of-thought tasks; the reference's templates).
+    TASK_AOKVQA_EXPLAIN: (
+        'Explain why the answer to the question "{question}" is "{answer}".',
+        'Question: {question} Answer: {answer}. Explain why.',
+        'Why is "{answer}" the answer to "{question}"?',
+        'Give the reason why "{answer}" answers the question "{question}".',
+        'The question is "{question}" and the answer is "{answer}". Why?',
+    ),
+    TASK_AOKVQA_COT: (
+        "Think step-by-step to answer this question. {question}",
+        "{question} What is the answer and why?",
+        "{question} Explain your reasoning, then answer.",
+        "Answer the question and give the reason. {question}",
+        "{question} Reason about the image first, then answer.",
+    ),
+    # Targets of the chain-of-thought task: every one holds the rationale (the reference had one,
+    # "{a} because {a}.", with the answer twice and no rationale).
+    "aokvqa_cot_target": (
+        "{rationale}. So the answer is {answer}.",
+        "The answer is {answer} because {rationale}.",
+        "{rationale}. The answer is {answer}.",
+        "{rationale}. Therefore: {answer}.",
+        "Reasoning: {rationale}. Answer: {answer}.",
+    ),
+    # ImageNet "does the image show X?" with the class name in the row's language; the yes and no
+    # targets of question i are entry i of the two lists below (the reference's question/answer triples).
+    TASK_DECIDE: (
+        "Does this image show a {label}?",
+        "Is there a {label} in the image?",
+        "Is this a picture of a {label}?",
+        "Can you see a {label} in this image?",
+    ),
+    "decide_yes": ("Yes, it does.", "Yes, there is.", "Yes, it is.", "Yes, I can."),
+    "decide_no": ("No, it does not.", "No, there is not.", "No, it is not.", "No, I cannot."),
 }
 # Image-caption matching: 12 English questions, each with its own yes/no answers; the caption (the slot)
 # is translated, the template and answer stay English, the language is never named (mBLIP's matching
@@ -83,17 +126,54 @@ MATCH_TEMPLATES: tuple[tuple[str, str, str], ...] = (
     ('Do the image and the text "{caption}" belong together?', "Yes, they do.", "No, they do not."),
 )
 TEMPLATES[TASK_MATCH] = tuple(t for t, _, _ in MATCH_TEMPLATES)
-ENGLISH_ONLY_TASKS = frozenset({TASK_MATCH})  # never translated: English template, translated slot
-SLOTS = ("question", "answer", "caption")  # filled per example, never translated
-_SLOT = re.compile(r"(\{(?:question|answer|caption)\})")
+
+
+def pick_match_template(example_id: str) -> tuple[str, str, str]:
+    """``(template, yes, no)`` of a matching example, by a hash of its id (same row -> same template)."""
+    index = int.from_bytes(hashlib.sha1(f"match\x1f{example_id}".encode()).digest()[:4], "big") % len(MATCH_TEMPLATES)
+    return MATCH_TEMPLATES[index]
+
+
+# Plain templates (no language name) translated into each language, as mBLIP did for captions.
+TRANSLATED_TEMPLATES: dict[str, tuple[str, ...]] = {
+    TASK_CAPTION: (
+        "Caption the image.",
+        "Short image caption:",
+        "Summarize the image.",
+        "Describe the image briefly.",
+        "Write a short description of the image.",
+    ),
+}
+# A task's English-answer variant (its rows whose target is the English answer use it).
+ENGLISH_ANSWER_TASK = {TASK_VQA: TASK_VQA_ENGLISH_ANSWER}
+# LLaVA turns and released mBLIP rows carry their own instruction (``context_en``): no template.
+CONTEXT_PROMPT_TASKS = (TASK_LLAVA, TASK_INSTRUCT)
+SLOTS = ("question", "answer", "caption", "rationale", "label")  # filled per example, never translated
+_SLOT = re.compile(r"(\{(?:" + "|".join(SLOTS) + r")\})")
 _NORM = re.compile(r"[^\w]+")
 
 DROP_EMPTY = "empty_translation"
 DROP_CONTAINS_ENGLISH = "contains_english"
+DROP_FILTER = "filter"  # prefix: "filter:low_bt_chrf", ...
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """Which instructions are translated and how often the English ones are used (see PromptConfig)."""
+
+    translated_tasks: tuple[str, ...] = (TASK_CAPTION,)
+    english_share: float | None = None  # None: mBLIP's mix, every usable template equally often
+    # Filter thresholds for translated templates (a FilterRules; None = the defaults). Not the run's
+    # thresholds: a threshold change re-decides rows from stored scores and must not change prompts.
+    template_rules: object = None
 
 
 def _norm(text: str) -> str:
     return " ".join(_NORM.sub(" ", clean_source(text).casefold()).split())
+
+
+def _hash(salt: str, key: str) -> int:
+    return int.from_bytes(hashlib.sha1(f"{salt}\x1f{key}".encode()).digest()[:4], "big")
 
 
 def split_template(template: str) -> list[str]:
@@ -103,17 +183,29 @@ def split_template(template: str) -> list[str]:
 
 @dataclass
 class TemplateSet:
-    """Usable templates of one language (task -> templates with only example slots left) and drops."""
+    """One language's templates: English (naming the language) and translated ones that passed the checks."""
 
     lang: str  # project code
-    templates: dict[str, tuple[str, ...]]
+    templates: dict[str, tuple[str, ...]]  # English, only example slots left
+    translated: dict[str, tuple[str, ...]] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    dropped_texts: list[tuple[str, str, str]] = field(default_factory=list)  # (task, translation, reason)
 
-    def pick(self, task: str, key: str) -> str:
-        """Template for ``task`` chosen by a hash of ``key`` (same row -> same prompt across runs)."""
-        options = self.templates.get(task) or english_templates(self.lang).templates[task]
-        index = int.from_bytes(hashlib.sha1(f"template\x1f{key}".encode()).digest()[:4], "big") % len(options)
-        return options[index]
+    def pick(self, task: str, key: str, english_share: float | None = None) -> str:
+        """Template for ``task`` chosen by a hash of ``key`` (same row -> same prompt across runs).
+
+        ``english_share`` None: uniform over the English and the translated templates (mBLIP's cycle);
+        a number: the share of rows that get an English template when translated ones exist.
+        """
+        english = self.templates.get(task) or english_templates(self.lang).templates[task]
+        translated = self.translated.get(task, ())
+        if not translated:
+            options = english
+        elif english_share is None:
+            options = english + translated
+        else:
+            options = english if _hash("mix", key) / 2**32 < english_share else translated
+        return options[_hash("template", key) % len(options)]
 
 
 def _fill_lang(template: str, lang_name: str) -> str:
@@ -121,65 +213,115 @@ def _fill_lang(template: str, lang_name: str) -> str:
 
 
 def english_templates(lang: str) -> TemplateSet:
-    """The English templates naming ``lang`` (what English rows, and any fallback, use)."""
-    name = get_language(lang).name
-    return TemplateSet(lang=lang, templates={t: tuple(_fill_lang(x, name) for x in xs) for t, xs in TEMPLATES.items()})
+    """The English templates naming ``lang``; English itself also gets its plain templates as the
+    "translated" ones (the English row's mix is the same as every other language's)."""
+    language = get_language(lang)
+    named = {t: tuple(_fill_lang(x, language.name) for x in xs) for t, xs in TEMPLATES.items()}
+    plain = dict(TRANSLATED_TEMPLATES) if language.code == SOURCE_LANGUAGE else {}
+    return TemplateSet(lang=language.code, templates=named, translated=plain)
 
 
-def translate_templates(translator, lang: str, stats: TranslationStats | None = None) -> TemplateSet:
-    """All task templates translated into ``lang`` (project or NLLB code); failed ones are dropped."""
+def english_prompt(task: str, lang: str, key: str | None = None, **slots: str) -> str:
+    """An English prompt naming ``lang``: the task's first template (inference) or, with ``key``, the
+    template that key picks among the English ones (what training rows with English instructions use)."""
+    options = english_templates(lang).templates[task]
+    template = options[0] if key is None else options[_hash("template", key) % len(options)]
+    return render(template, **slots)
+
+
+def _is_literal(part: str) -> bool:
+    """A part of a template to translate: not a slot, not punctuation only."""
+    return not _SLOT.fullmatch(part) and bool(_norm(part))
+
+
+def _sources(task: str, named: tuple[str, ...]) -> tuple[str, ...]:
+    return TRANSLATED_TEMPLATES.get(task, named)
+
+
+def translate_templates(translator, lang: str, stats: TranslationStats | None = None,
+                        settings: PromptSettings = PromptSettings(), rules=None, check_model: bool = True,
+                        model_languages: frozenset[str] | None = None) -> TemplateSet:
+    """The templates of ``settings.translated_tasks`` translated into ``lang`` and quality-checked.
+
+    A translation is dropped when a part is empty, still contains its English (mBLIP's rule) or fails
+    the quality filter under ``rules`` (model signals when ``check_model`` and the model covers the
+    language). The English templates are always there.
+    """
     language = get_language(lang)
     english = english_templates(language.code)
     if language.code == SOURCE_LANGUAGE:
+        english.translated = {t: v for t, v in english.translated.items() if t in settings.translated_tasks}
         return english
-    parts_of = {(task, i): split_template(t) for task, ts in english.templates.items() for i, t in enumerate(ts)
-                if task not in ENGLISH_ONLY_TASKS}
-    literals = list(dict.fromkeys(p for parts in parts_of.values() for p in parts if not _SLOT.fullmatch(p)))
-    translated = dict(zip(literals, (r.text for r in translate_many(translator, literals, SOURCE_NLLB, language.nllb, stats))))
-    kept: dict[str, list[str]] = {task: [] for task in english.templates if task not in ENGLISH_ONLY_TASKS}
+    tasks = [t for t in settings.translated_tasks if t in TEMPLATES]
+    tasks += [ENGLISH_ANSWER_TASK[t] for t in tasks if t in ENGLISH_ANSWER_TASK]
+    parts_of = {(task, i): split_template(t)
+                for task in tasks for i, t in enumerate(_sources(task, english.templates[task]))}
+    # Parts of punctuation only ('".' after a slot) are kept as they are: there is nothing to translate.
+    literals = list(dict.fromkeys(p for parts in parts_of.values() for p in parts if _is_literal(p)))
+    translated = dict(zip(literals, (clean_source(r.text) for r in
+                                     translate_many(translator, literals, SOURCE_NLLB, language.nllb, stats))))
+    failed = _filter_reasons(translated, language.nllb, translator if check_model else None, rules, model_languages)
+    kept: dict[str, list[str]] = {task: [] for task in tasks}
     dropped: dict[str, int] = {}
+    dropped_texts = []
     for (task, _), parts in parts_of.items():
         reason = None
-        out = []
         for part in parts:
-            if _SLOT.fullmatch(part):
-                out.append(part)
+            if not _is_literal(part):
                 continue
-            target = clean_source(translated[part])
+            target = translated[part]
             if not _norm(target):
-                reason = DROP_EMPTY
+                reason = reason or DROP_EMPTY
             elif _norm(part) in _norm(target):
-                reason = DROP_CONTAINS_ENGLISH  # the paper's rule: the English is still there
-            out.append(target)
+                reason = reason or DROP_CONTAINS_ENGLISH  # the paper's rule: the English is still there
+            elif failed.get(part):
+                reason = reason or f"{DROP_FILTER}:{failed[part]}"
+        text = " ".join(translated[p] if _is_literal(p) else p for p in parts)
         if reason:
             dropped[reason] = dropped.get(reason, 0) + 1
+            dropped_texts.append((task, text, reason))
         else:
-            kept[task].append(" ".join(out))
-    return TemplateSet(lang=language.code, templates={t: tuple(v) for t, v in kept.items() if v}, dropped=dropped)
+            kept[task].append(text)
+    return TemplateSet(lang=language.code, templates=english.templates,
+                       translated={t: tuple(v) for t, v in kept.items() if v}, dropped=dropped,
+                       dropped_texts=dropped_texts)
 
 
-_MEMO: dict[tuple[str, str], TemplateSet] = {}
+def _filter_reasons(translated: dict[str, str], nllb: str, translator, rules, model_languages) -> dict[str, str]:
+    """English part -> the filter's reject reason for its translation (absent when kept)."""
+    from pipeline.filters.quality import apply_quality_filter
+
+    pairs = [(en, tgt) for en, tgt in translated.items() if _norm(tgt)]
+    if not pairs:
+        return {}
+    frame = pl.DataFrame({"text_en": [e for e, _ in pairs], "text_tgt": [t for _, t in pairs],
+                          "lang_nllb": [nllb] * len(pairs)}, schema={"text_en": pl.String, "text_tgt": pl.String,
+                                                                     "lang_nllb": pl.String})
+    out = apply_quality_filter(frame, translator, rules, model_languages=model_languages)
+    return {en: r for (en, _), r in zip(pairs, out["reject_reason"].to_list()) if r}
+
+
+_MEMO: dict[tuple, TemplateSet] = {}
 _MEMO_LOCK = threading.Lock()
 
 
-def templates_for(translator, lang: str, stats: TranslationStats | None = None) -> TemplateSet:
-    """``translate_templates`` memoised per translator and language within this process."""
+def templates_for(translator, lang: str, stats: TranslationStats | None = None,
+                  settings: PromptSettings = PromptSettings(), rules=None, check_model: bool = True,
+                  model_languages: frozenset[str] | None = None) -> TemplateSet:
+    """``translate_templates`` memoised per translator, language, settings and filter rules in this process."""
     engine = getattr(translator, "engine", translator)
     identity = engine.cache_key() if hasattr(engine, "cache_key") else str(id(engine))
-    key = (f"{getattr(engine, 'model_dir', '')}|{identity}", get_language(lang).code)
+    rules_key = rules.model_dump_json() if rules is not None else ""
+    key = (f"{getattr(engine, 'model_dir', '')}|{identity}", get_language(lang).code, settings.translated_tasks,
+           settings.english_share, rules_key,
+           check_model, tuple(sorted(model_languages)) if model_languages is not None else None)
     with _MEMO_LOCK:
         cached = _MEMO.get(key)
     if cached is None:
-        cached = translate_templates(translator, lang, stats)
+        cached = translate_templates(translator, lang, stats, settings, rules, check_model, model_languages)
         with _MEMO_LOCK:
             _MEMO[key] = cached
     return cached
-
-
-def pick_match_template(example_id: str) -> tuple[str, str, str]:
-    """``(template, yes, no)`` of a matching example, by a hash of its id (same row -> same template)."""
-    index = int.from_bytes(hashlib.sha1(f"match\x1f{example_id}".encode()).digest()[:4], "big") % len(MATCH_TEMPLATES)
-    return MATCH_TEMPLATES[index]
 
 
 def render(template: str, **slots: str) -> str:
@@ -189,34 +331,98 @@ def render(template: str, **slots: str) -> str:
     return " ".join(out.split())
 
 
-def add_prompts(frame: pl.DataFrame, translator, stats: TranslationStats | None = None) -> pl.DataFrame:
-    """Add ``prompt``: the row's instruction in its language (VQA: with the translated question).
+def _pick_index(key: str, n: int) -> int:
+    return _hash("template", key) % n
 
-    VQA rows whose answer stayed English (``answer_translated`` false) get a template asking for an
-    English answer. Returns the frame unchanged in row order and count.
+
+def prompt_and_target(row: dict, templates: TemplateSet,
+                      english_share: float | None = None) -> tuple[str | None, str | None]:
+    """The (prompt, target) of one row from the task's templates in ``templates`` (``english_share``:
+    see ``TemplateSet.pick``).
+
+    ``row`` holds ``example_id``, ``task``, ``text_en``/``text_tgt``, and where the task has them
+    ``answer_en``/``answer_tgt``/``answer_translated`` and ``context_en``/``context_tgt``.
     """
-    sets = {lang: templates_for(translator, lang, stats) for lang in frame["lang"].unique().to_list() if lang}
-    prompts = []
-    for row in frame.select("example_id", "task", "lang", "text_en", "text_tgt",
-                            *(["answer_translated"] if "answer_translated" in frame.columns else [])).iter_rows(named=True):
-        lang, task = row["lang"], row["task"]
-        if lang and task == TASK_MATCH:  # English question around the translated caption
-            prompts.append(render(pick_match_template(row["example_id"])[0], caption=row["text_tgt"] or row["text_en"]))
-            continue
-        if not lang or task not in (TASK_CAPTION, TASK_VQA):
+    task, key = row["task"], row["example_id"]
+    text = row.get("text_tgt") or row.get("text_en")
+    answer = row.get("answer_tgt") or row.get("answer_en")
+    context = row.get("context_tgt") or row.get("context_en")
+    if task == TASK_CAPTION:
+        return render(templates.pick(task, key, english_share)), text
+    if task == TASK_VQA:
+        variant = ENGLISH_ANSWER_TASK[task] if row.get("answer_translated") is False else task
+        return render(templates.pick(variant, key, english_share), question=text), answer
+    if task == TASK_VQG:  # the prompt names the language of the target question
+        return render(templates.pick(task, key, english_share), answer=answer), text
+    if task == TASK_AOKVQA_EXPLAIN:
+        return render(templates.pick(task, key, english_share), question=context, answer=answer), text
+    if task == TASK_AOKVQA_COT:
+        cot = templates.pick("aokvqa_cot_target", key + ":target")
+        target = render(cot, rationale=text.rstrip(" ."), answer=answer)
+        return render(templates.pick(task, key, english_share), question=context), target
+    if task in CONTEXT_PROMPT_TASKS:
+        return context, text
+    if task == TASK_CLASSIFY:
+        return render(templates.pick(task, key, english_share)), text
+    if task == TASK_MATCH:  # the template's own yes/no answer was set by the reader (English)
+        return render(pick_match_template(key)[0], caption=text), row.get("answer_en")
+    if task == TASK_DECIDE:
+        # The yes/no of question i must be entry i: always the English triples (never translated).
+        lists = [templates.templates[t] for t in (TASK_DECIDE, "decide_yes", "decide_no")]
+        i = _pick_index(key, len(lists[0]))
+        yes = (row.get("answer_en") or "").strip().lower() == "yes"
+        return render(lists[0][i], label=text), lists[1 if yes else 2][i]
+    raise ValueError(f"row {key}: no templates for task {task!r}; known tasks: {sorted(PROMPT_TASKS)}")
+
+
+PROMPT_TASKS = frozenset({TASK_CAPTION, TASK_VQA, TASK_VQG, TASK_AOKVQA_EXPLAIN, TASK_AOKVQA_COT, TASK_CLASSIFY,
+                          TASK_MATCH, TASK_DECIDE, *CONTEXT_PROMPT_TASKS})
+_ROW_FIELDS = ("example_id", "task", "lang", "text_en", "text_tgt", "answer_en", "answer_tgt", "answer_translated",
+               "context_en", "context_tgt", "preset_lang")
+
+
+def add_prompts(frame: pl.DataFrame, translator, stats: TranslationStats | None = None,
+                settings: PromptSettings = PromptSettings(), rules=None, check_model: bool = True,
+                model_languages: frozenset[str] | None = None) -> pl.DataFrame:
+    """Add ``prompt`` (the row's instruction, from the mix above) and ``target`` (what the model learns).
+
+    Rows assigned a language use its template set (English naming the language, plus the translated
+    ones of ``settings.translated_tasks``); rows whose language the source fixed (``preset_lang``:
+    ImageNet, English A-OKVQA, released rows) use the English templates naming the language, as the
+    paper did for those tasks. VQA rows whose answer stayed English get a template asking for an
+    English answer. Row order and count are unchanged.
+    """
+    langs = [lang for lang in frame["lang"].unique().to_list() if lang]
+    preset = frame["preset_lang"] if "preset_lang" in frame.columns else pl.Series([None] * frame.height)
+    translated_langs = set(frame.filter(preset.is_null())["lang"].unique().to_list()) - {None}
+    sets = {lang: templates_for(translator, lang, stats, settings, rules, check_model, model_languages)
+            for lang in langs if lang in translated_langs}
+    english = {lang: english_templates(lang) for lang in langs}
+    prompts, targets = [], []
+    columns = [c for c in _ROW_FIELDS if c in frame.columns]
+    for row in frame.select(columns).iter_rows(named=True):
+        lang = row["lang"]
+        if not lang:
             prompts.append(None)
+            targets.append(None)
             continue
-        if task == TASK_VQA and row.get("answer_translated") is False:
-            task = TASK_VQA_ENGLISH_ANSWER
-        template = sets[lang].pick(task, row["example_id"])
-        prompts.append(render(template, question=row["text_tgt"] or row["text_en"]))
-    return frame.with_columns(pl.Series("prompt", prompts, dtype=pl.String))
+        templates = english[lang] if row.get("preset_lang") else sets[lang]
+        prompt, target = prompt_and_target(row, templates, settings.english_share)
+        prompts.append(prompt)
+        targets.append(target)
+    return frame.with_columns(
+        pl.Series("prompt", prompts, dtype=pl.String), pl.Series("target", targets, dtype=pl.String)
+    )
 
 
-def template_drop_counts(frame: pl.DataFrame, translator) -> dict[str, dict[str, int]]:
-    """Per language of ``frame``: templates kept and dropped by reason (for the stats sidecar)."""
-    counts = {}
+def template_report(frame: pl.DataFrame, translator, settings: PromptSettings = PromptSettings(), rules=None,
+                    check_model: bool = True, model_languages: frozenset[str] | None = None) -> tuple[dict, dict]:
+    """Per language of ``frame``: (counts: kept and dropped by reason, texts: kept and dropped templates)."""
+    counts, texts = {}, {}
     for lang in sorted(x for x in frame["lang"].unique().to_list() if x):
-        s = templates_for(translator, lang)
-        counts[lang] = {"kept": sum(len(v) for v in s.templates.values()), **{f"dropped_{k}": v for k, v in s.dropped.items()}}
-    return counts
+        s = templates_for(translator, lang, None, settings, rules, check_model, model_languages)
+        kept = sum(len(v) for t, v in s.translated.items() if t in TEMPLATES)
+        counts[lang] = {"kept": kept, **{f"dropped_{k}": v for k, v in s.dropped.items()}}
+        texts[lang] = {"kept": {t: list(v) for t, v in s.translated.items()},
+                       "dropped": [list(d) for d in s.dropped_texts]}
+    return counts, texts

@@ -24,7 +24,7 @@ SOURCE_NLLB = get_language(SOURCE_LANGUAGE).nllb
 
 # (English column, translated column) pairs the stage fills. VQA answers are translated as a
 # vocabulary with their own acceptance rule: see ``pipeline/answers.py``.
-TRANSLATED_FIELDS: tuple[tuple[str, str], ...] = (("text_en", "text_tgt"),)
+TRANSLATED_FIELDS: tuple[tuple[str, str], ...] = (("text_en", "text_tgt"), ("context_en", "context_tgt"))
 TRUNCATED_COLUMN = "translation_truncated"
 STATS_SUFFIX = ".stats.json"
 
@@ -69,12 +69,15 @@ def stats_path(processed_chunk: str | Path) -> Path:
     return path.with_name(path.name.removesuffix(".parquet") + STATS_SUFFIX)
 
 
-def write_stats_sidecar(processed_chunk: str | Path, stats: TranslationStats, templates: dict | None = None) -> Path:
-    """Write a chunk's counters next to it (atomically): ``{"translation": {...}, "templates": {...}}``."""
+def write_stats_sidecar(processed_chunk: str | Path, stats: TranslationStats, templates: dict | None = None,
+                        template_texts: dict | None = None) -> Path:
+    """Write a chunk's counters next to it (atomically): ``{"translation": {...}, "templates": {...},
+    "template_texts": {lang: {"kept": {task: [...]}, "dropped": [[task, text, reason], ...]}}}``."""
     from pipeline.io import write_json_atomic
 
     path = stats_path(processed_chunk)
-    write_json_atomic({"translation": stats.as_dict(), "templates": templates or {}}, path)
+    write_json_atomic({"translation": stats.as_dict(), "templates": templates or {},
+                       "template_texts": template_texts or {}}, path)
     return path
 
 

@@ -98,6 +98,7 @@ def run_direct(config_path: Path) -> dict:
                 chunk, processed_path(work, s.source_name, chunk), translator, languages=languages,
                 seed=config.assignment.seed, mode=config.assignment.mode,
                 backtranslate=config.filter.backtranslate, rules=config.filter.rules(),
+                english_share=config.assignment.english_share, prompts=config.prompts.settings(),
             ))
     return write_outputs(out, processed, list(iter_quarantine(work, counts)), counts, 1, config.output.shard_rows,
                          config.output.row_group_rows, {"model": {}, "languages": [l.code for l in languages]})

@@ -133,6 +133,10 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
     tgt_raw = frame["text_tgt"].to_list()
     langs = frame["lang_nllb"].to_list()
     errors, codes = _input_errors(en_raw, tgt_raw, langs)
+    # English rows are the source itself (mBLIP keeps English at its mC4 share, untranslated): the
+    # translation checks (copy of the source, script, length, language, answers) do not apply, so
+    # their signals stay null ("not applicable") and only the input checks can reject them.
+    untranslated = [e is None and lang == SOURCE_NLLB for e, lang in zip(errors, langs)]
     ok = [e is None for e in errors]
     en = [t if good else "" for t, good in zip(en_raw, ok)]
     tgt = [t if good else "" for t, good in zip(tgt_raw, ok)]
@@ -164,7 +168,7 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
         answer = [None] * frame.height
 
     def masked(values: list) -> list:
-        return [v if good else None for v, good in zip(values, ok)]
+        return [v if good and not same else None for v, good, same in zip(values, ok, untranslated)]
 
     columns = {
         "sig_input_error": errors,

@@ -36,11 +36,13 @@ class RecordError(ValueError):
 
 @dataclass
 class ReadBatch:
-    """A bounded batch from one source: good rows and quarantined records (either may be empty)."""
+    """A bounded batch from one source: good rows and quarantined records (either may be empty), and
+    counters of what the reader dropped inside kept records (e.g. one blank answer of ten)."""
 
     source: str
     rows: pl.DataFrame
     quarantine: pl.DataFrame
+    counters: dict[str, int] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -56,6 +58,10 @@ class BatchBuilder:
     batch_size: int
     rows: list[dict] = field(default_factory=list)
     bad: list[dict] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
 
     def add_row(self, source_record_id: str, **values: Any) -> None:
         self.rows.append(
@@ -95,12 +101,13 @@ class BatchBuilder:
             if self.rows
             else pl.DataFrame(schema=SOURCE_SCHEMA),
             quarantine=pl.DataFrame(self.bad, schema=QUARANTINE_SCHEMA),
+            counters=self.counters,
         )
-        self.rows, self.bad = [], []
+        self.rows, self.bad, self.counters = [], [], {}
         return batch
 
     def drain(self) -> Iterator[ReadBatch]:
-        if self.rows or self.bad:
+        if self.rows or self.bad or self.counters:
             yield self.flush()
 
 
@@ -160,3 +167,19 @@ def check_file(path: str | Path) -> Path:
     if not path.is_file():
         raise SourceError(f"{path}: source file not found")
     return path
+
+
+def source_root(*paths: str | Path) -> Path:
+    """The deepest folder holding all of a source's files: what its published ``source_file`` is relative to."""
+    import os
+
+    return Path(os.path.commonpath([str(Path(p).resolve().parent) for p in paths]))
+
+
+def relative_source_file(path: str | Path, root: str | Path | None) -> str:
+    """``path`` relative to ``root`` (POSIX): no local folder in published rows. Outside it: the file name."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path(root).resolve() if root else path.parent).as_posix()
+    except ValueError:
+        return path.name

@@ -21,6 +21,7 @@ from pipeline.ingest.base import (
     RecordError,
     SourceError,
     check_file,
+    relative_source_file,
     require,
     require_id,
     require_text,
@@ -43,10 +44,12 @@ def iter_json_items(path: Path, prefix: str) -> Iterator[object]:
 class CocoCaptionsReader:
     """Official COCO captions annotations (e.g. ``annotations/captions_train2014.json``)."""
 
-    def __init__(self, annotations: str | Path, name: str = "coco_captions", image_dir: str = ""):
+    def __init__(self, annotations: str | Path, name: str = "coco_captions", image_dir: str = "",
+                 root: str | Path | None = None):
         self.path = check_file(annotations)
         self.name = name
         self.image_dir = image_dir  # optional sub-folder of the image root, e.g. "train2014"
+        self.root = root  # rows name their file relative to it (default: the file's folder)
 
     def _image_files(self, builder: BatchBuilder) -> dict[int, str]:
         files: dict[int, str] = {}
@@ -66,7 +69,7 @@ class CocoCaptionsReader:
         return files
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
-        builder = BatchBuilder(self.name, str(self.path), batch_size)
+        builder = BatchBuilder(self.name, relative_source_file(self.path, self.root), batch_size)
         files = self._image_files(builder)
         seen: set[int] = set()
         for index, ann in enumerate(iter_json_items(self.path, "annotations.item")):
@@ -99,14 +102,16 @@ class KarpathyCocoReader:
     """Karpathy's ``dataset_coco.json`` split file; ``splits`` selects which images are read."""
 
     def __init__(
-        self, path: str | Path, splits: tuple[str, ...] = ("train", "restval"), name: str = "coco_karpathy"
+        self, path: str | Path, splits: tuple[str, ...] = ("train", "restval"), name: str = "coco_karpathy",
+        root: str | Path | None = None,
     ):
         self.path = check_file(path)
-        self.splits = tuple(splits)
+        self.splits = tuple(splits)  # mBLIP: ("train",); train + restval adds ~30k images (see the card)
         self.name = name
+        self.root = root  # rows name their file relative to it (default: the file's folder)
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
-        builder = BatchBuilder(self.name, str(self.path), batch_size)
+        builder = BatchBuilder(self.name, relative_source_file(self.path, self.root), batch_size)
         seen: set[int] = set()
         for index, image in enumerate(iter_json_items(self.path, "images.item")):
             rid = image.get("cocoid") if isinstance(image, dict) else None

@@ -21,9 +21,11 @@ from pipeline.ingest.base import (
     RecordError,
     SourceError,
     check_file,
+    relative_source_file,
     require,
     require_id,
     require_text,
+    source_root,
 )
 from pipeline.ingest.coco import iter_json_items
 from pipeline.schema import TASK_VQA
@@ -53,18 +55,25 @@ class Vqav2Reader:
         annotations: str | Path,
         name: str = "vqav2",
         data_subtype: str | None = None,
+        root: str | Path | None = None,
+        task: str = TASK_VQA,
     ):
         self.questions = check_file(questions)
         self.annotations = check_file(annotations)
         self.name = name
         self.data_subtype = data_subtype
+        # Rows name their file relative to this (default: the folder holding both files).
+        self.root = Path(root) if root else source_root(self.questions, self.annotations)
+        # TASK_VQG reads the same files for question generation: each row keeps its own record's
+        # question, answer and image (the reference paired answers with other questions' images).
+        self.task = task
 
     def _index_annotations(self, builder: BatchBuilder):
         """question_id -> (image_id, multiple_choice_answer, answers joined by a separator), plus the
         bad annotations by question_id (held back: they are reported once, against their question)."""
         index: dict[int, tuple[int, str, str]] = {}
         bad: dict[int, tuple[int, object, RecordError]] = {}
-        path = str(self.annotations)
+        path = relative_source_file(self.annotations, self.root)
         for i, ann in enumerate(iter_json_items(self.annotations, "annotations.item")):
             rid = ann.get("question_id") if isinstance(ann, dict) else None
             try:
@@ -80,6 +89,9 @@ class Vqav2Reader:
                 answers = require(ann, "answers", list)
                 texts = []
                 for j, a in enumerate(answers):
+                    if isinstance(a, dict) and isinstance(a.get("answer"), str) and not a["answer"].strip():
+                        builder.count("blank_answers_dropped")  # one blank of ten: drop it, keep the question
+                        continue
                     try:
                         texts.append(require_text(a, "answer"))
                     except RecordError as err:
@@ -95,7 +107,7 @@ class Vqav2Reader:
         return index, bad
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
-        builder = BatchBuilder(self.name, str(self.questions), batch_size)
+        builder = BatchBuilder(self.name, relative_source_file(self.questions, self.root), batch_size)
         subtype = self.data_subtype or _read_subtype(self.questions) or ""
         index, bad_annotations = self._index_annotations(builder)
         seen: set[int] = set()
@@ -123,7 +135,7 @@ class Vqav2Reader:
                 rel = f"COCO_{subtype}_{image_id:012d}.jpg" if subtype else f"{image_id:012d}.jpg"
                 builder.add_row(
                     str(qid),
-                    task=TASK_VQA,
+                    task=self.task,
                     image_id=str(image_id),
                     image_path=f"{subtype}/{rel}" if subtype else rel,
                     text_en=question,
@@ -133,7 +145,7 @@ class Vqav2Reader:
             if builder.full():
                 yield builder.flush()
         # Annotations whose question never appeared are input records too: quarantine, never drop.
-        annotations_file = str(self.annotations)
+        annotations_file = relative_source_file(self.annotations, self.root)
         for qid, (image_id, mc, _) in index.items():
             if qid in seen:
                 continue  # its question was read (and quarantined): already counted once

@@ -27,6 +27,9 @@ def test_model_info_caption_and_ask_from_the_command_line(make_config, tmp_path,
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) >= 2  # one line of generated text per command (may be short for a 1-step model)
 
+    assert main(["ask", str(image), "What shape?", "--model", str(export), "--beams", "2", "--max-new-tokens", "3",
+                 "--min-new-tokens", "3", "--length-penalty", "-1"]) == 0
+
 
 def test_gpu_check_runs_end_to_end_with_tiny_models(tmp_path, capsys):
     from model.gpu_check import main

@@ -92,9 +92,10 @@ def _processor(tiny_dirs, llm):
     return build_processor(str(tiny_dirs["blip2"]), str(tiny_dirs[llm]), num_query_tokens=8, image_token="<image>")
 
 
-def _spec(processor, decoder_only, max_length=16):
+def _spec(processor, decoder_only, max_length=16, max_target_length=16):
     tok = processor.tokenizer
-    return TokenSpec(tok.convert_tokens_to_ids("<image>"), 8, max_length, decoder_only, tok.pad_token_id, tok.eos_token_id)
+    image = tok.convert_tokens_to_ids("<image>")
+    return TokenSpec(image, 8, max_length, decoder_only, tok.pad_token_id, tok.eos_token_id, max_target_length)
 
 
 def test_seq2seq_encoding_matches_the_processor(tiny_dirs):
@@ -118,7 +119,7 @@ def test_decoder_only_labels_cover_only_the_target(tiny_dirs):
     assert ids.shape == labels.shape
     for i in range(2):
         n = int(batch["attention_mask"][i].sum())
-        assert n <= 8 + spec.max_length
+        assert n <= 8 + spec.max_length + spec.max_target_length
         target = labels[i][labels[i] != IGNORE_INDEX].tolist()
         assert target[-1] == spec.eos_token_id and ids[i, n - len(target) : n].tolist() == target
         assert (ids[i, :8] == spec.image_token_index).all() and (labels[i, :8] == IGNORE_INDEX).all()
@@ -156,3 +157,132 @@ def test_training_stream_is_deterministic_and_resumable_by_skipping(demo_output,
     train_ids = {i for b in full for i in b["example_ids"]}
     val_ids = {i for b in _stream_ids(demo_output, processor, 0, train=False) for i in b["example_ids"]}
     assert not train_ids & val_ids
+
+
+def _byte_level_tokenizer():
+    """A BLOOM-like byte-level BPE tokenizer (a space before a word is part of its token)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "</s>", "<image>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    texts = ["Caption the image in Chinese.", "a red circle", "Answer in German: What shape?"]
+    tokenizer.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>")
+
+
+def test_prompt_and_target_are_truncated_separately_keeping_the_language_instruction(tiny_dirs):
+    tok = _processor(tiny_dirs, "bloom").tokenizer
+    spec = _spec(_processor(tiny_dirs, "bloom"), decoder_only=True, max_length=20, max_target_length=10)
+    # A long target (LLaVA-style answer) no longer eats the prompt's budget.
+    prompt = "Answer in German: What shape?"
+    long_answer = Example("a", Path("x"), prompt, "a red square next to a blue circle " * 10)
+    batch = encode_examples(tok, [long_answer], spec)
+    labels = batch["labels"][0]
+    target = labels[labels != IGNORE_INDEX].tolist()
+    assert len(target) == spec.max_target_length and target[-1] == spec.eos_token_id
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    assert batch["input_ids"][0, 8 : 8 + len(prompt_ids)].tolist() == prompt_ids
+    # A long question is cut inside the question: the instruction naming the language stays.
+    question = "What is the colour of the shape that is drawn " * 8 + "?"
+    row = _row(task="vqa", text_en=question, text_tgt=question, answer_en="red", answer_tgt="rot",
+               prompt=f"{question} Short answer in German:")
+    example = row_to_example(row, {})
+    for decoder_only in (True, False):
+        processor = _processor(tiny_dirs, "bloom" if decoder_only else "mt5")
+        spec = _spec(processor, decoder_only, max_length=20, max_target_length=10)
+        batch = encode_examples(processor.tokenizer, [example], spec)
+        ids = batch["input_ids"][0][batch["labels"][0] == IGNORE_INDEX] if decoder_only else batch["input_ids"][0]
+        ids = [i for i in ids.tolist() if i not in (spec.image_token_index, spec.pad_token_id)]
+        full = processor.tokenizer(example.prompt, add_special_tokens=not decoder_only, return_offsets_mapping=True)
+        # The instruction's tokens (and mT5's </s>): everything after the question.
+        tail = sum(1 for a, b in full["offset_mapping"] if a >= len(question) or a == b)
+        assert len(ids) == spec.max_length and tail > 3
+        assert ids[-tail:] == full["input_ids"][-tail:]  # "Short answer in German:" (+ </s>) kept
+        assert ids[:-tail] == full["input_ids"][: spec.max_length - tail]  # the question's start
+
+
+def test_no_separator_token_before_targets_in_scripts_without_spaces():
+    tok = _byte_level_tokenizer()
+    spec = TokenSpec(tok.convert_tokens_to_ids("<image>"), 2, 32, True, tok.pad_token_id, tok.eos_token_id, 32)
+    chinese = row_to_example(_row(lang="zh", text_tgt="一只红色的圆"), {})
+    german = row_to_example(_row(), {})
+    assert (chinese.separator, german.separator) == ("", " ")
+    assert row_to_example(_row(lang="zh", text_tgt=None), {}).separator == " "  # English fallback target
+    unspaced = tok("一只红色的圆", add_special_tokens=False)["input_ids"]
+    spaced = tok(" 一只红色的圆", add_special_tokens=False)["input_ids"]
+    assert len(spaced) > len(unspaced)  # a space costs a token
+    labels = encode_examples(tok, [chinese], spec)["labels"][0]
+    assert labels[labels != IGNORE_INDEX].tolist() == unspaced + [tok.eos_token_id]
+    labels = encode_examples(tok, [german], spec)["labels"][0]
+    expected = tok(" Ein roter Kreis.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert labels[labels != IGNORE_INDEX].tolist() == expected
+
+
+def _break_images(demo_output: Path, out: Path, broken_rows) -> Path:
+    """A copy of the demo output whose rows at ``broken_rows`` point at a corrupt image file."""
+    import polars as pl
+
+    rows = pl.read_parquet(demo_output / "data/en/part-00000.parquet")
+    (out / "data/en").mkdir(parents=True)
+    corrupt = out / "corrupt.jpg"
+    corrupt.write_bytes(b"not a jpeg")
+    paths = [str(corrupt) if i in broken_rows else p for i, p in enumerate(rows["image_path"].to_list())]
+    rows.with_columns(image_path=pl.Series(paths)).write_parquet(out / "data/en/part-00000.parquet")
+    manifest = json.loads((demo_output / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_unreadable_images_are_counted_across_workers_and_processes(demo_output, tiny_dirs, tmp_path):
+    processor = _processor(tiny_dirs, "mt5")
+    rows = read_manifest(demo_output).rows
+    broken = set(range(0, rows, 7))
+    data = read_manifest(_break_images(demo_output, tmp_path / "broken", broken))
+    counted, seen = 0, 0
+    for rank in range(2):
+        settings = StreamSettings(batch_size=4, image_size=32, train=False, rank=rank, world=2)
+        for batch in make_loader(data, processor, _spec(processor, False), settings, 2):
+            counted += batch["unreadable_images"]
+            seen += len(batch["example_ids"])
+    assert counted == len(broken) and seen == rows - len(broken)
+
+
+def test_a_batch_without_readable_images_is_not_fatal(demo_output, tiny_dirs, tmp_path):
+    processor = _processor(tiny_dirs, "mt5")
+    data = read_manifest(_break_images(demo_output, tmp_path / "broken", set(range(4))))
+    settings = StreamSettings(batch_size=4, image_size=32, train=False)
+    batches = list(make_loader(data, processor, _spec(processor, False), settings, 0))
+    assert batches[0]["example_ids"] == [] and batches[0]["unreadable_images"] == 4
+    assert all(b["example_ids"] for b in batches[1:]) and sum(len(b["example_ids"]) for b in batches) == data.rows - 4
+
+
+@pytest.mark.parametrize(("workers", "world"), [(2, 1), (2, 2), (0, 3)])
+def test_val_max_examples_caps_the_total_over_workers_and_processes(demo_output, tiny_dirs, workers, world):
+    processor = _processor(tiny_dirs, "mt5")
+    data = read_manifest(demo_output)
+    total = 0
+    for rank in range(world):
+        settings = StreamSettings(batch_size=4, image_size=32, train=False, max_examples=7, rank=rank, world=world)
+        loader = make_loader(data, processor, _spec(processor, False), settings, workers)
+        total += sum(len(b["example_ids"]) for b in loader)
+    assert data.rows > 7 * 2 and total == 7
+
+
+def test_training_rows_count_only_the_selected_tasks_and_sources(demo_output):
+    import polars as pl
+
+    from model.data import count_training_rows
+
+    frame = pl.read_parquet(demo_output / "data/en/part-00000.parquet")
+    data = read_manifest(demo_output)
+    captions = frame.filter(pl.col("task") == "caption").height
+    assert 0 < captions < data.rows
+    assert count_training_rows(data, tasks=("caption",)) == captions
+    assert count_training_rows(data, sources=("coco",)) == frame.filter(pl.col("source") == "coco").height
+    held = sum(is_validation(i, 0.25) for i in frame["image_id"].to_list())
+    assert count_training_rows(data, val_fraction=0.25) == data.rows - held
+    assert count_training_rows(data) == data.rows

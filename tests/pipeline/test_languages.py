@@ -24,8 +24,8 @@ def test_unknown_code_lists_valid_codes():
     assert "'xx'" in str(err.value) and " de," in str(err.value)
 
 
-def test_resolve_defaults_to_95_targets_and_dedupes():
-    assert len(resolve_languages(None)) == 95
+def test_resolve_defaults_to_all_96_with_english_and_dedupes():
+    assert len(resolve_languages(None)) == 96 and resolve_languages(None)[0].code == "en"
     assert [l.code for l in resolve_languages(["de", "deu_Latn", "fr"])] == ["de", "fr"]
 
 

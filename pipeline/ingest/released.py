@@ -1,0 +1,91 @@
+"""The released mBLIP training file: a JSON list of ``{"context", "label", "image_id"}`` (e.g.
+``task_mix_v2_mt.json``), already translated; ``image_id`` is a path under an image root.
+
+Read as ready (prompt, target) rows (task ``instruct``, the context as ``context_en``, the label as
+``text_en``) so the file can be inspected, filtered, re-translated or extended with this pipeline.
+The file does not record languages: ``language`` names one for every row, or ``detect`` (default)
+takes py3langid's best project language for the label and context together. Rows keep their text
+(``preset_lang``); with ``retranslate`` the rows detected as English are instead assigned a language
+and translated like any English source (rows in other languages have no English to start from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+
+from pipeline.ingest.base import (
+    BatchBuilder,
+    ReadBatch,
+    RecordError,
+    SourceError,
+    check_file,
+    relative_source_file,
+    require_text,
+    safe_image_path,
+)
+from pipeline.ingest.coco import iter_json_items
+from pipeline.languages import SOURCE_LANGUAGE, get_language, load_languages
+from pipeline.schema import TASK_INSTRUCT
+
+DETECT = "detect"
+
+
+@lru_cache(maxsize=1)
+def _identifier():
+    """A py3langid identifier restricted to the project languages it covers (label -> project code)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from pipeline.filters.langid import langid_label
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    to_code = {langid_label(lang.code): lang.code for lang in load_languages() if langid_label(lang.code)}
+    identifier.set_languages(sorted(to_code))
+    return identifier, to_code
+
+
+def detect_language(text: str) -> str:
+    identifier, to_code = _identifier()
+    label, _ = identifier.classify(text)
+    return to_code[label]
+
+
+class ReleasedMblipReader:
+    def __init__(
+        self, path: str | Path, name: str = "mblip_released", language: str = DETECT, retranslate: bool = False
+    ):
+        self.path = check_file(path)
+        self.name = name
+        self.language = language if language == DETECT else get_language(language).code
+        self.retranslate = retranslate
+
+    def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
+        builder = BatchBuilder(self.name, relative_source_file(self.path, None), batch_size)
+        any_record = False
+        for index, record in enumerate(iter_json_items(self.path, "item")):
+            any_record = True
+            try:
+                context = require_text(record, "context")
+                label = require_text(record, "label")
+                image = safe_image_path(require_text(record, "image_id"), "image_id")
+            except RecordError as err:
+                builder.quarantine(index, record, index, err)
+            else:
+                lang = detect_language(f"{label} {context}") if self.language == DETECT else self.language
+                preset = None if self.retranslate and lang == SOURCE_LANGUAGE else lang
+                # The file has no ids: the position is the record id (keep the file append-only).
+                builder.add_row(
+                    str(index),
+                    task=TASK_INSTRUCT,
+                    image_id=image,
+                    image_path=image,
+                    text_en=label,
+                    context_en=context,
+                    preset_lang=preset,
+                )
+            if builder.full():
+                yield builder.flush()
+        if not any_record:
+            raise SourceError(f"{self.path}: no records; expected a JSON list of {{context, label, image_id}}")
+        yield from builder.drain()

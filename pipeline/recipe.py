@@ -1,0 +1,106 @@
+"""The data recipe of a run next to mBLIP's (Geigle et al. 2024, arXiv 2307.06930), for the data card.
+
+``recipe_metadata(config)`` records the recipe settings of a run as plain values (it goes into the
+manifest); ``render_recipe(stats, metadata)`` turns them, with the run's counters, into the card's
+"Recipe" section: each setting, this run's value, the paper's, and the knob that reproduces the paper
+where the run differs. ``render_templates(stats)`` lists the instruction templates kept per language.
+"""
+
+from __future__ import annotations
+
+from pipeline.languages import SOURCE_LANGUAGE
+
+PAPER_KARPATHY_SPLITS = ["train"]
+
+
+def recipe_metadata(config) -> dict:
+    """Plain recipe values of a ``PipelineConfig`` (no paths)."""
+    return {
+        "languages": "default" if not config.run.languages else "listed",
+        "english": any(lang.code == SOURCE_LANGUAGE for lang in config.languages()),
+        "assignment_mode": config.assignment.mode,
+        "prompts": config.prompts.model_dump(mode="json"),
+        "karpathy_splits": {s.source_name: list(s.splits) for s in config.sources if s.type == "coco_karpathy"},
+        "beam_size": config.translation.beam_size,
+        "backtranslate": config.filter.backtranslate,
+        "model": str(config.translation.model),
+    }
+
+
+def _cell(value) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def recipe_rows(stats: dict, recipe: dict) -> list[list[str]]:
+    """(setting, this run, mBLIP, knob for the paper's behaviour; "-" = same as the paper)."""
+    langs = stats.get("languages", {})
+    en = langs.get(SOURCE_LANGUAGE)
+    en_share = f"{100 * en['assigned_share']:.2f}% English (untranslated)" if en else "0% English"
+    prompts = recipe.get("prompts") or {}
+    tasks = prompts.get("translated_tasks", ["caption"])
+    share = prompts.get("english_share")
+    paper_prompts = tasks == ["caption"] and share is None
+    mix = ("English templates naming the language, and translated plain templates, equally often "
+           "(E/(E+T) English)" if share is None else f"{100 * share:.0f}% English templates")
+    rows = [
+        ["languages", f"{len(langs)} ({en_share})", "95 + English at its mC4 share (43.84%)",
+         "-" if en else "`run.languages: []` (or list `en`)"],
+        ["language choice", "hash of example id and seed, mC4 shares (adding data moves nothing)",
+         "seeded shuffle, consecutive slices (drops ~50 examples per file)", "none (deliberate)"],
+        ["Chinese / Kurdish", "zho_Hans / kmr_Latn (what mC4 holds)", "zho_Hant / ckb_Arab", "none (deliberate)"],
+        ["instructions", f"tasks with translated templates: {', '.join(tasks) or 'none'}; {mix}",
+         "captions: English-with-language and translated templates (E/(E+T)); VQA and others: English",
+         "-" if paper_prompts else "`prompts.translated_tasks: [caption]`, `prompts.english_share: null`"],
+        ["translated templates", "dropped when the English is still in them or the quality filter rejects them "
+         "(`prompts.template_filter` thresholds; the English template is used instead)", "dropped when the English is still in them",
+         "none (stricter on purpose)"],
+        ["VQA answers", "NLLB, kept when the back-translation equals the English answer; numbers kept as digits",
+         "web MT, same round-trip rule; answers with digits not translated", "none (no web MT)"],
+        ["answer language", "trainer coin flip `data.english_answer_prob` (default 0.5); the prompt then says "
+         "\"in English\"", "coin flip 0.5, prompt names the answer language", "-"],
+        ["VQAv2 blank answers", "a blank one of the 10 answers is dropped and counted, the question kept",
+         "not handled", "none (fix)"],
+        ["decoding", f"beam {recipe.get('beam_size', 1)}" + (" (greedy)" if recipe.get("beam_size", 1) == 1 else ""),
+         "greedy", "-" if recipe.get("beam_size", 1) == 1 else "`translation.beam_size: 1`"],
+        ["quality filter", "on" + (" with back-translation" if recipe.get("backtranslate", True) else
+                                   " (cheap checks only)"),
+         "none on captions and questions", "set every rule in `filter` to null"],
+        ["training batches", "trainer interleaves the language shards (`data.interleave`, default on) before its "
+         "shuffle buffer", "whole mix reshuffled every epoch", "-"],
+    ]
+    for name, splits in sorted((recipe.get("karpathy_splits") or {}).items()):
+        same = splits == PAPER_KARPATHY_SPLITS
+        rows.append([f"{name}: Karpathy splits", " + ".join(splits), "train (restval excluded)",
+                     "-" if same else f"`sources[{name}].splits: [train]`"])
+    return rows
+
+
+def render_recipe(stats: dict, metadata: dict) -> str:
+    """The card's recipe section (Markdown)."""
+    recipe = metadata.get("recipe")
+    if not recipe:
+        return "## Recipe\n\nThe recipe settings were not recorded in this run's metadata.\n"
+    lines = ["## Recipe and differences from mBLIP\n",
+             "The mBLIP data recipe (Geigle et al. 2024), setting by setting; the last column names the knob "
+             "that reproduces the paper where this run differs (\"-\": as the paper).\n",
+             "| setting | this run | mBLIP | knob for the paper |", "|---|---|---|---|"]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in recipe_rows(stats, recipe)]
+    return "\n".join(lines) + "\n"
+
+
+def render_templates(stats: dict) -> str:
+    """Translated templates kept (and dropped, with the reason) per language, from the chunk sidecars."""
+    texts = (stats.get("processing") or {}).get("template_texts") or {}
+    if not texts:
+        return ""
+    lines = ["Translated instruction templates per language (kept ones are used next to the English templates; "
+             "dropped ones are replaced by them):\n", "| lang | task | kept | dropped (reason) |", "|---|---|---|---|"]
+    for lang, t in texts.items():
+        dropped: dict[str, list[str]] = {}
+        for task, text, reason in t.get("dropped") or []:
+            dropped.setdefault(task, []).append(f"{text} ({reason})")
+        for task in sorted(set(t.get("kept") or {}) | set(dropped)):
+            kept = (t.get("kept") or {}).get(task) or []
+            lines.append("| " + " | ".join(_cell(v) for v in (
+                lang, task, " / ".join(kept) or "none", " / ".join(dropped.get(task, [])) or "-")) + " |")
+    return "\n".join(lines) + "\n"
