@@ -19,11 +19,13 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.lifecycle import start_guarded_embedded_server
 from flows.runtime import (
     RETRY_DELAYS_S, ProgressReporter, load_once, make_task_runner, publish_stats_artifacts,
     retry_if_transient, route_pipeline_logs, run_bounded,
 )
 from pipeline.config import PipelineConfig, PromptConfig, load_config, save_resolved_config
+from pipeline.output_dir import RESOLVED_CONFIG, WORK_DIR, check_output_dir, output_lock
 from pipeline.filters.rules import FilterRules
 from pipeline.languages import resolve_languages
 from pipeline.nllb.convert import read_model_metadata
@@ -41,18 +43,18 @@ from pipeline.recipe import recipe_metadata
 from pipeline.shard import write_outputs
 from pipeline.translate import open_translator
 
-WORK_DIR = "_work"
 STAGING_DIR = "staging"
-RESOLVED_CONFIG = "config.resolved.yaml"
 
 
 @task(name="ingest-source", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
       retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
-def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_rows: int, force: bool = False) -> IngestResult:
+def ingest_task(source_type: str, name: str, paths: dict, work_dir: str, chunk_rows: int, force: bool = False,
+                image_root: str | None = None) -> IngestResult:
     route_pipeline_logs()
     if force:  # read again even though the files look unchanged
         (Path(work_dir) / INGEST_DIR / name / INGEST_DONE).unlink(missing_ok=True)
-    return ingest_source(open_reader(source_type, name, **paths), work_dir, chunk_rows, source_fingerprint(paths, chunk_rows))
+    fingerprint = source_fingerprint({**paths, "check_images_under": image_root or ""}, chunk_rows)
+    return ingest_source(open_reader(source_type, name, **paths), work_dir, chunk_rows, fingerprint, image_root)
 
 
 @task(name="translate-chunk", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
@@ -122,6 +124,12 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     ``force_sources`` are re-read and fully reprocessed; ``force_languages`` have their rows
     recomputed in every chunk. Everything else is reused when its inputs and settings are unchanged.
     """
+    with output_lock(check_output_dir(config.output.dir)):
+        return _build_dataset(config, force_sources, force_languages, show_progress, run_info)
+
+
+def _build_dataset(config: PipelineConfig, force_sources: tuple[str, ...], force_languages: tuple[str, ...],
+                   show_progress: bool, run_info: dict | None) -> dict:
     logger = get_run_logger()
     route_pipeline_logs()
     out = Path(config.output.dir)
@@ -143,7 +151,8 @@ def build_dataset(config: PipelineConfig, force_sources: tuple[str, ...] = (), f
     ingests = {
         s.source_name: ingest_task.submit(s.type, s.source_name, _source_paths(s, work), str(work),
                                           config.run.chunk_rows,
-                                          force=s.source_name in force_sources)
+                                          force=s.source_name in force_sources,
+                                          image_root=str(s.images) if s.check_images else None)
         for s in config.sources
     }
     plans: list[ChunkPlan] = []
@@ -227,9 +236,16 @@ def generate(config_path: str, out_dir: str | None = None, show_progress: bool =
 
 def run_generate(config_path: str, out_dir: str | None = None, show_progress: bool = False,
                  dask_address: str | None = None, workers: int | None = None) -> dict:
-    """Entry point for the CLI: pick the task runner, then run the flow."""
-    runner = make_task_runner(dask_address=dask_address, workers=workers or None)
-    return generate.with_options(task_runner=runner)(config_path, out_dir=out_dir, show_progress=show_progress)
+    """Entry point for the CLI: check the config, pick the task runner, then run the flow.
+
+    A bad config fails before the embedded Prefect server starts; that server ends with this process
+    whatever ends it (``flows.lifecycle``)."""
+    config = load_config(config_path)
+    out = check_output_dir(Path(out_dir) if out_dir else config.output.dir)
+    with output_lock(out):
+        runner = make_task_runner(dask_address=dask_address, workers=workers or None)
+        start_guarded_embedded_server()
+        return generate.with_options(task_runner=runner)(config_path, out_dir=out_dir, show_progress=show_progress)
 
 
 if __name__ == "__main__":  # python -m flows.generate CONFIG [OUT]

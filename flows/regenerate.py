@@ -18,8 +18,10 @@ from pathlib import Path
 from prefect import flow
 
 from flows.generate import RESOLVED_CONFIG, build_dataset
+from flows.lifecycle import start_guarded_embedded_server
 from flows.runtime import make_task_runner
 from pipeline.config import load_config
+from pipeline.output_dir import output_lock
 from pipeline.languages import get_language
 
 
@@ -63,5 +65,7 @@ def regenerate(
 
 def run_regenerate(out_dir: str, dask_address: str | None = None, workers: int | None = None, **changes) -> dict:
     """Entry point for the CLI: pick the task runner, then run the flow."""
-    runner = make_task_runner(dask_address=dask_address, workers=workers or None)
-    return regenerate.with_options(task_runner=runner)(out_dir, **changes)
+    with output_lock(out_dir):
+        runner = make_task_runner(dask_address=dask_address, workers=workers or None)
+        start_guarded_embedded_server()
+        return regenerate.with_options(task_runner=runner)(out_dir, **changes)

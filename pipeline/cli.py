@@ -4,6 +4,7 @@ so ``mblip --help`` starts fast and a missing optional dependency names what to 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -378,6 +379,7 @@ def _add_model_commands(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mblip", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("languages", help="print the 96-language table")
@@ -514,9 +516,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:  # bad config or data; a path that cannot be read or written
+        if args.debug:
+            raise
+        print(f"error: {describe_error(e)}", file=sys.stderr)
         return 2
+
+
+def describe_error(error: BaseException) -> str:
+    """For an OS error one line, the path and the cause ("...: Permission denied"); else the message."""
+    if isinstance(error, OSError) and error.strerror:
+        paths = [p for p in (error.filename, error.filename2) if p]
+        cause = error.strerror
+        if error.errno == errno.ENOSPC and "disk full" not in cause:
+            cause = f"{cause} (the disk is full)"
+        return f"{' -> '.join(map(str, paths))}: {cause}" if paths else cause
+    return str(error) or type(error).__name__
 
 
 if __name__ == "__main__":

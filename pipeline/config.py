@@ -64,6 +64,9 @@ class SourceConfig(_Frozen):
     # image root; rows store image paths relative to it (imagenet: the train folder of synsets; web_*: the
     # `mblip fetch-images` --out folder)
     images: Path
+    # Rows whose image file is missing under `images` are quarantined (image_missing). false: skip the
+    # check, for images fetched after ingest (then rerun with `mblip regenerate --sources NAME`).
+    check_images: bool = True
     # imagenet: English class names (JSON list or one a line, class-index order), the Babel-ImageNet
     # label file ({lang: [[class indices], [names]]}; None = English only), optional synset list.
     classes: Path | None = None
@@ -129,6 +132,9 @@ class TranslationConfig(_Frozen):
     max_length_ratio: float = Field(3.0, gt=0)  # output cap = ratio * input tokens + 10 (anti-loop)
     sampling_topk: int = Field(1, ge=0)  # 1 = off (deterministic greedy/beam); >1 samples: not reproducible
     sampling_temperature: float = Field(1.0, gt=0)  # only used when sampling_topk != 1
+    # true: no padding in a batch, so rows never depend on batch companions (cache, partial
+    # regeneration = a fresh run's rows); false: padded batches, faster, rows may differ (see README).
+    batch_invariant: bool = True
     # Persistent translation cache (SQLite, shared by all workers): a rerun, a regeneration with more
     # data or another flow over the same text translates only new strings. Point several outputs at
     # one directory to share it; None = <output.dir>/_work/translation-cache. cache: false = off.
@@ -146,6 +152,7 @@ class TranslationConfig(_Frozen):
             length_penalty=self.length_penalty, repetition_penalty=self.repetition_penalty,
             no_repeat_ngram_size=self.no_repeat_ngram_size, max_length_ratio=self.max_length_ratio,
             sampling_topk=self.sampling_topk, sampling_temperature=self.sampling_temperature,
+            batch_invariant=self.batch_invariant,
         )
 
 

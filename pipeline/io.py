@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import polars as pl
 
@@ -73,3 +73,15 @@ def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
         while chunk := f.read(block):
             h.update(chunk)
     return h.hexdigest()
+
+
+def outside_output(out_dir: Path, rel: str) -> str | None:
+    """Why ``rel`` does not name a path inside ``out_dir`` (absolute, ``..``, a link out), else None."""
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or ".." in pure.parts or "\\" in rel or (pure.parts and ":" in pure.parts[0]):
+        return f"path {rel!r} leaves the output folder"
+    root = out_dir.resolve()
+    target = (out_dir / rel).resolve()
+    if target != root and root not in target.parents:
+        return f"path {rel!r} resolves outside the output folder ({target})"
+    return None

@@ -20,7 +20,8 @@ import polars as pl
 from pipeline.assign import assign_languages
 from pipeline.filters.quality import MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, apply_quality_filter
 from pipeline.filters.rules import FilterRules, decide
-from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, Vqav2Reader
+from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, SourceError, Vqav2Reader
+from pipeline.ingest.images import quarantine_missing_images
 from pipeline.io import write_json_atomic, write_parquet_atomic
 from pipeline.languages import Language
 from pipeline.mix import mark_mixed_out, mixed_out
@@ -89,8 +90,11 @@ def source_fingerprint(paths: dict, chunk_rows: int) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: str | None = None) -> IngestResult:
+def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: str | None = None,
+                  image_root: str | Path | None = None) -> IngestResult:
     """Stream a source into English row chunks plus quarantine chunks; skipped when already done.
+
+    With ``image_root``, rows whose image is not a file under it are quarantined (``image_missing``).
 
     A finished ingest is reused only while ``fingerprint`` (see ``source_fingerprint``) is unchanged: a
     source that grew or was replaced is read again, and its old chunks are removed first.
@@ -101,8 +105,10 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
     if done.exists():
         meta = json.loads(done.read_text())
         if meta.get("fingerprint") == fingerprint:
-            return IngestResult(reader.name, tuple(meta["chunks"]), meta["rows"], meta["quarantined"],
-                                meta.get("counters") or {}, meta.get("extra"))
+            # stored relative to the source's ingest folder: a moved or copied output reads its own chunks
+            chunks = tuple(str(src_dir / Path(c).name) for c in meta["chunks"])
+            return IngestResult(reader.name, chunks, meta["rows"], meta["quarantined"], meta.get("counters") or {},
+                                meta.get("extra"))
         done.unlink()
     for old in [*src_dir.glob("chunk-*.parquet"), *(work_dir / QUARANTINE_DIR / reader.name).glob("chunk-*.parquet")]:
         old.unlink()
@@ -112,15 +118,19 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
             counters[key] = counters.get(key, 0) + n
         if not batch.rows.height and not batch.quarantine.height:
             continue  # only counters (the reader's last flush)
+        if image_root is not None:
+            batch = quarantine_missing_images(batch, image_root)
         path = write_parquet_atomic(batch.rows, src_dir / f"chunk-{len(chunks):05d}.parquet")
         chunks.append(str(path))
         if batch.quarantine.height:
             write_parquet_atomic(batch.quarantine, work_dir / QUARANTINE_DIR / reader.name / Path(path).name)
         rows += batch.rows.height
         bad += batch.quarantine.height
+    if rows + bad == 0:  # e.g. a Karpathy split selection that matches no image
+        raise SourceError(f"source {reader.name!r} yields no records: check its files and options")
     result = IngestResult(reader.name, tuple(chunks), rows, bad, counters, getattr(reader, "stats", None) or None)
-    write_json_atomic({"chunks": list(result.chunks), "rows": rows, "quarantined": bad, "counters": counters,
-                       "fingerprint": fingerprint, "extra": result.extra}, done)
+    write_json_atomic({"chunks": [Path(c).name for c in result.chunks], "rows": rows, "quarantined": bad,
+                       "counters": counters, "fingerprint": fingerprint, "extra": result.extra}, done)
     log.info("ingested %s: %d rows, %d quarantined, %d chunks", reader.name, rows, bad, len(chunks))
     return result
 

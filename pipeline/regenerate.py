@@ -29,15 +29,19 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.assign import MODE_ALL, assign_languages
-from pipeline.io import sha256_file
+from pipeline.io import sha256_file, write_json_atomic
 from pipeline.languages import Language
+from pipeline.output_dir import WORK_DIR
 
 log = logging.getLogger(__name__)
 
 # Bump when the chunk transformation changes what it writes for the same inputs and settings.
 PROCESS_VERSION = 2  # 2: English rows untranslated and exempt from translation checks, instruction mix
 MANIFEST_NAME = "manifest.json"
-OUTPUT_FOLDERS = ("data", "rejects", "quarantine", "plots")  # folders whose every file belongs to a run
+# What this tool has published into an output (paths relative to it), kept across a publish that is
+# killed after the old manifest was removed: only these files are ever deleted as stale, never a
+# file of the user's that happens to sit in a shard folder.
+OWNED_FILES = f"{WORK_DIR}/published-files.json"
 DIGEST_CHARS = 12
 
 
@@ -166,8 +170,9 @@ def _files(root: Path) -> dict[str, Path]:
 def select_changed(staging: str | Path, out_dir: str | Path) -> tuple[list[str], list[str], list[str]]:
     """Compare a staged output with the published one: (changed or new, unchanged, stale) paths.
 
-    Stale means a file the staged output no longer has, in the shard and plot folders or listed by the
-    published manifest. The manifest always counts as changed (it carries the creation time).
+    Stale means a file this tool published earlier (listed by the published manifest or by the
+    ownership record, see ``OWNED_FILES``) that the staged output no longer has. The manifest always
+    counts as changed (it carries the creation time).
     """
     staging, out_dir = Path(staging), Path(out_dir)
     staged = _files(staging)
@@ -179,17 +184,31 @@ def select_changed(staging: str | Path, out_dir: str | Path) -> tuple[list[str],
             same.append(rel)
         else:
             changed.append(rel)
-    published: set[str] = set()
-    for folder in OUTPUT_FOLDERS:
-        if (out_dir / folder).is_dir():
-            published |= {f"{folder}/{rel}" for rel in _files(out_dir / folder)}
-    try:
-        previous = json.loads((out_dir / MANIFEST_NAME).read_text())
-        published |= {f["path"] for key in ("files", "meta_files") for f in previous.get(key, [])}
-    except (OSError, ValueError):
-        pass
+    published = owned_files(out_dir)
     stale = sorted(rel for rel in published if rel not in staged and (out_dir / rel).is_file())
     return changed, same, stale
+
+
+def owned_files(out_dir: str | Path) -> set[str]:
+    """Paths this tool published into ``out_dir``: its manifest's files plus the ownership record.
+    Entries that are malformed or leave the output folder are ignored (never deleted)."""
+    from pipeline.io import outside_output
+
+    out_dir = Path(out_dir)
+    owned: set[str] = set()
+    for source in (out_dir / MANIFEST_NAME, out_dir / OWNED_FILES):
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):  # a manifest
+            entries = [e for key in ("files", "meta_files") for e in (data.get(key) or [])
+                       if isinstance(data.get(key), list)]
+            paths = [e.get("path") for e in entries if isinstance(e, dict)]
+        else:  # the ownership record: a list of paths
+            paths = data if isinstance(data, list) else []
+        owned |= {p for p in paths if isinstance(p, str) and p and outside_output(out_dir, p) is None}
+    return owned
 
 
 def publish(staging: str | Path, out_dir: str | Path) -> PublishReport:
@@ -197,6 +216,9 @@ def publish(staging: str | Path, out_dir: str | Path) -> PublishReport:
     staging, out_dir = Path(staging), Path(out_dir)
     changed, same, stale = select_changed(staging, out_dir)
     manifest = out_dir / MANIFEST_NAME
+    # Before anything changes: what is owned now and what will be, so a kill below loses no ownership.
+    staged_paths = sorted(set(changed) | set(same))
+    write_json_atomic(sorted(owned_files(out_dir) | set(staged_paths)), out_dir / OWNED_FILES)
     if changed != [MANIFEST_NAME] or stale:
         manifest.unlink(missing_ok=True)  # the output is incomplete until the new manifest lands
     for rel in changed:
@@ -208,6 +230,7 @@ def publish(staging: str | Path, out_dir: str | Path) -> PublishReport:
         (out_dir / rel).unlink()
     if MANIFEST_NAME in changed:
         os.replace(staging / MANIFEST_NAME, manifest)
+    write_json_atomic(staged_paths, out_dir / OWNED_FILES)
     shutil.rmtree(staging, ignore_errors=True)
     log.info("published %s: %d files written, %d unchanged, %d stale removed", out_dir, len(changed), len(same), len(stale))
     return PublishReport(tuple(changed), tuple(same), tuple(stale))

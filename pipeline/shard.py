@@ -126,9 +126,21 @@ def file_entry(out_dir: Path, rel: str, split: str, lang: str | None, rows: int 
 
 
 def is_intact(out_dir: Path, entry: dict) -> bool:
-    """The file an entry certifies exists with the recorded size and checksum."""
+    """The file an entry certifies exists with the recorded size, checksum and (Parquet) row count.
+
+    The row count is read from the file, not trusted from the entry: an entry edited by hand, or
+    written by a run that raced another, is not copied forward."""
+    import pyarrow.parquet as pq
+
     path = out_dir / entry["path"]
-    return path.is_file() and path.stat().st_size == entry["bytes"] and sha256_file(path) == entry["sha256"]
+    if not (path.is_file() and path.stat().st_size == entry.get("bytes") and sha256_file(path) == entry.get("sha256")):
+        return False
+    if path.suffix == ".parquet" and "rows" in entry:
+        try:
+            return pq.read_metadata(path).num_rows == entry["rows"]
+        except Exception:  # noqa: BLE001 - an unreadable file is not intact
+            return False
+    return True
 
 
 class LanguageSpill:
@@ -226,10 +238,14 @@ class ShardStore:
         self._certified: dict[str, dict] = {}  # path -> certified entry (also from incomplete groups)
         self._retired = False
         previous = _read_json(out_dir / MANIFEST)
+        # Files an earlier run wrote here (whatever its inputs): the only ones ``remove_stale`` deletes.
+        self._owned = {e.get("path") for key in ("files", "meta_files")
+                       for e in ((previous or {}).get(key) or []) if isinstance(e, dict)}
         if previous and previous.get("inputs_fingerprint") == fingerprint:
             for entry in previous.get("files", []):
                 self._groups.setdefault(_group_key(entry["split"], entry["lang"]), []).append(entry)
         journal = _read_json(out_dir / JOURNAL)
+        self._owned |= set((journal or {}).get("owned") or []) | set((journal or {}).get("files") or {})
         if journal and journal.get("inputs_fingerprint") == fingerprint:
             self._groups.update(journal.get("groups", {}))
             self._certified.update(journal.get("files", {}))
@@ -242,7 +258,8 @@ class ShardStore:
         if published and published.get("inputs_fingerprint") == fingerprint:
             for entry in published.get("files", []):
                 self._external.setdefault(_group_key(entry["split"], entry["lang"]), []).append(entry)
-        self._journal = {"inputs_fingerprint": fingerprint, "groups": dict(self._groups), "files": dict(self._certified)}
+        self._journal = {"inputs_fingerprint": fingerprint, "groups": dict(self._groups), "files": dict(self._certified),
+                         "owned": sorted(p for p in self._owned if isinstance(p, str))}
 
     def retire_manifest(self) -> None:
         """Before the first file changes: remember what is certified, then drop the manifest."""
@@ -311,14 +328,16 @@ class ShardStore:
 
     def remove_stale(self, keep: set[str]) -> None:
         """Shards or plots of an earlier run that this one did not produce would be mistaken for data;
-        temporary files of a killed write are removed too."""
+        temporary files of a killed write are removed too. Only files an earlier run of this tool
+        wrote here (its manifest or journal lists them) are ever deleted."""
         for sub in (*SHARD_DIRS, "plots"):
             root = self.out_dir / sub
             if not root.exists():
                 continue
             for path in sorted(root.rglob("*")):
                 rel = path.relative_to(self.out_dir).as_posix()
-                if path.is_file() and rel not in keep and (path.suffix in (".parquet", ".png") or ".tmp-" in path.name):
+                ours = rel in self._owned or ".tmp-" in path.name
+                if path.is_file() and rel not in keep and ours:
                     self.retire_manifest()
                     path.unlink()
             for path in sorted(root.rglob("*"), reverse=True):

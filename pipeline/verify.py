@@ -12,10 +12,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.io import sha256_file
+from pipeline.io import outside_output, sha256_file
 from pipeline.schema import SCHEMA_VERSION
 from pipeline.shard import MANIFEST, SHARD_DIRS, SPLIT_KEPT, SPLIT_QUARANTINE, SPLIT_REJECTED, STATS
 
+SOURCE_COUNTS = ("records", "rows", "quarantined", "kept", "rejected")
 TOTAL_KEYS = {SPLIT_KEPT: "kept", SPLIT_REJECTED: "rejected", SPLIT_QUARANTINE: "quarantined"}
 
 
@@ -47,33 +48,47 @@ def verify_output(out_dir: str | Path) -> VerifyReport:
         return report
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         report.problems.append(f"{manifest_path}: not valid JSON ({e})")
+        return report
+    if not isinstance(manifest, dict):
+        report.problems.append(f"{manifest_path}: expected a JSON object, got {type(manifest).__name__}")
         return report
     if manifest.get("schema_version") != SCHEMA_VERSION:
         report.warnings.append(f"schema_version {manifest.get('schema_version')} != this code's {SCHEMA_VERSION}")
 
     listed = set()
     sums = {split: 0 for split in TOTAL_KEYS}
-    for entry in manifest.get("files", []):
+    for entry in _valid_entries(out_dir, manifest, "files", report):
         listed.add(entry["path"])
         rows = _check_file(out_dir, entry, report, count_rows=True)
         if rows is not None and entry.get("split") in sums:
             sums[entry["split"]] += rows
-    for entry in manifest.get("meta_files", []):
+    for entry in _valid_entries(out_dir, manifest, "meta_files", report):
         listed.add(entry["path"])
         _check_file(out_dir, entry, report, count_rows=False)
 
-    totals = manifest.get("totals") or {}
+    totals = manifest.get("totals")
+    totals = {} if totals is None else totals
+    if not isinstance(totals, dict):
+        report.problems.append(f"{MANIFEST}: totals is a {type(totals).__name__}, not an object")
+        totals = {}
     for split, key in TOTAL_KEYS.items():
         if key in totals and totals[key] != sums[split]:
             report.problems.append(f"totals.{key} is {totals[key]} but the {split} shards hold {sums[split]} rows")
     stats_path = out_dir / STATS
-    if stats_path.is_file():
-        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+    stats = _read_json_object(stats_path, report) if stats_path.is_file() else None
+    if stats is not None:
         if totals and stats.get("totals") != totals:
             report.problems.append(f"{STATS} totals {stats.get('totals')} differ from the manifest's {totals}")
-        for name, s in (stats.get("sources") or {}).items():
+        sources = stats.get("sources") or {}
+        if not isinstance(sources, dict):
+            report.problems.append(f"{STATS}: sources is a {type(sources).__name__}, not an object")
+            sources = {}
+        for name, s in sources.items():
+            if not isinstance(s, dict) or not all(isinstance(s.get(k), int) for k in SOURCE_COUNTS):
+                report.problems.append(f"{STATS}: sources.{name} lacks integer {', '.join(SOURCE_COUNTS)}")
+                continue
             # records = rows + quarantined; every row is kept or rejected once per language it fans out to
             out_rows = s["kept"] + s["rejected"]
             if s["records"] != s["rows"] + s["quarantined"] or (out_rows % s["rows"] if s["rows"] else out_rows):
@@ -96,6 +111,38 @@ def verify_output(out_dir: str | Path) -> VerifyReport:
     return report
 
 
+def _valid_entries(out_dir: Path, manifest: dict, key: str, report: VerifyReport) -> list[dict]:
+    """The entries of ``manifest[key]`` that name a file inside the output; the others are problems."""
+    entries = manifest.get(key, [])
+    if not isinstance(entries, list):
+        report.problems.append(f"{MANIFEST}: {key} is a {type(entries).__name__}, not a list")
+        return []
+    valid = []
+    for i, entry in enumerate(entries):
+        where = f"{MANIFEST}: {key}[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"]:
+            report.problems.append(f"{where}: expected an object with a 'path' string, got {json.dumps(entry)[:80]}")
+            continue
+        problem = outside_output(out_dir, entry["path"])
+        if problem:
+            report.problems.append(f"{where}: {problem}")
+            continue
+        valid.append(entry)
+    return valid
+
+
+def _read_json_object(path: Path, report: VerifyReport) -> dict | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        report.problems.append(f"{path.name}: unreadable ({e})")
+        return None
+    if not isinstance(value, dict):
+        report.problems.append(f"{path.name}: expected a JSON object, got {type(value).__name__}")
+        return None
+    return value
+
+
 def _check_card_configs(out_dir: Path, manifest: dict, report: VerifyReport) -> None:
     """Each `datasets` config of the card must match only certified shards, with the manifest's rows."""
     from pipeline.card import CARD_FILE, split_front_matter, validate_metadata
@@ -106,7 +153,7 @@ def _check_card_configs(out_dir: Path, manifest: dict, report: VerifyReport) -> 
         return
     meta, _ = split_front_matter(card.read_text(encoding="utf-8"))
     report.problems += [f"{CARD_FILE} metadata: {e}" for e in validate_metadata(meta)]
-    rows_of = {f["path"]: f["rows"] for f in manifest.get("files", [])}
+    rows_of = {f["path"]: f.get("rows") for f in _valid_entries(out_dir, manifest, "files", VerifyReport(out_dir))}
     for cfg in meta.get("configs") or []:
         for entry in cfg.get("data_files") or []:
             pattern = entry["path"] if isinstance(entry, dict) else entry

@@ -9,6 +9,7 @@ its id when readable, the field and the reason. A file that cannot be parsed at 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -77,6 +78,9 @@ class BatchBuilder:
     def quarantine(self, index: int, record: Any, record_id: Any, err: RecordError, source_file: str | None = None) -> None:
         try:
             raw = json.dumps(record, ensure_ascii=False, default=str)
+            raw.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: keep it visible as its JSON escape
+            raw = json.dumps(record, ensure_ascii=True, default=str)
         except (TypeError, ValueError):
             raw = repr(record)
         self.bad.append(
@@ -130,15 +134,32 @@ def require(record: Any, field: str, types: type | tuple[type, ...]) -> Any:
         raise RecordError(field, f"expected {_type_names(types)}, got bool")
     if not isinstance(value, types):
         raise RecordError(field, f"expected {_type_names(types)}, got {type(value).__name__}")
+    if isinstance(value, str):
+        check_unicode(value, field)
     return value
 
 
+def check_unicode(value: str, field: str) -> None:
+    """A lone surrogate (``"\\ud800"`` in JSON) is no character: the record is quarantined, not turned
+    into ``?`` when it is written as UTF-8."""
+    bad = _SURROGATE.search(value)
+    if bad:
+        raise RecordError(field, f"lone surrogate U+{ord(bad.group()):04X}: not valid Unicode text")
+
+
 def require_text(record: Any, field: str) -> str:
+    """The field's text with control characters removed and whitespace runs collapsed to one space."""
     value = require(record, field, str)
-    text = " ".join(value.split())
+    text = " ".join(_CONTROL.sub(" ", value).split())
     if not text:
         raise RecordError(field, "empty text")
     return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# C0 and C1 control characters (NUL, BEL, ESC, U+0085, ...): never part of a caption or a question,
+# and they break tokenisers and terminals. Tab and newline are whitespace and collapse anyway.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def require_id(record: Any, field: str) -> int:

@@ -12,6 +12,7 @@ Both are streamed with ijson: records are parsed one at a time and emitted in bo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,15 +31,116 @@ from pipeline.ingest.base import (
 from pipeline.schema import TASK_CAPTION
 
 
-def iter_json_items(path: Path, prefix: str) -> Iterator[object]:
-    """Stream the items of the JSON array at ``prefix`` (ijson syntax, e.g. ``annotations.item``)."""
+def iter_json_items(path: Path, prefix: str, hint: str = "") -> Iterator[object]:
+    """Stream the items of the JSON array at ``prefix`` (ijson syntax, e.g. ``annotations.item``).
+
+    No item at all is an error (``SourceError``) that says what the file holds instead: a missing
+    key, a value that is not a list, or an empty list would otherwise read as a source of 0 rows.
+    ``hint`` is added to that message (e.g. which file was expected).
+    """
     import ijson
 
+    # The C parser turns a lone surrogate escape into "?"; the pure-Python one keeps it, so that the
+    # record can be quarantined (see ``check_unicode``). Only files that have one pay for it.
+    backend = ijson.get_backend("python") if has_lone_surrogate_escape(path) else ijson
+    count = 0
     try:
         with path.open("rb") as f:
-            yield from ijson.items(f, prefix, use_float=True)
+            for item in backend.items(f, prefix, use_float=True):
+                count += 1
+                yield item
     except ijson.JSONError as e:
-        raise SourceError(f"{path}: not valid JSON ({e}); fix or re-download the file") from e
+        raise SourceError(f"{path}: {json_error_reason(path, e)}; fix or re-download the file") from e
+    if count == 0:
+        raise SourceError(f"{path}: {_describe_missing_array(path, prefix.rsplit('.item', 1)[0])}"
+                          + (f"; {hint}" if hint else ""))
+
+
+def json_error_reason(path: Path, error: Exception) -> str:
+    """"not valid JSON (...)", or, when the file is not UTF-8, which byte at which offset."""
+    bad = first_invalid_utf8(path)
+    if bad is not None:
+        offset, byte = bad
+        return f"byte 0x{byte:02X} at offset {offset} is not valid UTF-8 (JSON must be UTF-8)"
+    return f"not valid JSON ({error})"
+
+
+def first_invalid_utf8(path: Path, chunk_bytes: int = 1 << 20) -> tuple[int, int] | None:
+    """(byte offset, byte value) of the first byte that is not valid UTF-8, or None."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(chunk_bytes)
+            pending = decoder.getstate()[0]  # an incomplete sequence held back from the last chunk
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as e:  # e.start counts from the held-back bytes
+                data = pending + chunk
+                return offset - len(pending) + e.start, data[min(e.start, len(data) - 1)]
+            if not chunk:
+                return None
+            offset += len(chunk)
+
+
+_LONE_SURROGATE_ESCAPE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def has_lone_surrogate_escape(path: Path, chunk_bytes: int = 1 << 24) -> bool:
+    """True if the file has a ``\\uD8xx`` escape without its pair (or a lone ``\\uDCxx``): one
+    streaming regex pass. A match ending in a chunk's last 12 bytes (an escaped pair's length) may
+    only lack its pair because of the cut: it is decided with the next chunk, whose 24-byte overlap
+    holds it with its context. A false positive only costs speed (the slower parser)."""
+    if chunk_bytes < 6:
+        raise ValueError("chunk_bytes must hold an escape (6 bytes)")
+    tail = b""
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(chunk_bytes)
+            data, final = tail + chunk, not chunk
+            for m in _LONE_SURROGATE_ESCAPE.finditer(data):
+                if tail and m.start() < 6:
+                    continue  # judged in the last window, where its 6 bytes of context were visible
+                if final or m.end() <= len(data) - 12:
+                    return True
+            if final:
+                return False
+            tail = data[-24:]
+
+
+def _describe_missing_array(path: Path, key: str) -> str:
+    """Why the array at top-level ``key`` ('' = the document itself) has no items: one streaming pass
+    over the top level of the document, stopping at the key."""
+    import ijson
+
+    where = f"'{key}'" if key else "the top level"
+    keys: list[str] = []
+    with path.open("rb") as f:
+        events = ijson.parse(f)
+        for prefix, event, value in events:
+            if not key and prefix == "":
+                if event == "start_array":
+                    return "the top-level list is empty: the source yields no records"
+                return f"expected a JSON list at the top level, found a {_json_kind(event)}"
+            if prefix == "" and event == "map_key":
+                if value == key:
+                    _, kind, _ = next(events)
+                    if kind == "start_array":
+                        return f"{where} is an empty list: the source yields no records"
+                    return f"{where} is a {_json_kind(kind)}, not a list"
+                keys.append(value)
+    found = ", ".join(f"'{k}'" for k in keys[:12]) or "none"
+    return f"no top-level {where} list (top-level keys: {found})"
+
+
+def _json_kind(event: str) -> str:
+    return {"start_map": "JSON object", "start_array": "list", "string": "string", "number": "number",
+            "boolean": "boolean", "null": "null"}.get(event, event)
 
 
 class CocoCaptionsReader:
@@ -53,7 +155,7 @@ class CocoCaptionsReader:
 
     def _image_files(self, builder: BatchBuilder) -> dict[int, str]:
         files: dict[int, str] = {}
-        for index, image in enumerate(iter_json_items(self.path, "images.item")):
+        for index, image in enumerate(iter_json_items(self.path, "images.item", hint="is this a COCO captions file?")):
             try:
                 image_id = require_id(image, "id")
                 name = safe_image_path(require(image, "file_name", str), "file_name")
@@ -64,15 +166,14 @@ class CocoCaptionsReader:
                 builder.quarantine(index, image, rid, RecordError(f"images.{err.field}", err.reason))
                 continue
             files[image_id] = f"{self.image_dir}/{name}" if self.image_dir else name
-        if not files and not builder.bad:
-            raise SourceError(f"{self.path}: no 'images' array; is this a COCO captions file?")
         return files
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         builder = BatchBuilder(self.name, relative_source_file(self.path, self.root), batch_size)
         files = self._image_files(builder)
         seen: set[int] = set()
-        for index, ann in enumerate(iter_json_items(self.path, "annotations.item")):
+        annotations = iter_json_items(self.path, "annotations.item", hint="is this a COCO captions file?")
+        for index, ann in enumerate(annotations):
             rid = ann.get("id") if isinstance(ann, dict) else None
             try:
                 ann_id = require_id(ann, "id")
@@ -113,7 +214,8 @@ class KarpathyCocoReader:
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         builder = BatchBuilder(self.name, relative_source_file(self.path, self.root), batch_size)
         seen: set[int] = set()
-        for index, image in enumerate(iter_json_items(self.path, "images.item")):
+        images = iter_json_items(self.path, "images.item", hint="is this Karpathy's dataset_coco.json?")
+        for index, image in enumerate(images):
             rid = image.get("cocoid") if isinstance(image, dict) else None
             try:
                 split = require(image, "split", str)

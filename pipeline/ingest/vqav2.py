@@ -31,6 +31,7 @@ from pipeline.ingest.coco import iter_json_items
 from pipeline.schema import TASK_VQA
 
 _SEP = "\x1f"
+SWAP_HINT = "expected the VQAv2 {kind} file (like {name}); are questions and annotations swapped?"
 
 
 def _read_subtype(path: Path) -> str | None:
@@ -74,7 +75,8 @@ class Vqav2Reader:
         index: dict[int, tuple[int, str, str]] = {}
         bad: dict[int, tuple[int, object, RecordError]] = {}
         path = relative_source_file(self.annotations, self.root)
-        for i, ann in enumerate(iter_json_items(self.annotations, "annotations.item")):
+        for i, ann in enumerate(iter_json_items(self.annotations, "annotations.item", hint=SWAP_HINT.format(
+                kind="annotations", name="v2_mscoco_train2014_annotations.json"))):
             rid = ann.get("question_id") if isinstance(ann, dict) else None
             try:
                 qid = require_id(ann, "question_id")
@@ -111,7 +113,8 @@ class Vqav2Reader:
         subtype = self.data_subtype or _read_subtype(self.questions) or ""
         index, bad_annotations = self._index_annotations(builder)
         seen: set[int] = set()
-        for i, q in enumerate(iter_json_items(self.questions, "questions.item")):
+        for i, q in enumerate(iter_json_items(self.questions, "questions.item", hint=SWAP_HINT.format(
+                kind="questions", name="v2_OpenEnded_mscoco_train2014_questions.json"))):
             rid = q.get("question_id") if isinstance(q, dict) else None
             try:
                 qid = require_id(q, "question_id")

@@ -15,6 +15,7 @@ harmless: the first one wins and both hold the same translation anyway.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -91,10 +92,14 @@ class TranslationCache:
                     work(conn)
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:  # SQLite already rolled back after some errors (disk full)
+                        conn.execute("ROLLBACK")
                     raise
                 return
             except sqlite3.OperationalError as e:
+                if "full" in str(e):  # SQLITE_FULL: "database or disk is full"
+                    raise OSError(errno.ENOSPC, f"disk full while writing the translation cache ({e}); free "
+                                  "space or set translation.cache_dir elsewhere", str(self.path)) from e
                 if "locked" not in str(e) and "busy" not in str(e) or attempt == WRITE_RETRIES - 1:
                     log.error("translation cache %s: write failed: %s", self.path, e)
                     raise

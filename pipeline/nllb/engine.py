@@ -33,7 +33,6 @@ COMPUTE_TYPES = (
     "auto", "default", "int8", "int8_float16", "int8_bfloat16", "int8_float32", "int16", "float16", "bfloat16", "float32",
 )
 STREAM_WINDOW = 4096  # inputs sorted together by translate_iter: bigger = less padding, more memory
-LENGTH_BUCKET = 8  # source tokens per length bucket; each bucket gets its own decoding cap
 MIN_OOM_BUDGET = 64  # below this token budget an out-of-memory error is not retried
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -74,6 +73,11 @@ class EngineSettings:
     max_length_ratio: float = 3.0  # hard cap on output pieces = ratio * input pieces + 10 (anti-loop)
     sampling_topk: int = 1  # 1 = no sampling (deterministic)
     sampling_temperature: float = 1.0  # only used when sampling_topk != 1
+    # True: batches hold inputs of one length only (no padding), so a translation or score never
+    # depends on what it was batched with and a cache or a partial regeneration gives the rows of a
+    # fresh run. False: batches of similar lengths, padded (faster on small models, see the README;
+    # rows then depend on batch composition, rarely for translations and by ~1e-3 for scores).
+    batch_invariant: bool = True
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -89,7 +93,9 @@ class EngineSettings:
             f"beam={self.beam_size},pat={self.patience},lp={self.length_penalty},"
             f"rp={self.repetition_penalty},nrng={self.no_repeat_ngram_size},"
             f"mlr={self.max_length_ratio},topk={self.sampling_topk},temp={self.sampling_temperature},"
-            f"maxin={self.max_input_tokens},suppress=langcodes"
+            # entries made with padded batches (the old default, still the key without a suffix) are
+            # never served to a batch-invariant run
+            f"maxin={self.max_input_tokens},suppress=langcodes" + (",nopad" if self.batch_invariant else "")
         )
 
 
@@ -166,13 +172,13 @@ def resolve_compute_type(requested: str, device: str, supported: set[str]) -> st
     return effective
 
 
-def length_buckets(order: list[int], lengths: list[int], budget: int) -> list[list[int]]:
-    """Cut indices sorted by length into buckets of similar length, each with its own decoding cap.
+LENGTH_BUCKET = 8  # padded mode: source tokens per length bucket; each bucket gets its own decoding cap
 
-    A bucket spans ``LENGTH_BUCKET`` source tokens; neighbouring buckets smaller than one token
-    budget are merged, so batches stay full (a half-empty batch wastes more than a slightly looser
-    cap costs).
-    """
+
+def padded_length_buckets(order: list[int], lengths: list[int], budget: int) -> list[list[int]]:
+    """Padded mode: cut indices sorted by length into buckets of similar length (``LENGTH_BUCKET``
+    source tokens); neighbouring buckets smaller than one token budget are merged, so batches stay
+    full. Faster than ``length_buckets``, but a result then depends on its batch companions."""
     buckets: list[list[int]] = []
     current: list[int] = []
     current_tokens, current_key = 0, None
@@ -187,6 +193,35 @@ def length_buckets(order: list[int], lengths: list[int], budget: int) -> list[li
     if current:
         buckets.append(current)
     return buckets
+
+
+def length_buckets(order: list[int], lengths: list[int], budget: int) -> list[list[int]]:
+    """Cut indices sorted by length into buckets of EQUAL length, each at most ``budget`` tokens.
+
+    No bucket holds two lengths, so no input is ever padded. Padding changes the floating-point
+    reduction order of attention over the padded positions; rarely, that flips a greedy choice (and
+    always moves scores by up to ~1e-3): with padding, a translation depended on what it was batched
+    with, so a cache filled by another run, or a regeneration of some languages only, gave rows that
+    a fresh run does not. Equal-length buckets also give each bucket the exact decoding cap.
+    """
+    return padding_free_groups(order, [(n,) for n in lengths], lengths, budget)
+
+
+def padding_free_groups(order: list[int], shapes: list[tuple[int, ...]], tokens: list[int],
+                        budget: int) -> list[list[int]]:
+    """Indices in ``order`` cut into groups of one shape (e.g. (source length, target length)),
+    each group at most ``budget`` tokens (``tokens[i]`` each; a single larger item gets its own)."""
+    groups: dict[tuple[int, ...], list[list[int]]] = {}
+    used: dict[tuple[int, ...], int] = {}
+    for i in order:
+        shape = shapes[i]
+        current = groups.setdefault(shape, [[]])
+        if current[-1] and used[shape] + tokens[i] > budget:
+            current.append([])
+            used[shape] = 0
+        current[-1].append(i)
+        used[shape] = used.get(shape, 0) + tokens[i]
+    return [g for shape in sorted(groups) for g in groups[shape]]
 
 
 def read_vocabulary(model_dir: str | Path) -> list[str]:
@@ -388,7 +423,7 @@ class NllbTranslator:
         lengths = [len(t) for t in tokens]
         order = sorted(range(len(tokens)), key=lengths.__getitem__)
         budget = max(self.settings.max_batch_tokens, max(lengths))
-        buckets = length_buckets(order, lengths, budget)
+        buckets = (length_buckets if self.settings.batch_invariant else padded_length_buckets)(order, lengths, budget)
 
         def submit(items: list[int], token_budget: int, asynchronous: bool):
             options = self._decoding_options(max(lengths[i] for i in items), min_len, max_len)
@@ -422,14 +457,29 @@ class NllbTranslator:
         src_tokens, _ = self.encode(src_texts, src)
         limit = self.max_positions - 2
         tgt_tokens = [[tgt, *p[:limit]] for p in self.sp.encode([clean_source(t) for t in tgt_texts], out_type=str)]
-        results = self.translator.score_iterable(
-            src_tokens, tgt_tokens, max_batch_size=self.settings.max_batch_tokens, batch_type="tokens"
-        )
-        scores = []
-        for r in results:
-            lp = r.log_probs[1:]  # skip the forced language token
-            scores.append(float(sum(lp) / len(lp)) if lp else float("nan"))
+        if not self.settings.batch_invariant:
+            results = self.translator.score_iterable(
+                src_tokens, tgt_tokens, max_batch_size=self.settings.max_batch_tokens, batch_type="tokens"
+            )
+            return [_mean_log_prob(r) for r in results]
+        # Batches of one (source length, target length): no padding, so a score does not depend on
+        # what it is batched with (see ``length_buckets``).
+        shapes = [(len(a), len(b)) for a, b in zip(src_tokens, tgt_tokens)]
+        budget = max(self.settings.max_batch_tokens, *(a + b for a, b in shapes))
+        scores: list[float] = [float("nan")] * len(src_tokens)
+        for items in padding_free_groups(list(range(len(shapes))), shapes, [a + b for a, b in shapes], budget):
+            results = self.translator.score_batch(
+                [src_tokens[i] for i in items], [tgt_tokens[i] for i in items],
+                max_batch_size=budget, batch_type="tokens",
+            )
+            for i, r in zip(items, results):
+                scores[i] = _mean_log_prob(r)
         return scores
+
+
+def _mean_log_prob(result) -> float:
+    lp = result.log_probs[1:]  # skip the forced language token
+    return float(sum(lp) / len(lp)) if lp else float("nan")
 
 
 @lru_cache(maxsize=4)

@@ -12,7 +12,7 @@ from pipeline.languages import resolve_languages
 from pipeline.process import decide_rows
 from pipeline.regenerate import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, decision_key, merge_language_rows, plan_chunk, processed_file,
-    publish, remove_temporaries, reset_decision, rows_for_languages, select_changed, translation_key,
+    OWNED_FILES, owned_files, publish, remove_temporaries, reset_decision, rows_for_languages, select_changed, translation_key,
 )
 from pipeline.schema import make_example_id
 
@@ -112,7 +112,8 @@ def test_publish_moves_only_changed_files_and_writes_manifest_last(tmp_path):
     _write(out, "data/de/part-00000.parquet", "de-v1")
     same = _write(out, "data/fr/part-00000.parquet", "fr-v1")
     _write(out, "data/cs/part-00000.parquet", "cs-v1")  # no longer produced: stale
-    _write(out, "manifest.json", json.dumps({"files": []}))
+    _write(out, "manifest.json", json.dumps({"files": [{"path": f"data/{lang}/part-00000.parquet"}
+                                                       for lang in ("de", "fr", "cs")]}))
     os.utime(same, ns=(1, 1))
     _write(staging, "data/de/part-00000.parquet", "de-v2")
     _write(staging, "data/fr/part-00000.parquet", "fr-v1")
@@ -157,3 +158,34 @@ def test_remove_temporaries_deletes_only_half_written_files(tmp_path):
     _write(tmp_path, "ingest/a/.chunk-00002.parquet.tmp-9", "half")
     assert remove_temporaries(tmp_path) == 2
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == [keep]
+
+
+def test_publish_never_deletes_a_file_it_did_not_publish(tmp_path):
+    """A file of the user's inside a shard folder is not stale output: only files an earlier manifest
+    (or the ownership record of a publish killed midway) lists are removed."""
+    out, staging = tmp_path / "out", tmp_path / "out" / "_work" / "staging"
+    _write(out, "data/de/part-00000.parquet", "de-v1")
+    mine = _write(out, "data/sub/important.csv", "x")
+    mine_parquet = _write(out, "data/de/my-notes.parquet", "y")
+    _write(out, "manifest.json", json.dumps({"files": [{"path": "data/de/part-00000.parquet"},
+                                                       {"path": "../outside.txt"}]}))
+    outside = _write(tmp_path, "outside.txt", "z")
+    _write(staging, "manifest.json", json.dumps({"files": []}))
+    report = publish(staging, out)
+    assert report.removed == ("data/de/part-00000.parquet",)
+    assert mine.read_text() == "x" and mine_parquet.read_text() == "y" and outside.read_text() == "z"
+
+
+def test_ownership_survives_a_publish_killed_after_the_manifest_went(tmp_path):
+    out, staging = tmp_path / "out", tmp_path / "out" / "_work" / "staging"
+    _write(out, "data/de/part-00000.parquet", "de-v1")
+    _write(out, "manifest.json", json.dumps({"files": [{"path": "data/de/part-00000.parquet"}]}))
+    _write(staging, "data/fr/part-00000.parquet", "fr")
+    _write(staging, "manifest.json", json.dumps({"files": [{"path": "data/fr/part-00000.parquet"}]}))
+    assert "data/de/part-00000.parquet" in owned_files(out)
+    # as a publish killed right after it removed the old manifest leaves it:
+    publish_record = sorted(owned_files(out) | {"data/fr/part-00000.parquet", "manifest.json"})
+    (out / "manifest.json").unlink()
+    _write(out, OWNED_FILES, json.dumps(publish_record))
+    report = publish(staging, out)
+    assert report.removed == ("data/de/part-00000.parquet",)

@@ -95,3 +95,32 @@ def test_stats_that_lose_rows_fail(out):
     (out / "stats.json").write_text(json.dumps(stats))
     problems = verify_output(out).problems
     assert any(p.startswith(f"source {name}: ") and "do not add up" in p for p in problems)
+
+
+@pytest.mark.parametrize("manifest, problem", [
+    ([], "expected a JSON object, got list"),
+    ({"files": [{}]}, "files[0]: expected an object with a 'path' string"),
+    ({"files": {"path": "x"}}, "files is a dict, not a list"),
+    ({"files": ["data/x.parquet"]}, "files[0]: expected an object"),
+    ({"files": [{"path": "../outside.parquet", "rows": 1}]}, "leaves the output folder"),
+    ({"files": [{"path": "/etc/passwd"}]}, "leaves the output folder"),
+    ({"meta_files": [{"path": "data/../../x"}]}, "leaves the output folder"),
+    ({"totals": []}, "totals is a list"),
+], ids=["list", "empty-entry", "files-object", "entry-string", "dotdot", "absolute", "meta-dotdot", "totals"])
+def test_malformed_manifest_is_reported_not_a_traceback(out, capsys, manifest, problem):
+    (out.parent / "outside.parquet").write_bytes(b"PAR1")
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    report = verify_output(out)
+    assert not report.ok
+    assert any(problem in p for p in report.problems), report.problems
+    assert main(["verify", str(out)]) == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_symlink_out_of_the_output_is_refused(out):
+    manifest = json.loads((out / MANIFEST).read_text())
+    (out.parent / "elsewhere").mkdir()
+    (out / "data" / "link").symlink_to(out.parent / "elsewhere")
+    manifest["files"].append({"path": "data/link/part.parquet", "rows": 0, "bytes": 0, "sha256": ""})
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    assert any("resolves outside the output folder" in p for p in verify_output(out).problems)

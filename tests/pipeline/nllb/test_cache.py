@@ -75,3 +75,23 @@ def test_killed_writer_leaves_a_consistent_cache(tmp_path):
     assert n >= 150 and n % 50 == 0  # whole transactions only: never a partial batch
     cache.put_many([("after", "kill", False)], "eng_Latn", "deu_Latn")  # still writable
     assert cache.count() == n + 1
+
+
+def test_full_disk_says_so(tmp_path):
+    """SQLITE_FULL (here: the database's page limit, as on a full disk) is an OSError ENOSPC naming
+    the cache, not "cannot rollback - no transaction is active"; what was committed stays."""
+    import errno
+
+    import pytest
+
+    cache = TranslationCache(tmp_path, "engine")
+    cache.put_many([("kept", "behalten", False)], "eng_Latn", "deu_Latn")
+    conn = cache._conn()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count={pages + 1}")
+    big = [(f"source {i} " + "x" * 500, "y" * 500, False) for i in range(200)]
+    with pytest.raises(OSError) as err:
+        cache.put_many(big, "eng_Latn", "deu_Latn")
+    assert err.value.errno == errno.ENOSPC
+    assert "disk full" in str(err.value) and CACHE_FILENAME in str(err.value)
+    assert cache.get_many(["kept"], "eng_Latn", "deu_Latn") == {"kept": ("behalten", False)}

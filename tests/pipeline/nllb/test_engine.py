@@ -114,14 +114,6 @@ def test_output_is_capped_relative_to_input_length(tiny_model_dir):
     assert out[-1].decoded_tokens > 8 + 10  # a random model runs to its cap: the long input got a longer one
 
 
-def test_length_buckets_merge_small_neighbours_only():
-    lengths = [3, 4, 12, 13, 30, 5]
-    order = sorted(range(6), key=lengths.__getitem__)
-    assert length_buckets(order, lengths, budget=1) == [[0, 1, 5], [2, 3], [4]]
-    assert length_buckets(order, lengths, budget=20) == [[0, 1, 5, 2, 3], [4]]
-    assert length_buckets(order, lengths, budget=1000) == [order]
-
-
 def test_results_follow_input_order(engine):
     texts = ["A red circle.", "Is the triangle blue?", "yes", "Two dogs run across 3 fields.", "What shape is shown in the image?"]
     forward = [r.text for r in engine.translate(texts, EN, DE)]
