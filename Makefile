@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # (or, on a GPU machine, the CUDA index you want). A plain `torch` from PyPI is a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
-EXTRAS ?= hf,train,dask,eval,test
+EXTRAS ?= hf,train,dask,eval,web,test
 OUT ?= out/demo
 
 .PHONY: setup demo test test-all bench clean train-mt
@@ -21,6 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	# img2dataset pulls the Python 3.6 `dataclasses` backport. It shadows the standard library wherever
+	# site-packages comes first on sys.path, as in Prefect's embedded server (uvicorn --app-dir), which
+	# then cannot start. Python >= 3.7 has the module built in, so the backport is removed.
+	$(BIN)/python -m pip uninstall -q -y dataclasses 2>/dev/null || true
 	touch $@
 
 demo: setup

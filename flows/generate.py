@@ -105,8 +105,12 @@ def resolve_model_dir(model: str) -> str:
     return model
 
 
-def _source_paths(source) -> dict:
+def _source_paths(source, work: Path) -> dict:
     paths = {k: str(v) for k, v in source.model_dump(include={"annotations", "questions", "path"}).items() if v}
+    if source.type.startswith("web_"):
+        from pipeline.ingest.web_match import web_source_paths
+
+        return {**paths, **web_source_paths(source, work)}
     if source.type not in ("coco_captions", "coco_karpathy", "vqav2"):
         return source.reader_params()
     if source.type == "coco_karpathy":
@@ -146,19 +150,22 @@ def _build_dataset(config: PipelineConfig, force_sources: tuple[str, ...], force
     dkey = decision_key(config.filter.model_dump(mode="json"))
 
     ingests = {
-        s.source_name: ingest_task.submit(s.type, s.source_name, _source_paths(s), str(work), config.run.chunk_rows,
+        s.source_name: ingest_task.submit(s.type, s.source_name, _source_paths(s, work), str(work),
+                                          config.run.chunk_rows,
                                           force=s.source_name in force_sources,
                                           image_root=str(s.images) if s.check_images else None)
         for s in config.sources
     }
     plans: list[ChunkPlan] = []
-    counts = {}
+    counts, web_stats = {}, {}
     results: dict[str, IngestResult] = {name: future.result() for name, future in ingests.items()}
     mix = thresholds_from_chunks([c for r in results.values() for c in r.chunks], config.mix.rules(), config.mix.seed)
     tkey = mix_key(tkey, mix, config.mix.seed)
     rescore_from = [mix_key(k, mix, config.mix.seed) for k in rescore_from]
     for name, result in results.items():
         counts[name] = {"rows": result.rows, "quarantined": result.quarantined, **result.counters}
+        if result.extra:
+            web_stats[name] = result.extra
         logger.info("%s: %d rows in %d chunks, %d quarantined", name, result.rows, len(result.chunks), result.quarantined)
         plans += [plan_chunk(work, name, c, tkey, dkey, force=name in force_sources, rescore_from=rescore_from)
                   for c in result.chunks]
@@ -199,6 +206,7 @@ def _build_dataset(config: PipelineConfig, force_sources: tuple[str, ...], force
         "keys": {"translation": tkey, "decision": dkey},
         "mix": {"rules": config.mix.rules(), "seed": config.mix.seed, "thresholds": mix},
         "run": {"chunks": actions, **(run_info or {"flow": "generate"})},
+        "web": web_stats,
     }
     staging = work / STAGING_DIR
     staging.mkdir(parents=True, exist_ok=True)

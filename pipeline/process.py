@@ -52,6 +52,10 @@ def open_reader(source_type: str, name: str, **paths):
                                   root=paths.get("root"))
     if source_type == "vqav2":
         return Vqav2Reader(paths["questions"], paths["annotations"], name=name, root=paths.get("root"))
+    if source_type in ("web_capfilt", "web_match"):
+        from pipeline.ingest.web_match import open_web_reader
+
+        return open_web_reader(source_type, name, paths)
     raise ValueError(f"unknown source type {source_type!r}")
 
 
@@ -66,6 +70,7 @@ class IngestResult:
     rows: int
     quarantined: int
     counters: dict = field(default_factory=dict)  # what the reader dropped inside kept records, by name
+    extra: dict | None = None  # a reader's own statistics (web sources: sampling, fetch, matching)
 
     @property
     def records(self) -> int:
@@ -102,7 +107,8 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
         if meta.get("fingerprint") == fingerprint:
             # stored relative to the source's ingest folder: a moved or copied output reads its own chunks
             chunks = tuple(str(src_dir / Path(c).name) for c in meta["chunks"])
-            return IngestResult(reader.name, chunks, meta["rows"], meta["quarantined"], meta.get("counters") or {})
+            return IngestResult(reader.name, chunks, meta["rows"], meta["quarantined"], meta.get("counters") or {},
+                                meta.get("extra"))
         done.unlink()
     for old in [*src_dir.glob("chunk-*.parquet"), *(work_dir / QUARANTINE_DIR / reader.name).glob("chunk-*.parquet")]:
         old.unlink()
@@ -122,9 +128,9 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
         bad += batch.quarantine.height
     if rows + bad == 0:  # e.g. a Karpathy split selection that matches no image
         raise SourceError(f"source {reader.name!r} yields no records: check its files and options")
-    result = IngestResult(reader.name, tuple(chunks), rows, bad, counters)
+    result = IngestResult(reader.name, tuple(chunks), rows, bad, counters, getattr(reader, "stats", None) or None)
     write_json_atomic({"chunks": [Path(c).name for c in result.chunks], "rows": rows, "quarantined": bad,
-                       "counters": counters, "fingerprint": fingerprint}, done)
+                       "counters": counters, "fingerprint": fingerprint, "extra": result.extra}, done)
     log.info("ingested %s: %d rows, %d quarantined, %d chunks", reader.name, rows, bad, len(chunks))
     return result
 

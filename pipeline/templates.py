@@ -72,10 +72,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "Which object is shown in the image? Answer in {lang}.",
         "What is in the picture? Name it in {lang}.",
     ),
-    TASK_MATCH: (
-        "Does the caption match the image? Answer yes or no. Caption: {caption}",
-        "Is this a correct description of the image: {caption}",
-    ),
+    TASK_MATCH: (),  # filled from MATCH_TEMPLATES below (English; the caption slot is translated)
     # A-OKVQA (mBLIP's explanation and chain-of-thought tasks; the reference's templates).
     TASK_AOKVQA_EXPLAIN: (
         'Explain why the answer to the question "{question}" is "{answer}".',
@@ -111,6 +108,32 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "decide_yes": ("Yes, it does.", "Yes, there is.", "Yes, it is.", "Yes, I can."),
     "decide_no": ("No, it does not.", "No, there is not.", "No, it is not.", "No, I cannot."),
 }
+# Image-caption matching: 12 English questions, each with its own yes/no answers; the caption (the slot)
+# is translated, the template and answer stay English, the language is never named (mBLIP's matching
+# task). The first two are the reference's wording; the others follow their pattern.
+MATCH_TEMPLATES: tuple[tuple[str, str, str], ...] = (
+    ('Does "{caption}" accurately describe the image?', "Yes, it does.", "No, it does not."),
+    ('Is "{caption}" a good image description?', "Yes, it is.", "No, it is not."),
+    ('Does the caption "{caption}" match the image?', "Yes, it does.", "No, it does not."),
+    ('Is "{caption}" a correct caption for this image?', "Yes, it is.", "No, it is not."),
+    ('Would "{caption}" be a fitting description of the picture?', "Yes, it would.", "No, it would not."),
+    ('Can the image be described as "{caption}"?', "Yes, it can.", "No, it cannot."),
+    ('Does this picture show what "{caption}" says?', "Yes, it does.", "No, it does not."),
+    ('Is the following caption true for the image? "{caption}"', "Yes, it is true.", "No, it is not true."),
+    ('Is "{caption}" an accurate caption of the photo?', "Yes, it is accurate.", "No, it is not accurate."),
+    ('Does "{caption}" describe what is in the image?', "Yes, it describes it.", "No, it does not describe it."),
+    ('Image description: "{caption}". Is this description correct?', "Yes, it is correct.", "No, it is not correct."),
+    ('Do the image and the text "{caption}" belong together?', "Yes, they do.", "No, they do not."),
+)
+TEMPLATES[TASK_MATCH] = tuple(t for t, _, _ in MATCH_TEMPLATES)
+
+
+def pick_match_template(example_id: str) -> tuple[str, str, str]:
+    """``(template, yes, no)`` of a matching example, by a hash of its id (same row -> same template)."""
+    index = int.from_bytes(hashlib.sha1(f"match\x1f{example_id}".encode()).digest()[:4], "big") % len(MATCH_TEMPLATES)
+    return MATCH_TEMPLATES[index]
+
+
 # Plain templates (no language name) translated into each language, as mBLIP did for captions.
 TRANSLATED_TEMPLATES: dict[str, tuple[str, ...]] = {
     TASK_CAPTION: (
@@ -341,8 +364,8 @@ def prompt_and_target(row: dict, templates: TemplateSet,
         return context, text
     if task == TASK_CLASSIFY:
         return render(templates.pick(task, key, english_share)), text
-    if task == TASK_MATCH:
-        return render(templates.pick(task, key, english_share), caption=text), answer
+    if task == TASK_MATCH:  # the template's own yes/no answer was set by the reader (English)
+        return render(pick_match_template(key)[0], caption=text), row.get("answer_en")
     if task == TASK_DECIDE:
         # The yes/no of question i must be entry i: always the English triples (never translated).
         lists = [templates.templates[t] for t in (TASK_DECIDE, "decide_yes", "decide_no")]

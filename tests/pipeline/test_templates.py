@@ -173,3 +173,19 @@ def test_inference_and_training_read_one_table():
     for i in range(50):
         assert model_templates.caption_prompt("de", f"k{i}") == english_prompt("caption", "de", f"k{i}")
         assert model_templates.caption_prompt("de", f"k{i}") in {t.format(lang="German") for t in TEMPLATES["caption"]}
+
+
+def test_match_prompts_are_english_around_the_translated_caption():
+    from pipeline.templates import MATCH_TEMPLATES, english_templates, pick_match_template, prompt_and_target
+
+    assert len(MATCH_TEMPLATES) == 12 and all("{caption}" in t for t, _, _ in MATCH_TEMPLATES)
+    used = set()
+    for i in range(40):
+        eid = f"m{i}"
+        template, yes, _ = pick_match_template(eid)
+        row = {"example_id": eid, "task": "match", "text_en": "a red bike", "text_tgt": "ein rotes Fahrrad",
+               "answer_en": yes}
+        prompt, target = prompt_and_target(row, english_templates("de"))
+        assert prompt == template.replace("{caption}", "ein rotes Fahrrad") and target == yes
+        used.add(template)
+    assert len(used) > 6  # the hash spreads rows over the templates

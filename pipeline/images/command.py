@@ -1,0 +1,57 @@
+"""``mblip fetch-images SOURCE --out DIR``: fetch a URL list, or a config's sampled web captions, with img2dataset.
+
+SOURCE is a URL list (``.txt``, ``.parquet``/``.csv`` with a ``url`` column, a CapFilt ``.json``) or a
+pipeline config (``.yaml``): then the sampled captions of its ``web_capfilt``/``web_match`` sources are
+fetched, and the sampling's phrase index is left where ``mblip generate`` will find it. Exit status 0 when
+the list is done, whatever failed; the failures are printed by reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+WORK_DIR = "_work"  # the generate flow's work folder under output.dir
+
+
+def config_urls(config_path: Path) -> list[str]:
+    from pipeline.config import load_config
+    from pipeline.ingest.web_capfilt import SamplingSettings, WebCapfiltReader, sampled_urls
+    from pipeline.ingest.web_match import NOUNPHRASE_DIR
+
+    config = load_config(config_path)
+    urls: list[str] = []
+    for source in config.sources:
+        if source.type.startswith("web_"):
+            reader = WebCapfiltReader(source.path, source.images, Path(config.output.dir) / WORK_DIR / NOUNPHRASE_DIR,
+                                      SamplingSettings(**source.sampling.model_dump()), name=source.source_name)
+            urls += sampled_urls(reader)
+    if not urls:
+        raise SystemExit(f"{config_path}: no web_capfilt or web_match source to fetch images for")
+    return urls
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.images.fetch import FetchSettings, fetch_images, format_report, read_url_list
+
+    source = Path(args.source)
+    urls = config_urls(source) if source.suffix.lower() in (".yaml", ".yml") else read_url_list(source)
+    settings = FetchSettings(timeout_s=args.timeout, retries=args.retries, processes=args.processes,
+                             threads=args.threads, distributor=args.distributor, retry_failed=args.retry_failed)
+    report = fetch_images(urls, args.out, settings)
+    print(format_report(report))
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("fetch-images",
+                       help="fetch images by URL with img2dataset (256 px, white border), incrementally")
+    p.add_argument("source", help="URL list (.txt/.parquet/.csv/CapFilt .json) or a config whose web sources to fetch")
+    p.add_argument("--out", type=Path, required=True, help="image root: images plus url_table.parquet")
+    p.add_argument("--timeout", type=int, default=10, help="seconds per request (the reference: 10)")
+    p.add_argument("--retries", type=int, default=0)
+    p.add_argument("--processes", type=int, default=1, help="img2dataset processes")
+    p.add_argument("--threads", type=int, default=32, help="downloads in flight per process")
+    p.add_argument("--distributor", default="multiprocessing", choices=["multiprocessing", "pyspark", "ray"])
+    p.add_argument("--retry-failed", action="store_true", help="fetch URLs that failed in an earlier run again")
+    p.set_defaults(func=run)
