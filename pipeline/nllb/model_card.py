@@ -182,6 +182,9 @@ def render_card(model_dir: Path, scores_json: str, beam_scores_json: str | None 
     directions = " | ".join(columns)
     n_directions = len(columns)
     question_stages = [n for n, st in enumerate(stages, 1) if st["config"].get("questions_repeat")]
+    questions_use = "" if not question_stages else (
+        "\n  and, between English and German, short VQA questions like GQA's (French and Czech questions were not"
+        " trained)")
     questions_data = "" if not question_stages else (
         f"\n  Stage {', '.join(map(str, question_stages))} also trains on the xGQA `train_48` questions (English and their"
         " human\n  German translations, both directions), except those about"
@@ -225,8 +228,8 @@ conventions (source `[src_code] pieces </s>`, target `[tgt_code] pieces </s>`, d
 - Directions: en→de, en→fr, en→cs, de→en, fr→en, cs→en. Other directions (de→fr, ...) and other
   languages are not trained and give garbage.
 - Use: demos and tests of the pipeline, and back-translation checks on caption-like text. It knows
-  the Flickr30k caption domain only (people, animals, everyday scenes; short sentences); it is not a
-  substitute for NLLB-200 on real data.
+  the Flickr30k caption domain (people, animals, everyday scenes; short sentences){questions_use}; it is
+  not a substitute for NLLB-200 on real data.
 
 ## Scores (Multi30k validation split, 1014 sentences, greedy decoding, int8 on CPU)
 

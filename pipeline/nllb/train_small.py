@@ -352,7 +352,7 @@ def check_resumable(out_dir: Path, cfg: TrainConfig) -> None:
 
 
 def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | None = None,
-          questions_dir: Path | None = None) -> dict:
+          questions_dir: Path | None = None, stop_step: int | None = None) -> dict:
     import torch
 
     torch.set_num_threads(cfg.threads)
@@ -427,8 +427,8 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
                 f.write(json.dumps(record) + "\n")
             window_loss, window_tokens, window_start = 0.0, 0, now
 
-        out_of_time = max_minutes is not None and (time.time() - started) / 60 >= max_minutes
-        if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps or out_of_time:
+        stopping = (max_minutes is not None and (time.time() - started) / 60 >= max_minutes) or step == stop_step
+        if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps or stopping:
             model.eval()
             rng_state = torch.get_rng_state()  # evaluation must not shift the dropout stream of training
             candidate = save_hf(model, init_dir, out_dir / "last")
@@ -446,11 +446,11 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
             torch.set_rng_state(rng_state)
             model.train()
             window_start = time.time()
-        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or stopping:
             save_checkpoint(ckpt_path, model, optimizer, {"step": step, "epoch": epoch, "position": position,
                                                           "best": best, "elapsed": time.time() - started})
-        if out_of_time:
-            log.info("stopping at step %d: --max-minutes %.0f reached", step, max_minutes)
+        if stopping:
+            log.info("stopping at step %d (--max-minutes %s, --stop-step %s)", step, max_minutes, stop_step)
             break
 
     summary = {"steps": step, "epochs": round(epoch + position / len(batches), 2),
@@ -466,6 +466,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="run directory (resumes if it holds a checkpoint)")
     p.add_argument("--questions", type=Path, default=None,
                    help="xGQA directory with train_48.{en,de}.json(.gz), used with --questions-repeat")
+    p.add_argument("--stop-step", type=int, default=None,
+                   help="stop (evaluating and checkpointing) at this step, before max_steps; the schedule is unchanged")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop (evaluating and checkpointing) after this much training wall time; default: no limit")
     for f in fields(TrainConfig):
@@ -479,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "adam_betas"})
-    train(args.data, args.out, cfg, args.max_minutes, args.questions)
+    train(args.data, args.out, cfg, args.max_minutes, args.questions, args.stop_step)
     return 0
 
 

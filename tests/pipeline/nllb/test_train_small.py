@@ -102,3 +102,11 @@ def test_continuing_from_a_trained_checkpoint_starts_from_its_weights(tiny_corpu
     wider = TrainConfig(**{**cfg.__dict__, "d_model": tiny_cfg.d_model * 2})
     with pytest.raises(ValueError, match="d_model"):
         train(tiny_corpus, tmp_path / "third", wider)
+
+
+def test_stop_step_ends_early_on_the_unchanged_schedule(tiny_corpus, tiny_cfg, tmp_path):
+    summary = train(tiny_corpus, tmp_path / "run", tiny_cfg, stop_step=3)
+    assert summary["steps"] == 3 < tiny_cfg.max_steps
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "eval_mean" in r] == [3]
+    assert (tmp_path / "run" / "best" / "config.json").exists()
