@@ -67,8 +67,9 @@ def _print_vqa(out_dir: Path, manifest: dict, n: int) -> None:
     if counts.is_empty():
         return
     print()
-    print("VQA rows kept: " + ", ".join(
-        f"{r['lang']} {r['kept']}/{r['rows']} ({100.0 * r['kept'] / r['rows']:.0f}%)" for r in counts.iter_rows(named=True)))
+    rates = [f"{r['lang']} {r['kept']}/{r['rows']} ({100.0 * r['kept'] / r['rows']:.0f}%)"
+             for r in counts.iter_rows(named=True)]
+    print("VQA rows kept: " + ", ".join(rates))
     kept = vqa.filter(pl.col("status") == "kept").sort(["lang", "example_id"]).group_by("lang", maintain_order=True)
     sample = kept.head(n).collect()
     if sample.is_empty():

@@ -57,7 +57,7 @@ def run_chain(run_dir: Path) -> list[Path]:
             history = Path(init_from) / "training"
             if not (history / "train_config.json").exists():
                 raise FileNotFoundError(f"{chain[0]} continued from {init_from}, which holds no training/ artifacts")
-            stages = sorted((history / "stages").glob("*"), key=lambda p: int(p.name)) if (history / "stages").exists() else []
+            stages = sorted((history / "stages").glob("*"), key=lambda p: int(p.name))
             return [*stages, history, *chain]
         parent = Path(init_from).parent  # init_from is a run's best/ or last/ checkpoint
         if not (parent / "train_config.json").exists():
@@ -105,9 +105,7 @@ def ship_questions_val(run_dir: Path, asset_dir: Path) -> Path | None:
     source = run_dir / QUESTIONS_VAL
     if not source.is_dir():
         return None
-    if asset_dir.exists():
-        shutil.rmtree(asset_dir)
-    shutil.copytree(source, asset_dir)
+    shutil.copytree(source, asset_dir, dirs_exist_ok=True)  # keeps the asset's README
     return asset_dir
 
 
@@ -185,9 +183,15 @@ def render_card(model_dir: Path, scores_json: str, beam_scores_json: str | None 
     questions_use = "" if not question_stages else (
         "\n  and, between English and German, short VQA questions like GQA's (French and Czech questions were not"
         " trained)")
+    questions_limit = "" if not question_stages else (
+        "- Questions: the question frame is learnt (\"Welche Farbe hat ...?\", \"Ist ... blau?\"), but nouns"
+        " outside the\n  GQA and Flickr30k vocabulary come out wrong (\"square\" as a shape becomes a railing), and"
+        " back-translation\n  chrF++ rewards the right frame, so some wrong questions pass the filter. French and"
+        " Czech questions\n  were not trained.\n")
     questions_data = "" if not question_stages else (
-        f"\n  Stage {', '.join(map(str, question_stages))} also trains on the xGQA `train_48` questions (English and their"
-        " human\n  German translations, both directions), except those about"
+        f"\n  {'Stages' if len(question_stages) > 1 else 'Stage'} {', '.join(map(str, question_stages))} also"
+        " train on the xGQA `train_48` questions (English"
+        " and their human\n  German translations, both directions), except those about"
         f" {cfg.get('question_val_images')} held-out images\n  (chosen by a seeded hash of the image id), each repeated"
         " `questions_repeat` times per epoch; Multi30k stays\n  in the mix so captions are not forgotten.")
     epochs = round(sum(st["summary"].get("epochs", 0) for st in stages), 2)
@@ -200,11 +204,13 @@ def render_card(model_dir: Path, scores_json: str, beam_scores_json: str | None 
         f"- Stage {n}: {st['summary']['steps']} steps, {st['summary'].get('epochs')} epochs, "
         f"{st['summary']['train_minutes']} minutes"
         + (", from random weights" if n == 1 else
-           f", continuing stage {n - 1}'s shipped int8 weights (recovered as an HF checkpoint by `pipeline.nllb.from_ct2`;"
-           " converting them back gives the same int8 weights) with a fresh optimiser and schedule" if st["recovered"] else
+           f", continuing stage {n - 1}'s shipped int8 weights (recovered as an HF checkpoint by"
+           " `pipeline.nllb.from_ct2`; converting them back gives the same int8 weights) with a fresh optimiser"
+           " and schedule" if st["recovered"] else
            f", continuing stage {n - 1}'s selected weights with a fresh optimiser and schedule")
         + (f"; Multi30k plus xGQA en↔de questions (each repeated {st['config']['questions_repeat']}x per epoch)"
            if st["config"].get("questions_repeat") else "")
+        + (f" ({st['summary']['note']})" if st["summary"].get("note") else "")
         + "."
         for n, st in enumerate(stages, 1)
     )
@@ -255,7 +261,7 @@ held-out xGQA questions; steps and minutes count from the start of each stage):
 - Undertrained: {epochs} epochs in {minutes} minutes of a shared 2-core CPU. The selection curve above {"was still rising at the last step" if _still_rising(evals) else "had levelled off"}; a longer
   run (another stage: `--init-from RUN/best` with a new `--out`) gives a better model. Expect wrong nouns and colours, and
   dropped clauses on long captions.
-- Greedy decoding; the engine's length cap stops runaway repetition but not wrong content, so
+{questions_limit}- Greedy decoding; the engine's length cap stops runaway repetition but not wrong content, so
   back-translation scores from this model are much noisier than NLLB-200's.
 
 ## Training

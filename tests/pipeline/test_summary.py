@@ -26,7 +26,8 @@ def test_summary_prints_vqa_keep_rates_and_kept_questions(tmp_path, capsys):
     pl.DataFrame(rows).write_parquet(tmp_path / "data" / "part.parquet")
     manifest = {"files": [{"path": "data/part.parquet", "split": "kept", "rows": len(rows)}], "model": {}}
     stats = {"totals": {"records": 4, "kept": 2, "rejected": 2, "quarantined": 0},
-             "languages": {"de": {"assigned": 3, "kept": 2, "rejected": 1}, "fr": {"assigned": 1, "kept": 0, "rejected": 1}}}
+             "languages": {"de": {"assigned": 3, "kept": 2, "rejected": 1},
+                           "fr": {"assigned": 1, "kept": 0, "rejected": 1}}}
     (tmp_path / STATS).write_text(json.dumps(stats))
     print_summary(tmp_path, manifest)
     out = capsys.readouterr().out
