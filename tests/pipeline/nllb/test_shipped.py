@@ -90,3 +90,15 @@ def test_demo_vqa_rows_survive_the_demo_filter(translator, demo_root):
     out = process_rows(rows, languages, translator, seed=0, mode="all", rules=rules)  # every row into every language
     kept = {lang: out.filter(pl.col("lang") == lang)["status"].eq("kept").mean() for lang in DEMO_VQA_KEPT_FLOOR}
     assert all(kept[lang] >= DEMO_VQA_KEPT_FLOOR[lang] for lang in kept), kept
+
+
+def test_eval_mt_scores_the_shipped_heldout_questions(tmp_path):
+    import json
+
+    from pipeline.cli import main
+
+    assert main(["eval-mt", "--data", "xgqa", "--device", "cpu", "--json", str(tmp_path / "s.json")]) == 0
+    scores = json.loads((tmp_path / "s.json").read_text())
+    assert [(s["src"], s["tgt"], s["sentences"]) for s in scores] == [
+        ("eng_Latn", "deu_Latn", 320), ("deu_Latn", "eng_Latn", 320)]
+    assert scores[0]["chrf_pp"] >= QUESTION_CHRF_FLOOR["eng_Latn-deu_Latn"]
