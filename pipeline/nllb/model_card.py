@@ -134,6 +134,17 @@ def _still_rising(evals: list[dict]) -> bool:
     return len(evals) >= 2 and evals[-1]["eval_mean"] > evals[-2]["eval_mean"]
 
 
+def _floors_clause(cfg: dict) -> str:
+    """How ``select_min`` restricted the selection (empty when it did not)."""
+    from pipeline.nllb.train_small import parse_floors
+
+    floors = parse_floors(cfg.get("select_min", ""))
+    if not floors:
+        return ""
+    return (", among the checkpoints reaching every floor of `select_min` ("
+            + ", ".join(f"{key} >= {value:g}" for key, value in floors.items()) + ")")
+
+
 def _questions_section(questions_json: str | None, n_images: int | None) -> str:
     from pipeline.nllb.evaluate import DirectionScore, format_scores
 
@@ -246,7 +257,7 @@ sacrebleu corpus scores: chrF++ = `CHRF(word_order=2)`, BLEU with the 13a tokeni
 {format_scores(scores)}{beam}{_questions_section(questions_json, cfg.get("question_val_images"))}
 
 The checkpoint was selected by mean chrF++ on the first {cfg['eval_sentences']} validation lines of each
-direction (stage {len(stages)}, step {selection['step']}), so these validation scores are slightly optimistic; Multi30k's test
+direction{_floors_clause(cfg)} (stage {len(stages)}, step {selection['step']}), so these validation scores are slightly optimistic; Multi30k's test
 sets were not used.
 
 Selection curve (chrF++ per direction on the first {cfg['eval_sentences']} lines; `xgqa:` columns: all

@@ -77,6 +77,8 @@ class TrainConfig:
     questions_repeat: int = 0  # copies per epoch of each xGQA training question pair (en->de and de->en; needs
     # --questions); 0 = Multi30k only. The questions are few (about 1.2k), so they are repeated to matter in the mix
     question_val_images: int = 10  # xGQA images whose questions are held out for validation and selection
+    select_min: str = ""  # selection floors "KEY=VALUE,..." on the eval keys (e.g. "eng_Latn-deu_Latn=48.3,
+    # xgqa:eng_Latn-deu_Latn=45"): only a checkpoint meeting every floor can become OUT/best (then by mean)
     init_from: str = ""  # a trained checkpoint (e.g. an earlier run's OUT/best) to continue from with a
     # fresh optimiser and schedule; its vocabulary and shape are kept (they must match the shape fields)
 
@@ -321,7 +323,26 @@ def save_checkpoint(path: Path, model, optimizer, state: dict) -> None:
 
 # Settings that do not change what is learned (threads only the float summation order): they may
 # differ between a run and its resumption.
-EVALUATION_SETTINGS = frozenset({"eval_every", "eval_sentences", "checkpoint_every", "threads"})
+EVALUATION_SETTINGS = frozenset({"eval_every", "eval_sentences", "checkpoint_every", "threads", "select_min"})
+
+
+def parse_floors(spec: str) -> dict[str, float]:
+    """``"KEY=VALUE,..."`` (``select_min``) as a dict; an empty spec has no floors."""
+    floors = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, value = item.rpartition("=")
+        if not sep or not key:
+            raise ValueError(f"select_min: {item!r} is not KEY=VALUE")
+        floors[key] = float(value)
+    return floors
+
+
+def meets_floors(chrf: dict[str, float], floors: dict[str, float]) -> bool:
+    """Whether every floored eval key is present and at least its floor (a missing key is an error)."""
+    missing = sorted(set(floors) - set(chrf))
+    if missing:
+        raise ValueError(f"select_min names {missing}, not among the evaluated keys {sorted(chrf)}")
+    return all(chrf[key] >= floor for key, floor in floors.items())
 
 
 def check_resumable(out_dir: Path, cfg: TrainConfig) -> None:
@@ -395,6 +416,7 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
         step, epoch, position, best, elapsed = (ckpt[k] for k in ("step", "epoch", "position", "best", "elapsed"))
         log.info("resumed from step %d (epoch %d, batch %d, %.1f min trained)", step, epoch, position, elapsed / 60)
 
+    floors = parse_floors(cfg.select_min)
     metrics_path = out_dir / "metrics.jsonl"
     batches = make_batches(pairs, cfg.batch_tokens, cfg.seed + epoch)
     started = time.time() - elapsed
@@ -436,10 +458,13 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
             mean = sum(chrf.values()) / len(chrf)
             record = {"step": step, "eval_chrf_pp": chrf, "eval_mean": round(mean, 2),
                       "minutes": round((time.time() - started) / 60, 2)}
+            eligible = meets_floors(chrf, floors)
+            if floors:
+                record["meets_select_min"] = eligible
             log.info("eval %s", record)
             with metrics_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
-            if mean > best:
+            if eligible and mean > best:
                 best = mean
                 save_hf(model, init_dir, out_dir / "best")
                 (out_dir / "best" / "selection.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -33,7 +33,8 @@ def test_card_of_a_continued_run_describes_every_stage(tiny_corpus, tiny_cfg, tm
     from pipeline.nllb.train_small import TrainConfig
 
     first = train(tiny_corpus, tmp_path / "first", tiny_cfg)
-    second_cfg = TrainConfig(**{**tiny_cfg.__dict__, "init_from": str(tmp_path / "first" / "best"), "seed": 7})
+    second_cfg = TrainConfig(**{**tiny_cfg.__dict__, "init_from": str(tmp_path / "first" / "best"), "seed": 7,
+                                "select_min": "eng_Latn-deu_Latn=0"})
     second = train(tiny_corpus, tmp_path / "second", second_cfg)
     model = ship_model(tmp_path / "second", tmp_path / "model")
     assert json.loads((model / "training" / "stages" / "1" / "train_config.json").read_text())["seed"] == tiny_cfg.seed
@@ -44,6 +45,7 @@ def test_card_of_a_continued_run_describes_every_stage(tiny_corpus, tiny_cfg, tm
     assert f"Steps: {first['steps'] + second['steps']}" in card
     assert "- Stage 1:" in card and "- Stage 2:" in card and "continuing stage 1" in card
     assert f"| `seed` | {tiny_cfg.seed} | 7 |" in card
+    assert "among the checkpoints reaching every floor of `select_min` (eng_Latn-deu_Latn >= 0)" in card
 
 
 def test_card_of_a_run_continuing_the_shipped_int8_model_on_questions(tiny_corpus, tiny_cfg, make_xgqa, tmp_path):
