@@ -213,11 +213,15 @@ def _cmd_eval_mt(args: argparse.Namespace) -> int:
 
     from pipeline.nllb.engine import EngineSettings, load_translator
     from pipeline.nllb.evaluate import MULTI30K_DIRECTIONS, evaluate_directions, format_scores, scores_to_json
-    from pipeline.nllb.shipped import shipped_model_dir, shipped_val_dir
+    from pipeline.nllb.shipped import shipped_model_dir, shipped_questions_val_dir, shipped_val_dir
 
-    directions = tuple(tuple(d.split("-")) for d in args.directions.split(",")) if args.directions else MULTI30K_DIRECTIONS
+    data, default_directions = args.data or shipped_val_dir(), MULTI30K_DIRECTIONS
+    if str(args.data) == "xgqa":  # the shipped held-out xGQA questions, English <-> German
+        data, default_directions = shipped_questions_val_dir(), (("en", "de"), ("de", "en"))
+    directions = (tuple(tuple(d.split("-")) for d in args.directions.split(",")) if args.directions
+                  else default_directions)
     translator = load_translator(args.model or shipped_model_dir(), EngineSettings(device=args.device, beam_size=args.beam_size))
-    scores = evaluate_directions(translator, args.data or shipped_val_dir(), directions, args.split, args.limit)
+    scores = evaluate_directions(translator, data, directions, args.split, args.limit)
     print(format_scores(scores))
     if args.json:
         _Path(args.json).write_text(scores_to_json(scores))
@@ -518,7 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval-mt", help="chrF++ and BLEU of a converted NLLB model on parallel data (default: shipped model, Multi30k val)")
     p.add_argument("--model", default=None, help="converted NLLB directory (default: the shipped Multi30k model)")
-    p.add_argument("--data", type=Path, default=None, help="directory with SPLIT.LANG(.gz) files (default: shipped Multi30k val)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="directory with SPLIT.LANG(.gz) files (default: shipped Multi30k val); "
+                   "`xgqa`: the shipped held-out xGQA questions (en-de, de-en)")
     p.add_argument("--split", default="val")
     p.add_argument("--directions", default=None, help="comma-separated src-tgt project codes (default: en-de,en-fr,en-cs,de-en,fr-en,cs-en)")
     p.add_argument("--limit", type=int, default=None, help="first N lines per direction (default: all)")

@@ -30,6 +30,7 @@ def print_summary(out_dir: Path, manifest: dict, note: str | None = None, exampl
         print(f"{lang:<5} {s['assigned']:>8} {s['kept']:>6} {s['rejected']:>8} {rate:>6.1f}% "
               f"{'-' if chrf is None else f'{chrf:.1f}':>15}")
     _print_examples(out_dir, manifest, examples)
+    _print_vqa(out_dir, manifest, examples)
     print()
     print(f"  kept shards:  {out_dir / 'data'}/<lang>/part-*.parquet")
     print(f"  rejects:      {out_dir / 'rejects'}   quarantine: {out_dir / 'quarantine'}")
@@ -53,6 +54,32 @@ def _print_examples(out_dir: Path, manifest: dict, n: int) -> None:
         print(f"       <- {_clip(r['backtranslation_en'])}   ({r['status']}"
               f"{', ' + r['reject_reason'] if r['reject_reason'] else ''}"
               f"{', chrF++ %.1f' % r['score_bt_chrf'] if r['score_bt_chrf'] is not None else ''})")
+
+
+def _print_vqa(out_dir: Path, manifest: dict, n: int) -> None:
+    """VQA rows kept per language, and up to ``n`` kept examples per language with question and answer."""
+    files = [out_dir / f["path"] for f in manifest["files"] if f["split"] in ("kept", "rejected") and f["rows"]]
+    if not files:
+        return
+    vqa = pl.scan_parquet(files).filter(pl.col("task") == "vqa")
+    counts = (vqa.group_by("lang").agg(pl.len().alias("rows"), (pl.col("status") == "kept").sum().alias("kept"))
+              .sort("lang").collect())
+    if counts.is_empty():
+        return
+    print()
+    rates = [f"{r['lang']} {r['kept']}/{r['rows']} ({100.0 * r['kept'] / r['rows']:.0f}%)"
+             for r in counts.iter_rows(named=True)]
+    print("VQA rows kept: " + ", ".join(rates))
+    kept = vqa.filter(pl.col("status") == "kept").sort(["lang", "example_id"]).group_by("lang", maintain_order=True)
+    sample = kept.head(n).collect()
+    if sample.is_empty():
+        return
+    print("Kept VQA examples (English question -> translation, answer -> translated answer):")
+    for r in sample.iter_rows(named=True):
+        chrf = "" if r["score_bt_chrf"] is None else f"   (BT chrF++ {r['score_bt_chrf']:.1f})"
+        print(f"  [{r['lang']}] {_clip(r['text_en'])}  ->  {_clip(r['text_tgt'])}{chrf}")
+        print(f"       answer: {r['answer_en']} -> {r['answer_tgt']}"
+              f"{'' if r['answer_translated'] else ' (kept in English)'}")
 
 
 def _clip(text: str | None, width: int = 100) -> str:

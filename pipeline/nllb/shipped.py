@@ -12,6 +12,7 @@ from pathlib import Path
 
 SHIPPED_MODEL_NAME = "nllb-multi30k"
 SHIPPED_VAL_NAME = "multi30k-val"
+SHIPPED_QUESTIONS_VAL_NAME = "xgqa-val"  # xGQA en/de questions held out of the model's training (by image)
 # (source, target) NLLB codes the shipped model was trained on.
 SHIPPED_DIRECTIONS = (
     ("eng_Latn", "deu_Latn"), ("eng_Latn", "fra_Latn"), ("eng_Latn", "ces_Latn"),
@@ -44,4 +45,12 @@ def shipped_val_dir() -> Path:
     path = _asset(SHIPPED_VAL_NAME)
     if not (path / "val.en.gz").is_file():
         raise ShippedModelMissingError(f"the shipped Multi30k validation split is missing from {path}")
+    return path
+
+
+def shipped_questions_val_dir() -> Path:
+    """Directory of the xGQA questions held out of the shipped model's training (``val.{en,de}.gz``, ``val.ids``)."""
+    path = _asset(SHIPPED_QUESTIONS_VAL_NAME)
+    if not (path / "val.en.gz").is_file():
+        raise ShippedModelMissingError(f"the shipped held-out xGQA questions are missing from {path}")
     return path

@@ -74,6 +74,11 @@ class TrainConfig:
     checkpoint_every: int = 250  # steps between resumable checkpoints
     threads: int = 1  # torch intra-op threads; on a small shared CPU one thread is fastest: with two, each
     # step waits for the other thread to be scheduled (measured 5.6 vs 0.8 CPU-seconds per step)
+    questions_repeat: int = 0  # copies per epoch of each xGQA training question pair (en->de and de->en; needs
+    # --questions); 0 = Multi30k only. The questions are few (about 1.2k), so they are repeated to matter in the mix
+    question_val_images: int = 10  # xGQA images whose questions are held out for validation and selection
+    select_min: str = ""  # selection floors "KEY=VALUE,..." on the eval keys (e.g. "eng_Latn-deu_Latn=48.3,
+    # xgqa:eng_Latn-deu_Latn=45"): only a checkpoint meeting every floor can become OUT/best (then by mean)
     init_from: str = ""  # a trained checkpoint (e.g. an earlier run's OUT/best) to continue from with a
     # fresh optimiser and schedule; its vocabulary and shape are kept (they must match the shape fields)
 
@@ -174,6 +179,38 @@ def encode_pairs(data_dir: Path, model_dir: Path, split: str, cfg: TrainConfig) 
     return pairs
 
 
+QUESTION_DIRECTIONS = (("en", "de"), ("de", "en"))
+
+
+def encode_questions(questions_dir: Path, model_dir: Path, out_dir: Path, cfg: TrainConfig):
+    """xGQA en<->de training pairs (each repeated ``questions_repeat`` times) and the held-out split.
+
+    Questions about ``question_val_images`` images (chosen by a seeded hash, see
+    ``pipeline.nllb.questions``) are written to ``OUT/questions-val`` in the line layout and never trained on.
+    """
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    from pipeline.nllb.questions import question_pairs, split_by_image, write_heldout
+
+    train_q, held = split_by_image(question_pairs(questions_dir, "en", "de"), cfg.question_val_images)
+    val_dir = write_heldout(held, out_dir / "questions-val", "en", "de")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    sp = spm.SentencePieceProcessor(model_file=str(model_dir / "sentencepiece.bpe.model"))
+    eos = tokenizer.eos_token_id
+    texts = {"en": [q.src for q in train_q], "de": [q.tgt for q in train_q]}
+    ids = {lang: [[i + 1 for i in s] for s in sp.encode(t)] for lang, t in texts.items()}
+    pairs = []
+    for src, tgt in QUESTION_DIRECTIONS:
+        src_code = tokenizer.convert_tokens_to_ids(get_language(src).nllb)
+        tgt_code = tokenizer.convert_tokens_to_ids(get_language(tgt).nllb)
+        pairs += [([src_code, *s, eos], [tgt_code, *t, eos]) for s, t in zip(ids[src], ids[tgt], strict=True)
+                  if len(s) + 2 <= cfg.max_len and len(t) + 2 <= cfg.max_len]
+    log.info("xGQA: %d training questions (%d pairs x %d), %d held out about %d images in %s", len(train_q),
+             len(pairs), cfg.questions_repeat, len(held), cfg.question_val_images, val_dir)
+    return pairs * cfg.questions_repeat, val_dir
+
+
 def make_batches(pairs, batch_tokens: int, seed: int) -> list[list[int]]:
     """Token-bucketed batches of pair indices: sort by length (random tie-break), fill up to the
     padded-token budget, then shuffle the batch order. Deterministic for a given seed."""
@@ -247,7 +284,7 @@ def save_hf(model, init_dir: Path, out: Path) -> Path:
         shutil.rmtree(tmp)
     model.save_pretrained(tmp)
     for f in init_dir.iterdir():
-        if f.is_file() and not (tmp / f.name).exists():
+        if f.is_file() and not (tmp / f.name).exists() and f.name != "recovered_from.json":  # see from_ct2
             shutil.copyfile(f, tmp / f.name)
     if out.exists():
         shutil.rmtree(out)
@@ -255,8 +292,10 @@ def save_hf(model, init_dir: Path, out: Path) -> Path:
     return out
 
 
-def evaluate_checkpoint(model_dir: Path, ct2_dir: Path, data_dir: Path, cfg: TrainConfig) -> dict[str, float]:
-    """chrF++ per direction of the int8 CTranslate2 conversion of ``model_dir`` (the shipped path)."""
+def evaluate_checkpoint(model_dir: Path, ct2_dir: Path, data_dir: Path, cfg: TrainConfig,
+                        questions_val: Path | None = None) -> dict[str, float]:
+    """chrF++ per direction of the int8 CTranslate2 conversion of ``model_dir`` (the shipped path); with
+    ``questions_val``, also on all held-out xGQA questions (keys ``xgqa:SRC-TGT``)."""
     from pipeline.nllb.convert import convert_nllb
     from pipeline.nllb.engine import EngineSettings, NllbTranslator
     from pipeline.nllb.evaluate import evaluate_directions
@@ -264,7 +303,11 @@ def evaluate_checkpoint(model_dir: Path, ct2_dir: Path, data_dir: Path, cfg: Tra
     convert_nllb(str(model_dir), ct2_dir, quantization="int8", force=True)
     translator = NllbTranslator(ct2_dir, EngineSettings(device="cpu", intra_threads=cfg.threads))
     scores = evaluate_directions(translator, data_dir, limit=cfg.eval_sentences)
-    return {f"{s.src}-{s.tgt}": s.chrf_pp for s in scores}
+    result = {f"{s.src}-{s.tgt}": s.chrf_pp for s in scores}
+    if questions_val is not None:
+        for s in evaluate_directions(translator, questions_val, QUESTION_DIRECTIONS):
+            result[f"xgqa:{s.src}-{s.tgt}"] = s.chrf_pp
+    return result
 
 
 def save_checkpoint(path: Path, model, optimizer, state: dict) -> None:
@@ -280,7 +323,26 @@ def save_checkpoint(path: Path, model, optimizer, state: dict) -> None:
 
 # Settings that do not change what is learned (threads only the float summation order): they may
 # differ between a run and its resumption.
-EVALUATION_SETTINGS = frozenset({"eval_every", "eval_sentences", "checkpoint_every", "threads"})
+EVALUATION_SETTINGS = frozenset({"eval_every", "eval_sentences", "checkpoint_every", "threads", "select_min"})
+
+
+def parse_floors(spec: str) -> dict[str, float]:
+    """``"KEY=VALUE,..."`` (``select_min``) as a dict; an empty spec has no floors."""
+    floors = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, value = item.rpartition("=")
+        if not sep or not key:
+            raise ValueError(f"select_min: {item!r} is not KEY=VALUE")
+        floors[key] = float(value)
+    return floors
+
+
+def meets_floors(chrf: dict[str, float], floors: dict[str, float]) -> bool:
+    """Whether every floored eval key is present and at least its floor (a missing key is an error)."""
+    missing = sorted(set(floors) - set(chrf))
+    if missing:
+        raise ValueError(f"select_min names {missing}, not among the evaluated keys {sorted(chrf)}")
+    return all(chrf[key] >= floor for key, floor in floors.items())
 
 
 def check_resumable(out_dir: Path, cfg: TrainConfig) -> None:
@@ -310,7 +372,8 @@ def check_resumable(out_dir: Path, cfg: TrainConfig) -> None:
 # -- the training loop ----------------------------------------------------------------------------
 
 
-def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | None = None) -> dict:
+def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | None = None,
+          questions_dir: Path | None = None, stop_step: int | None = None) -> dict:
     import torch
 
     torch.set_num_threads(cfg.threads)
@@ -335,6 +398,12 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
     # setup data
     pairs = encode_pairs(data_dir, init_dir, "train", cfg)
     log.info("training pairs (six directions): %d", len(pairs))
+    questions_val = None
+    if cfg.questions_repeat:
+        if questions_dir is None:
+            raise ValueError("--questions-repeat needs --questions DIR (the xGQA train_48 files)")
+        question_pairs_, questions_val = encode_questions(questions_dir, init_dir, out_dir, cfg)
+        pairs += question_pairs_
 
     # resume
     step, epoch, position, best, elapsed = 0, 0, 0, -1.0, 0.0
@@ -347,6 +416,7 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
         step, epoch, position, best, elapsed = (ckpt[k] for k in ("step", "epoch", "position", "best", "elapsed"))
         log.info("resumed from step %d (epoch %d, batch %d, %.1f min trained)", step, epoch, position, elapsed / 60)
 
+    floors = parse_floors(cfg.select_min)
     metrics_path = out_dir / "metrics.jsonl"
     batches = make_batches(pairs, cfg.batch_tokens, cfg.seed + epoch)
     started = time.time() - elapsed
@@ -379,30 +449,33 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
                 f.write(json.dumps(record) + "\n")
             window_loss, window_tokens, window_start = 0.0, 0, now
 
-        out_of_time = max_minutes is not None and (time.time() - started) / 60 >= max_minutes
-        if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps or out_of_time:
+        stopping = (max_minutes is not None and (time.time() - started) / 60 >= max_minutes) or step == stop_step
+        if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps or stopping:
             model.eval()
             rng_state = torch.get_rng_state()  # evaluation must not shift the dropout stream of training
             candidate = save_hf(model, init_dir, out_dir / "last")
-            chrf = evaluate_checkpoint(candidate, out_dir / "last-ct2", data_dir, cfg)
+            chrf = evaluate_checkpoint(candidate, out_dir / "last-ct2", data_dir, cfg, questions_val)
             mean = sum(chrf.values()) / len(chrf)
             record = {"step": step, "eval_chrf_pp": chrf, "eval_mean": round(mean, 2),
                       "minutes": round((time.time() - started) / 60, 2)}
+            eligible = meets_floors(chrf, floors)
+            if floors:
+                record["meets_select_min"] = eligible
             log.info("eval %s", record)
             with metrics_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
-            if mean > best:
+            if eligible and mean > best:
                 best = mean
                 save_hf(model, init_dir, out_dir / "best")
                 (out_dir / "best" / "selection.json").write_text(json.dumps(record, indent=2) + "\n")
             torch.set_rng_state(rng_state)
             model.train()
             window_start = time.time()
-        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or stopping:
             save_checkpoint(ckpt_path, model, optimizer, {"step": step, "epoch": epoch, "position": position,
                                                           "best": best, "elapsed": time.time() - started})
-        if out_of_time:
-            log.info("stopping at step %d: --max-minutes %.0f reached", step, max_minutes)
+        if stopping:
+            log.info("stopping at step %d (--max-minutes %s, --stop-step %s)", step, max_minutes, stop_step)
             break
 
     summary = {"steps": step, "epochs": round(epoch + position / len(batches), 2),
@@ -416,6 +489,10 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="directory with train/val.{en,de,fr,cs}(.gz)")
     p.add_argument("--out", type=Path, required=True, help="run directory (resumes if it holds a checkpoint)")
+    p.add_argument("--questions", type=Path, default=None,
+                   help="xGQA directory with train_48.{en,de}.json(.gz), used with --questions-repeat")
+    p.add_argument("--stop-step", type=int, default=None,
+                   help="stop (evaluating and checkpointing) at this step, before max_steps; the schedule is unchanged")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop (evaluating and checkpointing) after this much training wall time; default: no limit")
     for f in fields(TrainConfig):
@@ -429,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "adam_betas"})
-    train(args.data, args.out, cfg, args.max_minutes)
+    train(args.data, args.out, cfg, args.max_minutes, args.questions, args.stop_step)
     return 0
 
 

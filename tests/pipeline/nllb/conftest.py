@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,18 @@ def tiny_corpus(tmp_path_factory) -> Path:
 def tiny_cfg() -> TrainConfig:
     """A trainer configuration that runs a few steps in seconds."""
     return TINY
+
+
+def write_xgqa(root: Path, records: dict[str, dict[str, dict]]) -> Path:
+    """``train_48.<lang>.json.gz`` in xGQA's official format: ``{lang: {question_id: record}}``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for lang, data in records.items():
+        with gzip.open(root / f"train_48.{lang}.json.gz", "wt", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def make_xgqa():
+    """``write_xgqa`` as a fixture (test modules cannot import conftest)."""
+    return write_xgqa

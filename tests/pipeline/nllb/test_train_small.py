@@ -102,3 +102,28 @@ def test_continuing_from_a_trained_checkpoint_starts_from_its_weights(tiny_corpu
     wider = TrainConfig(**{**cfg.__dict__, "d_model": tiny_cfg.d_model * 2})
     with pytest.raises(ValueError, match="d_model"):
         train(tiny_corpus, tmp_path / "third", wider)
+
+
+def test_stop_step_ends_early_on_the_unchanged_schedule(tiny_corpus, tiny_cfg, tmp_path):
+    summary = train(tiny_corpus, tmp_path / "run", tiny_cfg, stop_step=3)
+    assert summary["steps"] == 3 < tiny_cfg.max_steps
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "eval_mean" in r] == [3]
+    assert (tmp_path / "run" / "best" / "config.json").exists()
+
+
+def test_select_min_keeps_only_a_checkpoint_meeting_every_floor(tiny_corpus, tiny_cfg, tmp_path):
+    cfg = TrainConfig(**{**tiny_cfg.__dict__, "eval_every": 2, "max_steps": 4})
+    reachable = TrainConfig(**{**cfg.__dict__, "select_min": "eng_Latn-deu_Latn=0"})
+    train(tiny_corpus, tmp_path / "reachable", reachable)
+    records = [json.loads(line) for line in (tmp_path / "reachable" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["meets_select_min"] for r in records if "eval_mean" in r] == [True, True]
+    assert (tmp_path / "reachable" / "best" / "config.json").exists()
+
+    unreachable = TrainConfig(**{**cfg.__dict__, "select_min": "eng_Latn-deu_Latn=0,deu_Latn-eng_Latn=101"})
+    summary = train(tiny_corpus, tmp_path / "unreachable", unreachable)
+    assert not (tmp_path / "unreachable" / "best").exists() and summary["best_eval_mean_chrf_pp"] < 0
+    with pytest.raises(ValueError, match="xgqa:eng_Latn-deu_Latn"):
+        train(tiny_corpus, tmp_path / "unknown", TrainConfig(**{**cfg.__dict__, "select_min": "xgqa:eng_Latn-deu_Latn=1"}))
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        train(tiny_corpus, tmp_path / "malformed", TrainConfig(**{**cfg.__dict__, "select_min": "48.3"}))
