@@ -26,6 +26,10 @@ train longer than one session's wall time once a cosine schedule has ended)::
 
     python -m pipeline.nllb.train_small --data ... --out runs/stage2 --init-from runs/nllb-multi30k/best \
         --seed 2234 --lr 0.002 --warmup-steps 200 --max-steps 8000
+
+``--select-min "eng_Latn-deu_Latn=48.3,xgqa:eng_Latn-deu_Latn=45"`` keeps as ``OUT/best`` only a checkpoint
+reaching every floor (with ``--eval-sentences 1014``, on the whole Multi30k validation split); if none does,
+the run writes no ``OUT/best`` and its summary's best score is -1.
 """
 
 from __future__ import annotations
