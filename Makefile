@@ -31,6 +31,7 @@ demo: setup
 	$(BIN)/mblip demo --out $(OUT)
 
 test: setup
+	$(BIN)/ruff check -q .
 	$(BIN)/python -m pytest -q
 
 test-all: setup

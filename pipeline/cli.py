@@ -498,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("eval-filter", help="filter recall per failure mode on corrupted multi30k human translations")
-    p.add_argument("--data", type=Path, default=None, help="multi30k directory (default: shipped val copy, else ../shared/data/multi30k)")
+    p.add_argument("--data", type=Path, default=None, help="multi30k directory (default: the shipped val copy; other splits need it)")
     p.add_argument("--split", default="val", help="val (report) or train (tune thresholds)")
     p.add_argument("--langs", default="de,fr,cs", help="comma-separated languages present in the data")
     p.add_argument("--limit", type=int, default=None, help="seeded sample of this many lines (default: all)")

@@ -97,13 +97,12 @@ def calibrate(scored: pl.DataFrame, min_kept: float = MIN_KEPT) -> tuple[dict, d
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.filters.evaluate import DEFAULT_DATA_DIR
     from pipeline.filters.rules import SHIPPED_THRESHOLDS_FILE
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="converted NLLB directory (default: the shipped model)")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR,
-                   help="multi30k directory with {split}.{en,de,fr,cs}.gz")
+    p.add_argument("--data", type=Path, required=True,
+                   help="multi30k directory with {split}.{en,de,fr,cs}.gz (e.g. the Multi30k train split)")
     p.add_argument("--split", default="train")
     p.add_argument("--limit", type=int, default=1000, help="seeded sample of this many lines")
     p.add_argument("--seed", type=int, default=0)

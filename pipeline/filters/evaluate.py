@@ -1,7 +1,8 @@
 """How well the filter separates human translations from NLLB's failure modes, measured on multi30k.
 
 The labelled set: every human (English, translation) pair of a multi30k split is a positive; each
-pair is also corrupted in each known failure mode (shared/reference/mblip.md) to make negatives:
+pair is also corrupted in each known failure mode of NLLB on short texts (NLLB Team 2022, Sec. 7.3)
+to make negatives:
 
 - ``repetition``: a decoding loop (a short unit repeated back to back, or the sentence repeated);
 - ``copy_source``: the English source, verbatim or with one word taken from the translation;
@@ -33,17 +34,17 @@ HUMAN = "human"
 MULTI30K_LANGS = ("de", "fr", "cs")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_VAL_DIR = REPO_ROOT / "pipeline" / "assets" / "multi30k-val"
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "multi30k"
 
 _CYRILLIC = dict(zip("abcdefghijklmnopqrstuvwxyz", "абцдефгхийклмнопкрстуввкуз"))
 _GREEK = dict(zip("abcdefghijklmnopqrstuvwxyz", "αβψδεφγηιξκλμνοπκρστθωωχυζ"))
 
 
 def default_data_dir(split: str) -> Path:
-    """The shipped copy of the val split when present, else the shared multi30k directory."""
+    """The shipped copy of the val split; any other split must be given (``--data DIR``)."""
     if split == "val" and (SHIPPED_VAL_DIR / "val.en.gz").exists():
         return SHIPPED_VAL_DIR
-    return DEFAULT_DATA_DIR
+    raise FileNotFoundError(f"only the multi30k val split ships with the package; give the directory holding "
+                            f"{split}.{{en,de,fr,cs}}.gz with --data")
 
 
 def read_multi30k(data_dir: str | Path, split: str, langs: tuple[str, ...] = MULTI30K_LANGS) -> dict[str, list[str]]:

@@ -11,7 +11,7 @@ Heuristics and where they come from:
   compression ratio that Whisper uses to detect decoding loops (Radford et al. 2022, Sec. 4.5).
 - Length ratio with per-script expectations and a hard bound for very short inputs.
 - Copy of the source, script share and number consistency target NLLB's known failure modes on
-  short texts (NLLB Team 2022, Sec. 7.3; see shared/reference/mblip.md).
+  short texts (NLLB Team 2022, Sec. 7.3).
 """
 
 from __future__ import annotations

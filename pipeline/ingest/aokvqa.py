@@ -23,7 +23,6 @@ from pipeline.ingest.base import (
     BatchBuilder,
     ReadBatch,
     RecordError,
-    SourceError,
     check_file,
     relative_source_file,
     require,
@@ -89,9 +88,7 @@ class AokvqaReader:
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         builder = BatchBuilder(self.name, relative_source_file(self.path, None), batch_size)
         seen: set[str] = set()
-        any_record = False
-        for index, record in enumerate(iter_json_items(self.path, "item")):
-            any_record = True
+        for index, record in enumerate(iter_json_items(self.path, "item", hint='expected the JSON list of aokvqa_v1p0_*.json')):
             rid = record.get("question_id") if isinstance(record, dict) else None
             n_rationales = (
                 len(record["rationales"])
@@ -130,6 +127,4 @@ class AokvqaReader:
                     )
             if builder.full():
                 yield builder.flush()
-        if not any_record:
-            raise SourceError(f"{self.path}: no records; expected the JSON list of aokvqa_v1p0_*.json")
         yield from builder.drain()

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.ingest.base import (
-    BatchBuilder, ReadBatch, RecordError, SourceError, check_file, relative_source_file, require, safe_image_path,
+    BatchBuilder, ReadBatch, RecordError, check_file, relative_source_file, require, safe_image_path,
 )
 from pipeline.ingest.coco import iter_json_items
 from pipeline.ingest.coco_images import CocoImageResolver, coco_id_from_name
@@ -77,9 +77,7 @@ class LlavaInstructReader:
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         builder = BatchBuilder(self.name, relative_source_file(self.path, None), batch_size)
         seen: set[str] = set()
-        any_record = False
-        for index, record in enumerate(iter_json_items(self.path, "item")):
-            any_record = True
+        for index, record in enumerate(iter_json_items(self.path, "item", hint='expected the JSON list of LLaVA-Instruct')):
             rid = record.get("id") if isinstance(record, dict) else None
             try:
                 conv_id = str(require(record, "id", (str, int)))
@@ -112,6 +110,4 @@ class LlavaInstructReader:
                 )
             if builder.full():
                 yield builder.flush()
-        if not any_record:
-            raise SourceError(f"{self.path}: no records; expected the JSON list of LLaVA-Instruct")
         yield from builder.drain()

@@ -19,7 +19,6 @@ from pipeline.ingest.base import (
     BatchBuilder,
     ReadBatch,
     RecordError,
-    SourceError,
     check_file,
     relative_source_file,
     require_text,
@@ -62,9 +61,7 @@ class ReleasedMblipReader:
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         builder = BatchBuilder(self.name, relative_source_file(self.path, None), batch_size)
-        any_record = False
-        for index, record in enumerate(iter_json_items(self.path, "item")):
-            any_record = True
+        for index, record in enumerate(iter_json_items(self.path, "item", hint='expected a JSON list of {context, label, image_id}')):
             try:
                 context = require_text(record, "context")
                 label = require_text(record, "label")
@@ -86,6 +83,4 @@ class ReleasedMblipReader:
                 )
             if builder.full():
                 yield builder.flush()
-        if not any_record:
-            raise SourceError(f"{self.path}: no records; expected a JSON list of {{context, label, image_id}}")
         yield from builder.drain()

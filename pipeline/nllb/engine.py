@@ -1,6 +1,6 @@
 """The translation engine: sentencepiece + CTranslate2, one instance per worker process.
 
-NLLB conventions (see ``shared/reference``/CTranslate2 docs): source tokens are
+NLLB conventions (see the NLLB model card and the CTranslate2 docs): source tokens are
 ``[src_code] + pieces + ["</s>"]``; the target prefix is ``[tgt_code]``; the first output token (the
 language code) is dropped. The target language is always forced: without it NLLB produces garbage.
 

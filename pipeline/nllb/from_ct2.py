@@ -127,7 +127,6 @@ def m2m100_state_dict(variables: dict, d_model: int) -> dict:
 def recover_checkpoint(ct2_dir: str | Path, out_dir: str | Path) -> Path:
     """Write an HF checkpoint (weights, config, tokenizer) equivalent to the CTranslate2 model in ``ct2_dir``."""
     import numpy as np
-    import torch
     from transformers import M2M100ForConditionalGeneration
 
     from pipeline.nllb.build import SPM_FILENAME, NllbShape, build_random_nllb

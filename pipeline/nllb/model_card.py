@@ -7,7 +7,7 @@ card can be regenerated from the shipped files alone.
 
 Run::
 
-    python -m pipeline.nllb.model_card --run runs/nllb-multi30k --data /work/shared/data/multi30k \\
+    python -m pipeline.nllb.model_card --run runs/nllb-multi30k --data MULTI30K \\
         --model pipeline/assets/nllb-multi30k --card data_cards/nllb-multi30k.md
 """
 

@@ -18,7 +18,7 @@ each direction; the best one is kept in ``OUT/best``. ``OUT/checkpoint.pt`` is w
 
 Run::
 
-    python -m pipeline.nllb.train_small --data /work/shared/data/multi30k --out runs/nllb-multi30k
+    python -m pipeline.nllb.train_small --data MULTI30K --out runs/nllb-multi30k
     mblip convert-nllb runs/nllb-multi30k/best pipeline/assets/nllb-multi30k --quantization int8
 
 A later stage continues from a finished run's weights with a fresh optimiser and schedule (the way to

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import describe_error, main
+from pipeline.cli import describe_error
 from pipeline.output_dir import check_output_dir
 
 REPO = Path(__file__).resolve().parents[2]

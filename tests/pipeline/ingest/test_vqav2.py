@@ -3,7 +3,6 @@
 import json
 
 import polars as pl
-import pytest
 
 from pipeline.ingest import Vqav2Reader
 

@@ -8,7 +8,7 @@ import pytest
 from pipeline.languages import UnknownLanguageError, nllb_codes
 from pipeline.nllb import engine as engine_mod
 from pipeline.nllb.engine import (
-    EngineSettings, NllbTranslator, clean_source, length_buckets, load_translator, read_vocabulary, resolve_compute_type,
+    EngineSettings, NllbTranslator, clean_source, load_translator, read_vocabulary, resolve_compute_type,
     run_with_oom_retry,
 )
 
