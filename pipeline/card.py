@@ -14,11 +14,12 @@ from pathlib import Path
 
 import yaml
 
+import data_cards
 from pipeline.languages import SOURCE_LANGUAGE, get_language
 from pipeline.plots import render_plots, score_label
 from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA
 
-CARDS_DIR = Path(__file__).resolve().parents[1] / "data_cards"
+CARDS_DIR = Path(data_cards.__file__).resolve().parent  # package data: a non-editable install has them
 CARD_FILE = "README.md"
 SOURCE_CARD_KEYS = ("source_type", "pretty_name", "task", "homepage", "license", "license_text", "license_url",
                     "source_dataset", "expected_files", "citation")

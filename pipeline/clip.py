@@ -9,14 +9,13 @@ CLIP mean/std), as open_clip's for these weights.
 
 Embeddings are L2-normalised (cosine similarity under an inner-product index); the reference ranked the
 raw vectors by L2 distance, which lets the vector norm, not the direction, decide the neighbours.
-Models are cached per process; tests build a tiny random CLIP with ``build_tiny_clip``.
+Models are cached per process; tests build a tiny random CLIP with ``tools.testmodels.clip``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 DEFAULT_CLIP = "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K"  # open_clip ViT-L-14 / datacomp_xl_s13b_b90k
 _CACHE: dict[tuple[str, str], "ClipEncoder"] = {}
@@ -72,36 +71,3 @@ def load_clip(model: str, device: str = "auto") -> ClipEncoder:
         if key not in _CACHE:
             _CACHE[key] = ClipEncoder(str(model), device)
         return _CACHE[key]
-
-
-def build_tiny_clip(out_dir: str | Path, texts: Sequence[str] = (), image_size: int = 32, width: int = 32,
-                    seed: int = 0) -> Path:
-    """A tiny random CLIP (2-layer towers, BPE tokenizer trained on ``texts``) saved like a hub checkpoint."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, PreTrainedTokenizerFast
-
-    out_dir = Path(out_dir)
-    specials = ["<|endoftext|>", "<|startoftext|>", "<unk>"]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(list(texts) + ["a photo of a red circle", "a blue square"],
-                            trainers.BpeTrainer(vocab_size=300, special_tokens=specials, show_progress=False))
-    eos, bos = tok.token_to_id("<|endoftext|>"), tok.token_to_id("<|startoftext|>")
-    tok.post_processor = processors.TemplateProcessing(
-        single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", bos), ("<|endoftext|>", eos)])
-    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
-                            pad_token="<|endoftext|>", unk_token="<unk>", model_max_length=32).save_pretrained(out_dir)
-    torch.manual_seed(seed)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=tok.get_vocab_size(), hidden_size=width, intermediate_size=2 * width,
-                         num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=32,
-                         eos_token_id=eos, bos_token_id=bos, pad_token_id=eos),
-        vision_config=dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=image_size, patch_size=8),
-        projection_dim=width,
-    )
-    CLIPModel(config).save_pretrained(out_dir)
-    CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
-                       ).save_pretrained(out_dir)
-    return out_dir

@@ -14,11 +14,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pipeline.nllb.build import SPM_FILENAME
-
 log = logging.getLogger(__name__)
 
 METADATA_FILENAME = "mblip_model.json"
+SPM_FILENAME = "sentencepiece.bpe.model"  # the file name NLLB checkpoints give their sentencepiece model
 QUANTIZATIONS = ("int8", "int8_float16", "int8_bfloat16", "int8_float32", "float16", "bfloat16", "float32")
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.nllb.build import SPM_FILENAME
+from pipeline.nllb.convert import SPM_FILENAME
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeline.nllb.build import SPM_FILENAME
+from pipeline.nllb.convert import SPM_FILENAME
 from pipeline.nllb.engine import LANG_CODE, read_vocabulary
 
 VMAP_FILENAME = "vmap.txt"

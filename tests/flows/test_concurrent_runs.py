@@ -21,7 +21,7 @@ def test_two_generates_into_one_folder(demo_config, tmp_path):
                for s in (0, 1)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PYTHONPATH=str(REPO), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="240")
-    procs = [subprocess.Popen([sys.executable, "-m", "pipeline.cli", "generate", str(c), "--out", str(out)],
+    procs = [subprocess.Popen([sys.executable, "-m", "mblip.cli", "generate", str(c), "--out", str(out)],
                               cwd=tmp_path, env={**env, "PREFECT_HOME": str(tmp_path / f"home{i}")},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i, c in enumerate(configs)]

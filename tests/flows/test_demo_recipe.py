@@ -9,7 +9,7 @@ import polars as pl
 import yaml
 
 from model.templates import caption_prompt, vqa_prompt
-from pipeline.cli import DEMO_CONFIG
+from tools.demo.run import DEMO_CONFIG
 from pipeline.templates import TEMPLATES
 
 

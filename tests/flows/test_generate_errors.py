@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _mblip(*args, cwd):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PYTHONPATH=str(REPO), PREFECT_HOME=str(Path(cwd) / "prefect-home"))
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mblip.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -6,7 +6,7 @@ import shutil
 import polars as pl
 import yaml
 
-from pipeline.cli import DEMO_CONFIG
+from tools.demo.run import DEMO_CONFIG
 
 
 

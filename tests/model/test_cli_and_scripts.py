@@ -10,7 +10,7 @@ import yaml
 def test_model_info_caption_and_ask_from_the_command_line(make_config, tmp_path, demo_root, capsys):
     from model.export import export_checkpoint
     from model.train import train
-    from pipeline.cli import main
+    from mblip.cli import main
 
     cfg = make_config(train={"max_steps": 1})
     config_path = tmp_path / "tiny.yaml"
@@ -32,7 +32,7 @@ def test_model_info_caption_and_ask_from_the_command_line(make_config, tmp_path,
 
 
 def test_gpu_check_runs_end_to_end_with_tiny_models(tmp_path, capsys):
-    from model.gpu_check import main
+    from tools.gpu_check import main
 
     main(["--tiny", "--steps", "2", "--batch-size", "2", "--work-dir", str(tmp_path)])
     line = capsys.readouterr().out.strip().splitlines()[-1]

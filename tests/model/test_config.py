@@ -33,7 +33,7 @@ def test_accumulation_is_derived_from_the_global_batch_and_the_process_count():
 
 @pytest.mark.parametrize(("gpus", "accum"), [(1, 16), (4, 4)])
 def test_model_info_prints_the_effective_batch(gpus, accum, capsys):
-    from pipeline.cli import main
+    from mblip.cli import main
 
     assert main(["model-info", str(MT0XL), "--gpus", str(gpus)]) == 0
     line = f"effective batch: 128 (8 per device x accumulation {accum} x {gpus} processes)"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import describe_error
+from mblip.cli import describe_error
 from pipeline.output_dir import check_output_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _mblip(*args, cwd=None, env_extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PYTHONPATH=str(REPO), PREFECT_HOME=str(Path(cwd or ".") / "prefect-home"), **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mblip.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=120)
 
 

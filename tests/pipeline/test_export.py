@@ -5,7 +5,7 @@ import json
 import polars as pl
 import pytest
 
-from pipeline.cli import main
+from mblip.cli import main
 from pipeline.export import EnglishTemplatePrompts, RowPrompts, export_dataset, row_target
 from pipeline.shard import write_outputs
 

@@ -30,7 +30,7 @@ def test_resolve_defaults_to_all_96_with_english_and_dedupes():
 
 
 def test_cli_prints_table(capsys):
-    from pipeline.cli import main
+    from mblip.cli import main
 
     assert main(["languages"]) == 0
     out = capsys.readouterr().out.splitlines()

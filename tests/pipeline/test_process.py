@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.demo_data import demo_paths
+from tools.demo.data import demo_paths
 from pipeline.process import INGEST_DIR, INGEST_DONE, ingest_source, iter_quarantine, open_reader, source_fingerprint
 from pipeline.regenerate import chunk_digest
 

@@ -99,7 +99,7 @@ def test_stats_sidecars_sum(tmp_path):
 
 
 def test_process_chunk_writes_stats_sidecar_and_rerun_hits_the_cache(tiny_model_dir, demo_root, tmp_path):
-    from pipeline.demo_data import demo_paths
+    from tools.demo.data import demo_paths
     from pipeline.languages import resolve_languages
     from pipeline.process import open_reader, process_chunk
     from pipeline.translate import open_translator, stats_path

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from pipeline.cli import main
+from mblip.cli import main
 from pipeline.shard import MANIFEST, write_outputs
 from pipeline.verify import verify_output
 

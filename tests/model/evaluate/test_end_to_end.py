@@ -12,7 +12,7 @@ from model.evaluate.benchmarks import BENCHMARKS
 
 @pytest.mark.parametrize("name", sorted(BENCHMARKS))
 def test_mblip_eval_scores_every_language_from_the_official_files(name, benchmark_files, tiny_run, tmp_path, capsys):
-    from pipeline.cli import main
+    from mblip.cli import main
 
     if BENCHMARKS[name].metric == "cider" and shutil.which("java") is None:
         pytest.skip("CIDEr needs java (pycocoevalcap's PTB tokenizer)")
@@ -52,7 +52,7 @@ def test_mblip_eval_scores_every_language_from_the_official_files(name, benchmar
 
 
 def test_missing_image_and_malformed_record_stop_the_run_or_are_counted(benchmark_files, tiny_run, tmp_path, capsys):
-    from pipeline.cli import main
+    from mblip.cli import main
 
     data, images, languages = benchmark_files("pope")
     path = data / "coco_pope_adversarial.json"

@@ -98,7 +98,7 @@ def test_batched_predictions_equal_one_at_a_time(llm, make_config, benchmark_fil
 
 
 def test_unreadable_image_is_an_error_naming_it_or_skipped_and_counted(tiny_run, benchmark_files, tmp_path, capsys):
-    from pipeline.cli import main
+    from mblip.cli import main
 
     data, images, languages = benchmark_files("xvnli")
     (images / "1000092795.jpg").write_bytes(b"not a jpeg")

@@ -47,7 +47,7 @@ def test_all_8_languages_parse(placeholder_images):
 
 
 def test_mblip_eval_xgqa_reports_8_languages(placeholder_images, tiny_run, tmp_path, capsys):
-    from pipeline.cli import main
+    from mblip.cli import main
 
     out = tmp_path / "xgqa.json"
     assert (

@@ -2,7 +2,7 @@ import json
 
 import polars as pl
 
-from pipeline.cli import main
+from mblip.cli import main
 from pipeline.filters.score_pairs import score_pairs_file
 
 GOOD = {"src": "A man is sleeping in a green room on a couch.", "tgt": "Ein Mann schläft in einem grünen Raum auf einem Sofa.", "lang": "deu_Latn"}

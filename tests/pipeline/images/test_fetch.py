@@ -53,7 +53,7 @@ def test_url_lists(tmp_path):
 
 
 def test_cli_exits_0_with_failures_and_prints_reasons(image_server, tmp_path, capsys):
-    from pipeline.cli import main
+    from mblip.cli import main
 
     urls = tmp_path / "urls.txt"
     urls.write_text(f"{image_server}/square.jpg\n{image_server}/missing.jpg\n")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 from pipeline.nllb import shipped
 from pipeline.nllb.engine import EngineSettings, load_translator
-from pipeline.nllb.evaluate import evaluate_directions, read_lines
+from tools.demo.run import DEMO_CONFIG
+from tools.mt.evaluate import evaluate_directions, read_lines
 from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir, shipped_val_dir
 
 # chrF++ on the first 50 validation lines, measured for the shipped int8 model with
@@ -59,7 +59,7 @@ def test_missing_model_names_the_fix(monkeypatch, tmp_path):
 # the shipped int8 model with `mblip eval-mt --data xgqa`, minus 3 for CPU/CTranslate2 differences. The
 # Multi30k-only model it continues scored 21.2 en->de and 23.1 de->en here (it turns questions into captions).
 QUESTION_CHRF_FLOOR = {"eng_Latn-deu_Latn": 42, "deu_Latn-eng_Latn": 50}  # measured 45.56, 53.29
-# Share of the demo's VQA rows (questions about the generated scenes) kept under configs/demo.yaml's
+# Share of the demo's VQA rows (questions about the generated scenes) kept under tools/demo/demo.yaml's
 # filter, per language, measured on 12 demo images (36 questions, each into all three languages) minus a
 # margin; the Multi30k-only model kept none.
 DEMO_VQA_KEPT_FLOOR = {"de": 0.5, "fr": 0.4, "cs": 0.05}  # measured 0.61, 0.50, 0.11
@@ -77,11 +77,11 @@ def test_demo_vqa_rows_survive_the_demo_filter(translator, demo_root):
     import yaml
 
     from pipeline.config import FilterConfig
-    from pipeline.demo_data import demo_paths
+    from tools.demo.data import demo_paths
     from pipeline.languages import resolve_languages
     from pipeline.process import open_reader, process_rows
 
-    demo = yaml.safe_load((Path(__file__).resolve().parents[3] / "configs" / "demo.yaml").read_text())
+    demo = yaml.safe_load(DEMO_CONFIG.read_text())
     rules = FilterConfig(**demo["filter"]).rules()
     paths = demo_paths(demo_root)
     reader = open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations)
@@ -95,7 +95,7 @@ def test_demo_vqa_rows_survive_the_demo_filter(translator, demo_root):
 def test_eval_mt_scores_the_shipped_heldout_questions(tmp_path):
     import json
 
-    from pipeline.cli import main
+    from mblip.cli import main
 
     assert main(["eval-mt", "--data", "xgqa", "--device", "cpu", "--json", str(tmp_path / "s.json")]) == 0
     scores = json.loads((tmp_path / "s.json").read_text())

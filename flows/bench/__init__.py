@@ -1,1 +1,0 @@
-"""Benchmarks of the flows themselves: orchestration overhead, resume cost, peak memory."""

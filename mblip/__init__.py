@@ -1,0 +1,2 @@
+"""The ``mblip`` command line. It sits above the packages it drives (``pipeline``, ``flows``, ``model``,
+``tools``); none of them imports it."""

@@ -1,0 +1,93 @@
+"""``mblip bench ...``: the benchmarks in ``tools.bench``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "web":
+        from tools.bench.web import run
+
+        run(tuple(int(x) for x in args.sizes.split(",")), match_pool=args.match_pool, work=args.work)
+        return 0
+    if args.what in ("flow", "memory"):
+        return _cmd_bench_orchestration(args)
+    if args.what == "filter":
+        from tools.bench.filter import bench_filter, print_report
+
+        print_report(bench_filter(args.model, args.data, tuple(args.langs.split(",")), args.limit, args.repeats,
+                                  args.rules, args.device, args.compute_type, args.threads or 0))
+        return 0
+    from tools.bench import translate as bench
+
+    device = args.device
+    if device == "auto":
+        import ctranslate2
+
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    common = dict(shape=args.shape, device=device, compute_type=args.compute_type, threads=args.threads,
+                  batch_size=args.batch_size, cache_dir=args.cache_dir)
+    if args.vmap:
+        full, vmap, entries = bench.bench_vmap(shape=args.shape, sentences=args.sentences, output_tokens=args.tokens,
+                                               vmap_entries=args.vmap_entries, device=device,
+                                               compute_type=args.compute_type, threads=args.threads,
+                                               repeats=args.repeats, cache_dir=args.cache_dir)
+        bench.print_vmap_report(full, vmap, entries)
+    elif args.stage:
+        langs = tuple(x for x in args.languages.split(",") if x)
+        bench.print_stage_report(bench.bench_stage(rows=args.rows, languages=langs, reference_rows=args.reference_rows,
+                                                   **common))
+    else:
+        hf, ct2 = bench.bench_engine(sentences=args.sentences, output_tokens=args.tokens, repeats=args.repeats, **common)
+        bench.print_engine_report(hf, ct2)
+    return 0
+
+def _cmd_bench_orchestration(args: argparse.Namespace) -> int:
+    if args.what == "flow":
+        from tools.bench.flow import main as bench_flow
+
+        return bench_flow(examples=args.examples, work=args.work, backtranslate=args.backtranslation, resume=args.resume,
+                          repeats=args.repeats)
+    from tools.bench.memory import main as bench_memory
+
+    sizes = tuple(int(x) for x in args.sizes.split(","))
+    return bench_memory(sizes=sizes, work=args.work, backtranslate=args.backtranslation)
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks: `bench translate` (engine vs HF generate), `--stage` (whole stage)")
+    p.add_argument("what", choices=["translate", "filter", "flow", "memory", "web"],
+                   help="translate: engine; filter: translate+filter, back-translation vs reverse score; "
+                        "flow: orchestration overhead; memory: peak RSS at two sizes; "
+                        "web: noun-phrase sampling at two sizes (--sizes, captions), CLIP embedding + FAISS search")
+    p.add_argument("--model", default=None, help="filter: converted NLLB directory (default: the shipped model)")
+    p.add_argument("--data", type=Path, default=None, help="filter: multi30k directory (default: the shipped val copy)")
+    p.add_argument("--limit", type=int, default=None, help="filter: first N val lines (default: all 1014)")
+    p.add_argument("--langs", default="de,fr,cs", help="filter: target languages of the multi30k data")
+    p.add_argument("--rules", default=None, help="filter: rules YAML (default: the shipped model's calibration)")
+    p.add_argument("--match-pool", type=int, default=5000, help="web: images and captions embedded and searched")
+    p.add_argument("--examples", type=int, default=50_000, help="flow: demo examples (8 per image)")
+    p.add_argument("--sizes", default="50000,200000", help="memory: example counts to compare")
+    p.add_argument("--work", type=Path, default=None, help="flow/memory: working folder (default: a temporary one)")
+    p.add_argument("--backtranslation", action="store_true", help="flow/memory: back-translate too (both sides)")
+    p.add_argument("--resume", action="store_true", help="flow: work redone after a SIGKILL at half the chunks")
+    p.add_argument("--stage", action="store_true", help="whole translate stage on a VQAv2-like stream (dedup + cache)")
+    p.add_argument("--vmap", action="store_true", help="engine with vs without the output-vocabulary map (use_vmap)")
+    p.add_argument("--vmap-entries", type=int, default=24_000, help="vmap: always-candidate entries of the map")
+    p.add_argument("--shape", default="600m", choices=["600m", "1.3b", "tiny"],
+                   help="random-weight NLLB shape, built once (tiny: smoke test only)")
+    p.add_argument("--sentences", type=int, default=32, help="engine mode: caption-length inputs")
+    p.add_argument("--tokens", type=int, default=24, help="engine mode: output tokens forced per input on both sides")
+    p.add_argument("--rows", type=int, default=256, help="stage mode: VQA rows (question + answer)")
+    p.add_argument("--languages", default="de,fr", help="stage mode: target languages")
+    p.add_argument("--reference-rows", type=int, default=64,
+                   help="stage mode: rows the HF reference is timed on (its per-row cost does not depend on repetition)")
+    p.add_argument("--repeats", type=int, default=1, help="engine mode: timed runs per side (best is kept); flow: runs per side (median ratio)")
+    p.add_argument("--batch-size", type=int, default=32, help="HF generate batch size (padded)")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--compute-type", default="auto", help="CT2 compute type (auto: int8 on CPU, int8_float16 on GPU)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for both sides (default: all cores)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="where benchmark models are built (~/.cache/mblip/bench)")
+    p.set_defaults(func=_cmd_bench)

@@ -1,0 +1,69 @@
+"""``mblip eval BENCHMARK ...``: score an exported model on one of the paper's benchmarks (``model.evaluate``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from model.evaluate.benchmarks import BENCHMARKS
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import sys
+
+    from model.evaluate.runner import format_table, run_evaluation
+
+    try:
+        result = run_evaluation(
+            args.benchmark,
+            args.data,
+            args.images,
+            args.model,
+            args.out,
+            languages=args.languages,
+            limit=args.limit,
+            skip_missing=args.skip_missing,
+            split=args.split,
+            batch_size=args.batch_size,
+            device=args.device,
+            quantization=args.quantization,
+            progress=not args.no_progress,
+        )
+    except OSError as e:  # an image that exists but cannot be decoded (FileNotFoundError is handled by mblip)
+        if isinstance(e, FileNotFoundError):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(result))
+    return 0
+
+
+def add_parsers(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("eval", help="score a model on a multilingual benchmark (official files), per language")
+    p.add_argument("benchmark", choices=sorted(BENCHMARKS))
+    p.add_argument("--data", type=Path, required=True, help="folder with the benchmark's official annotation files")
+    p.add_argument("--images", type=Path, required=True, help="image folder")
+    p.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="exported model (mblip export-model), a checkpoint (checkpoints/step-*) or a training output",
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="results JSON; predictions go beside it (.predictions.jsonl)"
+    )
+    p.add_argument("--languages", nargs="*", default=None, help="subset of the benchmark's languages (POPE: subsets)")
+    p.add_argument("--limit", type=int, default=None, help="first N items per language")
+    p.add_argument("--split", default=None, help="file split (default test; xGQA also dev, train_48, testdev, ...)")
+    p.add_argument("--skip-missing", action="store_true", help="count and skip missing images and malformed records")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument(
+        "--quantization",
+        default="auto",
+        choices=["auto", "none", "8bit", "4bit"],
+        help="LLM quantisation (auto: as in training on a GPU, none on CPU)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_eval)
+    return p

@@ -1,1 +1,0 @@
-"""Benchmarks (commands, not tests): ``mblip bench translate`` and ``mblip bench translate --stage``."""

@@ -1,0 +1,1 @@
+"""Benchmarks, run by ``mblip bench``: each prints both sides and their ratio in one run."""

@@ -1,0 +1,1 @@
+"""``mblip demo``: demo sources in every official format, configs, the web demo, a local file server."""

@@ -1,0 +1,1 @@
+"""Filter evaluation on corrupted human translations, and the threshold calibration it drives."""
