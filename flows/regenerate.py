@@ -17,11 +17,11 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows.generate import RESOLVED_CONFIG, build_dataset
+from flows.generate import build_in_flow
 from flows.lifecycle import start_guarded_embedded_server
 from flows.runtime import make_task_runner
 from pipeline.config import load_config
-from pipeline.output_dir import output_lock
+from pipeline.output_dir import RESOLVED_CONFIG, output_lock
 from pipeline.languages import get_language
 
 
@@ -62,8 +62,8 @@ def regenerate(
 
     run_info = {"flow": "regenerate", "languages": list(wanted_langs), "sources": list(sources or ()),
                 "model": model, "min_bt_chrf": min_bt_chrf, "reverse": reverse}
-    return build_dataset(config, force_sources=tuple(sources or ()), force_languages=wanted_langs,
-                         show_progress=show_progress, run_info=run_info)
+    return build_in_flow(config, show_progress=show_progress, force_sources=tuple(sources or ()),
+                         force_languages=wanted_langs, run_info=run_info)
 
 
 def run_regenerate(out_dir: str, dask_address: str | None = None, workers: int | None = None, **changes) -> dict:

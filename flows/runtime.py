@@ -1,16 +1,13 @@
-"""Orchestration plumbing shared by the flows: task runners, retry policy, bounded submission,
+"""Orchestration plumbing shared by the flows: task runners, retry policy, progress,
 artifacts and log routing. Nothing here transforms data."""
 
 from __future__ import annotations
 
 import errno
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 PIPELINE_LOGGER = "pipeline"
@@ -51,17 +48,6 @@ def retry_if_transient(task, task_run, state) -> bool:
     return retry
 
 
-_LOAD_LOCK = threading.Lock()
-
-
-def load_once(loader: Callable, *args):
-    """``loader(*args)`` under a per-process lock: two threads starting together must not both load a
-    model (``loader`` caches per process). Lives here, not in a task's module, because a task is
-    pickled by value to Dask workers and a lock cannot be pickled."""
-    with _LOAD_LOCK:
-        return loader(*args)
-
-
 def make_task_runner(dask_address: str | None = None, workers: int | None = None, threads: int | None = None):
     """Threads in this process (default), a new local Dask cluster of ``workers`` processes, or an
     existing Dask cluster at ``dask_address`` (``tcp://host:8786``; Kubernetes, Slurm, plain workers).
@@ -82,24 +68,6 @@ def make_task_runner(dask_address: str | None = None, workers: int | None = None
             "n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
         })
     return ThreadPoolTaskRunner(max_workers=threads)
-
-
-def run_bounded(submits: Iterable[Callable[[], PrefectFuture]], limit: int, on_done: Callable[[object], None]) -> None:
-    """Submit lazily so that at most ``limit`` tasks are in flight; ``on_done(result)`` as each finishes.
-
-    Keeps memory and scheduler load flat however many chunks there are. A failed task raises here.
-    """
-    if limit < 1:
-        raise ValueError(f"run.concurrency must be at least 1, got {limit}")
-    in_flight: list[PrefectFuture] = []
-    for submit in submits:
-        if len(in_flight) >= limit:
-            done = next(as_completed(in_flight))
-            in_flight.remove(done)
-            on_done(done.result())
-        in_flight.append(submit())
-    for done in as_completed(in_flight):
-        on_done(done.result())
 
 
 def route_pipeline_logs(level: int = logging.INFO) -> None:

@@ -6,9 +6,11 @@ import time
 
 import pytest
 from prefect import flow, task
+from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.runtime import is_transient_error, make_task_runner, run_bounded
+from flows.runtime import is_transient_error, make_task_runner
+from pipeline.build import run_bounded
 
 
 @pytest.mark.parametrize("error, transient", [
@@ -59,7 +61,7 @@ def _hold(i: int) -> int:
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=8))
 def _bounded(n: int, limit: int) -> list[int]:
     done: list[int] = []
-    run_bounded((lambda i=i: _hold.submit(i) for i in range(n)), limit, done.append)
+    run_bounded((lambda i=i: _hold.submit(i) for i in range(n)), limit, done.append, as_completed)
     return sorted(done)
 
 
@@ -68,4 +70,4 @@ def test_run_bounded_keeps_at_most_limit_tasks_in_flight(prefect_api):
     assert _bounded(7, 2) == list(range(7))
     assert _state["peak"] == 2
     with pytest.raises(ValueError, match="concurrency"):
-        run_bounded(iter(()), 0, print)
+        run_bounded(iter(()), 0, print, as_completed)

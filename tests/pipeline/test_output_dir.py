@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.ingest import CocoCaptionsReader
 from pipeline.output_dir import LOCK_FILE, OutputLockedError, output_lock
-from pipeline.process import ingest_source
+from pipeline.ingest.stage import ingest_source
 from pipeline.shard import MANIFEST, is_intact
 
 REPO = Path(__file__).resolve().parents[2]

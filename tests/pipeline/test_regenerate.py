@@ -9,11 +9,10 @@ import pytest
 
 from pipeline.assign import assign_languages
 from pipeline.languages import resolve_languages
-from pipeline.process import decide_rows
-from pipeline.regenerate import (
-    ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, decision_key, merge_language_rows, plan_chunk, processed_file,
-    OWNED_FILES, owned_files, publish, remove_temporaries, reset_decision, rows_for_languages, select_changed, translation_key,
-)
+from pipeline.build import remove_temporaries
+from pipeline.chunks import ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, decision_key, plan_chunk, processed_file, translation_key
+from pipeline.process import decide_rows, merge_language_rows, reset_decision, rows_for_languages
+from pipeline.regenerate import OWNED_FILES, owned_files, publish, select_changed
 from pipeline.schema import make_example_id
 
 LANGS = resolve_languages(("de", "fr", "cs"))
@@ -192,7 +191,7 @@ def test_ownership_survives_a_publish_killed_after_the_manifest_went(tmp_path):
 
 
 def test_decode_keys_are_the_keys_of_outputs_made_before_the_reverse_knob():
-    from pipeline.regenerate import translation_key
+    from pipeline.chunks import translation_key
 
     args = ({"model_id": "m"}, "beam=1", ("de",), 0, "proportional", True)
     assert translation_key(*args) == translation_key(*args, reverse="decode")
@@ -200,12 +199,12 @@ def test_decode_keys_are_the_keys_of_outputs_made_before_the_reverse_knob():
 
 
 def test_a_chunk_stored_under_another_reverse_mode_is_planned_for_rescoring(tmp_path):
-    from pipeline.regenerate import ACTION_PROCESS, ACTION_RESCORE, plan_chunk, processed_file, rescore_keys
+    from pipeline.chunks import ACTION_PROCESS, ACTION_RESCORE, plan_chunk, processed_file, rescore_keys
 
     chunk = tmp_path / "chunk-00000.parquet"
     chunk.write_bytes(b"english rows")
     args = ({"model_id": "m"}, "beam=1", ("de",), 0, "proportional", True)
-    from pipeline.regenerate import chunk_digest, translation_key
+    from pipeline.chunks import chunk_digest, translation_key
 
     old = processed_file(tmp_path, "coco", chunk, chunk_digest(chunk), translation_key(*args, reverse="decode"), "d0")
     old.parent.mkdir(parents=True)

@@ -1,5 +1,5 @@
-"""The chunk stages end to end on a tiny real CT2 model: ingest → assign → translate → back-translate
-→ filter → shards + manifest, with the row invariant checked per source."""
+"""The stages end to end on a tiny real CT2 model: ingest → assign → translate → back-translate → filter →
+shards + manifest (``pipeline.build.build_dataset``, in process), with the row invariant checked per source."""
 
 import json
 
@@ -10,8 +10,13 @@ from tools.demo.data import demo_paths
 from pipeline.io import sha256_file
 from pipeline.languages import resolve_languages
 from pipeline.nllb.engine import load_translator
-from pipeline.process import ingest_source, iter_quarantine, open_reader, process_chunk, process_rows, processed_path
-from pipeline.shard import MANIFEST, write_outputs
+import yaml
+
+from pipeline.build import build_dataset
+from pipeline.config import load_config
+from pipeline.ingest.stage import open_reader
+from pipeline.process import process_rows
+from pipeline.shard import MANIFEST
 
 LANGS = resolve_languages(["de", "fr", "cs"])
 
@@ -59,26 +64,27 @@ def test_same_inputs_give_identical_rows(caption_rows, translator):
     assert a.sort("example_id").equals(b.sort("example_id"))
 
 
-def test_chunks_to_shards_keep_every_record(tmp_path, demo_root, translator):
+def test_sources_to_shards_keep_every_record(tmp_path, demo_root, tiny_model_dir):
     paths = demo_paths(demo_root)
     # a copy of the captions file with two bad records added
     data = json.loads(paths.captions.read_text())
     data["annotations"] += [{"id": 999001, "image_id": 1, "caption": ""}, {"id": 999002, "image_id": 424242, "caption": "x"}]
     captions = tmp_path / "captions_train2014.json"
     captions.write_text(json.dumps(data))
-    work, out = tmp_path / "_work", tmp_path / "out"
-    readers = [
-        open_reader("coco_captions", "coco_captions", annotations=captions),
-        open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations),
-    ]
-    processed, counts = [], {}
-    for reader in readers:
-        result = ingest_source(reader, work, chunk_rows=25)
-        counts[reader.name] = {"rows": result.rows, "quarantined": result.quarantined}
-        for chunk in result.chunks:
-            processed.append(process_chunk(chunk, processed_path(work, reader.name, chunk), translator,
-                                           languages=LANGS, seed=0, min_bt_chrf=1.0))
-    manifest = write_outputs(out, processed, list(iter_quarantine(work)), counts, 1, 40, 10, {"config_hash": "test"})
+    out = tmp_path / "out"
+    config = {
+        "sources": [
+            {"type": "coco_captions", "annotations": str(captions), "images": str(paths.images / "train2014")},
+            {"type": "vqav2", "questions": str(paths.questions), "annotations": str(paths.annotations),
+             "images": str(paths.images)},
+        ],
+        "run": {"languages": ["de", "fr", "cs"], "chunk_rows": 25},
+        "translation": {"model": str(tiny_model_dir), "compute_type": "int8"},
+        "filter": {"min_bt_chrf": 1.0},
+        "output": {"dir": str(out), "shard_rows": 40, "row_group_rows": 10},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    manifest = build_dataset(load_config(tmp_path / "run.yaml"))
 
     n_captions = len(data["annotations"])
     n_questions = len(json.loads(paths.questions.read_text())["questions"])

@@ -98,19 +98,20 @@ def test_stats_sidecars_sum(tmp_path):
     assert total.cache_hit_rate == pytest.approx(0.5)
 
 
-def test_process_chunk_writes_stats_sidecar_and_rerun_hits_the_cache(tiny_model_dir, demo_root, tmp_path):
+def test_chunk_stage_writes_stats_sidecar_and_rerun_hits_the_cache(tiny_model_dir, demo_root, tmp_path):
+    from pipeline.chunks import ACTION_PROCESS, ChunkJob, ChunkPlan, run_chunk
+    from pipeline.filters.rules import FilterRules
+    from pipeline.ingest.stage import open_reader
+    from pipeline.translate import stats_path
     from tools.demo.data import demo_paths
-    from pipeline.languages import resolve_languages
-    from pipeline.process import open_reader, process_chunk
-    from pipeline.translate import open_translator, stats_path
 
     paths = demo_paths(demo_root)
     rows = next(iter(open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations).iter_batches(30))).rows
-    rows.write_parquet(tmp_path / "chunk-00000.parquet")
-    settings = EngineSettings(compute_type="int8")
-    params = dict(languages=resolve_languages(["de", "fr"]), seed=0, min_bt_chrf=0.0)
-    translator = open_translator(tiny_model_dir, settings, tmp_path / "cache")
-    first = process_chunk(tmp_path / "chunk-00000.parquet", tmp_path / "a" / "chunk-00000.parquet", translator, **params)
+    chunk = tmp_path / "chunk-00000.parquet"
+    rows.write_parquet(chunk)
+    job = ChunkJob(model_dir=str(tiny_model_dir), settings=EngineSettings(compute_type="int8"), languages=("de", "fr"),
+                   rules=FilterRules(min_bt_chrf=0.0).model_dump(mode="json"), cache_dir=str(tmp_path / "cache"))
+    first = run_chunk(ChunkPlan(str(chunk), str(tmp_path / "a" / chunk.name), ACTION_PROCESS), job)
     a = json.loads(stats_path(first).read_text())
     assert a["translation"]["requested"] >= a["translation"]["distinct"] > 0
     assert a["translation"]["dedup_factor"] > 1.0  # demo questions repeat
@@ -118,7 +119,7 @@ def test_process_chunk_writes_stats_sidecar_and_rerun_hits_the_cache(tiny_model_
     out = pl.read_parquet(first)
     assert out["prompt"].null_count() == 0
     assert out["answer_translated"].null_count() == 0
-    second = process_chunk(tmp_path / "chunk-00000.parquet", tmp_path / "b" / "chunk-00000.parquet", translator, **params)
+    second = run_chunk(ChunkPlan(str(chunk), str(tmp_path / "b" / chunk.name), ACTION_PROCESS), job)
     b = json.loads(stats_path(second).read_text())
     assert b["translation"]["cache_hit_rate"] == 1.0 and b["translation"]["translated"] == 0
     assert pl.read_parquet(second).equals(out)

@@ -76,34 +76,11 @@ def write_config(path: Path, data: Path, model: Path, out: Path, backtranslate: 
 
 
 def run_direct(config_path: Path) -> dict:
-    """The stages called in a plain loop: what the flow does, without Prefect."""
-    from flows.generate import engine_settings  # plain function: no Prefect run involved
-
+    """The same ``build_dataset`` the flow runs, with every stage called in this process (no Prefect)."""
+    from pipeline.build import build_dataset
     from pipeline.config import load_config
-    from pipeline.process import ingest_source, iter_quarantine, open_reader, process_chunk, processed_path
-    from pipeline.shard import write_outputs
-    from pipeline.translate import open_translator
 
-    config = load_config(config_path)
-    out = Path(config.output.dir)
-    work = out / "_work"
-    settings = engine_settings(config)
-    translator = open_translator(config.translation.model, settings, config.translation.cache_dir)
-    languages = config.languages()
-    processed, counts = [], {}
-    for s in config.sources:
-        paths = {k: str(v) for k, v in s.model_dump(include={"annotations", "questions", "path"}).items() if v}
-        result = ingest_source(open_reader(s.type, s.source_name, **paths), work, config.run.chunk_rows)
-        counts[s.source_name] = {"rows": result.rows, "quarantined": result.quarantined}
-        for chunk in result.chunks:
-            processed.append(process_chunk(
-                chunk, processed_path(work, s.source_name, chunk), translator, languages=languages,
-                seed=config.assignment.seed, mode=config.assignment.mode,
-                backtranslate=config.filter.backtranslate, rules=config.filter.rules(),
-                english_share=config.assignment.english_share, prompts=config.prompts.settings(),
-            ))
-    return write_outputs(out, processed, list(iter_quarantine(work, counts)), counts, 1, config.output.shard_rows,
-                         config.output.row_group_rows, {"model": {}, "languages": [l.code for l in languages]})
+    return build_dataset(load_config(config_path))
 
 
 def _warm_up_prefect() -> float:
@@ -126,7 +103,7 @@ def bench_overhead(work: Path, examples: int, backtranslate: bool, repeats: int 
     """
     data, model = prepare(work, examples, backtranslate)
     startup = _warm_up_prefect()
-    from flows.generate import engine_settings, generate
+    from flows.generate import generate
 
     from pipeline.config import load_config
     from pipeline.nllb.engine import load_translator
@@ -135,7 +112,7 @@ def bench_overhead(work: Path, examples: int, backtranslate: bool, repeats: int 
     # and run the stages once on a small set so lazy imports (plots, filters) are not charged to one side.
     warm_cfg = write_config(work / "warm-up.yaml", prepare(work, WARM_UP_EXAMPLES, backtranslate)[0], model,
                             work / "out-warm-up", backtranslate)
-    load_translator(str(model), engine_settings(load_config(warm_cfg)))
+    load_translator(str(model), load_config(warm_cfg).translation.engine_settings())
     shutil.rmtree(work / "out-warm-up", ignore_errors=True)
     run_direct(warm_cfg)
 

@@ -82,7 +82,8 @@ def write_all_tasks_demo_output(demo_root: Path, out_dir: Path, cap_per_task: in
     from pipeline.config import load_config
     from pipeline.languages import resolve_languages
     from pipeline.mix import mix_thresholds
-    from pipeline.process import open_reader, process_rows
+    from pipeline.ingest.stage import open_reader
+    from pipeline.process import process_rows
     from pipeline.schema import ROW_SCHEMA, conform
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, SourceError, Vqav2Reader
-from pipeline.process import INGEST_DIR, INGEST_DONE, ingest_source
+from pipeline.ingest.stage import INGEST_DIR, INGEST_DONE, ingest_source
 
 IMAGES = [{"id": 1, "file_name": "COCO_train2014_000000000001.jpg"}]
 

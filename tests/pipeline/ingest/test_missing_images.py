@@ -6,7 +6,7 @@ import json
 import polars as pl
 
 from pipeline.ingest import CocoCaptionsReader
-from pipeline.process import ingest_source, iter_quarantine
+from pipeline.ingest.stage import ingest_source, iter_quarantine
 
 
 def _source(tmp_path):

@@ -7,7 +7,7 @@ import shutil
 import polars as pl
 
 from pipeline.ingest import Vqav2Reader
-from pipeline.process import ingest_source, open_reader
+from pipeline.ingest.stage import ingest_source, open_reader
 
 
 def _vqa_files(root, answers):

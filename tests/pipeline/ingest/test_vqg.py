@@ -5,7 +5,7 @@ import json
 import polars as pl
 
 from pipeline.ingest import Vqav2Reader
-from pipeline.process import open_reader
+from pipeline.ingest.stage import open_reader
 from pipeline.schema import TASK_VQG
 
 

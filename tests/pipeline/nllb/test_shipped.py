@@ -79,7 +79,8 @@ def test_demo_vqa_rows_survive_the_demo_filter(translator, demo_root):
     from pipeline.config import FilterConfig
     from tools.demo.data import demo_paths
     from pipeline.languages import resolve_languages
-    from pipeline.process import open_reader, process_rows
+    from pipeline.ingest.stage import open_reader
+    from pipeline.process import process_rows
 
     demo = yaml.safe_load(DEMO_CONFIG.read_text())
     rules = FilterConfig(**demo["filter"]).rules()

@@ -1,4 +1,4 @@
-"""Fixtures for the NLLB tests: a tiny Multi30k-shaped corpus and a tiny trainer configuration."""
+"""Fixtures for the shipped-translator tooling tests: a tiny Multi30k-shaped corpus, a tiny trainer configuration, xGQA files."""
 
 from __future__ import annotations
 

@@ -1,0 +1,289 @@
+"""Chunks: their keys, their plans, and carrying out one chunk's plan.
+
+A processed chunk's file name carries everything its content depends on, split in two keys:
+
+* the *translation key*: model (id, revision, conversion fingerprint, quantisation), decoding settings
+  and the device and compute type they run with, languages, assignment seed and mode, whether
+  back-translation runs, the instruction mix, the task mix and ``PROCESS_VERSION``;
+* the *decision key*: the filter thresholds.
+
+plus a digest of the English chunk it came from. A rerun finds finished chunks by name, so a killed run
+resumes without recomputing them, and a changed source, model or setting never reuses stale work. When
+only the decision key changed, the chunk is re-decided from its stored scores (no translation); when
+only the reverse check changed, it is rescored (forced decoding, no translation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.filters.quality import DEFAULT_REVERSE
+from pipeline.filters.rules import FilterRules
+from pipeline.io import sha256_file, write_parquet_atomic
+from pipeline.nllb.engine import EngineSettings
+from pipeline.process import (
+    chunk_template_report, decide_rows, merge_language_rows, process_rows, rescore_rows, reset_decision,
+    rows_for_languages,
+)
+from pipeline.translate import TranslationStats, stats_path, write_stats_sidecar
+
+PROCESSED_DIR = "processed"
+PROCESS_VERSION = 2  # 2: English rows untranslated and exempt from translation checks, instruction mix
+DIGEST_CHARS = 12
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:DIGEST_CHARS]
+
+
+def translation_key(model: dict, decoding: str, languages: Iterable[str], seed: int, mode: str,
+                    backtranslate: bool, prompts: dict | None = None, english_share: float | None = None,
+                    reverse: str = "decode") -> str:
+    """Digest of everything that changes translations, prompts and scores (not the thresholds).
+
+    ``reverse`` (the filter's reverse check) enters only when it is not "decode", so outputs made
+    before the knob existed (all "decode") keep their keys and are found as they are.
+    """
+    return _digest({
+        **({"reverse": reverse} if reverse != "decode" else {}),
+        **({"prompts": prompts} if prompts else {}),
+        **({"english_share": english_share} if english_share is not None else {}),
+        "version": PROCESS_VERSION,
+        "model": {k: model.get(k) for k in sorted(model) if k not in ("created", "converted_at")},
+        "decoding": decoding,
+        "languages": list(languages),
+        "seed": seed,
+        "mode": mode,
+        "backtranslate": backtranslate,
+    })
+
+
+def decision_key(decision: dict) -> str:
+    """Digest of the filter settings that turn scores into kept/rejected."""
+    return _digest(decision)
+
+
+def chunk_digest(chunk_path: str | Path) -> str:
+    """Content digest of an English chunk file (the readers write it deterministically)."""
+    return sha256_file(chunk_path)[:DIGEST_CHARS]
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Where one chunk's processed rows go, and how to get them."""
+
+    chunk: str  # English chunk file
+    out: str  # processed file for the current keys
+    action: str  # "done" | "redecide" | "process"
+    redecide_from: str | None = None  # processed file to re-decide (or rescore) from
+
+
+ACTION_DONE, ACTION_REDECIDE, ACTION_RESCORE, ACTION_PROCESS = "done", "redecide", "rescore", "process"
+# Reverse modes that decode a back-translation: only their outputs can serve a mode that needs one.
+DECODING_MODES = ("decode", "both")
+
+
+def rescore_keys(model: dict, decoding: str, languages: Iterable[str], seed: int, mode: str,
+                 backtranslate: bool, prompts: dict | None = None, english_share: float | None = None,
+                 reverse: str = "decode") -> list[str]:
+    """Translation keys of stored outputs that hold the same translations as the current settings and
+    need only forced-decoding scores to match them (another reverse mode, or no model signals at
+    all): a regeneration after a change of ``filter.reverse`` scores, it does not translate."""
+    if not backtranslate:
+        return []
+    candidates = [(True, r) for r in ("score", "decode", "both") if r != reverse and
+                  (reverse not in DECODING_MODES or r in DECODING_MODES)]
+    if reverse not in DECODING_MODES:
+        candidates.append((False, "decode"))
+    return [translation_key(model, decoding, languages, seed, mode, bt, prompts, english_share, reverse=r)
+            for bt, r in candidates]
+
+
+def processed_file(work_dir: str | Path, source: str, chunk_path: str | Path, digest: str, tkey: str, dkey: str) -> Path:
+    """``processed/{source}/{tkey}/{dkey}/{chunk}-{digest}.parquet``: one folder per decision, so a
+    folder holds exactly one version of each chunk (and of its stats sidecar)."""
+    stem = Path(chunk_path).stem
+    return Path(work_dir) / PROCESSED_DIR / source / tkey / dkey / f"{stem}-{digest}.parquet"
+
+
+def plan_chunk(work_dir: str | Path, source: str, chunk_path: str | Path, tkey: str, dkey: str,
+               force: bool = False, rescore_from: Iterable[str] = ()) -> ChunkPlan:
+    """Decide what a chunk needs: nothing, a re-decision from stored scores, a rescore of an output
+    stored under one of the ``rescore_from`` translation keys (see ``rescore_keys``), or processing."""
+    digest = chunk_digest(chunk_path)
+    out = processed_file(work_dir, source, chunk_path, digest, tkey, dkey)
+    if force:
+        return ChunkPlan(str(chunk_path), str(out), ACTION_PROCESS)
+    if out.exists():
+        return ChunkPlan(str(chunk_path), str(out), ACTION_DONE)
+    siblings = sorted(p for p in out.parent.parent.glob(f"*/{out.name}") if p != out)
+    if siblings:
+        return ChunkPlan(str(chunk_path), str(out), ACTION_REDECIDE, str(siblings[0]))
+    source_dir = out.parent.parent.parent
+    for other in rescore_from:
+        stored = sorted(source_dir.glob(f"{other}/*/{out.name}"))
+        if stored:
+            return ChunkPlan(str(chunk_path), str(out), ACTION_RESCORE, str(stored[0]))
+    return ChunkPlan(str(chunk_path), str(out), ACTION_PROCESS)
+
+
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """The keys of one run's chunks (see the module docstring)."""
+
+    translation: str
+    decision: str
+    rescore_from: tuple[str, ...] = ()  # translation keys of stored outputs a rescore can start from
+
+
+def run_keys(config, model_meta: dict, settings: EngineSettings, mix: dict) -> RunKeys:
+    """The keys of a run of ``config`` with the model described by ``model_meta``, on this machine."""
+    from pipeline.mix import mix_key
+
+    languages = tuple(lang.code for lang in config.languages())
+    decoding = f"{settings.decoding_key()},ct={settings.compute_type}"
+    parts = (model_meta, decoding, languages, config.assignment.seed, config.assignment.mode,
+             config.filter.backtranslate, config.prompts.model_dump(mode="json"), config.assignment.english_share)
+    tkey = translation_key(*parts, reverse=config.filter.reverse)
+    rescore_from = rescore_keys(*parts, reverse=config.filter.reverse)
+    return RunKeys(mix_key(tkey, mix, config.mix.seed), decision_key(config.filter.model_dump(mode="json")),
+                   tuple(mix_key(k, mix, config.mix.seed) for k in rescore_from))
+
+
+def plan_chunks(work_dir: str | Path, chunks: dict[str, Iterable[str]], keys: RunKeys,
+                force_sources: Iterable[str] = (), force_languages: Iterable[str] = ()) -> list[ChunkPlan]:
+    """A plan for every English chunk (source name -> chunk files). ``force_sources`` are processed
+    again; with ``force_languages`` a chunk that would be re-decided or rescored is processed instead
+    (that would not recompute those languages' rows)."""
+    force_sources = set(force_sources)
+    plans = [plan_chunk(work_dir, name, c, keys.translation, keys.decision, force=name in force_sources,
+                        rescore_from=keys.rescore_from)
+             for name, files in chunks.items() for c in files]
+    if tuple(force_languages):
+        plans = [dataclasses.replace(p, action=ACTION_PROCESS) if p.action in (ACTION_REDECIDE, ACTION_RESCORE) else p
+                 for p in plans]
+    return plans
+
+
+def count_actions(plans: Iterable[ChunkPlan]) -> dict[str, int]:
+    plans = list(plans)
+    return {a: sum(p.action == a for p in plans) for a in (ACTION_DONE, ACTION_REDECIDE, ACTION_RESCORE, ACTION_PROCESS)}
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """What every chunk of a run is processed with. Plain values (paths, codes, JSON-able settings), so
+    a job pickles to Dask workers; the translator is loaded where the job runs, once per process."""
+
+    model_dir: str
+    settings: EngineSettings
+    languages: tuple[str, ...]  # project codes
+    seed: int = 0
+    mode: str = "proportional"
+    backtranslate: bool = True
+    rules: dict = field(default_factory=dict)  # FilterRules as JSON
+    reverse: str = DEFAULT_REVERSE
+    only_languages: tuple[str, ...] = ()  # recompute just these languages' rows of finished chunks
+    cache_dir: str | None = None  # persistent translation cache (None = off)
+    prompts: dict = field(default_factory=dict)  # PromptConfig as JSON
+    english_share: float | None = None
+    mix: dict = field(default_factory=dict)  # task -> thresholds (pipeline.mix)
+    mix_seed: int = 0
+
+    @classmethod
+    def from_config(cls, config, model_dir: str, mix: dict, only_languages: Iterable[str] = (),
+                    cache_dir: str | None = None) -> ChunkJob:
+        return cls(
+            model_dir=str(model_dir), settings=config.translation.engine_settings(),
+            languages=tuple(lang.code for lang in config.languages()), seed=config.assignment.seed,
+            mode=config.assignment.mode, backtranslate=config.filter.backtranslate,
+            rules=config.filter.rules().model_dump(mode="json"), reverse=config.filter.reverse,
+            only_languages=tuple(only_languages), cache_dir=cache_dir, prompts=config.prompts.model_dump(mode="json"),
+            english_share=config.assignment.english_share, mix=mix or {}, mix_seed=config.mix.seed,
+        )
+
+    def filter_rules(self) -> FilterRules:
+        return FilterRules.model_validate(self.rules)
+
+    def params(self) -> dict:
+        """``process_rows`` keyword arguments (the translator aside)."""
+        from pipeline.config import PromptConfig
+        from pipeline.languages import resolve_languages
+
+        return dict(languages=resolve_languages(self.languages), seed=self.seed, mode=self.mode,
+                    backtranslate=self.backtranslate, rules=self.filter_rules(),
+                    prompts=PromptConfig.model_validate(self.prompts).settings(), english_share=self.english_share,
+                    mix=self.mix, mix_seed=self.mix_seed, reverse=self.reverse)
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+def job_translator(job: ChunkJob):
+    """The job's translator (engine + persistent cache), loaded once per process: under a lock, so two
+    threads starting together do not both load it (``open_translator`` caches per process)."""
+    from pipeline.translate import open_translator
+
+    with _LOAD_LOCK:
+        return open_translator(job.model_dir, job.settings, job.cache_dir)
+
+
+def run_chunk(plan: ChunkPlan, job: ChunkJob) -> str:
+    """The chunk stage: carry out ``plan`` with ``job``'s settings; the output file's path."""
+    return str(run_chunk_plan(plan, job, lambda: job_translator(job)))
+
+
+def run_chunk_plan(plan: ChunkPlan, job: ChunkJob, get_translator: Callable[[], object]) -> Path:
+    """Carry out one chunk's plan (see ``plan_chunk``) and return its output path.
+
+    Re-deciding from stored scores needs no model; ``get_translator()`` is only called when something
+    has to be translated or scored, so a threshold change never loads one. A rescore (stored outputs
+    of another reverse mode) scores the missing signals and never translates. ``job.only_languages``
+    recomputes just those languages' rows of an already finished chunk. Out of memory is handled in
+    the engine (it halves the token budget and splits the batch).
+    """
+    out = Path(plan.out)
+    if plan.action == ACTION_REDECIDE:
+        frame = reset_decision(pl.read_parquet(plan.redecide_from))
+        sidecar = stats_path(plan.redecide_from)
+        if sidecar.exists():  # the translation counters are the same: nothing was translated again
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sidecar, stats_path(out))
+        return write_parquet_atomic(decide_rows(frame, backtranslate=job.backtranslate, rules=job.filter_rules()), out)
+    translator = get_translator()
+    if plan.action == ACTION_RESCORE:
+        stats = TranslationStats()
+        frame = rescore_rows(pl.read_parquet(plan.redecide_from), translator, job.backtranslate, job.filter_rules(),
+                             job.reverse, stats)
+        sidecar = stats_path(plan.redecide_from)
+        data = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        if data:  # keep the translation and template counters of the run that translated these rows
+            old = TranslationStats.from_dict(data["translation"])
+            for key in ("score_requested", "score_distinct", "score_cache_hits", "scored"):
+                setattr(old, key, getattr(stats, key))
+            stats = old
+        write_stats_sidecar(out, stats, data.get("templates"), data.get("template_texts"))
+        return write_parquet_atomic(frame, out)
+    params = job.params()
+    rows = pl.read_parquet(plan.chunk)
+    if job.only_languages and plan.action == ACTION_DONE:
+        subset = rows_for_languages(rows, params["languages"], job.only_languages, job.seed, job.mode, job.english_share)
+        fresh = process_rows(subset, translator=translator, **params)
+        return write_parquet_atomic(merge_language_rows(pl.read_parquet(out), fresh, job.only_languages), out)
+    stats = TranslationStats()
+    frame = process_rows(rows, translator=translator, stats=stats, **params)
+    write_stats_sidecar(out, stats, **chunk_template_report(frame, translator, **params))  # dedup / cache counters
+    return write_parquet_atomic(frame, out)
+
+

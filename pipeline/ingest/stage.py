@@ -1,0 +1,152 @@
+"""The ingest stage: a source's reader streamed into English row chunks and quarantine chunks under the
+work folder, skipped while the source's files are unchanged (``source_fingerprint``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, SourceError, Vqav2Reader
+from pipeline.ingest.images import quarantine_missing_images
+from pipeline.io import write_json_atomic, write_parquet_atomic
+
+log = logging.getLogger(__name__)
+
+INGEST_DIR = "ingest"
+QUARANTINE_DIR = "quarantine"
+INGEST_DONE = "_INGESTED.json"
+
+
+def open_reader(source_type: str, name: str, **paths):
+    """Reader for a source config's plain values (``SourceConfig.reader_params``)."""
+    from pipeline.ingest.registry import open_task_reader
+
+    reader = open_task_reader(source_type, name, paths)
+    if reader is not None:
+        return reader
+    if source_type == "coco_captions":
+        return CocoCaptionsReader(paths["annotations"], name=name, root=paths.get("root"))
+    if source_type == "coco_karpathy":
+        return KarpathyCocoReader(paths["path"], splits=tuple(paths.get("splits") or ("train", "restval")), name=name,
+                                  root=paths.get("root"))
+    if source_type == "vqav2":
+        return Vqav2Reader(paths["questions"], paths["annotations"], name=name, root=paths.get("root"))
+    if source_type in ("web_capfilt", "web_match"):
+        from pipeline.ingest.web_match import open_web_reader
+
+        return open_web_reader(source_type, name, paths)
+    raise ValueError(f"unknown source type {source_type!r}")
+
+
+def chunk_name(index: int) -> str:
+    return f"chunk-{index:05d}.parquet"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    source: str
+    chunks: tuple[str, ...]  # paths of the English row chunks
+    rows: int
+    quarantined: int
+    counters: dict = field(default_factory=dict)  # what the reader dropped inside kept records, by name
+    extra: dict | None = None  # a reader's own statistics (web sources: sampling, fetch, matching)
+
+    @property
+    def records(self) -> int:
+        return self.rows + self.quarantined
+
+
+def source_fingerprint(paths: dict, chunk_rows: int) -> str:
+    """Size and modification time of a source's files, plus the chunk size: a change means re-ingest."""
+    parts = {"chunk_rows": chunk_rows}
+    for key, value in sorted(paths.items()):
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(item, str):  # a knob (number, mapping): part of the identity as it is
+                parts[key] = item
+                continue
+            path = Path(item)
+            parts[f"{key}:{item}"] = [path.stat().st_size, path.stat().st_mtime_ns] if path.is_file() else item
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: str | None = None,
+                  image_root: str | Path | None = None) -> IngestResult:
+    """Stream a source into English row chunks plus quarantine chunks; skipped when already done.
+
+    With ``image_root``, rows whose image is not a file under it are quarantined (``image_missing``).
+
+    A finished ingest is reused only while ``fingerprint`` (see ``source_fingerprint``) is unchanged: a
+    source that grew or was replaced is read again, and its old chunks are removed first.
+    """
+    work_dir = Path(work_dir)
+    src_dir = work_dir / INGEST_DIR / reader.name
+    done = src_dir / INGEST_DONE
+    if done.exists():
+        meta = json.loads(done.read_text())
+        if meta.get("fingerprint") == fingerprint:
+            # stored relative to the source's ingest folder: a moved or copied output reads its own chunks
+            chunks = tuple(str(src_dir / Path(c).name) for c in meta["chunks"])
+            return IngestResult(reader.name, chunks, meta["rows"], meta["quarantined"], meta.get("counters") or {},
+                                meta.get("extra"))
+        done.unlink()
+    for old in [*src_dir.glob("chunk-*.parquet"), *(work_dir / QUARANTINE_DIR / reader.name).glob("chunk-*.parquet")]:
+        old.unlink()
+    chunks, rows, bad, counters = [], 0, 0, {}
+    for batch in reader.iter_batches(chunk_rows):
+        for key, n in batch.counters.items():
+            counters[key] = counters.get(key, 0) + n
+        if not batch.rows.height and not batch.quarantine.height:
+            continue  # only counters (the reader's last flush)
+        if image_root is not None:
+            batch = quarantine_missing_images(batch, image_root)
+        path = write_parquet_atomic(batch.rows, src_dir / chunk_name(len(chunks)))
+        chunks.append(str(path))
+        if batch.quarantine.height:
+            write_parquet_atomic(batch.quarantine, work_dir / QUARANTINE_DIR / reader.name / Path(path).name)
+        rows += batch.rows.height
+        bad += batch.quarantine.height
+    if rows + bad == 0:  # e.g. a Karpathy split selection that matches no image
+        raise SourceError(f"source {reader.name!r} yields no records: check its files and options")
+    result = IngestResult(reader.name, tuple(chunks), rows, bad, counters, getattr(reader, "stats", None) or None)
+    write_json_atomic({"chunks": [Path(c).name for c in result.chunks], "rows": rows, "quarantined": bad,
+                       "counters": counters, "fingerprint": fingerprint, "extra": result.extra}, done)
+    log.info("ingested %s: %d rows, %d quarantined, %d chunks", reader.name, rows, bad, len(chunks))
+    return result
+
+
+
+def iter_quarantine(work_dir: str | Path, sources: Iterable[str] | None = None) -> Iterator[Path]:
+    """Quarantine chunks of ``sources`` (all when ``None``): a source dropped from the config is not counted."""
+    root = Path(work_dir) / QUARANTINE_DIR
+    if sources is None:
+        yield from sorted(root.glob("*/chunk-*.parquet"))
+        return
+    for source in sorted(sources):
+        yield from sorted((root / source).glob("chunk-*.parquet"))
+
+
+def source_paths(source, work: str | Path) -> dict:
+    """A source config's reader arguments as plain values (paths as strings) for ``ingest_stage``."""
+    paths = {k: str(v) for k, v in source.model_dump(include={"annotations", "questions", "path"}).items() if v}
+    if source.type.startswith("web_"):
+        from pipeline.ingest.web_match import web_source_paths
+
+        return {**paths, **web_source_paths(source, work)}
+    if source.type not in ("coco_captions", "coco_karpathy", "vqav2"):
+        return source.reader_params()
+    if source.type == "coco_karpathy":
+        paths["splits"] = list(source.splits)
+    return paths
+
+
+def ingest_stage(source_type: str, name: str, paths: dict, work_dir: str, chunk_rows: int, force: bool = False,
+                 image_root: str | None = None) -> IngestResult:
+    """One source: read it into chunks (``force``: even though its files look unchanged)."""
+    if force:
+        (Path(work_dir) / INGEST_DIR / name / INGEST_DONE).unlink(missing_ok=True)
+    fingerprint = source_fingerprint({**paths, "check_images_under": image_root or ""}, chunk_rows)
+    return ingest_source(open_reader(source_type, name, **paths), work_dir, chunk_rows, fingerprint, image_root)

@@ -1,0 +1,104 @@
+"""``run_chunk_plan``, action by action, on a tiny real CT2 model: what each plan writes, and which plans
+may load or use the model."""
+
+import polars as pl
+import pytest
+
+from pipeline.chunks import ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkJob, ChunkPlan, run_chunk_plan
+from pipeline.filters.rules import FilterRules
+from pipeline.ingest.stage import open_reader
+from pipeline.nllb.engine import EngineSettings, load_translator
+from pipeline.translate import stats_path
+from tools.demo.data import demo_paths
+
+TEXT_COLUMNS = ["example_id", "lang", "text_tgt", "answer_tgt", "backtranslation_en", "score_bt_chrf"]
+
+
+class CountingEngine:
+    """The real engine, with its translate calls counted."""
+
+    def __init__(self, engine):
+        self.engine, self.translate_calls = engine, 0
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def translate(self, *args, **kwargs):
+        self.translate_calls += 1
+        return self.engine.translate(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    return load_translator(tiny_model_dir, EngineSettings(compute_type="int8"))
+
+
+@pytest.fixture(scope="module")
+def chunk(tmp_path_factory, demo_root):
+    paths = demo_paths(demo_root)
+    reader = open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations)
+    path = tmp_path_factory.mktemp("chunks") / "chunk-00000.parquet"
+    next(iter(reader.iter_batches(30))).rows.write_parquet(path)
+    return str(path)
+
+
+def job(tiny_model_dir, rules: FilterRules | None = None, **kw) -> ChunkJob:
+    return ChunkJob(model_dir=str(tiny_model_dir), settings=EngineSettings(compute_type="int8"),
+                    languages=("de", "fr", "cs"), rules=(rules or FilterRules(min_bt_chrf=1.0)).model_dump(mode="json"),
+                    **kw)
+
+
+def no_model():
+    raise AssertionError("this plan must not load a model")
+
+
+def test_process_writes_rows_and_their_sidecar(tmp_path, chunk, engine, tiny_model_dir):
+    out = run_chunk_plan(ChunkPlan(chunk, str(tmp_path / "p" / "chunk-00000.parquet"), ACTION_PROCESS),
+                         job(tiny_model_dir), lambda: engine)
+    frame = pl.read_parquet(out)
+    assert frame.height == pl.read_parquet(chunk).height
+    assert set(frame["lang"]) <= {"de", "fr", "cs"} and frame["status"].null_count() == 0
+    assert stats_path(out).is_file()
+
+
+def test_redecide_uses_stored_scores_and_never_loads_the_model(tmp_path, chunk, engine, tiny_model_dir,
+                                                               only_bt_rule):
+    lenient = run_chunk_plan(ChunkPlan(chunk, str(tmp_path / "a" / "chunk-00000.parquet"), ACTION_PROCESS),
+                             job(tiny_model_dir, FilterRules(**only_bt_rule, min_bt_chrf=0.0)), lambda: engine)
+    strict = job(tiny_model_dir, FilterRules(**only_bt_rule, min_bt_chrf=99.0))
+    redecided = run_chunk_plan(ChunkPlan(chunk, str(tmp_path / "b" / "chunk-00000.parquet"), ACTION_REDECIDE,
+                                         redecide_from=str(lenient)), strict, no_model)
+    fresh = run_chunk_plan(ChunkPlan(chunk, str(tmp_path / "c" / "chunk-00000.parquet"), ACTION_PROCESS), strict,
+                           lambda: engine)
+    assert pl.read_parquet(redecided).equals(pl.read_parquet(fresh))  # what a fresh run with the new rules writes
+    before, after = pl.read_parquet(lenient), pl.read_parquet(redecided)
+    assert (before["status"] == "kept").sum() > 0 and (after["status"] == "kept").sum() == 0
+    assert stats_path(redecided).read_bytes() == stats_path(lenient).read_bytes()  # nothing was translated again
+
+
+def test_rescore_adds_the_reverse_score_without_translating(tmp_path, chunk, engine, tiny_model_dir):
+    decoded = run_chunk_plan(ChunkPlan(chunk, str(tmp_path / "a" / "chunk-00000.parquet"), ACTION_PROCESS),
+                             job(tiny_model_dir, reverse="decode"), lambda: engine)
+    counting = CountingEngine(engine)
+    rescored = run_chunk_plan(ChunkPlan(chunk, str(tmp_path / "b" / "chunk-00000.parquet"), ACTION_RESCORE,
+                                        redecide_from=str(decoded)), job(tiny_model_dir, reverse="score"),
+                              lambda: counting)
+    assert counting.translate_calls == 0
+    fresh = run_chunk_plan(ChunkPlan(chunk, str(tmp_path / "c" / "chunk-00000.parquet"), ACTION_PROCESS),
+                           job(tiny_model_dir, reverse="score"), lambda: engine)
+    assert pl.read_parquet(rescored).sort("example_id").equals(pl.read_parquet(fresh).sort("example_id"))
+
+
+def test_only_languages_recomputes_just_their_rows(tmp_path, chunk, engine, tiny_model_dir):
+    out = tmp_path / "p" / "chunk-00000.parquet"
+    plan = ChunkPlan(chunk, str(out), ACTION_PROCESS)
+    original = pl.read_parquet(run_chunk_plan(plan, job(tiny_model_dir), lambda: engine))
+    assert {"de", "fr"} <= set(original["lang"])
+    # stale rows in every language; only German is recomputed, the others stay as they are on disk
+    original.with_columns(pl.lit("stale").alias("text_tgt")).write_parquet(out)
+    done = ChunkPlan(chunk, str(out), ACTION_DONE)
+    merged = pl.read_parquet(run_chunk_plan(done, job(tiny_model_dir, only_languages=("de",)), lambda: engine))
+    assert merged.height == original.height
+    german = merged.filter(pl.col("lang") == "de").sort("example_id")
+    assert german.select(TEXT_COLUMNS).equals(original.filter(pl.col("lang") == "de").sort("example_id").select(TEXT_COLUMNS))
+    assert set(merged.filter(pl.col("lang") != "de")["text_tgt"]) == {"stale"}
