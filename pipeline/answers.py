@@ -90,14 +90,6 @@ def accept_answers(
     return accepted
 
 
-def translate_answer_vocabulary(
-    translator, answers: list[str], tgt_lang: str, src_lang: str = SOURCE_NLLB, stats: TranslationStats | None = None
-) -> dict[str, str | None]:
-    """Distinct English answer -> accepted translation into ``tgt_lang`` (None: keep the English answer)."""
-    accepted = accept_answers(translator, [(a, tgt_lang) for a in answers], src_lang, stats)
-    return {answer: value for (answer, _), value in accepted.items()}
-
-
 def translate_answers(
     frame: pl.DataFrame, translator, src_lang: str = SOURCE_NLLB, stats: TranslationStats | None = None
 ) -> pl.DataFrame:

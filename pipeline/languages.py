@@ -80,7 +80,3 @@ def resolve_languages(codes: list[str] | tuple[str, ...] | None) -> tuple[Langua
         lang = get_language(code)
         seen.setdefault(lang.code, lang)
     return tuple(seen.values())
-
-
-def nllb_codes() -> tuple[str, ...]:
-    return tuple(lang.nllb for lang in load_languages())

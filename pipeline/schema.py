@@ -25,7 +25,6 @@ TASK_CLASSIFY = "classify"  # ImageNet: the class name in a language
 TASK_DECIDE = "decide"  # ImageNet: "does the image show X?" -> yes/no
 TASK_INSTRUCT = "instruct"  # a ready (prompt, target) pair, e.g. the released mBLIP training file
 
-STATUS_PENDING = "pending"
 STATUS_KEPT = "kept"
 STATUS_REJECTED = "rejected"
 

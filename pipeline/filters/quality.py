@@ -270,7 +270,6 @@ def _source_margin(translator, srcs: list[str], tgts: list[str], own: list[float
 def compute_model_signals(
     frame: pl.DataFrame,
     translator,
-    chrf_workers: int = 1,
     model_languages: frozenset[str] | None = None,
     only: pl.Series | None = None,
     reverse: str = DEFAULT_REVERSE,
@@ -312,7 +311,7 @@ def compute_model_signals(
             new["backtranslation_en"] = back["backtranslation_en"].to_list()
         if "score_bt_chrf" in wanted and "score_bt_chrf" not in have:
             hyps = new.get("backtranslation_en") or todo["backtranslation_en"].to_list()
-            new["score_bt_chrf"] = signals.chrf_pp_batch(hyps, srcs, workers=chrf_workers)
+            new["score_bt_chrf"] = signals.chrf_pp_batch(hyps, srcs)
         fwd = todo["score_fwd_logprob"].to_list() if "score_fwd_logprob" in have else None
         if fwd is None:
             fwd = new["score_fwd_logprob"] = translator.score(srcs, tgts, SOURCE_NLLB, langs, stats=stats)
@@ -337,7 +336,6 @@ def apply_quality_filter(
     frame: pl.DataFrame,
     translator=None,
     rules: FilterRules | None = None,
-    chrf_workers: int = 1,
     model_languages: frozenset[str] | None = None,
     score_rejected: bool = True,
     reverse: str = DEFAULT_REVERSE,
@@ -345,8 +343,7 @@ def apply_quality_filter(
 ) -> pl.DataFrame:
     """The filter stage: signals (model ones only with a ``translator``, and only for rows in
     ``model_languages`` when given: a model that does not know a language would reject all of it),
-    then ``decide``. ``chrf_workers`` > 1 scores large batches of chrF++ in a process pool;
-    ``reverse`` picks the reverse check (``REVERSE_MODES``); ``stats`` counts the scoring passes.
+    then ``decide``. ``reverse`` picks the reverse check (``REVERSE_MODES``); ``stats`` counts the scoring passes.
 
     ``score_rejected=False`` back-translates only rows that the heuristic rules keep: the decision is
     the same (any failing rule rejects), the model time is spent only where it can change it, and
@@ -357,7 +354,7 @@ def apply_quality_filter(
     if translator is not None:
         only = None if score_rejected else decide(out, rules)["status"] == STATUS_KEPT
         out = compute_model_signals(
-            out, translator, chrf_workers=chrf_workers, model_languages=model_languages, only=only,
+            out, translator, model_languages=model_languages, only=only,
             reverse=reverse, stats=stats,
         )
     else:

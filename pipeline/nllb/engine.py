@@ -8,8 +8,7 @@ Batching: inputs are cleaned, empty ones answered without the model, the rest so
 cut into length buckets (at least one token budget each); each bucket goes to CT2 asynchronously
 with a token budget (``batch_type="tokens"``), so several replicas (``inter_threads``, several GPUs)
 work at once and padding stays small. Each bucket gets its own decoding cap relative to its source length, the hard
-stop against repetition loops. Results come back in input order. ``translate_iter`` streams any
-iterable through fixed-size windows, so memory is bounded whatever the dataset size.
+stop against repetition loops. Results come back in input order.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,7 +31,6 @@ DEVICES = ("auto", "cpu", "cuda")
 COMPUTE_TYPES = (
     "auto", "default", "int8", "int8_float16", "int8_bfloat16", "int8_float32", "int16", "float16", "bfloat16", "float32",
 )
-STREAM_WINDOW = 4096  # inputs sorted together by translate_iter: bigger = less padding, more memory
 MIN_OOM_BUDGET = 64  # below this token budget an out-of-memory error is not retried
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -275,7 +273,6 @@ class NllbTranslator:
             intra_threads=settings.intra_threads,
         )
         # CT2 silently runs half precision as float32 on CPU: log what actually runs.
-        self.requested_compute_type = settings.compute_type
         self.compute_type = self.translator.compute_type
         log.info(
             "loaded %s on %s %s, requested compute type %s, effective %s",
@@ -400,19 +397,6 @@ class NllbTranslator:
             out[i] = Translation(text=self.sp.decode(hyp), truncated=trunc, tokens=len(hyp), log_prob=score,
                                  decoded_tokens=decoded)
         return out
-
-    def translate_iter(
-        self, texts: Iterable[str], src_lang: str, tgt_lang: str, window: int = STREAM_WINDOW
-    ) -> Iterator[Translation]:
-        """Stream ``texts`` through the engine ``window`` inputs at a time (bounded memory, input order)."""
-        buffer: list[str] = []
-        for text in texts:
-            buffer.append(text)
-            if len(buffer) >= window:
-                yield from self.translate(buffer, src_lang, tgt_lang)
-                buffer = []
-        if buffer:
-            yield from self.translate(buffer, src_lang, tgt_lang)
 
     def _decoding_cap(self, source_len: int) -> int:
         """Hard cap on decoded tokens (target-language token included) for a source of this length."""

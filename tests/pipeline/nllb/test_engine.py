@@ -1,11 +1,11 @@
 """The CTranslate2 engine on a tiny real (random-weight) NLLB model: loading, compute types, bad input,
-length caps, input order, streaming, language codes, out-of-memory retry."""
+length caps, input order, language codes, out-of-memory retry."""
 
 import logging
 
 import pytest
 
-from pipeline.languages import UnknownLanguageError, nllb_codes
+from pipeline.languages import UnknownLanguageError, load_languages
 from pipeline.nllb import engine as engine_mod
 from pipeline.nllb.engine import (
     EngineSettings, NllbTranslator, clean_source, load_translator, read_vocabulary, resolve_compute_type,
@@ -89,7 +89,7 @@ def test_unknown_language_lists_valid_codes(engine):
 
 def test_all_96_language_codes_in_vocabulary(tiny_model_dir):
     vocab = set(read_vocabulary(tiny_model_dir))
-    codes = nllb_codes()
+    codes = [lang.nllb for lang in load_languages()]
     assert len(codes) == 96
     assert not [c for c in codes if c not in vocab]
 
@@ -129,13 +129,6 @@ def test_one_call_with_a_target_language_per_text(engine):
         assert result.text == engine.translate([text], EN, target)[0].text
     with pytest.raises(ValueError, match="target languages"):
         engine.translate(texts, EN, targets[:2])
-
-
-def test_translate_iter_streams_in_windows(engine):
-    texts = ["A red circle.", "", "Is the triangle blue?", "yes", "no", "red"] * 3
-    whole = [r.text for r in engine.translate(texts, EN, DE)]
-    streamed = [r.text for r in engine.translate_iter(iter(texts), EN, DE, window=4)]
-    assert streamed == whole
 
 
 def test_score_gives_finite_mean_log_probs(engine):
