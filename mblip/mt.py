@@ -27,9 +27,11 @@ def _filter_translator(args: argparse.Namespace):
     if args.model:
         return load_translator(args.model), None
     try:
+        from pipeline.languages import SOURCE_NLLB
         from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
 
-        both_ways = {t for s, t in SHIPPED_DIRECTIONS if s == "eng_Latn"} & {s for s, t in SHIPPED_DIRECTIONS if t == "eng_Latn"}
+        both_ways = ({t for s, t in SHIPPED_DIRECTIONS if s == SOURCE_NLLB}
+                     & {s for s, t in SHIPPED_DIRECTIONS if t == SOURCE_NLLB})
         return load_translator(shipped_model_dir()), frozenset(both_ways)
     except (ImportError, FileNotFoundError) as e:
         raise FileNotFoundError(
@@ -124,6 +126,8 @@ def _add_filter_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub) -> None:
+    from pipeline.languages import SOURCE_NLLB
+
     p = sub.add_parser("convert-nllb", help="convert an NLLB checkpoint (hub id or directory) to CTranslate2")
     p.add_argument("model", help="Hugging Face id (e.g. facebook/nllb-200-distilled-600M) or local directory")
     p.add_argument("out", type=Path, help="output directory")
@@ -156,7 +160,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("translate", help="translate lines (file or stdin) to stdout with a converted NLLB model")
     p.add_argument("file", nargs="?", default=None, help="one sentence per line (default: stdin)")
     p.add_argument("--model", default=None, help="converted NLLB directory (default: the shipped Multi30k model)")
-    p.add_argument("--src", default="eng_Latn", help="source language, NLLB or project code (default eng_Latn)")
+    p.add_argument("--src", default=SOURCE_NLLB, help=f"source language, NLLB or project code (default {SOURCE_NLLB})")
     p.add_argument("--tgt", required=True, help="target language, NLLB or project code, e.g. deu_Latn")
     p.add_argument("--beam-size", type=int, default=1, help="1 = greedy")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")

@@ -21,9 +21,10 @@ import string
 
 import polars as pl
 
+from pipeline.languages import SOURCE_NLLB
 from pipeline.nllb.engine import clean_source
 from pipeline.schema import TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_MATCH, TASK_VQA, TASK_VQG
-from pipeline.translate import SOURCE_NLLB, TranslationStats, translate_many
+from pipeline.translate import TranslationStats, translate_many
 
 KIND_NUMBER = "number"
 KIND_YES_NO = "yes_no"

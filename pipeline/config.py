@@ -145,18 +145,17 @@ class TranslationConfig(_Frozen):
     cache_dir: Path | None = None
 
     def engine_settings(self):
-        """The engine's load and decoding settings (hashable: it keys the per-process translator cache)."""
+        """The engine's load and decoding settings (hashable: it keys the per-process translator cache).
+
+        Every ``EngineSettings`` field is taken from the field of the same name here, so an engine
+        setting cannot be left out; lists become tuples (the settings must stay hashable).
+        """
+        from dataclasses import fields
+
         from pipeline.nllb.engine import EngineSettings
 
-        return EngineSettings(
-            device=self.device, device_index=tuple(self.device_index), compute_type=self.compute_type,
-            inter_threads=self.inter_threads, intra_threads=self.intra_threads, max_batch_tokens=self.max_batch_tokens,
-            max_input_tokens=self.max_input_tokens, beam_size=self.beam_size, patience=self.patience,
-            length_penalty=self.length_penalty, repetition_penalty=self.repetition_penalty,
-            no_repeat_ngram_size=self.no_repeat_ngram_size, max_length_ratio=self.max_length_ratio,
-            sampling_topk=self.sampling_topk, sampling_temperature=self.sampling_temperature,
-            batch_invariant=self.batch_invariant, use_vmap=self.use_vmap,
-        )
+        values = {f.name: getattr(self, f.name) for f in fields(EngineSettings)}
+        return EngineSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 class FilterConfig(FilterRules):

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-SOURCE_LANGUAGE = "en"
+SOURCE_LANGUAGE = "en"  # the language of every source text
+SOURCE_NLLB = "eng_Latn"  # its NLLB code (the source token of every forward translation)
 
 
 @dataclass(frozen=True)

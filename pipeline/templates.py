@@ -33,16 +33,15 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from pipeline.languages import SOURCE_LANGUAGE, get_language
+from pipeline.languages import SOURCE_LANGUAGE, SOURCE_NLLB, get_language
 from pipeline.nllb.engine import clean_source
 from pipeline.schema import (
-    TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_CAPTION, TASK_CLASSIFY, TASK_DECIDE, TASK_INSTRUCT, TASK_LLAVA, TASK_VQA,
-    TASK_VQG,
+    TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_CAPTION, TASK_CLASSIFY, TASK_DECIDE, TASK_INSTRUCT, TASK_LLAVA, TASK_MATCH,
+    TASK_VQA, TASK_VQG,
 )
-from pipeline.translate import SOURCE_NLLB, TranslationStats, translate_many
+from pipeline.translate import TranslationStats, translate_many
 
 TASK_VQA_ENGLISH_ANSWER = "vqa_en"
-TASK_MATCH = "match"  # image-caption matching with hard negatives
 
 # English templates per task (add a task: one entry here; its prompt slots are filled by ``render``).
 TEMPLATES: dict[str, tuple[str, ...]] = {

@@ -17,10 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.languages import SOURCE_LANGUAGE, get_language
+from pipeline.languages import SOURCE_NLLB
 from pipeline.nllb.engine import Translation, clean_source
-
-SOURCE_NLLB = get_language(SOURCE_LANGUAGE).nllb
 
 # (English column, translated column) pairs the stage fills. VQA answers are translated as a
 # vocabulary with their own acceptance rule: see ``pipeline/answers.py``.

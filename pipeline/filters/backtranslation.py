@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.translate import SOURCE_NLLB, translate_texts
+from pipeline.languages import SOURCE_NLLB
+from pipeline.translate import translate_texts
 
 
 def backtranslate_frame(

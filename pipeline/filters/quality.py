@@ -24,6 +24,7 @@ from pipeline.filters.langid import langid_label, rank_language
 from pipeline.filters.numbers import numbers_consistent
 from pipeline.filters.rules import FilterRules, decide
 from pipeline.filters.scripts import SCRIPT_UNICODE_NAMES, script_share
+from pipeline.languages import SOURCE_NLLB
 from pipeline.schema import STATUS_KEPT
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,6 @@ SIGNAL_SCHEMA: dict[str, pl.DataType] = {
     "score_bt_logprob": pl.Float64(),  # reverse forced-decoding mean log-prob per token of text_en given text_tgt
     "score_dual_xent": pl.Float64(),  # dual conditional cross-entropy (nats/token, lower = better)
 }
-
-SOURCE_NLLB = "eng_Latn"
 
 
 def _input_errors(en: list, tgt: list, langs: list) -> tuple[list[str | None], list[str | None]]:
@@ -154,7 +153,7 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
     run = signals.longest_repeat_run(tgt, scripts)
     ngram = signals.repeated_ngram_share(tgt, scripts)
     compression = signals.compression_ratio(tgt)
-    length = signals.length_ratio(en, tgt, [lang if good else "eng_Latn" for lang, good in zip(langs, ok)])
+    length = signals.length_ratio(en, tgt, [lang if good else SOURCE_NLLB for lang, good in zip(langs, ok)])
     inflated = signals.short_input_inflated(en, tgt, scripts)
     numbers = [numbers_consistent(s, t, c) if c else None for s, t, c in zip(en, tgt, codes)]
     top, rank, prob = rank_language(tgt, [langid_label(c) if c else None for c in codes])

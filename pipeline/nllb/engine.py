@@ -88,6 +88,23 @@ class EngineSettings:
         if self.max_batch_tokens < 1 or self.max_input_tokens < 3:
             raise ValueError("translation.max_batch_tokens must be >= 1 and translation.max_input_tokens >= 3")
 
+    def resolve(self) -> tuple[str, str]:
+        """``(device, compute_type)`` as they will run on this machine, without loading a model.
+
+        ``auto`` is CUDA when CTranslate2 sees a GPU, else the CPU; the compute type is the requested
+        one or its closest supported fallback on that device (``resolve_compute_type``).
+        """
+        import ctranslate2
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        elif device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+            raise ValueError("translation.device is 'cuda' but CTranslate2 sees no CUDA device; use 'cpu' or 'auto'")
+        index = self.device_index[0] if self.device_index else 0
+        supported = set(ctranslate2.get_supported_compute_types(device, index))
+        return device, resolve_compute_type(self.compute_type, device, supported)
+
     def decoding_key(self) -> str:
         """The decoding settings that change outputs (part of the translation cache key)."""
         return (
@@ -255,14 +272,7 @@ class NllbTranslator:
                 "create one with `mblip convert-nllb MODEL OUT`"
             )
         self.settings = settings
-        device = settings.device
-        if device == "auto":
-            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-        elif device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
-            raise ValueError("translation.device is 'cuda' but CTranslate2 sees no CUDA device; use 'cpu' or 'auto'")
-        index = settings.device_index[0] if settings.device_index else 0
-        supported = set(ctranslate2.get_supported_compute_types(device, index))
-        compute_type = resolve_compute_type(settings.compute_type, device, supported)
+        device, compute_type = settings.resolve()
         self.device = device
         self.translator = ctranslate2.Translator(
             str(self.model_dir),

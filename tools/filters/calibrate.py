@@ -116,10 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         translator, languages = load_translator(args.model), None
     else:
+        from pipeline.languages import SOURCE_NLLB
         from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
 
         translator = load_translator(shipped_model_dir())
-        languages = frozenset(t for s, t in SHIPPED_DIRECTIONS if s == "eng_Latn")
+        languages = frozenset(t for s, t in SHIPPED_DIRECTIONS if s == SOURCE_NLLB)
     scored = score_labelled(args.data, args.split, args.limit, args.seed, translator, languages)
     setting, mode_rates = calibrate(scored, args.min_kept)
     for mode, r in mode_rates.items():

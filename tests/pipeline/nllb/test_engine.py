@@ -53,6 +53,22 @@ def test_resolve_compute_type_fallbacks():
     assert resolve_compute_type("float16", "cuda", gpu) == "float16"
 
 
+def test_settings_resolve_device_and_compute_type_without_a_model():
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        pytest.skip("auto resolves to CUDA on this machine")
+    assert EngineSettings().resolve() == ("cpu", "int8")
+    supported = set(ctranslate2.get_supported_compute_types("cpu"))
+    # half precision on a CPU without fp16 kernels runs as float32 (the fallback table)
+    assert EngineSettings(device="cpu", compute_type="float16").resolve() == \
+        ("cpu", "float16" if "float16" in supported else "float32")
+    assert EngineSettings(device="auto", compute_type="int8_float16").resolve() == \
+        ("cpu", "int8_float16" if "int8_float16" in supported else "int8")
+    with pytest.raises(ValueError, match="sees no CUDA device"):
+        EngineSettings(device="cuda").resolve()
+
+
 def test_settings_validate_knobs():
     with pytest.raises(ValueError, match="translation.device"):
         EngineSettings(device="tpu")
