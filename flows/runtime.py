@@ -157,7 +157,8 @@ class ProgressReporter:
             self.bar.close()
 
 
-def publish_stats_artifacts(out_dir: Path, stats: dict, card_names: tuple[str, ...] = ("README.md", "DATASET_CARD.md")) -> None:
+def publish_stats_artifacts(out_dir: Path, stats: dict,
+                            card_names: tuple[str, ...] = ("README.md", "DATASET_CARD.md")) -> None:
     """Per-language table and the dataset card (the card file the run wrote, else the totals)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 

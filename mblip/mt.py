@@ -67,7 +67,8 @@ def _cmd_eval_filter(args: argparse.Namespace) -> int:
     print(format_report(results))
     for name, frame in scored.items():
         wrong = reason_breakdown(frame, "human").drop_nulls("reject_reason")
-        print(f"\n{name}: human translations rejected, by reason: " + ", ".join(f"{r} {n}" for r, n in wrong.iter_rows()))
+        reasons = ", ".join(f"{r} {n}" for r, n in wrong.iter_rows())
+        print(f"\n{name}: human translations rejected, by reason: " + reasons)
     if args.json:
         payload = {name: [vars(r) for r in rs] for name, rs in results.items()}
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
@@ -112,7 +113,8 @@ def _cmd_eval_mt(args: argparse.Namespace) -> int:
         data, default_directions = shipped_questions_val_dir(), (("en", "de"), ("de", "en"))
     directions = (tuple(tuple(d.split("-")) for d in args.directions.split(",")) if args.directions
                   else default_directions)
-    translator = load_translator(args.model or shipped_model_dir(), EngineSettings(device=args.device, beam_size=args.beam_size))
+    translator = load_translator(args.model or shipped_model_dir(),
+                                 EngineSettings(device=args.device, beam_size=args.beam_size))
     scores = evaluate_directions(translator, data, directions, args.split, args.limit)
     print(format_scores(scores))
     if args.json:
@@ -120,9 +122,11 @@ def _cmd_eval_mt(args: argparse.Namespace) -> int:
     return 0
 
 def _add_filter_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="converted NLLB directory for back-translation (default: the shipped model)")
+    p.add_argument("--model", default=None,
+                   help="converted NLLB directory for back-translation (default: the shipped model)")
     p.add_argument("--no-backtranslation", action="store_true", help="heuristic signals only (no model)")
-    p.add_argument("--rules", default=None, help="filter rules YAML (default: built-in thresholds, see configs/filter.yaml)")
+    p.add_argument("--rules", default=None,
+                   help="filter rules YAML (default: built-in thresholds, see configs/filter.yaml)")
 
 
 def add_parsers(sub) -> None:
@@ -146,7 +150,8 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("eval-filter", help="filter recall per failure mode on corrupted multi30k human translations")
-    p.add_argument("--data", type=Path, default=None, help="multi30k directory (default: the shipped val copy; other splits need it)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="multi30k directory (default: the shipped val copy; other splits need it)")
     p.add_argument("--split", default="val", help="val (report) or train (tune thresholds)")
     p.add_argument("--langs", default="de,fr,cs", help="comma-separated languages present in the data")
     p.add_argument("--limit", type=int, default=None, help="seeded sample of this many lines (default: all)")
@@ -168,13 +173,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--chunk-lines", type=int, default=1000, help="lines read and translated at a time")
     p.set_defaults(func=_cmd_translate)
 
-    p = sub.add_parser("eval-mt", help="chrF++ and BLEU of a converted NLLB model on parallel data (default: shipped model, Multi30k val)")
+    p = sub.add_parser("eval-mt", help="chrF++ and BLEU of a converted NLLB model on parallel data "
+                                        "(default: shipped model, Multi30k val)")
     p.add_argument("--model", default=None, help="converted NLLB directory (default: the shipped Multi30k model)")
     p.add_argument("--data", type=Path, default=None,
                    help="directory with SPLIT.LANG(.gz) files (default: shipped Multi30k val); "
                    "`xgqa`: the shipped held-out xGQA questions (en-de, de-en)")
     p.add_argument("--split", default="val")
-    p.add_argument("--directions", default=None, help="comma-separated src-tgt project codes (default: en-de,en-fr,en-cs,de-en,fr-en,cs-en)")
+    p.add_argument("--directions", default=None,
+                   help="comma-separated src-tgt project codes (default: en-de,en-fr,en-cs,de-en,fr-en,cs-en)")
     p.add_argument("--limit", type=int, default=None, help="first N lines per direction (default: all)")
     p.add_argument("--beam-size", type=int, default=1, help="1 = greedy")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")

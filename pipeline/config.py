@@ -283,7 +283,8 @@ def _resolve_paths(data: dict, base: Path) -> dict:
     for source in data.get("sources", []) or []:
         for key in ("annotations", "questions", "path", "images", "classes", "labels", "synsets"):
             if source.get(key) is not None:
-                source[key] = str((base / source[key]).resolve()) if not Path(source[key]).is_absolute() else source[key]
+                if not Path(source[key]).is_absolute():
+                    source[key] = str((base / source[key]).resolve())
     tr = data.get("translation") or {}
     model = tr.get("model")
     if model and model != "shipped" and not Path(model).is_absolute() and (base / model).exists():

@@ -36,8 +36,8 @@ import polars as pl
 from pipeline.languages import SOURCE_LANGUAGE, SOURCE_NLLB, get_language
 from pipeline.nllb.engine import clean_source
 from pipeline.schema import (
-    TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_CAPTION, TASK_CLASSIFY, TASK_DECIDE, TASK_INSTRUCT, TASK_LLAVA, TASK_MATCH,
-    TASK_VQA, TASK_VQG,
+    TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_CAPTION, TASK_CLASSIFY, TASK_DECIDE, TASK_INSTRUCT, TASK_LLAVA,
+    TASK_MATCH, TASK_VQA, TASK_VQG,
 )
 from pipeline.translate import TranslationStats, translate_many
 

@@ -163,7 +163,8 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
         if "answer_translated" in frame.columns:
             # An answer that failed its round trip stays English on purpose (mBLIP's rule) and the
             # prompt says so: nothing to check.
-            answers_en = [a if kept is not False else None for a, kept in zip(answers_en, frame["answer_translated"].to_list())]
+            translated = frame["answer_translated"].to_list()
+            answers_en = [a if kept is not False else None for a, kept in zip(answers_en, translated)]
         answer = _answer_issues(
             answers_en, frame["answer_tgt"].to_list(), scripts,
             [lang if good else None for lang, good in zip(langs, ok)], rules,

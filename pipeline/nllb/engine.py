@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 LANG_CODE = re.compile(r"[a-z]{3}_[A-Z][a-z]{3}")  # NLLB language tokens, e.g. deu_Latn
 DEVICES = ("auto", "cpu", "cuda")
 COMPUTE_TYPES = (
-    "auto", "default", "int8", "int8_float16", "int8_bfloat16", "int8_float32", "int16", "float16", "bfloat16", "float32",
+    "auto", "default", "int8", "int8_float16", "int8_bfloat16", "int8_float32", "int16", "float16", "bfloat16",
+    "float32",
 )
 MIN_OOM_BUDGET = 64  # below this token budget an out-of-memory error is not retried
 
@@ -132,7 +133,8 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, (RuntimeError, MemoryError)) and "out of memory" in str(error).lower()
 
 
-def run_with_oom_retry(run: Callable[[list[int], int], list], items: list[int], budget: int, lengths: list[int]) -> list:
+def run_with_oom_retry(run: Callable[[list[int], int], list], items: list[int], budget: int,
+                       lengths: list[int]) -> list:
     """``run(items, budget)``; on out-of-memory, retry with half the token budget (see ``retry_smaller``)."""
     try:
         return run(items, budget)
@@ -425,7 +427,8 @@ class NllbTranslator:
             max_input_length=0, return_scores=True,
         )
 
-    def _translate_tokens(self, tokens: list[list[str]], tgts: list[str], min_len: int | None, max_len: int | None) -> list:
+    def _translate_tokens(self, tokens: list[list[str]], tgts: list[str], min_len: int | None,
+                          max_len: int | None) -> list:
         """CT2 results for ``tokens`` in input order, bucketed by length, submitted asynchronously."""
         lengths = [len(t) for t in tokens]
         order = sorted(range(len(tokens)), key=lengths.__getitem__)

@@ -36,5 +36,6 @@ def test_gpu_check_runs_end_to_end_with_tiny_models(tmp_path, capsys):
 
     main(["--tiny", "--steps", "2", "--batch-size", "2", "--work-dir", str(tmp_path)])
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    match = re.match(r"gpu_check: tiny \(CPU\) on cpu, batch 2, 2 steps: ([\d.]+) samples/s, peak GPU memory ([\d.]+) GiB", line)
+    match = re.match(r"gpu_check: tiny \(CPU\) on cpu, batch 2, 2 steps: ([\d.]+) samples/s, "
+                     r"peak GPU memory ([\d.]+) GiB", line)
     assert match and float(match.group(1)) > 0

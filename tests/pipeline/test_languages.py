@@ -1,6 +1,8 @@
 import pytest
 
-from pipeline.languages import SOURCE_LANGUAGE, SOURCE_NLLB, UnknownLanguageError, get_language, load_languages, resolve_languages
+from pipeline.languages import (
+    SOURCE_LANGUAGE, SOURCE_NLLB, UnknownLanguageError, get_language, load_languages, resolve_languages,
+)
 
 
 def test_table_has_96_languages_with_unique_codes():

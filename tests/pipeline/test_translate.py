@@ -79,9 +79,11 @@ def test_persistent_cache_translates_only_new_strings(engine, tmp_path):
 def test_cache_key_covers_decoding_settings(tiny_model_dir, engine, tmp_path):
     other = load_translator(tiny_model_dir, EngineSettings(compute_type="int8", max_input_tokens=48, beam_size=2))
     assert other.cache_key() != engine.cache_key()
-    CachingTranslator(engine, TranslationCache(tmp_path, engine.cache_key())).translate(["A red circle."], "eng_Latn", "deu_Latn")
+    cached = CachingTranslator(engine, TranslationCache(tmp_path, engine.cache_key()))
+    cached.translate(["A red circle."], "eng_Latn", "deu_Latn")
     counting = CountingEngine(other)
-    CachingTranslator(counting, TranslationCache(tmp_path, other.cache_key())).translate(["A red circle."], "eng_Latn", "deu_Latn")
+    cached_other = CachingTranslator(counting, TranslationCache(tmp_path, other.cache_key()))
+    cached_other.translate(["A red circle."], "eng_Latn", "deu_Latn")
     assert counting.sent == [("A red circle.", "deu_Latn")]
 
 
@@ -105,12 +107,14 @@ def test_process_chunk_writes_stats_sidecar_and_rerun_hits_the_cache(tiny_model_
     from pipeline.translate import open_translator, stats_path
 
     paths = demo_paths(demo_root)
-    rows = next(iter(open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations).iter_batches(30))).rows
+    reader = open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations)
+    rows = next(iter(reader.iter_batches(30))).rows
     rows.write_parquet(tmp_path / "chunk-00000.parquet")
     settings = EngineSettings(compute_type="int8")
     params = dict(languages=resolve_languages(["de", "fr"]), seed=0, min_bt_chrf=0.0)
     translator = open_translator(tiny_model_dir, settings, tmp_path / "cache")
-    first = process_chunk(tmp_path / "chunk-00000.parquet", tmp_path / "a" / "chunk-00000.parquet", translator, **params)
+    chunk = tmp_path / "chunk-00000.parquet"
+    first = process_chunk(chunk, tmp_path / "a" / "chunk-00000.parquet", translator, **params)
     a = json.loads(stats_path(first).read_text())
     assert a["translation"]["requested"] >= a["translation"]["distinct"] > 0
     assert a["translation"]["dedup_factor"] > 1.0  # demo questions repeat
@@ -118,7 +122,7 @@ def test_process_chunk_writes_stats_sidecar_and_rerun_hits_the_cache(tiny_model_
     out = pl.read_parquet(first)
     assert out["prompt"].null_count() == 0
     assert out["answer_translated"].null_count() == 0
-    second = process_chunk(tmp_path / "chunk-00000.parquet", tmp_path / "b" / "chunk-00000.parquet", translator, **params)
+    second = process_chunk(chunk, tmp_path / "b" / "chunk-00000.parquet", translator, **params)
     b = json.loads(stats_path(second).read_text())
     assert b["translation"]["cache_hit_rate"] == 1.0 and b["translation"]["translated"] == 0
     assert pl.read_parquet(second).equals(out)

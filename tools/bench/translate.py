@@ -151,7 +151,8 @@ def bench_engine(
     # Alternate the two sides so a busy machine slows both alike; keep each side's best run.
     for _ in range(repeats):
         t0 = time.perf_counter()
-        results = engine.translate(texts, SOURCE_NLLB, tgt, min_decoding_length=output_tokens, max_decoding_length=output_tokens)
+        results = engine.translate(texts, SOURCE_NLLB, tgt, min_decoding_length=output_tokens,
+                                   max_decoding_length=output_tokens)
         timing = Timing("ctranslate2", time.perf_counter() - t0, sum(r.decoded_tokens for r in results), len(texts))
         best_ct2 = timing if best_ct2 is None or timing.seconds < best_ct2.seconds else best_ct2
         t0 = time.perf_counter()
@@ -159,7 +160,9 @@ def bench_engine(
         timing = Timing("transformers", time.perf_counter() - t0, tokens, len(texts))
         best_hf = timing if best_hf is None or timing.seconds < best_hf.seconds else best_hf
     if best_hf.tokens != best_ct2.tokens:
-        raise RuntimeError(f"output lengths differ: transformers {best_hf.tokens} tokens, ctranslate2 {best_ct2.tokens}")
+        raise RuntimeError(
+            f"output lengths differ: transformers {best_hf.tokens} tokens, ctranslate2 {best_ct2.tokens}"
+        )
     return best_hf, best_ct2
 
 
@@ -219,7 +222,8 @@ def bench_stage(
             t0 = time.perf_counter()
             result = translate_frame(frame, translator, stats=stats)
             result = translate_answers(result, translator, stats=stats)
-            out[f"ours_{run}"] = Timing(f"ours ({run} cache)", time.perf_counter() - t0, stats.decoded_tokens, todo.height)
+            out[f"ours_{run}"] = Timing(f"ours ({run} cache)", time.perf_counter() - t0, stats.decoded_tokens,
+                                        todo.height)
             out[f"stats_{run}"] = stats.as_dict()
         cache.close()
     del engine, translator
@@ -241,7 +245,8 @@ def bench_stage(
 
 def print_engine_report(hf: Timing, ct2: Timing) -> float:
     for t in (hf, ct2):
-        print(f"{t.name:<14} {t.examples} inputs, {t.tokens} output tokens in {t.seconds:.2f} s: {t.tokens_per_s:.1f} tokens/s")
+        print(f"{t.name:<14} {t.examples} inputs, {t.tokens} output tokens in {t.seconds:.2f} s: "
+              f"{t.tokens_per_s:.1f} tokens/s")
     speedup = ct2.tokens_per_s / hf.tokens_per_s
     print(f"speedup_vs_transformers: {speedup:.2f}")
     return speedup

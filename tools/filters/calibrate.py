@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--write stores the shipped model's thresholds; put another model's in its filter config")
         header = (f"# Model thresholds for the shipped multi30k model (pipeline/assets/nllb-multi30k), written by\n"
                   f"# `python -m tools.filters.calibrate --split {args.split} --limit {args.limit} "
-                  f"--seed {args.seed} --min-kept {args.min_kept} --write`\n# (grid search on the labelled set, see calibrate.py).\n")
+                  f"--seed {args.seed} --min-kept {args.min_kept} --write`\n"
+                  "# (grid search on the labelled set, see calibrate.py).\n")
         SHIPPED_THRESHOLDS_FILE.write_text(header + "\n".join(lines) + "\n")
         print(f"wrote {SHIPPED_THRESHOLDS_FILE}")
     return 0

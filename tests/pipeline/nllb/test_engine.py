@@ -111,7 +111,8 @@ def test_all_96_language_codes_in_vocabulary(tiny_model_dir):
 
 
 def test_forced_output_lengths(engine):
-    out = engine.translate(["A red circle.", "Is the triangle blue? " * 3], EN, DE, min_decoding_length=7, max_decoding_length=7)
+    out = engine.translate(["A red circle.", "Is the triangle blue? " * 3], EN, DE, min_decoding_length=7,
+                           max_decoding_length=7)
     assert [r.decoded_tokens for r in out] == [7, 7]
 
 
@@ -131,7 +132,8 @@ def test_output_is_capped_relative_to_input_length(tiny_model_dir):
 
 
 def test_results_follow_input_order(engine):
-    texts = ["A red circle.", "Is the triangle blue?", "yes", "Two dogs run across 3 fields.", "What shape is shown in the image?"]
+    texts = ["A red circle.", "Is the triangle blue?", "yes", "Two dogs run across 3 fields.",
+             "What shape is shown in the image?"]
     forward = [r.text for r in engine.translate(texts, EN, DE)]
     backward = [r.text for r in engine.translate(texts[::-1], EN, DE)]
     assert backward == forward[::-1]
@@ -187,7 +189,8 @@ def test_cuda_half_precision_and_every_gpu(tiny_model_dir):
     n = ctranslate2.get_cuda_device_count()
     if n == 0:
         pytest.skip("no CUDA device")
-    t = NllbTranslator(tiny_model_dir, EngineSettings(device="cuda", device_index=tuple(range(n)), compute_type="float16"))
+    t = NllbTranslator(tiny_model_dir,
+                       EngineSettings(device="cuda", device_index=tuple(range(n)), compute_type="float16"))
     assert t.device == "cuda" and t.compute_type == "float16"
     texts = ["A red circle.", "Is the triangle blue?"] * 50
     on_gpu = t.translate(texts, EN, [DE, "fr"] * 50)
