@@ -8,6 +8,9 @@ The projection is reused when its output width equals the LLM width (Flan-T5-XL 
 
 Trainable set (mBLIP, Sec. 4): Q-Former, query tokens, projection and LoRA on the LLM. ViT and LLM stay
 frozen. The optional "projection" stage trains the projection only, without LoRA.
+
+Longer than most modules on purpose: loading, assembly, LoRA and the parameter accounting share the
+component layout (``COMPONENTS``, ``component_of``) and are read together when checking what is trained.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 Components never receive this object: the flow passes each stage the plain values it needs.
 Relative paths in a config file are resolved against the file's own directory.
+
+(Over 300 lines on purpose: every section of a run config, with its defaults and their reasons, in one
+place that a config file can be read against.)
 """
 
 from __future__ import annotations
@@ -176,7 +179,7 @@ class FilterConfig(FilterRules):
 
 
 class PromptConfig(_Frozen):
-    """Instruction language of the ``prompt`` column (pipeline/templates.py holds the one table)."""
+    """Instruction language of the ``prompt`` column (pipeline/template_table.py holds the one table)."""
 
     # Tasks whose instructions mix English templates naming the language with machine-translated plain
     # ones (each checked by the filter; failures are not used). mBLIP: captions only; VQA and the other

@@ -21,7 +21,7 @@ from pipeline.schema import (
     conform,
     make_example_id,
 )
-from pipeline.templates import TEMPLATES, TRANSLATED_TEMPLATES
+from pipeline.template_table import TEMPLATES, TRANSLATED_TEMPLATES
 
 LANGS = resolve_languages(["de", "fr"])
 

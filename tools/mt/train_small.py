@@ -30,6 +30,9 @@ train longer than one session's wall time once a cosine schedule has ended)::
 ``--select-min "eng_Latn-deu_Latn=48.3,xgqa:eng_Latn-deu_Latn=45"`` keeps as ``OUT/best`` only a checkpoint
 reaching every floor (with ``--eval-sentences 1014``, on the whole Multi30k validation split); if none does,
 the run writes no ``OUT/best`` and its summary's best score is -1.
+
+Longer than most modules on purpose: the whole small-MT trainer (data, batches, loop, evaluation,
+selection, checkpoints) in one file that reads top to bottom.
 """
 
 from __future__ import annotations
