@@ -54,8 +54,8 @@ def prefect_server(tmp_path_factory):
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                log = (home / "server.log").read_text()[-3000:]
-                raise RuntimeError(f"prefect server exited with {proc.returncode}:\n{log}")
+                tail = (home / "server.log").read_text()[-3000:]
+                raise RuntimeError(f"prefect server exited with {proc.returncode}:\n{tail}")
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
                     if r.status == 200:
