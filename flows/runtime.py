@@ -10,6 +10,8 @@ from pathlib import Path
 
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from pipeline.nllb.engine import is_out_of_memory
+
 PIPELINE_LOGGER = "pipeline"
 
 # OSError numbers worth a retry: the storage or network was briefly unavailable. A missing file, a
@@ -22,11 +24,6 @@ TRANSIENT_ERRNOS = frozenset(
 )
 PROGRESS_EVERY_S = 5.0  # seconds between progress-artifact updates
 RETRY_DELAYS_S = [5, 30]  # bounded backoff: two retries, then the chunk fails and the run stops
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """CTranslate2 reports allocation failures as RuntimeError("... out of memory ...")."""
-    return isinstance(error, (RuntimeError, MemoryError)) and "out of memory" in str(error).lower()
 
 
 def is_transient_error(error: BaseException) -> bool:
@@ -128,7 +125,8 @@ class ProgressReporter:
             self.bar.close()
 
 
-def publish_stats_artifacts(out_dir: Path, stats: dict, card_names: tuple[str, ...] = ("README.md", "DATASET_CARD.md")) -> None:
+def publish_stats_artifacts(out_dir: Path, stats: dict,
+                            card_names: tuple[str, ...] = ("README.md", "DATASET_CARD.md")) -> None:
     """Per-language table and the dataset card (the card file the run wrote, else the totals)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 

@@ -26,7 +26,8 @@ def check_data_task(manifest: str, languages: list[str]) -> dict:
 
 
 @task(name="train-realignment", cache_policy=NO_CACHE)
-def train_task(config: str, gpus: int, manifest: str, output_dir: str | None, max_steps: int | None, stop_after: int | None) -> dict:
+def train_task(config: str, gpus: int, manifest: str, output_dir: str | None, max_steps: int | None,
+               stop_after: int | None) -> dict:
     _route_model_logs()
     return launch_training(config, gpus, manifest, output_dir, max_steps, stop_after)
 
@@ -45,7 +46,8 @@ def train_flow(
 
     cfg = load_config(config, cli_overrides(manifest, output_dir, max_steps))
     data = check_data_task(cfg.data.manifest, list(cfg.data.languages))
-    get_run_logger().info("training data: %d rows in %d shards, languages %s", data["rows"], data["files"], data["languages"])
+    get_run_logger().info("training data: %d rows in %d shards, languages %s",
+                          data["rows"], data["files"], data["languages"])
     summary = train_task(config, gpus, cfg.data.manifest, output_dir, max_steps, stop_after)
     create_markdown_artifact(
         key="train-summary",

@@ -40,7 +40,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         bench.print_stage_report(bench.bench_stage(rows=args.rows, languages=langs, reference_rows=args.reference_rows,
                                                    **common))
     else:
-        hf, ct2 = bench.bench_engine(sentences=args.sentences, output_tokens=args.tokens, repeats=args.repeats, **common)
+        hf, ct2 = bench.bench_engine(sentences=args.sentences, output_tokens=args.tokens, repeats=args.repeats,
+                                     **common)
         bench.print_engine_report(hf, ct2)
     return 0
 
@@ -48,8 +49,8 @@ def _cmd_bench_orchestration(args: argparse.Namespace) -> int:
     if args.what == "flow":
         from tools.bench.flow import main as bench_flow
 
-        return bench_flow(examples=args.examples, work=args.work, backtranslate=args.backtranslation, resume=args.resume,
-                          repeats=args.repeats)
+        return bench_flow(examples=args.examples, work=args.work, backtranslate=args.backtranslation,
+                          resume=args.resume, repeats=args.repeats)
     from tools.bench.memory import main as bench_memory
 
     sizes = tuple(int(x) for x in args.sizes.split(","))
@@ -83,11 +84,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--rows", type=int, default=256, help="stage mode: VQA rows (question + answer)")
     p.add_argument("--languages", default="de,fr", help="stage mode: target languages")
     p.add_argument("--reference-rows", type=int, default=64,
-                   help="stage mode: rows the HF reference is timed on (its per-row cost does not depend on repetition)")
-    p.add_argument("--repeats", type=int, default=1, help="engine mode: timed runs per side (best is kept); flow: runs per side (median ratio)")
+                   help="stage mode: rows the HF reference is timed on "
+                        "(its per-row cost does not depend on repetition)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="engine mode: timed runs per side (best is kept); flow: runs per side (median ratio)")
     p.add_argument("--batch-size", type=int, default=32, help="HF generate batch size (padded)")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--compute-type", default="auto", help="CT2 compute type (auto: int8 on CPU, int8_float16 on GPU)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for both sides (default: all cores)")
-    p.add_argument("--cache-dir", type=Path, default=None, help="where benchmark models are built (~/.cache/mblip/bench)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="where benchmark models are built (~/.cache/mblip/bench)")
     p.set_defaults(func=_cmd_bench)

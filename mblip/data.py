@@ -81,7 +81,8 @@ def add_parsers(sub) -> None:
     _add_runner_args(p)
     p.set_defaults(func=_cmd_generate)
 
-    p = sub.add_parser("regenerate", help="update a finished dataset, redoing only what a change touches (Prefect flow)")
+    p = sub.add_parser("regenerate",
+                       help="update a finished dataset, redoing only what a change touches (Prefect flow)")
     p.add_argument("out", type=Path, help="output root of a finished run (holds config.resolved.yaml)")
     p.add_argument("--languages", nargs="*", default=[], help="recompute the rows of these languages in every chunk")
     p.add_argument("--sources", nargs="*", default=[], help="read these sources again and reprocess their chunks")
@@ -115,5 +116,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--format", nargs="+", default=["trainer", "mblip"], choices=["trainer", "mblip"])
     p.add_argument("--languages", nargs="*", default=[], help="project codes (default: every kept language)")
     p.add_argument("--prompts", default="row", choices=["row", "english"],
-                   help="row: the shards' translated prompts (English templates where missing); english: English templates")
+                   help="row: the shards' translated prompts (English templates where missing); "
+                        "english: English templates")
     p.set_defaults(func=_cmd_export_dataset)

@@ -62,7 +62,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--gpus", type=int, default=1, help="processes (GPUs); > 1 runs `accelerate launch`")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("export-model", help="merge LoRA into a training checkpoint; save a plain Blip2ForConditionalGeneration + processor")
+    p = sub.add_parser("export-model", help="merge LoRA into a training checkpoint; "
+                                             "save a plain Blip2ForConditionalGeneration + processor")
     p.add_argument("checkpoint", type=Path, help="a checkpoints/step-* directory of a training run")
     p.add_argument("out", type=Path)
     p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")

@@ -27,9 +27,11 @@ def _filter_translator(args: argparse.Namespace):
     if args.model:
         return load_translator(args.model), None
     try:
+        from pipeline.languages import SOURCE_NLLB
         from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
 
-        both_ways = {t for s, t in SHIPPED_DIRECTIONS if s == "eng_Latn"} & {s for s, t in SHIPPED_DIRECTIONS if t == "eng_Latn"}
+        both_ways = ({t for s, t in SHIPPED_DIRECTIONS if s == SOURCE_NLLB}
+                     & {s for s, t in SHIPPED_DIRECTIONS if t == SOURCE_NLLB})
         return load_translator(shipped_model_dir()), frozenset(both_ways)
     except (ImportError, FileNotFoundError) as e:
         raise FileNotFoundError(
@@ -65,7 +67,8 @@ def _cmd_eval_filter(args: argparse.Namespace) -> int:
     print(format_report(results))
     for name, frame in scored.items():
         wrong = reason_breakdown(frame, "human").drop_nulls("reject_reason")
-        print(f"\n{name}: human translations rejected, by reason: " + ", ".join(f"{r} {n}" for r, n in wrong.iter_rows()))
+        reasons = ", ".join(f"{r} {n}" for r, n in wrong.iter_rows())
+        print(f"\n{name}: human translations rejected, by reason: " + reasons)
     if args.json:
         payload = {name: [vars(r) for r in rs] for name, rs in results.items()}
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
@@ -110,7 +113,8 @@ def _cmd_eval_mt(args: argparse.Namespace) -> int:
         data, default_directions = shipped_questions_val_dir(), (("en", "de"), ("de", "en"))
     directions = (tuple(tuple(d.split("-")) for d in args.directions.split(",")) if args.directions
                   else default_directions)
-    translator = load_translator(args.model or shipped_model_dir(), EngineSettings(device=args.device, beam_size=args.beam_size))
+    translator = load_translator(args.model or shipped_model_dir(),
+                                 EngineSettings(device=args.device, beam_size=args.beam_size))
     scores = evaluate_directions(translator, data, directions, args.split, args.limit)
     print(format_scores(scores))
     if args.json:
@@ -118,12 +122,16 @@ def _cmd_eval_mt(args: argparse.Namespace) -> int:
     return 0
 
 def _add_filter_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="converted NLLB directory for back-translation (default: the shipped model)")
+    p.add_argument("--model", default=None,
+                   help="converted NLLB directory for back-translation (default: the shipped model)")
     p.add_argument("--no-backtranslation", action="store_true", help="heuristic signals only (no model)")
-    p.add_argument("--rules", default=None, help="filter rules YAML (default: built-in thresholds, see configs/filter.yaml)")
+    p.add_argument("--rules", default=None,
+                   help="filter rules YAML (default: built-in thresholds, see configs/filter.yaml)")
 
 
 def add_parsers(sub) -> None:
+    from pipeline.languages import SOURCE_NLLB
+
     p = sub.add_parser("convert-nllb", help="convert an NLLB checkpoint (hub id or directory) to CTranslate2")
     p.add_argument("model", help="Hugging Face id (e.g. facebook/nllb-200-distilled-600M) or local directory")
     p.add_argument("out", type=Path, help="output directory")
@@ -142,7 +150,8 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("eval-filter", help="filter recall per failure mode on corrupted multi30k human translations")
-    p.add_argument("--data", type=Path, default=None, help="multi30k directory (default: the shipped val copy; other splits need it)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="multi30k directory (default: the shipped val copy; other splits need it)")
     p.add_argument("--split", default="val", help="val (report) or train (tune thresholds)")
     p.add_argument("--langs", default="de,fr,cs", help="comma-separated languages present in the data")
     p.add_argument("--limit", type=int, default=None, help="seeded sample of this many lines (default: all)")
@@ -156,7 +165,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("translate", help="translate lines (file or stdin) to stdout with a converted NLLB model")
     p.add_argument("file", nargs="?", default=None, help="one sentence per line (default: stdin)")
     p.add_argument("--model", default=None, help="converted NLLB directory (default: the shipped Multi30k model)")
-    p.add_argument("--src", default="eng_Latn", help="source language, NLLB or project code (default eng_Latn)")
+    p.add_argument("--src", default=SOURCE_NLLB, help=f"source language, NLLB or project code (default {SOURCE_NLLB})")
     p.add_argument("--tgt", required=True, help="target language, NLLB or project code, e.g. deu_Latn")
     p.add_argument("--beam-size", type=int, default=1, help="1 = greedy")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -164,13 +173,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--chunk-lines", type=int, default=1000, help="lines read and translated at a time")
     p.set_defaults(func=_cmd_translate)
 
-    p = sub.add_parser("eval-mt", help="chrF++ and BLEU of a converted NLLB model on parallel data (default: shipped model, Multi30k val)")
+    p = sub.add_parser("eval-mt", help="chrF++ and BLEU of a converted NLLB model on parallel data "
+                                        "(default: shipped model, Multi30k val)")
     p.add_argument("--model", default=None, help="converted NLLB directory (default: the shipped Multi30k model)")
     p.add_argument("--data", type=Path, default=None,
                    help="directory with SPLIT.LANG(.gz) files (default: shipped Multi30k val); "
                    "`xgqa`: the shipped held-out xGQA questions (en-de, de-en)")
     p.add_argument("--split", default="val")
-    p.add_argument("--directions", default=None, help="comma-separated src-tgt project codes (default: en-de,en-fr,en-cs,de-en,fr-en,cs-en)")
+    p.add_argument("--directions", default=None,
+                   help="comma-separated src-tgt project codes (default: en-de,en-fr,en-cs,de-en,fr-en,cs-en)")
     p.add_argument("--limit", type=int, default=None, help="first N lines per direction (default: all)")
     p.add_argument("--beam-size", type=int, default=1, help="1 = greedy")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")

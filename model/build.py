@@ -8,6 +8,9 @@ The projection is reused when its output width equals the LLM width (Flan-T5-XL 
 
 Trainable set (mBLIP, Sec. 4): Q-Former, query tokens, projection and LoRA on the LLM. ViT and LLM stay
 frozen. The optional "projection" stage trains the projection only, without LoRA.
+
+Longer than most modules on purpose: loading, assembly, LoRA and the parameter accounting share the
+component layout (``COMPONENTS``, ``component_of``) and are read together when checking what is trained.
 """
 
 from __future__ import annotations
@@ -250,7 +253,9 @@ def build_processor(blip2_source: str, llm_source: str, num_query_tokens: int, i
     image_processor = AutoImageProcessor.from_pretrained(blip2_source)
     processor = Blip2Processor(image_processor=image_processor, tokenizer=tokenizer, num_query_tokens=num_query_tokens)
     if processor.image_token.content != image_token:
-        raise ValueError(f"processor image token {processor.image_token.content!r} != model.image_token {image_token!r}")
+        raise ValueError(
+            f"processor image token {processor.image_token.content!r} != model.image_token {image_token!r}"
+        )
     return processor
 
 
@@ -302,7 +307,8 @@ def _attach_lora(model, llm_config, lora: LoraSettings):
     # A regex on the full module name: "dense" also names Q-Former and ViT layers, which must not
     # get adapters.
     pattern = rf"language_model\..*\.({'|'.join(re.escape(t) for t in targets)})"
-    config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=pattern, bias="none")
+    config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=pattern,
+                        bias="none")
     return get_peft_model(model, config)
 
 

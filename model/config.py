@@ -62,7 +62,7 @@ class DataConfig(_Section):
     manifest: str | None = None
     # Language subset (project codes, e.g. [de, fr]); empty = every language in the manifest.
     languages: tuple[str, ...] = ()
-    # Tasks to train on; empty = every task of the data (any task of pipeline/templates.py).
+    # Tasks to train on; empty = every task of the data (any task of pipeline/template_table.py).
     tasks: tuple[str, ...] = ()
     # Row sources to train on (the ``source`` column, e.g. web_capfilt, coco); empty = all.
     sources: tuple[str, ...] = ()

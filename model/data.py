@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # label value the loss skips (padding, prompt positions of decoder-only LLMs)
-ROW_COLUMNS = ("example_id", "task", "image_id", "image_path", "source", "text_en", "answer_en", "lang", "text_tgt", "answer_tgt")
+ROW_COLUMNS = (
+    "example_id", "task", "image_id", "image_path", "source", "text_en", "answer_en", "lang", "text_tgt", "answer_tgt",
+)
 OPTIONAL_COLUMNS = ("prompt", "target")
 BUILT_IN_TASKS = ("caption", "vqa")  # rows of these tasks can fall back to model/templates.py without a prompt
 READ_BATCH_ROWS = 1024  # rows per Parquet record batch: bounds the memory of one read
@@ -514,7 +516,8 @@ def _make_stream_class():
                 except (OSError, ValueError) as err:
                     # Counted, logged and reported in the metrics: a corrupt image must not end a long run.
                     unreadable += 1
-                    log.warning("skipping example %s: cannot read image %s (%s)", example.example_id, example.image_path, err)
+                    log.warning("skipping example %s: cannot read image %s (%s)",
+                                example.example_id, example.image_path, err)
                     continue
                 if s.train:
                     image = self.augment(image, random.Random(f"{s.seed}:{epoch}:{example.example_id}"))

@@ -1,6 +1,6 @@
 """Training and inference prompts of the trainer, from the pipeline's one template table.
 
-The table (``pipeline/templates.py``) holds every task's English templates; the pipeline writes each
+The table (``pipeline/template_table.py``) holds every task's English templates; the pipeline writes each
 row's instruction into its ``prompt`` column (mBLIP's mix of English and translated instructions).
 Here: the inference prompts of ``mblip caption`` / ``mblip ask`` (each task's first English template,
 "Caption the image in German." and "Answer in German: {question}"), and the English prompts the
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pipeline.languages import get_language
 from pipeline.schema import TASK_CAPTION, TASK_VQA
-from pipeline.templates import TASK_VQA_ENGLISH_ANSWER, TEMPLATES, english_prompt
+from pipeline.template_table import TASK_VQA_ENGLISH_ANSWER, TEMPLATES
+from pipeline.templates import english_prompt
 
 CAPTION_TEMPLATES: tuple[str, ...] = TEMPLATES[TASK_CAPTION]
 VQA_TEMPLATES: tuple[str, ...] = TEMPLATES[TASK_VQA]

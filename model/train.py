@@ -81,7 +81,8 @@ def build_optimizer(model, optim, stage: str):
     else:
         lrs = {"qformer": optim.lr_qformer, "lora": optim.lr_lora}
     param_groups = [
-        {"params": params, "lr": lrs[side], "weight_decay": optim.weight_decay if decay else 0.0, "name": f"{side}/{'decay' if decay else 'no_decay'}"}
+        {"params": params, "lr": lrs[side], "weight_decay": optim.weight_decay if decay else 0.0,
+         "name": f"{side}/{'decay' if decay else 'no_decay'}"}
         for (side, decay), params in sorted(groups.items())
     ]
     return torch.optim.AdamW(param_groups, betas=optim.betas)
@@ -511,7 +512,8 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
             local.zero_()
             elapsed = time.perf_counter() - tick
             lrs = {g["name"].split("/")[0]: g["lr"] for g in optimizer.param_groups}
-            bar.set_postfix(loss=f"{mean_loss:.4f}", **{f"lr_{k}": f"{v:.2e}" for k, v in lrs.items()}, samples_s=f"{samples / elapsed:.1f}")
+            bar.set_postfix(loss=f"{mean_loss:.4f}", **{f"lr_{k}": f"{v:.2e}" for k, v in lrs.items()},
+                            samples_s=f"{samples / elapsed:.1f}")
             per_task = meter.take(lambda t: accelerator.reduce(t, "sum"))
             record = {"step": done, "loss": mean_loss, **{f"loss_{t}": v for t, v in per_task.items()},
                       **{f"lr_{k}": v for k, v in lrs.items()}, "samples_per_s": samples / elapsed, **counts}

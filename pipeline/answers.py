@@ -21,9 +21,10 @@ import string
 
 import polars as pl
 
+from pipeline.languages import SOURCE_NLLB
 from pipeline.nllb.engine import clean_source
 from pipeline.schema import TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_MATCH, TASK_VQA, TASK_VQG
-from pipeline.translate import SOURCE_NLLB, TranslationStats, translate_many
+from pipeline.translate import TranslationStats, translate_many
 
 KIND_NUMBER = "number"
 KIND_YES_NO = "yes_no"
@@ -88,14 +89,6 @@ def accept_answers(
             for k in pair:
                 accepted[k] = None
     return accepted
-
-
-def translate_answer_vocabulary(
-    translator, answers: list[str], tgt_lang: str, src_lang: str = SOURCE_NLLB, stats: TranslationStats | None = None
-) -> dict[str, str | None]:
-    """Distinct English answer -> accepted translation into ``tgt_lang`` (None: keep the English answer)."""
-    accepted = accept_answers(translator, [(a, tgt_lang) for a in answers], src_lang, stats)
-    return {answer: value for (answer, _), value in accepted.items()}
 
 
 def translate_answers(

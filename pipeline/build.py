@@ -37,8 +37,8 @@ def write_stage(out_dir: str, processed: list[str], quarantine: list[str], inges
     from pipeline.shard import write_outputs
 
     staging = Path(out_dir) / WORK_DIR / STAGING_DIR
-    manifest = write_outputs(staging, processed, quarantine, ingest_counts, fan_out, shard_rows, row_group_rows, metadata,
-                             shard_bytes=shard_bytes, reuse_from=out_dir)
+    manifest = write_outputs(staging, processed, quarantine, ingest_counts, fan_out, shard_rows, row_group_rows,
+                             metadata, shard_bytes=shard_bytes, reuse_from=out_dir)
     report = publish(staging, out_dir)
     log.info("outputs: %d files written, %d unchanged, %d stale removed",
              len(report.replaced), len(report.unchanged), len(report.removed))
@@ -185,7 +185,8 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
     actions = count_actions(plans)
     log.info("chunks: %d finished earlier, %d to re-decide from stored scores, %d to rescore (no translation), "
              "%d to process%s", actions[ACTION_DONE], actions[ACTION_REDECIDE], actions[ACTION_RESCORE],
-             actions[ACTION_PROCESS], f"; recomputing {', '.join(force_languages)} in every chunk" if force_languages else "")
+             actions[ACTION_PROCESS],
+             f"; recomputing {', '.join(force_languages)} in every chunk" if force_languages else "")
     job = ChunkJob.from_config(config, model_dir, mix, force_languages, cache_dir)
     progress = runner.progress(len(todo), "chunks")
     run_bounded((lambda p=p: runner.submit("chunk", p, job) for p in todo), config.run.concurrency,

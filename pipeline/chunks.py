@@ -108,7 +108,8 @@ def rescore_keys(model: dict, decoding: str, languages: Iterable[str], seed: int
             for bt, r in candidates]
 
 
-def processed_file(work_dir: str | Path, source: str, chunk_path: str | Path, digest: str, tkey: str, dkey: str) -> Path:
+def processed_file(work_dir: str | Path, source: str, chunk_path: str | Path, digest: str, tkey: str,
+                   dkey: str) -> Path:
     """``processed/{source}/{tkey}/{dkey}/{chunk}-{digest}.parquet``: one folder per decision, so a
     folder holds exactly one version of each chunk (and of its stats sidecar)."""
     stem = Path(chunk_path).stem
@@ -178,7 +179,8 @@ def plan_chunks(work_dir: str | Path, chunks: dict[str, Iterable[str]], keys: Ru
 
 def count_actions(plans: Iterable[ChunkPlan]) -> dict[str, int]:
     plans = list(plans)
-    return {a: sum(p.action == a for p in plans) for a in (ACTION_DONE, ACTION_REDECIDE, ACTION_RESCORE, ACTION_PROCESS)}
+    return {a: sum(p.action == a for p in plans)
+            for a in (ACTION_DONE, ACTION_REDECIDE, ACTION_RESCORE, ACTION_PROCESS)}
 
 
 @dataclass(frozen=True)
@@ -278,7 +280,8 @@ def run_chunk_plan(plan: ChunkPlan, job: ChunkJob, get_translator: Callable[[], 
     params = job.params()
     rows = pl.read_parquet(plan.chunk)
     if job.only_languages and plan.action == ACTION_DONE:
-        subset = rows_for_languages(rows, params["languages"], job.only_languages, job.seed, job.mode, job.english_share)
+        subset = rows_for_languages(rows, params["languages"], job.only_languages, job.seed, job.mode,
+                                    job.english_share)
         fresh = process_rows(subset, translator=translator, **params)
         return write_parquet_atomic(merge_language_rows(pl.read_parquet(out), fresh, job.only_languages), out)
     stats = TranslationStats()

@@ -2,6 +2,9 @@
 
 Components never receive this object: the flow passes each stage the plain values it needs.
 Relative paths in a config file are resolved against the file's own directory.
+
+(Over 300 lines on purpose: every section of a run config, with its defaults and their reasons, in one
+place that a config file can be read against.)
 """
 
 from __future__ import annotations
@@ -145,18 +148,17 @@ class TranslationConfig(_Frozen):
     cache_dir: Path | None = None
 
     def engine_settings(self):
-        """The engine's load and decoding settings (hashable: it keys the per-process translator cache)."""
+        """The engine's load and decoding settings (hashable: it keys the per-process translator cache).
+
+        Every ``EngineSettings`` field is taken from the field of the same name here, so an engine
+        setting cannot be left out; lists become tuples (the settings must stay hashable).
+        """
+        from dataclasses import fields
+
         from pipeline.nllb.engine import EngineSettings
 
-        return EngineSettings(
-            device=self.device, device_index=tuple(self.device_index), compute_type=self.compute_type,
-            inter_threads=self.inter_threads, intra_threads=self.intra_threads, max_batch_tokens=self.max_batch_tokens,
-            max_input_tokens=self.max_input_tokens, beam_size=self.beam_size, patience=self.patience,
-            length_penalty=self.length_penalty, repetition_penalty=self.repetition_penalty,
-            no_repeat_ngram_size=self.no_repeat_ngram_size, max_length_ratio=self.max_length_ratio,
-            sampling_topk=self.sampling_topk, sampling_temperature=self.sampling_temperature,
-            batch_invariant=self.batch_invariant, use_vmap=self.use_vmap,
-        )
+        values = {f.name: getattr(self, f.name) for f in fields(EngineSettings)}
+        return EngineSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 class FilterConfig(FilterRules):
@@ -177,7 +179,7 @@ class FilterConfig(FilterRules):
 
 
 class PromptConfig(_Frozen):
-    """Instruction language of the ``prompt`` column (pipeline/templates.py holds the one table)."""
+    """Instruction language of the ``prompt`` column (pipeline/template_table.py holds the one table)."""
 
     # Tasks whose instructions mix English templates naming the language with machine-translated plain
     # ones (each checked by the filter; failures are not used). mBLIP: captions only; VQA and the other
@@ -284,7 +286,8 @@ def _resolve_paths(data: dict, base: Path) -> dict:
     for source in data.get("sources", []) or []:
         for key in ("annotations", "questions", "path", "images", "classes", "labels", "synsets"):
             if source.get(key) is not None:
-                source[key] = str((base / source[key]).resolve()) if not Path(source[key]).is_absolute() else source[key]
+                if not Path(source[key]).is_absolute():
+                    source[key] = str((base / source[key]).resolve())
     tr = data.get("translation") or {}
     model = tr.get("model")
     if model and model != "shipped" and not Path(model).is_absolute() and (base / model).exists():

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-SOURCE_LANGUAGE = "en"
+SOURCE_LANGUAGE = "en"  # the language of every source text
+SOURCE_NLLB = "eng_Latn"  # its NLLB code (the source token of every forward translation)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,3 @@ def resolve_languages(codes: list[str] | tuple[str, ...] | None) -> tuple[Langua
         lang = get_language(code)
         seen.setdefault(lang.code, lang)
     return tuple(seen.values())
-
-
-def nllb_codes() -> tuple[str, ...]:
-    return tuple(lang.nllb for lang in load_languages())

@@ -52,7 +52,8 @@ def recipe_rows(stats: dict, recipe: dict) -> list[list[str]]:
          "captions: English-with-language and translated templates (E/(E+T)); VQA and others: English",
          "-" if paper_prompts else "`prompts.translated_tasks: [caption]`, `prompts.english_share: null`"],
         ["translated templates", "dropped when the English is still in them or the quality filter rejects them "
-         "(`prompts.template_filter` thresholds; the English template is used instead)", "dropped when the English is still in them",
+         "(`prompts.template_filter` thresholds; the English template is used instead)",
+         "dropped when the English is still in them",
          "none (stricter on purpose)"],
         ["VQA answers", "NLLB, kept when the back-translation equals the English answer; numbers kept as digits",
          "web MT, same round-trip rule; answers with digits not translated", "none (no web MT)"],

@@ -16,7 +16,7 @@ SCHEMA_VERSION = 1
 TASK_CAPTION = "caption"
 TASK_VQA = "vqa"
 TASK_MATCH = "match"  # image-caption matching (yes/no), see pipeline/matching.py
-# The rest of the mBLIP training mix (Geigle et al. 2024, Sec. 3.1, Table 1); built in pipeline/tasks/.
+# The rest of the mBLIP training mix (Geigle et al. 2024, Sec. 3.1, Table 1); read by pipeline/ingest/.
 TASK_VQG = "vqg"  # question generation from an answer (VQAv2)
 TASK_AOKVQA_EXPLAIN = "aokvqa_explain"  # A-OKVQA: explain why an answer is right -> the rationale
 TASK_AOKVQA_COT = "aokvqa_cot"  # A-OKVQA: chain of thought -> rationale and answer
@@ -25,7 +25,6 @@ TASK_CLASSIFY = "classify"  # ImageNet: the class name in a language
 TASK_DECIDE = "decide"  # ImageNet: "does the image show X?" -> yes/no
 TASK_INSTRUCT = "instruct"  # a ready (prompt, target) pair, e.g. the released mBLIP training file
 
-STATUS_PENDING = "pending"
 STATUS_KEPT = "kept"
 STATUS_REJECTED = "rejected"
 

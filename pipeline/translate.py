@@ -17,10 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.languages import SOURCE_LANGUAGE, get_language
+from pipeline.languages import SOURCE_NLLB
 from pipeline.nllb.engine import Translation, clean_source
-
-SOURCE_NLLB = get_language(SOURCE_LANGUAGE).nllb
 
 # (English column, translated column) pairs the stage fills. VQA answers are translated as a
 # vocabulary with their own acceptance rule: see ``pipeline/answers.py``.
@@ -60,7 +58,8 @@ class TranslationStats:
         return self.cache_hits / self.distinct if self.distinct else 0.0
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "dedup_factor": round(self.dedup_factor, 4), "cache_hit_rate": round(self.cache_hit_rate, 4)}
+        return {**asdict(self), "dedup_factor": round(self.dedup_factor, 4),
+                "cache_hit_rate": round(self.cache_hit_rate, 4)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TranslationStats":
@@ -280,5 +279,6 @@ def translate_frame(
         hits = [None if text is None else mapping.get((lang, text)) for lang, text in zip(langs, sources)]
         out = out.with_columns(pl.Series(tgt_col, [None if h is None else h.text for h in hits], dtype=pl.String))
         if n == 0:
-            out = out.with_columns(pl.Series(TRUNCATED_COLUMN, [bool(h and h.truncated) for h in hits], dtype=pl.Boolean))
+            truncated = [bool(h and h.truncated) for h in hits]
+            out = out.with_columns(pl.Series(TRUNCATED_COLUMN, truncated, dtype=pl.Boolean))
     return out

@@ -29,7 +29,9 @@ LONG_TEXT = " ".join(["a red circle on a plain background near the top left of t
 def write_random_checkpoints(root: Path, tiny: bool) -> tuple[Path, Path]:
     """BLIP-2 (vision side, with a 1-layer 2048-wide T5 stand-in that is never loaded) and mT0-XL."""
     import torch
-    from transformers import Blip2Config, Blip2ForConditionalGeneration, BlipImageProcessor, MT5Config, MT5ForConditionalGeneration
+    from transformers import (
+        Blip2Config, Blip2ForConditionalGeneration, BlipImageProcessor, MT5Config, MT5ForConditionalGeneration,
+    )
 
     from tools.testmodels.blip import build_tiny_blip2, build_tiny_mt5, build_tokenizer
 

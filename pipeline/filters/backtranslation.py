@@ -10,18 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.translate import SOURCE_NLLB, translate_texts
-
-
-def chrf_pp(hypotheses: list[str], references: list[str], workers: int = 1) -> list[float]:
-    """Sentence-level chrF++ (0-100) of each hypothesis against its one reference.
-
-    sacrebleu's numbers, from the overhead-free implementation in ``signals.chrf_pp_batch``
-    (identical pairs scored once; ``workers`` > 1 spreads large batches over processes).
-    """
-    from pipeline.filters.signals import chrf_pp_batch
-
-    return chrf_pp_batch(hypotheses, references, workers=workers)
+from pipeline.languages import SOURCE_NLLB
+from pipeline.translate import translate_texts
 
 
 def backtranslate_frame(

@@ -34,7 +34,9 @@ def langid_label(project_code: str) -> str | None:
     return label if label in supported_labels() else None
 
 
-def rank_language(texts: list[str], labels: list[str | None]) -> tuple[list[str | None], list[int | None], list[float | None]]:
+def rank_language(
+    texts: list[str], labels: list[str | None]
+) -> tuple[list[str | None], list[int | None], list[float | None]]:
     """For each text: the top label, the rank (1-based) of the wanted label and its probability.
 
     Rank and probability are None where the wanted label is None (language not covered) or the text

@@ -20,7 +20,8 @@ _WORDS: dict[str, dict[int, tuple[str, ...]]] = {
         8: ("eight",), 9: ("nine",), 10: ("ten",), 11: ("eleven",), 12: ("twelve",), 20: ("twenty",),
     },
     "de": {
-        2: ("zwei", "beide", "beiden", "beider"), 3: ("drei", "dritt"), 4: ("vier",), 5: ("fünf",), 6: ("sechs",), 7: ("sieben",),
+        2: ("zwei", "beide", "beiden", "beider"), 3: ("drei", "dritt"), 4: ("vier",), 5: ("fünf",), 6: ("sechs",),
+        7: ("sieben",),
         8: ("acht",), 9: ("neun",), 10: ("zehn",), 11: ("elf",), 12: ("zwölf",), 20: ("zwanzig",),
     },
     "fr": {
@@ -28,7 +29,8 @@ _WORDS: dict[str, dict[int, tuple[str, ...]]] = {
         8: ("huit",), 9: ("neuf",), 10: ("dix",), 11: ("onze",), 12: ("douze",), 20: ("vingt",),
     },
     "cs": {
-        2: ("dva", "dvě", "dvou", "dvěma", "dvojice", "oba", "obě", "oběma", "obou"), 3: ("tři", "tří", "třem", "třemi", "třech"),
+        2: ("dva", "dvě", "dvou", "dvěma", "dvojice", "oba", "obě", "oběma", "obou"),
+        3: ("tři", "tří", "třem", "třemi", "třech"),
         4: ("čtyři", "čtyř", "čtyřem", "čtyřmi", "čtyřech"), 5: ("pět", "pěti"), 6: ("šest", "šesti"),
         7: ("sedm", "sedmi"), 8: ("osm", "osmi"), 9: ("devět", "devíti"), 10: ("deset", "deseti"),
         11: ("jedenáct", "jedenácti"), 12: ("dvanáct", "dvanácti"), 20: ("dvacet", "dvaceti"),

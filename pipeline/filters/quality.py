@@ -24,6 +24,7 @@ from pipeline.filters.langid import langid_label, rank_language
 from pipeline.filters.numbers import numbers_consistent
 from pipeline.filters.rules import FilterRules, decide
 from pipeline.filters.scripts import SCRIPT_UNICODE_NAMES, script_share
+from pipeline.languages import SOURCE_NLLB
 from pipeline.schema import STATUS_KEPT
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,6 @@ SIGNAL_SCHEMA: dict[str, pl.DataType] = {
     "score_bt_logprob": pl.Float64(),  # reverse forced-decoding mean log-prob per token of text_en given text_tgt
     "score_dual_xent": pl.Float64(),  # dual conditional cross-entropy (nats/token, lower = better)
 }
-
-SOURCE_NLLB = "eng_Latn"
 
 
 def _input_errors(en: list, tgt: list, langs: list) -> tuple[list[str | None], list[str | None]]:
@@ -154,7 +153,7 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
     run = signals.longest_repeat_run(tgt, scripts)
     ngram = signals.repeated_ngram_share(tgt, scripts)
     compression = signals.compression_ratio(tgt)
-    length = signals.length_ratio(en, tgt, [lang if good else "eng_Latn" for lang, good in zip(langs, ok)])
+    length = signals.length_ratio(en, tgt, [lang if good else SOURCE_NLLB for lang, good in zip(langs, ok)])
     inflated = signals.short_input_inflated(en, tgt, scripts)
     numbers = [numbers_consistent(s, t, c) if c else None for s, t, c in zip(en, tgt, codes)]
     top, rank, prob = rank_language(tgt, [langid_label(c) if c else None for c in codes])
@@ -164,7 +163,8 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
         if "answer_translated" in frame.columns:
             # An answer that failed its round trip stays English on purpose (mBLIP's rule) and the
             # prompt says so: nothing to check.
-            answers_en = [a if kept is not False else None for a, kept in zip(answers_en, frame["answer_translated"].to_list())]
+            translated = frame["answer_translated"].to_list()
+            answers_en = [a if kept is not False else None for a, kept in zip(answers_en, translated)]
         answer = _answer_issues(
             answers_en, frame["answer_tgt"].to_list(), scripts,
             [lang if good else None for lang, good in zip(langs, ok)], rules,
@@ -270,7 +270,6 @@ def _source_margin(translator, srcs: list[str], tgts: list[str], own: list[float
 def compute_model_signals(
     frame: pl.DataFrame,
     translator,
-    chrf_workers: int = 1,
     model_languages: frozenset[str] | None = None,
     only: pl.Series | None = None,
     reverse: str = DEFAULT_REVERSE,
@@ -312,7 +311,7 @@ def compute_model_signals(
             new["backtranslation_en"] = back["backtranslation_en"].to_list()
         if "score_bt_chrf" in wanted and "score_bt_chrf" not in have:
             hyps = new.get("backtranslation_en") or todo["backtranslation_en"].to_list()
-            new["score_bt_chrf"] = signals.chrf_pp_batch(hyps, srcs, workers=chrf_workers)
+            new["score_bt_chrf"] = signals.chrf_pp_batch(hyps, srcs)
         fwd = todo["score_fwd_logprob"].to_list() if "score_fwd_logprob" in have else None
         if fwd is None:
             fwd = new["score_fwd_logprob"] = translator.score(srcs, tgts, SOURCE_NLLB, langs, stats=stats)
@@ -337,7 +336,6 @@ def apply_quality_filter(
     frame: pl.DataFrame,
     translator=None,
     rules: FilterRules | None = None,
-    chrf_workers: int = 1,
     model_languages: frozenset[str] | None = None,
     score_rejected: bool = True,
     reverse: str = DEFAULT_REVERSE,
@@ -345,8 +343,7 @@ def apply_quality_filter(
 ) -> pl.DataFrame:
     """The filter stage: signals (model ones only with a ``translator``, and only for rows in
     ``model_languages`` when given: a model that does not know a language would reject all of it),
-    then ``decide``. ``chrf_workers`` > 1 scores large batches of chrF++ in a process pool;
-    ``reverse`` picks the reverse check (``REVERSE_MODES``); ``stats`` counts the scoring passes.
+    then ``decide``. ``reverse`` picks the reverse check (``REVERSE_MODES``); ``stats`` counts the scoring passes.
 
     ``score_rejected=False`` back-translates only rows that the heuristic rules keep: the decision is
     the same (any failing rule rejects), the model time is spent only where it can change it, and
@@ -357,7 +354,7 @@ def apply_quality_filter(
     if translator is not None:
         only = None if score_rejected else decide(out, rules)["status"] == STATUS_KEPT
         out = compute_model_signals(
-            out, translator, chrf_workers=chrf_workers, model_languages=model_languages, only=only,
+            out, translator, model_languages=model_languages, only=only,
             reverse=reverse, stats=stats,
         )
     else:

@@ -156,7 +156,8 @@ def _per_row(frame: pl.DataFrame, rules: FilterRules, knob: str) -> pl.Expr:
         overrides[nllb] = getattr(rules.for_language(nllb), knob)
     if not overrides:
         return pl.lit(default)
-    return pl.col("lang_nllb").replace_strict(overrides, default=default, return_dtype=pl.Float64 if not isinstance(default, bool) else pl.Boolean)
+    dtype = pl.Float64 if not isinstance(default, bool) else pl.Boolean
+    return pl.col("lang_nllb").replace_strict(overrides, default=default, return_dtype=dtype)
 
 
 def _col(frame: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Expr:
@@ -185,10 +186,14 @@ def decide(frame: pl.DataFrame, rules: FilterRules) -> pl.DataFrame:
     t = lambda knob: _per_row(frame, rules, knob)  # noqa: E731
     on = lambda knob: t(knob).is_not_null()  # noqa: E731
 
-    n_letters_ok = _col(frame, "text_tgt", pl.String).str.count_matches(r"\p{L}").fill_null(0) >= t("langid_min_letters")
+    letters = _col(frame, "text_tgt", pl.String).str.count_matches(r"\p{L}").fill_null(0)
+    n_letters_ok = letters >= t("langid_min_letters")
     is_long = _col(frame, "sig_short_inflated", pl.Boolean).is_null()
     checks: list[tuple[pl.Expr, pl.Expr]] = [
-        (_col(frame, "sig_input_error", pl.String).is_not_null(), pl.lit(REASON_INPUT + ":") + pl.col("sig_input_error")),
+        (
+            _col(frame, "sig_input_error", pl.String).is_not_null(),
+            pl.lit(REASON_INPUT + ":") + pl.col("sig_input_error"),
+        ),
         (on("min_script_share") & (pl.col("score_script_share") < t("min_script_share")), pl.lit(REASON_SCRIPT)),
         (
             on("max_copy_overlap")
@@ -218,7 +223,10 @@ def decide(frame: pl.DataFrame, rules: FilterRules) -> pl.DataFrame:
             on("langid_max_rank") & n_letters_ok & (pl.col("score_langid_rank") > t("langid_max_rank")),
             pl.lit(REASON_LANGUAGE),
         ),
-        (t("check_answers") & pl.col("sig_answer_issue").is_not_null(), pl.lit(REASON_ANSWER + ":") + pl.col("sig_answer_issue")),
+        (
+            t("check_answers") & pl.col("sig_answer_issue").is_not_null(),
+            pl.lit(REASON_ANSWER + ":") + pl.col("sig_answer_issue"),
+        ),
         (on("min_bt_chrf") & (pl.col("score_bt_chrf") < t("min_bt_chrf")), pl.lit(REASON_BT_CHRF)),
         (on("min_fwd_logprob") & (pl.col("score_fwd_logprob") < t("min_fwd_logprob")), pl.lit(REASON_FWD_SCORE)),
         (on("min_fwd_margin") & (pl.col("score_fwd_margin") < t("min_fwd_margin")), pl.lit(REASON_FWD_MARGIN)),

@@ -77,7 +77,8 @@ def iter_pair_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator
 
 
 def score_records(
-    records: list[dict], translator=None, rules: FilterRules | None = None, model_languages: frozenset[str] | None = None
+    records: list[dict], translator=None, rules: FilterRules | None = None,
+    model_languages: frozenset[str] | None = None,
 ) -> list[dict]:
     """Each record with every signal, ``keep`` and ``reason`` added, in input order."""
     frame = pl.DataFrame(

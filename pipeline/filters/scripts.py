@@ -70,14 +70,6 @@ def expected_char_ratio(nllb_code: str) -> float:
     return EXPECTED_CHAR_RATIO.get(nllb_code.partition("_")[2], 1.0)
 
 
-def script_of(nllb_code: str) -> str:
-    """ISO 15924 script of an NLLB code: ``zho_Hans`` -> ``Hans``."""
-    _, _, script = nllb_code.partition("_")
-    if script not in SCRIPT_UNICODE_NAMES:
-        raise ValueError(f"NLLB code {nllb_code!r} has no known script suffix (known: {', '.join(SCRIPT_UNICODE_NAMES)})")
-    return script
-
-
 @lru_cache(maxsize=None)
 def _script_pattern(script: str):
     import regex

@@ -28,8 +28,6 @@ CHRF_CHAR_ORDER = 6
 CHRF_WORD_ORDER = 2
 CHRF_BETA = 2
 _CHRF_PUNCTS = frozenset('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~')
-# Below this many distinct pairs a process pool costs more than it saves.
-CHRF_PARALLEL_MIN_PAIRS = 4000
 
 
 def _chrf_words(sent: str) -> list[str]:
@@ -91,28 +89,14 @@ def _chrf_one(hyp: str, ref: str) -> float:
     return 100 * (1 + factor) * avg_prec * avg_rec / (factor * avg_prec + avg_rec)
 
 
-def _chrf_chunk(pairs: list[tuple[str, str]]) -> list[float]:
-    return [_chrf_one(h, r) for h, r in pairs]
-
-
-def chrf_pp_batch(hypotheses: list[str], references: list[str], workers: int = 1) -> list[float]:
+def chrf_pp_batch(hypotheses: list[str], references: list[str]) -> list[float]:
     """Sentence chrF++ (0-100, sacrebleu's numbers) of each hypothesis against its reference.
 
-    Identical pairs are scored once; with ``workers`` > 1 and enough distinct pairs the work is split
-    over a process pool (the metric is pure Python, so threads would not help).
+    Identical pairs are scored once.
     """
     pairs = list(zip(hypotheses, references))
     distinct = list(dict.fromkeys(pairs))
-    if workers > 1 and len(distinct) >= CHRF_PARALLEL_MIN_PAIRS:
-        from concurrent.futures import ProcessPoolExecutor
-
-        size = -(-len(distinct) // (workers * 4))
-        chunks = [distinct[i : i + size] for i in range(0, len(distinct), size)]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            scores = [s for part in pool.map(_chrf_chunk, chunks) for s in part]
-    else:
-        scores = _chrf_chunk(distinct)
-    lookup = dict(zip(distinct, scores))
+    lookup = {pair: _chrf_one(*pair) for pair in distinct}
     return [lookup[p] for p in pairs]
 
 

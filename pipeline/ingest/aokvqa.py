@@ -88,7 +88,8 @@ class AokvqaReader:
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         builder = BatchBuilder(self.name, relative_source_file(self.path, None), batch_size)
         seen: set[str] = set()
-        for index, record in enumerate(iter_json_items(self.path, "item", hint='expected the JSON list of aokvqa_v1p0_*.json')):
+        items = iter_json_items(self.path, "item", hint="expected the JSON list of aokvqa_v1p0_*.json")
+        for index, record in enumerate(items):
             rid = record.get("question_id") if isinstance(record, dict) else None
             n_rationales = (
                 len(record["rationales"])

@@ -75,7 +75,8 @@ class BatchBuilder:
             }
         )
 
-    def quarantine(self, index: int, record: Any, record_id: Any, err: RecordError, source_file: str | None = None) -> None:
+    def quarantine(self, index: int, record: Any, record_id: Any, err: RecordError,
+                   source_file: str | None = None) -> None:
         try:
             raw = json.dumps(record, ensure_ascii=False, default=str)
             raw.encode("utf-8")

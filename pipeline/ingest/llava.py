@@ -77,7 +77,8 @@ class LlavaInstructReader:
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         builder = BatchBuilder(self.name, relative_source_file(self.path, None), batch_size)
         seen: set[str] = set()
-        for index, record in enumerate(iter_json_items(self.path, "item", hint='expected the JSON list of LLaVA-Instruct')):
+        items = iter_json_items(self.path, "item", hint="expected the JSON list of LLaVA-Instruct")
+        for index, record in enumerate(items):
             rid = record.get("id") if isinstance(record, dict) else None
             try:
                 conv_id = str(require(record, "id", (str, int)))

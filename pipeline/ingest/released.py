@@ -61,7 +61,8 @@ class ReleasedMblipReader:
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         builder = BatchBuilder(self.name, relative_source_file(self.path, None), batch_size)
-        for index, record in enumerate(iter_json_items(self.path, "item", hint='expected a JSON list of {context, label, image_id}')):
+        items = iter_json_items(self.path, "item", hint="expected a JSON list of {context, label, image_id}")
+        for index, record in enumerate(items):
             try:
                 context = require_text(record, "context")
                 label = require_text(record, "label")

@@ -88,7 +88,7 @@ class WebMatchReader:
 
         from pipeline.clip import load_clip
         from pipeline.matching import build_index, draw_examples, search_neighbours
-        from pipeline.templates import pick_match_template
+        from pipeline.template_table import pick_match_template
 
         m = self.matching
         pool = self.pool()

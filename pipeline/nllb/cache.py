@@ -166,7 +166,8 @@ class TranslationCache:
 
     def count(self) -> int:
         """Entries for this engine key."""
-        return self._conn().execute("SELECT count(*) FROM translations WHERE engine_id=?", (self.engine_id,)).fetchone()[0]
+        query = "SELECT count(*) FROM translations WHERE engine_id=?"
+        return self._conn().execute(query, (self.engine_id,)).fetchone()[0]
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -8,8 +8,10 @@ Batching: inputs are cleaned, empty ones answered without the model, the rest so
 cut into length buckets (at least one token budget each); each bucket goes to CT2 asynchronously
 with a token budget (``batch_type="tokens"``), so several replicas (``inter_threads``, several GPUs)
 work at once and padding stays small. Each bucket gets its own decoding cap relative to its source length, the hard
-stop against repetition loops. Results come back in input order. ``translate_iter`` streams any
-iterable through fixed-size windows, so memory is bounded whatever the dataset size.
+stop against repetition loops. Results come back in input order.
+
+(Over 300 lines on purpose: the only module that talks to CTranslate2; tokenisation, bucketing, the
+out-of-memory retry and decoding share its settings and NLLB's token conventions.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,9 +32,9 @@ log = logging.getLogger(__name__)
 LANG_CODE = re.compile(r"[a-z]{3}_[A-Z][a-z]{3}")  # NLLB language tokens, e.g. deu_Latn
 DEVICES = ("auto", "cpu", "cuda")
 COMPUTE_TYPES = (
-    "auto", "default", "int8", "int8_float16", "int8_bfloat16", "int8_float32", "int16", "float16", "bfloat16", "float32",
+    "auto", "default", "int8", "int8_float16", "int8_bfloat16", "int8_float32", "int16", "float16", "bfloat16",
+    "float32",
 )
-STREAM_WINDOW = 4096  # inputs sorted together by translate_iter: bigger = less padding, more memory
 MIN_OOM_BUDGET = 64  # below this token budget an out-of-memory error is not retried
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -90,6 +92,23 @@ class EngineSettings:
         if self.max_batch_tokens < 1 or self.max_input_tokens < 3:
             raise ValueError("translation.max_batch_tokens must be >= 1 and translation.max_input_tokens >= 3")
 
+    def resolve(self) -> tuple[str, str]:
+        """``(device, compute_type)`` as they will run on this machine, without loading a model.
+
+        ``auto`` is CUDA when CTranslate2 sees a GPU, else the CPU; the compute type is the requested
+        one or its closest supported fallback on that device (``resolve_compute_type``).
+        """
+        import ctranslate2
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        elif device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+            raise ValueError("translation.device is 'cuda' but CTranslate2 sees no CUDA device; use 'cpu' or 'auto'")
+        index = self.device_index[0] if self.device_index else 0
+        supported = set(ctranslate2.get_supported_compute_types(device, index))
+        return device, resolve_compute_type(self.compute_type, device, supported)
+
     def decoding_key(self) -> str:
         """The decoding settings that change outputs (part of the translation cache key)."""
         return (
@@ -117,7 +136,8 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, (RuntimeError, MemoryError)) and "out of memory" in str(error).lower()
 
 
-def run_with_oom_retry(run: Callable[[list[int], int], list], items: list[int], budget: int, lengths: list[int]) -> list:
+def run_with_oom_retry(run: Callable[[list[int], int], list], items: list[int], budget: int,
+                       lengths: list[int]) -> list:
     """``run(items, budget)``; on out-of-memory, retry with half the token budget (see ``retry_smaller``)."""
     try:
         return run(items, budget)
@@ -257,14 +277,7 @@ class NllbTranslator:
                 "create one with `mblip convert-nllb MODEL OUT`"
             )
         self.settings = settings
-        device = settings.device
-        if device == "auto":
-            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-        elif device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
-            raise ValueError("translation.device is 'cuda' but CTranslate2 sees no CUDA device; use 'cpu' or 'auto'")
-        index = settings.device_index[0] if settings.device_index else 0
-        supported = set(ctranslate2.get_supported_compute_types(device, index))
-        compute_type = resolve_compute_type(settings.compute_type, device, supported)
+        device, compute_type = settings.resolve()
         self.device = device
         self.translator = ctranslate2.Translator(
             str(self.model_dir),
@@ -275,7 +288,6 @@ class NllbTranslator:
             intra_threads=settings.intra_threads,
         )
         # CT2 silently runs half precision as float32 on CPU: log what actually runs.
-        self.requested_compute_type = settings.compute_type
         self.compute_type = self.translator.compute_type
         log.info(
             "loaded %s on %s %s, requested compute type %s, effective %s",
@@ -401,19 +413,6 @@ class NllbTranslator:
                                  decoded_tokens=decoded)
         return out
 
-    def translate_iter(
-        self, texts: Iterable[str], src_lang: str, tgt_lang: str, window: int = STREAM_WINDOW
-    ) -> Iterator[Translation]:
-        """Stream ``texts`` through the engine ``window`` inputs at a time (bounded memory, input order)."""
-        buffer: list[str] = []
-        for text in texts:
-            buffer.append(text)
-            if len(buffer) >= window:
-                yield from self.translate(buffer, src_lang, tgt_lang)
-                buffer = []
-        if buffer:
-            yield from self.translate(buffer, src_lang, tgt_lang)
-
     def _decoding_cap(self, source_len: int) -> int:
         """Hard cap on decoded tokens (target-language token included) for a source of this length."""
         return min(int(self.settings.max_length_ratio * source_len) + 10, self.max_positions - 1)
@@ -431,7 +430,8 @@ class NllbTranslator:
             max_input_length=0, return_scores=True,
         )
 
-    def _translate_tokens(self, tokens: list[list[str]], tgts: list[str], min_len: int | None, max_len: int | None) -> list:
+    def _translate_tokens(self, tokens: list[list[str]], tgts: list[str], min_len: int | None,
+                          max_len: int | None) -> list:
         """CT2 results for ``tokens`` in input order, bucketed by length, submitted asynchronously."""
         lengths = [len(t) for t in tokens]
         order = sorted(range(len(tokens)), key=lengths.__getitem__)

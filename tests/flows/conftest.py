@@ -54,7 +54,8 @@ def prefect_server(tmp_path_factory):
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited with {proc.returncode}:\n{(home / 'server.log').read_text()[-3000:]}")
+                tail = (home / "server.log").read_text()[-3000:]
+                raise RuntimeError(f"prefect server exited with {proc.returncode}:\n{tail}")
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
                     if r.status == 200:
@@ -80,7 +81,8 @@ def prefect_api(prefect_server, tmp_path):
     """Point this process at the session's server for one test (and only that test)."""
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server["url"], PREFECT_HOME: str(tmp_path / "client-home")}):
+    updates = {PREFECT_API_URL: prefect_server["url"], PREFECT_HOME: str(tmp_path / "client-home")}
+    with temporary_settings(updates=updates):
         yield prefect_server["url"]
 
 

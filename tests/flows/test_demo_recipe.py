@@ -10,7 +10,7 @@ import yaml
 
 from model.templates import caption_prompt, vqa_prompt
 from tools.demo.run import DEMO_CONFIG
-from pipeline.templates import TEMPLATES
+from pipeline.template_table import TEMPLATES
 
 
 def test_demo_has_english_at_its_share_and_inference_prompts(tmp_path, demo_root):

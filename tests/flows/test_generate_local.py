@@ -29,7 +29,8 @@ def test_generate_flow_runs_locally_on_demo_data(tmp_path, demo_root, tiny_model
     # 12 demo images: 5 captions and 3 questions each
     assert stats["sources"]["coco_captions"]["records"] == 60
     assert stats["sources"]["vqav2"]["records"] == 36
-    assert stats["totals"]["records"] == stats["totals"]["kept"] + stats["totals"]["rejected"] + stats["totals"]["quarantined"]
+    totals = stats["totals"]
+    assert totals["records"] == totals["kept"] + totals["rejected"] + totals["quarantined"]
     kept = [out / f["path"] for f in manifest["files"] if f["split"] == "kept"]
     rejected = [out / f["path"] for f in manifest["files"] if f["split"] == "rejected"]
     assert sum(pl.read_parquet(p).height for p in kept + rejected) == 96

@@ -72,7 +72,8 @@ def test_a_grown_source_reprocesses_only_new_chunks(tmp_path, demo_config, prefe
 
     captions = tmp_path / "demo-data" / "annotations" / "captions_train2014.json"
     data = json.loads(captions.read_text())
-    data["annotations"] += [dict(data["annotations"][0], id=50_000 + i, caption=f"One more caption {i}.") for i in range(3)]
+    template = data["annotations"][0]
+    data["annotations"] += [dict(template, id=50_000 + i, caption=f"One more caption {i}.") for i in range(3)]
     captions.write_text(json.dumps(data))
 
     grown = generate(str(config))

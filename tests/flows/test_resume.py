@@ -40,7 +40,8 @@ def _kill_when(proc: subprocess.Popen, ready, timeout_s: float = 240) -> None:
     deadline = time.monotonic() + timeout_s
     while not ready():
         if proc.poll() is not None:
-            pytest.fail(f"run ended (rc {proc.returncode}) before the kill point:\n{proc.stderr.read().decode()[-3000:]}")
+            stderr = proc.stderr.read().decode()[-3000:]
+            pytest.fail(f"run ended (rc {proc.returncode}) before the kill point:\n{stderr}")
         if time.monotonic() > deadline:
             proc.kill()
             pytest.fail("kill point not reached in time")

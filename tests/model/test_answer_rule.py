@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from model.data import row_to_example
-from pipeline.templates import TEMPLATES
+from pipeline.template_table import TEMPLATES
 
 
 def _vqa_rows(n: int) -> list[dict]:

@@ -74,7 +74,8 @@ def test_image_placeholder_agrees_between_tokenizer_processor_and_config(tiny_di
         tokenizer = assembled.processor.tokenizer
         assert config.image_token_index == tokenizer.convert_tokens_to_ids("<image>") == assembled.image_token_index
         assert assembled.processor.num_query_tokens == config.num_query_tokens
-        enc = assembled.processor(images=[Image.new("RGB", (40, 30), "red")], text=["Caption the image."], return_tensors="pt")
+        enc = assembled.processor(images=[Image.new("RGB", (40, 30), "red")], text=["Caption the image."],
+                                  return_tensors="pt")
         assert int((enc["input_ids"] == config.image_token_index).sum()) == config.num_query_tokens
         assert enc["pixel_values"].shape[-1] == config.vision_config.image_size
 

@@ -32,7 +32,8 @@ def test_manifest_keeps_only_kept_shards_of_the_requested_languages(tmp_path):
     data = read_manifest(root)
     assert [f.lang for f in data.files] == ["de", "fr"] and data.rows == 7
     assert data.image_roots == {"coco": Path("/imgs")}
-    assert [f.path for f in read_manifest(root / "manifest.json", ["fr"]).files] == [root / "data/fr/part-00000.parquet"]
+    french = read_manifest(root / "manifest.json", ["fr"])
+    assert [f.path for f in french.files] == [root / "data/fr/part-00000.parquet"]
     with pytest.raises(ValueError, match="languages with kept shards: \\['de', 'fr'\\]"):
         read_manifest(root, ["sw"])
     with pytest.raises(FileNotFoundError, match="data.manifest"):
@@ -41,7 +42,8 @@ def test_manifest_keeps_only_kept_shards_of_the_requested_languages(tmp_path):
 
 def _row(**kw):
     base = {"example_id": "e1", "task": "caption", "image_id": "1", "image_path": "a/b.jpg", "source": "coco",
-            "text_en": "A red circle.", "answer_en": None, "lang": "de", "text_tgt": "Ein roter Kreis.", "answer_tgt": None}
+            "text_en": "A red circle.", "answer_en": None, "lang": "de", "text_tgt": "Ein roter Kreis.",
+            "answer_tgt": None}
     return base | kw
 
 
@@ -101,10 +103,13 @@ def _spec(processor, decoder_only, max_length=16, max_target_length=16):
 def test_seq2seq_encoding_matches_the_processor(tiny_dirs):
     processor = _processor(tiny_dirs, "mt5")
     spec = _spec(processor, decoder_only=False)
-    examples = [Example("a", Path("x"), "Caption the image in English.", "A red circle."), Example("b", Path("y"), "Answer in English: What shape?", "circle")]
+    examples = [Example("a", Path("x"), "Caption the image in English.", "A red circle."),
+                Example("b", Path("y"), "Answer in English: What shape?", "circle")]
     batch = encode_examples(processor.tokenizer, examples, spec)
-    ref = processor(text=[e.prompt for e in examples], images=[torch.zeros(3, 32, 32)] * 2, padding=True, return_tensors="pt")
-    assert torch.equal(batch["input_ids"], ref["input_ids"]) and torch.equal(batch["attention_mask"], ref["attention_mask"])
+    ref = processor(text=[e.prompt for e in examples], images=[torch.zeros(3, 32, 32)] * 2, padding=True,
+                    return_tensors="pt")
+    assert torch.equal(batch["input_ids"], ref["input_ids"])
+    assert torch.equal(batch["attention_mask"], ref["attention_mask"])
     target = processor.tokenizer("circle")["input_ids"]
     assert batch["labels"][1, : len(target)].tolist() == target
     assert (batch["labels"][1, len(target) :] == IGNORE_INDEX).all()
@@ -113,7 +118,8 @@ def test_seq2seq_encoding_matches_the_processor(tiny_dirs):
 def test_decoder_only_labels_cover_only_the_target(tiny_dirs):
     processor = _processor(tiny_dirs, "bloom")
     spec = _spec(processor, decoder_only=True, max_length=12)
-    examples = [Example("a", Path("x"), "What shape?", "circle"), Example("b", Path("y"), "A long prompt " * 20, "a red square")]
+    examples = [Example("a", Path("x"), "What shape?", "circle"),
+                Example("b", Path("y"), "A long prompt " * 20, "a red square")]
     batch = encode_examples(processor.tokenizer, examples, spec)
     ids, labels = batch["input_ids"], batch["labels"]
     assert ids.shape == labels.shape

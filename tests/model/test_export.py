@@ -32,8 +32,10 @@ def test_export_loads_with_plain_transformers_and_generates(make_config, tmp_pat
     load_trainable(trained.model, checkpoint / TRAINABLE_FILE)
     trained.model.eval()
     tok = processor.tokenizer
-    spec = TokenSpec(model.config.image_token_index, model.config.num_query_tokens, 32, trained.decoder_only, tok.pad_token_id, tok.eos_token_id)
-    batch = encode_examples(tok, [Example("a", Path("x"), "Answer in English: What shape is shown in the image?", "circle")], spec)
+    spec = TokenSpec(model.config.image_token_index, model.config.num_query_tokens, 32, trained.decoder_only,
+                     tok.pad_token_id, tok.eos_token_id)
+    question = Example("a", Path("x"), "Answer in English: What shape is shown in the image?", "circle")
+    batch = encode_examples(tok, [question], spec)
     images = [Image.new("RGB", (96, 96), (220, 30, 30))]
     batch["pixel_values"] = processor.image_processor(images, return_tensors="pt")["pixel_values"]
     with torch.no_grad():

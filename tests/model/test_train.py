@@ -54,7 +54,8 @@ def test_projection_stage_changes_only_the_projection(make_config, tiny_dirs):
     before = load_file(str(tiny_dirs["blip2"] / "model.safetensors"))["language_projection.weight"]
     assert not torch.equal(saved["language_projection.weight"], before)
     # The full stage can start from it.
-    full = make_config(train={"max_steps": 1, "init_from": str(result.checkpoint), "output_dir": cfg.train.output_dir + "-full"})
+    full = make_config(train={"max_steps": 1, "init_from": str(result.checkpoint),
+                              "output_dir": cfg.train.output_dir + "-full"})
     assert train(full).step == 1
 
 
@@ -118,8 +119,9 @@ def test_a_missing_model_directory_fails_at_once_saying_how_to_make_it(make_conf
 
     missing = tmp_path / "not-built" / "tiny"
     cfg = make_config(model={"llm": str(missing / "mt5")})
-    with pytest.raises(FileNotFoundError, match=rf"model.llm: model directory {missing / 'mt5'} does not exist; "
-                                                 rf"build the tiny models with `python -m tools.testmodels.blip {missing}`"):
+    with pytest.raises(FileNotFoundError,
+                       match=rf"model.llm: model directory {missing / 'mt5'} does not exist; "
+                             rf"build the tiny models with `python -m tools.testmodels.blip {missing}`"):
         train(cfg)
     other = make_config(model={"blip2": str(tmp_path / "models" / "blip2-flan-t5-xl")})
     with pytest.raises(FileNotFoundError, match="model.blip2: .* does not exist; download it"):

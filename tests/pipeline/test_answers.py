@@ -3,7 +3,7 @@
 import polars as pl
 import pytest
 
-from pipeline.answers import answer_kind, normalize_answer, translate_answer_vocabulary, translate_answers
+from pipeline.answers import accept_answers, answer_kind, normalize_answer, translate_answers
 from pipeline.nllb.engine import EngineSettings, Translation, load_translator
 from pipeline.translate import CachingTranslator, TranslationStats
 
@@ -46,16 +46,17 @@ def test_vocabulary_translates_each_answer_once_and_applies_the_round_trip_rule(
     engine = DictEngine(TABLE)
     stats = TranslationStats()
     answers = ["red", "2", "yes", "no", "left", "red", "red", "10"]
-    vocab = translate_answer_vocabulary(CachingTranslator(engine), answers, DE, stats=stats)
-    assert vocab == {"red": "rot", "2": "2", "10": "10", "yes": "ja", "no": "nein", "left": None}
+    accepted = accept_answers(CachingTranslator(engine), [(a, DE) for a in answers], stats=stats)
+    assert accepted == {(a, DE): t for a, t in
+                        {"red": "rot", "2": "2", "10": "10", "yes": "ja", "no": "nein", "left": None}.items()}
     forward = [t for t, lang in engine.sent if lang == DE]
     assert sorted(forward) == ["left", "no", "red", "yes"]  # numbers never reach the model, repeats once
     assert stats.requested == 6 + 4 and stats.distinct == 4 + 4  # forward (with repeats) + back-translations
 
 
 def test_yes_no_are_kept_or_dropped_together():
-    vocab = translate_answer_vocabulary(CachingTranslator(DictEngine(TABLE)), ["yes", "no", "3"], FR)
-    assert vocab == {"yes": None, "no": None, "3": "3"}
+    accepted = accept_answers(CachingTranslator(DictEngine(TABLE)), [("yes", FR), ("no", FR), ("3", FR)])
+    assert accepted == {("yes", FR): None, ("no", FR): None, ("3", FR): "3"}
 
 
 def test_translate_answers_columns():

@@ -4,7 +4,9 @@ may load or use the model."""
 import polars as pl
 import pytest
 
-from pipeline.chunks import ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkJob, ChunkPlan, run_chunk_plan
+from pipeline.chunks import (
+    ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkJob, ChunkPlan, run_chunk_plan,
+)
 from pipeline.filters.rules import FilterRules
 from pipeline.ingest.stage import open_reader
 from pipeline.nllb.engine import EngineSettings, load_translator
@@ -100,5 +102,6 @@ def test_only_languages_recomputes_just_their_rows(tmp_path, chunk, engine, tiny
     merged = pl.read_parquet(run_chunk_plan(done, job(tiny_model_dir, only_languages=("de",)), lambda: engine))
     assert merged.height == original.height
     german = merged.filter(pl.col("lang") == "de").sort("example_id")
-    assert german.select(TEXT_COLUMNS).equals(original.filter(pl.col("lang") == "de").sort("example_id").select(TEXT_COLUMNS))
+    expected = original.filter(pl.col("lang") == "de").sort("example_id")
+    assert german.select(TEXT_COLUMNS).equals(expected.select(TEXT_COLUMNS))
     assert set(merged.filter(pl.col("lang") != "de")["text_tgt"]) == {"stale"}

@@ -18,7 +18,8 @@ def output(tmp_path_factory, make_processed):
     for p in paths:
         frame = pl.read_parquet(p)
         frame = frame.with_columns(
-            pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.lit("Beschreibe das Bild.")).otherwise(None).alias("prompt"))
+            pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.lit("Beschreibe das Bild.")).otherwise(None)
+            .alias("prompt"))
         frame.write_parquet(p)
     out = tmp / "out"
     manifest = write_outputs(out, paths, [], counts, 1, 10, 5,
@@ -33,7 +34,8 @@ def test_trainer_view_has_prompt_target_image_language_task(output, tmp_path):
     kept = pl.read_parquet(out / "data/*/*.parquet")
     view = pl.read_parquet(tmp_path / "exp" / "trainer/*/*.parquet")
     assert view.height == kept.height == manifest["totals"]["kept"]
-    assert view.columns == ["example_id", "source", "image_id", "image_path", "image", "lang", "task", "prompt", "target"]
+    assert view.columns == ["example_id", "source", "image_id", "image_path", "image", "lang", "task", "prompt",
+                            "target"]
     assert view["prompt"].null_count() == 0 and view["target"].null_count() == 0
     joined = view.join(kept, on="example_id", suffix="_row")
     assert (joined["lang"] == joined["lang_row"]).all()

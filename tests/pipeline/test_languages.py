@@ -1,14 +1,20 @@
 import pytest
 
-from pipeline.languages import UnknownLanguageError, get_language, load_languages, nllb_codes, resolve_languages
+from pipeline.languages import (
+    SOURCE_LANGUAGE, SOURCE_NLLB, UnknownLanguageError, get_language, load_languages, resolve_languages,
+)
 
 
 def test_table_has_96_languages_with_unique_codes():
     langs = load_languages()
     assert len(langs) == 96
     assert len({l.code for l in langs}) == 96
-    assert len(set(nllb_codes())) == 96
+    assert len({l.nllb for l in langs}) == 96
     assert abs(sum(l.mc4_share_pct for l in langs) - 100.0) < 1e-3
+
+
+def test_source_language_codes_agree_with_the_table():
+    assert get_language(SOURCE_LANGUAGE).nllb == SOURCE_NLLB == "eng_Latn"
 
 
 def test_lookup_by_either_code_and_documented_fixes():

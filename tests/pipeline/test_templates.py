@@ -11,9 +11,10 @@ import pytest
 import model.templates as model_templates
 from pipeline.filters.rules import load_rules
 from pipeline.nllb.engine import EngineSettings, Translation, load_translator
+from pipeline.template_table import TASK_VQA_ENGLISH_ANSWER, TEMPLATES, TRANSLATED_TEMPLATES
 from pipeline.templates import (
-    DROP_CONTAINS_ENGLISH, TASK_VQA_ENGLISH_ANSWER, TEMPLATES, TRANSLATED_TEMPLATES, PromptSettings, add_prompts,
-    english_prompt, split_template, templates_for, translate_templates,
+    DROP_CONTAINS_ENGLISH, PromptSettings, add_prompts, english_prompt, split_template, templates_for,
+    translate_templates,
 )
 from pipeline.translate import CachingTranslator
 
@@ -176,7 +177,8 @@ def test_inference_and_training_read_one_table():
 
 
 def test_match_prompts_are_english_around_the_translated_caption():
-    from pipeline.templates import MATCH_TEMPLATES, english_templates, pick_match_template, prompt_and_target
+    from pipeline.template_table import MATCH_TEMPLATES, pick_match_template
+    from pipeline.templates import english_templates, prompt_and_target
 
     assert len(MATCH_TEMPLATES) == 12 and all("{caption}" in t for t, _, _ in MATCH_TEMPLATES)
     used = set()

@@ -79,9 +79,11 @@ def test_persistent_cache_translates_only_new_strings(engine, tmp_path):
 def test_cache_key_covers_decoding_settings(tiny_model_dir, engine, tmp_path):
     other = load_translator(tiny_model_dir, EngineSettings(compute_type="int8", max_input_tokens=48, beam_size=2))
     assert other.cache_key() != engine.cache_key()
-    CachingTranslator(engine, TranslationCache(tmp_path, engine.cache_key())).translate(["A red circle."], "eng_Latn", "deu_Latn")
+    cached = CachingTranslator(engine, TranslationCache(tmp_path, engine.cache_key()))
+    cached.translate(["A red circle."], "eng_Latn", "deu_Latn")
     counting = CountingEngine(other)
-    CachingTranslator(counting, TranslationCache(tmp_path, other.cache_key())).translate(["A red circle."], "eng_Latn", "deu_Latn")
+    cached_other = CachingTranslator(counting, TranslationCache(tmp_path, other.cache_key()))
+    cached_other.translate(["A red circle."], "eng_Latn", "deu_Latn")
     assert counting.sent == [("A red circle.", "deu_Latn")]
 
 
@@ -106,7 +108,8 @@ def test_chunk_stage_writes_stats_sidecar_and_rerun_hits_the_cache(tiny_model_di
     from tools.demo.data import demo_paths
 
     paths = demo_paths(demo_root)
-    rows = next(iter(open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations).iter_batches(30))).rows
+    reader = open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations)
+    rows = next(iter(reader.iter_batches(30))).rows
     chunk = tmp_path / "chunk-00000.parquet"
     rows.write_parquet(chunk)
     job = ChunkJob(model_dir=str(tiny_model_dir), settings=EngineSettings(compute_type="int8"), languages=("de", "fr"),

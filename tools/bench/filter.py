@@ -94,10 +94,11 @@ def bench_filter(model_dir=None, data_dir=None, langs: tuple[str, ...] = ("de", 
 
     model_languages = None
     if model_dir is None:
+        from pipeline.languages import SOURCE_NLLB
         from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
 
         model_dir = shipped_model_dir()
-        model_languages = frozenset(t for s, t in SHIPPED_DIRECTIONS if s == "eng_Latn")
+        model_languages = frozenset(t for s, t in SHIPPED_DIRECTIONS if s == SOURCE_NLLB)
     rules = load_rules(rules_path, shipped_model=rules_path is None and model_languages is not None)
     data = read_multi30k(data_dir or default_data_dir("val"), "val", langs)
     if limit is not None:

@@ -17,7 +17,9 @@ from tools.testmodels.nllb import NLLB_1_3B_SHAPE, NLLB_600M_SHAPE, NllbShape, b
 log = logging.getLogger(__name__)
 
 # "tiny" exists for smoke tests of the benchmark code itself; its numbers mean nothing.
-SHAPES: dict[str, NllbShape] = {"600m": NLLB_600M_SHAPE, "1.3b": NLLB_1_3B_SHAPE, "tiny": NllbShape(d_model=64, ffn_dim=128)}
+SHAPES: dict[str, NllbShape] = {
+    "600m": NLLB_600M_SHAPE, "1.3b": NLLB_1_3B_SHAPE, "tiny": NllbShape(d_model=64, ffn_dim=128),
+}
 DEFAULT_CACHE = Path(os.environ.get("MBLIP_BENCH_CACHE", Path.home() / ".cache" / "mblip" / "bench"))
 HF_DONE = "_BUILT"
 

@@ -37,7 +37,9 @@ CAPTION_TEMPLATES = (
     "The image shows one {c} {s}.",
     "A {size} {c} {s} near the {where} of the image.",
 )
-LICENSES = [{"id": 1, "name": "CC0 1.0 (generated demo images)", "url": "https://creativecommons.org/publicdomain/zero/1.0/"}]
+LICENSES = [
+    {"id": 1, "name": "CC0 1.0 (generated demo images)", "url": "https://creativecommons.org/publicdomain/zero/1.0/"},
+]
 
 
 @dataclass(frozen=True)

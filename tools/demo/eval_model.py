@@ -93,7 +93,8 @@ def heldout_questions(data_dir: Path, val_fraction: float) -> list[dict]:
     return items
 
 
-def answer_accuracy(model, processor, items: list[dict], images: list[str], num_beams: int, batch_size: int = 32) -> dict[str, float]:
+def answer_accuracy(model, processor, items: list[dict], images: list[str], num_beams: int,
+                    batch_size: int = 32) -> dict[str, float]:
     """Exact-match accuracy per question kind when question i is asked about ``images[i]``."""
     from model.data import load_image
     from model.infer import ANSWER_MAX_NEW_TOKENS, generate
@@ -127,8 +128,8 @@ def derange(n: int, seed: int) -> list[int]:
     return target
 
 
-def run(work: Path, n_images: int, steps: int, image_size: int, patch_size: int, seed: int, num_beams: int, tasks: tuple[str, ...],
-        batch_size: int, optim: dict | None = None) -> dict:
+def run(work: Path, n_images: int, steps: int, image_size: int, patch_size: int, seed: int, num_beams: int,
+        tasks: tuple[str, ...], batch_size: int, optim: dict | None = None) -> dict:
     from model.config import load_config
     from model.export import export_checkpoint
     from model.infer import load_exported
@@ -140,8 +141,8 @@ def run(work: Path, n_images: int, steps: int, image_size: int, patch_size: int,
         "model": {"blip2": str(work / "blip2"), "llm": str(work / "mt5")},
         "data": {"manifest": str(work / "data"), "tasks": tasks},
         "optim": optim or {},
-        "train": {"output_dir": str(work / "run"), "max_steps": steps, "seed": seed, "resume": False, "batch_size": batch_size,
-                  "global_batch": batch_size,
+        "train": {"output_dir": str(work / "run"), "max_steps": steps, "seed": seed, "resume": False,
+                  "batch_size": batch_size, "global_batch": batch_size,
                   "eval_every": max(1, steps // 4), "save_every": 0},
     }
     cfg = load_config(TINY_CONFIG, overrides)
@@ -195,8 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     tasks = tuple(t for t in args.tasks.split(",") if t)
     optim = {k: v for k, v in (("lr_qformer", args.lr_qformer), ("lr_lora", args.lr_lora)) if v is not None}
-    report = run(Path(args.work_dir), args.n_images, args.steps, args.image_size, args.patch_size, args.seed, args.beams,
-                 tasks, args.batch_size, optim)
+    report = run(Path(args.work_dir), args.n_images, args.steps, args.image_size, args.patch_size, args.seed,
+                 args.beams, tasks, args.batch_size, optim)
     acc, shuf, chance = report["accuracy"], report["accuracy_shuffled_images"], report["chance"]
     print(json.dumps(report, indent=2))
     print(

@@ -22,7 +22,8 @@ def write_english_demo_output(demo_root: Path, out_dir: Path) -> Path:
     from tools.demo.data import SUBTYPE, demo_paths
     from pipeline.ingest.coco import CocoCaptionsReader
     from pipeline.ingest.vqav2 import Vqav2Reader
-    from pipeline.schema import ROW_SCHEMA, conform
+    from pipeline.languages import SOURCE_LANGUAGE, SOURCE_NLLB
+    from pipeline.schema import ROW_SCHEMA, STATUS_KEPT, conform
 
     paths = demo_paths(demo_root)
     readers = [
@@ -31,11 +32,11 @@ def write_english_demo_output(demo_root: Path, out_dir: Path) -> Path:
     ]
     frames = [batch.rows for reader in readers for batch in reader.iter_batches()]
     rows = pl.concat(frames).with_columns(
-        lang=pl.lit("en"),
-        lang_nllb=pl.lit("eng_Latn"),
+        lang=pl.lit(SOURCE_LANGUAGE),
+        lang_nllb=pl.lit(SOURCE_NLLB),
         text_tgt=pl.col("text_en"),
         answer_tgt=pl.col("answer_en"),
-        status=pl.lit("kept"),
+        status=pl.lit(STATUS_KEPT),
     )
     rows = conform(rows, ROW_SCHEMA).sort("example_id")
     rel = "data/en/part-00000.parquet"

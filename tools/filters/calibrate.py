@@ -116,10 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         translator, languages = load_translator(args.model), None
     else:
+        from pipeline.languages import SOURCE_NLLB
         from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
 
         translator = load_translator(shipped_model_dir())
-        languages = frozenset(t for s, t in SHIPPED_DIRECTIONS if s == "eng_Latn")
+        languages = frozenset(t for s, t in SHIPPED_DIRECTIONS if s == SOURCE_NLLB)
     scored = score_labelled(args.data, args.split, args.limit, args.seed, translator, languages)
     setting, mode_rates = calibrate(scored, args.min_kept)
     for mode, r in mode_rates.items():
@@ -131,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--write stores the shipped model's thresholds; put another model's in its filter config")
         header = (f"# Model thresholds for the shipped multi30k model (pipeline/assets/nllb-multi30k), written by\n"
                   f"# `python -m tools.filters.calibrate --split {args.split} --limit {args.limit} "
-                  f"--seed {args.seed} --min-kept {args.min_kept} --write`\n# (grid search on the labelled set, see calibrate.py).\n")
+                  f"--seed {args.seed} --min-kept {args.min_kept} --write`\n"
+                  "# (grid search on the labelled set, see calibrate.py).\n")
         SHIPPED_THRESHOLDS_FILE.write_text(header + "\n".join(lines) + "\n")
         print(f"wrote {SHIPPED_THRESHOLDS_FILE}")
     return 0

@@ -86,7 +86,8 @@ def evaluate_directions(
         hypotheses = [t.text for t in translator.translate(sources, src_code, tgt_code)]
         seconds = time.perf_counter() - start
         chrf, bleu = score_corpus(hypotheses, references)
-        scores.append(DirectionScore(src_code, tgt_code, len(sources), round(chrf, 2), round(bleu, 2), round(seconds, 2)))
+        scores.append(DirectionScore(src_code, tgt_code, len(sources), round(chrf, 2), round(bleu, 2),
+                                     round(seconds, 2)))
         log.info("%s->%s: chrF++ %.2f BLEU %.2f (%d sentences, %.1fs)", src, tgt, chrf, bleu, len(sources), seconds)
     return scores
 

@@ -9,6 +9,9 @@ Run::
 
     python -m tools.mt.model_card --run runs/nllb-multi30k --data MULTI30K \\
         --model pipeline/assets/nllb-multi30k --card data_cards/nllb-multi30k.md
+
+(Over 300 lines on purpose: most of it is the card's Markdown template, which reads best in one piece
+next to the artifacts it is filled from.)
 """
 
 from __future__ import annotations
@@ -113,7 +116,8 @@ def _read_stage(path: Path) -> dict:
     return {
         "config": json.loads((path / "train_config.json").read_text()),
         "summary": json.loads((path / "summary.json").read_text()),
-        "evals": [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if "eval_mean" in line],
+        "evals": [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()
+                  if "eval_mean" in line],
         "recovered": (path / RECOVERED_INIT).exists(),
     }
 
@@ -121,7 +125,8 @@ def _read_stage(path: Path) -> dict:
 def read_stages(model_dir: Path) -> list[dict]:
     """Every training stage of a shipped model, first first (the last one is ``training/`` itself)."""
     training = model_dir / "training"
-    earlier = sorted((training / "stages").glob("*"), key=lambda p: int(p.name)) if (training / "stages").exists() else []
+    stages = training / "stages"
+    earlier = sorted(stages.glob("*"), key=lambda p: int(p.name)) if stages.exists() else []
     return [_read_stage(p) for p in earlier] + [_read_stage(training)]
 
 
@@ -176,8 +181,9 @@ def render_card(model_dir: Path, scores_json: str, beam_scores_json: str | None 
     scores = [DirectionScore(**s) for s in json.loads(scores_json)]
     beam = ""
     if beam_scores_json:
-        beam = (f"\n\nWith beam search (`--beam-size {beam_size}`, as `translation.beam_size: {beam_size}` in a pipeline "
-                f"config; slower):\n\n" + format_scores([DirectionScore(**s) for s in json.loads(beam_scores_json)]))
+        beam = (f"\n\nWith beam search (`--beam-size {beam_size}`, as `translation.beam_size: {beam_size}` in a "
+                f"pipeline config; slower):\n\n"
+                + format_scores([DirectionScore(**s) for s in json.loads(beam_scores_json)]))
     evals = stages[-1]["evals"]
     meta = read_model_metadata(model_dir)
     all_evals = [(n, e) for n, stage in enumerate(stages, 1) for e in stage["evals"]]
@@ -257,7 +263,8 @@ sacrebleu corpus scores: chrF++ = `CHRF(word_order=2)`, BLEU with the 13a tokeni
 {format_scores(scores)}{beam}{_questions_section(questions_json, cfg.get("question_val_images"))}
 
 The checkpoint was selected by mean chrF++ on the first {cfg['eval_sentences']} validation lines of each
-direction{_floors_clause(cfg)} (stage {len(stages)}, step {selection['step']}), so these validation scores are slightly optimistic; Multi30k's test
+direction{_floors_clause(cfg)} (stage {len(stages)}, step {selection['step']}), \
+so these validation scores are slightly optimistic; Multi30k's test
 sets were not used.
 
 Selection curve (chrF++ per direction on the first {cfg['eval_sentences']} lines; `xgqa:` columns: all
@@ -269,8 +276,10 @@ held-out xGQA questions; steps and minutes count from the start of each stage):
 
 ## Limits
 
-- Undertrained: {epochs} epochs in {minutes} minutes of a shared 2-core CPU. The selection curve above {"was still rising at the last step" if _still_rising(evals) else "had levelled off"}; a longer
-  run (another stage: `--init-from RUN/best` with a new `--out`) gives a better model. Expect wrong nouns and colours, and
+- Undertrained: {epochs} epochs in {minutes} minutes of a shared 2-core CPU. The selection curve above \
+{"was still rising at the last step" if _still_rising(evals) else "had levelled off"}; a longer
+  run (another stage: `--init-from RUN/best` with a new `--out`) gives a better model. \
+Expect wrong nouns and colours, and
   dropped clauses on long captions.
 {questions_limit}- Greedy decoding; the engine's length cap stops runaway repetition but not wrong content, so
   back-translation scores from this model are much noisier than NLLB-200's.
@@ -278,7 +287,8 @@ held-out xGQA questions; steps and minutes count from the start of each stage):
 ## Training
 
 `python -m tools.mt.train_small --data DIR --out RUN` (seeded; resumes from `RUN/checkpoint.pt`;
-a later stage adds `--init-from EARLIER_RUN/best`), then `python -m tools.mt.model_card` (conversion with `pipeline.nllb.convert.convert_nllb`, i.e.
+a later stage adds `--init-from EARLIER_RUN/best`), then `python -m tools.mt.model_card` \
+(conversion with `pipeline.nllb.convert.convert_nllb`, i.e.
 `mblip convert-nllb RUN/best pipeline/assets/nllb-multi30k`, scoring, this card).
 
 - Data: the Multi30k training split, 29,000 aligned captions per language; every English caption is
@@ -316,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     ship_model(args.run, args.model)
-    scores_json = scores_to_json(evaluate_directions(NllbTranslator(args.model, EngineSettings(device="cpu")), args.data))
+    greedy = NllbTranslator(args.model, EngineSettings(device="cpu"))
+    scores_json = scores_to_json(evaluate_directions(greedy, args.data))
     (args.model / "training" / "val_scores.json").write_text(scores_json)
     beam_json = None
     if args.beam_size > 1:

@@ -30,6 +30,9 @@ train longer than one session's wall time once a cosine schedule has ended)::
 ``--select-min "eng_Latn-deu_Latn=48.3,xgqa:eng_Latn-deu_Latn=45"`` keeps as ``OUT/best`` only a checkpoint
 reaching every floor (with ``--eval-sentences 1014``, on the whole Multi30k validation split); if none does,
 the run writes no ``OUT/best`` and its summary's best score is -1.
+
+Longer than most modules on purpose: the whole small-MT trainer (data, batches, loop, evaluation,
+selection, checkpoints) in one file that reads top to bottom.
 """
 
 from __future__ import annotations
@@ -62,7 +65,9 @@ class TrainConfig:
     decoder_layers: int = 2
     attention_heads: int = 4
     ffn_dim: int = 640
-    dropout: float = 0.0  # residual/attention/activation dropout; 0 = off: a couple of epochs underfit rather than overfit, and dropout masks cost ~15% of CPU step time
+    # residual/attention/activation dropout; 0 = off: a couple of epochs underfit rather than overfit, and
+    # dropout masks cost ~15% of CPU step time
+    dropout: float = 0.0
     label_smoothing: float = 0.1  # 0 = plain cross-entropy
     batch_tokens: int = 2000  # padded tokens per batch, max(source, target) length x sentences
     max_len: int = 64  # pairs with more pieces on either side are skipped (Multi30k has almost none)
@@ -125,8 +130,9 @@ def copy_initial_checkpoint(source: Path, init_dir: Path, cfg: TrainConfig) -> P
         raise FileNotFoundError(f"--init-from {source}: no config.json (expected a saved HF checkpoint, e.g. OUT/best)")
     saved = json.loads(config_path.read_text())
     shape = cfg.shape()
-    expected = {"d_model": shape.d_model, "encoder_layers": shape.encoder_layers, "decoder_layers": shape.decoder_layers,
-                "encoder_attention_heads": shape.attention_heads, "encoder_ffn_dim": shape.ffn_dim}
+    expected = {"d_model": shape.d_model, "encoder_layers": shape.encoder_layers,
+                "decoder_layers": shape.decoder_layers, "encoder_attention_heads": shape.attention_heads,
+                "encoder_ffn_dim": shape.ffn_dim}
     wrong = {k: (saved.get(k), v) for k, v in expected.items() if saved.get(k) != v}
     if wrong:
         raise ValueError(f"--init-from {source}: shape differs from the configured one (saved, configured): {wrong}")
@@ -367,7 +373,8 @@ def check_resumable(out_dir: Path, cfg: TrainConfig) -> None:
     if "max_steps" in changed:
         step = torch.load(ckpt_path, weights_only=False)["step"] if ckpt_path.exists() else 0
         if step <= cfg.warmup_steps:
-            log.info("max_steps %s -> %s at step %d (still warming up): schedule unchanged so far", *changed["max_steps"], step)
+            log.info("max_steps %s -> %s at step %d (still warming up): schedule unchanged so far",
+                     *changed["max_steps"], step)
             del changed["max_steps"]
     if changed:
         raise ValueError(f"{out_dir} was started with other settings {changed}; use a new --out to change them")
@@ -446,7 +453,8 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
         if step % 50 == 0:
             now = time.time()
             record = {"step": step, "epoch": epoch, "loss": round(window_loss / window_tokens, 4),
-                      "lr": learning_rate(step - 1, cfg), "tgt_tokens_per_s": round(window_tokens / (now - window_start), 1),
+                      "lr": learning_rate(step - 1, cfg),
+                      "tgt_tokens_per_s": round(window_tokens / (now - window_start), 1),
                       "minutes": round((now - started) / 60, 2)}
             log.info("%s", record)
             with metrics_path.open("a") as f:

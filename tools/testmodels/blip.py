@@ -48,7 +48,8 @@ def build_tokenizer(texts: Iterable[str], out_dir: Path, decoder_only: bool, voc
     wrapped.save_pretrained(out_dir)
 
 
-def build_tiny_blip2(out_dir: Path, image_size: int = 32, text_width: int = 64, seed: int = 0, patch_size: int = 8) -> Path:
+def build_tiny_blip2(out_dir: Path, image_size: int = 32, text_width: int = 64, seed: int = 0,
+                     patch_size: int = 8) -> Path:
     """A tiny BLIP-2 checkpoint (random weights) with a T5 text model of width ``text_width``."""
     import torch
     from transformers import Blip2Config, Blip2ForConditionalGeneration, BlipImageProcessor, T5Config
@@ -139,7 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     from tools.demo.data import CAPTION_TEMPLATES, COLOURS, SHAPES
 
-    texts = [t.format(c=c, s=s, size="small", where="top left") for t in CAPTION_TEMPLATES for c in COLOURS for s in SHAPES]
+    texts = [t.format(c=c, s=s, size="small", where="top left")
+             for t in CAPTION_TEMPLATES for c in COLOURS for s in SHAPES]
     texts += [f"What color is the {s}?" for s in SHAPES] + ["What shape is shown in the image?", "yes", "no"]
     build_tiny_blip2(out / "blip2")
     build_tiny_mt5(out / "mt5", texts)

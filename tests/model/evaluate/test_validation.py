@@ -50,6 +50,7 @@ def test_validation_is_off_by_default_on_cpu_and_checks_the_selected_score(make_
     cfg = make_config(validation={"benchmarks": _slices(benchmark_files)})
     assembled = build_model(cfg.model, cfg.lora, "full", torch.device("cpu"))
     assert make_validator(cfg, assembled, torch.device("cpu")) is None
-    bad = make_config(validation={"benchmarks": _slices(benchmark_files), "enabled": True, "every": 1, "select": "xm3600/de"})
+    bad = make_config(validation={"benchmarks": _slices(benchmark_files), "enabled": True, "every": 1,
+                                  "select": "xm3600/de"})
     with pytest.raises(ValueError, match="validation.select 'xm3600/de' names no configured benchmark"):
         make_validator(bad, assembled, torch.device("cpu"))

@@ -2,7 +2,8 @@ from pipeline.filters.langid import langid_label, rank_language
 
 
 def test_rank_of_the_target_language():
-    texts = ["Ein Mann schläft in einem grünen Raum auf einem Sofa.", "Un homme dort dans une chambre verte sur un canapé."]
+    texts = ["Ein Mann schläft in einem grünen Raum auf einem Sofa.",
+             "Un homme dort dans une chambre verte sur un canapé."]
     top, ranks, probs = rank_language(texts, ["de", "de"])
     assert top == ["de", "fr"]
     assert ranks[0] == 1 and ranks[1] > 3

@@ -28,7 +28,8 @@ CASES = [
 
 def _frame(cases=CASES) -> pl.DataFrame:
     return pl.DataFrame(
-        [c[:3] for c in cases], schema={"text_en": pl.String, "text_tgt": pl.String, "lang_nllb": pl.String}, orient="row"
+        [c[:3] for c in cases], schema={"text_en": pl.String, "text_tgt": pl.String, "lang_nllb": pl.String},
+        orient="row",
     )
 
 
@@ -111,7 +112,9 @@ def test_model_signals_only_for_languages_the_model_covers(tiny_model_dir):
 def test_empty_batches_and_all_null_columns():
     empty = pl.DataFrame(schema={"text_en": pl.String, "text_tgt": pl.String, "lang_nllb": pl.String})
     assert apply_quality_filter(empty).height == 0
-    out = apply_quality_filter(pl.DataFrame({"text_en": ["A man on a couch."], "text_tgt": [None], "lang_nllb": [None]}))
+    out = apply_quality_filter(
+        pl.DataFrame({"text_en": ["A man on a couch."], "text_tgt": [None], "lang_nllb": [None]})
+    )
     assert out["reject_reason"].to_list() == ["input:missing_lang"]
 
 

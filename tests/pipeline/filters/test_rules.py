@@ -26,7 +26,8 @@ def _frame(**overrides) -> pl.DataFrame:
     }
     row.update(overrides)
     schema = {k: pl.Float64 if k.startswith("score_") else pl.String for k in row}
-    schema.update({"score_repeat_run": pl.Int64, "score_langid_rank": pl.Int64, "sig_short_inflated": pl.Boolean, "sig_numbers_ok": pl.Boolean})
+    schema.update({"score_repeat_run": pl.Int64, "score_langid_rank": pl.Int64, "sig_short_inflated": pl.Boolean,
+                   "sig_numbers_ok": pl.Boolean})
     return pl.DataFrame([row], schema=schema)
 
 

@@ -5,7 +5,8 @@ import polars as pl
 from mblip.cli import main
 from pipeline.filters.score_pairs import score_pairs_file
 
-GOOD = {"src": "A man is sleeping in a green room on a couch.", "tgt": "Ein Mann schläft in einem grünen Raum auf einem Sofa.", "lang": "deu_Latn"}
+GOOD = {"src": "A man is sleeping in a green room on a couch.",
+        "tgt": "Ein Mann schläft in einem grünen Raum auf einem Sofa.", "lang": "deu_Latn"}
 
 
 def _write_jsonl(path, lines):

@@ -82,7 +82,8 @@ def test_bad_questions_and_orphan_annotations_are_quarantined(tmp_path):
 def test_bad_annotation_is_reported_once_against_its_question(tmp_path):
     q, a = _write(
         tmp_path,
-        [{"image_id": 1, "question": "Colour?", "question_id": 5}, {"image_id": 1, "question": "Ok?", "question_id": 6}],
+        [{"image_id": 1, "question": "Colour?", "question_id": 5},
+         {"image_id": 1, "question": "Ok?", "question_id": 6}],
         [{"question_id": 5, "image_id": 1, "multiple_choice_answer": "", "answers": _answers("red")},
          _ann(6, 1, "yes", ["yes"] * 10)],
     )

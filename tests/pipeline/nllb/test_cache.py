@@ -14,7 +14,8 @@ def test_round_trip_and_key_separation(tmp_path):
     cache = TranslationCache(tmp_path, "engine-a")
     assert cache.get_many(["a dog"], "eng_Latn", "deu_Latn") == {}
     cache.put_many([("a dog", "ein Hund", False), ("long", "lang", True)], "eng_Latn", "deu_Latn")
-    assert cache.get_many(["a dog", "long", "other"], "eng_Latn", "deu_Latn") == {"a dog": ("ein Hund", False), "long": ("lang", True)}
+    assert cache.get_many(["a dog", "long", "other"], "eng_Latn", "deu_Latn") == \
+        {"a dog": ("ein Hund", False), "long": ("lang", True)}
     assert cache.get_many(["a dog"], "eng_Latn", "fra_Latn") == {}  # another target language
     assert cache.get_many(["a dog"], "deu_Latn", "eng_Latn") == {}  # another direction
     assert TranslationCache(tmp_path, "engine-b").get_many(["a dog"], "eng_Latn", "deu_Latn") == {}  # other settings

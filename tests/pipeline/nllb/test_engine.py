@@ -1,11 +1,11 @@
 """The CTranslate2 engine on a tiny real (random-weight) NLLB model: loading, compute types, bad input,
-length caps, input order, streaming, language codes, out-of-memory retry."""
+length caps, input order, language codes, out-of-memory retry."""
 
 import logging
 
 import pytest
 
-from pipeline.languages import UnknownLanguageError, nllb_codes
+from pipeline.languages import UnknownLanguageError, load_languages
 from pipeline.nllb import engine as engine_mod
 from pipeline.nllb.engine import (
     EngineSettings, NllbTranslator, clean_source, load_translator, read_vocabulary, resolve_compute_type,
@@ -53,6 +53,22 @@ def test_resolve_compute_type_fallbacks():
     assert resolve_compute_type("float16", "cuda", gpu) == "float16"
 
 
+def test_settings_resolve_device_and_compute_type_without_a_model():
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        pytest.skip("auto resolves to CUDA on this machine")
+    assert EngineSettings().resolve() == ("cpu", "int8")
+    supported = set(ctranslate2.get_supported_compute_types("cpu"))
+    # half precision on a CPU without fp16 kernels runs as float32 (the fallback table)
+    assert EngineSettings(device="cpu", compute_type="float16").resolve() == \
+        ("cpu", "float16" if "float16" in supported else "float32")
+    assert EngineSettings(device="auto", compute_type="int8_float16").resolve() == \
+        ("cpu", "int8_float16" if "int8_float16" in supported else "int8")
+    with pytest.raises(ValueError, match="sees no CUDA device"):
+        EngineSettings(device="cuda").resolve()
+
+
 def test_settings_validate_knobs():
     with pytest.raises(ValueError, match="translation.device"):
         EngineSettings(device="tpu")
@@ -89,13 +105,14 @@ def test_unknown_language_lists_valid_codes(engine):
 
 def test_all_96_language_codes_in_vocabulary(tiny_model_dir):
     vocab = set(read_vocabulary(tiny_model_dir))
-    codes = nllb_codes()
+    codes = [lang.nllb for lang in load_languages()]
     assert len(codes) == 96
     assert not [c for c in codes if c not in vocab]
 
 
 def test_forced_output_lengths(engine):
-    out = engine.translate(["A red circle.", "Is the triangle blue? " * 3], EN, DE, min_decoding_length=7, max_decoding_length=7)
+    out = engine.translate(["A red circle.", "Is the triangle blue? " * 3], EN, DE, min_decoding_length=7,
+                           max_decoding_length=7)
     assert [r.decoded_tokens for r in out] == [7, 7]
 
 
@@ -115,7 +132,8 @@ def test_output_is_capped_relative_to_input_length(tiny_model_dir):
 
 
 def test_results_follow_input_order(engine):
-    texts = ["A red circle.", "Is the triangle blue?", "yes", "Two dogs run across 3 fields.", "What shape is shown in the image?"]
+    texts = ["A red circle.", "Is the triangle blue?", "yes", "Two dogs run across 3 fields.",
+             "What shape is shown in the image?"]
     forward = [r.text for r in engine.translate(texts, EN, DE)]
     backward = [r.text for r in engine.translate(texts[::-1], EN, DE)]
     assert backward == forward[::-1]
@@ -129,13 +147,6 @@ def test_one_call_with_a_target_language_per_text(engine):
         assert result.text == engine.translate([text], EN, target)[0].text
     with pytest.raises(ValueError, match="target languages"):
         engine.translate(texts, EN, targets[:2])
-
-
-def test_translate_iter_streams_in_windows(engine):
-    texts = ["A red circle.", "", "Is the triangle blue?", "yes", "no", "red"] * 3
-    whole = [r.text for r in engine.translate(texts, EN, DE)]
-    streamed = [r.text for r in engine.translate_iter(iter(texts), EN, DE, window=4)]
-    assert streamed == whole
 
 
 def test_score_gives_finite_mean_log_probs(engine):
@@ -178,7 +189,8 @@ def test_cuda_half_precision_and_every_gpu(tiny_model_dir):
     n = ctranslate2.get_cuda_device_count()
     if n == 0:
         pytest.skip("no CUDA device")
-    t = NllbTranslator(tiny_model_dir, EngineSettings(device="cuda", device_index=tuple(range(n)), compute_type="float16"))
+    t = NllbTranslator(tiny_model_dir,
+                       EngineSettings(device="cuda", device_index=tuple(range(n)), compute_type="float16"))
     assert t.device == "cuda" and t.compute_type == "float16"
     texts = ["A red circle.", "Is the triangle blue?"] * 50
     on_gpu = t.translate(texts, EN, [DE, "fr"] * 50)

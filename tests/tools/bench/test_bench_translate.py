@@ -15,7 +15,8 @@ def test_corpus_is_deterministic_and_repetitive():
 
 
 def test_engine_bench_forces_equal_output_lengths(tmp_path, capsys):
-    hf, ct2 = bench_engine(shape="tiny", sentences=6, output_tokens=5, batch_size=3, repeats=1, threads=1, cache_dir=tmp_path)
+    hf, ct2 = bench_engine(shape="tiny", sentences=6, output_tokens=5, batch_size=3, repeats=1, threads=1,
+                           cache_dir=tmp_path)
     assert hf.tokens == ct2.tokens == 6 * 5
     print_engine_report(hf, ct2)
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("speedup_vs_transformers: ")

@@ -12,7 +12,8 @@ SENTENCES = {
     "de": ["Zwei Männer laden Baumwolle auf einen Lastwagen.", "Ein Mann schläft in einem grünen Raum auf einem Sofa.",
            "Ein Junge mit Kopfhörern sitzt auf den Schultern einer Frau.", "Drei Hunde rennen über ein Feld."],
     "fr": ["Deux hommes chargent du coton sur un camion.", "Un homme dort dans une chambre verte sur un canapé.",
-           "Un garçon avec des écouteurs est assis sur les épaules d'une femme.", "Trois chiens courent dans un champ."],
+           "Un garçon avec des écouteurs est assis sur les épaules d'une femme.",
+           "Trois chiens courent dans un champ."],
     "cs": ["Dva muži nakládají bavlnu na náklaďák.", "Muž spí na gauči v zeleném pokoji.",
            "Chlapec se sluchátky sedí ženě na ramenou.", "Tři psi běží přes pole."],
 }
@@ -38,7 +39,8 @@ def test_labelled_set_has_every_mode_and_is_deterministic(data_dir):
     de = first.filter(pl.col("lang") == "de")
     by_label = {label: group["text_tgt"].to_list() for (label,), group in de.group_by(["label"])}
     assert all(t in SENTENCES["fr"] + SENTENCES["cs"] for t in by_label["wrong_language"])
-    assert all(t in SENTENCES["de"] and t not in by_label[HUMAN][i : i + 1] for i, t in enumerate(by_label["unrelated"]))
+    assert all(t in SENTENCES["de"] and t not in by_label[HUMAN][i : i + 1]
+               for i, t in enumerate(by_label["unrelated"]))
     assert all(len(t.split()) < 5 for t in by_label["truncated"])
 
 

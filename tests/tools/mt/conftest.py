@@ -1,4 +1,5 @@
-"""Fixtures for the shipped-translator tooling tests: a tiny Multi30k-shaped corpus, a tiny trainer configuration, xGQA files."""
+"""Fixtures for the shipped-translator tooling tests: a tiny Multi30k-shaped corpus, a tiny trainer configuration,
+xGQA files."""
 
 from __future__ import annotations
 

@@ -97,7 +97,8 @@ def test_continuing_from_a_trained_checkpoint_starts_from_its_weights(tiny_corpu
     # lr 0: the second run's weights are exactly the first run's, with the first run's vocabulary.
     a, b = load_file(first / "best" / "model.safetensors"), load_file(second / "best" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert (second / "init" / "sentencepiece.bpe.model").read_bytes() == (first / "best" / "sentencepiece.bpe.model").read_bytes()
+    spm = "sentencepiece.bpe.model"
+    assert (second / "init" / spm).read_bytes() == (first / "best" / spm).read_bytes()
 
     wider = TrainConfig(**{**cfg.__dict__, "d_model": tiny_cfg.d_model * 2})
     with pytest.raises(ValueError, match="d_model"):
@@ -124,6 +125,7 @@ def test_select_min_keeps_only_a_checkpoint_meeting_every_floor(tiny_corpus, tin
     summary = train(tiny_corpus, tmp_path / "unreachable", unreachable)
     assert not (tmp_path / "unreachable" / "best").exists() and summary["best_eval_mean_chrf_pp"] < 0
     with pytest.raises(ValueError, match="xgqa:eng_Latn-deu_Latn"):
-        train(tiny_corpus, tmp_path / "unknown", TrainConfig(**{**cfg.__dict__, "select_min": "xgqa:eng_Latn-deu_Latn=1"}))
+        train(tiny_corpus, tmp_path / "unknown",
+              TrainConfig(**{**cfg.__dict__, "select_min": "xgqa:eng_Latn-deu_Latn=1"}))
     with pytest.raises(ValueError, match="KEY=VALUE"):
         train(tiny_corpus, tmp_path / "malformed", TrainConfig(**{**cfg.__dict__, "select_min": "48.3"}))
