@@ -35,12 +35,13 @@ from pipeline.process import (
     INGEST_DIR, INGEST_DONE, IngestResult, ingest_source, iter_quarantine, open_reader, run_chunk_plan, source_fingerprint,
 )
 from pipeline.regenerate import (
-    ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkPlan, decision_key, plan_chunk, publish,
+    ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkPlan, decision_key, plan_chunk,
     remove_temporaries, rescore_keys, translation_key,
 )
 from pipeline.assign import language_weights
 from pipeline.recipe import recipe_metadata
-from pipeline.shard import write_outputs
+from pipeline.outputs.publish import publish
+from pipeline.outputs.write import write_outputs
 from pipeline.translate import open_translator
 
 STAGING_DIR = "staging"
@@ -225,7 +226,7 @@ def _build_dataset(config: PipelineConfig, force_sources: tuple[str, ...], force
 def _read_stats(out: Path) -> dict:
     import json
 
-    from pipeline.shard import STATS
+    from pipeline.outputs.stats import STATS
 
     return json.loads((out / STATS).read_text())
 

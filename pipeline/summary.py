@@ -7,7 +7,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.shard import MANIFEST, STATS
+from pipeline.output_dir import MANIFEST
+from pipeline.outputs.stats import STATS
 
 
 def print_summary(out_dir: Path, manifest: dict, note: str | None = None, examples: int = 2) -> None:

@@ -8,14 +8,14 @@ import polars as pl
 import pytest
 import yaml
 
-from pipeline.card import (
+from pipeline.card.metadata import (
     HUB_LICENSES, SOURCE_CARD_KEYS, SourceCardError, derive_license, iso639, load_source_card, size_category,
     split_front_matter, validate_metadata,
 )
 from pipeline.config import SourceConfig
 from pipeline.languages import load_languages
 from pipeline.plots import render_plots
-from pipeline.shard import write_outputs
+from pipeline.outputs.write import write_outputs
 
 META = {
     "config_hash": "abc123", "pretty_name": "Test multilingual captions",

@@ -7,7 +7,7 @@ import pytest
 
 from mblip.cli import main
 from pipeline.export import EnglishTemplatePrompts, RowPrompts, export_dataset, row_target
-from pipeline.shard import write_outputs
+from pipeline.outputs.write import write_outputs
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ from pipeline.languages import resolve_languages
 from pipeline.process import decide_rows
 from pipeline.regenerate import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, decision_key, merge_language_rows, plan_chunk, processed_file,
-    OWNED_FILES, owned_files, publish, remove_temporaries, reset_decision, rows_for_languages, select_changed, translation_key,
+    remove_temporaries, reset_decision, rows_for_languages, translation_key,
 )
+from pipeline.outputs.publish import OWNED_FILES, owned_files, publish, select_changed
 from pipeline.schema import make_example_id
 
 LANGS = resolve_languages(("de", "fr", "cs"))

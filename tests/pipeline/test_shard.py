@@ -7,9 +7,12 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-import pipeline.shard as shard
+import pipeline.outputs.shards as shard
 from pipeline.io import sha256_file
-from pipeline.shard import JOURNAL, MANIFEST, ShardLayout, write_outputs
+from pipeline.output_dir import MANIFEST
+from pipeline.outputs.shards import JOURNAL, ShardLayout
+from pipeline.outputs.sort import id_ranges
+from pipeline.outputs.write import write_outputs
 from pipeline.verify import verify_output
 
 META = {"config_hash": "test", "sources": {"coco_captions": "coco_captions", "vqav2": "vqav2"}}
@@ -78,7 +81,7 @@ def test_id_ranges_split_any_ids_in_sort_order():
     ids = pl.Series("example_id", ["0000", "00", "7fff", "8000", "ffff", "fffff1", "Z", "", None, "a1b2", "~"])
     frame = ids.to_frame()
     for n in (1, 2, 3, 16, 100):
-        pieces = [frame.filter(keep)["example_id"].sort().to_list() for keep in shard.id_ranges(n)]
+        pieces = [frame.filter(keep)["example_id"].sort().to_list() for keep in id_ranges(n)]
         assert sum(pieces, []) == frame["example_id"].sort().to_list()  # each id once, ranges in order
 
 
@@ -87,11 +90,12 @@ def test_shard_bytes_target_cuts_smaller_shards(tmp_path, make_processed):
     frame = pl.read_parquet(paths).filter(pl.col("status") == "kept")
     row_bytes = frame.estimated_size() / frame.height
     layout = ShardLayout(shard_rows=1000, shard_bytes=int(row_bytes * 25), row_group_rows=10)
-    assert 20 <= layout.rows_per_shard(frame) <= 25
+    per_shard = layout.rows_for(frame.height, frame.estimated_size())
+    assert 20 <= per_shard <= 25
     manifest = _write(tmp_path / "out", paths, counts, shard_rows=1000, shard_bytes=int(row_bytes * 25))
     de = [f["rows"] for f in manifest["files"] if f["lang"] == "de" and f["split"] == "kept"]
-    assert len(de) == -(-frame.height // layout.rows_per_shard(frame)) and sum(de) == frame.height
-    assert ShardLayout(shard_rows=7).rows_per_shard(frame) == 7  # bytes target off
+    assert len(de) == -(-frame.height // per_shard) and sum(de) == frame.height
+    assert ShardLayout(shard_rows=7).rows_for(frame.height, frame.estimated_size()) == 7  # bytes target off
 
 
 def test_rerun_skips_certified_shards_and_rewrites_a_corrupt_one(tmp_path, make_processed):
@@ -205,7 +209,7 @@ def test_staging_reuses_certified_shards_of_the_published_output(tmp_path, make_
 
 _WRITER = """
 import json, sys
-from pipeline.shard import write_outputs
+from pipeline.outputs.write import write_outputs
 args = json.loads(sys.argv[1])
 write_outputs(args["out"], args["paths"], [], args["counts"], 1, 1, 1, {"config_hash": "t"}, card=False)
 """

@@ -11,7 +11,8 @@ from pipeline.io import sha256_file
 from pipeline.languages import resolve_languages
 from pipeline.nllb.engine import load_translator
 from pipeline.process import ingest_source, iter_quarantine, open_reader, process_chunk, process_rows, processed_path
-from pipeline.shard import MANIFEST, write_outputs
+from pipeline.output_dir import MANIFEST
+from pipeline.outputs.write import write_outputs
 
 LANGS = resolve_languages(["de", "fr", "cs"])
 

@@ -6,7 +6,8 @@ import shutil
 import pytest
 
 from mblip.cli import main
-from pipeline.shard import MANIFEST, write_outputs
+from pipeline.output_dir import MANIFEST
+from pipeline.outputs.write import write_outputs
 from pipeline.verify import verify_output
 
 

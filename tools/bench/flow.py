@@ -81,7 +81,7 @@ def run_direct(config_path: Path) -> dict:
 
     from pipeline.config import load_config
     from pipeline.process import ingest_source, iter_quarantine, open_reader, process_chunk, processed_path
-    from pipeline.shard import write_outputs
+    from pipeline.outputs.write import write_outputs
     from pipeline.translate import open_translator
 
     config = load_config(config_path)
