@@ -24,7 +24,7 @@ from flows.runtime import (
     RETRY_DELAYS_S, ProgressReporter, load_once, make_task_runner, publish_stats_artifacts,
     retry_if_transient, route_pipeline_logs, run_bounded,
 )
-from pipeline.config import PipelineConfig, PromptConfig, load_config, save_resolved_config
+from pipeline.config import PipelineConfig, PromptConfig, load_config, resolved_config_text
 from pipeline.output_dir import RESOLVED_CONFIG, WORK_DIR, check_output_dir, output_lock
 from pipeline.filters.rules import FilterRules
 from pipeline.languages import resolve_languages
@@ -40,11 +40,8 @@ from pipeline.regenerate import (
 )
 from pipeline.assign import language_weights
 from pipeline.recipe import recipe_metadata
-from pipeline.outputs.publish import publish
 from pipeline.outputs.write import write_outputs
 from pipeline.translate import open_translator
-
-STAGING_DIR = "staging"
 
 
 @task(name="ingest-source", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
@@ -82,16 +79,13 @@ def process_chunk_task(
 @task(name="write-shards", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
       retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 def write_outputs_task(out_dir: str, processed: list[str], quarantine: list[str], ingest_counts: dict,
-                       fan_out: int, shard_rows: int, row_group_rows: int, metadata: dict, shard_bytes: int = 0) -> dict:
-    """Write every output into a staging folder, then move in only the files that changed."""
+                       fan_out: int, shard_rows: int, row_group_rows: int, metadata: dict, shard_bytes: int = 0,
+                       resolved_config: str | None = None) -> dict:
+    """Build every output in the staging folder, then move in only the files that changed (and log how many)."""
     route_pipeline_logs()
-    staging = Path(out_dir) / WORK_DIR / STAGING_DIR
-    manifest = write_outputs(staging, processed, quarantine, ingest_counts, fan_out, shard_rows, row_group_rows, metadata,
-                             shard_bytes=shard_bytes, reuse_from=out_dir)
-    report = publish(staging, out_dir)
-    get_run_logger().info("outputs: %d files written, %d unchanged, %d stale removed",
-                          len(report.replaced), len(report.unchanged), len(report.removed))
-    return manifest
+    return write_outputs(out_dir, processed, quarantine, ingest_counts, fan_out, shard_rows, row_group_rows, metadata,
+                         shard_bytes=shard_bytes,
+                         extra_files={RESOLVED_CONFIG: resolved_config} if resolved_config is not None else None)
 
 
 def engine_settings(config: PipelineConfig) -> EngineSettings:
@@ -209,13 +203,11 @@ def _build_dataset(config: PipelineConfig, force_sources: tuple[str, ...], force
         "run": {"chunks": actions, **(run_info or {"flow": "generate"})},
         "web": web_stats,
     }
-    staging = work / STAGING_DIR
-    staging.mkdir(parents=True, exist_ok=True)
-    save_resolved_config(config, staging / RESOLVED_CONFIG)
     fan_out = len(languages) if config.assignment.mode == "all" else 1
     manifest = write_outputs_task(
         str(out), [p.out for p in plans], [str(p) for p in iter_quarantine(work, counts)], counts, fan_out,
         config.output.shard_rows, config.output.row_group_rows, metadata, config.output.shard_bytes,
+        resolved_config_text(config),
     )
     stats = _read_stats(out)
     publish_stats_artifacts(out, stats)

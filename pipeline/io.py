@@ -68,10 +68,10 @@ def write_json_atomic(obj, path: str | Path) -> Path:
 
 
 def read_json(path: str | Path):
-    """The JSON value in ``path``, or None when the file is missing or not valid JSON."""
+    """The JSON value in ``path``, or None when the file is missing, unreadable or not valid JSON."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, ValueError):  # missing or unreadable; ValueError: not UTF-8 or not JSON
         return None
 
 
