@@ -41,6 +41,7 @@ from pipeline.regenerate import (
 from pipeline.assign import language_weights
 from pipeline.recipe import recipe_metadata
 from pipeline.outputs.write import write_outputs
+from pipeline.run_record import RunRecord
 from pipeline.translate import open_translator
 
 
@@ -79,7 +80,7 @@ def process_chunk_task(
 @task(name="write-shards", retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S,
       retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 def write_outputs_task(out_dir: str, processed: list[str], quarantine: list[str], ingest_counts: dict,
-                       fan_out: int, shard_rows: int, row_group_rows: int, metadata: dict, shard_bytes: int = 0,
+                       fan_out: int, shard_rows: int, row_group_rows: int, metadata: RunRecord, shard_bytes: int = 0,
                        resolved_config: str | None = None) -> dict:
     """Build every output in the staging folder, then move in only the files that changed (and log how many)."""
     route_pipeline_logs()
@@ -188,21 +189,21 @@ def _build_dataset(config: PipelineConfig, force_sources: tuple[str, ...], force
     )
     progress.close()
 
-    metadata = {
-        "config_hash": config.config_hash(),
-        "model": model_meta,
-        "languages": list(languages),
-        "target_shares": dict(zip(languages, language_weights(config.languages(), config.assignment.english_share))),
-        "image_roots": {s.source_name: str(s.images) for s in config.sources},
-        "sources": {s.source_name: s.type for s in config.sources},
-        "pretty_name": config.output.pretty_name,
-        "settings": config.model_dump(mode="json", include={"translation", "filter", "assignment", "prompts"}),
-        "recipe": recipe_metadata(config),
-        "keys": {"translation": tkey, "decision": dkey},
-        "mix": {"rules": config.mix.rules(), "seed": config.mix.seed, "thresholds": mix},
-        "run": {"chunks": actions, **(run_info or {"flow": "generate"})},
-        "web": web_stats,
-    }
+    metadata = RunRecord(
+        config_hash=config.config_hash(),
+        model=model_meta,
+        languages=list(languages),
+        target_shares=dict(zip(languages, language_weights(config.languages(), config.assignment.english_share))),
+        image_roots={s.source_name: str(s.images) for s in config.sources},
+        sources={s.source_name: s.type for s in config.sources},
+        pretty_name=config.output.pretty_name,
+        settings=config.model_dump(mode="json", include={"translation", "filter", "assignment", "prompts"}),
+        recipe=recipe_metadata(config),
+        keys={"translation": tkey, "decision": dkey},
+        mix={"rules": config.mix.rules(), "seed": config.mix.seed, "thresholds": mix},
+        run={"chunks": actions, **(run_info or {"flow": "generate"})},
+        web=web_stats,
+    )
     fan_out = len(languages) if config.assignment.mode == "all" else 1
     manifest = write_outputs_task(
         str(out), [p.out for p in plans], [str(p) for p in iter_quarantine(work, counts)], counts, fan_out,

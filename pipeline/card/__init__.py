@@ -1,6 +1,6 @@
 """The dataset card (``README.md`` at the output root), generated from run artifacts only.
 
-Inputs: ``stats.json`` (every counter shown), the shard list, the run metadata (model, settings,
+Inputs: ``stats.json`` (every counter shown), the shard list, the run record (model, settings,
 sources) and the source cards in ``data_cards/`` (licence, citation, homepage: YAML front matter).
 Output: Hugging Face metadata (``metadata``: YAML front matter, checked against the values the Hub
 documents) and a Markdown body (``sections``, one function per section), plus the PNG plots of

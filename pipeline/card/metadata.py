@@ -14,6 +14,7 @@ import yaml
 
 import data_cards
 from pipeline.languages import SOURCE_LANGUAGE, get_language
+from pipeline.run_record import RunRecord
 
 CARDS_DIR = Path(data_cards.__file__).resolve().parent  # package data: a non-editable install has them
 CARD_FILE = "README.md"
@@ -129,9 +130,9 @@ def derive_license(cards: list[dict]) -> dict:
 
 
 
-def source_types(stats: dict, metadata: dict) -> dict[str, str]:
+def source_types(stats: dict, record: RunRecord) -> dict[str, str]:
     """Source name -> source type (its card's name) for every source in the stats."""
-    declared = metadata.get("sources") or {}
+    declared = record.sources
     return {name: declared.get(name, name) for name in stats.get("sources", {})}
 
 
@@ -151,13 +152,13 @@ def build_configs(files: list[dict]) -> list[dict]:
     return configs
 
 
-def build_metadata(stats: dict, files: list[dict], metadata: dict, cards: dict[str, dict]) -> dict:
+def build_metadata(stats: dict, files: list[dict], record: RunRecord, cards: dict[str, dict]) -> dict:
     langs = list(stats.get("languages", {}))
     tasks = sorted({c["task"] for c in cards.values()})
     iso = [iso639(SOURCE_LANGUAGE)] + sorted({iso639(c) for c in langs} - {iso639(SOURCE_LANGUAGE)})
     nllb = [get_language(SOURCE_LANGUAGE).nllb] + sorted(get_language(c).nllb for c in langs if c != SOURCE_LANGUAGE)
     meta = {
-        "pretty_name": metadata.get("pretty_name") or DEFAULT_PRETTY_NAME,
+        "pretty_name": record.pretty_name or DEFAULT_PRETTY_NAME,
         "language": iso,
         "language_details": nllb,
         **derive_license(list(cards.values())),

@@ -9,25 +9,26 @@ from pipeline.card.metadata import (
 )
 from pipeline.card.sections import SECTIONS, CardInputs
 from pipeline.plots import render_plots
+from pipeline.run_record import RunRecord
 
 
-def render_card(stats: dict, files: list[dict], metadata: dict, plots: list[str] = (),
+def render_card(stats: dict, files: list[dict], record: RunRecord, plots: list[str] = (),
                 cards_dir: str | Path | None = None) -> str:
     """README.md text: YAML metadata (validated) and the body."""
-    types = source_types(stats, metadata)
+    types = source_types(stats, record)
     cards = {t: load_source_card(t, cards_dir) for t in sorted(set(types.values()))}
-    meta = build_metadata(stats, files, metadata, cards)
+    meta = build_metadata(stats, files, record, cards)
     errors = validate_metadata(meta)
     if errors:
         raise ValueError("generated card metadata breaks the Hub rules: " + "; ".join(errors))
-    inputs = CardInputs(stats, files, metadata, cards, meta, tuple(plots))
+    inputs = CardInputs(stats, files, record, cards, meta, tuple(plots))
     return front_matter(meta) + "\n" + "\n".join(block for section in SECTIONS for block in section(inputs))
 
 
-def render_card_files(stats: dict, files: list[dict], metadata: dict, cards_dir: str | Path | None = None,
+def render_card_files(stats: dict, files: list[dict], record: RunRecord, cards_dir: str | Path | None = None,
                       plots: bool = True) -> dict[str, str | bytes]:
     """Relative path -> content for the card and its plots."""
-    figures = render_plots(stats, (metadata.get("settings") or {}).get("filter")) if plots else {}
+    figures = render_plots(stats, record.settings.get("filter")) if plots else {}
     out: dict[str, str | bytes] = dict(figures)
-    out[CARD_FILE] = render_card(stats, files, metadata, list(figures), cards_dir)
+    out[CARD_FILE] = render_card(stats, files, record, list(figures), cards_dir)
     return out

@@ -13,32 +13,25 @@ from pipeline.card.metadata import iso639, source_types
 from pipeline.card.text import ENGINE_COUNTER_DOCS, MBLIP_CITATION, NLLB_CITATION, column_doc, flatten, table
 from pipeline.languages import SOURCE_LANGUAGE
 from pipeline.plots import score_label
+from pipeline.run_record import RunRecord
 from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA
 
 
 @dataclass(frozen=True)
 class CardInputs:
-    """What every section may read: stats.json, the shard list, the run metadata, the source cards
+    """What every section may read: stats.json, the shard list, the run record, the source cards
     (by source type), the front matter and the plot paths."""
 
     stats: dict
     files: list[dict]
-    metadata: dict
+    record: RunRecord
     cards: dict[str, dict]
     meta: dict
     plots: tuple[str, ...] = ()
 
     @property
     def types(self) -> dict[str, str]:
-        return source_types(self.stats, self.metadata)
-
-    @property
-    def model(self) -> dict:
-        return self.metadata.get("model") or {}
-
-    @property
-    def settings(self) -> dict:
-        return self.metadata.get("settings") or {}
+        return source_types(self.stats, self.record)
 
 
 def intro(c: CardInputs) -> list[str]:
@@ -62,7 +55,7 @@ def intro(c: CardInputs) -> list[str]:
 def recipe(c: CardInputs) -> list[str]:
     from pipeline.recipe import render_recipe
 
-    return [render_recipe(c.stats, c.metadata)]
+    return [render_recipe(c.stats, c.record.recipe)]
 
 
 def layout(c: CardInputs) -> list[str]:
@@ -103,7 +96,7 @@ def sources(c: CardInputs) -> list[str]:
     out += [f"- {cards[ctype]['pretty_name']}: {cards[ctype]['license_text'].strip()}"
             for ctype in sorted(set(types.values()))]
     out.append("")
-    if "nllb" in str(c.model.get("model_id") or "").lower():
+    if "nllb" in str(c.record.model.get("model_id") or "").lower():
         out.append("The translations were produced with an NLLB-200 model; Meta releases the NLLB-200 weights under "
                    "CC-BY-NC-4.0. Check whether that affects your use of machine-translated output.\n")
     return out
@@ -118,7 +111,7 @@ def tasks(c: CardInputs) -> list[str]:
 
 
 def translation(c: CardInputs) -> list[str]:
-    model, settings = c.model, c.settings
+    model, settings = c.record.model, c.record.settings
     trans = settings.get("translation") or {}
     out = ["## Translation\n", table(["setting", "value"], [
         ["model", model.get("model_id")], ["revision", model.get("revision")],
@@ -130,7 +123,7 @@ def translation(c: CardInputs) -> list[str]:
     if assign:
         out.append(f"Language assignment: mode `{assign.get('mode')}`, seed `{assign.get('seed')}` (a hash of the "
                    "example id, so adding data never reshuffles earlier assignments).\n")
-    out.append(f"Config hash `{c.metadata.get('config_hash')}`; the resolved config is `config.resolved.yaml`.\n")
+    out.append(f"Config hash `{c.record.config_hash}`; the resolved config is `config.resolved.yaml`.\n")
     return out + engine_counters(c)
 
 
@@ -162,7 +155,7 @@ def engine_counters(c: CardInputs) -> list[str]:
 
 def filtering(c: CardInputs) -> list[str]:
     out = ["## Filtering\n"]
-    filt = c.settings.get("filter") or {}
+    filt = c.record.settings.get("filter") or {}
     if filt:
         out.append("Rules and thresholds (a rule set to null is off; per-language overrides shown with their "
                    "language):\n")
@@ -192,7 +185,7 @@ def filtering(c: CardInputs) -> list[str]:
 def web(c: CardInputs) -> list[str]:
     from pipeline.card_web import render_web_sections
 
-    return render_web_sections(c.metadata.get("web") or {})
+    return render_web_sections(c.record.web)
 
 
 def languages(c: CardInputs) -> list[str]:

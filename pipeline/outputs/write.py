@@ -25,6 +25,7 @@ from pipeline.outputs.shards import (
 )
 from pipeline.outputs.sort import SORT_BUCKET_ROWS, SORTED_DIR, LanguageSpill, sorted_quarantine
 from pipeline.outputs.stats import STATS, compute_stats, sum_sidecars, summarise_files
+from pipeline.run_record import RunRecord
 from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA, SCHEMA_VERSION, STATUS_KEPT, STATUS_REJECTED
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def write_outputs(
     fan_out: int,
     shard_rows: int,
     row_group_rows: int,
-    metadata: dict,
+    record: RunRecord,
     shard_bytes: int = 0,
     card: bool = True,
     sort_bucket_rows: int = SORT_BUCKET_ROWS,
@@ -50,8 +51,8 @@ def write_outputs(
     """Shard everything, check the row invariant, write stats.json, the card and (last) manifest.json
     into the output folder ``out_dir``, through its staging folder; returns the manifest.
 
-    ``metadata`` goes into the manifest as is; the card reads ``model``, ``sources`` (name -> type),
-    ``settings`` (translation / filter / assignment values) and ``pretty_name`` from it when present.
+    ``record``: the run's record; it goes into the manifest (``to_json``), and the card and the stats
+    read it (model, sources, settings, target shares, ...).
     ``sort_bucket_rows``: rows sorted in memory at once (see ``SORT_BUCKET_ROWS``); the output does not
     depend on it. ``extra_files``: relative path -> content of files published with the outputs but not
     listed in the manifest (the resolved config). ``on_group_done(group, reused)``: called as each shard
@@ -86,21 +87,21 @@ def write_outputs(
     spill.remove()
     log.info("shards: %d written, %d reused (recorded and intact)", groups.written, groups.reused)
 
-    stats = compute_stats(rows, bad, ingest_counts, fan_out, metadata.get("target_shares"))
+    stats = compute_stats(rows, bad, ingest_counts, fan_out, record.target_shares)
     stats["processing"] = sum_sidecars(processed)
     stats["output"] = summarise_files(groups.files)
     meta_files = [stage_file(staging, STATS, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")]
     if card:
         from pipeline.card.render import render_card_files
 
-        for rel, content in render_card_files(stats, groups.files, metadata).items():
+        for rel, content in render_card_files(stats, groups.files, record).items():
             meta_files.append(stage_file(staging, rel, content))
     for rel, content in (extra_files or {}).items():
         stage_file(staging, rel, content)
     manifest = stage_manifest(staging, out_dir, {
         "schema_version": SCHEMA_VERSION,
         "created": None,
-        **metadata,
+        **record.to_json(),
         "inputs_fingerprint": groups.fingerprint,
         "layout": asdict(layout),
         "totals": stats["totals"],

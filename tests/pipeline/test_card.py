@@ -15,16 +15,17 @@ from pipeline.card.metadata import (
 from pipeline.config import SourceConfig
 from pipeline.languages import load_languages
 from pipeline.plots import render_plots
+from pipeline.run_record import RunRecord
 from pipeline.outputs.write import write_outputs
 
-META = {
-    "config_hash": "abc123", "pretty_name": "Test multilingual captions",
-    "model": {"model_id": "facebook/nllb-200-distilled-600M", "revision": "f8d333a", "quantization": "int8"},
-    "sources": {"coco_captions": "coco_captions", "vqav2": "vqav2"},
-    "settings": {"translation": {"beam_size": 1, "max_batch_tokens": 2048},
-                 "filter": {"min_bt_chrf": 35.0, "per_language": {"iw": {"min_bt_chrf": 25.0}}},
-                 "assignment": {"mode": "proportional", "seed": 0}},
-}
+META = RunRecord(
+    config_hash="abc123", pretty_name="Test multilingual captions",
+    model={"model_id": "facebook/nllb-200-distilled-600M", "revision": "f8d333a", "quantization": "int8"},
+    sources={"coco_captions": "coco_captions", "vqav2": "vqav2"},
+    settings={"translation": {"beam_size": 1, "max_batch_tokens": 2048},
+              "filter": {"min_bt_chrf": 35.0, "per_language": {"iw": {"min_bt_chrf": 25.0}}},
+              "assignment": {"mode": "proportional", "seed": 0}},
+)
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,10 @@ from pipeline.outputs.publish import STAGING_DIR
 from pipeline.outputs.shards import GROUP_RECORDS, ShardLayout
 from pipeline.outputs.sort import id_ranges
 from pipeline.outputs.write import write_outputs
+from pipeline.run_record import RunRecord
 from pipeline.verify import verify_output
 
-META = {"config_hash": "test", "sources": {"coco_captions": "coco_captions", "vqav2": "vqav2"}}
+META = RunRecord(config_hash="test", sources={"coco_captions": "coco_captions", "vqav2": "vqav2"})
 
 
 def _write(out, paths, counts, shard_rows=10, row_group_rows=4, card=False, **kw):
@@ -273,10 +274,11 @@ def test_sidecar_counters_are_summed_into_stats(tmp_path, make_processed):
 _WRITER = """
 import json, os, signal, sys
 from pipeline.outputs.write import write_outputs
+from pipeline.run_record import RunRecord
 args = json.loads(sys.argv[1])
 def die(group, reused):  # right after the first group is complete and recorded
     os.kill(os.getpid(), signal.SIGKILL)
-write_outputs(args["out"], args["paths"], [], args["counts"], 1, 1, 1, {"config_hash": "t"}, card=False,
+write_outputs(args["out"], args["paths"], [], args["counts"], 1, 1, 1, RunRecord(config_hash="t"), card=False,
               on_group_done=die)
 """
 

@@ -13,6 +13,7 @@ from pipeline.nllb.engine import load_translator
 from pipeline.process import ingest_source, iter_quarantine, open_reader, process_chunk, process_rows, processed_path
 from pipeline.output_dir import MANIFEST
 from pipeline.outputs.write import write_outputs
+from pipeline.run_record import RunRecord
 
 LANGS = resolve_languages(["de", "fr", "cs"])
 
@@ -79,7 +80,7 @@ def test_chunks_to_shards_keep_every_record(tmp_path, demo_root, translator):
         for chunk in result.chunks:
             processed.append(process_chunk(chunk, processed_path(work, reader.name, chunk), translator,
                                            languages=LANGS, seed=0, min_bt_chrf=1.0))
-    manifest = write_outputs(out, processed, list(iter_quarantine(work)), counts, 1, 40, 10, {"config_hash": "test"})
+    manifest = write_outputs(out, processed, list(iter_quarantine(work)), counts, 1, 40, 10, RunRecord(config_hash="test"))
 
     n_captions = len(data["annotations"])
     n_questions = len(json.loads(paths.questions.read_text())["questions"])

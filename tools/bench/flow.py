@@ -82,6 +82,7 @@ def run_direct(config_path: Path) -> dict:
     from pipeline.config import load_config
     from pipeline.process import ingest_source, iter_quarantine, open_reader, process_chunk, processed_path
     from pipeline.outputs.write import write_outputs
+    from pipeline.run_record import RunRecord
     from pipeline.translate import open_translator
 
     config = load_config(config_path)
@@ -103,7 +104,7 @@ def run_direct(config_path: Path) -> dict:
                 english_share=config.assignment.english_share, prompts=config.prompts.settings(),
             ))
     return write_outputs(out, processed, list(iter_quarantine(work, counts)), counts, 1, config.output.shard_rows,
-                         config.output.row_group_rows, {"model": {}, "languages": [l.code for l in languages]})
+                         config.output.row_group_rows, RunRecord(languages=[l.code for l in languages]))
 
 
 def _warm_up_prefect() -> float:
