@@ -14,6 +14,14 @@ The manifest's presence means the output is complete. Rows are sorted by example
 language, so the same inputs and seed give identical shards. A split with no rows gets no shard: an
 empty Parquet file would be a `datasets` split that "corresponds to no data".
 
-Modules: ``sort`` (spill and bounded sort), ``shards`` (layout, groups, resume), ``stats``
-(stats.json), ``publish`` (staging and the move into the output folder), ``write`` (``write_outputs``).
+One mechanism covers resume and "rewrite only what changed": ``write_outputs`` builds the complete
+output in ``_work/staging``, recording each shard group as it is finished there (``_work/shard-groups/``),
+then publishes it: only files whose bytes differ move into the output folder, the manifest is removed
+before the first one moves and written last, and stale files are deleted only when this tool owns them.
+A rerun after a kill anywhere reuses the recorded groups (from staging, or from the output folder after
+a kill during the publish) and publishes again.
+
+Modules: ``sort`` (spill and bounded sort), ``shards`` (layout, groups and their records), ``stats``
+(stats.json), ``publish`` (staging, the move into the output folder, ownership, the manifest's
+creation time), ``write`` (``write_outputs``).
 """
