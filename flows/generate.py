@@ -67,7 +67,7 @@ def build_in_flow(config: PipelineConfig, show_progress: bool = False, **changes
     route_pipeline_logs()
     manifest = build_dataset(config, PrefectRunner(show_progress), **changes)
     out = Path(config.output.dir)
-    from pipeline.shard import STATS
+    from pipeline.outputs.stats import STATS
 
     publish_stats_artifacts(out, json.loads((out / STATS).read_text()))
     return manifest

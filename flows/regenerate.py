@@ -54,7 +54,8 @@ def regenerate(
     wanted_langs = tuple(get_language(code).code for code in languages or ())
     unknown = sorted(set(wanted_langs) - set(configured))
     if unknown:
-        raise ValueError(f"languages {', '.join(unknown)} are not in this dataset's run.languages ({', '.join(configured)})")
+        raise ValueError(f"languages {', '.join(unknown)} are not in this dataset's run.languages "
+                         f"({', '.join(configured)})")
     names = [s.source_name for s in config.sources]
     unknown = sorted(set(sources or ()) - set(names))
     if unknown:

@@ -11,31 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-WORK_DIR = "_work"  # the generate flow's work folder under output.dir
-
-
-def config_urls(config_path: Path) -> list[str]:
-    from pipeline.config import load_config
-    from pipeline.ingest.web_capfilt import SamplingSettings, WebCapfiltReader, sampled_urls
-    from pipeline.ingest.web_match import NOUNPHRASE_DIR
-
-    config = load_config(config_path)
-    urls: list[str] = []
-    for source in config.sources:
-        if source.type.startswith("web_"):
-            reader = WebCapfiltReader(source.path, source.images, Path(config.output.dir) / WORK_DIR / NOUNPHRASE_DIR,
-                                      SamplingSettings(**source.sampling.model_dump()), name=source.source_name)
-            urls += sampled_urls(reader)
-    if not urls:
-        raise SystemExit(f"{config_path}: no web_capfilt or web_match source to fetch images for")
-    return urls
-
-
 def run(args: argparse.Namespace) -> int:
-    from pipeline.images.fetch import FetchSettings, fetch_images, format_report, read_url_list
+    from pipeline.images.fetch import FetchSettings, config_image_urls, fetch_images, format_report, read_url_list
 
     source = Path(args.source)
-    urls = config_urls(source) if source.suffix.lower() in (".yaml", ".yml") else read_url_list(source)
+    urls = config_image_urls(source) if source.suffix.lower() in (".yaml", ".yml") else read_url_list(source)
     settings = FetchSettings(timeout_s=args.timeout, retries=args.retries, processes=args.processes,
                              threads=args.threads, distributor=args.distributor, retry_failed=args.retry_failed)
     report = fetch_images(urls, args.out, settings)

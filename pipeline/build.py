@@ -21,28 +21,22 @@ from pipeline.chunks import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkJob, count_actions, plan_chunks, run_chunk,
     run_keys,
 )
-from pipeline.config import PipelineConfig, save_resolved_config
+from pipeline.config import PipelineConfig, resolved_config_text
 from pipeline.ingest.stage import IngestResult, ingest_stage, iter_quarantine, source_paths
 from pipeline.output_dir import RESOLVED_CONFIG, WORK_DIR, check_output_dir, output_lock
+from pipeline.outputs.write import write_outputs
+from pipeline.run_record import RunRecord
 
 log = logging.getLogger(__name__)
 
-STAGING_DIR = "staging"
-
 
 def write_stage(out_dir: str, processed: list[str], quarantine: list[str], ingest_counts: dict, fan_out: int,
-                shard_rows: int, row_group_rows: int, metadata: dict, shard_bytes: int = 0) -> dict:
-    """The write stage: every output into a staging folder, then only the files that changed moved in."""
-    from pipeline.regenerate import publish
-    from pipeline.shard import write_outputs
-
-    staging = Path(out_dir) / WORK_DIR / STAGING_DIR
-    manifest = write_outputs(staging, processed, quarantine, ingest_counts, fan_out, shard_rows, row_group_rows,
-                             metadata, shard_bytes=shard_bytes, reuse_from=out_dir)
-    report = publish(staging, out_dir)
-    log.info("outputs: %d files written, %d unchanged, %d stale removed",
-             len(report.replaced), len(report.unchanged), len(report.removed))
-    return manifest
+                shard_rows: int, row_group_rows: int, record: RunRecord, shard_bytes: int = 0,
+                resolved_config: str | None = None) -> dict:
+    """The write stage: every output built in the staging folder, then only the files that changed moved in."""
+    return write_outputs(out_dir, processed, quarantine, ingest_counts, fan_out, shard_rows, row_group_rows, record,
+                         shard_bytes=shard_bytes,
+                         extra_files={RESOLVED_CONFIG: resolved_config} if resolved_config is not None else None)
 
 
 # The stage functions, by name: a runner runs ``STAGES[name](*args, **kwargs)`` somewhere.
@@ -193,28 +187,26 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
                 lambda _: progress.advance(), runner.as_completed)
     progress.close()
 
-    metadata = {
-        "config_hash": config.config_hash(),
-        "model": model_meta,
-        "languages": list(languages),
-        "target_shares": dict(zip(languages, language_weights(config.languages(), config.assignment.english_share))),
-        "image_roots": {s.source_name: str(s.images) for s in config.sources},
-        "sources": {s.source_name: s.type for s in config.sources},
-        "pretty_name": config.output.pretty_name,
-        "settings": config.model_dump(mode="json", include={"translation", "filter", "assignment", "prompts"}),
-        "recipe": recipe_metadata(config),
-        "keys": {"translation": keys.translation, "decision": keys.decision},
-        "mix": {"rules": config.mix.rules(), "seed": config.mix.seed, "thresholds": mix},
-        "run": {"chunks": actions, **(run_info or {"flow": "generate"})},
-        "web": web_stats,
-    }
-    staging = work / STAGING_DIR
-    staging.mkdir(parents=True, exist_ok=True)
-    save_resolved_config(config, staging / RESOLVED_CONFIG)
+    record = RunRecord(
+        config_hash=config.config_hash(),
+        model=model_meta,
+        languages=list(languages),
+        target_shares=dict(zip(languages, language_weights(config.languages(), config.assignment.english_share))),
+        image_roots={s.source_name: str(s.images) for s in config.sources},
+        sources={s.source_name: s.type for s in config.sources},
+        pretty_name=config.output.pretty_name,
+        settings=config.model_dump(mode="json", include={"translation", "filter", "assignment", "prompts"}),
+        recipe=recipe_metadata(config),
+        keys={"translation": keys.translation, "decision": keys.decision},
+        mix={"rules": config.mix.rules(), "seed": config.mix.seed, "thresholds": mix},
+        run={"chunks": actions, **(run_info or {"flow": "generate"})},
+        web=web_stats,
+    )
     fan_out = len(languages) if config.assignment.mode == "all" else 1
     manifest = runner.submit(
         "write", str(out), [p.out for p in plans], [str(p) for p in iter_quarantine(work, counts)], counts, fan_out,
-        config.output.shard_rows, config.output.row_group_rows, metadata, config.output.shard_bytes,
+        config.output.shard_rows, config.output.row_group_rows, record, config.output.shard_bytes,
+        resolved_config_text(config),
     ).result()
     log.info("wrote %s: %s", out, manifest["totals"])
     return manifest

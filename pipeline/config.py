@@ -319,5 +319,6 @@ def load_config(path: str | Path, overrides: dict | None = None) -> PipelineConf
         raise ValueError(f"{path}: invalid config:\n{e}") from e
 
 
-def save_resolved_config(config: PipelineConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+def resolved_config_text(config: PipelineConfig) -> str:
+    """The YAML of ``config`` with every default filled in (``config.resolved.yaml`` of an output)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

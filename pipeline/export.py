@@ -27,7 +27,8 @@ import polars as pl
 
 from pipeline.io import sha256_file, write_json_atomic, write_parquet_atomic
 from pipeline.schema import TASK_CAPTION, TASK_VQA
-from pipeline.shard import MANIFEST, SPLIT_KEPT
+from pipeline.output_dir import MANIFEST
+from pipeline.outputs.shards import SPLIT_KEPT
 
 EXPORT_MANIFEST = "export_manifest.json"
 TRAINER_DIR, MBLIP_DIR = "trainer", "mblip"

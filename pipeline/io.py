@@ -67,6 +67,32 @@ def write_json_atomic(obj, path: str | Path) -> Path:
     return write_text_atomic(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n", path)
 
 
+def read_json(path: str | Path):
+    """The JSON value in ``path``, or None when the file is missing, unreadable or not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing or unreadable; ValueError: not UTF-8 or not JSON
+        return None
+
+
+def link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Put ``src``'s bytes at ``dst`` atomically: a hard link where possible, else a copy."""
+    import shutil
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(dst)
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

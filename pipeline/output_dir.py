@@ -15,8 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.shard import MANIFEST
-
+MANIFEST = "manifest.json"  # every output file with rows, bytes and sha256; written last, so it means "complete"
 WORK_DIR = "_work"  # chunks, caches and staging of a run, under the output folder
 RESOLVED_CONFIG = "config.resolved.yaml"  # the config a run used, written next to its outputs
 OUTPUT_MARKERS = (MANIFEST, RESOLVED_CONFIG, WORK_DIR)

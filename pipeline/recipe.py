@@ -1,7 +1,7 @@
 """The data recipe of a run next to mBLIP's (Geigle et al. 2024, arXiv 2307.06930), for the data card.
 
 ``recipe_metadata(config)`` records the recipe settings of a run as plain values (it goes into the
-manifest); ``render_recipe(stats, metadata)`` turns them, with the run's counters, into the card's
+manifest); ``render_recipe(stats, recipe)`` turns them, with the run's counters, into the card's
 "Recipe" section: each setting, this run's value, the paper's, and the knob that reproduces the paper
 where the run differs. ``render_templates(stats)`` lists the instruction templates kept per language.
 """
@@ -76,9 +76,8 @@ def recipe_rows(stats: dict, recipe: dict) -> list[list[str]]:
     return rows
 
 
-def render_recipe(stats: dict, metadata: dict) -> str:
-    """The card's recipe section (Markdown)."""
-    recipe = metadata.get("recipe")
+def render_recipe(stats: dict, recipe: dict) -> str:
+    """The card's recipe section (Markdown) from the run's ``recipe_metadata``."""
     if not recipe:
         return "## Recipe\n\nThe recipe settings were not recorded in this run's metadata.\n"
     lines = ["## Recipe and differences from mBLIP\n",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.shard import MANIFEST, STATS
+from pipeline.output_dir import MANIFEST
+from pipeline.outputs.stats import STATS
 
 
 def print_summary(out_dir: Path, manifest: dict, note: str | None = None, examples: int = 2) -> None:
@@ -19,7 +20,7 @@ def print_summary(out_dir: Path, manifest: dict, note: str | None = None, exampl
     model = manifest.get("model") or {}
     print(f"  model: {model.get('model_id')} ({model.get('quantization')})")
     tr = (stats.get("processing") or {}).get("translation")
-    if tr and tr.get("requested"):  # chunk sidecars, summed by shard.py
+    if tr and tr.get("requested"):  # chunk sidecars, summed by pipeline/outputs/stats.py
         print(f"  translation: {tr['requested']} strings, {tr['distinct']} distinct (dedup x{tr['dedup_factor']:.2f}), "
               f"cache hits {100 * tr['cache_hit_rate']:.0f}%, {tr['translated']} translated by the model")
     print()

@@ -9,7 +9,6 @@ served and what the model translated; ``process_chunk`` writes them next to each
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -82,16 +81,6 @@ def write_stats_sidecar(processed_chunk: str | Path, stats: TranslationStats, te
     write_json_atomic({"translation": stats.as_dict(), "templates": templates or {},
                        "template_texts": template_texts or {}}, path)
     return path
-
-
-def sum_stats(paths) -> TranslationStats:
-    """Run totals from chunk sidecars (missing files are skipped: chunks processed before the sidecar existed)."""
-    total = TranslationStats()
-    for path in paths:
-        path = Path(path)
-        if path.exists():
-            total.add(TranslationStats.from_dict(json.loads(path.read_text())["translation"]))
-    return total
 
 
 class CachingTranslator:

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from pipeline.io import outside_output, sha256_file
 from pipeline.schema import SCHEMA_VERSION
-from pipeline.shard import MANIFEST, SHARD_DIRS, SPLIT_KEPT, SPLIT_QUARANTINE, SPLIT_REJECTED, STATS
+from pipeline.output_dir import MANIFEST
+from pipeline.outputs.shards import SHARD_DIRS, SPLIT_KEPT, SPLIT_QUARANTINE, SPLIT_REJECTED
+from pipeline.outputs.stats import STATS
 
 SOURCE_COUNTS = ("records", "rows", "quarantined", "kept", "rejected")
 TOTAL_KEYS = {SPLIT_KEPT: "kept", SPLIT_REJECTED: "rejected", SPLIT_QUARANTINE: "quarantined"}
@@ -145,7 +147,7 @@ def _read_json_object(path: Path, report: VerifyReport) -> dict | None:
 
 def _check_card_configs(out_dir: Path, manifest: dict, report: VerifyReport) -> None:
     """Each `datasets` config of the card must match only certified shards, with the manifest's rows."""
-    from pipeline.card import CARD_FILE, split_front_matter, validate_metadata
+    from pipeline.card.metadata import CARD_FILE, split_front_matter, validate_metadata
 
     card = out_dir / CARD_FILE
     if not card.is_file():
@@ -178,7 +180,8 @@ def _check_file(out_dir: Path, entry: dict, report: VerifyReport, count_rows: bo
         report.problems.append(f"{rel}: {size} bytes, manifest says {entry.get('bytes')}")
     digest = sha256_file(path)
     if digest != entry.get("sha256"):
-        report.problems.append(f"{rel}: sha256 {digest[:12]}… does not match the manifest's {str(entry.get('sha256'))[:12]}…")
+        recorded = str(entry.get("sha256"))[:12]
+        report.problems.append(f"{rel}: sha256 {digest[:12]}… does not match the manifest's {recorded}…")
     if not count_rows:
         return None
     try:

@@ -157,3 +157,23 @@ def format_report(report: FetchReport) -> str:
              f"{report.fetched} fetched this run, {report.already_done} settled earlier"]
     lines += [f"  failed {reason}: {n}" for reason, n in sorted(report.reasons.items(), key=lambda kv: -kv[1])]
     return "\n".join(lines)
+
+
+def config_image_urls(config_path: str | Path) -> list[str]:
+    """The image URLs of the captions a config's ``web_capfilt``/``web_match`` sources sample; the sampling's
+    phrase index is left where the generate flow will find it."""
+    from pipeline.config import load_config
+    from pipeline.ingest.web_capfilt import SamplingSettings, WebCapfiltReader, sampled_urls
+    from pipeline.ingest.web_match import NOUNPHRASE_DIR
+    from pipeline.output_dir import WORK_DIR
+
+    config = load_config(config_path)
+    urls: list[str] = []
+    for source in config.sources:
+        if source.type.startswith("web_"):
+            reader = WebCapfiltReader(source.path, source.images, Path(config.output.dir) / WORK_DIR / NOUNPHRASE_DIR,
+                                      SamplingSettings(**source.sampling.model_dump()), name=source.source_name)
+            urls += sampled_urls(reader)
+    if not urls:
+        raise ValueError(f"{config_path}: no web_capfilt or web_match source to fetch images for")
+    return urls

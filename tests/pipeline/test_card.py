@@ -8,23 +8,24 @@ import polars as pl
 import pytest
 import yaml
 
-from pipeline.card import (
+from pipeline.card.metadata import (
     HUB_LICENSES, SOURCE_CARD_KEYS, SourceCardError, derive_license, iso639, load_source_card, size_category,
     split_front_matter, validate_metadata,
 )
 from pipeline.config import SourceConfig
 from pipeline.languages import load_languages
 from pipeline.plots import render_plots
-from pipeline.shard import write_outputs
+from pipeline.run_record import RunRecord
+from pipeline.outputs.write import write_outputs
 
-META = {
-    "config_hash": "abc123", "pretty_name": "Test multilingual captions",
-    "model": {"model_id": "facebook/nllb-200-distilled-600M", "revision": "f8d333a", "quantization": "int8"},
-    "sources": {"coco_captions": "coco_captions", "vqav2": "vqav2"},
-    "settings": {"translation": {"beam_size": 1, "max_batch_tokens": 2048},
-                 "filter": {"min_bt_chrf": 35.0, "per_language": {"iw": {"min_bt_chrf": 25.0}}},
-                 "assignment": {"mode": "proportional", "seed": 0}},
-}
+META = RunRecord(
+    config_hash="abc123", pretty_name="Test multilingual captions",
+    model={"model_id": "facebook/nllb-200-distilled-600M", "revision": "f8d333a", "quantization": "int8"},
+    sources={"coco_captions": "coco_captions", "vqav2": "vqav2"},
+    settings={"translation": {"beam_size": 1, "max_batch_tokens": 2048},
+              "filter": {"min_bt_chrf": 35.0, "per_language": {"iw": {"min_bt_chrf": 25.0}}},
+              "assignment": {"mode": "proportional", "seed": 0}},
+)
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +109,8 @@ def test_card_numbers_come_from_stats(output):
     assert "@inproceedings{geigle2024mblip" in body
     for rel in re.findall(r"\]\((plots/[^)]+\.png)\)", body):
         assert (out / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert {f["path"] for f in manifest["meta_files"]} >= {"README.md", "stats.json", "plots/keep_rate.png",
-                                                           "plots/language_distribution.png", "plots/scores_bt_chrf.png"}
+    assert {f["path"] for f in manifest["meta_files"]} >= {
+        "README.md", "stats.json", "plots/keep_rate.png", "plots/language_distribution.png", "plots/scores_bt_chrf.png"}
 
 
 def test_plots_are_generic_over_score_columns_and_deterministic(output):

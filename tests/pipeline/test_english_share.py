@@ -80,7 +80,7 @@ def test_language_shares_count_only_rows_the_run_assigned():
     """Rows whose source fixed the language (English A-OKVQA, ImageNet names) are not part of the
     assignment: English's share is measured over the assigned rows, the preset ones are counted apart."""
     from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA, STATUS_KEPT, conform
-    from pipeline.shard import compute_stats
+    from pipeline.outputs.stats import compute_stats
 
     def row(i, lang, preset):
         return {"example_id": f"r{i}", "source": "s", "task": "caption", "lang": lang, "status": STATUS_KEPT,

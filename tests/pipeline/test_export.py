@@ -7,7 +7,8 @@ import pytest
 
 from mblip.cli import main
 from pipeline.export import EnglishTemplatePrompts, RowPrompts, export_dataset, row_target
-from pipeline.shard import write_outputs
+from pipeline.outputs.write import write_outputs
+from pipeline.run_record import RunRecord
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,8 @@ def output(tmp_path_factory, make_processed):
         frame.write_parquet(p)
     out = tmp / "out"
     manifest = write_outputs(out, paths, [], counts, 1, 10, 5,
-                             {"config_hash": "t", "image_roots": {"coco_captions": "/data/coco", "vqav2": "/data/vqa"}},
+                             RunRecord(config_hash="t",
+                                       image_roots={"coco_captions": "/data/coco", "vqav2": "/data/vqa"}),
                              card=False)
     return out, manifest
 

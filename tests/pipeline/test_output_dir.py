@@ -13,7 +13,8 @@ import pytest
 from pipeline.ingest import CocoCaptionsReader
 from pipeline.output_dir import LOCK_FILE, OutputLockedError, output_lock
 from pipeline.ingest.stage import ingest_source
-from pipeline.shard import MANIFEST, is_intact
+from pipeline.output_dir import MANIFEST
+from pipeline.outputs.shards import is_intact
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,11 +62,12 @@ def test_moved_or_copied_work_folder_reads_its_own_chunks(tmp_path):
 
 
 def test_entry_with_a_wrong_row_count_is_not_intact(tmp_path, make_processed):
-    from pipeline.shard import write_outputs
+    from pipeline.outputs.write import write_outputs
+    from pipeline.run_record import RunRecord
 
     paths, counts = make_processed(tmp_path / "_work", n_rows=30)
     out = tmp_path / "out"
-    write_outputs(out, paths, [], counts, 1, 15, 5, {"config_hash": "t"})
+    write_outputs(out, paths, [], counts, 1, 15, 5, RunRecord(config_hash="t"))
     entry = json.loads((out / MANIFEST).read_text())["files"][0]
     assert is_intact(out, entry)
     assert not is_intact(out, {**entry, "rows": entry["rows"] + 1})

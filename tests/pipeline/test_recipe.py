@@ -16,20 +16,20 @@ STATS = {"languages": {"en": {"assigned_share": 0.44}, "de": {"assigned_share": 
 def test_karpathy_default_is_train_plus_restval_and_the_card_names_the_papers_knob():
     recipe = recipe_metadata(_config())
     assert recipe["karpathy_splits"] == {"coco_karpathy": ["train", "restval"]}
-    card = render_recipe(STATS, {"recipe": recipe})
+    card = render_recipe(STATS, recipe)
     assert "| coco_karpathy: Karpathy splits | train + restval | train (restval excluded) | " \
            "`sources[coco_karpathy].splits: [train]` |" in card
-    paper = render_recipe(STATS, {"recipe": recipe_metadata(_config(splits=["train"]))})
+    paper = render_recipe(STATS, recipe_metadata(_config(splits=["train"])))
     assert "| coco_karpathy: Karpathy splits | train | train (restval excluded) | - |" in paper
 
 
 def test_recipe_rows_follow_the_run():
-    card = render_recipe(STATS, {"recipe": recipe_metadata(_config())})
+    card = render_recipe(STATS, recipe_metadata(_config()))
     assert "| languages | 2 (44.00% English (untranslated)) |" in card
     assert "knob for the paper" in card and "| instructions |" in card
     odd = PipelineConfig.model_validate({**_config().model_dump(mode="json"), "run": {"languages": ["de"]},
                                          "prompts": {"english_share": 0.0}})
-    card = render_recipe({"languages": {"de": {"assigned_share": 1.0}}}, {"recipe": recipe_metadata(odd)})
+    card = render_recipe({"languages": {"de": {"assigned_share": 1.0}}}, recipe_metadata(odd))
     assert "`run.languages: []` (or list `en`)" in card and "`prompts.english_share: null`" in card
     assert "0% English templates" in card
 

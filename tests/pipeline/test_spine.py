@@ -16,7 +16,7 @@ from pipeline.build import build_dataset
 from pipeline.config import load_config
 from pipeline.ingest.stage import open_reader
 from pipeline.process import process_rows
-from pipeline.shard import MANIFEST
+from pipeline.output_dir import MANIFEST
 
 LANGS = resolve_languages(["de", "fr", "cs"])
 
@@ -68,7 +68,8 @@ def test_sources_to_shards_keep_every_record(tmp_path, demo_root, tiny_model_dir
     paths = demo_paths(demo_root)
     # a copy of the captions file with two bad records added
     data = json.loads(paths.captions.read_text())
-    data["annotations"] += [{"id": 999001, "image_id": 1, "caption": ""}, {"id": 999002, "image_id": 424242, "caption": "x"}]
+    data["annotations"] += [{"id": 999001, "image_id": 1, "caption": ""},
+                            {"id": 999002, "image_id": 424242, "caption": "x"}]
     captions = tmp_path / "captions_train2014.json"
     captions.write_text(json.dumps(data))
     out = tmp_path / "out"

@@ -4,7 +4,7 @@ import json
 
 import polars as pl
 
-from pipeline.shard import STATS
+from pipeline.outputs.stats import STATS
 from pipeline.summary import print_summary
 
 

@@ -8,7 +8,7 @@ import pytest
 from pipeline.nllb.cache import TranslationCache
 from pipeline.nllb.engine import EngineSettings, load_translator
 from pipeline.translate import (
-    CachingTranslator, TranslationStats, sum_stats, translate_frame, write_stats_sidecar,
+    CachingTranslator, TranslationStats, translate_frame, write_stats_sidecar,
 )
 
 
@@ -95,9 +95,13 @@ def test_stats_sidecars_sum(tmp_path):
     assert path.name == "chunk-00001.stats.json"
     data = json.loads((tmp_path / "chunk-00000.stats.json").read_text())
     assert data["translation"]["dedup_factor"] == 2.5 and data["templates"] == {"de": {"kept": 3}}
-    total = sum_stats(sorted(tmp_path.glob("*.stats.json")) + [tmp_path / "missing.stats.json"])
-    assert (total.requested, total.distinct, total.cache_hits) == (16, 6, 3)
-    assert total.cache_hit_rate == pytest.approx(0.5)
+    from pipeline.outputs.stats import sum_sidecars
+
+    chunks = [tmp_path / "chunk-00000.parquet", tmp_path / "chunk-00001.parquet", tmp_path / "missing.parquet"]
+    summed = sum_sidecars(chunks)
+    total = summed["translation"]
+    assert (total["requested"], total["distinct"], total["cache_hits"]) == (16, 6, 3)
+    assert total["cache_hit_rate"] == pytest.approx(0.5) and summed["chunks_without_sidecar"] == 1
 
 
 def test_chunk_stage_writes_stats_sidecar_and_rerun_hits_the_cache(tiny_model_dir, demo_root, tmp_path):

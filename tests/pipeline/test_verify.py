@@ -6,7 +6,9 @@ import shutil
 import pytest
 
 from mblip.cli import main
-from pipeline.shard import MANIFEST, write_outputs
+from pipeline.output_dir import MANIFEST
+from pipeline.outputs.write import write_outputs
+from pipeline.run_record import RunRecord
 from pipeline.verify import verify_output
 
 
@@ -15,7 +17,7 @@ def clean_output(tmp_path_factory, make_processed):
     tmp = tmp_path_factory.mktemp("verify")
     paths, counts = make_processed(tmp / "_work", n_rows=40)
     out = tmp / "out"
-    write_outputs(out, paths, [], counts, 1, 15, 5, {"config_hash": "t"})
+    write_outputs(out, paths, [], counts, 1, 15, 5, RunRecord(config_hash="t"))
     return out
 
 

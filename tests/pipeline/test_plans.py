@@ -1,7 +1,5 @@
-"""Chunk keys, plans, re-decision and publishing of changed files only."""
+"""Chunk keys, plans and re-decision."""
 
-import json
-import os
 from pathlib import Path
 
 import polars as pl
@@ -10,9 +8,10 @@ import pytest
 from pipeline.assign import assign_languages
 from pipeline.languages import resolve_languages
 from pipeline.build import remove_temporaries
-from pipeline.chunks import ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, decision_key, plan_chunk, processed_file, translation_key
+from pipeline.chunks import (
+    ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, decision_key, plan_chunk, processed_file, translation_key,
+)
 from pipeline.process import decide_rows, merge_language_rows, reset_decision, rows_for_languages
-from pipeline.regenerate import OWNED_FILES, owned_files, publish, select_changed
 from pipeline.schema import make_example_id
 
 LANGS = resolve_languages(("de", "fr", "cs"))
@@ -106,40 +105,6 @@ def _write(root, rel, text):
     return path
 
 
-def test_publish_moves_only_changed_files_and_writes_manifest_last(tmp_path):
-    out, staging = tmp_path / "out", tmp_path / "out" / "_work" / "staging"
-    _write(out, "data/de/part-00000.parquet", "de-v1")
-    same = _write(out, "data/fr/part-00000.parquet", "fr-v1")
-    _write(out, "data/cs/part-00000.parquet", "cs-v1")  # no longer produced: stale
-    _write(out, "manifest.json", json.dumps({"files": [{"path": f"data/{lang}/part-00000.parquet"}
-                                                       for lang in ("de", "fr", "cs")]}))
-    os.utime(same, ns=(1, 1))
-    _write(staging, "data/de/part-00000.parquet", "de-v2")
-    _write(staging, "data/fr/part-00000.parquet", "fr-v1")
-    _write(staging, "stats.json", "{}")
-    _write(staging, "manifest.json", json.dumps({"files": ["new"]}))
-
-    changed, unchanged, stale = select_changed(staging, out)
-    assert sorted(changed) == ["data/de/part-00000.parquet", "manifest.json", "stats.json"]
-    assert unchanged == ["data/fr/part-00000.parquet"] and stale == ["data/cs/part-00000.parquet"]
-
-    report = publish(staging, out)
-    assert (out / "data/de/part-00000.parquet").read_text() == "de-v2"
-    assert same.stat().st_mtime_ns == 1  # untouched
-    assert not (out / "data/cs/part-00000.parquet").exists()
-    assert json.loads((out / "manifest.json").read_text()) == {"files": ["new"]}
-    assert not staging.exists() and report.removed == ("data/cs/part-00000.parquet",)
-
-
-def test_publish_keeps_files_outside_the_output_folders(tmp_path):
-    out, staging = tmp_path / "out", tmp_path / "stage"
-    _write(out, "notes.txt", "mine")
-    _write(out, "_work/processed/x.parquet", "work")
-    _write(staging, "manifest.json", "{}")
-    publish(staging, out)
-    assert (out / "notes.txt").exists() and (out / "_work/processed/x.parquet").exists()
-
-
 @pytest.mark.parametrize("mode", ["proportional", "all"])
 def test_merge_after_subset_processing_gives_the_full_frame(mode):
     rows = english_rows(60)
@@ -157,37 +122,6 @@ def test_remove_temporaries_deletes_only_half_written_files(tmp_path):
     _write(tmp_path, "ingest/a/.chunk-00002.parquet.tmp-9", "half")
     assert remove_temporaries(tmp_path) == 2
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == [keep]
-
-
-def test_publish_never_deletes_a_file_it_did_not_publish(tmp_path):
-    """A file of the user's inside a shard folder is not stale output: only files an earlier manifest
-    (or the ownership record of a publish killed midway) lists are removed."""
-    out, staging = tmp_path / "out", tmp_path / "out" / "_work" / "staging"
-    _write(out, "data/de/part-00000.parquet", "de-v1")
-    mine = _write(out, "data/sub/important.csv", "x")
-    mine_parquet = _write(out, "data/de/my-notes.parquet", "y")
-    _write(out, "manifest.json", json.dumps({"files": [{"path": "data/de/part-00000.parquet"},
-                                                       {"path": "../outside.txt"}]}))
-    outside = _write(tmp_path, "outside.txt", "z")
-    _write(staging, "manifest.json", json.dumps({"files": []}))
-    report = publish(staging, out)
-    assert report.removed == ("data/de/part-00000.parquet",)
-    assert mine.read_text() == "x" and mine_parquet.read_text() == "y" and outside.read_text() == "z"
-
-
-def test_ownership_survives_a_publish_killed_after_the_manifest_went(tmp_path):
-    out, staging = tmp_path / "out", tmp_path / "out" / "_work" / "staging"
-    _write(out, "data/de/part-00000.parquet", "de-v1")
-    _write(out, "manifest.json", json.dumps({"files": [{"path": "data/de/part-00000.parquet"}]}))
-    _write(staging, "data/fr/part-00000.parquet", "fr")
-    _write(staging, "manifest.json", json.dumps({"files": [{"path": "data/fr/part-00000.parquet"}]}))
-    assert "data/de/part-00000.parquet" in owned_files(out)
-    # as a publish killed right after it removed the old manifest leaves it:
-    publish_record = sorted(owned_files(out) | {"data/fr/part-00000.parquet", "manifest.json"})
-    (out / "manifest.json").unlink()
-    _write(out, OWNED_FILES, json.dumps(publish_record))
-    report = publish(staging, out)
-    assert report.removed == ("data/de/part-00000.parquet",)
 
 
 def test_decode_keys_are_the_keys_of_outputs_made_before_the_reverse_knob():
@@ -213,7 +147,7 @@ def test_a_chunk_stored_under_another_reverse_mode_is_planned_for_rescoring(tmp_
     plan = plan_chunk(tmp_path, "coco", chunk, score_key, "d1", rescore_from=rescore_keys(*args, reverse="score"))
     assert plan.action == ACTION_RESCORE and plan.redecide_from == str(old)
     # A mode that decodes cannot be served by a stored output that never decoded.
-    both = plan_chunk(tmp_path, "coco", chunk, translation_key(*args, reverse="both"), "d1",
-                      rescore_from=[k for k in rescore_keys(*args, reverse="both") if k != translation_key(*args, reverse="decode")])
+    never_decoded = [k for k in rescore_keys(*args, reverse="both") if k != translation_key(*args, reverse="decode")]
+    both = plan_chunk(tmp_path, "coco", chunk, translation_key(*args, reverse="both"), "d1", rescore_from=never_decoded)
     assert both.action == ACTION_PROCESS
     assert translation_key(*args, reverse="score") not in rescore_keys(*args, reverse="both")

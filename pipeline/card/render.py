@@ -1,0 +1,34 @@
+"""``README.md`` at the output root: validated front matter, the body's sections, and the plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.card.metadata import (
+    CARD_FILE, build_metadata, front_matter, load_source_card, source_types, validate_metadata,
+)
+from pipeline.card.sections import SECTIONS, CardInputs
+from pipeline.plots import render_plots
+from pipeline.run_record import RunRecord
+
+
+def render_card(stats: dict, files: list[dict], record: RunRecord, plots: list[str] = (),
+                cards_dir: str | Path | None = None) -> str:
+    """README.md text: YAML metadata (validated) and the body."""
+    types = source_types(stats, record)
+    cards = {t: load_source_card(t, cards_dir) for t in sorted(set(types.values()))}
+    meta = build_metadata(stats, files, record, cards)
+    errors = validate_metadata(meta)
+    if errors:
+        raise ValueError("generated card metadata breaks the Hub rules: " + "; ".join(errors))
+    inputs = CardInputs(stats, files, record, cards, meta, tuple(plots))
+    return front_matter(meta) + "\n" + "\n".join(block for section in SECTIONS for block in section(inputs))
+
+
+def render_card_files(stats: dict, files: list[dict], record: RunRecord, cards_dir: str | Path | None = None,
+                      plots: bool = True) -> dict[str, str | bytes]:
+    """Relative path -> content for the card and its plots."""
+    figures = render_plots(stats, record.settings.get("filter")) if plots else {}
+    out: dict[str, str | bytes] = dict(figures)
+    out[CARD_FILE] = render_card(stats, files, record, list(figures), cards_dir)
+    return out

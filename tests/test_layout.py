@@ -1,0 +1,70 @@
+"""The layout's rules, checked on the source: which package may import which, and that a non-editable
+install carries every resource the code reads (no file outside the installed packages)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# package -> top-level modules it must never import, not even inside a function
+FORBIDDEN = {
+    "pipeline": {"prefect", "prefect_dask", "flows", "model", "mblip", "tools"},
+    "model": {"prefect", "flows", "mblip", "tools"},
+    "flows": {"mblip", "tools"},
+    "tools": {"mblip"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module.split(".")[0])
+    return modules
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_packages_import_only_downwards(package):
+    bad = {str(path.relative_to(REPO)): sorted(imported_modules(path) & FORBIDDEN[package])
+           for path in sorted((REPO / package).rglob("*.py"))}
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_a_non_editable_install_reads_only_its_own_files(tmp_path):
+    wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(wheel_dir), str(REPO)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                    *map(str, wheel_dir.glob("*.whl"))], check=True, capture_output=True)
+    probe = """
+import sys, yaml
+import pipeline, tools.demo.run as demo
+from pipeline.card.metadata import load_source_card
+from pipeline.config import load_config
+from pipeline.languages import load_languages
+from pipeline.nllb.shipped import shipped_model_dir, shipped_val_dir
+from pipeline.template_table import TEMPLATES
+assert pipeline.__file__.startswith(sys.argv[1]), pipeline.__file__
+assert len(load_languages()) == 96
+for config in (demo.DEMO_CONFIG, demo.DEMO_ALL_TASKS_CONFIG):
+    assert str(config).startswith(sys.argv[1]) and yaml.safe_load(config.read_text())["sources"]
+for source in ("coco_captions", "vqav2", "coco_karpathy"):
+    assert load_source_card(source)["license"]
+assert (shipped_model_dir() / "model.bin").is_file() and (shipped_val_dir() / "val.en.gz").is_file()
+assert TEMPLATES
+print("ok")
+"""
+    # the install first on the path, and run from elsewhere: the checkout cannot be found by accident
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    out = subprocess.run([sys.executable, "-c", probe, str(target)], cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
