@@ -153,7 +153,10 @@ def run_keys(config, model_meta: dict, settings: EngineSettings, mix: dict) -> R
     from pipeline.mix import mix_key
 
     languages = tuple(lang.code for lang in config.languages())
-    decoding = f"{settings.decoding_key()},ct={settings.compute_type}"
+    # the settings that will actually run here (``auto`` resolved), as the translation cache records
+    # them: a run resumed on another device or compute type reprocesses instead of reusing other numerics
+    device, compute_type = settings.resolve()
+    decoding = f"{settings.decoding_key()},dev={device},ct={compute_type}"
     parts = (model_meta, decoding, languages, config.assignment.seed, config.assignment.mode,
              config.filter.backtranslate, config.prompts.model_dump(mode="json"), config.assignment.english_share)
     tkey = translation_key(*parts, reverse=config.filter.reverse)

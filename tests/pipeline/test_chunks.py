@@ -105,3 +105,34 @@ def test_only_languages_recomputes_just_their_rows(tmp_path, chunk, engine, tiny
     expected = original.filter(pl.col("lang") == "de").sort("example_id")
     assert german.select(TEXT_COLUMNS).equals(expected.select(TEXT_COLUMNS))
     assert set(merged.filter(pl.col("lang") != "de")["text_tgt"]) == {"stale"}
+
+
+def _keys_with(compute_type: str, *, cuda_devices: int = 0, monkeypatch=None):
+    import ctranslate2
+
+    from pipeline.chunks import run_keys
+    from pipeline.config import PipelineConfig
+
+    if monkeypatch is not None:  # what CTranslate2 reports on a machine with a GPU
+        monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: cuda_devices)
+        real = ctranslate2.get_supported_compute_types
+        monkeypatch.setattr(ctranslate2, "get_supported_compute_types",
+                            lambda device, index=0: ({"float32", "float16", "bfloat16", "int8", "int8_float16"}
+                                                     if device == "cuda" else real(device, index)))
+    config = PipelineConfig.model_validate({
+        "sources": [{"type": "coco_captions", "annotations": "/nonexistent/captions.json",
+                     "images": "/nonexistent/images"}],
+        "translation": {"compute_type": compute_type}})
+    return run_keys(config, {"model_id": "m"}, config.translation.engine_settings(), {}).translation
+
+
+def test_chunk_key_records_the_effective_compute_type_not_the_requested_one(monkeypatch):
+    # on a CPU "auto" runs int8, so the two requests translate alike and share their chunks
+    monkeypatch.setattr("ctranslate2.get_cuda_device_count", lambda: 0)
+    assert _keys_with("auto") == _keys_with("int8")
+    assert _keys_with("auto") != _keys_with("float32")
+    cpu_auto = _keys_with("auto")
+    # the same config resumed on a GPU runs int8_float16 on CUDA: its chunks must not be reused
+    gpu_auto = _keys_with("auto", cuda_devices=1, monkeypatch=monkeypatch)
+    assert gpu_auto != cpu_auto
+    assert gpu_auto == _keys_with("int8_float16", cuda_devices=1, monkeypatch=monkeypatch)
