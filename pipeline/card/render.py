@@ -8,7 +8,7 @@ from pipeline.card.metadata import (
     CARD_FILE, build_metadata, front_matter, load_source_card, source_types, validate_metadata,
 )
 from pipeline.card.sections import SECTIONS, CardInputs
-from pipeline.plots import render_plots
+from pipeline.card.plots import render_plots
 from pipeline.run_record import RunRecord
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from pipeline.card.metadata import iso639, source_types
 from pipeline.card.text import ENGINE_COUNTER_DOCS, MBLIP_CITATION, NLLB_CITATION, column_doc, flatten, table
 from pipeline.languages import SOURCE_LANGUAGE
-from pipeline.plots import score_label
+from pipeline.card.plots import score_label
 from pipeline.run_record import RunRecord
 from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA
 
@@ -105,7 +105,7 @@ def sources(c: CardInputs) -> list[str]:
 def tasks(c: CardInputs) -> list[str]:
     if not c.stats.get("task_languages"):
         return []
-    from pipeline.task_notes import render_task_tables
+    from pipeline.card.task_notes import render_task_tables
 
     return [render_task_tables(c.stats, table)]
 
@@ -183,7 +183,7 @@ def filtering(c: CardInputs) -> list[str]:
 
 
 def web(c: CardInputs) -> list[str]:
-    from pipeline.card_web import render_web_sections
+    from pipeline.card.web import render_web_sections
 
     return render_web_sections(c.record.web)
 

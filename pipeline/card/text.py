@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.plots import score_label
+from pipeline.card.plots import score_label
 
 COLUMN_DOCS = {
     "example_id": "stable id: hash of (source, source record id)",

@@ -17,7 +17,7 @@ from pipeline.languages import get_language
 from pipeline.schema import SCHEMA_VERSION, STATUS_KEPT, STATUS_REJECTED
 
 STATS = "stats.json"
-# Quantiles kept per score column and language (enough for box plots; see pipeline/plots.py).
+# Quantiles kept per score column and language (enough for box plots; see pipeline/card/plots.py).
 SCORE_QUANTILES = {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
 
 

@@ -14,7 +14,7 @@ from pipeline.card.metadata import (
 )
 from pipeline.config import SourceConfig
 from pipeline.languages import load_languages
-from pipeline.plots import render_plots
+from pipeline.card.plots import render_plots
 from pipeline.run_record import RunRecord
 from pipeline.outputs.write import write_outputs
 
@@ -195,7 +195,7 @@ def test_card_shows_engine_counters_from_sidecars(tmp_path, make_processed):
 
 
 def test_filter_thresholds_are_drawn_on_their_score_plot(output):
-    from pipeline.plots import thresholds_from_filter
+    from pipeline.card.plots import thresholds_from_filter
 
     out, _ = output
     stats = json.loads((out / "stats.json").read_text())
