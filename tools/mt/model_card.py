@@ -135,8 +135,16 @@ def _size_mb(path: Path) -> float:
 
 
 def _still_rising(evals: list[dict]) -> bool:
-    """Whether the last selection score still improved on the one before."""
+    """Whether the last selection score still improved on the one before (of the same weights: the
+    trained ones, or their running average)."""
+    evals = [e for e in evals if e.get("weights", "last") == evals[-1].get("weights", "last")] if evals else []
     return len(evals) >= 2 and evals[-1]["eval_mean"] > evals[-2]["eval_mean"]
+
+
+def _weights_note(record: dict) -> str:
+    """`` (average of N)`` for an evaluation of the running weight average, else nothing."""
+    weights = record.get("weights", "last")
+    return "" if weights == "last" else f" ({weights})"
 
 
 def _floors_clause(cfg: dict) -> str:
@@ -189,7 +197,7 @@ def render_card(model_dir: Path, scores_json: str, beam_scores_json: str | None 
     all_evals = [(n, e) for n, stage in enumerate(stages, 1) for e in stage["evals"]]
     columns = list(dict.fromkeys(k for _, e in all_evals for k in e["eval_chrf_pp"]))  # later stages may add some
     curve = "\n".join(
-        f"| {n} | {e['step']} | {e['minutes']} | "
+        f"| {n} | {e['step']}{_weights_note(e)} | {e['minutes']} | "
         + " | ".join(f"{e['eval_chrf_pp'][k]:.1f}" if k in e["eval_chrf_pp"] else "" for k in columns)
         + f" | {e['eval_mean']:.1f} |"
         for n, e in all_evals
@@ -263,7 +271,7 @@ sacrebleu corpus scores: chrF++ = `CHRF(word_order=2)`, BLEU with the 13a tokeni
 {format_scores(scores)}{beam}{_questions_section(questions_json, cfg.get("question_val_images"))}
 
 The checkpoint was selected by mean chrF++ on the first {cfg['eval_sentences']} validation lines of each
-direction{_floors_clause(cfg)} (stage {len(stages)}, step {selection['step']}), \
+direction{_floors_clause(cfg)} (stage {len(stages)}, step {selection['step']}{_weights_note(selection)}), \
 so these validation scores are slightly optimistic; Multi30k's test
 sets were not used.
 

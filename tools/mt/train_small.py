@@ -27,6 +27,10 @@ train longer than one session's wall time once a cosine schedule has ended)::
     python -m tools.mt.train_small --data ... --out runs/stage2 --init-from runs/nllb-multi30k/best \
         --seed 2234 --lr 0.002 --warmup-steps 200 --max-steps 8000
 
+``--average-every N --average-from S`` keeps an equal-weight running average of the weights every N steps
+from step S (``torch.optim.swa_utils.AveragedModel``); each evaluation scores it next to the current weights,
+and either can be selected (``selection.json`` says which).
+
 ``--select-min "eng_Latn-deu_Latn=48.3,xgqa:eng_Latn-deu_Latn=45"`` keeps as ``OUT/best`` only a checkpoint
 reaching every floor (with ``--eval-sentences 1014``, on the whole Multi30k validation split); if none does,
 the run writes no ``OUT/best`` and its summary's best score is -1.
@@ -88,6 +92,14 @@ class TrainConfig:
     question_val_images: int = 10  # xGQA images whose questions are held out for validation and selection
     select_min: str = ""  # selection floors "KEY=VALUE,..." on the eval keys (e.g. "eng_Latn-deu_Latn=48.3,
     # xgqa:eng_Latn-deu_Latn=45"): only a checkpoint meeting every floor can become OUT/best (then by mean)
+    # copies per epoch of a Multi30k direction's pairs, "SRC-TGT=N,..." in project codes (e.g. "en-de=2");
+    # unnamed directions appear once. Spends a small model's capacity on the directions that matter most
+    direction_repeat: str = ""
+    # every N steps from step ``average_from``, the weights join an equal-weight running average
+    # (``torch.optim.swa_utils.AveragedModel``; checkpoint averaging as Vaswani et al. 2017, Sec. 6.1);
+    # each evaluation then scores the average too, and either may be selected. 0 = off
+    average_every: int = 0
+    average_from: int = 0
     init_from: str = ""  # a trained checkpoint (e.g. an earlier run's OUT/best) to continue from with a
     # fresh optimiser and schedule; its vocabulary and shape are kept (they must match the shape fields)
 
@@ -166,7 +178,8 @@ def load_model(model_dir: Path, cfg: TrainConfig):
 
 
 def encode_pairs(data_dir: Path, model_dir: Path, split: str, cfg: TrainConfig) -> list[tuple[list[int], list[int]]]:
-    """(source ids, label ids) for every sentence pair of ``split`` in all six directions."""
+    """(source ids, label ids) for every sentence pair of ``split`` in all six directions (for ``train``,
+    each direction repeated as ``direction_repeat`` says)."""
     import sentencepiece as spm
     from transformers import AutoTokenizer
 
@@ -176,15 +189,18 @@ def encode_pairs(data_dir: Path, model_dir: Path, split: str, cfg: TrainConfig) 
     # NLLB/fairseq vocabulary: sentencepiece id i is model id i + 1 (see tools.testmodels.nllb).
     ids = {lang: [[i + 1 for i in s] for s in sp.encode(read_lines(split_path(data_dir, split, lang)))]
            for lang in MULTI30K_LANGUAGES}
+    repeats = parse_direction_repeat(cfg.direction_repeat) if split == "train" else {}
     pairs, skipped = [], 0
     for src, tgt in MULTI30K_DIRECTIONS:
         src_code = tokenizer.convert_tokens_to_ids(get_language(src).nllb)
         tgt_code = tokenizer.convert_tokens_to_ids(get_language(tgt).nllb)
+        direction = []
         for s, t in zip(ids[src], ids[tgt], strict=True):
             if len(s) + 2 <= cfg.max_len and len(t) + 2 <= cfg.max_len:
-                pairs.append(([src_code, *s, eos], [tgt_code, *t, eos]))
+                direction.append(([src_code, *s, eos], [tgt_code, *t, eos]))
             else:
                 skipped += 1
+        pairs += direction * repeats.get((src, tgt), 1)
     log.info("%s: %d pairs, %d skipped for more than max_len=%d tokens", split, len(pairs), skipped, cfg.max_len)
     return pairs
 
@@ -238,6 +254,21 @@ def make_batches(pairs, batch_tokens: int, seed: int) -> list[list[int]]:
         batches.append(current)
     rng.shuffle(batches)
     return batches
+
+
+def parse_direction_repeat(spec: str) -> dict[tuple[str, str], int]:
+    """``"SRC-TGT=N,..."`` (``direction_repeat``) as ``{(src, tgt): N}``; only Multi30k's directions."""
+    repeats = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, value = item.partition("=")
+        src, dash, tgt = key.strip().partition("-")
+        if not sep or not dash or not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"direction_repeat: {item!r} is not SRC-TGT=N with N >= 1 (e.g. en-de=2)")
+        if (src, tgt) not in MULTI30K_DIRECTIONS:
+            raise ValueError(f"direction_repeat: {key!r} is not one of the directions "
+                             f"{', '.join(f'{a}-{b}' for a, b in MULTI30K_DIRECTIONS)}")
+        repeats[(src, tgt)] = int(value)
+    return repeats
 
 
 def collate(pairs, batch: list[int], pad_id: int, eos_id: int):
@@ -405,6 +436,11 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
         lr=cfg.lr, betas=cfg.adam_betas, foreach=True,
     )
     log.info("model: %.2fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
+    averaged = None
+    if cfg.average_every:
+        from torch.optim.swa_utils import AveragedModel
+
+        averaged = AveragedModel(model)
 
     # setup data
     pairs = encode_pairs(data_dir, init_dir, "train", cfg)
@@ -424,6 +460,8 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
+        if averaged is not None:
+            averaged.load_state_dict(ckpt["averaged"])
         step, epoch, position, best, elapsed = (ckpt[k] for k in ("step", "epoch", "position", "best", "elapsed"))
         log.info("resumed from step %d (epoch %d, batch %d, %.1f min trained)", step, epoch, position, elapsed / 60)
 
@@ -447,6 +485,8 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
             torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
         optimizer.step()
         step, position = step + 1, position + 1
+        if averaged is not None and step >= cfg.average_from and step % cfg.average_every == 0:
+            averaged.update_parameters(model)
         window_loss += loss.item() * n_tokens
         window_tokens += n_tokens
 
@@ -465,27 +505,36 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
         if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps or stopping:
             model.eval()
             rng_state = torch.get_rng_state()  # evaluation must not shift the dropout stream of training
-            candidate = save_hf(model, init_dir, out_dir / "last")
-            chrf = evaluate_checkpoint(candidate, out_dir / "last-ct2", data_dir, cfg, questions_val)
-            mean = sum(chrf.values()) / len(chrf)
-            record = {"step": step, "eval_chrf_pp": chrf, "eval_mean": round(mean, 2),
-                      "minutes": round((time.time() - started) / 60, 2)}
-            eligible = meets_floors(chrf, floors)
-            if floors:
-                record["meets_select_min"] = eligible
-            log.info("eval %s", record)
-            with metrics_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-            if eligible and mean > best:
-                best = mean
-                save_hf(model, init_dir, out_dir / "best")
-                (out_dir / "best" / "selection.json").write_text(json.dumps(record, indent=2) + "\n")
+            candidates = [("last", "last", model)]
+            if averaged is not None and int(averaged.n_averaged) > 0:
+                candidates.append(("average", f"average of {int(averaged.n_averaged)}", averaged.module))
+            for name, weights, candidate_model in candidates:
+                candidate = save_hf(candidate_model, init_dir, out_dir / name)
+                chrf = evaluate_checkpoint(candidate, out_dir / f"{name}-ct2", data_dir, cfg, questions_val)
+                mean = sum(chrf.values()) / len(chrf)
+                record = {"step": step, "eval_chrf_pp": chrf, "eval_mean": round(mean, 2),
+                          "minutes": round((time.time() - started) / 60, 2)}
+                if averaged is not None:
+                    record["weights"] = weights
+                eligible = meets_floors(chrf, floors)
+                if floors:
+                    record["meets_select_min"] = eligible
+                log.info("eval %s", record)
+                with metrics_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                if eligible and mean > best:
+                    best = mean
+                    save_hf(candidate_model, init_dir, out_dir / "best")
+                    (out_dir / "best" / "selection.json").write_text(json.dumps(record, indent=2) + "\n")
             torch.set_rng_state(rng_state)
             model.train()
             window_start = time.time()
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or stopping:
-            save_checkpoint(ckpt_path, model, optimizer, {"step": step, "epoch": epoch, "position": position,
-                                                          "best": best, "elapsed": time.time() - started})
+            state = {"step": step, "epoch": epoch, "position": position, "best": best,
+                     "elapsed": time.time() - started}
+            if averaged is not None:
+                state["averaged"] = averaged.state_dict()
+            save_checkpoint(ckpt_path, model, optimizer, state)
         if stopping:
             log.info("stopping at step %d (--max-minutes %s, --stop-step %s)", step, max_minutes, stop_step)
             break

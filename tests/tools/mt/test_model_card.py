@@ -81,3 +81,18 @@ def test_card_of_a_run_continuing_the_shipped_int8_model_on_questions(tiny_corpu
     assert f"| eng_Latn → deu_Latn | {en_de['sentences']} | {en_de['chrf_pp']:.2f} |" in card
     assert "| xgqa:eng_Latn-deu_Latn | xgqa:deu_Latn-eng_Latn | mean |" in card
     assert "Pfeiffer" in card and "| `questions_repeat` | 0 | 2 |" in card
+
+
+def test_card_of_a_run_with_weight_averaging_names_the_weights_of_each_row(tiny_corpus, tiny_cfg, tmp_path):
+    from tools.mt.train_small import TrainConfig
+
+    cfg = TrainConfig(**{**tiny_cfg.__dict__, "average_every": 2, "eval_every": 3})
+    train(tiny_corpus, tmp_path / "run", cfg)
+    model = ship_model(tmp_path / "run", tmp_path / "model")
+    card = render_card(model, scores_to_json(evaluate_directions(
+        NllbTranslator(model, EngineSettings(device="cpu", intra_threads=1)), tiny_corpus, limit=3)))
+    curve = [line for line in card.splitlines() if line.startswith("| 1 | ")]
+    assert [line.split(" | ")[1] for line in curve] == ["3", "3 (average of 1)", "6", "6 (average of 3)"]
+    selection = json.loads((model / "training" / "selection.json").read_text())
+    note = "" if selection["weights"] == "last" else f" ({selection['weights']})"
+    assert f"step {selection['step']}{note})" in card

@@ -129,3 +129,52 @@ def test_select_min_keeps_only_a_checkpoint_meeting_every_floor(tiny_corpus, tin
               TrainConfig(**{**cfg.__dict__, "select_min": "xgqa:eng_Latn-deu_Latn=1"}))
     with pytest.raises(ValueError, match="KEY=VALUE"):
         train(tiny_corpus, tmp_path / "malformed", TrainConfig(**{**cfg.__dict__, "select_min": "48.3"}))
+
+
+def test_weight_average_is_the_mean_of_the_averaged_steps_and_survives_a_resume(tiny_corpus, tiny_cfg, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    # lr 0 after warm-up would freeze the weights; a plain run of 6 steps saves every step's weights instead
+    steps = {}
+    for n in (4, 5, 6):
+        run = tmp_path / f"stop{n}"
+        train(tiny_corpus, run, tiny_cfg, stop_step=n)
+        steps[n] = torch.load(run / "checkpoint.pt", weights_only=False)["model"]
+
+    cfg = TrainConfig(**{**tiny_cfg.__dict__, "average_every": 1, "average_from": 4})
+    whole = tmp_path / "whole"
+    train(tiny_corpus, whole, cfg)
+    evals = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines() if "eval_mean" in line]
+    assert [(e["step"], e["weights"]) for e in evals] == [(6, "last"), (6, "average of 3")]
+    average = load_file(whole / "average" / "model.safetensors")
+    for name, value in average.items():
+        expected = (steps[4][name] + steps[5][name] + steps[6][name]) / 3
+        assert torch.allclose(value, expected, atol=1e-6), name
+    assert not torch.equal(average["model.shared.weight"], steps[6]["model.shared.weight"])
+    # the best of both candidates is kept, and says which weights it is
+    selection = json.loads((whole / "best" / "selection.json").read_text())
+    assert selection["eval_mean"] == max(e["eval_mean"] for e in evals) and selection["weights"] in ("last",
+                                                                                                      "average of 3")
+
+    interrupted = tmp_path / "interrupted"
+    train(tiny_corpus, interrupted, cfg, stop_step=5)  # checkpoint holds a running average of steps 4 and 5
+    train(tiny_corpus, interrupted, cfg)
+    resumed = load_file(interrupted / "average" / "model.safetensors")
+    assert all(torch.equal(resumed[k], average[k]) for k in average)
+
+
+def test_direction_repeat_adds_copies_of_one_direction_only(tiny_corpus, tiny_cfg, tmp_path):
+    from tools.mt.train_small import parse_direction_repeat
+
+    init_dir = prepare_model_dir(tiny_corpus, tmp_path, tiny_cfg)
+    plain = encode_pairs(tiny_corpus, init_dir, "train", tiny_cfg)
+    cfg = TrainConfig(**{**tiny_cfg.__dict__, "direction_repeat": "en-de=3"})
+    weighted = encode_pairs(tiny_corpus, init_dir, "train", cfg)
+    en_de = plain[:100]  # the first direction is en->de
+    assert len(weighted) == len(plain) + 2 * len(en_de)
+    assert sorted(weighted) == sorted(plain + en_de + en_de)
+    assert len(encode_pairs(tiny_corpus, init_dir, "val", cfg)) == 6 * 20  # validation is never repeated
+    for bad in ("en-de", "en-de=0", "de-fr=2", "en_de=2"):
+        with pytest.raises(ValueError, match="direction_repeat"):
+            parse_direction_repeat(bad)
