@@ -93,6 +93,8 @@ def ship_model(run_dir: Path, model_dir: Path) -> Path:
         stage.mkdir(parents=True)
         for name in RUN_ARTIFACTS:
             shutil.copyfile(earlier / name, stage / name)
+        if (earlier / RECOVERED_INIT).exists():  # a stage of a shipped model's history keeps its marker
+            shutil.copyfile(earlier / RECOVERED_INIT, stage / RECOVERED_INIT)
     from tools.mt.from_ct2 import RECOVERED_MARKER
 
     for n, stage_run in enumerate(chain, 1):
@@ -235,6 +237,11 @@ def render_card(model_dir: Path, scores_json: str, beam_scores_json: str | None 
            f", continuing stage {n - 1}'s selected weights with a fresh optimiser and schedule")
         + (f"; Multi30k plus xGQA en↔de questions (each repeated {st['config']['questions_repeat']}x per epoch)"
            if st["config"].get("questions_repeat") else "")
+        + (f"; Multi30k directions repeated per epoch: {st['config']['direction_repeat']} (the others once)"
+           if st["config"].get("direction_repeat") else "")
+        + (f"; a running weight average every {st['config']['average_every']} steps from step "
+           f"{st['config'].get('average_from', 0)} was scored next to the weights at each evaluation"
+           if st["config"].get("average_every") else "")
         + (f" ({st['summary']['note']})" if st["summary"].get("note") else "")
         + "."
         for n, st in enumerate(stages, 1)

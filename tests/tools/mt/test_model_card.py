@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from pipeline.nllb.engine import EngineSettings, NllbTranslator
 from tools.mt.evaluate import evaluate_directions, scores_to_json
@@ -81,6 +82,16 @@ def test_card_of_a_run_continuing_the_shipped_int8_model_on_questions(tiny_corpu
     assert f"| eng_Latn → deu_Latn | {en_de['sentences']} | {en_de['chrf_pp']:.2f} |" in card
     assert "| xgqa:eng_Latn-deu_Latn | xgqa:deu_Latn-eng_Latn | mean |" in card
     assert "Pfeiffer" in card and "| `questions_repeat` | 0 | 2 |" in card
+
+    # one more stage on the newly shipped weights: both recovered starts are still described
+    third_cfg = replace(cfg, init_from=str(recover_checkpoint(model, tmp_path / "recovered2")), seed=11)
+    train(tiny_corpus, tmp_path / "third", third_cfg, questions_dir=xgqa)
+    shutil.rmtree(recovered)  # as on another machine: only the shipped history tells how stage 2 started
+    final = ship_model(tmp_path / "third", tmp_path / "final")
+    assert (final / "training" / "stages" / "2" / "recovered_init.json").exists()
+    card = render_card(final, scores_to_json(evaluate_directions(
+        NllbTranslator(final, EngineSettings(device="cpu", intra_threads=1)), tiny_corpus, limit=3)))
+    assert "continuing stage 1's shipped int8 weights" in card and "continuing stage 2's shipped int8 weights" in card
 
 
 def test_card_of_a_run_with_weight_averaging_names_the_weights_of_each_row(tiny_corpus, tiny_cfg, tmp_path):
