@@ -10,8 +10,8 @@ from tools.mt.evaluate import read_lines, score_corpus
 from pipeline.nllb.shipped import shipped_val_dir
 
 # chrF++ of the shipped model on the first 20 validation sentences en->de, measured with
-# `mblip eval-mt --limit 20 --directions en-de` (50.10; 50.39 before the question stages), minus 5.
-EN_DE_CHRF_FLOOR_20 = 45
+# `mblip eval-mt --limit 20 --directions en-de` (49.34; 50.39 before the question stages), minus 5.
+EN_DE_CHRF_FLOOR_20 = 44
 
 
 def test_translate_file_with_shipped_model(tmp_path, capsys):
