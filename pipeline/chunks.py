@@ -153,8 +153,9 @@ def run_keys(config, model_meta: dict, settings: EngineSettings, mix: dict) -> R
     from pipeline.mix import mix_key
 
     languages = tuple(lang.code for lang in config.languages())
-    # the settings that will actually run here (``auto`` resolved), as the translation cache records
-    # them: a run resumed on another device or compute type reprocesses instead of reusing other numerics
+    # the device and compute type that will actually run here (``auto`` resolved; the translation cache
+    # records the effective compute type too): a run resumed on another device or compute type
+    # reprocesses its chunks instead of reusing other numerics
     device, compute_type = settings.resolve()
     decoding = f"{settings.decoding_key()},dev={device},ct={compute_type}"
     parts = (model_meta, decoding, languages, config.assignment.seed, config.assignment.mode,

@@ -256,13 +256,23 @@ def make_batches(pairs, batch_tokens: int, seed: int) -> list[list[int]]:
     return batches
 
 
+def key_values(spec: str, knob: str) -> list[tuple[str, str, str]]:
+    """``"KEY=VALUE,..."`` as ``(item, key, value)`` triples (the knob names the error)."""
+    triples = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, value = item.rpartition("=")
+        if not sep or not key:
+            raise ValueError(f"{knob}: {item!r} is not KEY=VALUE")
+        triples.append((item, key.strip(), value.strip()))
+    return triples
+
+
 def parse_direction_repeat(spec: str) -> dict[tuple[str, str], int]:
     """``"SRC-TGT=N,..."`` (``direction_repeat``) as ``{(src, tgt): N}``; only Multi30k's directions."""
     repeats = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        key, sep, value = item.partition("=")
-        src, dash, tgt = key.strip().partition("-")
-        if not sep or not dash or not value.strip().isdigit() or int(value) < 1:
+    for item, key, value in key_values(spec, "direction_repeat"):
+        src, dash, tgt = key.partition("-")
+        if not dash or not value.isdigit() or int(value) < 1:
             raise ValueError(f"direction_repeat: {item!r} is not SRC-TGT=N with N >= 1 (e.g. en-de=2)")
         if (src, tgt) not in MULTI30K_DIRECTIONS:
             raise ValueError(f"direction_repeat: {key!r} is not one of the directions "
@@ -369,13 +379,7 @@ EVALUATION_SETTINGS = frozenset({"eval_every", "eval_sentences", "checkpoint_eve
 
 def parse_floors(spec: str) -> dict[str, float]:
     """``"KEY=VALUE,..."`` (``select_min``) as a dict; an empty spec has no floors."""
-    floors = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        key, sep, value = item.rpartition("=")
-        if not sep or not key:
-            raise ValueError(f"select_min: {item!r} is not KEY=VALUE")
-        floors[key] = float(value)
-    return floors
+    return {key: float(value) for _, key, value in key_values(spec, "select_min")}
 
 
 def meets_floors(chrf: dict[str, float], floors: dict[str, float]) -> bool:
