@@ -41,8 +41,8 @@ test-all: setup
 # convert, score and regenerate its card.
 MULTI30K ?= ../shared/data/multi30k
 train-mt: setup
-	$(BIN)/python -m tools.mt.train_small --data $(MULTI30K) --out runs/nllb-multi30k
-	$(BIN)/python -m tools.mt.model_card --run runs/nllb-multi30k --data $(MULTI30K) \
+	$(BIN)/python -m dev.mt.train_small --data $(MULTI30K) --out runs/nllb-multi30k
+	$(BIN)/python -m dev.mt.model_card --run runs/nllb-multi30k --data $(MULTI30K) \
 		--model pipeline/assets/nllb-multi30k --card data_cards/nllb-multi30k.md
 
 # Teach the shipped translator questions (about 1.5 h on 2 busy CPU cores): recover the Multi30k-only model
@@ -57,23 +57,23 @@ MT_BASE_REV ?= 7c58db9
 train-mt-questions: setup
 	rm -rf runs/nllb-multi30k-base && mkdir -p runs/nllb-multi30k-base
 	git archive $(MT_BASE_REV) pipeline/assets/nllb-multi30k | tar -x -C runs/nllb-multi30k-base --strip-components=3
-	$(BIN)/python -m tools.mt.from_ct2 runs/nllb-multi30k-base runs/nllb-multi30k-shipped
-	$(BIN)/python -m tools.mt.train_small --data $(MULTI30K) --questions $(XGQA) --out runs/nllb-multi30k-s4 \
+	$(BIN)/python -m dev.mt.from_ct2 runs/nllb-multi30k-base runs/nllb-multi30k-shipped
+	$(BIN)/python -m dev.mt.train_small --data $(MULTI30K) --questions $(XGQA) --out runs/nllb-multi30k-s4 \
 		--init-from runs/nllb-multi30k-shipped --seed 4234 --lr 0.0008 --warmup-steps 100 --max-steps 2000 \
 		--eval-every 400 --questions-repeat 20 --stop-step 400
-	$(BIN)/python -m tools.mt.train_small --data $(MULTI30K) --questions $(XGQA) --out runs/nllb-multi30k-s5 \
+	$(BIN)/python -m dev.mt.train_small --data $(MULTI30K) --questions $(XGQA) --out runs/nllb-multi30k-s5 \
 		--init-from runs/nllb-multi30k-s4/best --seed 5234 --lr 0.0005 --warmup-steps 30 --max-steps 700 \
 		--eval-every 175 --questions-repeat 20
-	$(BIN)/python -m tools.mt.model_card --run runs/nllb-multi30k-s5 --data $(MULTI30K) --beam-size 1 \
+	$(BIN)/python -m dev.mt.model_card --run runs/nllb-multi30k-s5 --data $(MULTI30K) --beam-size 1 \
 		--model runs/nllb-multi30k-s5-shipped --card runs/nllb-multi30k-s5-shipped/README.md \
 		--questions-val runs/nllb-multi30k-s5-xgqa-val
-	$(BIN)/python -m tools.mt.from_ct2 runs/nllb-multi30k-s5-shipped runs/nllb-multi30k-s5hf
-	$(BIN)/python -m tools.mt.train_small --data $(MULTI30K) --questions $(XGQA) --out runs/nllb-multi30k-s6d \
+	$(BIN)/python -m dev.mt.from_ct2 runs/nllb-multi30k-s5-shipped runs/nllb-multi30k-s5hf
+	$(BIN)/python -m dev.mt.train_small --data $(MULTI30K) --questions $(XGQA) --out runs/nllb-multi30k-s6d \
 		--init-from runs/nllb-multi30k-s5hf --seed 9234 --lr 0.0005 --warmup-steps 30 --max-steps 2000 \
 		--eval-every 250 --eval-sentences 1014 --questions-repeat 16 --direction-repeat en-de=3 \
 		--average-every 25 --average-from 1000 \
 		--select-min "eng_Latn-deu_Latn=48.34,xgqa:eng_Latn-deu_Latn=45"
-	$(BIN)/python -m tools.mt.model_card --run runs/nllb-multi30k-s6d --data $(MULTI30K) \
+	$(BIN)/python -m dev.mt.model_card --run runs/nllb-multi30k-s6d --data $(MULTI30K) \
 		--model pipeline/assets/nllb-multi30k --card data_cards/nllb-multi30k.md
 
 clean:

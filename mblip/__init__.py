@@ -1,2 +1,2 @@
-"""The ``mblip`` command line. It sits above the packages it drives (``pipeline``, ``flows``, ``model``,
-``tools``); none of them imports it."""
+"""The ``mblip`` command line. It sits above the packages it drives (``pipeline``, ``flows``, ``model``);
+none of them imports it."""

@@ -1,4 +1,4 @@
-"""``mblip bench ...``: the benchmarks in ``tools.bench``."""
+"""``mblip bench ...``: the benchmarks in ``pipeline.bench`` and ``flows.bench``."""
 
 from __future__ import annotations
 
@@ -8,19 +8,19 @@ from pathlib import Path
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "web":
-        from tools.bench.web import run
+        from pipeline.bench.web import run
 
         run(tuple(int(x) for x in args.sizes.split(",")), match_pool=args.match_pool, work=args.work)
         return 0
     if args.what in ("flow", "memory"):
         return _cmd_bench_orchestration(args)
     if args.what == "filter":
-        from tools.bench.filter import bench_filter, print_report
+        from pipeline.bench.filter import bench_filter, print_report
 
         print_report(bench_filter(args.model, args.data, tuple(args.langs.split(",")), args.limit, args.repeats,
                                   args.rules, args.device, args.compute_type, args.threads or 0))
         return 0
-    from tools.bench import translate as bench
+    from pipeline.bench import translate as bench
 
     device = args.device
     if device == "auto":
@@ -47,11 +47,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_bench_orchestration(args: argparse.Namespace) -> int:
     if args.what == "flow":
-        from tools.bench.flow import main as bench_flow
+        from flows.bench.flow import main as bench_flow
 
         return bench_flow(examples=args.examples, work=args.work, backtranslate=args.backtranslation,
                           resume=args.resume, repeats=args.repeats)
-    from tools.bench.memory import main as bench_memory
+    from flows.bench.memory import main as bench_memory
 
     sizes = tuple(int(x) for x in args.sizes.split(","))
     return bench_memory(sizes=sizes, work=args.work, backtranslate=args.backtranslation)

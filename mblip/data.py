@@ -66,7 +66,7 @@ def _cmd_export_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from tools.demo.run import run_demo
+    from flows.demo import run_demo
 
     return run_demo(Path(args.out), images=args.images, base_only=args.base_only, web=not args.no_web)
 

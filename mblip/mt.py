@@ -55,7 +55,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def _cmd_eval_filter(args: argparse.Namespace) -> int:
     import json
 
-    from tools.filters.evaluate import format_report, reason_breakdown, run_evaluation
+    from pipeline.filters.evaluate import format_report, reason_breakdown, run_evaluation
     from pipeline.filters.rules import load_rules
 
     translator, languages = _filter_translator(args)
@@ -105,7 +105,7 @@ def _cmd_eval_mt(args: argparse.Namespace) -> int:
     from pathlib import Path as _Path
 
     from pipeline.nllb.engine import EngineSettings, load_translator
-    from tools.mt.evaluate import MULTI30K_DIRECTIONS, evaluate_directions, format_scores, scores_to_json
+    from pipeline.nllb.evaluate import MULTI30K_DIRECTIONS, evaluate_directions, format_scores, scores_to_json
     from pipeline.nllb.shipped import shipped_model_dir, shipped_questions_val_dir, shipped_val_dir
 
     data, default_directions = args.data or shipped_val_dir(), MULTI30K_DIRECTIONS

@@ -58,7 +58,7 @@ class AssembledModel:
 # ---------------------------------------------------------------------------------------------------
 
 
-TINY_MODEL_NAMES = ("blip2", "mt5", "bloom")  # directories written by ``python -m tools.testmodels.blip DIR``
+TINY_MODEL_NAMES = ("blip2", "mt5", "bloom")  # directories written by ``python -m model.tiny DIR``
 
 
 def looks_local(source: str) -> bool:
@@ -75,7 +75,7 @@ def require_source(source: str, knob: str) -> None:
     if not looks_local(source) or path.is_dir():
         return
     if path.name in TINY_MODEL_NAMES:
-        how = f"build the tiny models with `python -m tools.testmodels.blip {path.parent}`"
+        how = f"build the tiny models with `python -m model.tiny {path.parent}`"
     else:
         how = f"download it (`huggingface-cli download OWNER/NAME --local-dir {path}`) or set {knob} to a hub id"
     raise FileNotFoundError(f"{knob}: model directory {path} does not exist; {how}")

@@ -9,7 +9,7 @@ CLIP mean/std), as open_clip's for these weights.
 
 Embeddings are L2-normalised (cosine similarity under an inner-product index); the reference ranked the
 raw vectors by L2 distance, which lets the vector norm, not the direction, decide the neighbours.
-Models are cached per process; tests build a tiny random CLIP with ``tools.testmodels.clip``.
+Models are cached per process; tests build a tiny random CLIP with ``pipeline.images.tiny_clip``.
 """
 
 from __future__ import annotations

@@ -47,14 +47,14 @@ def only_bt_rule() -> dict:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A converted (CT2 int8) random-weight NLLB-architecture model: real code path, noise output."""
-    from tools.testmodels.nllb import build_tiny_random_model
+    from pipeline.nllb.shapes import build_tiny_random_model
 
     return build_tiny_random_model(tmp_path_factory.mktemp("tiny-nllb"), TINY_TEXTS, vocab_size=120)
 
 
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
-    from tools.demo.data import generate_demo_data
+    from pipeline.demo.data import generate_demo_data
 
     root = tmp_path_factory.mktemp("demo-data")
     generate_demo_data(root, n_images=12, seed=0)

@@ -7,18 +7,23 @@ import ast
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # package -> top-level modules it must never import, not even inside a function
+# (``dev`` is maintainers' tooling outside the wheel: no installed package may import it)
 FORBIDDEN = {
-    "pipeline": {"prefect", "prefect_dask", "flows", "model", "mblip", "tools"},
-    "model": {"prefect", "flows", "mblip", "tools"},
-    "flows": {"mblip", "tools"},
-    "tools": {"mblip"},
+    "pipeline": {"prefect", "prefect_dask", "flows", "model", "mblip", "dev", "tests"},
+    "model": {"prefect", "flows", "mblip", "dev", "tests"},
+    "flows": {"mblip", "dev", "tests"},
+    "mblip": {"dev", "tests"},
+    "data_cards": {"pipeline", "flows", "model", "mblip", "dev", "tests"},
 }
+# what the wheel installs at the top of site-packages (besides its .dist-info)
+WHEEL_TOP_LEVEL = {"mblip", "pipeline", "flows", "model", "data_cards"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -38,15 +43,36 @@ def test_packages_import_only_downwards(package):
     assert {k: v for k, v in bad.items() if v} == {}
 
 
-def test_a_non_editable_install_reads_only_its_own_files(tmp_path):
-    wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    wheel_dir = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(wheel_dir), str(REPO)], check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
-                    *map(str, wheel_dir.glob("*.whl"))], check=True, capture_output=True)
+    (path,) = wheel_dir.glob("*.whl")
+    return path
+
+
+def test_the_wheel_installs_only_the_user_packages(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    top = {name.split("/")[0] for name in names}
+    assert {t for t in top if not t.endswith(".dist-info")} == WHEEL_TOP_LEVEL
+    # maintainers' tooling and the tests stay in the checkout
+    assert not [n for n in names if n.startswith(("dev/", "tests/", "tools/"))]
+    # what users run ships: the demo's configs, the benchmarks, the MT and filter evaluation
+    for needed in ("pipeline/demo/demo.yaml", "pipeline/demo/demo_all_tasks.yaml", "flows/demo.py",
+                   "pipeline/bench/translate.py", "flows/bench/flow.py", "pipeline/nllb/evaluate.py",
+                   "pipeline/filters/evaluate.py", "model/demo/eval_model.py"):
+        assert needed in names, needed
+
+
+def test_a_non_editable_install_reads_only_its_own_files(tmp_path, wheel):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True)
     probe = """
 import sys, yaml
-import pipeline, tools.demo.run as demo
+import pipeline, pipeline.demo as demo
 from pipeline.card.metadata import load_source_card
 from pipeline.config import load_config
 from pipeline.languages import load_languages

@@ -77,7 +77,7 @@ class Thresholds(BaseModel):
     # Reverse forced-decoding mean log-prob per token of the English source given the translation
     # (``filter.reverse: score``; needs a translator). Higher: more meaning loss caught, more good lost.
     # Default: the shipped model's calibration (``calibrate.py``), lenient for a stronger model such as
-    # NLLB-200, whose good pairs score higher; recalibrate with `python -m tools.filters.calibrate`.
+    # NLLB-200, whose good pairs score higher; recalibrate with `python -m dev.filters.calibrate`.
     min_bt_logprob: float | None = Field(-3.5, le=0)
     # Dual conditional cross-entropy in nats per token (Junczys-Dowmunt 2018; see
     # quality.dual_xent). Lower: stricter.
@@ -114,7 +114,7 @@ class FilterRules(Thresholds):
 
 # Model thresholds calibrated for the small model shipped in the package (multi30k-trained, chrF++ ~48
 # en->de): its scores are lower than NLLB-200's, so its thresholds differ from the defaults above
-# (which are for NLLB-200). Written by `python -m tools.filters.calibrate --write` (package data,
+# (which are for NLLB-200). Written by `python -m dev.filters.calibrate --write` (package data,
 # so a retrained model is recalibrated by rerunning that command); see ``calibrate.py``.
 SHIPPED_THRESHOLDS_FILE = Path(__file__).with_name("shipped_model_filter.yaml")
 

@@ -1,7 +1,7 @@
 """The small NLLB-architecture translator shipped inside the package (``pipeline/assets/nllb-multi30k``).
 
 A CTranslate2 int8 model trained on Multi30k (English <-> German, French, Czech; see
-``data_cards/nllb-multi30k.md`` and ``tools.mt.train_small``). It lets demos and tests translate
+``data_cards/nllb-multi30k.md`` and ``dev.mt.train_small``). It lets demos and tests translate
 for real without downloading NLLB-200; it is not a substitute for NLLB-200 on real data.
 """
 
@@ -34,7 +34,7 @@ def shipped_model_dir() -> Path:
     if not (path / "model.bin").is_file():
         raise ShippedModelMissingError(
             f"the shipped translation model is missing from {path} (needs model.bin); reinstall the package "
-            "from a full checkout, or train and convert it with `python -m tools.mt.train_small` and "
+            "from a full checkout, or train and convert it with `python -m dev.mt.train_small` and "
             f"`mblip convert-nllb RUN/best {path}` (see data_cards/nllb-multi30k.md)"
         )
     return path

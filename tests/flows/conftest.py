@@ -89,7 +89,7 @@ def prefect_api(prefect_server, tmp_path):
 @pytest.fixture()
 def demo_config(tmp_path, demo_root, tiny_model_dir, only_bt_rule):
     """``make(**changes)``: a demo config over a copy of the demo data, written next to it."""
-    from tools.demo.run import DEMO_CONFIG
+    from pipeline.demo import DEMO_CONFIG
 
     data = tmp_path / "demo-data"
     if not data.exists():

@@ -9,7 +9,7 @@ import polars as pl
 import yaml
 
 from model.templates import caption_prompt, vqa_prompt
-from tools.demo.run import DEMO_CONFIG
+from pipeline.demo import DEMO_CONFIG
 from pipeline.template_table import TEMPLATES
 
 

@@ -34,8 +34,8 @@ def test_train_and_evaluate_publishes_a_per_language_artifact(tmp_path, demo_roo
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     from flows.evaluate import train_and_evaluate
-    from tools.demo.trainer import write_english_demo_output
-    from tools.testmodels.blip import build_tiny_blip2, build_tiny_mt5
+    from model.demo.trainer import write_english_demo_output
+    from model.tiny import build_tiny_blip2, build_tiny_mt5
 
     torch.set_num_threads(1)
     manifest = write_english_demo_output(demo_root, tmp_path / "train-data")

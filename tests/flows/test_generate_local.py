@@ -6,7 +6,7 @@ import shutil
 import polars as pl
 import yaml
 
-from tools.demo.run import DEMO_CONFIG
+from pipeline.demo import DEMO_CONFIG
 
 
 

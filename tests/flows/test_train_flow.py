@@ -14,8 +14,8 @@ def test_train_flow_trains_from_a_manifest(tmp_path, demo_root):
     import torch
 
     from flows.train import train_flow
-    from tools.demo.trainer import write_english_demo_output
-    from tools.testmodels.blip import build_tiny_blip2, build_tiny_mt5
+    from model.demo.trainer import write_english_demo_output
+    from model.tiny import build_tiny_blip2, build_tiny_mt5
 
     torch.set_num_threads(1)
     data = write_english_demo_output(demo_root, tmp_path / "data")

@@ -26,7 +26,7 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def demo_output(demo_root, tmp_path_factory) -> Path:
-    from tools.demo.trainer import write_english_demo_output
+    from model.demo.trainer import write_english_demo_output
 
     return write_english_demo_output(demo_root, tmp_path_factory.mktemp("demo-output"))
 
@@ -35,7 +35,7 @@ def demo_output(demo_root, tmp_path_factory) -> Path:
 def tiny_dirs(tmp_path_factory, demo_output) -> dict[str, Path]:
     import polars as pl
 
-    from tools.testmodels.blip import build_tiny_bloom, build_tiny_blip2, build_tiny_mt5
+    from model.tiny import build_tiny_bloom, build_tiny_blip2, build_tiny_mt5
 
     root = tmp_path_factory.mktemp("tiny-models")
     rows = pl.read_parquet(demo_output / "data" / "en" / "part-00000.parquet")

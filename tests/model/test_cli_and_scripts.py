@@ -63,7 +63,7 @@ def test_model_info_caption_and_ask_from_the_command_line(make_config, tmp_path,
 def test_gpu_check_runs_end_to_end_with_tiny_models(tmp_path, capsys):
     import json
 
-    from tools.gpu_check import main
+    from dev.gpu_check import main
 
     main(["--tiny", "--steps", "2", "--batch-size", "2", "--work-dir", str(tmp_path)])
     line = capsys.readouterr().out.strip().splitlines()[-1]

@@ -19,8 +19,8 @@ ALL_TASKS = {"caption", "vqa", "vqg", "aokvqa_explain", "aokvqa_cot", "llava", "
 def all_tasks_output(demo_root, tmp_path_factory):
     import shutil
 
-    from tools.demo.trainer import write_all_tasks_demo_output
-    from tools.demo.tasks import generate_task_demo_data
+    from model.demo.trainer import write_all_tasks_demo_output
+    from pipeline.demo.tasks import generate_task_demo_data
 
     root = tmp_path_factory.mktemp("all-tasks-demo")
     shutil.copytree(demo_root, root / "scenes")

@@ -27,7 +27,7 @@ def test_demo_eval_answers_shape_and_colour_from_the_image(tmp_path):
     well above chance with the right images, near chance with the images shuffled among the questions."""
     import torch
 
-    from tools.demo.eval_model import CHANCE, main
+    from model.demo.eval_model import CHANCE, main
 
     torch.set_num_threads(1)
     main(["--work-dir", str(tmp_path)])

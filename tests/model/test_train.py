@@ -121,14 +121,14 @@ def test_a_missing_model_directory_fails_at_once_saying_how_to_make_it(make_conf
     cfg = make_config(model={"llm": str(missing / "mt5")})
     with pytest.raises(FileNotFoundError,
                        match=rf"model.llm: model directory {missing / 'mt5'} does not exist; "
-                             rf"build the tiny models with `python -m tools.testmodels.blip {missing}`"):
+                             rf"build the tiny models with `python -m model.tiny {missing}`"):
         train(cfg)
     other = make_config(model={"blip2": str(tmp_path / "models" / "blip2-flan-t5-xl")})
     with pytest.raises(FileNotFoundError, match="model.blip2: .* does not exist; download it"):
         train(other)
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-    with pytest.raises(FileNotFoundError, match="python -m tools.testmodels.blip"):
+    with pytest.raises(FileNotFoundError, match="python -m model.tiny"):
         launch_training(config_path, num_processes=2)  # before any process is started
 
 

@@ -11,7 +11,7 @@ from pipeline.filters.rules import FilterRules
 from pipeline.ingest.stage import open_reader
 from pipeline.nllb.engine import EngineSettings, load_translator
 from pipeline.translate import stats_path
-from tools.demo.data import demo_paths
+from pipeline.demo.data import demo_paths
 
 TEXT_COLUMNS = ["example_id", "lang", "text_tgt", "answer_tgt", "backtranslation_en", "score_bt_chrf"]
 

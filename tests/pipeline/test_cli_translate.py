@@ -6,7 +6,7 @@ import io
 import json
 
 from mblip.cli import main
-from tools.mt.evaluate import read_lines, score_corpus
+from pipeline.nllb.evaluate import read_lines, score_corpus
 from pipeline.nllb.shipped import shipped_val_dir
 
 # chrF++ of the shipped model on the first 20 validation sentences en->de, measured with

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tools.demo.data import demo_paths
+from pipeline.demo.data import demo_paths
 from pipeline.ingest.stage import (
     INGEST_DIR, INGEST_DONE, ingest_source, iter_quarantine, open_reader, source_fingerprint,
 )

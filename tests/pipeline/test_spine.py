@@ -6,7 +6,7 @@ import json
 import polars as pl
 import pytest
 
-from tools.demo.data import demo_paths
+from pipeline.demo.data import demo_paths
 from pipeline.io import sha256_file
 from pipeline.languages import resolve_languages
 from pipeline.nllb.engine import load_translator

@@ -109,7 +109,7 @@ def test_chunk_stage_writes_stats_sidecar_and_rerun_hits_the_cache(tiny_model_di
     from pipeline.filters.rules import FilterRules
     from pipeline.ingest.stage import open_reader
     from pipeline.translate import stats_path
-    from tools.demo.data import demo_paths
+    from pipeline.demo.data import demo_paths
 
     paths = demo_paths(demo_root)
     reader = open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations)

@@ -9,7 +9,7 @@ import time
 import pytest
 from PIL import Image
 
-from tools.demo.localserver import QuietHandler, serve_directory
+from pipeline.demo.localserver import QuietHandler, serve_directory
 
 GOOD = {"wide.jpg": (640, 320), "tall.png": (200, 500), "small.jpg": (100, 60), "square.jpg": (300, 300)}
 SLOW_S = 4

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pipeline.clip import ClipEncoder
-from tools.testmodels.clip import build_tiny_clip
+from pipeline.images.tiny_clip import build_tiny_clip
 from pipeline.images.table import TABLE, TABLE_SCHEMA
 from pipeline.ingest.web_capfilt import SamplingSettings
 from pipeline.ingest.web_match import MatchingSettings, WebMatchReader

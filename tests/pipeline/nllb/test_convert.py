@@ -6,7 +6,7 @@ import json
 import pytest
 
 from pipeline.languages import load_languages
-from tools.testmodels.nllb import NllbShape, build_random_nllb, train_sentencepiece
+from pipeline.nllb.shapes import NllbShape, build_random_nllb, train_sentencepiece
 from pipeline.nllb.convert import METADATA_FILENAME, QUANTIZATIONS, convert_nllb, read_model_metadata
 from pipeline.nllb.engine import EngineSettings, NllbTranslator, read_vocabulary
 

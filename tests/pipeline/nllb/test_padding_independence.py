@@ -15,7 +15,7 @@ TARGETS = ("deu_Latn", "fra_Latn", "ces_Latn")
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from tools.demo.data import generate_demo_data
+    from pipeline.demo.data import generate_demo_data
 
     paths = generate_demo_data(tmp_path_factory.mktemp("demo"), n_images=600, seed=0)
     return json.loads(paths.captions.read_text())["annotations"], json.loads(paths.questions.read_text())["questions"]

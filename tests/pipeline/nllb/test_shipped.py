@@ -8,8 +8,8 @@ import pytest
 
 from pipeline.nllb import shipped
 from pipeline.nllb.engine import EngineSettings, load_translator
-from tools.demo.run import DEMO_CONFIG
-from tools.mt.evaluate import evaluate_directions, read_lines
+from pipeline.demo import DEMO_CONFIG
+from pipeline.nllb.evaluate import evaluate_directions, read_lines
 from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir, shipped_val_dir
 
 # chrF++ on the first 50 validation lines, measured for the shipped int8 model with
@@ -59,7 +59,7 @@ def test_missing_model_names_the_fix(monkeypatch, tmp_path):
 # the shipped int8 model with `mblip eval-mt --data xgqa`, minus 3 for CPU/CTranslate2 differences. The
 # Multi30k-only model it continues scored 21.2 en->de and 23.1 de->en here (it turns questions into captions).
 QUESTION_CHRF_FLOOR = {"eng_Latn-deu_Latn": 43, "deu_Latn-eng_Latn": 52}  # measured 46.75, 55.84
-# Share of the demo's VQA rows (questions about the generated scenes) kept under tools/demo/demo.yaml's
+# Share of the demo's VQA rows (questions about the generated scenes) kept under pipeline/demo/demo.yaml's
 # filter, per language, measured on 12 demo images (36 questions, each into all three languages) minus a
 # margin; the Multi30k-only model kept none.
 DEMO_VQA_KEPT_FLOOR = {"de": 0.85, "fr": 0.4, "cs": 0.02}  # measured 0.97, 0.53, 0.06 (2 of 36)
@@ -77,7 +77,7 @@ def test_demo_vqa_rows_survive_the_demo_filter(translator, demo_root):
     import yaml
 
     from pipeline.config import FilterConfig
-    from tools.demo.data import demo_paths
+    from pipeline.demo.data import demo_paths
     from pipeline.languages import resolve_languages
     from pipeline.ingest.stage import open_reader
     from pipeline.process import process_rows

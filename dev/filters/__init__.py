@@ -1,0 +1,1 @@
+"""The filter threshold calibration on corrupted human translations."""

@@ -1,0 +1,211 @@
+"""Small benchmark folders in the official formats, and placeholder images for published annotation files.
+
+python -m model.demo.benchmarks samples runs/eval_samples
+    # writes runs/eval_samples/<benchmark>/{data,images} for all seven benchmarks (a few items per
+    # language, coloured-shape images), so `mblip eval` can be run end to end without the real data
+python -m model.demo.benchmarks placeholders xgqa --data ../shared/data/xgqa --split train_48 --out runs/xgqa_images
+    # one grey-scale placeholder image for every image a benchmark's files reference (the
+    # published annotation files without their images: checks the reading and scoring path only)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import unicodedata
+from pathlib import Path
+
+from model.evaluate.benchmarks import get_benchmark, resolve_languages
+
+SHAPES = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 180, 60)}
+
+
+def _image(path: Path, colour: str, index: int = 0) -> None:
+    from PIL import Image, ImageDraw
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGB", (64, 64), (245, 245, 245))
+    box = (8 + index % 3 * 4, 8, 56, 56 - index % 3 * 4)
+    ImageDraw.Draw(image).rectangle(box, fill=SHAPES[colour])
+    image.save(path)
+
+
+def _jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def _json(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
+
+
+def write_samples(root: Path) -> dict[str, tuple[Path, Path, tuple[str, ...]]]:
+    """Each benchmark's folder layout with 3 items per language; returns {name: (data, images, languages)}."""
+    colours = list(SHAPES)
+    out = {}
+    for name in ("xm3600", "xflickrco", "xgqa", "maxm", "xvnli", "marvl", "pope"):
+        data, images = root / name / "data", root / name / "images"
+        langs = get_benchmark(name).languages
+        if name == "xm3600":
+            rows = []
+            for i, c in enumerate(colours):
+                key = f"{i:016x}"
+                _image(images / f"{key}.jpg", c, i)
+                rows.append(
+                    {"image/key": key, **{lang: {"caption": [f"a {c} square", f"{c} square"]} for lang in langs}}
+                )
+            _jsonl(data / "captions.jsonl", rows)
+        elif name == "xflickrco":
+            for i, c in enumerate(colours):
+                _image(images / "flickr30k" / f"{i}.jpg", c, i)
+            for lang in langs:
+                _jsonl(
+                    data / "annotations" / lang / "test.jsonl",
+                    [
+                        {"id": i, "img_path": f"flickr30k/{i}.jpg", "sentences": [f"a {c} square"]}
+                        for i, c in enumerate(colours)
+                    ],
+                )
+        elif name == "xgqa":
+            for i, c in enumerate(colours):
+                _image(images / f"n{i}.jpg", c, i)
+            for lang in langs:
+                _json(
+                    data / lang / "test.json",
+                    {
+                        str(100 + i): {
+                            "imageId": f"n{i}",
+                            "question": "What colour is the square?",
+                            "answer": c,
+                            "semantic": [],
+                        }
+                        for i, c in enumerate(colours)
+                    },
+                )
+        elif name == "maxm":
+            for i, c in enumerate(colours):
+                _image(images / f"{i:016x}.jpg", c, i)
+            for lang in langs:
+                anns = [
+                    {
+                        "image_id": f"{i:016x}",
+                        "qa_pairs": [
+                            {"question_id": f"{lang}{i}", "question": "What colour is it?", "processed_answers": [c]}
+                        ],
+                    }
+                    for i, c in enumerate(colours)
+                ]
+                _json(data / f"maxm_v1_{lang}.json", {"annotations": anns})
+        elif name == "xvnli":
+            for i, c in enumerate(colours):
+                _image(images / f"{1000 + i}.jpg", c, i)
+            labels = ("entailment", "neutral", "contradiction")
+            for lang in langs:
+                _jsonl(
+                    data / "annotations" / lang / "test.jsonl",
+                    [
+                        {
+                            "Flikr30kID": str(1000 + i),
+                            "pairID": f"{lang}{i}",
+                            "gold_label": labels[i],
+                            "sentence2": f"The square is {c}.",
+                        }
+                        for i, c in enumerate(colours)
+                    ],
+                )
+        elif name == "marvl":
+            for lang in langs[1:]:
+                concept = unicodedata.normalize("NFKD", "1-Café")
+                for i, c in enumerate(colours):
+                    _image(images / lang / "images" / concept / f"{i}.jpg", c, i)
+                _jsonl(
+                    data / f"marvl-{lang}.jsonl",
+                    [
+                        {
+                            "concept": "1-Café",
+                            "language": lang,
+                            "caption": "Both squares have one colour.",
+                            "left_img": f"{i}.jpg",
+                            "right_img": f"{(i + 1) % 3}.jpg",
+                            "label": i % 2 == 0,
+                            "id": f"{lang}-{i}",
+                        }
+                        for i in range(3)
+                    ],
+                )
+            for i, c in enumerate(colours):
+                for side in (0, 1):
+                    _image(images / f"test1-{i}-0-img{side}.png", colours[(i + side) % 3], i)
+            _jsonl(
+                data / "nlvr2" / "test1.json",
+                [
+                    {
+                        "identifier": f"test1-{i}-0-0",
+                        "sentence": "Both squares are red.",
+                        "label": "False" if i else "True",
+                    }
+                    for i in range(3)
+                ],
+            )
+        else:
+            for i, c in enumerate(colours):
+                _image(images / f"COCO_val2014_{i:012d}.jpg", c, i)
+            for subset in langs:
+                _jsonl(
+                    data / f"coco_pope_{subset}.json",
+                    [
+                        {
+                            "question_id": i,
+                            "image": f"COCO_val2014_{i:012d}.jpg",
+                            "text": f"Is there a {c} square in the image?",
+                            "label": "yes" if i % 2 == 0 else "no",
+                        }
+                        for i, c in enumerate(colours)
+                    ],
+                )
+        out[name] = (data, images, langs)
+    return out
+
+
+def write_placeholders(
+    benchmark: str, data_dir: Path, images_dir: Path, split: str | None = None, languages: tuple[str, ...] = ()
+) -> int:
+    """A 64 x 64 placeholder for every image path the benchmark's files reference; returns the count."""
+    from PIL import Image
+
+    from model.evaluate.readers import read_benchmark
+
+    spec = get_benchmark(benchmark)
+    data = read_benchmark(
+        benchmark, data_dir, images_dir, resolve_languages(spec, languages), split or spec.split, check_images=False
+    )
+    paths = sorted({p for item in data.items for p in item.images})
+    for i, path in enumerate(paths):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 64), (i * 37 % 256, i * 91 % 256, 128)).save(path)
+    return len(paths)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("samples")
+    p.add_argument("out", type=Path)
+    p = sub.add_parser("placeholders")
+    p.add_argument("benchmark")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="image folder to fill")
+    p.add_argument("--split", default=None)
+    p.add_argument("--languages", nargs="*", default=())
+    args = parser.parse_args(argv)
+    if args.what == "samples":
+        for name, (data, images, _) in write_samples(args.out).items():
+            print(f"{name}: --data {data} --images {images}")
+    else:
+        count = write_placeholders(args.benchmark, args.data, args.out, args.split, tuple(args.languages))
+        print(f"{count} placeholder images in {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,322 @@
+"""Translation benchmarks against the reference approach (Hugging Face ``generate``, padded batches).
+
+``bench_engine``: the same caption-length inputs through (a) ``M2M100ForConditionalGeneration.generate``
+in float32 with padded batches, greedy, as the mBLIP reference code did, and (b) this engine
+(CTranslate2, int8 on CPU by default), both forced to produce exactly ``output_tokens`` tokens per
+input after the language token (``min_new_tokens == max_new_tokens`` and
+``min_decoding_length == max_decoding_length``), so tokens/s compare like for like.
+
+``bench_stage``: a VQAv2-like stream (questions and short answers with Zipf-like repetition) through
+the whole translate stage: the reference translates every row's question and answer with HF
+generate (no dedup, no cache); ours runs ``translate_frame`` + ``translate_answers`` with dedup and
+the persistent cache, cold (empty cache) and warm (second run). Output length follows the same rule
+on both sides (``max_length_ratio * longest input in the batch + 10``); random weights rarely emit
+``</s>``, so both sides decode to that cap: a worst case for both.
+
+Weights are random but shapes are real (``pipeline/bench/models.py``), so speed is the real model's.
+
+GPU: ``mblip bench translate --device cuda --compute-type float16 [--shape 1.3b]`` converts the model
+to float16 and runs both sides on the GPU (HF still in float32, as the reference did); ``--stage``
+works the same way. On CPU the defaults are CT2 int8 against HF float32, all cores on both sides.
+
+(Over 300 lines on purpose: the engine, stage and vmap benchmarks share the reference translator, the
+timing record and the report format.)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.languages import SOURCE_NLLB
+from pipeline.bench.corpus import caption_sentences, vqa_stream
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class Timing:
+    name: str
+    seconds: float
+    tokens: int = 0
+    examples: int = 0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+    @property
+    def examples_per_s(self) -> float:
+        return self.examples / self.seconds if self.seconds else 0.0
+
+
+def _threads(threads: int | None) -> int:
+    return threads or os.cpu_count() or 1
+
+
+class HfReference:
+    """The reference approach: HF tokenizer, padded batches, ``generate`` greedy, float32."""
+
+    def __init__(self, hf_dir, device: str = "cpu", threads: int | None = None, dtype: str = "float32"):
+        import torch
+        from transformers import AutoTokenizer, M2M100ForConditionalGeneration
+
+        if device == "cpu":
+            torch.set_num_threads(_threads(threads))
+        self.torch = torch
+        self.device = device
+        import sentencepiece as spm
+
+        from pipeline.nllb.convert import SPM_FILENAME
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(hf_dir), src_lang=SOURCE_NLLB)
+        # Input ids from the sentencepiece model itself, exactly as the engine builds them
+        # ([src] + pieces + </s>): both sides see identical inputs (a tokenizer rebuilt from a local
+        # vocabulary file need not split words the way sentencepiece does).
+        self.sp = spm.SentencePieceProcessor(model_file=str(Path(hf_dir) / SPM_FILENAME))
+        self.model = M2M100ForConditionalGeneration.from_pretrained(str(hf_dir), dtype=getattr(torch, dtype))
+        self.model.to(device).eval()
+
+    def encode(self, texts: list[str]) -> dict:
+        """Padded ``input_ids`` and ``attention_mask`` ([batch, longest]) for ``texts``."""
+        torch = self.torch
+        rows = [
+            self.tokenizer.convert_tokens_to_ids([SOURCE_NLLB, *pieces, "</s>"])
+            for pieces in self.sp.encode(texts, out_type=str)
+        ]
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+
+    def translate(self, texts: list[str], tgt_lang: str, batch_size: int, new_tokens: int | None = None,
+                  max_length_ratio: float = 3.0) -> tuple[list[str], int]:
+        """Translations and the number of generated tokens (without the forced language token).
+
+        ``new_tokens`` forces exactly that many tokens after the language token; otherwise the cap is
+        ``max_length_ratio * longest input of the batch + 10``, as in the engine.
+        """
+        torch = self.torch
+        lang_id = self.tokenizer.convert_tokens_to_ids(tgt_lang)
+        outputs, generated = [], 0
+        for start in range(0, len(texts), batch_size):
+            batch = self.encode(texts[start:start + batch_size])
+            if new_tokens is not None:
+                lengths = dict(min_new_tokens=new_tokens + 1, max_new_tokens=new_tokens + 1)
+            else:
+                cap = int(max_length_ratio * batch["input_ids"].shape[1]) + 10
+                lengths = dict(max_new_tokens=cap + 1)
+            with torch.inference_mode():
+                out = self.model.generate(
+                    **batch, forced_bos_token_id=lang_id, num_beams=1, do_sample=False, **lengths,
+                )
+            # out: [batch, 1 (decoder start) + 1 (language) + generated]
+            seqs = out[:, 2:]
+            eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+            for row in seqs.tolist():
+                row = [t for t in row if t not in (pad,)]
+                if eos in row:
+                    row = row[: row.index(eos)]
+                generated += len(row)
+                outputs.append(self.tokenizer.decode(row, skip_special_tokens=True))
+        return outputs, generated
+
+
+def bench_engine(
+    shape: str = "600m", sentences: int = 32, output_tokens: int = 24, batch_size: int = 32,
+    device: str = "cpu", compute_type: str = "auto", threads: int | None = None, repeats: int = 1,
+    cache_dir=None,
+) -> tuple[Timing, Timing]:
+    """Tokens/s of HF generate (float32) and of this engine on the same inputs and output lengths."""
+    from pipeline.bench.models import DEFAULT_CACHE, ensure_ct2_model, ensure_hf_model
+    from pipeline.nllb.engine import EngineSettings, NllbTranslator
+
+    cache_dir = cache_dir or DEFAULT_CACHE
+    quantization = "int8" if device == "cpu" else "float16"
+    hf_dir = ensure_hf_model(shape, cache_dir)
+    ct2_dir = ensure_ct2_model(shape, quantization, cache_dir)
+    texts = caption_sentences(sentences, seed=7)
+    tgt = "deu_Latn"
+
+    engine = NllbTranslator(ct2_dir, EngineSettings(
+        device=device, compute_type=compute_type, intra_threads=_threads(threads) if device == "cpu" else 0,
+        max_batch_tokens=4096,
+    ))
+    print(f"engine: CTranslate2 on {engine.device}, compute type {engine.compute_type} (requested {compute_type})")
+    hf = HfReference(hf_dir, device=device, threads=threads)
+    engine.translate(texts[:4], SOURCE_NLLB, tgt, min_decoding_length=4, max_decoding_length=4)  # warm-up
+    hf.translate(texts[:4], tgt, batch_size=4, new_tokens=4)
+    best_ct2 = best_hf = None
+    # Alternate the two sides so a busy machine slows both alike; keep each side's best run.
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        results = engine.translate(texts, SOURCE_NLLB, tgt, min_decoding_length=output_tokens,
+                                   max_decoding_length=output_tokens)
+        timing = Timing("ctranslate2", time.perf_counter() - t0, sum(r.decoded_tokens for r in results), len(texts))
+        best_ct2 = timing if best_ct2 is None or timing.seconds < best_ct2.seconds else best_ct2
+        t0 = time.perf_counter()
+        _, tokens = hf.translate(texts, tgt, batch_size=batch_size, new_tokens=output_tokens)
+        timing = Timing("transformers", time.perf_counter() - t0, tokens, len(texts))
+        best_hf = timing if best_hf is None or timing.seconds < best_hf.seconds else best_hf
+    if best_hf.tokens != best_ct2.tokens:
+        raise RuntimeError(
+            f"output lengths differ: transformers {best_hf.tokens} tokens, ctranslate2 {best_ct2.tokens}"
+        )
+    return best_hf, best_ct2
+
+
+def _stage_frame(rows: int, languages: tuple[str, ...], seed: int):
+    """A VQA chunk as the pipeline has it after assignment (``lang``/``lang_nllb`` set)."""
+    import polars as pl
+
+    from pipeline.assign import assign_languages
+    from pipeline.languages import resolve_languages
+
+    pairs = vqa_stream(rows, seed=seed)
+    frame = pl.DataFrame({
+        "example_id": [f"q{i:07d}" for i in range(rows)],
+        "task": ["vqa"] * rows,
+        "text_en": [q for q, _ in pairs],
+        "answer_en": [a for _, a in pairs],
+    })
+    return assign_languages(frame, resolve_languages(languages), seed=seed, mode="proportional")
+
+
+def bench_stage(
+    shape: str = "600m", rows: int = 256, languages: tuple[str, ...] = ("de", "fr"),
+    batch_size: int = 32, device: str = "cpu", compute_type: str = "auto", threads: int | None = None,
+    max_length_ratio: float = 1.0, cache_dir=None, seed: int = 0, reference_rows: int | None = 64,
+) -> dict[str, Timing | dict]:
+    """Examples/s of the whole translate stage: reference (every row, HF) vs ours (dedup + cache).
+
+    The reference does the same work for every row whatever the repetition, so its rate is measured
+    on an evenly spaced sample of ``reference_rows`` rows of the same stream (None = all rows) to keep
+    the benchmark short; ours runs on the whole stream, where repetition pays off.
+    """
+    import polars as pl
+
+    from pipeline.answers import translate_answers
+    from pipeline.bench.models import DEFAULT_CACHE, ensure_ct2_model, ensure_hf_model
+    from pipeline.nllb.cache import TranslationCache
+    from pipeline.nllb.engine import EngineSettings, NllbTranslator
+    from pipeline.translate import CachingTranslator, TranslationStats, translate_frame
+
+    cache_dir = cache_dir or DEFAULT_CACHE
+    quantization = "int8" if device == "cpu" else "float16"
+    hf_dir = ensure_hf_model(shape, cache_dir)
+    ct2_dir = ensure_ct2_model(shape, quantization, cache_dir)
+    frame = _stage_frame(rows, languages, seed)
+    todo = frame.filter(pl.col("lang_nllb") != SOURCE_NLLB)
+    out: dict[str, Timing | dict] = {}
+
+    engine = NllbTranslator(ct2_dir, EngineSettings(
+        device=device, compute_type=compute_type, intra_threads=_threads(threads) if device == "cpu" else 0,
+        max_batch_tokens=4096, max_length_ratio=max_length_ratio,
+    ))
+    with tempfile.TemporaryDirectory(prefix="mblip-bench-cache-") as tmp:
+        cache = TranslationCache(tmp, engine.cache_key())
+        translator = CachingTranslator(engine, cache)
+        for run in ("cold", "warm"):
+            stats = TranslationStats()
+            t0 = time.perf_counter()
+            result = translate_frame(frame, translator, stats=stats)
+            result = translate_answers(result, translator, stats=stats)
+            out[f"ours_{run}"] = Timing(f"ours ({run} cache)", time.perf_counter() - t0, stats.decoded_tokens,
+                                        todo.height)
+            out[f"stats_{run}"] = stats.as_dict()
+        cache.close()
+    del engine, translator
+
+    sample = todo
+    if reference_rows and reference_rows < todo.height:
+        step = todo.height / reference_rows
+        sample = todo[[int(i * step) for i in range(reference_rows)]]
+    hf = HfReference(hf_dir, device=device, threads=threads)
+    t0 = time.perf_counter()
+    tokens = 0
+    for (lang,), group in sample.group_by(["lang_nllb"], maintain_order=True):
+        for column in ("text_en", "answer_en"):
+            _, n = hf.translate(group[column].to_list(), lang, batch_size=batch_size, max_length_ratio=max_length_ratio)
+            tokens += n
+    out["reference"] = Timing("reference (HF generate, every row)", time.perf_counter() - t0, tokens, sample.height)
+    return out
+
+
+def print_engine_report(hf: Timing, ct2: Timing) -> float:
+    for t in (hf, ct2):
+        print(f"{t.name:<14} {t.examples} inputs, {t.tokens} output tokens in {t.seconds:.2f} s: "
+              f"{t.tokens_per_s:.1f} tokens/s")
+    speedup = ct2.tokens_per_s / hf.tokens_per_s
+    print(f"speedup_vs_transformers: {speedup:.2f}")
+    return speedup
+
+
+def print_stage_report(result: dict) -> float:
+    ref = result["reference"]
+    for key in ("reference", "ours_cold", "ours_warm"):
+        t = result[key]
+        print(f"{t.name:<38} {t.examples} examples in {t.seconds:.2f} s: {t.examples_per_s:.1f} examples/s")
+    for run in ("cold", "warm"):
+        s = result[f"stats_{run}"]
+        print(f"  {run}: requested {s['requested']}, distinct {s['distinct']} (dedup x{s['dedup_factor']:.2f}), "
+              f"cache hits {s['cache_hits']} ({100 * s['cache_hit_rate']:.0f}%), translated {s['translated']}")
+    cold = result["ours_cold"].examples_per_s / ref.examples_per_s
+    warm = result["ours_warm"].examples_per_s / ref.examples_per_s
+    print(f"stage_speedup_cold: {cold:.2f}")
+    print(f"stage_speedup_warm: {warm:.2f}")
+    return warm
+
+
+def bench_vmap(
+    shape: str = "600m", sentences: int = 32, output_tokens: int = 24, vmap_entries: int = 24_000,
+    device: str = "cpu", compute_type: str = "auto", threads: int | None = None, repeats: int = 1, cache_dir=None,
+) -> tuple[Timing, Timing, int]:
+    """Tokens/s of this engine over the whole output vocabulary and with ``use_vmap``, same inputs and
+    forced output lengths (both sides alternate; each keeps its best run).
+
+    The map (``pipeline/nllb/vmap.py``) holds the pieces of the benchmark's text, the language codes and
+    the identity rules, topped up with other vocabulary entries to ``vmap_entries`` always-candidates:
+    a random-weight benchmark model has only a small real tokenizer, while one target language of
+    NLLB-200 uses some tens of thousands of its 256k entries. Returns both timings and the map size.
+    """
+    from pipeline.bench.models import DEFAULT_CACHE, bench_corpus, ensure_ct2_model
+    from pipeline.nllb.engine import LANG_CODE, EngineSettings, NllbTranslator, read_vocabulary
+    from pipeline.nllb.vmap import target_pieces, vmap_lines, write_vmap
+
+    cache_dir = cache_dir or DEFAULT_CACHE
+    ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir)
+    vocabulary = read_vocabulary(ct2_dir)
+    always = [t for t in vocabulary if LANG_CODE.fullmatch(t)] + target_pieces(ct2_dir, bench_corpus())
+    have = set(always)
+    always += [t for t in vocabulary if t not in have][: max(0, vmap_entries - len(always))]
+    write_vmap(ct2_dir, vmap_lines(vocabulary, always, copy_source=True))
+    texts = caption_sentences(sentences, seed=7)
+    options = dict(device=device, compute_type=compute_type, intra_threads=_threads(threads) if device == "cpu" else 0,
+                   max_batch_tokens=4096)
+    engines = {"full vocabulary": NllbTranslator(ct2_dir, EngineSettings(**options)),
+               "vmap": NllbTranslator(ct2_dir, EngineSettings(**options, use_vmap=True))}
+    best: dict[str, Timing] = {}
+    for engine in engines.values():  # warm-up
+        engine.translate(texts[:4], SOURCE_NLLB, "deu_Latn", min_decoding_length=4, max_decoding_length=4)
+    for _ in range(repeats):
+        for name, engine in engines.items():
+            t0 = time.perf_counter()
+            results = engine.translate(texts, SOURCE_NLLB, "deu_Latn", min_decoding_length=output_tokens,
+                                       max_decoding_length=output_tokens)
+            timing = Timing(name, time.perf_counter() - t0, sum(r.decoded_tokens for r in results), len(texts))
+            best[name] = timing if name not in best or timing.seconds < best[name].seconds else best[name]
+    return best["full vocabulary"], best["vmap"], len(set(always))
+
+
+def print_vmap_report(full: Timing, vmap: Timing, entries: int) -> float:
+    print(f"vmap: {entries} always-candidate entries (+ source pieces) instead of the whole vocabulary")
+    for t in (full, vmap):
+        print(f"{t.name:<16} {t.examples} inputs, {t.tokens} output tokens in {t.seconds:.2f} s: "
+              f"{t.tokens_per_s:.1f} tokens/s")
+    speedup = vmap.tokens_per_s / full.tokens_per_s
+    print(f"vmap_speedup: {speedup:.2f}")
+    return speedup

@@ -1,0 +1,43 @@
+"""``mblip bench filter``, the vmap bench and the prepared GPU script, on small inputs (numbers mean nothing)."""
+
+import json
+
+from pipeline.bench.filter import SIDES, bench_filter, print_report
+from pipeline.bench.translate import bench_vmap, print_vmap_report
+
+
+def test_filter_bench_runs_both_sides_on_the_same_rows(capsys):
+    result = bench_filter(limit=12, threads=1)
+    decode, score = result["stage"]["decode"], result["stage"]["score"]
+    assert decode.rows == score.rows == 36
+    # Back-translation decodes every translation a second time; the reverse score decodes nothing more.
+    assert decode.decoded_inputs > score.decoded_inputs > 0
+    assert score.scored > decode.scored > 0  # the reverse pass on top of forward and margin passes
+    assert set(result["quality"]) == set(SIDES.values())
+    labels = [r.label for r in result["quality"][SIDES["score"]]]
+    assert labels[0] == "human" and "unrelated" in labels
+    print_report(result)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("speedup_vs_backtranslation: ") and float(out[-1].split(": ")[1]) > 0
+    assert any(line.startswith("unrelated") for line in out)
+
+
+def test_vmap_bench_counts_equal_tokens(tmp_path, capsys):
+    full, vmap, entries = bench_vmap(shape="tiny", sentences=6, output_tokens=5, vmap_entries=100, threads=1,
+                                     cache_dir=tmp_path)
+    assert full.tokens == vmap.tokens == 30 and entries >= 100
+    print_vmap_report(full, vmap, entries)
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("vmap_speedup: ")
+
+
+def test_gpu_script_runs_on_cpu_with_the_tiny_shape(tmp_path):
+    from pipeline.bench.gpu import main
+
+    out = tmp_path / "report.json"
+    assert main(["--device", "cpu", "--shape", "tiny", "--compute-types", "int8", "--sentences", "4", "--tokens", "3",
+                 "--lines", "5", "--repeats", "1", "--cache-dir", str(tmp_path / "models"), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    run = report["runs"]["int8"]
+    assert run["translate"]["speedup_vs_transformers"] > 0 and run["translate"]["vmap_speedup"] > 0
+    assert run["filter"]["rows"] == 15 and run["filter"]["speedup_vs_backtranslation"] > 0
+    assert run["filter"]["decode"]["decoded_inputs"] > run["filter"]["score"]["decoded_inputs"]

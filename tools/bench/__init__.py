@@ -1,1 +1,0 @@
-"""Benchmarks, run by ``mblip bench``: each prints both sides and their ratio in one run."""

@@ -1,1 +1,0 @@
-"""Filter evaluation on corrupted human translations, and the threshold calibration it drives."""
