@@ -131,7 +131,7 @@ def build_tiny_bloom(out_dir: Path, texts: Iterable[str] = (), width: int = 64, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m model.tiny runs/tiny``: the tiny checkpoints ``configs/train_tiny.yaml`` points at."""
+    """``python -m model.tiny runs/tiny``: the tiny checkpoints ``model/demo/train_tiny.yaml`` points at."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Build tiny random BLIP-2, mT5 and BLOOM checkpoints.")

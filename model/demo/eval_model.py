@@ -3,7 +3,7 @@
 Steps: generate the demo scenes (one coloured shape per image, ``pipeline.demo.data``), turn them into
 an English-only training output (``model/demo/trainer.py``: targets are the English captions and answers, no
 translation), build tiny random checkpoints (BLIP-2 vision side and an mT5, ``model/tiny.py``), train
-with ``configs/train_tiny.yaml`` through the normal trainer, export, and answer the held-out questions
+with ``model/demo/train_tiny.yaml`` through the normal trainer, export, and answer the held-out questions
 (images whose id hashes into the validation fraction; never trained on) with the exported model
 through plain transformers and beam search.
 
@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 CHANCE = {"colour": 1 / 6, "shape": 1 / 3, "yes/no": 1 / 2}
-TINY_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "train_tiny.yaml"
+TINY_CONFIG = Path(__file__).resolve().parent / "train_tiny.yaml"
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--beams", type=int, default=3)
     parser.add_argument("--tasks", default="vqa", help="comma-separated tasks to train on ('' = all)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr-qformer", type=float, default=3e-3, help="Q-Former side (configs/train_tiny.yaml: 1e-3)")
-    parser.add_argument("--lr-lora", type=float, default=None, help="default: configs/train_tiny.yaml")
+    parser.add_argument("--lr-qformer", type=float, default=3e-3, help="Q-Former side (train_tiny.yaml: 1e-3)")
+    parser.add_argument("--lr-lora", type=float, default=None, help="default: model/demo/train_tiny.yaml")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (tiny matmuls: 1 is fastest)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -39,7 +39,7 @@ def test_train_and_evaluate_publishes_a_per_language_artifact(tmp_path, demo_roo
 
     torch.set_num_threads(1)
     manifest = write_english_demo_output(demo_root, tmp_path / "train-data")
-    config = yaml.safe_load((REPO / "configs" / "train_tiny.yaml").read_text())
+    config = yaml.safe_load((REPO / "model" / "demo" / "train_tiny.yaml").read_text())
     config["model"] |= {
         "blip2": str(build_tiny_blip2(tmp_path / "blip2")),
         "llm": str(build_tiny_mt5(tmp_path / "mt5")),

@@ -19,7 +19,7 @@ def test_train_flow_trains_from_a_manifest(tmp_path, demo_root):
 
     torch.set_num_threads(1)
     data = write_english_demo_output(demo_root, tmp_path / "data")
-    config = yaml.safe_load((REPO / "configs" / "train_tiny.yaml").read_text())
+    config = yaml.safe_load((REPO / "model" / "demo" / "train_tiny.yaml").read_text())
     config["model"] |= {"blip2": str(build_tiny_blip2(tmp_path / "blip2")),
                         "llm": str(build_tiny_mt5(tmp_path / "mt5"))}
     config["data"] |= {"manifest": "not-used-the-flow-passes-one", "num_workers": 0}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_CONFIG = REPO / "configs" / "train_tiny.yaml"
+TINY_CONFIG = REPO / "model" / "demo" / "train_tiny.yaml"
 BLIP2_TEXT_WIDTH = 64  # tiny BLIP-2's (English) T5 width: mT5 matches it, BLOOM does not
 BLOOM_WIDTH = 48
 
@@ -49,7 +49,7 @@ def tiny_dirs(tmp_path_factory, demo_output) -> dict[str, Path]:
 
 @pytest.fixture()
 def make_config(tiny_dirs, demo_output, tmp_path):
-    """A TrainConfig from configs/train_tiny.yaml pointed at the tiny models and the demo output."""
+    """A TrainConfig from model/demo/train_tiny.yaml pointed at the tiny models and the demo output."""
     from model.config import load_config
 
     def make(llm: str = "mt5", **sections):

@@ -260,6 +260,6 @@ def tiny_run(tiny_dirs, demo_output, tmp_path_factory) -> dict[str, Path]:
         "train": {"output_dir": str(root / "run"), "max_steps": 2, "eval_every": 0, "save_every": 0},
         "optim": {"warmup_steps": 1},
     }
-    cfg = load_config(REPO / "configs" / "train_tiny.yaml", overrides)
+    cfg = load_config(REPO / "model" / "demo" / "train_tiny.yaml", overrides)
     checkpoint = train(cfg).checkpoint
     return {"checkpoint": checkpoint, "export": export_checkpoint(checkpoint, root / "export"), "run": root / "run"}
