@@ -21,6 +21,11 @@ import time
 from pathlib import Path
 
 from model.architectures import BLIP2_FLAN_T5_XL, MT0_XL
+from model.config import load_config
+from model.demo.trainer import write_english_demo_output
+from model.tiny import build_tiny_blip2, build_tiny_mt5, build_tokenizer
+from model.train import train
+from pipeline.demo.data import generate_demo_data
 
 MT0XL_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "train_mt0xl.yaml"
 LONG_TEXT = " ".join(["a red circle on a plain background near the top left of the picture"] * 12)
@@ -30,10 +35,12 @@ def write_random_checkpoints(root: Path, tiny: bool) -> tuple[Path, Path]:
     """BLIP-2 (vision side, with a 1-layer 2048-wide T5 stand-in that is never loaded) and mT0-XL."""
     import torch
     from transformers import (
-        Blip2Config, Blip2ForConditionalGeneration, BlipImageProcessor, MT5Config, MT5ForConditionalGeneration,
+        Blip2Config,
+        Blip2ForConditionalGeneration,
+        BlipImageProcessor,
+        MT5Config,
+        MT5ForConditionalGeneration,
     )
-
-    from model.tiny import build_tiny_blip2, build_tiny_mt5, build_tokenizer
 
     if tiny:
         return build_tiny_blip2(root / "blip2"), build_tiny_mt5(root / "mt5", texts=[LONG_TEXT])
@@ -59,11 +66,6 @@ def write_random_checkpoints(root: Path, tiny: bool) -> tuple[Path, Path]:
 
 def run(tiny: bool, steps: int, batch_size: int, work: Path) -> dict:
     import torch
-
-    from model.config import load_config
-    from model.demo.trainer import write_english_demo_output
-    from model.train import train
-    from pipeline.demo.data import generate_demo_data
 
     start = time.perf_counter()
     blip2_dir, llm_dir = write_random_checkpoints(work / "models", tiny)

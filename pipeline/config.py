@@ -136,7 +136,7 @@ class TranslationConfig(_Frozen):
     sampling_topk: int = Field(1, ge=0)  # 1 = off (deterministic greedy/beam); >1 samples: not reproducible
     sampling_temperature: float = Field(1.0, gt=0)  # only used when sampling_topk != 1
     # true: no padding in a batch, so rows never depend on batch companions (cache, partial
-    # regeneration = a fresh run's rows); false: padded batches, faster, rows may differ (see README).
+    # regeneration = a fresh run's rows); false: padded batches, faster, rows may differ (see docs/reliability.md).
     batch_invariant: bool = True
     # Decode over a restricted output vocabulary: the model directory's vmap.txt (build it with
     # `python -m pipeline.nllb.vmap`); faster decoding over 256k entries, outputs may change. false = off.

@@ -25,7 +25,12 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.filters.evaluate import HUMAN, MODES
+from pipeline.filters.evaluate import HUMAN, MODES, build_labelled_set, read_multi30k
+from pipeline.filters.quality import apply_quality_filter
+from pipeline.filters.rules import SHIPPED_THRESHOLDS_FILE, FilterRules, decide
+from pipeline.languages import SOURCE_NLLB
+from pipeline.nllb.engine import load_translator
+from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
 
 SCORE_GRID = {
     "min_fwd_margin": (0.0, 0.25, 0.5, 0.75, 1.0, None),
@@ -41,8 +46,6 @@ MIN_KEPT = 0.985
 
 def rates(scored: pl.DataFrame, rules) -> dict[str, float]:
     """Human kept and each corruption kind rejected, for ``rules`` on already computed signals."""
-    from pipeline.filters.rules import decide
-
     decided = decide(scored.drop("status", "reject_reason", strict=False), rules)
     out = {}
     for label in (HUMAN, *MODES):
@@ -72,10 +75,6 @@ def search(scored: pl.DataFrame, base, grid: dict[str, tuple], min_kept: float =
 
 def score_labelled(data_dir, split: str, limit: int | None, seed: int, translator, model_languages) -> pl.DataFrame:
     """The labelled set with every signal (model signals on the rows the heuristics keep)."""
-    from pipeline.filters.evaluate import build_labelled_set, read_multi30k
-    from pipeline.filters.quality import apply_quality_filter
-    from pipeline.filters.rules import FilterRules
-
     labelled = build_labelled_set(read_multi30k(data_dir, split), limit=limit, seed=seed)
     off = {k: None for k in ("min_bt_chrf", "min_fwd_margin", "min_fwd_logprob", "min_bt_logprob", "max_dual_xent")}
     return apply_quality_filter(labelled, translator, FilterRules(**off), model_languages=model_languages,
@@ -84,8 +83,6 @@ def score_labelled(data_dir, split: str, limit: int | None, seed: int, translato
 
 def calibrate(scored: pl.DataFrame, min_kept: float = MIN_KEPT) -> tuple[dict, dict[str, dict]]:
     """Thresholds for both reverse modes and the rates each mode reaches with them on ``scored``."""
-    from pipeline.filters.rules import FilterRules
-
     off = FilterRules(min_bt_chrf=None, min_fwd_margin=None, min_fwd_logprob=None, min_bt_logprob=None,
                       max_dual_xent=None)
     score_setting, score_rates = search(scored.with_columns(pl.lit(None, dtype=pl.Float64).alias("score_bt_chrf")),
@@ -97,8 +94,6 @@ def calibrate(scored: pl.DataFrame, min_kept: float = MIN_KEPT) -> tuple[dict, d
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.filters.rules import SHIPPED_THRESHOLDS_FILE
-
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="converted NLLB directory (default: the shipped model)")
     p.add_argument("--data", type=Path, required=True,
@@ -111,14 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="write the shipped model's thresholds file (shipped model only)")
     args = p.parse_args(argv)
 
-    from pipeline.nllb.engine import load_translator
-
     if args.model:
         translator, languages = load_translator(args.model), None
     else:
-        from pipeline.languages import SOURCE_NLLB
-        from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
-
         translator = load_translator(shipped_model_dir())
         languages = frozenset(t for s, t in SHIPPED_DIRECTIONS if s == SOURCE_NLLB)
     scored = score_labelled(args.data, args.split, args.limit, args.seed, translator, languages)

@@ -21,6 +21,9 @@ import shutil
 import struct
 from pathlib import Path
 
+from pipeline.nllb.convert import convert_nllb
+from pipeline.nllb.shapes import SPM_FILENAME, NllbShape, build_random_nllb
+
 RECOVERED_MARKER = "recovered_from.json"  # written into a recovered checkpoint; its training/ holds the history
 _DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
 
@@ -129,8 +132,6 @@ def recover_checkpoint(ct2_dir: str | Path, out_dir: str | Path) -> Path:
     import numpy as np
     from transformers import M2M100ForConditionalGeneration
 
-    from pipeline.nllb.shapes import SPM_FILENAME, NllbShape, build_random_nllb
-
     ct2_dir, out_dir = Path(ct2_dir), Path(out_dir)
     variables = read_ct2_variables(ct2_dir / "model.bin")
     vocab = json.loads((ct2_dir / "shared_vocabulary.json").read_text())
@@ -169,8 +170,6 @@ def recover_checkpoint(ct2_dir: str | Path, out_dir: str | Path) -> Path:
 def roundtrip_mismatches(ct2_dir: str | Path, hf_dir: str | Path, scratch: str | Path) -> list[str]:
     """Variables whose values differ between ``ct2_dir`` and a fresh int8 conversion of ``hf_dir``."""
     import numpy as np
-
-    from pipeline.nllb.convert import convert_nllb
 
     again = convert_nllb(str(hf_dir), Path(scratch), quantization="int8", force=True)
     a, b = read_ct2_variables(Path(ct2_dir) / "model.bin"), read_ct2_variables(Path(again) / "model.bin")

@@ -22,6 +22,13 @@ import logging
 import shutil
 from pathlib import Path
 
+from dev.mt.from_ct2 import RECOVERED_MARKER
+from dev.mt.train_small import QUESTION_DIRECTIONS, parse_floors
+from pipeline.nllb.convert import convert_nllb, read_model_metadata
+from pipeline.nllb.engine import EngineSettings, NllbTranslator
+from pipeline.nllb.evaluate import DirectionScore, evaluate_directions, format_scores, scores_to_json
+from pipeline.nllb.shipped import SHIPPED_DIRECTIONS
+
 log = logging.getLogger(__name__)
 
 RUN_ARTIFACTS = ("train_config.json", "summary.json", "metrics.jsonl")
@@ -43,13 +50,17 @@ Findings of ACL 2022; CC BY 4.0): human German translations of GQA questions (Hu
 2019; CC BY 4.0) about Visual Genome images (the images are not used)."""
 
 
+# The card's hand-written part (the training history of every stage): kept when the card is regenerated.
+HAND_BEGIN = "<!-- training-history: begin."
+HAND_END = "<!-- training-history: end -->"
+
+
 def run_chain(run_dir: Path) -> list[Path]:
     """The run and the runs it continued from (``init_from``), first stage first.
 
     A checkpoint recovered from a shipped CTranslate2 model (``dev.mt.from_ct2``) carries that
     model's ``training/`` artifacts: its stages (``training/stages/<n>``, then ``training`` itself) come first.
     """
-    from dev.mt.from_ct2 import RECOVERED_MARKER
 
     chain = [run_dir]
     while True:
@@ -74,9 +85,7 @@ def ship_model(run_dir: Path, model_dir: Path) -> Path:
     A run that continued an earlier one (``--init-from``) brings that run's artifacts too, in
     ``training/stages/<n>/`` (first stage 1), so the card can describe the whole training.
     """
-    from pipeline.nllb.convert import convert_nllb
 
-    from pipeline.nllb.shipped import SHIPPED_DIRECTIONS
 
     covered = tuple(sorted({code for pair in SHIPPED_DIRECTIONS for code in pair}))
     convert_nllb(str(run_dir / "best"), model_dir, quantization="int8", force=True, languages=covered)
@@ -95,7 +104,6 @@ def ship_model(run_dir: Path, model_dir: Path) -> Path:
             shutil.copyfile(earlier / name, stage / name)
         if (earlier / RECOVERED_INIT).exists():  # a stage of a shipped model's history keeps its marker
             shutil.copyfile(earlier / RECOVERED_INIT, stage / RECOVERED_INIT)
-    from dev.mt.from_ct2 import RECOVERED_MARKER
 
     for n, stage_run in enumerate(chain, 1):
         init_from = json.loads((stage_run / "train_config.json").read_text()).get("init_from")
@@ -151,7 +159,6 @@ def _weights_note(record: dict) -> str:
 
 def _floors_clause(cfg: dict) -> str:
     """How ``select_min`` restricted the selection (empty when it did not)."""
-    from dev.mt.train_small import parse_floors
 
     floors = parse_floors(cfg.get("select_min", ""))
     if not floors:
@@ -161,7 +168,6 @@ def _floors_clause(cfg: dict) -> str:
 
 
 def _questions_section(questions_json: str | None, n_images: int | None) -> str:
-    from pipeline.nllb.evaluate import DirectionScore, format_scores
 
     if not questions_json:
         return ""
@@ -179,23 +185,8 @@ model saw no question of); they also took part in checkpoint selection. Shipped 
 {format_scores([DirectionScore(**s) for s in json.loads(questions_json)])}"""
 
 
-def render_card(model_dir: Path, scores_json: str, beam_scores_json: str | None = None, beam_size: int = 4,
-                questions_json: str | None = None) -> str:
-    from pipeline.nllb.convert import read_model_metadata
-    from pipeline.nllb.evaluate import DirectionScore, format_scores
-
-    training = model_dir / "training"
-    stages = read_stages(model_dir)
-    cfg = stages[-1]["config"]
-    selection = json.loads((training / "selection.json").read_text())
-    scores = [DirectionScore(**s) for s in json.loads(scores_json)]
-    beam = ""
-    if beam_scores_json:
-        beam = (f"\n\nWith beam search (`--beam-size {beam_size}`, as `translation.beam_size: {beam_size}` in a "
-                f"pipeline config; slower):\n\n"
-                + format_scores([DirectionScore(**s) for s in json.loads(beam_scores_json)]))
-    evals = stages[-1]["evals"]
-    meta = read_model_metadata(model_dir)
+def _selection_curve(stages: list[dict]) -> tuple[list[str], str]:
+    """The selection curve's direction columns and table rows, over every stage's evaluations."""
     all_evals = [(n, e) for n, stage in enumerate(stages, 1) for e in stage["evals"]]
     columns = list(dict.fromkeys(k for _, e in all_evals for k in e["eval_chrf_pp"]))  # later stages may add some
     curve = "\n".join(
@@ -204,30 +195,48 @@ def render_card(model_dir: Path, scores_json: str, beam_scores_json: str | None 
         + f" | {e['eval_mean']:.1f} |"
         for n, e in all_evals
     )
-    directions = " | ".join(columns)
-    n_directions = len(columns)
+    return columns, curve
+
+
+def _beam_section(beam_scores_json: str | None, beam_size: int) -> str:
+    if not beam_scores_json:
+        return ""
+    return (f"\n\nWith beam search (`--beam-size {beam_size}`, as `translation.beam_size: {beam_size}` in a "
+            f"pipeline config; slower):\n\n"
+            + format_scores([DirectionScore(**s) for s in json.loads(beam_scores_json)]))
+
+
+def _settings_table(stages: list[dict]) -> tuple[str, str]:
+    """The settings table's header (one column per stage) and rows (the last stage's keys)."""
+    header = " | ".join(f"stage {n}" for n in range(1, len(stages) + 1))
+    rows = "\n".join(f"| `{k}` | " + " | ".join(str(st["config"].get(k, "")) for st in stages) + " |"
+                     for k in stages[-1]["config"])
+    return header, rows
+
+
+def _question_texts(stages: list[dict], cfg: dict) -> tuple[str, str, str]:
+    """What the card says of the xGQA questions (use, limit, data), empty when no stage trained on them."""
     question_stages = [n for n, st in enumerate(stages, 1) if st["config"].get("questions_repeat")]
-    questions_use = "" if not question_stages else (
-        "\n  and, between English and German, short VQA questions like GQA's (French and Czech questions were not"
-        " trained)")
-    questions_limit = "" if not question_stages else (
-        "- Questions: the question frame is learnt (\"Welche Farbe hat ...?\", \"Ist ... blau?\"), but nouns"
-        " outside the\n  GQA and Flickr30k vocabulary come out wrong (\"square\" as a shape becomes a railing), and"
-        " back-translation\n  chrF++ rewards the right frame, so some wrong questions pass the filter. French and"
-        " Czech questions\n  were not trained.\n")
-    questions_data = "" if not question_stages else (
-        f"\n  {'Stages' if len(question_stages) > 1 else 'Stage'} {', '.join(map(str, question_stages))} also"
-        " train on the xGQA `train_48` questions (English"
-        " and their human\n  German translations, both directions), except those about"
-        f" {cfg.get('question_val_images')} held-out images\n  (chosen by a seeded hash of the image id), each repeated"
-        " `questions_repeat` times per epoch; Multi30k stays\n  in the mix so captions are not forgotten.")
-    epochs = round(sum(st["summary"].get("epochs", 0) for st in stages), 2)
-    minutes = round(sum(st["summary"]["train_minutes"] for st in stages), 1)
-    steps = sum(st["summary"]["steps"] for st in stages)
-    keys = list(cfg)
-    settings_header = " | ".join(f"stage {n}" for n in range(1, len(stages) + 1))
-    settings = "\n".join(f"| `{k}` | " + " | ".join(str(st["config"].get(k, "")) for st in stages) + " |" for k in keys)
-    stage_lines = "\n".join(
+    if not question_stages:
+        return "", "", ""
+    use = ("\n  and, between English and German, short VQA questions like GQA's (French and Czech questions were not"
+           " trained)")
+    limit = ("- Questions: the question frame is learnt (\"Welche Farbe hat ...?\", \"Ist ... blau?\"), but nouns"
+             " outside the\n  GQA and Flickr30k vocabulary come out wrong (\"square\" as a shape becomes a railing),"
+             " and back-translation\n  chrF++ rewards the right frame, so some wrong questions pass the filter."
+             " French and Czech questions\n  were not trained.\n")
+    data = (f"\n  {'Stages' if len(question_stages) > 1 else 'Stage'} {', '.join(map(str, question_stages))} also"
+            " train on the xGQA `train_48` questions (English"
+            " and their human\n  German translations, both directions), except those about"
+            f" {cfg.get('question_val_images')} held-out images\n  (chosen by a seeded hash of the image id), each"
+            " repeated `questions_repeat` times per epoch; Multi30k stays\n  in the mix so captions are not forgotten.")
+    return use, limit, data
+
+
+def _stage_line(n: int, st: dict) -> str:
+    """One stage's line in the Training section: steps, epochs, minutes, where it started, its data knobs."""
+    config = st["config"]
+    return (
         f"- Stage {n}: {st['summary']['steps']} steps, {st['summary'].get('epochs')} epochs, "
         f"{st['summary']['train_minutes']} minutes"
         + (", from random weights" if n == 1 else
@@ -235,21 +244,53 @@ def render_card(model_dir: Path, scores_json: str, beam_scores_json: str | None 
            " `dev.mt.from_ct2`; converting them back gives the same int8 weights) with a fresh optimiser"
            " and schedule" if st["recovered"] else
            f", continuing stage {n - 1}'s selected weights with a fresh optimiser and schedule")
-        + (f"; Multi30k plus xGQA en↔de questions (each repeated {st['config']['questions_repeat']}x per epoch)"
-           if st["config"].get("questions_repeat") else "")
-        + (f"; Multi30k directions repeated per epoch: {st['config']['direction_repeat']} (the others once)"
-           if st["config"].get("direction_repeat") else "")
-        + (f"; a running weight average every {st['config']['average_every']} steps from step "
-           f"{st['config'].get('average_from', 0)} was scored next to the weights at each evaluation"
-           if st["config"].get("average_every") else "")
+        + (f"; Multi30k plus xGQA en↔de questions (each repeated {config['questions_repeat']}x per epoch)"
+           if config.get("questions_repeat") else "")
+        + (f"; Multi30k directions repeated per epoch: {config['direction_repeat']} (the others once)"
+           if config.get("direction_repeat") else "")
+        + (f"; a running weight average every {config['average_every']} steps from step "
+           f"{config.get('average_from', 0)} was scored next to the weights at each evaluation"
+           if config.get("average_every") else "")
         + (f" ({st['summary']['note']})" if st["summary"].get("note") else "")
         + "."
-        for n, st in enumerate(stages, 1)
     )
+
+
+def keep_hand_written_section(card: str, previous: str | None) -> str:
+    """``card`` followed by the hand-kept section (between ``HAND_BEGIN`` and ``HAND_END``) of the card it
+    replaces, so that regenerating the card never loses the translator's training history."""
+    if not previous or HAND_BEGIN not in previous or HAND_END not in previous:
+        return card
+    start = previous.index(HAND_BEGIN)
+    end = previous.index(HAND_END, start) + len(HAND_END)
+    return card.rstrip("\n") + "\n\n" + previous[start:end] + "\n"
+
+
+def render_card(model_dir: Path, scores_json: str, beam_scores_json: str | None = None, beam_size: int = 4,
+                questions_json: str | None = None) -> str:
+
+    training = model_dir / "training"
+    stages = read_stages(model_dir)
+    cfg = stages[-1]["config"]
+    selection = json.loads((training / "selection.json").read_text())
+    scores = [DirectionScore(**s) for s in json.loads(scores_json)]
+    beam = _beam_section(beam_scores_json, beam_size)
+    evals = stages[-1]["evals"]
+    meta = read_model_metadata(model_dir)
+    columns, curve = _selection_curve(stages)
+    directions = " | ".join(columns)
+    n_directions = len(columns)
+    questions_use, questions_limit, questions_data = _question_texts(stages, cfg)
+    epochs = round(sum(st["summary"].get("epochs", 0) for st in stages), 2)
+    minutes = round(sum(st["summary"]["train_minutes"] for st in stages), 1)
+    steps = sum(st["summary"]["steps"] for st in stages)
+    settings_header, settings = _settings_table(stages)
+    stage_lines = "\n".join(_stage_line(n, st) for n, st in enumerate(stages, 1))
     return f"""# nllb-multi30k: a small NLLB-architecture translator trained on Multi30k
 
 Generated by `python -m dev.mt.model_card` from the training run's artifacts (copied to
-`pipeline/assets/nllb-multi30k/training/`); do not edit by hand.
+`pipeline/assets/nllb-multi30k/training/`); do not edit by hand, except the training history at the
+end, which regenerating keeps.
 
 ## What it is
 
@@ -326,8 +367,6 @@ a later stage adds `--init-from EARLIER_RUN/best`), then `python -m dev.mt.model
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.nllb.engine import EngineSettings, NllbTranslator
-    from pipeline.nllb.evaluate import evaluate_directions, scores_to_json
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", type=Path, required=True, help="training run directory (holds best/ and the logs)")
@@ -352,13 +391,14 @@ def main(argv: list[str] | None = None) -> int:
     questions_json = None
     questions_dir = ship_questions_val(args.run, args.questions_val or args.model.parent / "xgqa-val")
     if questions_dir is not None:
-        from dev.mt.train_small import QUESTION_DIRECTIONS
 
         questions_json = scores_to_json(evaluate_directions(
             NllbTranslator(args.model, EngineSettings(device="cpu")), questions_dir, QUESTION_DIRECTIONS))
         (args.model / "training" / "questions_val_scores.json").write_text(questions_json)
     args.card.parent.mkdir(parents=True, exist_ok=True)
-    args.card.write_text(render_card(args.model, scores_json, beam_json, args.beam_size, questions_json))
+    previous = args.card.read_text(encoding="utf-8") if args.card.is_file() else None
+    card = render_card(args.model, scores_json, beam_json, args.beam_size, questions_json)
+    args.card.write_text(keep_hand_written_section(card, previous), encoding="utf-8")
     log.info("wrote %s", args.card)
     return 0
 

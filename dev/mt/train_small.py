@@ -50,9 +50,12 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from dev.mt.questions import question_pairs, split_by_image, write_heldout
 from pipeline.languages import get_language
+from pipeline.nllb.convert import convert_nllb
+from pipeline.nllb.engine import EngineSettings, NllbTranslator
+from pipeline.nllb.evaluate import MULTI30K_DIRECTIONS, MULTI30K_LANGUAGES, evaluate_directions, read_lines, split_path
 from pipeline.nllb.shapes import NllbShape, build_random_nllb, train_sentencepiece
-from pipeline.nllb.evaluate import MULTI30K_DIRECTIONS, MULTI30K_LANGUAGES, read_lines, split_path
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +220,6 @@ def encode_questions(questions_dir: Path, model_dir: Path, out_dir: Path, cfg: T
     import sentencepiece as spm
     from transformers import AutoTokenizer
 
-    from dev.mt.questions import question_pairs, split_by_image, write_heldout
-
     train_q, held = split_by_image(question_pairs(questions_dir, "en", "de"), cfg.question_val_images)
     val_dir = write_heldout(held, out_dir / "questions-val", "en", "de")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -347,10 +348,6 @@ def evaluate_checkpoint(model_dir: Path, ct2_dir: Path, data_dir: Path, cfg: Tra
                         questions_val: Path | None = None) -> dict[str, float]:
     """chrF++ per direction of the int8 CTranslate2 conversion of ``model_dir`` (the shipped path); with
     ``questions_val``, also on all held-out xGQA questions (keys ``xgqa:SRC-TGT``)."""
-    from pipeline.nllb.convert import convert_nllb
-    from pipeline.nllb.engine import EngineSettings, NllbTranslator
-    from pipeline.nllb.evaluate import evaluate_directions
-
     convert_nllb(str(model_dir), ct2_dir, quantization="int8", force=True)
     translator = NllbTranslator(ct2_dir, EngineSettings(device="cpu", intra_threads=cfg.threads))
     scores = evaluate_directions(translator, data_dir, limit=cfg.eval_sentences)

@@ -47,7 +47,7 @@ class FetchSettings:
     processes: int = 1  # img2dataset processes (each runs `threads` downloads at once)
     threads: int = 32
     shard_rows: int = 10_000  # URLs per img2dataset shard (its unit of resume)
-    distributor: str = "multiprocessing"  # or "pyspark" / "ray" (see the README)
+    distributor: str = "multiprocessing"  # or "pyspark" / "ray" (see docs/performance.md)
     retry_failed: bool = False
 
 

@@ -77,7 +77,7 @@ class EngineSettings:
     sampling_temperature: float = 1.0  # only used when sampling_topk != 1
     # True: batches hold inputs of one length only (no padding), so a translation or score never
     # depends on what it was batched with and a cache or a partial regeneration gives the rows of a
-    # fresh run. False: batches of similar lengths, padded (faster on small models, see the README;
+    # fresh run. False: batches of similar lengths, padded (faster on small models, see docs/performance.md;
     # rows then depend on batch composition, rarely for translations and by ~1e-3 for scores).
     batch_invariant: bool = True
     # Output-vocabulary restriction: decode over the entries of the model's ``vmap.txt`` (see

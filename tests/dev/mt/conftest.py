@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from dev.mt.train_small import TrainConfig
 from pipeline.nllb.evaluate import MULTI30K_LANGUAGES, read_lines
 from pipeline.nllb.shipped import shipped_val_dir
-from dev.mt.train_small import TrainConfig
 
 TINY = TrainConfig(
     vocab_size=300, d_model=32, encoder_layers=1, decoder_layers=1, attention_heads=2, ffn_dim=64,

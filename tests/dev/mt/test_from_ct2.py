@@ -2,10 +2,10 @@
 
 import pytest
 
-from pipeline.nllb.shapes import NllbShape, build_random_nllb, train_sentencepiece
+from dev.mt.from_ct2 import RECOVERED_MARKER, read_ct2_variables, recover_checkpoint, roundtrip_mismatches
 from pipeline.nllb.convert import convert_nllb
 from pipeline.nllb.engine import EngineSettings, NllbTranslator
-from dev.mt.from_ct2 import RECOVERED_MARKER, read_ct2_variables, recover_checkpoint, roundtrip_mismatches
+from pipeline.nllb.shapes import NllbShape, build_random_nllb, train_sentencepiece
 
 TEXTS = ["A red circle on a plain background.", "What color is the square?", "Is the triangle blue?",
          "Ein roter Kreis.", "Welche Farbe hat das Quadrat?", "yes", "no"] * 10

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
+from dev.mt.model_card import HAND_BEGIN, HAND_END, keep_hand_written_section, render_card, ship_model
+from dev.mt.train_small import train
 from pipeline.nllb.engine import EngineSettings, NllbTranslator
 from pipeline.nllb.evaluate import evaluate_directions, scores_to_json
-from dev.mt.model_card import render_card, ship_model
-from dev.mt.train_small import train
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_card_is_built_from_run_artifacts(tiny_corpus, tiny_cfg, tmp_path):
@@ -107,3 +110,14 @@ def test_card_of_a_run_with_weight_averaging_names_the_weights_of_each_row(tiny_
     selection = json.loads((model / "training" / "selection.json").read_text())
     note = "" if selection["weights"] == "last" else f" ({selection['weights']})"
     assert f"step {selection['step']}{note})" in card
+
+
+def test_regenerating_the_card_keeps_the_hand_written_training_history():
+    shipped = (REPO / "data_cards" / "nllb-multi30k.md").read_text(encoding="utf-8")
+    history = shipped[shipped.index(HAND_BEGIN):shipped.index(HAND_END) + len(HAND_END)]
+    assert "Stage 6" in history or "stage 6" in history
+    regenerated = keep_hand_written_section("# card\n\nnew generated text\n", shipped)
+    assert regenerated.startswith("# card\n\nnew generated text\n") and regenerated.endswith(history + "\n")
+    # a card without the section is written as generated
+    assert keep_hand_written_section("# card\n", "# old card without a history\n") == "# card\n"
+    assert keep_hand_written_section("# card\n", None) == "# card\n"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.nllb.evaluate import read_lines
 from dev.mt.questions import question_pairs, read_xgqa, split_by_image, write_heldout
+from pipeline.nllb.evaluate import read_lines
 from pipeline.nllb.shipped import shipped_questions_val_dir
 
 

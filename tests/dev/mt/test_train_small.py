@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from pipeline.nllb.evaluate import read_lines
 from dev.mt.train_small import TrainConfig, collate, encode_pairs, make_batches, prepare_model_dir, train
+from pipeline.nllb.evaluate import read_lines
 
 
 def test_pairs_follow_nllb_conventions(tiny_corpus, tiny_cfg, tmp_path):
