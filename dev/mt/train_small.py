@@ -415,6 +415,77 @@ def check_resumable(out_dir: Path, cfg: TrainConfig) -> None:
 # -- the training loop ----------------------------------------------------------------------------
 
 
+def build_optimizer(model, cfg: TrainConfig):
+    """(trainable parameters, AdamW): weight decay on matrices only."""
+    import torch
+
+    trainable = [p for p in model.parameters() if p.requires_grad]  # all weights (embeddings are tied)
+    decay = [p for p in trainable if p.dim() >= 2]
+    no_decay = [p for p in trainable if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=cfg.adam_betas, foreach=True,
+    )
+    return trainable, optimizer
+
+
+def resume(ckpt_path: Path, model, optimizer, averaged) -> tuple[int, int, int, float, float]:
+    """Load ``ckpt_path`` when it exists: (step, epoch, batch position, best mean, seconds trained)."""
+    import torch
+
+    if not ckpt_path.exists():
+        return 0, 0, 0, -1.0, 0.0
+    ckpt = torch.load(ckpt_path, weights_only=False)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    if averaged is not None:
+        averaged.load_state_dict(ckpt["averaged"])
+    step, epoch, position, best, elapsed = (ckpt[k] for k in ("step", "epoch", "position", "best", "elapsed"))
+    log.info("resumed from step %d (epoch %d, batch %d, %.1f min trained)", step, epoch, position, elapsed / 60)
+    return step, epoch, position, best, elapsed
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """Where an evaluation reads and writes: the HF init folder, the run, the data, the held-out questions."""
+
+    init_dir: Path
+    out_dir: Path
+    data_dir: Path
+    cfg: TrainConfig
+    questions_val: Path | None
+    floors: dict
+
+
+def evaluate_and_select(model, averaged, step: int, best: float, started: float, plan: EvalPlan) -> float:
+    """Score the current weights (and the running average, if any), log each, keep the best eligible one in
+    ``best/``; returns the new best mean chrF++."""
+    candidates = [("last", "last", model)]
+    if averaged is not None and int(averaged.n_averaged) > 0:
+        candidates.append(("average", f"average of {int(averaged.n_averaged)}", averaged.module))
+    for name, weights, candidate_model in candidates:
+        candidate = save_hf(candidate_model, plan.init_dir, plan.out_dir / name)
+        chrf = evaluate_checkpoint(candidate, plan.out_dir / f"{name}-ct2", plan.data_dir, plan.cfg,
+                                   plan.questions_val)
+        mean = sum(chrf.values()) / len(chrf)
+        record = {"step": step, "eval_chrf_pp": chrf, "eval_mean": round(mean, 2),
+                  "minutes": round((time.time() - started) / 60, 2)}
+        if averaged is not None:
+            record["weights"] = weights
+        eligible = meets_floors(chrf, plan.floors)
+        if plan.floors:
+            record["meets_select_min"] = eligible
+        log.info("eval %s", record)
+        with (plan.out_dir / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if eligible and mean > best:
+            best = mean
+            save_hf(candidate_model, plan.init_dir, plan.out_dir / "best")
+            (plan.out_dir / "best" / "selection.json").write_text(json.dumps(record, indent=2) + "\n")
+    return best
+
+
 def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | None = None,
           questions_dir: Path | None = None, stop_step: int | None = None) -> dict:
     import torch
@@ -429,13 +500,7 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
     init_dir = prepare_model_dir(data_dir, out_dir, cfg)
     model = load_model(init_dir, cfg)
     pad_id, eos_id = model.config.pad_token_id, model.config.eos_token_id
-    trainable = [p for p in model.parameters() if p.requires_grad]  # all weights (embeddings are tied)
-    decay = [p for p in trainable if p.dim() >= 2]
-    no_decay = [p for p in trainable if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=cfg.adam_betas, foreach=True,
-    )
+    trainable, optimizer = build_optimizer(model, cfg)
     log.info("model: %.2fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
     averaged = None
     if cfg.average_every:
@@ -454,17 +519,8 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
         pairs += question_pairs_
 
     # resume
-    step, epoch, position, best, elapsed = 0, 0, 0, -1.0, 0.0
     ckpt_path = out_dir / "checkpoint.pt"
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        if averaged is not None:
-            averaged.load_state_dict(ckpt["averaged"])
-        step, epoch, position, best, elapsed = (ckpt[k] for k in ("step", "epoch", "position", "best", "elapsed"))
-        log.info("resumed from step %d (epoch %d, batch %d, %.1f min trained)", step, epoch, position, elapsed / 60)
+    step, epoch, position, best, elapsed = resume(ckpt_path, model, optimizer, averaged)
 
     floors = parse_floors(cfg.select_min)
     metrics_path = out_dir / "metrics.jsonl"
@@ -506,27 +562,8 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, max_minutes: float | 
         if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps or stopping:
             model.eval()
             rng_state = torch.get_rng_state()  # evaluation must not shift the dropout stream of training
-            candidates = [("last", "last", model)]
-            if averaged is not None and int(averaged.n_averaged) > 0:
-                candidates.append(("average", f"average of {int(averaged.n_averaged)}", averaged.module))
-            for name, weights, candidate_model in candidates:
-                candidate = save_hf(candidate_model, init_dir, out_dir / name)
-                chrf = evaluate_checkpoint(candidate, out_dir / f"{name}-ct2", data_dir, cfg, questions_val)
-                mean = sum(chrf.values()) / len(chrf)
-                record = {"step": step, "eval_chrf_pp": chrf, "eval_mean": round(mean, 2),
-                          "minutes": round((time.time() - started) / 60, 2)}
-                if averaged is not None:
-                    record["weights"] = weights
-                eligible = meets_floors(chrf, floors)
-                if floors:
-                    record["meets_select_min"] = eligible
-                log.info("eval %s", record)
-                with metrics_path.open("a") as f:
-                    f.write(json.dumps(record) + "\n")
-                if eligible and mean > best:
-                    best = mean
-                    save_hf(candidate_model, init_dir, out_dir / "best")
-                    (out_dir / "best" / "selection.json").write_text(json.dumps(record, indent=2) + "\n")
+            best = evaluate_and_select(model, averaged, step, best, started, EvalPlan(
+                init_dir, out_dir, data_dir, cfg, questions_val, floors))
             torch.set_rng_state(rng_state)
             model.train()
             window_start = time.time()

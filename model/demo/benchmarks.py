@@ -40,130 +40,156 @@ def _json(path: Path, value) -> None:
     path.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
 
 
+def _samples_xm3600(data: Path, images: Path, langs: tuple[str, ...], colours: list[str]) -> None:
+    rows = []
+    for i, c in enumerate(colours):
+        key = f"{i:016x}"
+        _image(images / f"{key}.jpg", c, i)
+        rows.append(
+            {"image/key": key, **{lang: {"caption": [f"a {c} square", f"{c} square"]} for lang in langs}}
+        )
+    _jsonl(data / "captions.jsonl", rows)
+
+
+def _samples_xflickrco(data: Path, images: Path, langs: tuple[str, ...], colours: list[str]) -> None:
+    for i, c in enumerate(colours):
+        _image(images / "flickr30k" / f"{i}.jpg", c, i)
+    for lang in langs:
+        _jsonl(
+            data / "annotations" / lang / "test.jsonl",
+            [
+                {"id": i, "img_path": f"flickr30k/{i}.jpg", "sentences": [f"a {c} square"]}
+                for i, c in enumerate(colours)
+            ],
+        )
+
+
+def _samples_xgqa(data: Path, images: Path, langs: tuple[str, ...], colours: list[str]) -> None:
+    for i, c in enumerate(colours):
+        _image(images / f"n{i}.jpg", c, i)
+    for lang in langs:
+        _json(
+            data / lang / "test.json",
+            {
+                str(100 + i): {
+                    "imageId": f"n{i}",
+                    "question": "What colour is the square?",
+                    "answer": c,
+                    "semantic": [],
+                }
+                for i, c in enumerate(colours)
+            },
+        )
+
+
+def _samples_maxm(data: Path, images: Path, langs: tuple[str, ...], colours: list[str]) -> None:
+    for i, c in enumerate(colours):
+        _image(images / f"{i:016x}.jpg", c, i)
+    for lang in langs:
+        anns = [
+            {
+                "image_id": f"{i:016x}",
+                "qa_pairs": [
+                    {"question_id": f"{lang}{i}", "question": "What colour is it?", "processed_answers": [c]}
+                ],
+            }
+            for i, c in enumerate(colours)
+        ]
+        _json(data / f"maxm_v1_{lang}.json", {"annotations": anns})
+
+
+def _samples_xvnli(data: Path, images: Path, langs: tuple[str, ...], colours: list[str]) -> None:
+    for i, c in enumerate(colours):
+        _image(images / f"{1000 + i}.jpg", c, i)
+    labels = ("entailment", "neutral", "contradiction")
+    for lang in langs:
+        _jsonl(
+            data / "annotations" / lang / "test.jsonl",
+            [
+                {
+                    "Flikr30kID": str(1000 + i),
+                    "pairID": f"{lang}{i}",
+                    "gold_label": labels[i],
+                    "sentence2": f"The square is {c}.",
+                }
+                for i, c in enumerate(colours)
+            ],
+        )
+
+
+def _samples_marvl(data: Path, images: Path, langs: tuple[str, ...], colours: list[str]) -> None:
+    for lang in langs[1:]:
+        concept = unicodedata.normalize("NFKD", "1-Café")
+        for i, c in enumerate(colours):
+            _image(images / lang / "images" / concept / f"{i}.jpg", c, i)
+        _jsonl(
+            data / f"marvl-{lang}.jsonl",
+            [
+                {
+                    "concept": "1-Café",
+                    "language": lang,
+                    "caption": "Both squares have one colour.",
+                    "left_img": f"{i}.jpg",
+                    "right_img": f"{(i + 1) % 3}.jpg",
+                    "label": i % 2 == 0,
+                    "id": f"{lang}-{i}",
+                }
+                for i in range(3)
+            ],
+        )
+    for i, c in enumerate(colours):
+        for side in (0, 1):
+            _image(images / f"test1-{i}-0-img{side}.png", colours[(i + side) % 3], i)
+    _jsonl(
+        data / "nlvr2" / "test1.json",
+        [
+            {
+                "identifier": f"test1-{i}-0-0",
+                "sentence": "Both squares are red.",
+                "label": "False" if i else "True",
+            }
+            for i in range(3)
+        ],
+    )
+
+
+def _samples_pope(data: Path, images: Path, langs: tuple[str, ...], colours: list[str]) -> None:
+    for i, c in enumerate(colours):
+        _image(images / f"COCO_val2014_{i:012d}.jpg", c, i)
+    for subset in langs:
+        _jsonl(
+            data / f"coco_pope_{subset}.json",
+            [
+                {
+                    "question_id": i,
+                    "image": f"COCO_val2014_{i:012d}.jpg",
+                    "text": f"Is there a {c} square in the image?",
+                    "label": "yes" if i % 2 == 0 else "no",
+                }
+                for i, c in enumerate(colours)
+            ],
+        )
+
+
+SAMPLE_WRITERS = {
+    "xm3600": _samples_xm3600,
+    "xflickrco": _samples_xflickrco,
+    "xgqa": _samples_xgqa,
+    "maxm": _samples_maxm,
+    "xvnli": _samples_xvnli,
+    "marvl": _samples_marvl,
+    "pope": _samples_pope,
+}
+
+
 def write_samples(root: Path) -> dict[str, tuple[Path, Path, tuple[str, ...]]]:
     """Each benchmark's folder layout with 3 items per language; returns {name: (data, images, languages)}."""
     colours = list(SHAPES)
     out = {}
-    for name in ("xm3600", "xflickrco", "xgqa", "maxm", "xvnli", "marvl", "pope"):
+    for name, write in SAMPLE_WRITERS.items():
         data, images = root / name / "data", root / name / "images"
         langs = get_benchmark(name).languages
-        if name == "xm3600":
-            rows = []
-            for i, c in enumerate(colours):
-                key = f"{i:016x}"
-                _image(images / f"{key}.jpg", c, i)
-                rows.append(
-                    {"image/key": key, **{lang: {"caption": [f"a {c} square", f"{c} square"]} for lang in langs}}
-                )
-            _jsonl(data / "captions.jsonl", rows)
-        elif name == "xflickrco":
-            for i, c in enumerate(colours):
-                _image(images / "flickr30k" / f"{i}.jpg", c, i)
-            for lang in langs:
-                _jsonl(
-                    data / "annotations" / lang / "test.jsonl",
-                    [
-                        {"id": i, "img_path": f"flickr30k/{i}.jpg", "sentences": [f"a {c} square"]}
-                        for i, c in enumerate(colours)
-                    ],
-                )
-        elif name == "xgqa":
-            for i, c in enumerate(colours):
-                _image(images / f"n{i}.jpg", c, i)
-            for lang in langs:
-                _json(
-                    data / lang / "test.json",
-                    {
-                        str(100 + i): {
-                            "imageId": f"n{i}",
-                            "question": "What colour is the square?",
-                            "answer": c,
-                            "semantic": [],
-                        }
-                        for i, c in enumerate(colours)
-                    },
-                )
-        elif name == "maxm":
-            for i, c in enumerate(colours):
-                _image(images / f"{i:016x}.jpg", c, i)
-            for lang in langs:
-                anns = [
-                    {
-                        "image_id": f"{i:016x}",
-                        "qa_pairs": [
-                            {"question_id": f"{lang}{i}", "question": "What colour is it?", "processed_answers": [c]}
-                        ],
-                    }
-                    for i, c in enumerate(colours)
-                ]
-                _json(data / f"maxm_v1_{lang}.json", {"annotations": anns})
-        elif name == "xvnli":
-            for i, c in enumerate(colours):
-                _image(images / f"{1000 + i}.jpg", c, i)
-            labels = ("entailment", "neutral", "contradiction")
-            for lang in langs:
-                _jsonl(
-                    data / "annotations" / lang / "test.jsonl",
-                    [
-                        {
-                            "Flikr30kID": str(1000 + i),
-                            "pairID": f"{lang}{i}",
-                            "gold_label": labels[i],
-                            "sentence2": f"The square is {c}.",
-                        }
-                        for i, c in enumerate(colours)
-                    ],
-                )
-        elif name == "marvl":
-            for lang in langs[1:]:
-                concept = unicodedata.normalize("NFKD", "1-Café")
-                for i, c in enumerate(colours):
-                    _image(images / lang / "images" / concept / f"{i}.jpg", c, i)
-                _jsonl(
-                    data / f"marvl-{lang}.jsonl",
-                    [
-                        {
-                            "concept": "1-Café",
-                            "language": lang,
-                            "caption": "Both squares have one colour.",
-                            "left_img": f"{i}.jpg",
-                            "right_img": f"{(i + 1) % 3}.jpg",
-                            "label": i % 2 == 0,
-                            "id": f"{lang}-{i}",
-                        }
-                        for i in range(3)
-                    ],
-                )
-            for i, c in enumerate(colours):
-                for side in (0, 1):
-                    _image(images / f"test1-{i}-0-img{side}.png", colours[(i + side) % 3], i)
-            _jsonl(
-                data / "nlvr2" / "test1.json",
-                [
-                    {
-                        "identifier": f"test1-{i}-0-0",
-                        "sentence": "Both squares are red.",
-                        "label": "False" if i else "True",
-                    }
-                    for i in range(3)
-                ],
-            )
-        else:
-            for i, c in enumerate(colours):
-                _image(images / f"COCO_val2014_{i:012d}.jpg", c, i)
-            for subset in langs:
-                _jsonl(
-                    data / f"coco_pope_{subset}.json",
-                    [
-                        {
-                            "question_id": i,
-                            "image": f"COCO_val2014_{i:012d}.jpg",
-                            "text": f"Is there a {c} square in the image?",
-                            "label": "yes" if i % 2 == 0 else "no",
-                        }
-                        for i, c in enumerate(colours)
-                    ],
-                )
+        write(data, images, langs, colours)
         out[name] = (data, images, langs)
     return out
 

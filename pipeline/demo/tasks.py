@@ -46,11 +46,7 @@ def _write(path: Path, obj) -> Path:
     return path
 
 
-def generate_task_demo_data(root: str | Path) -> dict[str, Path]:
-    root = Path(root)
-    scenes = _scenes(root)
-    image_dir = demo_paths(root).images / "train2014"
-    out: dict[str, Path] = {}
+def _write_aokvqa(root: Path, scenes: dict[int, tuple[str, str]], out: dict[str, Path]) -> None:
 
     aokvqa = []
     for i, (colour, shape) in scenes.items():
@@ -76,6 +72,8 @@ def generate_task_demo_data(root: str | Path) -> dict[str, Path]:
     aokvqa.append({**aokvqa[0], "question_id": "demo-missing-image", "image_id": 999_999})  # quarantined
     out["aokvqa"] = _write(root / "aokvqa" / "aokvqa_v1p0_train.json", aokvqa)
 
+
+def _write_llava(root: Path, scenes: dict[int, tuple[str, str]], out: dict[str, Path]) -> None:
     conversation, detail = [], []
     for i, (colour, shape) in scenes.items():
         name = f"{i:012d}.jpg"  # COCO 2017 naming, as LLaVA gives it; the files are COCO_train2014_...
@@ -115,15 +113,18 @@ def generate_task_demo_data(root: str | Path) -> dict[str, Path]:
     out["llava_conversation"] = _write(root / "llava" / "conversation_58k.json", conversation)
     out["llava_detail"] = _write(root / "llava" / "detail_23k.json", detail)
 
+
+def _write_imagenet(root: Path, scenes: dict[int, tuple[str, str]], out: dict[str, Path]) -> None:
     classes = [(c, s) for c in COLOURS for s in SHAPES]
     wnids = [f"n{9000000 + k:08d}" for k in range(len(classes))]
     train = root / "imagenet" / "train"
+    scene_images = demo_paths(root).images / "train2014"
     counts = dict.fromkeys(range(len(classes)), 0)
     for i, scene in scenes.items():
         k = classes.index(scene)
         folder = train / wnids[k]
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(image_dir / image_file_name(i), folder / f"{wnids[k]}_{counts[k]}.JPEG")
+        shutil.copyfile(scene_images / image_file_name(i), folder / f"{wnids[k]}_{counts[k]}.JPEG")
         counts[k] += 1
     for k, wnid in enumerate(wnids):
         (train / wnid).mkdir(parents=True, exist_ok=True)  # a class without images is quarantined
@@ -135,18 +136,23 @@ def generate_task_demo_data(root: str | Path) -> dict[str, Path]:
     out["imagenet_labels"] = _write(root / "imagenet" / "babel_imagenet-298.json", labels)
     out["imagenet_images"] = train
 
+
+def _write_byo(root: Path, scenes: dict[int, tuple[str, str]], out: dict[str, Path]) -> None:
     lines = [
         json.dumps(
             {"uid": f"byo-{i}", "file": f"train2014/{image_file_name(i)}", "text": f"My photo of a {colour} {shape}."}
         )
         for i, (colour, shape) in scenes.items()
     ]
+    first = next(iter(scenes))
     lines.append(json.dumps({"uid": "byo-empty", "file": f"train2014/{image_file_name(first)}", "text": ""}))
     byo = root / "byo" / "captions.jsonl"
     byo.parent.mkdir(parents=True, exist_ok=True)
     byo.write_text("\n".join(lines) + "\n")
     out["byo"] = byo
 
+
+def _write_released(root: Path, scenes: dict[int, tuple[str, str]], out: dict[str, Path]) -> None:
     released = []
     for i, (colour, shape) in scenes.items():
         rel = f"train2014/{image_file_name(i)}"
@@ -166,4 +172,15 @@ def generate_task_demo_data(root: str | Path) -> dict[str, Path]:
         )
     released.append({"context": "Caption the image.", "label": "", "image_id": "x.jpg"})  # quarantined
     out["released"] = _write(root / "released" / "task_mix_v2_mt.json", released)
+
+
+def generate_task_demo_data(root: str | Path) -> dict[str, Path]:
+    root = Path(root)
+    scenes = _scenes(root)
+    out: dict[str, Path] = {}
+    _write_aokvqa(root, scenes, out)
+    _write_llava(root, scenes, out)
+    _write_imagenet(root, scenes, out)
+    _write_byo(root, scenes, out)
+    _write_released(root, scenes, out)
     return out
