@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -45,9 +46,16 @@ def test_packages_import_only_downwards(package):
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    wheel_dir = tmp_path_factory.mktemp("wheel")
+    # built from a clean copy of the checkout's files: an in-tree build/ folder keeps stale modules around
+    source, wheel_dir = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(wheel_dir), str(REPO)], check=True, capture_output=True)
+                    str(wheel_dir), str(source)], check=True, capture_output=True)
     (path,) = wheel_dir.glob("*.whl")
     return path
 
