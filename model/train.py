@@ -147,7 +147,8 @@ def set_train_mode(model) -> None:
 
 def setup_data(cfg: TrainConfig, assembled, rank: int, world: int, skip_batches: int):
     """Training loader (infinite, augmented, striped over processes) and a factory for validation loaders."""
-    from model.data import StreamSettings, TokenSpec, count_training_rows, make_loader, read_manifest
+    from model.data import count_training_rows, read_manifest
+    from model.loader import StreamSettings, TokenSpec, make_loader
 
     if not cfg.data.manifest:
         raise ValueError("data.manifest is not set: point it at a data pipeline output directory")
