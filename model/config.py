@@ -250,3 +250,15 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
 
 def config_to_yaml(config: TrainConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def cli_overrides(manifest: str | None, output_dir: str | None, max_steps: int | None) -> dict:
+    """``load_config`` overrides from the command-line flags ``--manifest``, ``--output-dir``, ``--max-steps``."""
+    overrides: dict = {}
+    if manifest:
+        overrides.setdefault("data", {})["manifest"] = manifest
+    if output_dir:
+        overrides.setdefault("train", {})["output_dir"] = output_dir
+    if max_steps:
+        overrides.setdefault("train", {})["max_steps"] = max_steps
+    return overrides

@@ -7,9 +7,8 @@ linear warm-up then cosine decay; gradient clipping 1.0; effective batch 128 ove
 gradient scaler) over a float32 ViT, the LLM under bf16 autocast, gradient checkpointing; data
 parallel over GPUs with accelerate (``accelerate launch``).
 
-A checkpoint holds only what training changes (trainable tensors, optimizer, scheduler and scaler
-state, the step, each process's stream position, RNG states) plus the resolved config, so resuming
-continues exactly where the run stopped; a change that would move the data stream is refused.
+A checkpoint (``model/checkpoint.py``) holds only what training changes plus the resolved config, so
+resuming continues exactly where the run stopped; a change that would move the data stream is refused.
 
 Longer than most modules on purpose: the whole trainer in one file that reads top to bottom.
 """
@@ -21,27 +20,23 @@ import functools
 import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
-from model.config import TrainConfig, accumulation_steps, config_to_yaml, describe_batch, load_config, resolve_autocast
+from model.checkpoint import (
+    TRAINABLE_FILE, check_init_from, check_resume, list_checkpoints, load_trainable, load_training_state,
+    save_checkpoint, set_rng_state,
+)
+from model.config import (
+    TrainConfig, accumulation_steps, cli_overrides, config_to_yaml, describe_batch, load_config, resolve_autocast,
+)
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_DIR = "checkpoints"
-TRAINABLE_FILE = "trainable.safetensors"
-STATE_FILE = "training_state.pt"
-META_FILE = "state.json"
-PEFT_PREFIX = "base_model.model."
-
 
 @dataclass
 class TrainResult:
@@ -56,11 +51,6 @@ class TrainResult:
 # ---------------------------------------------------------------------------------------------------
 # Setup: model, optimizer, schedule
 # ---------------------------------------------------------------------------------------------------
-
-
-def canonical_name(name: str) -> str:
-    """Parameter name without peft's wrapper prefix (same in projection and full stage)."""
-    return name.removeprefix(PEFT_PREFIX)
 
 
 def build_optimizer(model, optim, stage: str):
@@ -252,139 +242,6 @@ def evaluate(model, loader, device: torch.device, accelerator, counts: dict | No
 
 
 # ---------------------------------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------------------------------
-
-
-def trainable_state_dict(model) -> dict[str, torch.Tensor]:
-    return {canonical_name(n): p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def load_trainable(model, path: Path, partial: bool = False) -> list[str]:
-    """Copy saved trainable tensors into the model, checking missing and unexpected keys.
-
-    ``partial``: accept a subset (projection-stage weights into a full-stage model) but never a key
-    the model's trainable set lacks. Returns the loaded names.
-    """
-    import torch
-    from safetensors.torch import load_file
-
-    saved = load_file(str(path))
-    params = {canonical_name(n): p for n, p in model.named_parameters() if p.requires_grad}
-    unexpected = sorted(saved.keys() - params.keys())
-    missing = [] if partial else sorted(params.keys() - saved.keys())
-    if missing or unexpected:
-        raise ValueError(
-            f"{path} does not match the model's trainable set: missing {missing[:5]} ({len(missing)}), "
-            f"unexpected {unexpected[:5]} ({len(unexpected)}); check model.*, lora.* and train.stage"
-        )
-    with torch.no_grad():
-        for name, tensor in saved.items():
-            params[name].copy_(tensor.to(params[name].dtype))
-    return sorted(saved)
-
-
-def _rng_state(device: torch.device) -> dict:
-    import torch
-
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device) -> None:
-    import torch
-
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def save_checkpoint(output_dir: Path, model, optimizer, scheduler, step: int, cfg: TrainConfig, device, keep: int,
-                    scaler=None, position: dict | None = None) -> Path:
-    """Write ``checkpoints/step-XXXXXXX`` atomically (temporary name, then rename); prune old ones.
-
-    ``position``: stream facts for an exact resume (processes, accumulation, batches each process
-    consumed, unreadable-image counters), stored in ``state.json``.
-    """
-    import torch
-    from safetensors.torch import save_file
-
-    root = output_dir / CHECKPOINT_DIR
-    final = root / f"step-{step:07d}"
-    tmp = root / f".tmp-step-{step:07d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(trainable_state_dict(model), str(tmp / TRAINABLE_FILE))
-    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(device)}
-    if scaler is not None:
-        state["scaler"] = scaler.state_dict()
-    torch.save(state, tmp / STATE_FILE)
-    (tmp / META_FILE).write_text(json.dumps({"step": step, "stage": cfg.train.stage, **(position or {})}, indent=2))
-    (tmp / "config.yaml").write_text(config_to_yaml(cfg))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for old in list_checkpoints(output_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def list_checkpoints(output_dir: Path) -> list[Path]:
-    root = Path(output_dir) / CHECKPOINT_DIR
-    return sorted(p for p in root.glob("step-*") if (p / META_FILE).is_file()) if root.is_dir() else []
-
-
-def load_training_state(checkpoint: Path, optimizer, scheduler, scaler=None) -> tuple[int, dict]:
-    """Optimizer, scheduler (and gradient scaler) state; ``weights_only``: tensors and plain values
-    only, so loading a checkpoint never runs pickled code."""
-    import pickle
-
-    import torch
-
-    try:
-        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"{checkpoint / STATE_FILE} holds more than tensors and plain values; not loading it ({err})"
-        ) from err
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if scaler is not None and "scaler" in state:
-        scaler.load_state_dict(state["scaler"])
-    step = json.loads((checkpoint / META_FILE).read_text())["step"]
-    return step, state["rng"]
-
-
-# Knobs that fix the order of the training stream: changing one between a checkpoint and its resume
-# would skip or repeat data (rows are striped over processes x workers and batched per device).
-STREAM_KNOBS = (("train", "batch_size"), ("train", "global_batch"), ("train", "seed"), ("data", "num_workers"),
-                ("data", "shuffle_buffer"), ("data", "tasks"), ("data", "sources"), ("data", "languages"),
-                ("data", "val_fraction"))
-
-
-def check_resume(checkpoint: Path, cfg: TrainConfig, processes: int) -> dict:
-    """The checkpoint's ``state.json`` after checking that this run continues the same data stream."""
-    meta = json.loads((checkpoint / META_FILE).read_text())
-    saved = yaml.safe_load((checkpoint / "config.yaml").read_text()) or {}
-    now = cfg.model_dump(mode="json")
-    changes = []
-    for section, key in STREAM_KNOBS:
-        before = (saved.get(section) or {}).get(key, (now.get(section) or {}).get(key))
-        if before != now[section][key]:
-            changes.append(f"{section}.{key} was {before!r}, now {now[section][key]!r}")
-    if meta.get("processes", processes) != processes:
-        changes.append(f"processes were {meta['processes']}, now {processes}")
-    if changes:
-        raise ValueError(
-            f"cannot resume {checkpoint}: {'; '.join(changes)}. The data position would no longer match "
-            "(data skipped or repeated). Restore the saved values, or train into a new train.output_dir "
-            "(or set train.resume: false)"
-        )
-    return meta
-
-
-# ---------------------------------------------------------------------------------------------------
 # Train loop
 # ---------------------------------------------------------------------------------------------------
 
@@ -455,7 +312,7 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
     # The loader iterator draws its worker seed from the global RNG: create it before restoring RNG.
     batches = iter(train_loader)
     if resume_from:
-        _set_rng_state(rng, device)
+        set_rng_state(rng, device)
 
     from model.evaluate.validation import make_validator, validation_interval
 
@@ -558,15 +415,6 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
     return result
 
 
-def check_init_from(init_from: str | None) -> None:
-    """A missing warm-up checkpoint fails before any model is loaded, saying how to make it."""
-    if init_from and not (Path(init_from) / TRAINABLE_FILE).is_file():
-        raise FileNotFoundError(
-            f"train.init_from: {Path(init_from) / TRAINABLE_FILE} does not exist; run the projection stage "
-            "first (e.g. `mblip train configs/train_mt0xl_warmup.yaml`) or set train.init_from to null"
-        )
-
-
 def _append_metrics(output_dir: Path, main: bool, record: dict) -> None:
     if main:
         with (output_dir / "metrics.jsonl").open("a", encoding="utf-8") as handle:
@@ -588,17 +436,6 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(args.config, overrides=cli_overrides(args.manifest, args.output_dir, args.max_steps))
     result = train(cfg, stop_after=args.stop_after)
     log.info("finished at step %d; checkpoint %s", result.step, result.checkpoint)
-
-
-def cli_overrides(manifest: str | None, output_dir: str | None, max_steps: int | None) -> dict:
-    overrides: dict = {}
-    if manifest:
-        overrides.setdefault("data", {})["manifest"] = manifest
-    if output_dir:
-        overrides.setdefault("train", {})["output_dir"] = output_dir
-    if max_steps:
-        overrides.setdefault("train", {})["max_steps"] = max_steps
-    return overrides
 
 
 if __name__ == "__main__":
