@@ -1,8 +1,10 @@
 """Start training from a config: in this process (one device), or ``accelerate launch`` over several GPUs.
 
 Used by ``mblip train`` and the ``train`` flow. The multi-GPU path runs one process per GPU
-(``python -m accelerate.commands.launch --multi_gpu --num_processes N --module model.train CONFIG``),
-each reading its own stripe of the data; the summary is read back from the run directory.
+(``python -m accelerate.commands.launch --multi_gpu --num_processes N .../model/launcher/train_worker.py
+CONFIG``), each reading its own stripe of the data; the summary is read back from the run directory.
+The worker is launched by its file path, not as a module, so nothing in the current directory can
+shadow the trainer.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from model.build import require_source
 from model.checkpoint import check_init_from, list_checkpoints, read_meta
 from model.config import accumulation_steps, cli_overrides, load_config
 
+TRAIN_WORKER = Path(__file__).resolve().parent / "launcher" / "train_worker.py"
+
 
 def accelerate_command(config_path: str | Path, num_processes: int, extra_args: list[str]) -> list[str]:
     return [
         sys.executable, "-m", "accelerate.commands.launch",
         # Autocast is set per model part by the trainer (train.vision_autocast, train.llm_autocast).
         "--multi_gpu", "--num_processes", str(num_processes), "--mixed_precision", "no",
-        "--module", "model.train", str(config_path), *extra_args,
+        str(TRAIN_WORKER), str(config_path), *extra_args,
     ]
 
 

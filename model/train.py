@@ -5,7 +5,7 @@ ViT and LLM frozen; AdamW (weight decay 0.1) with lr 1e-5 for the Q-Former side 
 linear warm-up then cosine decay; gradient clipping 1.0; effective batch 128 over all processes
 (accumulation derived from the process count); on GPU the vision side under fp16 autocast (with a
 gradient scaler) over a float32 ViT, the LLM under bf16 autocast, gradient checkpointing; data
-parallel over GPUs with accelerate (``accelerate launch``).
+parallel over GPUs with accelerate (``accelerate launch`` of ``model/launcher/train_worker.py``).
 
 ``train`` reads as the table of contents: each setup step takes its section of the config
 (``model``, ``lora``, ``data``, ``optim``, ``train``), then ``train_loop`` runs the optimizer steps.
@@ -531,7 +531,7 @@ def _append_metrics(run: Run, record: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point for ``accelerate launch -m model.train CONFIG`` (one process per GPU)."""
+    """Entry point of ``model/launcher/train_worker.py CONFIG`` (one process per GPU under ``accelerate launch``)."""
     parser = argparse.ArgumentParser(description="Train the mBLIP re-alignment (Q-Former + projection + LoRA).")
     parser.add_argument("config", help="training YAML (see configs/train_*.yaml)")
     parser.add_argument("--manifest", help="override data.manifest (a data pipeline output directory)")
