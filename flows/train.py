@@ -13,10 +13,9 @@ import logging
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from model.config import load_config
+from model.config import cli_overrides, load_config
 from model.data import read_manifest
 from model.launch import launch_training
-from model.train import cli_overrides
 
 
 @task(name="check-training-data", cache_policy=NO_CACHE)

@@ -1,9 +1,12 @@
 """mBLIP-style re-alignment of a BLIP-2 vision encoder to a multilingual LLM.
 
 Read in this order: ``config`` (typed YAML config), ``build`` (model assembly, LoRA, trainable set),
-``data`` (manifest -> prompt/target batches), ``train`` (loop and checkpoints), ``export`` (merged
-plain-transformers model), ``infer`` (caption / ask). Helpers: ``templates``, ``architectures``
-(recorded shapes for offline ``model-info``), ``launch`` (one process or ``accelerate launch``),
-``tiny`` and ``demo`` (local tiny checkpoints and demo data), ``eval_demo`` and ``gpu_check``.
+``data`` (manifest -> prompt/target examples, no torch), ``loader`` (examples -> tokenised batches in a
+torch DataLoader; ``stream`` interleaves the shards), ``train`` (the recipe: setup model, setup data,
+loss step, loop, save), ``checkpoint`` (the checkpoint format: save, load, list, resume checks, the
+model of a checkpoint), ``export`` (merged plain-transformers model), ``infer`` (caption / ask).
+Helpers: ``templates``, ``architectures`` (recorded shapes for offline ``model-info``), ``task_loss``
+(loss per task), ``launch`` (one process, or ``accelerate launch`` of ``launcher/train_worker.py``),
+``evaluate`` (the paper's benchmarks and validation during training).
 No Prefect here: ``flows/train.py`` wires these functions.
 """

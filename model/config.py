@@ -211,12 +211,17 @@ def check_precision(model: ModelConfig, train: TrainSettings) -> None:
 
 def resolve_autocast(cfg: TrainConfig, device_type: str) -> tuple[str, str]:
     """(vision, llm) autocast modes ("no", "fp16", "bf16") for ``device_type`` ("cuda" or "cpu")."""
+    return autocast_modes(cfg.model, cfg.train, device_type)
+
+
+def autocast_modes(model: ModelConfig, train: TrainSettings, device_type: str) -> tuple[str, str]:
+    """``resolve_autocast`` from the two sections it reads."""
     gpu = device_type == "cuda"
-    vision, llm = cfg.train.vision_autocast, cfg.train.llm_autocast
+    vision, llm = train.vision_autocast, train.llm_autocast
     if vision == "auto":
-        vision = "fp16" if gpu else HALF.get(cfg.model.vision_dtype, "no")
+        vision = "fp16" if gpu else HALF.get(model.vision_dtype, "no")
     if llm == "auto":
-        llm_dtype = cfg.model.llm_dtype
+        llm_dtype = model.llm_dtype
         if llm_dtype == "auto":
             llm_dtype = "bfloat16" if gpu else "float32"
         llm = HALF.get(llm_dtype, "bf16" if gpu else "no")
@@ -250,3 +255,15 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
 
 def config_to_yaml(config: TrainConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def cli_overrides(manifest: str | None, output_dir: str | None, max_steps: int | None) -> dict:
+    """``load_config`` overrides from the command-line flags ``--manifest``, ``--output-dir``, ``--max-steps``."""
+    overrides: dict = {}
+    if manifest:
+        overrides.setdefault("data", {})["manifest"] = manifest
+    if output_dir:
+        overrides.setdefault("train", {})["output_dir"] = output_dir
+    if max_steps:
+        overrides.setdefault("train", {})["max_steps"] = max_steps
+    return overrides

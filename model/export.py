@@ -12,6 +12,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from model.checkpoint import build_from_checkpoint
+
 log = logging.getLogger(__name__)
 
 
@@ -24,17 +26,8 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, dtype: str = 
     import torch
     from peft import PeftModel
 
-    from model.build import build_model
-    from model.config import load_config
-    from model.train import TRAINABLE_FILE, load_trainable
-
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
-    cfg = load_config(checkpoint / "config.yaml")
-    model_cfg = cfg.model.model_copy(
-        update={"llm_quantization": "none", "gradient_checkpointing": False, "vision_dtype": dtype, "llm_dtype": dtype}
-    )
-    assembled = build_model(model_cfg, cfg.lora, cfg.train.stage, torch.device(device))
-    load_trainable(assembled.model, checkpoint / TRAINABLE_FILE)
+    assembled = build_from_checkpoint(checkpoint, torch.device(device), quantization="none", dtype=dtype)
     model = assembled.model
     if isinstance(model, PeftModel):
         model = model.merge_and_unload()

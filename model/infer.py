@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+from model.data import load_image
 from model.templates import caption_prompt, vqa_prompt
 
 
@@ -69,16 +70,12 @@ def generate(model, processor, images: Sequence, prompts: Sequence[str], num_bea
 
 def caption(image_path: str | Path, lang: str, model_dir: str | Path, settings: GenerationSettings = CAPTION_GENERATION,
             device: str = "cpu") -> str:
-    from model.data import load_image
-
     model, processor = load_exported(str(model_dir), device)
     return generate(model, processor, [load_image(Path(image_path))], [caption_prompt(lang)], **vars(settings))[0]
 
 
 def ask(image_path: str | Path, question: str, lang: str, model_dir: str | Path,
         settings: GenerationSettings = ANSWER_GENERATION, device: str = "cpu") -> str:
-    from model.data import load_image
-
     model, processor = load_exported(str(model_dir), device)
     prompt = vqa_prompt(question, lang)
     return generate(model, processor, [load_image(Path(image_path))], [prompt], **vars(settings))[0]

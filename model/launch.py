@@ -1,8 +1,10 @@
 """Start training from a config: in this process (one device), or ``accelerate launch`` over several GPUs.
 
 Used by ``mblip train`` and the ``train`` flow. The multi-GPU path runs one process per GPU
-(``python -m accelerate.commands.launch --multi_gpu --num_processes N --module model.train CONFIG``),
-each reading its own stripe of the data; the summary is read back from the run directory.
+(``python -m accelerate.commands.launch --multi_gpu --num_processes N .../model/launcher/train_worker.py
+CONFIG``), each reading its own stripe of the data; the summary is read back from the run directory.
+The worker is launched by its file path, not as a module, so nothing in the current directory can
+shadow the trainer.
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+from model.build import require_source
+from model.checkpoint import check_init_from, list_checkpoints, read_meta
+from model.config import accumulation_steps, cli_overrides, load_config
+
+TRAIN_WORKER = Path(__file__).resolve().parent / "launcher" / "train_worker.py"
+
 
 def accelerate_command(config_path: str | Path, num_processes: int, extra_args: list[str]) -> list[str]:
     return [
         sys.executable, "-m", "accelerate.commands.launch",
         # Autocast is set per model part by the trainer (train.vision_autocast, train.llm_autocast).
         "--multi_gpu", "--num_processes", str(num_processes), "--mixed_precision", "no",
-        "--module", "model.train", str(config_path), *extra_args,
+        str(TRAIN_WORKER), str(config_path), *extra_args,
     ]
 
 
@@ -31,10 +39,6 @@ def launch_training(
     stop_after: int | None = None,
 ) -> dict:
     """Train (or resume) and return a JSON-able summary: step, checkpoint, last losses."""
-    from model.build import require_source
-    from model.config import accumulation_steps, load_config
-    from model.train import check_init_from, cli_overrides, list_checkpoints, train
-
     overrides = cli_overrides(manifest, output_dir, max_steps)
     cfg = load_config(config_path, overrides)
     # Fail here, before any process starts, on what the trainer would refuse.
@@ -43,6 +47,10 @@ def launch_training(
     accumulation_steps(cfg.train, num_processes)
     check_init_from(cfg.train.init_from)
     if num_processes <= 1:
+        # Imported here: the trainer imports torch, and this module is reached from the CLI and the
+        # flows, which start (and may run on a machine) without it.
+        from model.train import train
+
         result = train(cfg, stop_after=stop_after)
         return {
             "step": result.step,
@@ -73,6 +81,6 @@ def summarise_run(output_dir: Path, checkpoints: list[Path]) -> dict:
     losses = [r["loss"] for r in records if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
     latest = checkpoints[-1] if checkpoints else None
-    step = json.loads((latest / "state.json").read_text())["step"] if latest else 0
+    step = read_meta(latest)["step"] if latest else 0
     return {"step": step, "checkpoint": str(latest) if latest else None, "last_loss": losses[-1] if losses else None,
             "val_losses": val, "output_dir": str(output_dir)}

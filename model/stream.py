@@ -20,6 +20,8 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+from model.data import iter_rows
+
 INTERLEAVE_BATCH_ROWS = 256  # rows read at a time per open shard: memory = shards x this
 
 
@@ -37,8 +39,6 @@ def interleave_rows(paths: Sequence[Path], rng: random.Random, read=None,
     ``read(path, batch_rows)`` yields a file's rows (default: ``model.data.iter_rows`` of that file).
     """
     if read is None:
-        from model.data import iter_rows
-
         def read(path, rows):
             return iter_rows([path], rows)
 

@@ -8,12 +8,11 @@ fixed task order so that sums from several processes can be reduced as one tenso
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import torch
+import torch
+import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from model.loader import IGNORE_INDEX
 
 
 def per_example_loss(logits: torch.Tensor, labels: torch.Tensor, decoder_only: bool) -> torch.Tensor:
@@ -22,8 +21,6 @@ def per_example_loss(logits: torch.Tensor, labels: torch.Tensor, decoder_only: b
     Seq2seq: logits (B, T, V) predict labels (B, T). Decoder-only: the logits of the last
     ``labels.size(1)`` positions, shifted by one (position t predicts label t + 1).
     """
-    import torch.nn.functional as F
-
     if decoder_only:
         logits = logits[:, -labels.size(1) :, :][:, :-1, :]
         labels = labels[:, 1:]
@@ -36,8 +33,6 @@ class TaskLossMeter:
     """Sums and counts of per-example losses per task since the last ``take``."""
 
     def __init__(self, tasks: Sequence[str], decoder_only: bool, device):
-        import torch
-
         self.tasks = tuple(tasks)
         self.index = {t: i for i, t in enumerate(self.tasks)}
         self.decoder_only = decoder_only
@@ -45,8 +40,6 @@ class TaskLossMeter:
         self.counts = torch.zeros(len(self.tasks), device=device)
 
     def add(self, logits: torch.Tensor, labels: torch.Tensor, tasks: Sequence[str]) -> None:
-        import torch
-
         losses = per_example_loss(logits.detach(), labels, self.decoder_only)
         ids = torch.tensor([self.index[t] for t in tasks], device=losses.device)
         self.sums.index_add_(0, ids, losses.to(self.sums.dtype))

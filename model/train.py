@@ -1,46 +1,55 @@
-"""The re-alignment trainer, top to bottom: setup model, setup data, loss step, train loop, checkpoints.
+"""The re-alignment trainer as a recipe: setup model, setup data, loss step, train loop, save.
 
 Recipe (mBLIP, Geigle et al. 2024, Sec. 4): Q-Former + query tokens + projection + LoRA trained,
 ViT and LLM frozen; AdamW (weight decay 0.1) with lr 1e-5 for the Q-Former side and 2e-4 for LoRA;
 linear warm-up then cosine decay; gradient clipping 1.0; effective batch 128 over all processes
 (accumulation derived from the process count); on GPU the vision side under fp16 autocast (with a
 gradient scaler) over a float32 ViT, the LLM under bf16 autocast, gradient checkpointing; data
-parallel over GPUs with accelerate (``accelerate launch``).
+parallel over GPUs with accelerate (``accelerate launch`` of ``model/launcher/train_worker.py``).
 
-A checkpoint holds only what training changes (trainable tensors, optimizer, scheduler and scaler
-state, the step, each process's stream position, RNG states) plus the resolved config, so resuming
-continues exactly where the run stopped; a change that would move the data stream is refused.
-
-Longer than most modules on purpose: the whole trainer in one file that reads top to bottom.
+``train`` reads as the table of contents: each setup step takes its section of the config
+(``model``, ``lora``, ``data``, ``optim``, ``train``), then ``train_loop`` runs the optimizer steps.
+The checkpoint format (what is saved, how a resume is checked) lives in ``model/checkpoint.py``;
+``StreamPosition`` is the one place that tracks where each process is in the data stream, so a
+resumed run continues exactly where the run stopped.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import json
 import logging
 import math
-import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-import yaml
+import torch
+from tqdm.auto import tqdm
 
-from model.config import TrainConfig, accumulation_steps, config_to_yaml, describe_batch, load_config, resolve_autocast
-
-if TYPE_CHECKING:
-    import torch
+from model.build import (
+    AssembledModel, build_model, component_of, count_parameters, format_parameter_table, require_source, unwrap_blip2,
+)
+from model.checkpoint import (
+    CONFIG_FILE, TRAINABLE_FILE, check_init_from, load_trainable, load_training_state, resume_point, save_checkpoint,
+    set_rng_state,
+)
+from model.config import (
+    DataConfig, LoraSettings, ModelConfig, OptimConfig, TrainConfig, TrainSettings, accumulation_steps,
+    autocast_modes, cli_overrides, config_to_yaml, describe_batch, load_config,
+)
+from model.data import check_tasks, count_training_rows, known_tasks, read_manifest
+from model.evaluate.validation import BenchmarkValidator, make_validator, validation_interval
+from model.loader import StreamSettings, TokenSpec, make_loader
+from model.task_loss import TaskLossMeter
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
-TRAINABLE_FILE = "trainable.safetensors"
-STATE_FILE = "training_state.pt"
-META_FILE = "state.json"
-PEFT_PREFIX = "base_model.model."
+COUNTERS = ("unreadable_images", "skipped_batches", "val_unreadable_images")
 
 
 @dataclass
@@ -54,22 +63,107 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Setup: model, optimizer, schedule
+# The recipe
 # ---------------------------------------------------------------------------------------------------
 
 
-def canonical_name(name: str) -> str:
-    """Parameter name without peft's wrapper prefix (same in projection and full stage)."""
-    return name.removeprefix(PEFT_PREFIX)
+def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
+    """Run (or resume) training. ``stop_after``: halt with a checkpoint after this many optimizer steps
+    in this call, e.g. to fit a time slot; the schedule still follows ``train.max_steps``."""
+    require_source(cfg.model.blip2, "model.blip2")
+    require_source(cfg.model.llm, "model.llm")
+    check_init_from(cfg.train.init_from)
+    run = setup_run(cfg)
+    check_data(cfg.data, run.is_main)  # before the model is loaded
+    assembled, scaler = setup_model(cfg.model, cfg.lora, cfg.train, run.device, run.is_main)
+    optimizer = build_optimizer(assembled.model, cfg.optim, cfg.train.stage)
+
+    resume_from, meta = resume_point(cfg, run.world)
+    position = StreamPosition.resume(meta, run)
+    data = setup_data(cfg.data, cfg.train, assembled, run.rank, run.world, skip_batches=position.consumed)
+    steps = total_steps(cfg.train, data.rows)
+    scheduler = build_scheduler(optimizer, cfg.optim.warmup_steps, steps, cfg.optim.min_lr_ratio)
+    start_step = meta["step"]
+    if resume_from:
+        load_trainable(assembled.model, resume_from / TRAINABLE_FILE)
+        start_step, rng = load_training_state(resume_from, optimizer, scheduler, scaler)
+        log.info("resuming from %s (step %d)", resume_from, start_step)
+    model, optimizer = run.accelerator.prepare(assembled.model, optimizer)
+    # The loader iterator draws its worker seed from the global RNG: create it before restoring RNG.
+    batches = iter(data.loader)
+    if resume_from:
+        set_rng_state(rng, run.device)
+
+    val_every = validation_interval(cfg, run.device)  # benchmark-slice validation (main process generates)
+    training = Training(
+        model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, batches=batches, position=position,
+        meter=TaskLossMeter(sorted(known_tasks()), assembled.decoder_only, run.device),
+        make_val_loader=data.make_val_loader, val_every=val_every,
+        validator=make_validator(cfg, assembled, run.device) if run.is_main and val_every else None,
+    )
+    last = steps if stop_after is None else min(steps, start_step + stop_after)
+    return train_loop(cfg, run, training, start_step, steps, last)
 
 
-def build_optimizer(model, optim, stage: str):
+# ---------------------------------------------------------------------------------------------------
+# Setup: processes, model, optimizer, schedule
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """This process's place in the run (accelerate) and where the run writes."""
+
+    accelerator: Any
+    device: torch.device
+    world: int  # processes
+    rank: int
+    accum: int  # micro batches per optimizer step
+    output_dir: Path
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+
+def setup_run(cfg: TrainConfig) -> Run:
+    """Processes and seed; the main process creates the output directory and writes the resolved config."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    accelerator = Accelerator(mixed_precision="no")  # autocast per model part, see enable_autocast
+    world = accelerator.num_processes
+    run = Run(accelerator, accelerator.device, world, accelerator.process_index,
+              accumulation_steps(cfg.train, world), Path(cfg.train.output_dir))
+    set_seed(cfg.train.seed)
+    if run.is_main:
+        run.output_dir.mkdir(parents=True, exist_ok=True)
+        (run.output_dir / CONFIG_FILE).write_text(config_to_yaml(cfg))
+        log.info("%s", describe_batch(cfg.train, world))
+    return run
+
+
+def setup_model(model_cfg: ModelConfig, lora: LoraSettings, train_cfg: TrainSettings, device: torch.device,
+                is_main: bool) -> tuple[AssembledModel, torch.amp.GradScaler]:
+    """The model with its trainable set and per-part autocast, its gradient scaler, and the warm-up
+    weights of ``train.init_from`` when set."""
+    assembled = build_model(model_cfg, lora, train_cfg.stage, device)
+    vision_autocast, llm_autocast = autocast_modes(model_cfg, train_cfg, device.type)
+    enable_autocast(assembled.model, device.type, vision_autocast, llm_autocast)
+    # fp16 activations need loss scaling so that small gradients do not underflow (bf16 does not).
+    scaler = torch.amp.GradScaler(device.type, enabled="fp16" in (vision_autocast, llm_autocast))
+    if is_main:
+        log.info("parameters:\n%s", format_parameter_table(count_parameters(assembled.model)))
+        log.info("autocast: vision side %s, projection + LLM %s", vision_autocast, llm_autocast)
+    if train_cfg.init_from:
+        loaded = load_trainable(assembled.model, Path(train_cfg.init_from) / TRAINABLE_FILE, partial=True)
+        log.info("initialised %d tensors from %s", len(loaded), train_cfg.init_from)
+    return assembled, scaler
+
+
+def build_optimizer(model, optim: OptimConfig, stage: str):
     """AdamW with explicit groups: Q-Former side at ``lr_qformer``, LoRA at ``lr_lora`` (projection
     stage: projection only at ``lr_projection_stage``); weight decay on tensors with >= 2 dims."""
-    import torch
-
-    from model.build import component_of
-
     groups: dict[tuple[str, bool], list] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -90,7 +184,6 @@ def build_optimizer(model, optim, stage: str):
 
 def build_scheduler(optimizer, warmup_steps: int, total_steps: int, min_lr_ratio: float):
     """Linear warm-up to each group's lr, then cosine decay to ``min_lr_ratio`` of it at ``total_steps``."""
-    import torch
 
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -101,29 +194,23 @@ def build_scheduler(optimizer, warmup_steps: int, total_steps: int, min_lr_ratio
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-AUTOCAST_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
+AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def enable_autocast(model, device_type: str, vision: str, llm: str) -> None:
     """Run the vision side (ViT + Q-Former) and the projection + LLM each under its own autocast
     (mBLIP: fp16 and bf16). The wrappers sit on the modules' forwards, so a training step calls
     ``backward()`` outside any autocast region, as torch recommends."""
-    import torch
-
-    from model.build import unwrap_blip2
-
     blip2 = unwrap_blip2(model)
     for mode, modules in ((vision, (blip2.vision_model, blip2.qformer)),
                           (llm, (blip2.language_projection, blip2.language_model))):
         if mode == "no":
             continue
         for module in modules:
-            module.forward = _autocast_forward(module.forward, device_type, getattr(torch, AUTOCAST_DTYPES[mode]))
+            module.forward = _autocast_forward(module.forward, device_type, AUTOCAST_DTYPES[mode])
 
 
-def _autocast_forward(forward, device_type: str, dtype):
-    import torch
-
+def _autocast_forward(forward, device_type: str, dtype: torch.dtype):
     @functools.wraps(forward)
     def wrapped(*args, **kwargs):
         with torch.autocast(device_type, dtype=dtype):
@@ -134,8 +221,6 @@ def _autocast_forward(forward, device_type: str, dtype):
 
 def set_train_mode(model) -> None:
     """Training mode for the trainable parts; the frozen ViT always runs in eval mode."""
-    from model.build import unwrap_blip2
-
     model.train()
     unwrap_blip2(getattr(model, "module", model)).vision_model.eval()  # ``module``: inside DDP
 
@@ -145,70 +230,131 @@ def set_train_mode(model) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 
-def setup_data(cfg: TrainConfig, assembled, rank: int, world: int, skip_batches: int):
-    """Training loader (infinite, augmented, striped over processes) and a factory for validation loaders."""
-    from model.data import StreamSettings, TokenSpec, count_training_rows, make_loader, read_manifest
+def check_data(data: DataConfig, is_main: bool) -> None:
+    """Every task of the data must be one the trainer can build (checked before the model is loaded)."""
+    if not data.manifest:
+        return
+    task_rows = check_tasks(read_manifest(data.manifest, data.languages), data.tasks)
+    if is_main:
+        log.info("training rows per task: %s", task_rows)
 
-    if not cfg.data.manifest:
+
+@dataclass
+class TrainData:
+    loader: Any  # DataLoader: the infinite, augmented training stream of this process
+    make_val_loader: Callable[[], Any]  # a fresh validation DataLoader, or None without a hold-out
+    rows: int  # training rows of one epoch (selected tasks and sources, hold-out excluded)
+
+
+def setup_data(data_cfg: DataConfig, train_cfg: TrainSettings, assembled: AssembledModel, rank: int, world: int,
+               skip_batches: int) -> TrainData:
+    """Training loader (infinite, augmented, striped over processes) and a factory for validation loaders."""
+    if not data_cfg.manifest:
         raise ValueError("data.manifest is not set: point it at a data pipeline output directory")
-    data = read_manifest(cfg.data.manifest, cfg.data.languages)
-    blip2 = _blip2_config(assembled)
+    data = read_manifest(data_cfg.manifest, data_cfg.languages)
+    blip2 = unwrap_blip2(assembled.model).config
     tokenizer = assembled.processor.tokenizer
     spec = TokenSpec(
         image_token_index=assembled.image_token_index,
         num_query_tokens=blip2.num_query_tokens,
-        max_length=cfg.data.max_length,
+        max_length=data_cfg.max_length,
         decoder_only=assembled.decoder_only,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        max_target_length=cfg.data.max_target_length,
+        max_target_length=data_cfg.max_target_length,
     )
-    image_size = cfg.data.image_size or blip2.vision_config.image_size
+    image_size = data_cfg.image_size or blip2.vision_config.image_size
     common = dict(
-        batch_size=cfg.train.batch_size, image_size=image_size, seed=cfg.train.seed, val_fraction=cfg.data.val_fraction,
-        tasks=cfg.data.tasks, sources=cfg.data.sources, english_answer_prob=cfg.data.english_answer_prob,
-        rank=rank, world=world,
+        batch_size=train_cfg.batch_size, image_size=image_size, seed=train_cfg.seed,
+        val_fraction=data_cfg.val_fraction, tasks=data_cfg.tasks, sources=data_cfg.sources,
+        english_answer_prob=data_cfg.english_answer_prob, rank=rank, world=world,
     )
     train_settings = StreamSettings(
-        train=True, shuffle_buffer=cfg.data.shuffle_buffer, crop_scale=cfg.data.crop_scale, hflip=cfg.data.hflip,
-        skip_batches=skip_batches, interleave=cfg.data.interleave, **common,
+        train=True, shuffle_buffer=data_cfg.shuffle_buffer, crop_scale=data_cfg.crop_scale, hflip=data_cfg.hflip,
+        skip_batches=skip_batches, interleave=data_cfg.interleave, **common,
     )
-    train_loader = make_loader(data, assembled.processor, spec, train_settings, cfg.data.num_workers)
+    train_loader = make_loader(data, assembled.processor, spec, train_settings, data_cfg.num_workers)
 
     def make_val_loader():
-        if cfg.data.val_fraction <= 0:
+        if data_cfg.val_fraction <= 0:
             return None
-        settings = StreamSettings(train=False, max_examples=cfg.data.val_max_examples, **common)
-        return make_loader(data, assembled.processor, spec, settings, min(cfg.data.num_workers, 2))
+        settings = StreamSettings(train=False, max_examples=data_cfg.val_max_examples, **common)
+        return make_loader(data, assembled.processor, spec, settings, min(data_cfg.num_workers, 2))
 
-    train_rows = count_training_rows(data, cfg.data.tasks, cfg.data.sources, cfg.data.val_fraction)
+    train_rows = count_training_rows(data, data_cfg.tasks, data_cfg.sources, data_cfg.val_fraction)
     if train_rows == 0:
         raise ValueError(
-            f"{cfg.data.manifest}: no training rows for data.tasks={list(cfg.data.tasks) or 'all'}, "
-            f"data.sources={list(cfg.data.sources) or 'all'}, data.languages={list(cfg.data.languages) or 'all'}"
+            f"{data_cfg.manifest}: no training rows for data.tasks={list(data_cfg.tasks) or 'all'}, "
+            f"data.sources={list(data_cfg.sources) or 'all'}, data.languages={list(data_cfg.languages) or 'all'}"
         )
-    return train_loader, make_val_loader, train_rows
+    return TrainData(train_loader, make_val_loader, train_rows)
 
 
-def _blip2_config(assembled):
-    from model.build import unwrap_blip2
-
-    return unwrap_blip2(assembled.model).config
-
-
-def total_steps(cfg: TrainConfig, train_rows: float) -> int:
+def total_steps(train_cfg: TrainSettings, train_rows: float) -> int:
     """Optimizer steps of the schedule: ``max_steps``, or epochs over the selected training rows."""
-    if cfg.train.max_steps:
-        return cfg.train.max_steps
-    return max(1, math.ceil(cfg.train.epochs * train_rows / cfg.train.global_batch))
+    if train_cfg.max_steps:
+        return train_cfg.max_steps
+    return max(1, math.ceil(train_cfg.epochs * train_rows / train_cfg.global_batch))
+
+
+@dataclass
+class StreamPosition:
+    """Where this process is in the training stream, and the images it could not read.
+
+    ``consumed`` is what a resumed loader skips (``StreamSettings.skip_batches``); ``snapshot`` is what
+    a checkpoint's ``state.json`` stores and ``resume`` reads back.
+    """
+
+    consumed: int  # batches this process took from its loader, all-unreadable ones included
+    pending: torch.Tensor  # [unreadable images, skipped batches] of this process not yet added to ``counts``
+    counts: dict[str, int]  # totals over processes: unreadable_images, skipped_batches, val_unreadable_images
+
+    @classmethod
+    def resume(cls, meta: dict, run: Run) -> StreamPosition:
+        """From a checkpoint's ``state.json`` (``{"step": 0}`` for a fresh run)."""
+        consumed = meta.get("batches_consumed", [meta["step"] * run.accum] * run.world)[run.rank]
+        return cls(consumed, torch.zeros(2, device=run.device), {k: meta.get(k, 0) for k in COUNTERS})
+
+    def next_batch(self, batches: Iterator[dict]) -> dict:
+        """The next batch holding a readable image; a batch whose images all failed is consumed and counted."""
+        batch = self._take(batches)
+        while not batch["example_ids"]:
+            self.pending[1] += 1
+            batch = self._take(batches)
+        return batch
+
+    def _take(self, batches: Iterator[dict]) -> dict:
+        batch = next(batches)
+        self.consumed += 1
+        self.pending[0] += batch["unreadable_images"]
+        return batch
+
+    def _pending_totals(self, accelerator) -> tuple[int, int]:
+        unreadable, skipped = accelerator.reduce(self.pending.clone(), "sum").tolist()
+        return int(unreadable), int(skipped)
+
+    def flush(self, accelerator) -> None:
+        """Add the pending counters of every process to ``counts`` (every process calls it)."""
+        unreadable, skipped = self._pending_totals(accelerator)
+        self.counts["unreadable_images"] += unreadable
+        self.counts["skipped_batches"] += skipped
+        self.pending.zero_()
+
+    def snapshot(self, run: Run) -> dict:
+        """The stream facts a checkpoint stores for an exact resume (every process calls it)."""
+        consumed = run.accelerator.gather(torch.tensor([self.consumed], device=run.device)).tolist()
+        unreadable, skipped = self._pending_totals(run.accelerator)
+        return {"processes": run.world, "accumulation": run.accum, "batches_consumed": consumed, **self.counts,
+                "unreadable_images": self.counts["unreadable_images"] + unreadable,
+                "skipped_batches": self.counts["skipped_batches"] + skipped}
 
 
 # ---------------------------------------------------------------------------------------------------
-# Loss step and validation
+# Loss step and validation loss
 # ---------------------------------------------------------------------------------------------------
 
 
-def loss_step(model, batch: dict, device: torch.device, meter=None) -> torch.Tensor:
+def loss_step(model, batch: dict, device: torch.device, meter: TaskLossMeter | None = None) -> torch.Tensor:
     """Mean token cross-entropy of the targets for one micro batch (``meter``: also per task)."""
     labels = batch["labels"].to(device)
     outputs = model(
@@ -225,8 +371,6 @@ def loss_step(model, batch: dict, device: torch.device, meter=None) -> torch.Ten
 def evaluate(model, loader, device: torch.device, accelerator, counts: dict | None = None) -> float:
     """Mean validation loss (weighted by batch size), averaged over processes; unreadable images are
     added to ``counts["val_unreadable_images"]`` (summed over processes)."""
-    import torch
-
     if loader is None:
         return float("nan")
     model.eval()
@@ -251,331 +395,143 @@ def evaluate(model, loader, device: torch.device, accelerator, counts: dict | No
 
 
 # ---------------------------------------------------------------------------------------------------
-# Checkpoints
+# Train loop and save
 # ---------------------------------------------------------------------------------------------------
 
 
-def trainable_state_dict(model) -> dict[str, torch.Tensor]:
-    return {canonical_name(n): p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+@dataclass
+class Training:
+    """What the loop advances, as the setup steps built it."""
+
+    model: Any  # prepared by accelerate (inside DDP on several GPUs)
+    optimizer: Any
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    batches: Iterator[dict]
+    position: StreamPosition
+    meter: TaskLossMeter
+    make_val_loader: Callable[[], Any]
+    val_every: int  # steps between benchmark validations; 0 = off
+    validator: BenchmarkValidator | None  # on the main process when benchmark validation is on
 
 
-def load_trainable(model, path: Path, partial: bool = False) -> list[str]:
-    """Copy saved trainable tensors into the model, checking missing and unexpected keys.
+@dataclass
+class Throughput:
+    """Samples (over all processes) since the last log line, for samples per second."""
 
-    ``partial``: accept a subset (projection-stage weights into a full-stage model) but never a key
-    the model's trainable set lacks. Returns the loaded names.
-    """
-    import torch
-    from safetensors.torch import load_file
+    start: float = field(default_factory=time.perf_counter)
+    samples: int = 0
 
-    saved = load_file(str(path))
-    params = {canonical_name(n): p for n, p in model.named_parameters() if p.requires_grad}
-    unexpected = sorted(saved.keys() - params.keys())
-    missing = [] if partial else sorted(params.keys() - saved.keys())
-    if missing or unexpected:
-        raise ValueError(
-            f"{path} does not match the model's trainable set: missing {missing[:5]} ({len(missing)}), "
-            f"unexpected {unexpected[:5]} ({len(unexpected)}); check model.*, lora.* and train.stage"
-        )
-    with torch.no_grad():
-        for name, tensor in saved.items():
-            params[name].copy_(tensor.to(params[name].dtype))
-    return sorted(saved)
+    def reset(self) -> None:
+        self.start, self.samples = time.perf_counter(), 0
 
 
-def _rng_state(device: torch.device) -> dict:
-    import torch
-
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device) -> None:
-    import torch
-
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def save_checkpoint(output_dir: Path, model, optimizer, scheduler, step: int, cfg: TrainConfig, device, keep: int,
-                    scaler=None, position: dict | None = None) -> Path:
-    """Write ``checkpoints/step-XXXXXXX`` atomically (temporary name, then rename); prune old ones.
-
-    ``position``: stream facts for an exact resume (processes, accumulation, batches each process
-    consumed, unreadable-image counters), stored in ``state.json``.
-    """
-    import torch
-    from safetensors.torch import save_file
-
-    root = output_dir / CHECKPOINT_DIR
-    final = root / f"step-{step:07d}"
-    tmp = root / f".tmp-step-{step:07d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(trainable_state_dict(model), str(tmp / TRAINABLE_FILE))
-    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(device)}
-    if scaler is not None:
-        state["scaler"] = scaler.state_dict()
-    torch.save(state, tmp / STATE_FILE)
-    (tmp / META_FILE).write_text(json.dumps({"step": step, "stage": cfg.train.stage, **(position or {})}, indent=2))
-    (tmp / "config.yaml").write_text(config_to_yaml(cfg))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for old in list_checkpoints(output_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def list_checkpoints(output_dir: Path) -> list[Path]:
-    root = Path(output_dir) / CHECKPOINT_DIR
-    return sorted(p for p in root.glob("step-*") if (p / META_FILE).is_file()) if root.is_dir() else []
-
-
-def load_training_state(checkpoint: Path, optimizer, scheduler, scaler=None) -> tuple[int, dict]:
-    """Optimizer, scheduler (and gradient scaler) state; ``weights_only``: tensors and plain values
-    only, so loading a checkpoint never runs pickled code."""
-    import pickle
-
-    import torch
-
-    try:
-        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"{checkpoint / STATE_FILE} holds more than tensors and plain values; not loading it ({err})"
-        ) from err
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if scaler is not None and "scaler" in state:
-        scaler.load_state_dict(state["scaler"])
-    step = json.loads((checkpoint / META_FILE).read_text())["step"]
-    return step, state["rng"]
-
-
-# Knobs that fix the order of the training stream: changing one between a checkpoint and its resume
-# would skip or repeat data (rows are striped over processes x workers and batched per device).
-STREAM_KNOBS = (("train", "batch_size"), ("train", "global_batch"), ("train", "seed"), ("data", "num_workers"),
-                ("data", "shuffle_buffer"), ("data", "tasks"), ("data", "sources"), ("data", "languages"),
-                ("data", "val_fraction"))
-
-
-def check_resume(checkpoint: Path, cfg: TrainConfig, processes: int) -> dict:
-    """The checkpoint's ``state.json`` after checking that this run continues the same data stream."""
-    meta = json.loads((checkpoint / META_FILE).read_text())
-    saved = yaml.safe_load((checkpoint / "config.yaml").read_text()) or {}
-    now = cfg.model_dump(mode="json")
-    changes = []
-    for section, key in STREAM_KNOBS:
-        before = (saved.get(section) or {}).get(key, (now.get(section) or {}).get(key))
-        if before != now[section][key]:
-            changes.append(f"{section}.{key} was {before!r}, now {now[section][key]!r}")
-    if meta.get("processes", processes) != processes:
-        changes.append(f"processes were {meta['processes']}, now {processes}")
-    if changes:
-        raise ValueError(
-            f"cannot resume {checkpoint}: {'; '.join(changes)}. The data position would no longer match "
-            "(data skipped or repeated). Restore the saved values, or train into a new train.output_dir "
-            "(or set train.resume: false)"
-        )
-    return meta
-
-
-# ---------------------------------------------------------------------------------------------------
-# Train loop
-# ---------------------------------------------------------------------------------------------------
-
-
-def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
-    """Run (or resume) training. ``stop_after``: halt with a checkpoint after this many optimizer steps
-    in this call, e.g. to fit a time slot; the schedule still follows ``train.max_steps``."""
-    import torch
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
-
-    from model.build import build_model, count_parameters, format_parameter_table, require_source
-
-    require_source(cfg.model.blip2, "model.blip2")
-    require_source(cfg.model.llm, "model.llm")
-    check_init_from(cfg.train.init_from)
-    output_dir = Path(cfg.train.output_dir)
-    accelerator = Accelerator(mixed_precision="no")  # autocast per model part, see enable_autocast
-    device = accelerator.device
-    world, rank = accelerator.num_processes, accelerator.process_index
-    accum = accumulation_steps(cfg.train, world)
-    set_seed(cfg.train.seed)
-    is_main = accelerator.is_main_process
-    if is_main:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "config.yaml").write_text(config_to_yaml(cfg))
-        log.info("%s", describe_batch(cfg.train, world))
-
-    # Every task of the data must be one the trainer can build: checked before the model is loaded.
-    if cfg.data.manifest:
-        from model.data import check_tasks, read_manifest
-
-        task_rows = check_tasks(read_manifest(cfg.data.manifest, cfg.data.languages), cfg.data.tasks)
-        if is_main:
-            log.info("training rows per task: %s", task_rows)
-
-    # -- model -----------------------------------------------------------------------------------
-    assembled = build_model(cfg.model, cfg.lora, cfg.train.stage, device)
-    model = assembled.model
-    vision_autocast, llm_autocast = resolve_autocast(cfg, device.type)
-    enable_autocast(model, device.type, vision_autocast, llm_autocast)
-    # fp16 activations need loss scaling so that small gradients do not underflow (bf16 does not).
-    scaler = torch.amp.GradScaler(device.type, enabled="fp16" in (vision_autocast, llm_autocast))
-    if is_main:
-        log.info("parameters:\n%s", format_parameter_table(count_parameters(model)))
-        log.info("autocast: vision side %s, projection + LLM %s", vision_autocast, llm_autocast)
-    if cfg.train.init_from:
-        loaded = load_trainable(model, Path(cfg.train.init_from) / TRAINABLE_FILE, partial=True)
-        log.info("initialised %d tensors from %s", len(loaded), cfg.train.init_from)
-    optimizer = build_optimizer(model, cfg.optim, cfg.train.stage)
-
-    # -- data ------------------------------------------------------------------------------------
-    checkpoints = list_checkpoints(output_dir) if cfg.train.resume else []
-    resume_from = checkpoints[-1] if checkpoints else None
-    meta = check_resume(resume_from, cfg, world) if resume_from else {"step": 0}
-    start_step = meta["step"]
-    # Batches this process consumed (an all-unreadable batch is consumed without counting as a step).
-    consumed = meta.get("batches_consumed", [start_step * accum] * world)[rank]
-    train_loader, make_val_loader, train_rows = setup_data(cfg, assembled, rank, world, skip_batches=consumed)
-    steps = total_steps(cfg, train_rows)
-    scheduler = build_scheduler(optimizer, cfg.optim.warmup_steps, steps, cfg.optim.min_lr_ratio)
-    if resume_from:
-        load_trainable(model, resume_from / TRAINABLE_FILE)
-        start_step, rng = load_training_state(resume_from, optimizer, scheduler, scaler)
-        log.info("resuming from %s (step %d)", resume_from, start_step)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    # The loader iterator draws its worker seed from the global RNG: create it before restoring RNG.
-    batches = iter(train_loader)
-    if resume_from:
-        _set_rng_state(rng, device)
-
-    from model.evaluate.validation import make_validator, validation_interval
-
-    val_every = validation_interval(cfg, device)  # benchmark-slice validation (main process generates)
-    validator = make_validator(cfg, assembled, device) if is_main and val_every else None
-
-    # -- loop ------------------------------------------------------------------------------------
-    result = TrainResult(step=start_step)
-    set_train_mode(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    # Unreadable images and skipped batches of this process since the checkpoint; totals over processes in `counts`.
-    local = torch.zeros(2, device=device)
-    counts = {k: meta.get(k, 0) for k in ("unreadable_images", "skipped_batches", "val_unreadable_images")}
-    last = steps if stop_after is None else min(steps, start_step + stop_after)
-    bar = tqdm(total=steps, initial=start_step, disable=not is_main, desc=f"train[{cfg.train.stage}]")
-    tick, samples = time.perf_counter(), 0
-    from model.data import known_tasks
-    from model.task_loss import TaskLossMeter
-
-    meter = TaskLossMeter(sorted(known_tasks()), assembled.decoder_only, device)
-    for step in range(start_step, last):
-        step_loss = torch.zeros((), device=device)
-        for micro in range(accum):
-            batch = next(batches)
-            consumed += 1
-            local[0] += batch["unreadable_images"]
-            while not batch["example_ids"]:  # every image of the batch failed: skip it, count it
-                local[1] += 1
-                batch = next(batches)
-                consumed += 1
-                local[0] += batch["unreadable_images"]
-            samples += batch["input_ids"].shape[0] * world
-            sync = contextlib.nullcontext() if micro == accum - 1 else accelerator.no_sync(model)
-            with sync:
-                loss = loss_step(model, batch, device, meter)  # autocast inside the model's parts
-                accelerator.backward(scaler.scale(loss / accum))  # outside autocast
-            step_loss += loss.detach().float() / accum
-        scaler.unscale_(optimizer)
-        if cfg.optim.grad_clip > 0:
-            accelerator.clip_grad_norm_(params, cfg.optim.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-
+def train_loop(cfg: TrainConfig, run: Run, t: Training, start: int, steps: int, last: int) -> TrainResult:
+    """Optimizer steps ``start`` to ``last`` of a ``steps``-step schedule: logging, validation, checkpoints."""
+    result = TrainResult(step=start)
+    set_train_mode(t.model)
+    params = [p for p in t.model.parameters() if p.requires_grad]
+    bar = tqdm(total=steps, initial=start, disable=not run.is_main, desc=f"train[{cfg.train.stage}]")
+    speed = Throughput()
+    for step in range(start, last):
+        mean_loss = optimizer_step(run, t, cfg.optim, params, speed)
         done = step + 1
-        mean_loss = accelerator.reduce(step_loss, "mean").item()
         result.losses.append(mean_loss)
         result.step = done
         bar.update(1)
         if done % cfg.train.log_every == 0 or done == last:
-            totals = accelerator.reduce(local.clone(), "sum").tolist()
-            counts["unreadable_images"] += int(totals[0])
-            counts["skipped_batches"] += int(totals[1])
-            local.zero_()
-            elapsed = time.perf_counter() - tick
-            lrs = {g["name"].split("/")[0]: g["lr"] for g in optimizer.param_groups}
-            bar.set_postfix(loss=f"{mean_loss:.4f}", **{f"lr_{k}": f"{v:.2e}" for k, v in lrs.items()},
-                            samples_s=f"{samples / elapsed:.1f}")
-            per_task = meter.take(lambda t: accelerator.reduce(t, "sum"))
-            record = {"step": done, "loss": mean_loss, **{f"loss_{t}": v for t, v in per_task.items()},
-                      **{f"lr_{k}": v for k, v in lrs.items()}, "samples_per_s": samples / elapsed, **counts}
-            _append_metrics(output_dir, is_main, record)
-            tick, samples = time.perf_counter(), 0
+            log_step(run, t, bar, done, mean_loss, speed)
         if cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == steps):
-            val = evaluate(model, make_val_loader(), device, accelerator, counts)
+            val = evaluate(t.model, t.make_val_loader(), run.device, run.accelerator, t.position.counts)
             result.val_losses.append((done, val))
-            if is_main:
+            if run.is_main:
                 bar.write(f"step {done}: validation loss {val:.4f}")
-            _append_metrics(output_dir, is_main,
-                            {"step": done, "val_loss": val, "val_unreadable_images": counts["val_unreadable_images"]})
-        if val_every and (done % val_every == 0 or done == last):  # benchmark slices; the same on every process
-            position = {"processes": world, "accumulation": accum, **counts,
-                        "batches_consumed": accelerator.gather(torch.tensor([consumed], device=device)).tolist()}
-            totals = accelerator.reduce(local.clone(), "sum").tolist()
-            position["unreadable_images"] += int(totals[0])
-            position["skipped_batches"] += int(totals[1])
-            if validator is not None:
-                unwrapped = accelerator.unwrap_model(model)
-                validator.run(unwrapped, done, lambda: save_checkpoint(
-                    output_dir, unwrapped, optimizer, scheduler, done, cfg, device, cfg.train.keep_checkpoints,
-                    scaler, position))
-                set_train_mode(model)
-            accelerator.wait_for_everyone()
+            _append_metrics(run, {"step": done, "val_loss": val,
+                                  "val_unreadable_images": t.position.counts["val_unreadable_images"]})
+        if t.val_every and (done % t.val_every == 0 or done == last):  # benchmark slices; the same on every process
+            validate_on_benchmarks(cfg, run, t, done)
         if (cfg.train.save_every and done % cfg.train.save_every == 0) or done == last:
-            positions = accelerator.gather(torch.tensor([consumed], device=device)).tolist()
-            totals = accelerator.reduce(local.clone(), "sum").tolist()
-            position = {"processes": world, "accumulation": accum, "batches_consumed": positions, **counts}
-            position["unreadable_images"] += int(totals[0])  # not yet logged
-            position["skipped_batches"] += int(totals[1])
-            accelerator.wait_for_everyone()
-            if is_main:
-                result.checkpoint = save_checkpoint(
-                    output_dir, accelerator.unwrap_model(model), optimizer, scheduler, done, cfg, device,
-                    cfg.train.keep_checkpoints, scaler, position,
-                )
+            checkpoint = save(cfg, run, t, done)
+            if run.is_main:
+                result.checkpoint = checkpoint
     bar.close()
-    result.counts = counts
-    accelerator.wait_for_everyone()
+    result.counts = t.position.counts
+    run.accelerator.wait_for_everyone()
     return result
 
 
-def check_init_from(init_from: str | None) -> None:
-    """A missing warm-up checkpoint fails before any model is loaded, saying how to make it."""
-    if init_from and not (Path(init_from) / TRAINABLE_FILE).is_file():
-        raise FileNotFoundError(
-            f"train.init_from: {Path(init_from) / TRAINABLE_FILE} does not exist; run the projection stage "
-            "first (e.g. `mblip train configs/train_mt0xl_warmup.yaml`) or set train.init_from to null"
-        )
+def optimizer_step(run: Run, t: Training, optim: OptimConfig, params: list, speed: Throughput) -> float:
+    """One optimizer step over ``run.accum`` micro batches; returns its loss averaged over processes."""
+    step_loss = torch.zeros((), device=run.device)
+    for micro in range(run.accum):
+        batch = t.position.next_batch(t.batches)
+        speed.samples += batch["input_ids"].shape[0] * run.world
+        sync = contextlib.nullcontext() if micro == run.accum - 1 else run.accelerator.no_sync(t.model)
+        with sync:
+            loss = loss_step(t.model, batch, run.device, t.meter)  # autocast inside the model's parts
+            run.accelerator.backward(t.scaler.scale(loss / run.accum))  # outside autocast
+        step_loss += loss.detach().float() / run.accum
+    t.scaler.unscale_(t.optimizer)
+    if optim.grad_clip > 0:
+        run.accelerator.clip_grad_norm_(params, optim.grad_clip)
+    t.scaler.step(t.optimizer)
+    t.scaler.update()
+    t.scheduler.step()
+    t.optimizer.zero_grad(set_to_none=True)
+    return run.accelerator.reduce(step_loss, "mean").item()
 
 
-def _append_metrics(output_dir: Path, main: bool, record: dict) -> None:
-    if main:
-        with (output_dir / "metrics.jsonl").open("a", encoding="utf-8") as handle:
+def log_step(run: Run, t: Training, bar, done: int, mean_loss: float, speed: Throughput) -> None:
+    """Progress bar and a ``metrics.jsonl`` line: loss (overall and per task), learning rates, speed, counters."""
+    t.position.flush(run.accelerator)
+    samples_per_s = speed.samples / (time.perf_counter() - speed.start)
+    lrs = {g["name"].split("/")[0]: g["lr"] for g in t.optimizer.param_groups}
+    bar.set_postfix(loss=f"{mean_loss:.4f}", **{f"lr_{k}": f"{v:.2e}" for k, v in lrs.items()},
+                    samples_s=f"{samples_per_s:.1f}")
+    per_task = t.meter.take(lambda x: run.accelerator.reduce(x, "sum"))
+    record = {"step": done, "loss": mean_loss, **{f"loss_{task}": v for task, v in per_task.items()},
+              **{f"lr_{k}": v for k, v in lrs.items()}, "samples_per_s": samples_per_s, **t.position.counts}
+    _append_metrics(run, record)
+    speed.reset()
+
+
+def validate_on_benchmarks(cfg: TrainConfig, run: Run, t: Training, done: int) -> None:
+    """Benchmark slices scored on the main process; a new best score saves a checkpoint (``validation.select``)."""
+    position = t.position.snapshot(run)
+    if t.validator is not None:
+        unwrapped = run.accelerator.unwrap_model(t.model)
+        t.validator.run(unwrapped, done, lambda: _save(cfg, run, t, done, unwrapped, position))
+        set_train_mode(t.model)
+    run.accelerator.wait_for_everyone()
+
+
+def save(cfg: TrainConfig, run: Run, t: Training, done: int) -> Path | None:
+    """Checkpoint at step ``done``: every process reports its stream position, the main process writes."""
+    position = t.position.snapshot(run)
+    run.accelerator.wait_for_everyone()
+    if not run.is_main:
+        return None
+    return _save(cfg, run, t, done, run.accelerator.unwrap_model(t.model), position)
+
+
+def _save(cfg: TrainConfig, run: Run, t: Training, done: int, model, position: dict) -> Path:
+    return save_checkpoint(run.output_dir, model, t.optimizer, t.scheduler, done, cfg, run.device,
+                           cfg.train.keep_checkpoints, t.scaler, position)
+
+
+def _append_metrics(run: Run, record: dict) -> None:
+    if run.is_main:
+        with (run.output_dir / "metrics.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point for ``accelerate launch -m model.train CONFIG`` (one process per GPU)."""
-    import argparse
+# ---------------------------------------------------------------------------------------------------
+# Entry point of each process
+# ---------------------------------------------------------------------------------------------------
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``model/launcher/train_worker.py CONFIG`` (one process per GPU under ``accelerate launch``)."""
     parser = argparse.ArgumentParser(description="Train the mBLIP re-alignment (Q-Former + projection + LoRA).")
     parser.add_argument("config", help="training YAML (see configs/train_*.yaml)")
     parser.add_argument("--manifest", help="override data.manifest (a data pipeline output directory)")
@@ -587,17 +543,6 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(args.config, overrides=cli_overrides(args.manifest, args.output_dir, args.max_steps))
     result = train(cfg, stop_after=args.stop_after)
     log.info("finished at step %d; checkpoint %s", result.step, result.checkpoint)
-
-
-def cli_overrides(manifest: str | None, output_dir: str | None, max_steps: int | None) -> dict:
-    overrides: dict = {}
-    if manifest:
-        overrides.setdefault("data", {})["manifest"] = manifest
-    if output_dir:
-        overrides.setdefault("train", {})["output_dir"] = output_dir
-    if max_steps:
-        overrides.setdefault("train", {})["max_steps"] = max_steps
-    return overrides
 
 
 if __name__ == "__main__":

@@ -16,15 +16,14 @@ Q-Former separately; no side-by-side pixel image). Decoder-only LLMs are padded 
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model.build import unwrap_blip2
+from model.checkpoint import build_from_checkpoint, find_checkpoint
 from model.evaluate.benchmarks import GenerationSettings
-
-log = logging.getLogger(__name__)
 
 MAX_PROMPT_TOKENS = 128  # the training budget of the prompt (mBLIP: 128)
 
@@ -44,16 +43,6 @@ def resolve_device(device: str = "auto"):
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(device)
-
-
-def find_checkpoint(model_dir: Path) -> Path | None:
-    """``model_dir`` itself when it is a checkpoint, its newest checkpoint when it is a training output."""
-    from model.train import META_FILE, TRAINABLE_FILE, list_checkpoints
-
-    if (model_dir / TRAINABLE_FILE).is_file() and (model_dir / META_FILE).is_file():
-        return model_dir
-    checkpoints = list_checkpoints(model_dir)
-    return checkpoints[-1] if checkpoints else None
 
 
 def load_for_eval(model_dir: str | Path, device: str = "auto", quantization: str = "auto") -> EvalModel:
@@ -76,20 +65,10 @@ def load_for_eval(model_dir: str | Path, device: str = "auto", quantization: str
 
 
 def _load_checkpoint(checkpoint: Path, device, quantization: str) -> EvalModel:
-    from model.build import build_model, unwrap_blip2
-    from model.config import load_config
-    from model.train import TRAINABLE_FILE, load_trainable
-
-    cfg = load_config(checkpoint / "config.yaml")
-    if quantization == "auto":
-        quantization = cfg.model.llm_quantization if device.type == "cuda" else "none"
-    model_cfg = cfg.model.model_copy(update={"llm_quantization": quantization, "gradient_checkpointing": False})
-    assembled = build_model(model_cfg, cfg.lora, cfg.train.stage, device)
-    load_trainable(assembled.model, checkpoint / TRAINABLE_FILE)
+    assembled = build_from_checkpoint(checkpoint, device, quantization)
     model = unwrap_blip2(assembled.model).eval()
     for param in model.parameters():
         param.requires_grad = False
-    log.info("evaluating checkpoint %s on %s (LLM quantisation %s)", checkpoint, device, quantization)
     return EvalModel(model, assembled.processor, assembled.decoder_only, device, f"checkpoint {checkpoint}")
 
 

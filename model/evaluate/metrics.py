@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from model.evaluate.captioning import cider
 from model.evaluate.normalize import maxm_match, pope_answer, relaxed_vqa_match, vqa_match
 
 
@@ -24,8 +25,6 @@ def score_items(
     """(summary, per-item score) for one language; summary["score"] is the reported number."""
     n = len(predictions)
     if metric == "cider":
-        from model.evaluate.captioning import cider
-
         keys = [str(i) for i in range(n)]
         score, per_item = cider(dict(zip(keys, references)), dict(zip(keys, predictions)), lang)
         return {"score": score, "n": n}, [per_item[k] for k in keys]

@@ -18,7 +18,10 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from model.data import load_image
 from model.evaluate.benchmarks import get_benchmark, resolve_languages
+from model.evaluate.generation import generate_batch, load_for_eval
+from model.evaluate.metrics import score_items
 from model.evaluate.paper import paper_scores
 from model.evaluate.readers import BenchmarkData, EvalItem, read_benchmark
 
@@ -30,8 +33,6 @@ def predictions_path(out: Path) -> Path:
 
 
 def _load_images(item: EvalItem) -> list:
-    from model.data import load_image
-
     images = []
     for path in item.images:
         try:
@@ -67,8 +68,6 @@ def generate_predictions(
                     raise
                 skipped.append({"lang": item.lang, "source": item.source, "reason": str(e)})
         if batch:
-            from model.evaluate.generation import generate_batch
-
             texts = generate_batch(em, images, [item.prompt for item in batch], settings)
             done.extend(zip(batch, texts))
         bar.update(len(items[start : start + batch_size]))
@@ -80,8 +79,6 @@ def score_predictions(
     benchmark: str, languages: Sequence[str], done: Sequence[tuple[EvalItem, str]]
 ) -> tuple[dict, list]:
     """Per-language summaries, the mean, and the per-item scores (aligned with ``done``)."""
-    from model.evaluate.metrics import score_items
-
     spec = get_benchmark(benchmark)
     per_lang: dict[str, dict] = {}
     item_scores: dict[int, float | bool] = {}
@@ -143,8 +140,6 @@ def run_evaluation(
         "%s: %d items in %s (%d skipped while reading)", benchmark, len(data.items), ", ".join(langs), len(data.skipped)
     )
     if eval_model is None:
-        from model.evaluate.generation import load_for_eval
-
         eval_model = load_for_eval(model_dir, device, quantization)
     skipped = list(data.skipped)
     done = generate_predictions(

@@ -17,8 +17,12 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from model.build import unwrap_blip2
 from model.config import TrainConfig
 from model.evaluate.benchmarks import get_benchmark, resolve_languages
+from model.evaluate.generation import EvalModel
+from model.evaluate.readers import read_benchmark
+from model.evaluate.runner import generate_predictions, score_predictions
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +32,6 @@ BEST_FILE = "best.json"
 
 class BenchmarkValidator:
     def __init__(self, cfg: TrainConfig, processor, decoder_only: bool, device):
-        from model.evaluate.readers import read_benchmark
-
         self.every = cfg.validation.every or cfg.train.eval_every
         self.select = cfg.validation.select
         self.batch_size = cfg.validation.batch_size
@@ -54,10 +56,6 @@ class BenchmarkValidator:
     def scores(self, model) -> dict[str, float]:
         """``{"bench/lang": score, "bench/mean": mean}`` on the slices with ``model`` (trainer's model)."""
         import torch
-
-        from model.build import unwrap_blip2
-        from model.evaluate.generation import EvalModel
-        from model.evaluate.runner import generate_predictions, score_predictions
 
         em = EvalModel(unwrap_blip2(model), self.processor, self.decoder_only, self.device, "training")
         was_training = model.training

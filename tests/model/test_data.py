@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.data import (
-    IGNORE_INDEX, Example, ImageAugment, StreamSettings, TokenSpec, encode_examples, is_validation, make_loader,
-    read_manifest, row_to_example,
-)
+from model.data import Example, ImageAugment, is_validation, read_manifest, row_to_example
+from model.loader import IGNORE_INDEX, StreamSettings, TokenSpec, encode_examples, make_loader
 
 
 def _write_manifest(root: Path, files: list[dict], **extra) -> Path:

@@ -14,10 +14,12 @@ def test_export_loads_with_plain_transformers_and_generates(make_config, tmp_pat
     from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
     from model.build import build_model
-    from model.data import Example, TokenSpec, encode_examples
+    from model.checkpoint import TRAINABLE_FILE, load_trainable
+    from model.data import Example
     from model.export import export_checkpoint
     from model.infer import generate
-    from model.train import TRAINABLE_FILE, load_trainable, train
+    from model.loader import TokenSpec, encode_examples
+    from model.train import train
 
     cfg = make_config(llm=llm, train={"max_steps": 3}, optim={"warmup_steps": 1})
     checkpoint = train(cfg).checkpoint

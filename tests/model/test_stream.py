@@ -10,7 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from model.data import DataFile, StreamSettings, TrainingData, _make_stream_class
+from model.data import DataFile, TrainingData
+from model.loader import ExampleStream, StreamSettings
 from model.stream import interleave_rows
 
 LANGS = ("de", "fr", "cs", "es", "ru")
@@ -40,7 +41,7 @@ def shards(tmp_path_factory) -> TrainingData:
 
 
 def _batches(data: TrainingData, settings: StreamSettings, n_batches: int) -> list[list[str]]:
-    stream = _make_stream_class()(data, None, None, settings)
+    stream = ExampleStream(data, None, None, settings)
     out = []
     for _, rows in stream._row_batches(0, 1):
         out.append([r["lang"] for r in rows])

@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from model.train import build_scheduler, list_checkpoints, train
+from model.checkpoint import list_checkpoints
+from model.train import build_scheduler, train
 
 
 def test_loss_decreases(make_config):
