@@ -7,6 +7,8 @@ loss step, loop, save), ``checkpoint`` (the checkpoint format: save, load, list,
 model of a checkpoint), ``export`` (merged plain-transformers model), ``infer`` (caption / ask).
 Helpers: ``templates``, ``architectures`` (recorded shapes for offline ``model-info``), ``task_loss``
 (loss per task), ``launch`` (one process, or ``accelerate launch`` of ``launcher/train_worker.py``),
-``evaluate`` (the paper's benchmarks and validation during training).
+``evaluate`` (the paper's benchmarks and validation during training), ``tiny`` (tiny random BLIP-2, mT5
+and BLOOM checkpoints built locally in seconds), ``demo`` (an English demo training output, the tiny
+end-to-end evaluation, sample files for the benchmarks).
 No Prefect here: ``flows/train.py`` wires these functions.
 """
