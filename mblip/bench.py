@@ -2,59 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.what == "web":
-        from pipeline.bench.web import run
-
-        run(tuple(int(x) for x in args.sizes.split(",")), match_pool=args.match_pool, work=args.work)
-        return 0
-    if args.what in ("flow", "memory"):
-        return _cmd_bench_orchestration(args)
-    if args.what == "filter":
-        from pipeline.bench.filter import bench_filter, print_report
-
-        print_report(bench_filter(args.model, args.data, tuple(args.langs.split(",")), args.limit, args.repeats,
-                                  args.rules, args.device, args.compute_type, args.threads or 0))
-        return 0
-    from pipeline.bench import translate as bench
-
-    device = args.device
-    if device == "auto":
-        import ctranslate2
-
-        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-    common = dict(shape=args.shape, device=device, compute_type=args.compute_type, threads=args.threads,
-                  batch_size=args.batch_size, cache_dir=args.cache_dir)
-    if args.vmap:
-        full, vmap, entries = bench.bench_vmap(shape=args.shape, sentences=args.sentences, output_tokens=args.tokens,
-                                               vmap_entries=args.vmap_entries, device=device,
-                                               compute_type=args.compute_type, threads=args.threads,
-                                               repeats=args.repeats, cache_dir=args.cache_dir)
-        bench.print_vmap_report(full, vmap, entries)
-    elif args.stage:
-        langs = tuple(x for x in args.languages.split(",") if x)
-        bench.print_stage_report(bench.bench_stage(rows=args.rows, languages=langs, reference_rows=args.reference_rows,
-                                                   **common))
-    else:
-        hf, ct2 = bench.bench_engine(sentences=args.sentences, output_tokens=args.tokens, repeats=args.repeats,
-                                     **common)
-        bench.print_engine_report(hf, ct2)
-    return 0
-
-def _cmd_bench_orchestration(args: argparse.Namespace) -> int:
-    if args.what == "flow":
-        from flows.bench.flow import main as bench_flow
-
-        return bench_flow(examples=args.examples, work=args.work, backtranslate=args.backtranslation,
-                          resume=args.resume, repeats=args.repeats)
-    from flows.bench.memory import main as bench_memory
-
-    sizes = tuple(int(x) for x in args.sizes.split(","))
-    return bench_memory(sizes=sizes, work=args.work, backtranslate=args.backtranslation)
 
 
 def add_parsers(sub) -> None:
@@ -94,4 +42,4 @@ def add_parsers(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for both sides (default: all cores)")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="where benchmark models are built (~/.cache/mblip/bench)")
-    p.set_defaults(func=_cmd_bench)
+    p.set_defaults(handler="bench:cmd_run")

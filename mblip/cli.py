@@ -1,17 +1,24 @@
 """``mblip``: the command-line entry point. Each command group (``mblip.data``, ``mt``, ``model``,
-``bench``, ``eval``) adds its own subcommands; each subcommand is a small function with lazy imports, so
-``mblip --help`` starts fast and a missing optional dependency names what to install."""
+``bench``, ``eval``) adds its own subcommands' parsers; a subcommand names its handler as ``"GROUP:FUNCTION"``
+in ``mblip.commands.GROUP``, which is imported only when that command runs (``HANDLER_MODULES``), so
+``mblip --help`` starts without loading torch or Prefect and a missing optional dependency names what to
+install."""
 
 from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import logging
+import os
 import sys
 
-from mblip import bench, data, eval as evaluation, model, mt
+from mblip import bench, data, model, mt
+from mblip import eval as evaluation
 
 COMMAND_GROUPS = (data, mt, model, bench, evaluation)
+# group -> the module holding its handlers (imported when one of its commands runs)
+HANDLER_MODULES = {group: f"mblip.commands.{group}" for group in ("data", "mt", "model", "bench", "eval")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,9 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    import os
+def handler_of(args: argparse.Namespace):
+    """The function that runs the parsed command (``args.handler`` is ``"GROUP:FUNCTION"``)."""
+    group, name = args.handler.split(":")
+    return getattr(importlib.import_module(HANDLER_MODULES[group]), name)
 
+
+def main(argv: list[str] | None = None) -> int:
     # Embedded Prefect starts a local server subprocess; give it time on small, busy machines.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     parser = build_parser()
@@ -35,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
     try:
-        return args.func(args)
+        return handler_of(args)(args)
     except (ValueError, OSError) as e:  # bad config or data; a path that cannot be read or written
         if args.debug:
             raise

@@ -8,36 +8,6 @@ from pathlib import Path
 from model.evaluate.benchmarks import BENCHMARKS
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    import sys
-
-    from model.evaluate.runner import format_table, run_evaluation
-
-    try:
-        result = run_evaluation(
-            args.benchmark,
-            args.data,
-            args.images,
-            args.model,
-            args.out,
-            languages=args.languages,
-            limit=args.limit,
-            skip_missing=args.skip_missing,
-            split=args.split,
-            batch_size=args.batch_size,
-            device=args.device,
-            quantization=args.quantization,
-            progress=not args.no_progress,
-        )
-    except OSError as e:  # an image that exists but cannot be decoded (FileNotFoundError is handled by mblip)
-        if isinstance(e, FileNotFoundError):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(format_table(result))
-    return 0
-
-
 def add_parsers(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("eval", help="score a model on a multilingual benchmark (official files), per language")
     p.add_argument("benchmark", choices=sorted(BENCHMARKS))
@@ -65,5 +35,5 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
         help="LLM quantisation (auto: as in training on a GPU, none on CPU)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_eval)
+    p.set_defaults(handler="eval:cmd_evaluate")
     return p
