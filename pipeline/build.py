@@ -22,7 +22,7 @@ from pipeline.chunks import (
     run_keys,
 )
 from pipeline.config import PipelineConfig, resolved_config_text
-from pipeline.ingest.stage import IngestResult, ingest_stage, iter_quarantine, source_paths
+from pipeline.ingest.stage import IngestResult, ingest_stage, iter_quarantine
 from pipeline.output_dir import RESOLVED_CONFIG, WORK_DIR, check_output_dir, output_lock
 from pipeline.outputs.write import write_outputs
 from pipeline.run_record import RunRecord
@@ -158,12 +158,9 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
     cache_dir = str(config.translation.cache_dir or work / "translation-cache") if config.translation.cache else None
     model_meta = read_model_metadata(model_dir)
 
-    ingests = {
-        s.source_name: runner.submit("ingest", s.type, s.source_name, source_paths(s, work), str(work),
-                                     config.run.chunk_rows, force=s.source_name in force_sources,
-                                     image_root=str(s.images) if s.check_images else None)
-        for s in config.sources
-    }
+    ingests = {s.source_name: runner.submit("ingest", s, str(work), config.run.chunk_rows,
+                                            force=s.source_name in force_sources)
+               for s in config.sources}
     results: dict[str, IngestResult] = {name: future.result() for name, future in ingests.items()}
     counts, web_stats = {}, {}
     for name, result in results.items():

@@ -8,7 +8,7 @@ from pipeline.chunks import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkJob, ChunkPlan, run_chunk_plan,
 )
 from pipeline.filters.rules import FilterRules
-from pipeline.ingest.stage import open_reader
+from pipeline.ingest import Vqav2Reader
 from pipeline.nllb.engine import EngineSettings, load_translator
 from pipeline.translate import stats_path
 from tools.demo.data import demo_paths
@@ -38,7 +38,7 @@ def engine(tiny_model_dir):
 @pytest.fixture(scope="module")
 def chunk(tmp_path_factory, demo_root):
     paths = demo_paths(demo_root)
-    reader = open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations)
+    reader = Vqav2Reader(paths.questions, paths.annotations)
     path = tmp_path_factory.mktemp("chunks") / "chunk-00000.parquet"
     next(iter(reader.iter_batches(30))).rows.write_parquet(path)
     return str(path)

@@ -14,7 +14,7 @@ import yaml
 
 from pipeline.build import build_dataset
 from pipeline.config import load_config
-from pipeline.ingest.stage import open_reader
+from pipeline.ingest import CocoCaptionsReader
 from pipeline.process import process_rows
 from pipeline.output_dir import MANIFEST
 
@@ -28,7 +28,7 @@ def translator(tiny_model_dir):
 
 @pytest.fixture()
 def caption_rows(demo_root):
-    reader = open_reader("coco_captions", "coco_captions", annotations=demo_paths(demo_root).captions)
+    reader = CocoCaptionsReader(demo_paths(demo_root).captions)
     return next(iter(reader.iter_batches(40))).rows
 
 

@@ -107,12 +107,12 @@ def test_stats_sidecars_sum(tmp_path):
 def test_chunk_stage_writes_stats_sidecar_and_rerun_hits_the_cache(tiny_model_dir, demo_root, tmp_path):
     from pipeline.chunks import ACTION_PROCESS, ChunkJob, ChunkPlan, run_chunk
     from pipeline.filters.rules import FilterRules
-    from pipeline.ingest.stage import open_reader
+    from pipeline.ingest import Vqav2Reader
     from pipeline.translate import stats_path
     from tools.demo.data import demo_paths
 
     paths = demo_paths(demo_root)
-    reader = open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations)
+    reader = Vqav2Reader(paths.questions, paths.annotations)
     rows = next(iter(reader.iter_batches(30))).rows
     chunk = tmp_path / "chunk-00000.parquet"
     rows.write_parquet(chunk)

@@ -83,7 +83,6 @@ def write_all_tasks_demo_output(demo_root: Path, out_dir: Path, cap_per_task: in
     from pipeline.config import load_config
     from pipeline.languages import resolve_languages
     from pipeline.mix import mix_thresholds
-    from pipeline.ingest.stage import open_reader
     from pipeline.process import process_rows
     from pipeline.schema import ROW_SCHEMA, conform
 
@@ -93,7 +92,7 @@ def write_all_tasks_demo_output(demo_root: Path, out_dir: Path, cap_per_task: in
     config = load_config(config_path)
     frames = []
     for source in config.sources:
-        reader = open_reader(source.type, source.source_name, **source.reader_params())
+        reader = source.open_reader(config.work_dir)
         frames += [b.rows for b in reader.iter_batches() if b.rows.height]
     rows = pl.concat(frames)
     mix = None

@@ -79,13 +79,13 @@ def test_demo_vqa_rows_survive_the_demo_filter(translator, demo_root):
     from pipeline.config import FilterConfig
     from tools.demo.data import demo_paths
     from pipeline.languages import resolve_languages
-    from pipeline.ingest.stage import open_reader
+    from pipeline.ingest import Vqav2Reader
     from pipeline.process import process_rows
 
     demo = yaml.safe_load(DEMO_CONFIG.read_text())
     rules = FilterConfig(**demo["filter"]).rules()
     paths = demo_paths(demo_root)
-    reader = open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations)
+    reader = Vqav2Reader(paths.questions, paths.annotations)
     rows = next(iter(reader.iter_batches(1000))).rows
     languages = resolve_languages(demo["run"]["languages"])
     out = process_rows(rows, languages, translator, seed=0, mode="all", rules=rules)  # every row into every language
