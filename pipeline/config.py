@@ -248,6 +248,11 @@ def load_config(path: str | Path, overrides: dict | None = None) -> PipelineConf
         raise ValueError(f"{path}: invalid config:\n{e}") from e
 
 
+def with_output_dir(config: PipelineConfig, out_dir: str | Path) -> PipelineConfig:
+    """``config`` writing into ``out_dir`` instead (e.g. ``--out``), resolved against the working directory."""
+    return config.model_copy(update={"output": config.output.model_copy(update={"dir": Path(out_dir).resolve()})})
+
+
 def resolved_config_text(config: PipelineConfig) -> str:
     """The YAML of ``config`` with every default filled in (``config.resolved.yaml`` of an output)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
