@@ -17,25 +17,31 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipeline.assign import language_weights
 from pipeline.chunks import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkJob, count_actions, plan_chunks, run_chunk,
     run_keys,
 )
 from pipeline.config import PipelineConfig, resolved_config_text
 from pipeline.ingest.stage import IngestResult, ingest_stage, iter_quarantine
+from pipeline.mix import thresholds_from_chunks
+from pipeline.nllb.convert import read_model_metadata
+from pipeline.nllb.shipped import shipped_model_dir
 from pipeline.output_dir import RESOLVED_CONFIG, WORK_DIR, check_output_dir, output_lock
+from pipeline.outputs.shards import ShardLayout
 from pipeline.outputs.write import write_outputs
+from pipeline.recipe import recipe_metadata
 from pipeline.run_record import RunRecord
 
 log = logging.getLogger(__name__)
 
 
-def write_stage(out_dir: str, processed: list[str], quarantine: list[str], ingest_counts: dict, fan_out: int,
-                shard_rows: int, row_group_rows: int, record: RunRecord, shard_bytes: int = 0,
-                resolved_config: str | None = None) -> dict:
-    """The write stage: every output built in the staging folder, then only the files that changed moved in."""
-    return write_outputs(out_dir, processed, quarantine, ingest_counts, fan_out, shard_rows, row_group_rows, record,
-                         shard_bytes=shard_bytes,
+def write_stage(out_dir: str, processed: list[str], quarantine: list[str], record: RunRecord, *,
+                ingest_counts: dict, layout: ShardLayout, fan_out: int, resolved_config: str | None = None) -> dict:
+    """The write stage: every output built in the staging folder, then only the files that changed moved in
+    (``pipeline.outputs.write.write_outputs``); ``resolved_config`` is published as ``config.resolved.yaml``."""
+    return write_outputs(out_dir, processed, quarantine, record, ingest_counts=ingest_counts, layout=layout,
+                         fan_out=fan_out,
                          extra_files={RESOLVED_CONFIG: resolved_config} if resolved_config is not None else None)
 
 
@@ -120,12 +126,9 @@ def remove_temporaries(work_dir: str | Path) -> int:
     return removed
 
 
-
 def resolve_model_dir(model: str) -> str:
     """``translation.model``: a converted model directory, or "shipped" for the model in the package."""
     if model == "shipped":
-        from pipeline.nllb.shipped import shipped_model_dir
-
         return str(shipped_model_dir())
     return model
 
@@ -144,11 +147,6 @@ def build_dataset(config: PipelineConfig, runner: Runner | None = None, force_so
 
 def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...], force_languages: tuple[str, ...],
            run_info: dict | None) -> dict:
-    from pipeline.assign import language_weights
-    from pipeline.mix import thresholds_from_chunks
-    from pipeline.nllb.convert import read_model_metadata
-    from pipeline.recipe import recipe_metadata
-
     out = Path(config.output.dir)
     work = out / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
@@ -199,11 +197,10 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
         run={"chunks": actions, **(run_info or {"flow": "generate"})},
         web=web_stats,
     )
-    fan_out = len(languages) if config.assignment.mode == "all" else 1
     manifest = runner.submit(
-        "write", str(out), [p.out for p in plans], [str(p) for p in iter_quarantine(work, counts)], counts, fan_out,
-        config.output.shard_rows, config.output.row_group_rows, record, config.output.shard_bytes,
-        resolved_config_text(config),
+        "write", str(out), [p.out for p in plans], [str(p) for p in iter_quarantine(work, counts)], record,
+        ingest_counts=counts, layout=config.output.layout(),
+        fan_out=len(languages) if config.assignment.mode == "all" else 1, resolved_config=resolved_config_text(config),
     ).result()
     log.info("wrote %s: %s", out, manifest["totals"])
     return manifest

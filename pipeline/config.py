@@ -21,11 +21,12 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline.filters.rules import FilterRules
 from pipeline.frozen import Frozen
-from pipeline.ingest.registry import SourceConfig, drop_legacy_fields
+from pipeline.ingest.registry import PATH_FIELDS, SourceConfig, drop_legacy_fields
 from pipeline.ingest.web_capfilt import WebCapfiltSource
 from pipeline.languages import resolve_languages
 from pipeline.nllb.engine import EngineSettings
 from pipeline.output_dir import WORK_DIR
+from pipeline.outputs.shards import ShardLayout
 from pipeline.templates import PromptSettings
 
 
@@ -141,6 +142,9 @@ class OutputConfig(Frozen):
     row_group_rows: int = Field(10_000, gt=0)  # Parquet row-group size (read granularity)
     pretty_name: str | None = None  # dataset card title; None = a generic name
 
+    def layout(self) -> ShardLayout:
+        return ShardLayout(self.shard_rows, self.shard_bytes, self.row_group_rows)
+
 
 class RunConfig(Frozen):
     chunk_rows: int = Field(5_000, gt=0)  # rows per task: thousands, never one task per row
@@ -211,7 +215,7 @@ class PipelineConfig(Frozen):
 
 def _resolve_paths(data: dict, base: Path) -> dict:
     for source in data.get("sources", []) or []:
-        for key in ("annotations", "questions", "path", "images", "classes", "labels", "synsets"):
+        for key in PATH_FIELDS:
             if source.get(key) is not None:
                 if not Path(source[key]).is_absolute():
                     source[key] = str((base / source[key]).resolve())

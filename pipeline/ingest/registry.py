@@ -6,7 +6,8 @@ added to ``SOURCE_CLASSES`` here, plus its source card (``data_cards/``).
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from pathlib import Path
+from typing import Annotated, Union, get_args
 
 from pydantic import Field, TypeAdapter
 
@@ -27,6 +28,11 @@ SOURCE_TYPES: tuple[str, ...] = tuple(cls.model_fields["type"].default for cls i
 
 SourceConfig = Annotated[Union[SOURCE_CLASSES], Field(discriminator="type")]
 SOURCE_ADAPTER: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
+# Fields that name a file or folder, in any type: a config file's relative paths are resolved against it.
+PATH_FIELDS: tuple[str, ...] = tuple(sorted({
+    name for cls in SOURCE_CLASSES for name, f in cls.model_fields.items()
+    if f.annotation is Path or Path in get_args(f.annotation)
+}))
 
 
 def parse_source(values: dict) -> SourceConfig:
