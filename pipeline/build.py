@@ -3,7 +3,8 @@
 ``build_dataset(config, runner)`` is the whole job. The runner only decides *where* each stage call runs:
 ``InlineRunner`` (the default) calls the stages here, in order, in this process (tests, benchmarks,
 plain Python); the Prefect flows pass a runner that submits the same stage functions as Prefect tasks
-(threads, or Dask workers: ``flows.generate``). Stages receive paths and plain values, never models.
+(threads, or Dask workers: ``flows.generate``). Stages receive paths and frozen typed settings (a source's
+config, the ``ChunkJob``, the ``RunRecord`` and ``ShardLayout``), never loaded models: they pickle to workers.
 
 Resume does not depend on the runner: ingest is skipped while a source's files are unchanged, a
 processed chunk is found by a file name that encodes its input and settings (``pipeline.chunks``), and
@@ -27,7 +28,7 @@ from pipeline.ingest.stage import IngestResult, ingest_stage, iter_quarantine
 from pipeline.mix import thresholds_from_chunks
 from pipeline.nllb.convert import read_model_metadata
 from pipeline.nllb.shipped import shipped_model_dir
-from pipeline.output_dir import RESOLVED_CONFIG, WORK_DIR, check_output_dir, output_lock
+from pipeline.output_dir import RESOLVED_CONFIG, check_output_dir, output_lock
 from pipeline.outputs.shards import ShardLayout
 from pipeline.outputs.write import write_outputs
 from pipeline.recipe import recipe_metadata
@@ -147,8 +148,7 @@ def build_dataset(config: PipelineConfig, runner: Runner | None = None, force_so
 
 def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...], force_languages: tuple[str, ...],
            run_info: dict | None) -> dict:
-    out = Path(config.output.dir)
-    work = out / WORK_DIR
+    out, work = Path(config.output.dir), config.work_dir
     work.mkdir(parents=True, exist_ok=True)
     remove_temporaries(work)
     languages = tuple(lang.code for lang in config.languages())
