@@ -23,8 +23,9 @@ from flows.runtime import (
     route_pipeline_logs,
 )
 from pipeline.build import STAGES, build_dataset
-from pipeline.config import PipelineConfig, load_config
+from pipeline.config import PipelineConfig, load_config, with_output_dir
 from pipeline.output_dir import check_output_dir, output_lock
+from pipeline.outputs.stats import STATS
 
 TASK_NAMES = {"ingest": "ingest-source", "chunk": "translate-chunk", "write": "write-shards"}
 
@@ -67,34 +68,44 @@ def build_in_flow(config: PipelineConfig, show_progress: bool = False, **changes
     route_pipeline_logs()
     manifest = build_dataset(config, PrefectRunner(show_progress), **changes)
     out = Path(config.output.dir)
-    from pipeline.outputs.stats import STATS
-
     publish_stats_artifacts(out, json.loads((out / STATS).read_text()))
     return manifest
 
 
+def run_config(config: PipelineConfig | str | Path, out_dir: str | Path | None = None) -> PipelineConfig:
+    """``config`` as parsed settings (a path is parsed here), its output folder replaced by ``out_dir``."""
+    if not isinstance(config, PipelineConfig):
+        config = load_config(config)
+    return with_output_dir(config, out_dir) if out_dir else config
+
+
 @flow(name="generate", log_prints=True)
-def generate(config_path: str, out_dir: str | None = None, show_progress: bool = False) -> dict:
-    """Build the dataset described by ``config_path`` (output dir overridable).
+def generate(config_path: str | None = None, out_dir: str | None = None, show_progress: bool = False,
+             config: PipelineConfig | None = None) -> dict:
+    """Build the dataset described by the YAML file ``config_path`` (deployments) or by ``config``, parsed
+    already (the CLI); ``out_dir`` overrides its output folder.
 
     Rerunning it resumes: finished work is found on disk and skipped.
     """
-    overrides = {"output": {"dir": str(Path(out_dir).resolve())}} if out_dir else None
-    return build_in_flow(load_config(config_path, overrides), show_progress=show_progress)
+    if (config is None) == (config_path is None):
+        raise ValueError("generate needs one of config_path and config")
+    return build_in_flow(run_config(config if config is not None else config_path, out_dir),
+                         show_progress=show_progress)
 
 
-def run_generate(config_path: str, out_dir: str | None = None, show_progress: bool = False,
+def run_generate(config: PipelineConfig | str | Path, out_dir: str | None = None, show_progress: bool = False,
                  dask_address: str | None = None, workers: int | None = None) -> dict:
-    """Entry point for the CLI: check the config, pick the task runner, then run the flow.
+    """Entry point for the CLI: check the config (parsed settings, or a path parsed here, once), pick the
+    task runner, then run the flow.
 
     A bad config fails before the embedded Prefect server starts; that server ends with this process
     whatever ends it (``flows.lifecycle``)."""
-    config = load_config(config_path)
+    config = run_config(config, out_dir)
     out = check_output_dir(Path(out_dir) if out_dir else config.output.dir)
     with output_lock(out):
         runner = make_task_runner(dask_address=dask_address, workers=workers or None)
         start_guarded_embedded_server()
-        return generate.with_options(task_runner=runner)(config_path, out_dir=out_dir, show_progress=show_progress)
+        return generate.with_options(task_runner=runner)(config=config, show_progress=show_progress)
 
 
 if __name__ == "__main__":  # python -m flows.generate CONFIG [OUT]

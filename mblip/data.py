@@ -20,10 +20,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.summary import print_summary
 
-    manifest = run_generate(str(args.config), out_dir=str(args.out) if args.out else None, show_progress=True,
+    config = load_config(args.config)  # parsed once: the flow gets these settings
+    manifest = run_generate(config, out_dir=str(args.out) if args.out else None, show_progress=True,
                             dask_address=args.dask_address, workers=args.workers)
-    out = Path(args.out) if args.out else Path(load_config(args.config).output.dir)
-    print_summary(out, manifest)
+    print_summary(Path(args.out) if args.out else Path(config.output.dir), manifest)
     return 0
 
 def _cmd_regenerate(args: argparse.Namespace) -> int:

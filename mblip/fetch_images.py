@@ -11,8 +11,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+
+def config_image_urls(config_path: Path) -> list[str]:
+    """The URLs a config's web sources sample (see ``PipelineConfig.web_image_urls``)."""
+    from pipeline.config import load_config
+
+    urls = load_config(config_path).web_image_urls()
+    if not urls:
+        raise ValueError(f"{config_path}: no web_capfilt or web_match source to fetch images for")
+    return urls
+
+
 def run(args: argparse.Namespace) -> int:
-    from pipeline.images.fetch import FetchSettings, config_image_urls, fetch_images, format_report, read_url_list
+    from pipeline.images.fetch import FetchSettings, fetch_images, format_report, read_url_list
 
     source = Path(args.source)
     urls = config_image_urls(source) if source.suffix.lower() in (".yaml", ".yml") else read_url_list(source)

@@ -3,7 +3,8 @@
 ``build_dataset(config, runner)`` is the whole job. The runner only decides *where* each stage call runs:
 ``InlineRunner`` (the default) calls the stages here, in order, in this process (tests, benchmarks,
 plain Python); the Prefect flows pass a runner that submits the same stage functions as Prefect tasks
-(threads, or Dask workers: ``flows.generate``). Stages receive paths and plain values, never models.
+(threads, or Dask workers: ``flows.generate``). Stages receive paths and frozen typed settings (a source's
+config, the ``ChunkJob``, the ``RunRecord`` and ``ShardLayout``), never loaded models: they pickle to workers.
 
 Resume does not depend on the runner: ingest is skipped while a source's files are unchanged, a
 processed chunk is found by a file name that encodes its input and settings (``pipeline.chunks``), and
@@ -17,25 +18,31 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipeline.assign import language_weights
 from pipeline.chunks import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkJob, count_actions, plan_chunks, run_chunk,
     run_keys,
 )
 from pipeline.config import PipelineConfig, resolved_config_text
-from pipeline.ingest.stage import IngestResult, ingest_stage, iter_quarantine, source_paths
-from pipeline.output_dir import RESOLVED_CONFIG, WORK_DIR, check_output_dir, output_lock
+from pipeline.ingest.stage import IngestResult, ingest_stage, iter_quarantine
+from pipeline.mix import thresholds_from_chunks
+from pipeline.nllb.convert import read_model_metadata
+from pipeline.nllb.shipped import shipped_model_dir
+from pipeline.output_dir import RESOLVED_CONFIG, check_output_dir, output_lock
+from pipeline.outputs.shards import ShardLayout
 from pipeline.outputs.write import write_outputs
+from pipeline.recipe import recipe_metadata
 from pipeline.run_record import RunRecord
 
 log = logging.getLogger(__name__)
 
 
-def write_stage(out_dir: str, processed: list[str], quarantine: list[str], ingest_counts: dict, fan_out: int,
-                shard_rows: int, row_group_rows: int, record: RunRecord, shard_bytes: int = 0,
-                resolved_config: str | None = None) -> dict:
-    """The write stage: every output built in the staging folder, then only the files that changed moved in."""
-    return write_outputs(out_dir, processed, quarantine, ingest_counts, fan_out, shard_rows, row_group_rows, record,
-                         shard_bytes=shard_bytes,
+def write_stage(out_dir: str, processed: list[str], quarantine: list[str], record: RunRecord, *,
+                ingest_counts: dict, layout: ShardLayout, fan_out: int, resolved_config: str | None = None) -> dict:
+    """The write stage: every output built in the staging folder, then only the files that changed moved in
+    (``pipeline.outputs.write.write_outputs``); ``resolved_config`` is published as ``config.resolved.yaml``."""
+    return write_outputs(out_dir, processed, quarantine, record, ingest_counts=ingest_counts, layout=layout,
+                         fan_out=fan_out,
                          extra_files={RESOLVED_CONFIG: resolved_config} if resolved_config is not None else None)
 
 
@@ -120,12 +127,9 @@ def remove_temporaries(work_dir: str | Path) -> int:
     return removed
 
 
-
 def resolve_model_dir(model: str) -> str:
     """``translation.model``: a converted model directory, or "shipped" for the model in the package."""
     if model == "shipped":
-        from pipeline.nllb.shipped import shipped_model_dir
-
         return str(shipped_model_dir())
     return model
 
@@ -144,13 +148,7 @@ def build_dataset(config: PipelineConfig, runner: Runner | None = None, force_so
 
 def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...], force_languages: tuple[str, ...],
            run_info: dict | None) -> dict:
-    from pipeline.assign import language_weights
-    from pipeline.mix import thresholds_from_chunks
-    from pipeline.nllb.convert import read_model_metadata
-    from pipeline.recipe import recipe_metadata
-
-    out = Path(config.output.dir)
-    work = out / WORK_DIR
+    out, work = Path(config.output.dir), config.work_dir
     work.mkdir(parents=True, exist_ok=True)
     remove_temporaries(work)
     languages = tuple(lang.code for lang in config.languages())
@@ -158,12 +156,9 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
     cache_dir = str(config.translation.cache_dir or work / "translation-cache") if config.translation.cache else None
     model_meta = read_model_metadata(model_dir)
 
-    ingests = {
-        s.source_name: runner.submit("ingest", s.type, s.source_name, source_paths(s, work), str(work),
-                                     config.run.chunk_rows, force=s.source_name in force_sources,
-                                     image_root=str(s.images) if s.check_images else None)
-        for s in config.sources
-    }
+    ingests = {s.source_name: runner.submit("ingest", s, str(work), config.run.chunk_rows,
+                                            force=s.source_name in force_sources)
+               for s in config.sources}
     results: dict[str, IngestResult] = {name: future.result() for name, future in ingests.items()}
     counts, web_stats = {}, {}
     for name, result in results.items():
@@ -202,11 +197,10 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
         run={"chunks": actions, **(run_info or {"flow": "generate"})},
         web=web_stats,
     )
-    fan_out = len(languages) if config.assignment.mode == "all" else 1
     manifest = runner.submit(
-        "write", str(out), [p.out for p in plans], [str(p) for p in iter_quarantine(work, counts)], counts, fan_out,
-        config.output.shard_rows, config.output.row_group_rows, record, config.output.shard_bytes,
-        resolved_config_text(config),
+        "write", str(out), [p.out for p in plans], [str(p) for p in iter_quarantine(work, counts)], record,
+        ingest_counts=counts, layout=config.output.layout(),
+        fan_out=len(languages) if config.assignment.mode == "all" else 1, resolved_config=resolved_config_text(config),
     ).result()
     log.info("wrote %s: %s", out, manifest["totals"])
     return manifest

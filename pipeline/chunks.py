@@ -21,20 +21,19 @@ import json
 import shutil
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from pipeline.filters.quality import DEFAULT_REVERSE
-from pipeline.filters.rules import FilterRules
 from pipeline.io import sha256_file, write_parquet_atomic
+from pipeline.mix import mix_key
 from pipeline.nllb.engine import EngineSettings
 from pipeline.process import (
-    chunk_template_report, decide_rows, merge_language_rows, process_rows, rescore_rows, reset_decision,
-    rows_for_languages,
+    ProcessSettings, chunk_template_report, decide_rows, merge_language_rows, process_rows, rescore_rows,
+    reset_decision, rows_for_languages,
 )
-from pipeline.translate import TranslationStats, stats_path, write_stats_sidecar
+from pipeline.translate import TranslationStats, open_translator, stats_path, write_stats_sidecar
 
 PROCESSED_DIR = "processed"
 PROCESS_VERSION = 2  # 2: English rows untranslated and exempt from translation checks, instruction mix
@@ -150,8 +149,6 @@ class RunKeys:
 
 def run_keys(config, model_meta: dict, settings: EngineSettings, mix: dict) -> RunKeys:
     """The keys of a run of ``config`` with the model described by ``model_meta``, on this machine."""
-    from pipeline.mix import mix_key
-
     languages = tuple(lang.code for lang in config.languages())
     # the device and compute type that will actually run here (``auto`` resolved; the translation cache
     # records the effective compute type too): a run resumed on another device or compute type
@@ -189,48 +186,28 @@ def count_actions(plans: Iterable[ChunkPlan]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class ChunkJob:
-    """What every chunk of a run is processed with. Plain values (paths, codes, JSON-able settings), so
-    a job pickles to Dask workers; the translator is loaded where the job runs, once per process."""
+    """What every chunk of a run is processed with: the model, its engine settings and the processing
+    settings, all frozen typed values that pickle to Dask workers as they are; the translator is loaded
+    where the job runs, once per process."""
 
     model_dir: str
-    settings: EngineSettings
-    languages: tuple[str, ...]  # project codes
-    seed: int = 0
-    mode: str = "proportional"
-    backtranslate: bool = True
-    rules: dict = field(default_factory=dict)  # FilterRules as JSON
-    reverse: str = DEFAULT_REVERSE
+    engine: EngineSettings
+    process: ProcessSettings
     only_languages: tuple[str, ...] = ()  # recompute just these languages' rows of finished chunks
     cache_dir: str | None = None  # persistent translation cache (None = off)
-    prompts: dict = field(default_factory=dict)  # PromptConfig as JSON
-    english_share: float | None = None
-    mix: dict = field(default_factory=dict)  # task -> thresholds (pipeline.mix)
-    mix_seed: int = 0
 
     @classmethod
     def from_config(cls, config, model_dir: str, mix: dict, only_languages: Iterable[str] = (),
                     cache_dir: str | None = None) -> ChunkJob:
-        return cls(
-            model_dir=str(model_dir), settings=config.translation.engine_settings(),
-            languages=tuple(lang.code for lang in config.languages()), seed=config.assignment.seed,
-            mode=config.assignment.mode, backtranslate=config.filter.backtranslate,
-            rules=config.filter.rules().model_dump(mode="json"), reverse=config.filter.reverse,
-            only_languages=tuple(only_languages), cache_dir=cache_dir, prompts=config.prompts.model_dump(mode="json"),
-            english_share=config.assignment.english_share, mix=mix or {}, mix_seed=config.mix.seed,
+        """The job of a run of ``config`` (a ``PipelineConfig``) with the task mix's thresholds ``mix``."""
+        process = ProcessSettings(
+            languages=tuple(config.languages()), seed=config.assignment.seed, mode=config.assignment.mode,
+            english_share=config.assignment.english_share, backtranslate=config.filter.backtranslate,
+            rules=config.filter.rules(), reverse=config.filter.reverse, prompts=config.prompts.settings(),
+            mix=mix or {}, mix_seed=config.mix.seed,
         )
-
-    def filter_rules(self) -> FilterRules:
-        return FilterRules.model_validate(self.rules)
-
-    def params(self) -> dict:
-        """``process_rows`` keyword arguments (the translator aside)."""
-        from pipeline.config import PromptConfig
-        from pipeline.languages import resolve_languages
-
-        return dict(languages=resolve_languages(self.languages), seed=self.seed, mode=self.mode,
-                    backtranslate=self.backtranslate, rules=self.filter_rules(),
-                    prompts=PromptConfig.model_validate(self.prompts).settings(), english_share=self.english_share,
-                    mix=self.mix, mix_seed=self.mix_seed, reverse=self.reverse)
+        return cls(model_dir=str(model_dir), engine=config.translation.engine_settings(), process=process,
+                   only_languages=tuple(only_languages), cache_dir=cache_dir)
 
 
 _LOAD_LOCK = threading.Lock()
@@ -239,10 +216,8 @@ _LOAD_LOCK = threading.Lock()
 def job_translator(job: ChunkJob):
     """The job's translator (engine + persistent cache), loaded once per process: under a lock, so two
     threads starting together do not both load it (``open_translator`` caches per process)."""
-    from pipeline.translate import open_translator
-
     with _LOAD_LOCK:
-        return open_translator(job.model_dir, job.settings, job.cache_dir)
+        return open_translator(job.model_dir, job.engine, job.cache_dir)
 
 
 def run_chunk(plan: ChunkPlan, job: ChunkJob) -> str:
@@ -259,19 +234,20 @@ def run_chunk_plan(plan: ChunkPlan, job: ChunkJob, get_translator: Callable[[], 
     recomputes just those languages' rows of an already finished chunk. Out of memory is handled in
     the engine (it halves the token budget and splits the batch).
     """
-    out = Path(plan.out)
+    out, settings = Path(plan.out), job.process
     if plan.action == ACTION_REDECIDE:
         frame = reset_decision(pl.read_parquet(plan.redecide_from))
         sidecar = stats_path(plan.redecide_from)
         if sidecar.exists():  # the translation counters are the same: nothing was translated again
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(sidecar, stats_path(out))
-        return write_parquet_atomic(decide_rows(frame, backtranslate=job.backtranslate, rules=job.filter_rules()), out)
+        return write_parquet_atomic(decide_rows(frame, backtranslate=settings.backtranslate, rules=settings.rules),
+                                    out)
     translator = get_translator()
     if plan.action == ACTION_RESCORE:
         stats = TranslationStats()
-        frame = rescore_rows(pl.read_parquet(plan.redecide_from), translator, job.backtranslate, job.filter_rules(),
-                             job.reverse, stats)
+        frame = rescore_rows(pl.read_parquet(plan.redecide_from), translator, settings.backtranslate, settings.rules,
+                             settings.reverse, stats)
         sidecar = stats_path(plan.redecide_from)
         data = json.loads(sidecar.read_text()) if sidecar.exists() else {}
         if data:  # keep the translation and template counters of the run that translated these rows
@@ -281,16 +257,15 @@ def run_chunk_plan(plan: ChunkPlan, job: ChunkJob, get_translator: Callable[[], 
             stats = old
         write_stats_sidecar(out, stats, data.get("templates"), data.get("template_texts"))
         return write_parquet_atomic(frame, out)
-    params = job.params()
     rows = pl.read_parquet(plan.chunk)
     if job.only_languages and plan.action == ACTION_DONE:
-        subset = rows_for_languages(rows, params["languages"], job.only_languages, job.seed, job.mode,
-                                    job.english_share)
-        fresh = process_rows(subset, translator=translator, **params)
+        subset = rows_for_languages(rows, settings.languages, job.only_languages, settings.seed, settings.mode,
+                                    settings.english_share)
+        fresh = process_rows(subset, settings, translator)
         return write_parquet_atomic(merge_language_rows(pl.read_parquet(out), fresh, job.only_languages), out)
     stats = TranslationStats()
-    frame = process_rows(rows, translator=translator, stats=stats, **params)
-    write_stats_sidecar(out, stats, **chunk_template_report(frame, translator, **params))  # dedup / cache counters
+    frame = process_rows(rows, settings, translator, stats=stats)
+    write_stats_sidecar(out, stats, **chunk_template_report(frame, translator, settings))  # dedup / cache counters
     return write_parquet_atomic(frame, out)
 
 

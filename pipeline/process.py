@@ -8,92 +8,93 @@ Pure functions of a frame and a translator: ``pipeline.chunks`` runs them on one
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from pipeline.answers import translate_answers
 from pipeline.assign import MODE_ALL, assign_languages
-from pipeline.filters.quality import DEFAULT_REVERSE, MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, apply_quality_filter
+from pipeline.filters.quality import (
+    DEFAULT_REVERSE, MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, REVERSE_SIGNALS, apply_quality_filter,
+    compute_model_signals,
+)
 from pipeline.filters.rules import FilterRules, decide
-from pipeline.languages import Language
+from pipeline.languages import Language, get_language
 from pipeline.mix import mark_mixed_out, mixed_out
 from pipeline.schema import ROW_SCHEMA, STATUS_KEPT, STATUS_REJECTED, conform
 from pipeline.templates import PromptSettings, add_prompts, template_report
 from pipeline.translate import TranslationStats, translate_frame
 
 
-def process_rows(
-    rows: pl.DataFrame,
-    languages: tuple[Language, ...],
-    translator,
-    seed: int = 0,
-    mode: str = "proportional",
-    backtranslate: bool = True,
-    min_bt_chrf: float | None = None,
-    stats: TranslationStats | None = None,
-    rules: FilterRules | None = None,
-    prompts: PromptSettings = PromptSettings(),
-    english_share: float | None = None,
-    mix: dict[str, list[float]] | None = None,
-    mix_seed: int = 0,
-    reverse: str = DEFAULT_REVERSE,
-) -> pl.DataFrame:
+@dataclass(frozen=True)
+class ProcessSettings:
+    """What ``process_rows`` does to a chunk, the translator aside. Frozen typed values, so a chunk job
+    carries them to Dask workers as they are (``pipeline.chunks.ChunkJob``)."""
+
+    languages: tuple[Language, ...]  # the run's languages
+    seed: int = 0  # the language assignment's seed (``pipeline.assign``)
+    mode: str = "proportional"  # one language per example, or "all" of them
+    english_share: float | None = None  # share kept in English (None: English's mC4 share)
+    backtranslate: bool = True  # the model signals; without them only the cheap checks decide
+    rules: FilterRules = field(default_factory=FilterRules)  # the filter thresholds
+    reverse: str = DEFAULT_REVERSE  # the model's reverse check (``quality.REVERSE_MODES``)
+    prompts: PromptSettings = field(default_factory=PromptSettings)  # the instruction mix
+    mix: dict[str, list[float]] = field(default_factory=dict)  # task -> thresholds (``pipeline.mix.mix_thresholds``)
+    mix_seed: int = 0
+
+
+def process_rows(rows: pl.DataFrame, settings: ProcessSettings, translator,
+                 stats: TranslationStats | None = None) -> pl.DataFrame:
     """The pure chunk transformation: English rows in, translated, scored and decided rows out.
 
-    ``mix`` (task -> thresholds, ``pipeline.mix.mix_thresholds``) leaves rows out of the task mix:
-    they are rejected untranslated. Rows with a ``preset_lang`` keep their text (see ``preset_rows``).
-
-    ``rules`` are the filter thresholds (defaults when None); ``min_bt_chrf``, when given, overrides
-    theirs. Without ``backtranslate`` only the cheap checks run. ``prompts``: the instruction mix.
-    ``reverse`` picks the model's reverse check (``quality.REVERSE_MODES``).
+    Rows left out by the task mix (``settings.mix``) are rejected untranslated. Rows with a
+    ``preset_lang`` keep their text (see ``preset_rows``). ``stats`` counts what was translated.
     """
+    s = settings
     rows = rows.with_row_index("_order")
     parts = []
-    mix = mix or {}
-    if mix:
-        reasons = mixed_out(rows, mix, mix_seed)
+    if s.mix:
+        reasons = mixed_out(rows, s.mix, s.mix_seed)
         out = pl.Series(reasons, dtype=pl.String).is_not_null()
         if out.any():  # left out by the task mix: assigned a language for the stats, never translated
-            assigned = assign_languages(rows.filter(out), languages, seed=seed, mode=mode, english_share=english_share)
-            parts.append(mark_mixed_out(assigned, [r for r in reasons if r is not None]))
+            parts.append(mark_mixed_out(_assign(rows.filter(out), s), [r for r in reasons if r is not None]))
             rows = rows.filter(~out)
     has_preset = "preset_lang" in rows.columns
     preset = rows["preset_lang"].is_not_null() if has_preset else pl.repeat(False, rows.height, eager=True)
     if preset.any():
-        parts.append(add_prompts(preset_rows(rows.filter(preset)), translator, settings=prompts))
+        parts.append(add_prompts(preset_rows(rows.filter(preset)), translator, settings=s.prompts))
         rows = rows.filter(~preset)
     # Rows assigned English stay English: translate_frame copies them and the quality filter leaves
     # only its input checks to them (pipeline/filters/quality.py).
-    frame = assign_languages(rows, languages, seed=seed, mode=mode, english_share=english_share)
-    frame = translate_frame(frame, translator, stats=stats)
+    frame = translate_frame(_assign(rows, s), translator, stats=stats)
     frame = translate_answers(frame, translator, stats=stats)
-    rules = _rules(rules, min_bt_chrf)
     # Model signals only for languages the model was trained on (all of them for NLLB-200): a model
     # that does not know a language would reject all of it for the wrong reason.
     model_languages = getattr(translator, "languages", None)
-    frame = add_prompts(frame, translator, settings=prompts, rules=prompts.template_rules,
-                        check_model=backtranslate, model_languages=model_languages)
-    frame = apply_quality_filter(frame, translator if backtranslate else None, rules, model_languages=model_languages,
-                                 reverse=reverse, stats=stats)
+    frame = add_prompts(frame, translator, settings=s.prompts, rules=s.prompts.template_rules,
+                        check_model=s.backtranslate, model_languages=model_languages)
+    frame = apply_quality_filter(frame, translator if s.backtranslate else None, s.rules,
+                                 model_languages=model_languages, reverse=s.reverse, stats=stats)
     if parts:
         frame = pl.concat([conform(f, {**ROW_SCHEMA, "_order": pl.UInt32}) for f in (frame, *parts)]).sort("_order")
     return conform(frame, ROW_SCHEMA)
 
 
-def chunk_template_report(frame: pl.DataFrame, translator, backtranslate: bool = True,
-                          prompts: PromptSettings = PromptSettings(), **_) -> dict:
-    """The stats sidecar's template part for a chunk processed with these parameters (the others of
-    ``process_rows`` are accepted and do not matter: templates do not depend on the run's thresholds)."""
-    counts, texts = template_report(frame, translator, prompts, prompts.template_rules, backtranslate,
-                                    getattr(translator, "languages", None))
+def _assign(rows: pl.DataFrame, s: ProcessSettings) -> pl.DataFrame:
+    return assign_languages(rows, s.languages, seed=s.seed, mode=s.mode, english_share=s.english_share)
+
+
+def chunk_template_report(frame: pl.DataFrame, translator, settings: ProcessSettings) -> dict:
+    """The stats sidecar's template part for a chunk processed with ``settings`` (only the instruction
+    mix and whether the model checks templates matter: templates do not depend on the run's thresholds)."""
+    counts, texts = template_report(frame, translator, settings.prompts, settings.prompts.template_rules,
+                                    settings.backtranslate, getattr(translator, "languages", None))
     return {"templates": counts, "template_texts": texts}
 
 
 def preset_rows(rows: pl.DataFrame) -> pl.DataFrame:
     """Rows whose source fixed the language and wrote them in it (``preset_lang``): nothing to
     translate or to filter as a translation; kept, unless a text is empty."""
-    from pipeline.languages import get_language
-
     codes = [get_language(code) for code in rows["preset_lang"].to_list()]
     return untranslated_rows(rows.with_columns(
         pl.Series("lang", [c.code for c in codes], dtype=pl.String),
@@ -140,7 +141,6 @@ def rescore_rows(frame: pl.DataFrame, translator, backtranslate: bool, rules: Fi
     """Stored rows of another reverse mode in, the model signals ``reverse`` adds computed by forced
     decoding only (translations, answers and the stored scores ``reverse`` uses are kept), decided rows
     out. Signals ``reverse`` does not compute are cleared, so the result equals a fresh run's."""
-    from pipeline.filters.quality import REVERSE_SIGNALS, compute_model_signals
     frame = reset_decision(frame)
     if backtranslate:
         frame = compute_model_signals(frame, translator, model_languages=getattr(translator, "languages", None),
@@ -177,5 +177,3 @@ def merge_language_rows(existing: pl.DataFrame, fresh: pl.DataFrame, subset: Ite
     return pl.concat(
         [existing.filter(~pl.col("lang").is_in(subset)), fresh.filter(pl.col("lang").is_in(subset))], how="vertical"
     )
-
-

@@ -8,6 +8,7 @@ where the run differs. ``render_templates(stats)`` lists the instruction templat
 
 from __future__ import annotations
 
+from pipeline.ingest.coco import KarpathyCocoSource
 from pipeline.languages import SOURCE_LANGUAGE
 
 PAPER_KARPATHY_SPLITS = ["train"]
@@ -20,7 +21,7 @@ def recipe_metadata(config) -> dict:
         "english": any(lang.code == SOURCE_LANGUAGE for lang in config.languages()),
         "assignment_mode": config.assignment.mode,
         "prompts": config.prompts.model_dump(mode="json"),
-        "karpathy_splits": {s.source_name: list(s.splits) for s in config.sources if s.type == "coco_karpathy"},
+        "karpathy_splits": {s.source_name: list(s.splits) for s in config.sources if isinstance(s, KarpathyCocoSource)},
         "beam_size": config.translation.beam_size,
         "backtranslate": config.filter.backtranslate,
         "model": str(config.translation.model),

@@ -83,8 +83,7 @@ def write_all_tasks_demo_output(demo_root: Path, out_dir: Path, cap_per_task: in
     from pipeline.config import load_config
     from pipeline.languages import resolve_languages
     from pipeline.mix import mix_thresholds
-    from pipeline.ingest.stage import open_reader
-    from pipeline.process import process_rows
+    from pipeline.process import ProcessSettings, process_rows
     from pipeline.schema import ROW_SCHEMA, conform
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +92,7 @@ def write_all_tasks_demo_output(demo_root: Path, out_dir: Path, cap_per_task: in
     config = load_config(config_path)
     frames = []
     for source in config.sources:
-        reader = open_reader(source.type, source.source_name, **source.reader_params())
+        reader = source.open_reader(config.work_dir)
         frames += [b.rows for b in reader.iter_batches() if b.rows.height]
     rows = pl.concat(frames)
     mix = None
@@ -101,7 +100,8 @@ def write_all_tasks_demo_output(demo_root: Path, out_dir: Path, cap_per_task: in
         tasks = sorted(set(rows["task"].to_list()))
         ids = list(zip(rows["task"].to_list(), rows["example_id"].to_list()))
         mix = mix_thresholds(ids, {t: {"share": 1.0, "cap": cap_per_task} for t in tasks}, seed=0)
-    frame = process_rows(rows, resolve_languages(["en"]), translator=None, backtranslate=False, mix=mix)
+    settings = ProcessSettings(resolve_languages(["en"]), backtranslate=False, mix=mix or {})
+    frame = process_rows(rows, settings, translator=None)
     # English rows are their own "translation": keep every row the mix keeps (the demo has no filter).
     frame = frame.filter(~pl.col("reject_reason").fill_null("").str.starts_with("mix_"))
     frame = conform(frame.with_columns(status=pl.lit("kept"), reject_reason=pl.lit(None, dtype=pl.String)), ROW_SCHEMA)

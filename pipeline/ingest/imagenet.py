@@ -25,8 +25,12 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
 
 from pipeline.ingest.base import BatchBuilder, ReadBatch, RecordError, SourceError, check_file, relative_source_file
+from pipeline.ingest.source import SourceBase
 from pipeline.languages import SOURCE_LANGUAGE, UnknownLanguageError, get_language
 from pipeline.schema import TASK_CLASSIFY, TASK_DECIDE
 
@@ -213,3 +217,27 @@ class ImagenetReader:
                         if builder.full():
                             yield builder.flush()
         yield from builder.drain()
+
+
+class ImagenetSource(SourceBase):
+    """``type: imagenet``: the train folder of synsets (``images``) and the class-name files."""
+
+    type: Literal["imagenet"] = "imagenet"
+    # English class names (JSON list or one a line, class-index order), the Babel-ImageNet label file
+    # ({lang: [[class indices], [names]]}; None = English only), optional synset list.
+    classes: Path
+    labels: Path | None = None
+    synsets: Path | None = None
+    passes: int = Field(PASSES, ge=1)  # examples per covered class and language (paper: 8)
+    seed: int = 0  # negatives and image order
+    languages: tuple[str, ...] = ()  # languages of the label file to use; empty = all
+    tasks: tuple[str, ...] = ()  # classify and/or decide; empty = both
+
+    @property
+    def fixed_language(self) -> bool:
+        return True
+
+    def open_reader(self, work_dir: str | Path) -> ImagenetReader:
+        return ImagenetReader(self.images, self.classes, self.labels, name=self.source_name, synsets=self.synsets,
+                              passes=self.passes, seed=self.seed, languages=tuple(self.languages),
+                              tasks=tuple(self.tasks) or IMAGENET_TASKS)

@@ -19,6 +19,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
 
 from pipeline.ingest.base import (
     BatchBuilder, ReadBatch, RecordError, check_file, relative_source_file, require, safe_image_path,
@@ -26,6 +29,7 @@ from pipeline.ingest.base import (
 from pipeline.ingest.coco import iter_json_items
 from pipeline.ingest.coco_images import CocoImageResolver, coco_id_from_name
 from pipeline.ingest.sentences import count_sentences
+from pipeline.ingest.source import SourceBase
 from pipeline.schema import TASK_LLAVA
 
 IMAGE_TOKEN = re.compile(r"\s*<image>\s*")
@@ -112,3 +116,14 @@ class LlavaInstructReader:
             if builder.full():
                 yield builder.flush()
         yield from builder.drain()
+
+
+class LlavaSource(SourceBase):
+    """``type: llava``: an official LLaVA-Instruct file."""
+
+    type: Literal["llava"] = "llava"
+    path: Path  # detail_23k.json or conversation_58k.json
+    max_sentences: int = Field(MAX_SENTENCES, ge=0)  # longest answer used, in sentences (paper: 3; 0 = no limit)
+
+    def open_reader(self, work_dir: str | Path) -> LlavaInstructReader:
+        return LlavaInstructReader(self.path, self.images, name=self.source_name, max_sentences=self.max_sentences)

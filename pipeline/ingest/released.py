@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+
+from pipeline.filters.langid import langid_label
 
 from pipeline.ingest.base import (
     BatchBuilder,
@@ -25,6 +28,7 @@ from pipeline.ingest.base import (
     safe_image_path,
 )
 from pipeline.ingest.coco import iter_json_items
+from pipeline.ingest.source import SourceBase
 from pipeline.languages import SOURCE_LANGUAGE, get_language, load_languages
 from pipeline.schema import TASK_INSTRUCT
 
@@ -35,8 +39,6 @@ DETECT = "detect"
 def _identifier():
     """A py3langid identifier restricted to the project languages it covers (label -> project code)."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    from pipeline.filters.langid import langid_label
 
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     to_code = {langid_label(lang.code): lang.code for lang in load_languages() if langid_label(lang.code)}
@@ -85,3 +87,20 @@ class ReleasedMblipReader:
             if builder.full():
                 yield builder.flush()
         yield from builder.drain()
+
+
+class ReleasedMblipSource(SourceBase):
+    """``type: mblip_released``: the released mBLIP training file (``task_mix_v2_mt.json``)."""
+
+    type: Literal["mblip_released"] = "mblip_released"
+    path: Path
+    language: str = DETECT  # the rows' language, or detect it per row (py3langid)
+    retranslate: bool = False  # translate the English rows instead of keeping them
+
+    @property
+    def fixed_language(self) -> bool:
+        return True
+
+    def open_reader(self, work_dir: str | Path) -> ReleasedMblipReader:
+        return ReleasedMblipReader(self.path, name=self.source_name, language=self.language,
+                                   retranslate=self.retranslate)

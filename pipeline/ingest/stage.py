@@ -10,8 +10,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.ingest import CocoCaptionsReader, KarpathyCocoReader, SourceError, Vqav2Reader
+from pipeline.ingest.base import SourceError
 from pipeline.ingest.images import quarantine_missing_images
+from pipeline.ingest.registry import SourceConfig
 from pipeline.io import write_json_atomic, write_parquet_atomic
 
 log = logging.getLogger(__name__)
@@ -19,27 +20,6 @@ log = logging.getLogger(__name__)
 INGEST_DIR = "ingest"
 QUARANTINE_DIR = "quarantine"
 INGEST_DONE = "_INGESTED.json"
-
-
-def open_reader(source_type: str, name: str, **paths):
-    """Reader for a source config's plain values (``SourceConfig.reader_params``)."""
-    from pipeline.ingest.registry import open_task_reader
-
-    reader = open_task_reader(source_type, name, paths)
-    if reader is not None:
-        return reader
-    if source_type == "coco_captions":
-        return CocoCaptionsReader(paths["annotations"], name=name, root=paths.get("root"))
-    if source_type == "coco_karpathy":
-        return KarpathyCocoReader(paths["path"], splits=tuple(paths.get("splits") or ("train", "restval")), name=name,
-                                  root=paths.get("root"))
-    if source_type == "vqav2":
-        return Vqav2Reader(paths["questions"], paths["annotations"], name=name, root=paths.get("root"))
-    if source_type in ("web_capfilt", "web_match"):
-        from pipeline.ingest.web_match import open_web_reader
-
-        return open_web_reader(source_type, name, paths)
-    raise ValueError(f"unknown source type {source_type!r}")
 
 
 def chunk_name(index: int) -> str:
@@ -118,7 +98,6 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
     return result
 
 
-
 def iter_quarantine(work_dir: str | Path, sources: Iterable[str] | None = None) -> Iterator[Path]:
     """Quarantine chunks of ``sources`` (all when ``None``): a source dropped from the config is not counted."""
     root = Path(work_dir) / QUARANTINE_DIR
@@ -129,24 +108,11 @@ def iter_quarantine(work_dir: str | Path, sources: Iterable[str] | None = None) 
         yield from sorted((root / source).glob("chunk-*.parquet"))
 
 
-def source_paths(source, work: str | Path) -> dict:
-    """A source config's reader arguments as plain values (paths as strings) for ``ingest_stage``."""
-    paths = {k: str(v) for k, v in source.model_dump(include={"annotations", "questions", "path"}).items() if v}
-    if source.type.startswith("web_"):
-        from pipeline.ingest.web_match import web_source_paths
-
-        return {**paths, **web_source_paths(source, work)}
-    if source.type not in ("coco_captions", "coco_karpathy", "vqav2"):
-        return source.reader_params()
-    if source.type == "coco_karpathy":
-        paths["splits"] = list(source.splits)
-    return paths
-
-
-def ingest_stage(source_type: str, name: str, paths: dict, work_dir: str, chunk_rows: int, force: bool = False,
-                 image_root: str | None = None) -> IngestResult:
+def ingest_stage(source: SourceConfig, work_dir: str, chunk_rows: int, force: bool = False) -> IngestResult:
     """One source: read it into chunks (``force``: even though its files look unchanged)."""
     if force:
-        (Path(work_dir) / INGEST_DIR / name / INGEST_DONE).unlink(missing_ok=True)
-    fingerprint = source_fingerprint({**paths, "check_images_under": image_root or ""}, chunk_rows)
-    return ingest_source(open_reader(source_type, name, **paths), work_dir, chunk_rows, fingerprint, image_root)
+        (Path(work_dir) / INGEST_DIR / source.source_name / INGEST_DONE).unlink(missing_ok=True)
+    image_root = source.image_root
+    params = {**source.ingest_params(work_dir), "check_images_under": image_root or ""}
+    fingerprint = source_fingerprint(params, chunk_rows)
+    return ingest_source(source.open_reader(work_dir), work_dir, chunk_rows, fingerprint, image_root)

@@ -14,10 +14,14 @@ import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
 
 from pipeline.ingest.base import (
     BatchBuilder, ReadBatch, RecordError, SourceError, relative_source_file, require_text, safe_image_path,
 )
+from pipeline.ingest.source import SourceBase
 from pipeline.schema import TASK_CAPTION, TASK_VQA
 
 FORMATS = ("jsonl", "csv", "parquet", "hf")
@@ -145,3 +149,16 @@ class TabularReader:
             if builder.full():
                 yield builder.flush()
         yield from builder.drain()
+
+
+class TabularSource(SourceBase):
+    """``type: tabular``: your own file or ``datasets`` folder, its columns mapped to row fields."""
+
+    type: Literal["tabular"] = "tabular"
+    path: Path  # a .jsonl/.csv/.parquet file or a `datasets` folder
+    # field -> column: image or image_url, caption or question + answer, optional id and task
+    columns: dict[str, str] = Field(min_length=1)
+    format: Literal["jsonl", "csv", "parquet", "hf"] | None = None  # None = from the file name
+
+    def open_reader(self, work_dir: str | Path) -> TabularReader:
+        return TabularReader(self.path, self.columns, name=self.source_name, format=self.format)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 from pipeline.ingest.base import (
     BatchBuilder,
@@ -28,7 +29,8 @@ from pipeline.ingest.base import (
     source_root,
 )
 from pipeline.ingest.coco import iter_json_items
-from pipeline.schema import TASK_VQA
+from pipeline.ingest.source import SourceBase
+from pipeline.schema import TASK_VQA, TASK_VQG
 
 _SEP = "\x1f"
 SWAP_HINT = "expected the VQAv2 {kind} file (like {name}); are questions and annotations swapped?"
@@ -158,3 +160,28 @@ class Vqav2Reader:
         for qid, (i, ann, err) in bad_annotations.items():
             builder.quarantine(i, ann, qid, err, source_file=annotations_file)
         yield from builder.drain()
+
+
+class Vqav2Source(SourceBase):
+    """``type: vqav2``: the official questions and annotations files."""
+
+    type: Literal["vqav2"] = "vqav2"
+    questions: Path  # v2_OpenEnded_mscoco_*_questions.json
+    annotations: Path  # v2_mscoco_*_annotations.json
+
+    def ingest_params(self, work_dir: str | Path) -> dict:
+        return {"questions": str(self.questions), "annotations": str(self.annotations)}
+
+    def open_reader(self, work_dir: str | Path) -> Vqav2Reader:
+        return Vqav2Reader(self.questions, self.annotations, name=self.source_name)
+
+
+class Vqav2VqgSource(SourceBase):
+    """``type: vqav2_vqg``: the VQAv2 files read for question generation (the answer in the prompt)."""
+
+    type: Literal["vqav2_vqg"] = "vqav2_vqg"
+    questions: Path  # as vqav2
+    annotations: Path
+
+    def open_reader(self, work_dir: str | Path) -> Vqav2Reader:
+        return Vqav2Reader(self.questions, self.annotations, name=self.source_name, task=TASK_VQG)

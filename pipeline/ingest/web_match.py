@@ -18,11 +18,20 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from pydantic import Field
+
+from pipeline.clip import load_clip
+from pipeline.frozen import Frozen
+from pipeline.images.table import ImageTable
 from pipeline.ingest.base import BatchBuilder, ReadBatch, RecordError
-from pipeline.ingest.web_capfilt import SamplingSettings, WebCapfiltReader, image_id_of
-from pipeline.images.table import TABLE
+from pipeline.ingest.web_capfilt import (
+    EMBEDDING_DIR, NOUNPHRASE_DIR, SamplingSettings, WebCapfiltReader, WebCapfiltSource, image_id_of,
+)
+from pipeline.matching import build_index, draw_examples, search_neighbours
 from pipeline.schema import TASK_MATCH, make_example_id
+from pipeline.template_table import pick_match_template
 
 SOURCE_TYPE = "web_match"
 
@@ -52,8 +61,6 @@ class WebMatchReader:
 
     def pool(self) -> list[tuple[int, str, str, str]]:
         """``(record index, url, caption, image path)`` of the pool, in file order."""
-        from pipeline.images.table import ImageTable
-
         captions = WebCapfiltReader(self.path, self.image_root, self.index_dir, self.sampling, name=self.name)
         table = ImageTable.open(self.image_root)
         m = self.matching
@@ -85,10 +92,6 @@ class WebMatchReader:
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         import numpy as np
-
-        from pipeline.clip import load_clip
-        from pipeline.matching import build_index, draw_examples, search_neighbours
-        from pipeline.template_table import pick_match_template
 
         m = self.matching
         pool = self.pool()
@@ -161,27 +164,32 @@ def _load_images(root: Path, part) -> tuple[list, list[str | None]]:
     return images, errors
 
 
-NOUNPHRASE_DIR = "nounphrases"  # under the run's work folder: phrase indexes, shared by web sources
-EMBEDDING_DIR = "embeddings"
+class MatchingConfig(Frozen):
+    """Image-caption matching with hard negatives (mBLIP: ViT-L-14 datacomp_xl, 600k examples, k 300)."""
+
+    model: str = "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K"  # CLIP hub id or local folder (transformers format)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(256, gt=0)  # images/captions per embedding batch: memory vs speed
+    pool_offset: int = Field(1000, ge=0)  # sampled, downloaded examples skipped first (the reference: 1000)
+    pool_size: int = Field(600_000, gt=0)  # matching examples made (one per pool image)
+    k: int = Field(300, ge=1)  # neighbours searched per image (the deepest rank drawn is 299)
+    exact_limit: int = Field(1_000_000, gt=0)  # exact FAISS index up to this many captions, HNSW above
+    seed: int = 0  # which half are positives and which candidate each negative gets
+
+    def settings(self) -> MatchingSettings:
+        return MatchingSettings(**self.model_dump())
 
 
-def web_source_paths(source, work: str | Path) -> dict:
-    """The plain values a web source's reader needs (strings: they also key the ingest fingerprint)."""
-    return {
-        "images": str(source.images),
-        # its size and mtime key the ingest: images fetched later make the source be read again
-        "image_table": str(Path(source.images) / TABLE),
-        "index_dir": str(Path(work) / NOUNPHRASE_DIR),
-        "cache_dir": str(Path(work) / EMBEDDING_DIR),
-        "sampling": json.dumps(source.sampling.model_dump(mode="json"), sort_keys=True),
-        "matching": json.dumps(source.matching.model_dump(mode="json"), sort_keys=True) if source.type == SOURCE_TYPE
-        else "",
-    }
+class WebMatchSource(WebCapfiltSource):
+    """``type: web_match``: matching examples built from the same sampled captions as ``web_capfilt``."""
 
+    type: Literal["web_match"] = "web_match"
+    matching: MatchingConfig = MatchingConfig()
 
-def open_web_reader(source_type: str, name: str, paths: dict):
-    sampling = SamplingSettings(**json.loads(paths["sampling"]))
-    if source_type == SOURCE_TYPE:
-        return WebMatchReader(paths["path"], paths["images"], paths["index_dir"], paths["cache_dir"], sampling,
-                              MatchingSettings(**json.loads(paths["matching"])), name=name)
-    return WebCapfiltReader(paths["path"], paths["images"], paths["index_dir"], sampling, name=name)
+    def ingest_params(self, work_dir: str | Path) -> dict:
+        matching = json.dumps(self.matching.model_dump(mode="json"), sort_keys=True)
+        return {**super().ingest_params(work_dir), "matching": matching}
+
+    def open_reader(self, work_dir: str | Path) -> WebMatchReader:
+        return WebMatchReader(self.path, self.images, Path(work_dir) / NOUNPHRASE_DIR, Path(work_dir) / EMBEDDING_DIR,
+                              self.sampling.settings(), self.matching.settings(), name=self.source_name)

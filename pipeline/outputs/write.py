@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.card.render import render_card_files
 from pipeline.output_dir import MANIFEST, WORK_DIR
 from pipeline.outputs.publish import STAGING_DIR, clear_staging, publish, stage_file, stage_manifest
 from pipeline.outputs.shards import (
@@ -37,12 +38,11 @@ def write_outputs(
     out_dir: str | Path,
     processed: Iterable[str | Path],
     quarantine: Iterable[str | Path],
-    ingest_counts: dict[str, dict[str, int]],
-    fan_out: int,
-    shard_rows: int,
-    row_group_rows: int,
     record: RunRecord,
-    shard_bytes: int = 0,
+    *,
+    ingest_counts: dict[str, dict[str, int]],
+    layout: ShardLayout = ShardLayout(),
+    fan_out: int = 1,
     card: bool = True,
     sort_bucket_rows: int = SORT_BUCKET_ROWS,
     extra_files: Mapping[str, str | bytes] | None = None,
@@ -51,8 +51,11 @@ def write_outputs(
     """Shard everything, check the row invariant, write stats.json, the card and (last) manifest.json
     into the output folder ``out_dir``, through its staging folder; returns the manifest.
 
-    ``record``: the run's record; it goes into the manifest (``to_json``), and the card and the stats
-    read it (model, sources, settings, target shares, ...).
+    ``processed``, ``quarantine``: the run's processed and quarantine chunk files. ``record``: the run's
+    record; it goes into the manifest (``to_json``), and the card and the stats read it (model, sources,
+    settings, target shares, ...). ``ingest_counts``: per source, the ingest's counters (rows, quarantined,
+    ...). ``layout``: how rows are cut into files. ``fan_out``: rows per input record (the number of
+    languages when every example goes into all of them, else 1).
     ``sort_bucket_rows``: rows sorted in memory at once (see ``SORT_BUCKET_ROWS``); the output does not
     depend on it. ``extra_files``: relative path -> content of files published with the outputs but not
     listed in the manifest (the resolved config). ``on_group_done(group, reused)``: called as each shard
@@ -63,7 +66,6 @@ def write_outputs(
     staging.mkdir(parents=True, exist_ok=True)
     processed = sorted(str(p) for p in processed)
     quarantine = sorted(str(p) for p in quarantine)
-    layout = ShardLayout(shard_rows, shard_bytes, row_group_rows)
     groups = ShardGroups(out_dir, staging, inputs_fingerprint(processed + quarantine, layout), layout)
     rows = pl.scan_parquet(processed) if processed else pl.LazyFrame(schema=ROW_SCHEMA)
     bad = pl.scan_parquet(quarantine) if quarantine else pl.LazyFrame(schema=QUARANTINE_SCHEMA)
@@ -92,8 +94,6 @@ def write_outputs(
     stats["output"] = summarise_files(groups.files)
     meta_files = [stage_file(staging, STATS, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")]
     if card:
-        from pipeline.card.render import render_card_files
-
         for rel, content in render_card_files(stats, groups.files, record).items():
             meta_files.append(stage_file(staging, rel, content))
     for rel, content in (extra_files or {}).items():

@@ -2,7 +2,6 @@
 
 import json
 import re
-import typing
 
 import polars as pl
 import pytest
@@ -12,10 +11,11 @@ from pipeline.card.metadata import (
     HUB_LICENSES, SOURCE_CARD_KEYS, SourceCardError, derive_license, iso639, load_source_card, size_category,
     split_front_matter, validate_metadata,
 )
-from pipeline.config import SourceConfig
+from pipeline.ingest.registry import SOURCE_TYPES
 from pipeline.languages import load_languages
 from pipeline.card.plots import render_plots
 from pipeline.run_record import RunRecord
+from pipeline.outputs.shards import ShardLayout
 from pipeline.outputs.write import write_outputs
 
 META = RunRecord(
@@ -33,7 +33,7 @@ def output(tmp_path_factory, make_processed):
     tmp_path = tmp_path_factory.mktemp("card")
     paths, counts = make_processed(tmp_path / "_work", n_rows=90, langs=("de", "iw", "fil"))
     out = tmp_path / "out"
-    manifest = write_outputs(out, paths, [], counts, 1, 20, 10, META)
+    manifest = write_outputs(out, paths, [], META, ingest_counts=counts, layout=ShardLayout(20, 0, 10))
     return out, manifest
 
 
@@ -125,7 +125,7 @@ def test_plots_are_generic_over_score_columns_and_deterministic(output):
 
 
 def test_every_source_type_has_a_complete_source_card():
-    types = typing.get_args(SourceConfig.model_fields["type"].annotation)
+    types = SOURCE_TYPES
     assert types
     for source_type in types:
         card = load_source_card(source_type)
@@ -185,7 +185,7 @@ def test_card_shows_engine_counters_from_sidecars(tmp_path, make_processed):
     for p in paths:
         write_stats_sidecar(p, TranslationStats(requested=30, distinct=10, cache_hits=4, translated=6),
                             {"de": {"kept": 9, "dropped_contains_english": 1}})
-    write_outputs(tmp_path / "out", paths, [], counts, 1, 100, 10, META)
+    write_outputs(tmp_path / "out", paths, [], META, ingest_counts=counts, layout=ShardLayout(100, 0, 10))
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     _, body = split_front_matter((tmp_path / "out" / "README.md").read_text())
     t = stats["processing"]["translation"]
@@ -213,5 +213,5 @@ def test_same_run_gives_the_same_card_and_plots(output, tmp_path):
     paths = sorted(work.rglob("chunk-*.parquet"))
     stats = json.loads((out / "stats.json").read_text())
     counts = {name: {"rows": s["rows"], "quarantined": s["quarantined"]} for name, s in stats["sources"].items()}
-    again = write_outputs(tmp_path / "again", paths, [], counts, 1, 20, 10, META)
+    again = write_outputs(tmp_path / "again", paths, [], META, ingest_counts=counts, layout=ShardLayout(20, 0, 10))
     assert again["meta_files"] == manifest["meta_files"]

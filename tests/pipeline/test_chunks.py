@@ -8,8 +8,10 @@ from pipeline.chunks import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkJob, ChunkPlan, run_chunk_plan,
 )
 from pipeline.filters.rules import FilterRules
-from pipeline.ingest.stage import open_reader
+from pipeline.ingest import Vqav2Reader
+from pipeline.languages import resolve_languages
 from pipeline.nllb.engine import EngineSettings, load_translator
+from pipeline.process import ProcessSettings
 from pipeline.translate import stats_path
 from pipeline.demo.data import demo_paths
 
@@ -38,16 +40,17 @@ def engine(tiny_model_dir):
 @pytest.fixture(scope="module")
 def chunk(tmp_path_factory, demo_root):
     paths = demo_paths(demo_root)
-    reader = open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations)
+    reader = Vqav2Reader(paths.questions, paths.annotations)
     path = tmp_path_factory.mktemp("chunks") / "chunk-00000.parquet"
     next(iter(reader.iter_batches(30))).rows.write_parquet(path)
     return str(path)
 
 
-def job(tiny_model_dir, rules: FilterRules | None = None, **kw) -> ChunkJob:
-    return ChunkJob(model_dir=str(tiny_model_dir), settings=EngineSettings(compute_type="int8"),
-                    languages=("de", "fr", "cs"), rules=(rules or FilterRules(min_bt_chrf=1.0)).model_dump(mode="json"),
-                    **kw)
+def job(tiny_model_dir, rules: FilterRules | None = None, only_languages: tuple[str, ...] = (), **kw) -> ChunkJob:
+    rules = rules or FilterRules(min_bt_chrf=1.0)
+    settings = ProcessSettings(resolve_languages(["de", "fr", "cs"]), rules=rules, **kw)
+    return ChunkJob(model_dir=str(tiny_model_dir), engine=EngineSettings(compute_type="int8"), process=settings,
+                    only_languages=only_languages)
 
 
 def no_model():
@@ -136,3 +139,24 @@ def test_chunk_key_records_the_effective_compute_type_not_the_requested_one(monk
     gpu_auto = _keys_with("auto", cuda_devices=1, monkeypatch=monkeypatch)
     assert gpu_auto != cpu_auto
     assert gpu_auto == _keys_with("int8_float16", cuda_devices=1, monkeypatch=monkeypatch)
+
+
+def test_a_chunk_job_carries_the_configs_typed_settings_and_pickles():
+    import pickle
+
+    from pipeline.config import PipelineConfig
+
+    config = PipelineConfig.model_validate({
+        "sources": [{"type": "coco_captions", "annotations": "/nonexistent/captions.json", "images": "/nonexistent"}],
+        "run": {"languages": ["de", "fr"]}, "assignment": {"seed": 4, "english_share": 0.3},
+        "filter": {"min_bt_chrf": 12.0, "reverse": "score", "per_language": {"de": {"min_bt_chrf": 20.0}}},
+        "prompts": {"translated_tasks": ["caption", "vqa"]}, "mix": {"seed": 3},
+        "translation": {"compute_type": "int8", "beam_size": 2}})
+    job = ChunkJob.from_config(config, "/models/m", {"caption": [0.5]}, ("de",), "/cache")
+    assert pickle.loads(pickle.dumps(job)) == job  # travels to Dask workers as it is
+    s = job.process
+    assert [lang.code for lang in s.languages] == ["de", "fr"] and (s.seed, s.english_share) == (4, 0.3)
+    assert s.rules == config.filter.rules() and s.rules.per_language and s.reverse == "score"
+    assert s.prompts == config.prompts.settings() and (s.mix, s.mix_seed) == ({"caption": [0.5]}, 3)
+    assert job.engine == config.translation.engine_settings() and job.engine.beam_size == 2
+    assert (job.model_dir, job.only_languages, job.cache_dir) == ("/models/m", ("de",), "/cache")

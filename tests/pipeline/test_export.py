@@ -7,6 +7,7 @@ import pytest
 
 from mblip.cli import main
 from pipeline.export import EnglishTemplatePrompts, RowPrompts, export_dataset, row_target
+from pipeline.outputs.shards import ShardLayout
 from pipeline.outputs.write import write_outputs
 from pipeline.run_record import RunRecord
 
@@ -23,10 +24,10 @@ def output(tmp_path_factory, make_processed):
             .alias("prompt"))
         frame.write_parquet(p)
     out = tmp / "out"
-    manifest = write_outputs(out, paths, [], counts, 1, 10, 5,
+    manifest = write_outputs(out, paths, [],
                              RunRecord(config_hash="t",
                                        image_roots={"coco_captions": "/data/coco", "vqav2": "/data/vqa"}),
-                             card=False)
+                             ingest_counts=counts, layout=ShardLayout(10, 0, 5), card=False)
     return out, manifest
 
 

@@ -14,7 +14,7 @@ from pipeline.ingest import CocoCaptionsReader
 from pipeline.output_dir import LOCK_FILE, OutputLockedError, output_lock
 from pipeline.ingest.stage import ingest_source
 from pipeline.output_dir import MANIFEST
-from pipeline.outputs.shards import is_intact
+from pipeline.outputs.shards import ShardLayout, is_intact
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,7 +67,7 @@ def test_entry_with_a_wrong_row_count_is_not_intact(tmp_path, make_processed):
 
     paths, counts = make_processed(tmp_path / "_work", n_rows=30)
     out = tmp_path / "out"
-    write_outputs(out, paths, [], counts, 1, 15, 5, RunRecord(config_hash="t"))
+    write_outputs(out, paths, [], RunRecord(config_hash="t"), ingest_counts=counts, layout=ShardLayout(15, 0, 5))
     entry = json.loads((out / MANIFEST).read_text())["files"][0]
     assert is_intact(out, entry)
     assert not is_intact(out, {**entry, "rows": entry["rows"] + 1})

@@ -7,14 +7,15 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.demo.data import demo_paths
+from pipeline.ingest import CocoCaptionsReader
 from pipeline.ingest.stage import (
-    INGEST_DIR, INGEST_DONE, ingest_source, iter_quarantine, open_reader, source_fingerprint,
+    INGEST_DIR, INGEST_DONE, ingest_source, iter_quarantine, source_fingerprint,
 )
 from pipeline.chunks import chunk_digest
 
 
 def _reader(paths):
-    return open_reader("coco_captions", "coco_captions", annotations=str(paths.captions))
+    return CocoCaptionsReader(str(paths.captions))
 
 
 def test_ingest_is_reused_while_the_source_is_unchanged_and_redone_when_it_grows(tmp_path, demo_root):

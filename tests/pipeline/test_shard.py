@@ -21,8 +21,9 @@ from pipeline.verify import verify_output
 META = RunRecord(config_hash="test", sources={"coco_captions": "coco_captions", "vqav2": "vqav2"})
 
 
-def _write(out, paths, counts, shard_rows=10, row_group_rows=4, card=False, **kw):
-    return write_outputs(out, paths, [], counts, 1, shard_rows, row_group_rows, META, card=card, **kw)
+def _write(out, paths, counts, shard_rows=10, row_group_rows=4, card=False, shard_bytes=0, **kw):
+    layout = ShardLayout(shard_rows, shard_bytes, row_group_rows)
+    return write_outputs(out, paths, [], META, ingest_counts=counts, layout=layout, card=card, **kw)
 
 
 def _groups(manifest):
@@ -151,7 +152,7 @@ def test_unchanged_rerun_rewrites_nothing(tmp_path, make_processed):
     before = _stamps(out)
     assert {"manifest.json", "stats.json", "README.md"} <= set(before)
     written = []
-    again = write_outputs(out, paths, [], counts, 1, 10, 4, META,
+    again = write_outputs(out, paths, [], META, ingest_counts=counts, layout=ShardLayout(10, 0, 4),
                           on_group_done=lambda group, reused: written.append(group) if not reused else None)
     assert written == [] and again == first  # the manifest keeps its creation time
     assert _stamps(out) == before  # no file's inode, mtime or bytes changed
@@ -275,13 +276,14 @@ def test_sidecar_counters_are_summed_into_stats(tmp_path, make_processed):
 
 _WRITER = """
 import json, os, signal, sys
+from pipeline.outputs.shards import ShardLayout
 from pipeline.outputs.write import write_outputs
 from pipeline.run_record import RunRecord
 args = json.loads(sys.argv[1])
 def die(group, reused):  # right after the first group is complete and recorded
     os.kill(os.getpid(), signal.SIGKILL)
-write_outputs(args["out"], args["paths"], [], args["counts"], 1, 1, 1, RunRecord(config_hash="t"), card=False,
-              on_group_done=die)
+write_outputs(args["out"], args["paths"], [], RunRecord(config_hash="t"), ingest_counts=args["counts"],
+              layout=ShardLayout(1, 0, 1), card=False, on_group_done=die)
 """
 
 

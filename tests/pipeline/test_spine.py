@@ -14,8 +14,8 @@ import yaml
 
 from pipeline.build import build_dataset
 from pipeline.config import load_config
-from pipeline.ingest.stage import open_reader
-from pipeline.process import process_rows
+from pipeline.ingest import CocoCaptionsReader
+from pipeline.process import ProcessSettings, process_rows
 from pipeline.output_dir import MANIFEST
 
 LANGS = resolve_languages(["de", "fr", "cs"])
@@ -28,7 +28,7 @@ def translator(tiny_model_dir):
 
 @pytest.fixture()
 def caption_rows(demo_root):
-    reader = open_reader("coco_captions", "coco_captions", annotations=demo_paths(demo_root).captions)
+    reader = CocoCaptionsReader(demo_paths(demo_root).captions)
     return next(iter(reader.iter_batches(40))).rows
 
 
@@ -36,7 +36,7 @@ def test_process_rows_translates_backtranslates_and_decides(caption_rows, transl
     from pipeline.filters.rules import FilterRules
 
     lenient = FilterRules(**only_bt_rule, min_bt_chrf=0.0)  # every row with a translation is kept
-    out = process_rows(caption_rows, LANGS, translator, seed=0, rules=lenient, reverse="decode")
+    out = process_rows(caption_rows, ProcessSettings(LANGS, seed=0, rules=lenient, reverse="decode"), translator)
     assert out.height == caption_rows.height
     assert set(out["lang"]) <= {"de", "fr", "cs"}
     assert out["text_tgt"].null_count() == 0
@@ -51,7 +51,9 @@ def test_process_rows_translates_backtranslates_and_decides(caption_rows, transl
     assert set(empty["reject_reason"]) <= {"input:empty_text_tgt"}
     assert (out["status"] == "rejected").sum() == empty.height
 
-    strict = process_rows(caption_rows, LANGS, translator, seed=0, rules=lenient, min_bt_chrf=99.0, reverse="decode")
+    strict_rules = lenient.model_copy(update={"min_bt_chrf": 99.0})
+    strict = process_rows(caption_rows, ProcessSettings(LANGS, seed=0, rules=strict_rules, reverse="decode"),
+                          translator)
     # a random-weight model never reproduces the source: all rejected, each with its reason and score
     assert strict["status"].unique().to_list() == ["rejected"]
     assert set(strict.filter(pl.col("text_tgt") != "")["reject_reason"]) == {"low_bt_chrf"}
@@ -59,8 +61,9 @@ def test_process_rows_translates_backtranslates_and_decides(caption_rows, transl
 
 
 def test_same_inputs_give_identical_rows(caption_rows, translator):
-    a = process_rows(caption_rows, LANGS, translator, seed=0)
-    b = process_rows(caption_rows.sample(fraction=1.0, shuffle=True, seed=1), LANGS, translator, seed=0)
+    settings = ProcessSettings(LANGS, seed=0)
+    a = process_rows(caption_rows, settings, translator)
+    b = process_rows(caption_rows.sample(fraction=1.0, shuffle=True, seed=1), settings, translator)
     assert a.sort("example_id").equals(b.sort("example_id"))
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.languages import get_language, resolve_languages
 from pipeline.mix import REASON_CAP, REASON_SHARE, mix_hash, mix_thresholds
-from pipeline.process import process_rows
+from pipeline.process import ProcessSettings, process_rows
 from pipeline.schema import (
     SOURCE_SCHEMA,
     STATUS_KEPT,
@@ -71,9 +71,8 @@ class Upper:
 @pytest.fixture(scope="module")
 def processed():
     rows = conform(pl.DataFrame(ROWS, schema_overrides={"answers_en": pl.List(pl.String)}), SOURCE_SCHEMA)
-    return {
-        r["source_record_id"]: r for r in process_rows(rows, LANGS, Upper(), backtranslate=False).iter_rows(named=True)
-    }
+    out = process_rows(rows, ProcessSettings(LANGS, backtranslate=False), Upper())
+    return {r["source_record_id"]: r for r in out.iter_rows(named=True)}
 
 
 def test_every_task_has_prompt_and_target(processed):
@@ -142,7 +141,7 @@ def test_mixed_out_rows_are_rejected_untranslated():
     rows = conform(pl.DataFrame([_row(f"c{i}", "caption", f"A dog {i}.") for i in range(200)]), SOURCE_SCHEMA)
     ids = list(zip(rows["task"].to_list(), rows["example_id"].to_list()))
     mix = mix_thresholds(ids, {"caption": {"share": 0.5, "cap": 40}}, seed=0)
-    out = process_rows(rows, LANGS, Upper(), backtranslate=False, mix=mix)
+    out = process_rows(rows, ProcessSettings(LANGS, backtranslate=False, mix=mix), Upper())
     assert out.height == 200 and out["source_record_id"].to_list() == rows["source_record_id"].to_list()
     dropped = out.filter(pl.col("reject_reason").is_in([REASON_SHARE, REASON_CAP]))
     assert set(dropped["status"]) == {STATUS_REJECTED} and dropped["text_tgt"].null_count() == dropped.height
@@ -160,7 +159,7 @@ def test_the_english_slice_stays_english_and_is_kept():
     rows = conform(
         pl.DataFrame([_row(f"c{i}", "caption", f"A dog number {i} runs.") for i in range(60)]), SOURCE_SCHEMA
     )
-    out = process_rows(rows, resolve_languages(["en", "de"]), Upper(), backtranslate=False)
+    out = process_rows(rows, ProcessSettings(resolve_languages(["en", "de"]), backtranslate=False), Upper())
     english = out.filter(pl.col("lang") == "en")
     assert english.height > 30  # en has by far the larger mC4 share
     assert english["text_tgt"].to_list() == english["text_en"].to_list()

@@ -107,17 +107,20 @@ def test_stats_sidecars_sum(tmp_path):
 def test_chunk_stage_writes_stats_sidecar_and_rerun_hits_the_cache(tiny_model_dir, demo_root, tmp_path):
     from pipeline.chunks import ACTION_PROCESS, ChunkJob, ChunkPlan, run_chunk
     from pipeline.filters.rules import FilterRules
-    from pipeline.ingest.stage import open_reader
+    from pipeline.ingest import Vqav2Reader
+    from pipeline.languages import resolve_languages
+    from pipeline.process import ProcessSettings
     from pipeline.translate import stats_path
     from pipeline.demo.data import demo_paths
 
     paths = demo_paths(demo_root)
-    reader = open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations)
+    reader = Vqav2Reader(paths.questions, paths.annotations)
     rows = next(iter(reader.iter_batches(30))).rows
     chunk = tmp_path / "chunk-00000.parquet"
     rows.write_parquet(chunk)
-    job = ChunkJob(model_dir=str(tiny_model_dir), settings=EngineSettings(compute_type="int8"), languages=("de", "fr"),
-                   rules=FilterRules(min_bt_chrf=0.0).model_dump(mode="json"), cache_dir=str(tmp_path / "cache"))
+    settings = ProcessSettings(resolve_languages(["de", "fr"]), rules=FilterRules(min_bt_chrf=0.0))
+    job = ChunkJob(model_dir=str(tiny_model_dir), engine=EngineSettings(compute_type="int8"), process=settings,
+                   cache_dir=str(tmp_path / "cache"))
     first = run_chunk(ChunkPlan(str(chunk), str(tmp_path / "a" / chunk.name), ACTION_PROCESS), job)
     a = json.loads(stats_path(first).read_text())
     assert a["translation"]["requested"] >= a["translation"]["distinct"] > 0

@@ -7,6 +7,7 @@ import pytest
 
 from mblip.cli import main
 from pipeline.output_dir import MANIFEST
+from pipeline.outputs.shards import ShardLayout
 from pipeline.outputs.write import write_outputs
 from pipeline.run_record import RunRecord
 from pipeline.verify import verify_output
@@ -17,7 +18,7 @@ def clean_output(tmp_path_factory, make_processed):
     tmp = tmp_path_factory.mktemp("verify")
     paths, counts = make_processed(tmp / "_work", n_rows=40)
     out = tmp / "out"
-    write_outputs(out, paths, [], counts, 1, 15, 5, RunRecord(config_hash="t"))
+    write_outputs(out, paths, [], RunRecord(config_hash="t"), ingest_counts=counts, layout=ShardLayout(15, 0, 5))
     return out
 
 

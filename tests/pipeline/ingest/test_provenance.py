@@ -7,7 +7,8 @@ import shutil
 import polars as pl
 
 from pipeline.ingest import Vqav2Reader
-from pipeline.ingest.stage import ingest_source, open_reader
+from pipeline.ingest.registry import parse_source
+from pipeline.ingest.stage import ingest_source
 
 
 def _vqa_files(root, answers):
@@ -47,7 +48,8 @@ def test_same_data_in_two_folders_gives_identical_rows(tmp_path, demo_root):
             ("vqav2", {"questions": data / "vqa" / "v2_OpenEnded_mscoco_train2014_questions.json",
                        "annotations": data / "vqa" / "v2_mscoco_train2014_annotations.json"}),
         ):
-            batches = list(open_reader(kind, kind, **{k: str(v) for k, v in paths.items()}).iter_batches(1000))
+            source = parse_source({"type": kind, "images": data, **paths})
+            batches = list(source.open_reader(tmp_path / where / "work").iter_batches(1000))
             frames.append(pl.concat([b.rows for b in batches]))
     assert frames[0].equals(frames[2]) and frames[1].equals(frames[3])
     files = set(frames[0]["source_file"]) | set(frames[1]["source_file"])

@@ -5,7 +5,7 @@ import json
 import polars as pl
 
 from pipeline.ingest import Vqav2Reader
-from pipeline.ingest.stage import open_reader
+from pipeline.ingest.vqav2 import Vqav2VqgSource
 from pipeline.schema import TASK_VQG
 
 
@@ -31,7 +31,7 @@ def _files(tmp_path, n=20):
 
 def test_vqg_rows_pair_question_answer_and_image_of_one_record(tmp_path):
     q, a = _files(tmp_path)
-    reader = open_reader("vqav2_vqg", "vqav2_vqg", questions=str(q), annotations=str(a))
+    reader = Vqav2VqgSource(questions=q, annotations=a, images=tmp_path).open_reader(tmp_path)
     rows = pl.concat([b.rows for b in reader.iter_batches(7)])
     assert rows.height == 20 and set(rows["task"]) == {TASK_VQG}
     for r in rows.iter_rows(named=True):

@@ -79,16 +79,17 @@ def test_demo_vqa_rows_survive_the_demo_filter(translator, demo_root):
     from pipeline.config import FilterConfig
     from pipeline.demo.data import demo_paths
     from pipeline.languages import resolve_languages
-    from pipeline.ingest.stage import open_reader
-    from pipeline.process import process_rows
+    from pipeline.ingest import Vqav2Reader
+    from pipeline.process import ProcessSettings, process_rows
 
     demo = yaml.safe_load(DEMO_CONFIG.read_text())
     rules = FilterConfig(**demo["filter"]).rules()
     paths = demo_paths(demo_root)
-    reader = open_reader("vqav2", "vqav2", questions=paths.questions, annotations=paths.annotations)
+    reader = Vqav2Reader(paths.questions, paths.annotations)
     rows = next(iter(reader.iter_batches(1000))).rows
     languages = resolve_languages(demo["run"]["languages"])
-    out = process_rows(rows, languages, translator, seed=0, mode="all", rules=rules)  # every row into every language
+    settings = ProcessSettings(languages, seed=0, mode="all", rules=rules)  # every row into every language
+    out = process_rows(rows, settings, translator)
     kept = {lang: out.filter(pl.col("lang") == lang)["status"].eq("kept").mean() for lang in DEMO_VQA_KEPT_FLOOR}
     assert all(kept[lang] >= DEMO_VQA_KEPT_FLOOR[lang] for lang in kept), kept
 
