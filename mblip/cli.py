@@ -18,7 +18,8 @@ from mblip import eval as evaluation
 
 COMMAND_GROUPS = (data, mt, model, bench, evaluation)
 # group -> the module holding its handlers (imported when one of its commands runs)
-HANDLER_MODULES = {group: f"mblip.commands.{group}" for group in ("data", "mt", "model", "bench", "eval")}
+HANDLER_MODULES = {group: f"mblip.commands.{group}"
+                   for group in ("data", "fetch_images", "mt", "model", "bench", "eval")}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,35 +3,11 @@
 SOURCE is a URL list (``.txt``, ``.parquet``/``.csv`` with a ``url`` column, a CapFilt ``.json``) or a
 pipeline config (``.yaml``): then the sampled captions of its ``web_capfilt``/``web_match`` sources are
 fetched, and the sampling's phrase index is left where ``mblip generate`` will find it. Exit status 0 when
-the list is done, whatever failed; the failures are printed by reason.
-"""
+the list is done, whatever failed; the failures are printed by reason."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-
-
-def config_image_urls(config_path: Path) -> list[str]:
-    """The URLs a config's web sources sample (see ``PipelineConfig.web_image_urls``)."""
-    from pipeline.config import load_config
-
-    urls = load_config(config_path).web_image_urls()
-    if not urls:
-        raise ValueError(f"{config_path}: no web_capfilt or web_match source to fetch images for")
-    return urls
-
-
-def run(args: argparse.Namespace) -> int:
-    from pipeline.images.fetch import FetchSettings, fetch_images, format_report, read_url_list
-
-    source = Path(args.source)
-    urls = config_image_urls(source) if source.suffix.lower() in (".yaml", ".yml") else read_url_list(source)
-    settings = FetchSettings(timeout_s=args.timeout, retries=args.retries, processes=args.processes,
-                             threads=args.threads, distributor=args.distributor, retry_failed=args.retry_failed)
-    report = fetch_images(urls, args.out, settings)
-    print(format_report(report))
-    return 0
 
 
 def add_parser(sub) -> None:
@@ -45,4 +21,4 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=32, help="downloads in flight per process")
     p.add_argument("--distributor", default="multiprocessing", choices=["multiprocessing", "pyspark", "ray"])
     p.add_argument("--retry-failed", action="store_true", help="fetch URLs that failed in an earlier run again")
-    p.set_defaults(func=run)
+    p.set_defaults(handler="fetch_images:cmd_run")

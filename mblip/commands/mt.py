@@ -10,7 +10,7 @@ from pathlib import Path
 from pipeline.filters.evaluate import format_report, reason_breakdown, run_evaluation
 from pipeline.filters.rules import load_rules
 from pipeline.filters.score_pairs import score_pairs_file
-from pipeline.languages import get_language
+from pipeline.languages import SOURCE_NLLB, get_language
 from pipeline.nllb.convert import convert_nllb
 from pipeline.nllb.engine import EngineSettings, load_translator
 from pipeline.nllb.evaluate import MULTI30K_DIRECTIONS, evaluate_directions, format_scores, scores_to_json
@@ -30,17 +30,13 @@ def _filter_translator(args: argparse.Namespace):
     shipped model (de/fr/cs only); (None, None) with --no-backtranslation."""
     if args.no_backtranslation:
         return None, None
-
     if args.model:
         return load_translator(args.model), None
     try:
-        from pipeline.languages import SOURCE_NLLB
-        from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
-
         both_ways = ({t for s, t in SHIPPED_DIRECTIONS if s == SOURCE_NLLB}
                      & {s for s, t in SHIPPED_DIRECTIONS if t == SOURCE_NLLB})
         return load_translator(shipped_model_dir()), frozenset(both_ways)
-    except (ImportError, FileNotFoundError) as e:
+    except FileNotFoundError as e:
         raise FileNotFoundError(
             f"no shipped translation model in this install ({e}); pass --model DIR (a converted NLLB, "
             "see `mblip convert-nllb`) or --no-backtranslation for the heuristic signals only"

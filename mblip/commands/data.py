@@ -1,0 +1,61 @@
+"""Handlers of the data commands (parsers: ``mblip.data``): each runs one command from its parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from flows.demo import run_demo
+from flows.generate import run_generate
+from flows.regenerate import run_regenerate
+from pipeline.config import load_config
+from pipeline.export import export_dataset, prompt_source
+from pipeline.languages import load_languages
+from pipeline.summary import print_summary
+from pipeline.verify import format_report, verify_output
+
+
+def cmd_languages(args: argparse.Namespace) -> int:
+    print(f"{'code':<5} {'nllb':<9} {'script':<6} {'mC4 %':>9}  name")
+    for lang in load_languages():
+        print(f"{lang.code:<5} {lang.nllb:<9} {lang.script:<6} {lang.mc4_share_pct:>9.4f}  {lang.name}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)  # parsed once: the flow gets these settings
+    manifest = run_generate(config, out_dir=str(args.out) if args.out else None, show_progress=True,
+                            dask_address=args.dask_address, workers=args.workers)
+    print_summary(Path(args.out) if args.out else Path(config.output.dir), manifest)
+    return 0
+
+
+def cmd_regenerate(args: argparse.Namespace) -> int:
+    manifest = run_regenerate(
+        str(args.out), dask_address=args.dask_address, workers=args.workers, languages=args.languages or None,
+        sources=args.sources or None, model=args.model, min_bt_chrf=args.min_bt_chrf, reverse=args.reverse,
+        config_path=str(args.config) if args.config else None, show_progress=True,
+    )
+    print_summary(Path(args.out), manifest)
+    chunks = manifest.get("run", {}).get("chunks", {})
+    print(f"\n  chunks: {chunks.get('done', 0)} reused, {chunks.get('redecide', 0)} re-decided from stored scores, "
+          f"{chunks.get('rescore', 0)} rescored (no translation), {chunks.get('process', 0)} processed")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    report = verify_output(args.out)
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def cmd_export_dataset(args: argparse.Namespace) -> int:
+    result = export_dataset(args.out, args.dest, formats=tuple(args.format), languages=tuple(args.languages),
+                            prompts=prompt_source(args.prompts))
+    for f in result["files"]:
+        print(f"{f['format']:<8} {f['lang']:<5} {f['rows']:>9} rows  {f['path']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(Path(args.out), images=args.images, base_only=args.base_only, web=not args.no_web)

@@ -1,0 +1,27 @@
+"""Handler of ``mblip fetch-images`` (parser: ``mblip.fetch_images``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.config import load_config
+from pipeline.images.fetch import FetchSettings, fetch_images, format_report, read_url_list
+
+
+def config_image_urls(config_path: Path) -> list[str]:
+    """The URLs a config's web sources sample (see ``PipelineConfig.web_image_urls``)."""
+    urls = load_config(config_path).web_image_urls()
+    if not urls:
+        raise ValueError(f"{config_path}: no web_capfilt or web_match source to fetch images for")
+    return urls
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    source = Path(args.source)
+    urls = config_image_urls(source) if source.suffix.lower() in (".yaml", ".yml") else read_url_list(source)
+    settings = FetchSettings(timeout_s=args.timeout, retries=args.retries, processes=args.processes,
+                             threads=args.threads, distributor=args.distributor, retry_failed=args.retry_failed)
+    report = fetch_images(urls, args.out, settings)
+    print(format_report(report))
+    return 0
