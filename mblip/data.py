@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mblip.fetch_images import add_parser as add_fetch_images
+
 
 def _add_runner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None,
@@ -36,8 +38,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--config", type=Path, default=None, help="config to use instead of OUT/config.resolved.yaml")
     _add_runner_args(p)
     p.set_defaults(handler="data:cmd_regenerate")
-
-    from mblip.fetch_images import add_parser as add_fetch_images
 
     add_fetch_images(sub)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.languages import SOURCE_NLLB
+
 
 def _add_filter_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
@@ -15,8 +17,6 @@ def _add_filter_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub) -> None:
-    from pipeline.languages import SOURCE_NLLB
-
     p = sub.add_parser("convert-nllb", help="convert an NLLB checkpoint (hub id or directory) to CTranslate2")
     p.add_argument("model", help="Hugging Face id (e.g. facebook/nllb-200-distilled-600M) or local directory")
     p.add_argument("out", type=Path, help="output directory")

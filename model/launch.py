@@ -17,6 +17,7 @@ from pathlib import Path
 from model.build import require_source
 from model.checkpoint import check_init_from, list_checkpoints, read_meta
 from model.config import accumulation_steps, cli_overrides, load_config
+from model.train import train
 
 TRAIN_WORKER = Path(__file__).resolve().parent / "launcher" / "train_worker.py"
 
@@ -47,10 +48,6 @@ def launch_training(
     accumulation_steps(cfg.train, num_processes)
     check_init_from(cfg.train.init_from)
     if num_processes <= 1:
-        # Imported here: the trainer imports torch, and this module is reached from the CLI and the
-        # flows, which start (and may run on a machine) without it.
-        from model.train import train
-
         result = train(cfg, stop_after=stop_after)
         return {
             "step": result.step,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from pipeline.demo.data import CAPTION_TEMPLATES, COLOURS, SHAPES
+
 # Special tokens in id order: T5 convention pad=0, eos=1, unk=2 (decoder start = pad); BLOOM uses bos.
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>", "<s>")
 DEFAULT_CORPUS = (
@@ -138,7 +140,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", nargs="?", default="runs/tiny")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    from pipeline.demo.data import CAPTION_TEMPLATES, COLOURS, SHAPES
 
     texts = [t.format(c=c, s=s, size="small", where="top left")
              for t in CAPTION_TEMPLATES for c in COLOURS for s in SHAPES]

@@ -26,9 +26,10 @@ from typing import Protocol
 import polars as pl
 
 from pipeline.io import sha256_file, write_json_atomic, write_parquet_atomic
-from pipeline.schema import TASK_CAPTION, TASK_VQA
 from pipeline.output_dir import MANIFEST
 from pipeline.outputs.shards import SPLIT_KEPT
+from pipeline.schema import TASK_CAPTION, TASK_VQA
+from pipeline.templates import TASK_VQA_ENGLISH_ANSWER, english_templates, render
 
 EXPORT_MANIFEST = "export_manifest.json"
 TRAINER_DIR, MBLIP_DIR = "trainer", "mblip"
@@ -54,8 +55,6 @@ class EnglishTemplatePrompts:
     name = "english-templates"
 
     def prompt(self, row: dict) -> str | None:
-        from pipeline.templates import TASK_VQA_ENGLISH_ANSWER, english_templates, render
-
         task = row["task"]
         if task not in (TASK_CAPTION, TASK_VQA):
             return None

@@ -29,15 +29,28 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from pipeline.filters.quality import apply_quality_filter
 from pipeline.languages import SOURCE_LANGUAGE, SOURCE_NLLB, get_language
 from pipeline.nllb.engine import clean_source
 from pipeline.schema import (
-    TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN, TASK_CAPTION, TASK_CLASSIFY, TASK_DECIDE, TASK_MATCH, TASK_VQA, TASK_VQG,
+    TASK_AOKVQA_COT,
+    TASK_AOKVQA_EXPLAIN,
+    TASK_CAPTION,
+    TASK_CLASSIFY,
+    TASK_DECIDE,
+    TASK_MATCH,
+    TASK_VQA,
+    TASK_VQG,
 )
 from pipeline.template_table import (
-    CONTEXT_PROMPT_TASKS, ENGLISH_ANSWER_TASK, SLOTS, TEMPLATES, TRANSLATED_TEMPLATES, pick_match_template,
+    CONTEXT_PROMPT_TASKS,
+    ENGLISH_ANSWER_TASK,
+    SLOTS,
+    TASK_VQA_ENGLISH_ANSWER,  # noqa: F401  (pipeline/export.py imports it from here)
+    TEMPLATES,
+    TRANSLATED_TEMPLATES,
+    pick_match_template,
 )
-from pipeline.template_table import TASK_VQA_ENGLISH_ANSWER  # noqa: F401  (pipeline/export.py imports it from here)
 from pipeline.translate import TranslationStats, translate_many
 
 _SLOT = re.compile(r"(\{(?:" + "|".join(SLOTS) + r")\})")
@@ -180,8 +193,6 @@ def translate_templates(translator, lang: str, stats: TranslationStats | None = 
 
 def _filter_reasons(translated: dict[str, str], nllb: str, translator, rules, model_languages) -> dict[str, str]:
     """English part -> the filter's reject reason for its translation (absent when kept)."""
-    from pipeline.filters.quality import apply_quality_filter
-
     pairs = [(en, tgt) for en, tgt in translated.items() if _norm(tgt)]
     if not pairs:
         return {}

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.io import write_json_atomic
 from pipeline.languages import SOURCE_NLLB
-from pipeline.nllb.engine import Translation, clean_source
+from pipeline.nllb.cache import TranslationCache
+from pipeline.nllb.engine import Translation, clean_source, load_translator
 
 # (English column, translated column) pairs the stage fills. VQA answers are translated as a
 # vocabulary with their own acceptance rule: see ``pipeline/answers.py``.
@@ -75,8 +77,6 @@ def write_stats_sidecar(processed_chunk: str | Path, stats: TranslationStats, te
                         template_texts: dict | None = None) -> Path:
     """Write a chunk's counters next to it (atomically): ``{"translation": {...}, "templates": {...},
     "template_texts": {lang: {"kept": {task: [...]}, "dropped": [[task, text, reason], ...]}}}``."""
-    from pipeline.io import write_json_atomic
-
     path = stats_path(processed_chunk)
     write_json_atomic({"translation": stats.as_dict(), "templates": templates or {},
                        "template_texts": template_texts or {}}, path)
@@ -212,9 +212,6 @@ def open_translator(model_dir: str | Path, settings, cache_dir: str | Path | Non
 
 @lru_cache(maxsize=4)
 def _cached_caching_translator(model_dir: str, settings, cache_dir: str | None, pid: int) -> CachingTranslator:
-    from pipeline.nllb.cache import TranslationCache
-    from pipeline.nllb.engine import load_translator
-
     engine = load_translator(model_dir, settings)
     cache = TranslationCache(cache_dir, engine.cache_key()) if cache_dir else None
     return CachingTranslator(engine, cache)

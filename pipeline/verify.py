@@ -12,11 +12,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.card.metadata import CARD_FILE, split_front_matter, validate_metadata
 from pipeline.io import outside_output, sha256_file
-from pipeline.schema import SCHEMA_VERSION
 from pipeline.output_dir import MANIFEST
 from pipeline.outputs.shards import SHARD_DIRS, SPLIT_KEPT, SPLIT_QUARANTINE, SPLIT_REJECTED
 from pipeline.outputs.stats import STATS
+from pipeline.schema import SCHEMA_VERSION
 
 SOURCE_COUNTS = ("records", "rows", "quarantined", "kept", "rejected")
 TOTAL_KEYS = {SPLIT_KEPT: "kept", SPLIT_REJECTED: "rejected", SPLIT_QUARANTINE: "quarantined"}
@@ -147,8 +148,6 @@ def _read_json_object(path: Path, report: VerifyReport) -> dict | None:
 
 def _check_card_configs(out_dir: Path, manifest: dict, report: VerifyReport) -> None:
     """Each `datasets` config of the card must match only certified shards, with the manifest's rows."""
-    from pipeline.card.metadata import CARD_FILE, split_front_matter, validate_metadata
-
     card = out_dir / CARD_FILE
     if not card.is_file():
         report.warnings.append(f"{CARD_FILE}: missing (no dataset card, so no `datasets` configs)")

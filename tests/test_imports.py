@@ -12,12 +12,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("mblip", "pipeline", "flows", "model", "data_cards", "dev")
-# (importer, imported): the only imports of the project's own modules kept inside a function, and why.
-LAZY_OWN_IMPORTS = {
-    # model.train imports torch at its top; the launcher is reached from flows/train.py, which the flow server
-    # imports with every other flow, and it needs the trainer only when it trains in this process.
-    ("model.launch", "model.train"): "torch only when training in this process",
-}
+# (importer, imported): imports of the project's own modules allowed inside a function, and why (none).
+LAZY_OWN_IMPORTS: dict[tuple[str, str], str] = {}
 HEAVY = ("torch", "transformers", "prefect", "peft", "accelerate")
 
 

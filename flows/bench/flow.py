@@ -27,7 +27,13 @@ from pathlib import Path
 
 import yaml
 
+from flows.generate import generate
+from pipeline.build import build_dataset
+from pipeline.config import load_config
 from pipeline.demo import DEMO_CONFIG
+from pipeline.demo.data import CAPTION_TEMPLATES, generate_demo_data
+from pipeline.nllb.engine import load_translator
+from pipeline.nllb.shapes import build_tiny_random_model
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS_PER_IMAGE = 8  # 5 captions + 3 questions
@@ -38,9 +44,6 @@ WARM_UP_EXAMPLES = 800
 
 def prepare(work: Path, examples: int, backtranslate: bool) -> tuple[Path, Path]:
     """Demo data for ``examples`` rows and a tiny random model under ``work``: (data root, model dir)."""
-    from pipeline.demo.data import CAPTION_TEMPLATES, generate_demo_data
-    from pipeline.nllb.shapes import build_tiny_random_model
-
     images = max(1, examples // ROWS_PER_IMAGE)
     data = work / f"demo-data-{images}"
     if not (data / "vqa").exists():
@@ -77,9 +80,6 @@ def write_config(path: Path, data: Path, model: Path, out: Path, backtranslate: 
 
 def run_direct(config_path: Path) -> dict:
     """The same ``build_dataset`` the flow runs, with every stage called in this process (no Prefect)."""
-    from pipeline.build import build_dataset
-    from pipeline.config import load_config
-
     return build_dataset(load_config(config_path))
 
 
@@ -103,10 +103,6 @@ def bench_overhead(work: Path, examples: int, backtranslate: bool, repeats: int 
     """
     data, model = prepare(work, examples, backtranslate)
     startup = _warm_up_prefect()
-    from flows.generate import generate
-
-    from pipeline.config import load_config
-    from pipeline.nllb.engine import load_translator
 
     # Both sides share this process's engine (cached per process): load it before either clock runs,
     # and run the stages once on a small set so lazy imports (plots, filters) are not charged to one side.

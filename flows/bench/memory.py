@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from flows.bench.flow import REPO, prepare, write_config
+from flows.generate import generate
 
 CHILD_MARK = "PEAK_RSS_KB"
 
@@ -64,8 +65,6 @@ def peak_rss_kib() -> int:
 
 
 def _child(config: str) -> None:
-    from flows.generate import generate
-
     generate(config)
     print(CHILD_MARK, peak_rss_kib(), flush=True)
 

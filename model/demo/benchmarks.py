@@ -16,6 +16,7 @@ import unicodedata
 from pathlib import Path
 
 from model.evaluate.benchmarks import get_benchmark, resolve_languages
+from model.evaluate.readers import read_benchmark
 
 SHAPES = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 180, 60)}
 
@@ -199,8 +200,6 @@ def write_placeholders(
 ) -> int:
     """A 64 x 64 placeholder for every image path the benchmark's files reference; returns the count."""
     from PIL import Image
-
-    from model.evaluate.readers import read_benchmark
 
     spec = get_benchmark(benchmark)
     data = read_benchmark(

@@ -43,6 +43,16 @@ import random
 import time
 from pathlib import Path
 
+from model.config import load_config
+from model.data import is_validation, load_image, read_manifest
+from model.demo.trainer import write_english_demo_output
+from model.export import export_checkpoint
+from model.infer import ANSWER_MAX_NEW_TOKENS, generate, load_exported
+from model.templates import CAPTION_TEMPLATES, VQA_TEMPLATES, vqa_prompt
+from model.tiny import build_tiny_blip2, build_tiny_mt5
+from model.train import train
+from pipeline.demo.data import generate_demo_data
+
 CHANCE = {"colour": 1 / 6, "shape": 1 / 3, "yes/no": 1 / 2}
 TINY_CONFIG = Path(__file__).resolve().parent / "train_tiny.yaml"
 
@@ -62,11 +72,6 @@ def prepare_workspace(work: Path, n_images: int, image_size: int, patch_size: in
     """Demo scenes, the English training output and tiny checkpoints (tokenizer trained on its texts)."""
     import polars as pl
 
-    from model.demo.trainer import write_english_demo_output
-    from model.templates import CAPTION_TEMPLATES, VQA_TEMPLATES
-    from model.tiny import build_tiny_blip2, build_tiny_mt5
-    from pipeline.demo.data import generate_demo_data
-
     generate_demo_data(work / "demo", n_images=n_images, seed=seed)
     write_english_demo_output(work / "demo", work / "data")
     rows = pl.read_parquet(work / "data" / "data" / "en" / "part-00000.parquet")
@@ -79,8 +84,6 @@ def prepare_workspace(work: Path, n_images: int, image_size: int, patch_size: in
 def heldout_questions(data_dir: Path, val_fraction: float) -> list[dict]:
     """VQA rows of validation images (same hash split as training), with absolute image paths."""
     import polars as pl
-
-    from model.data import is_validation, read_manifest
 
     data = read_manifest(data_dir)
     rows = pl.concat([pl.read_parquet(f.path) for f in data.files]).filter(pl.col("task") == "vqa")
@@ -96,10 +99,6 @@ def heldout_questions(data_dir: Path, val_fraction: float) -> list[dict]:
 def answer_accuracy(model, processor, items: list[dict], images: list[str], num_beams: int,
                     batch_size: int = 32) -> dict[str, float]:
     """Exact-match accuracy per question kind when question i is asked about ``images[i]``."""
-    from model.data import load_image
-    from model.infer import ANSWER_MAX_NEW_TOKENS, generate
-    from model.templates import vqa_prompt
-
     correct: dict[str, list[int]] = {}
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
@@ -130,11 +129,6 @@ def derange(n: int, seed: int) -> list[int]:
 
 def run(work: Path, n_images: int, steps: int, image_size: int, patch_size: int, seed: int, num_beams: int,
         tasks: tuple[str, ...], batch_size: int, optim: dict | None = None) -> dict:
-    from model.config import load_config
-    from model.export import export_checkpoint
-    from model.infer import load_exported
-    from model.train import train
-
     start = time.perf_counter()
     prepare_workspace(work, n_images, image_size, patch_size, seed)
     overrides = {

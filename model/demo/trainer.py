@@ -11,6 +11,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline.config import load_config
+from pipeline.demo.data import SUBTYPE, demo_paths, generate_demo_data
+from pipeline.ingest.coco import CocoCaptionsReader
+from pipeline.ingest.vqav2 import Vqav2Reader
+from pipeline.languages import SOURCE_LANGUAGE, SOURCE_NLLB, resolve_languages
+from pipeline.mix import mix_thresholds
+from pipeline.process import ProcessSettings, process_rows
+from pipeline.schema import ROW_SCHEMA, STATUS_KEPT, conform
+
 DEMO_CAPTION_SOURCE = "coco_captions"
 DEMO_VQA_SOURCE = "vqav2"
 
@@ -18,12 +27,6 @@ DEMO_VQA_SOURCE = "vqav2"
 def write_english_demo_output(demo_root: Path, out_dir: Path) -> Path:
     """Read the demo files with the pipeline readers and write an English-only training output."""
     import polars as pl
-
-    from pipeline.demo.data import SUBTYPE, demo_paths
-    from pipeline.ingest.coco import CocoCaptionsReader
-    from pipeline.ingest.vqav2 import Vqav2Reader
-    from pipeline.languages import SOURCE_LANGUAGE, SOURCE_NLLB
-    from pipeline.schema import ROW_SCHEMA, STATUS_KEPT, conform
 
     paths = demo_paths(demo_root)
     readers = [
@@ -56,8 +59,6 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m model.demo.trainer runs/demo_output``: demo scenes plus their English training output."""
     import argparse
 
-    from pipeline.demo.data import generate_demo_data
-
     parser = argparse.ArgumentParser(description="Demo scenes as an English-only training output.")
     parser.add_argument("out", nargs="?", default="runs/demo_output")
     parser.add_argument("--images", type=int, default=200)
@@ -79,12 +80,6 @@ def write_all_tasks_demo_output(demo_root: Path, out_dir: Path, cap_per_task: in
     prompt and target, in the output layout; ``cap_per_task`` keeps a few rows of each task (the
     task mix's cap). Needs ``pipeline.demo.tasks.generate_task_demo_data(demo_root)`` first."""
     import polars as pl
-
-    from pipeline.config import load_config
-    from pipeline.languages import resolve_languages
-    from pipeline.mix import mix_thresholds
-    from pipeline.process import ProcessSettings, process_rows
-    from pipeline.schema import ROW_SCHEMA, conform
 
     out_dir.mkdir(parents=True, exist_ok=True)
     config_path = out_dir / "demo_all_tasks.yaml"

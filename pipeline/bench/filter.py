@@ -25,6 +25,15 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from pipeline.filters.evaluate import build_labelled_set, default_data_dir, format_report, read_multi30k, summarise
+from pipeline.filters.quality import REVERSE_SIGNALS, SIGNAL_SCHEMA, apply_quality_filter
+from pipeline.filters.rules import decide, load_rules
+from pipeline.languages import SOURCE_NLLB, get_language
+from pipeline.nllb.cache import TranslationCache
+from pipeline.nllb.engine import EngineSettings, NllbTranslator
+from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
+from pipeline.translate import CachingTranslator, TranslationStats, translate_frame
+
 SIDES = {"decode": "back-translation + chrF++", "score": "reverse score"}
 
 
@@ -40,8 +49,6 @@ class StageTiming:
 
 def stage_rows(data: dict[str, list[str]], langs: tuple[str, ...]) -> pl.DataFrame:
     """Every English line once per language, as the stage sees rows after assignment."""
-    from pipeline.languages import get_language
-
     rows = [(f"{lang}-{i:05d}", en.strip(), lang, get_language(lang).nllb)
             for lang in langs for i, en in enumerate(data["en"]) if en.strip()]
     return pl.DataFrame(rows, schema=["example_id", "text_en", "lang", "lang_nllb"], orient="row")
@@ -49,10 +56,6 @@ def stage_rows(data: dict[str, list[str]], langs: tuple[str, ...]) -> pl.DataFra
 
 def run_stage(engine, rows: pl.DataFrame, rules, reverse: str, model_languages) -> StageTiming:
     """Translate + filter ``rows`` with ``reverse`` through a fresh persistent cache; wall time."""
-    from pipeline.filters.quality import apply_quality_filter
-    from pipeline.nllb.cache import TranslationCache
-    from pipeline.translate import CachingTranslator, TranslationStats, translate_frame
-
     with tempfile.TemporaryDirectory(prefix="mblip-bench-filter-") as tmp:
         cache = TranslationCache(tmp, engine.cache_key())
         translator = CachingTranslator(engine, cache)
@@ -70,10 +73,6 @@ def run_stage(engine, rows: pl.DataFrame, rules, reverse: str, model_languages) 
 
 def filter_quality(labelled: pl.DataFrame, translator, rules, model_languages) -> dict[str, list]:
     """Per side: the ``evaluate.summarise`` rows (human kept, each kind rejected) on ``labelled``."""
-    from pipeline.filters.evaluate import summarise
-    from pipeline.filters.quality import REVERSE_SIGNALS, SIGNAL_SCHEMA, apply_quality_filter
-    from pipeline.filters.rules import decide
-
     scored = apply_quality_filter(labelled, translator, rules, model_languages=model_languages,
                                   score_rejected=False, reverse="both")
     results = {}
@@ -88,15 +87,8 @@ def bench_filter(model_dir=None, data_dir=None, langs: tuple[str, ...] = ("de", 
                  repeats: int = 1, rules_path=None, device: str = "cpu", compute_type: str = "auto",
                  threads: int = 0) -> dict:
     """Stage timings of both sides, the quality table, and ``speedup_vs_backtranslation``."""
-    from pipeline.filters.evaluate import build_labelled_set, default_data_dir, read_multi30k
-    from pipeline.filters.rules import load_rules
-    from pipeline.nllb.engine import EngineSettings, NllbTranslator
-
     model_languages = None
     if model_dir is None:
-        from pipeline.languages import SOURCE_NLLB
-        from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
-
         model_dir = shipped_model_dir()
         model_languages = frozenset(t for s, t in SHIPPED_DIRECTIONS if s == SOURCE_NLLB)
     rules = load_rules(rules_path, shipped_model=rules_path is None and model_languages is not None)
@@ -121,8 +113,6 @@ def quality_holds(quality: dict[str, list], side: str = SIDES["score"], floor: f
 
 
 def print_report(result: dict) -> float:
-    from pipeline.filters.evaluate import format_report
-
     print(f"model {result['model']} on {result['device']} ({result['compute_type']})")
     for side, t in result["stage"].items():
         print(f"{SIDES[side]:<26} {t.rows} rows translated + filtered in {t.seconds:.2f} s "

@@ -24,15 +24,16 @@ import platform
 import time
 from pathlib import Path
 
+from pipeline.bench.filter import SIDES, run_stage, stage_rows
+from pipeline.bench.models import DEFAULT_CACHE, ensure_ct2_model
+from pipeline.bench.translate import bench_engine, bench_vmap
+from pipeline.filters.evaluate import default_data_dir, read_multi30k
+from pipeline.filters.rules import FilterRules
+from pipeline.nllb.engine import EngineSettings, NllbTranslator
+
 
 def filter_stage(shape: str, device: str, compute_type: str, lines: int, cache_dir=None) -> dict:
     """Seconds of translate + filter per reverse mode on ``lines`` val lines x 3 languages."""
-    from pipeline.bench.filter import SIDES, run_stage, stage_rows
-    from pipeline.bench.models import DEFAULT_CACHE, ensure_ct2_model
-    from pipeline.filters.evaluate import default_data_dir, read_multi30k
-    from pipeline.filters.rules import FilterRules
-    from pipeline.nllb.engine import EngineSettings, NllbTranslator
-
     langs = ("de", "fr", "cs")
     ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir or DEFAULT_CACHE)
     engine = NllbTranslator(ct2_dir, EngineSettings(device=device, compute_type=compute_type, max_batch_tokens=4096))
@@ -48,8 +49,6 @@ def filter_stage(shape: str, device: str, compute_type: str, lines: int, cache_d
 
 def run(device: str, shape: str, compute_types: tuple[str, ...], sentences: int, tokens: int, lines: int,
         repeats: int, cache_dir=None) -> dict:
-    from pipeline.bench.translate import bench_engine, bench_vmap
-
     report = {"device": device, "shape": shape, "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "sentences": sentences, "output_tokens": tokens, "runs": {}}
     if device == "cuda":

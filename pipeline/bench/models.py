@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from pipeline.bench.corpus import caption_sentences, vqa_stream
+from pipeline.nllb.convert import convert_nllb
 from pipeline.nllb.shapes import NLLB_1_3B_SHAPE, NLLB_600M_SHAPE, NllbShape, build_random_nllb, train_sentencepiece
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,5 @@ def ensure_hf_model(shape: str = "600m", cache_dir: str | Path = DEFAULT_CACHE) 
 
 def ensure_ct2_model(shape: str = "600m", quantization: str = "int8", cache_dir: str | Path = DEFAULT_CACHE) -> Path:
     """The converted CTranslate2 model (skipped when an up-to-date conversion exists)."""
-    from pipeline.nllb.convert import convert_nllb
-
     hf_dir = ensure_hf_model(shape, cache_dir)
     return convert_nllb(str(hf_dir), hf_dir.parent / f"ct2-{quantization}", quantization=quantization)

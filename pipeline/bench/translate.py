@@ -32,8 +32,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.languages import SOURCE_NLLB
+from pipeline.answers import translate_answers
+from pipeline.assign import assign_languages
 from pipeline.bench.corpus import caption_sentences, vqa_stream
+from pipeline.bench.models import DEFAULT_CACHE, bench_corpus, ensure_ct2_model, ensure_hf_model
+from pipeline.languages import SOURCE_NLLB, resolve_languages
+from pipeline.nllb.cache import TranslationCache
+from pipeline.nllb.convert import SPM_FILENAME
+from pipeline.nllb.engine import LANG_CODE, EngineSettings, NllbTranslator, read_vocabulary
+from pipeline.nllb.vmap import target_pieces, vmap_lines, write_vmap
+from pipeline.translate import CachingTranslator, TranslationStats, translate_frame
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +77,6 @@ class HfReference:
         self.torch = torch
         self.device = device
         import sentencepiece as spm
-
-        from pipeline.nllb.convert import SPM_FILENAME
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(hf_dir), src_lang=SOURCE_NLLB)
         # Input ids from the sentencepiece model itself, exactly as the engine builds them
@@ -132,9 +138,6 @@ def bench_engine(
     cache_dir=None,
 ) -> tuple[Timing, Timing]:
     """Tokens/s of HF generate (float32) and of this engine on the same inputs and output lengths."""
-    from pipeline.bench.models import DEFAULT_CACHE, ensure_ct2_model, ensure_hf_model
-    from pipeline.nllb.engine import EngineSettings, NllbTranslator
-
     cache_dir = cache_dir or DEFAULT_CACHE
     quantization = "int8" if device == "cpu" else "float16"
     hf_dir = ensure_hf_model(shape, cache_dir)
@@ -173,9 +176,6 @@ def _stage_frame(rows: int, languages: tuple[str, ...], seed: int):
     """A VQA chunk as the pipeline has it after assignment (``lang``/``lang_nllb`` set)."""
     import polars as pl
 
-    from pipeline.assign import assign_languages
-    from pipeline.languages import resolve_languages
-
     pairs = vqa_stream(rows, seed=seed)
     frame = pl.DataFrame({
         "example_id": [f"q{i:07d}" for i in range(rows)],
@@ -198,12 +198,6 @@ def bench_stage(
     the benchmark short; ours runs on the whole stream, where repetition pays off.
     """
     import polars as pl
-
-    from pipeline.answers import translate_answers
-    from pipeline.bench.models import DEFAULT_CACHE, ensure_ct2_model, ensure_hf_model
-    from pipeline.nllb.cache import TranslationCache
-    from pipeline.nllb.engine import EngineSettings, NllbTranslator
-    from pipeline.translate import CachingTranslator, TranslationStats, translate_frame
 
     cache_dir = cache_dir or DEFAULT_CACHE
     quantization = "int8" if device == "cpu" else "float16"
@@ -283,10 +277,6 @@ def bench_vmap(
     a random-weight benchmark model has only a small real tokenizer, while one target language of
     NLLB-200 uses some tens of thousands of its 256k entries. Returns both timings and the map size.
     """
-    from pipeline.bench.models import DEFAULT_CACHE, bench_corpus, ensure_ct2_model
-    from pipeline.nllb.engine import LANG_CODE, EngineSettings, NllbTranslator, read_vocabulary
-    from pipeline.nllb.vmap import target_pieces, vmap_lines, write_vmap
-
     cache_dir = cache_dir or DEFAULT_CACHE
     ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir)
     vocabulary = read_vocabulary(ct2_dir)

@@ -19,6 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipeline.clip import load_clip
+from pipeline.images.tiny_clip import build_tiny_clip
+from pipeline.ingest.web_capfilt import SamplingSettings, WebCapfiltReader, sampled_urls
+from pipeline.matching import build_index, search_neighbours
+
 COLOURS = ("red", "blue", "green", "yellow", "white", "black", "brown", "orange", "pink", "grey")
 OBJECTS = ("dog", "cat", "car", "bike", "house", "tree", "boat", "bird", "horse", "chair", "table", "train",
            "bus", "kite", "ball", "cup", "phone", "bench", "clock", "lamp")
@@ -49,8 +54,6 @@ def _peak_rss_kib() -> int:
 
 
 def child(captions: Path, work: Path, spacy_model: str, n_process: int) -> None:
-    from pipeline.ingest.web_capfilt import SamplingSettings, WebCapfiltReader, sampled_urls
-
     reader = WebCapfiltReader(captions, work / "images", work / "index",
                               SamplingSettings(spacy_model=spacy_model, n_process=n_process))
     start = time.perf_counter()
@@ -78,10 +81,6 @@ def bench_sampling(sizes: tuple[int, ...], spacy_model: str, n_process: int, wor
 def bench_matching(n: int, work: Path, batch: int = 256, k: int = 300) -> dict:
     import numpy as np
     from PIL import Image
-
-    from pipeline.clip import load_clip
-    from pipeline.images.tiny_clip import build_tiny_clip
-    from pipeline.matching import build_index, search_neighbours
 
     rng = random.Random(0)
     captions = [f"a {rng.choice(COLOURS)} {rng.choice(OBJECTS)} in the {rng.choice(PLACES)}" for _ in range(n)]

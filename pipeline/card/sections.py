@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.card.metadata import iso639, source_types
-from pipeline.card.text import ENGINE_COUNTER_DOCS, MBLIP_CITATION, NLLB_CITATION, column_doc, flatten, table
-from pipeline.languages import SOURCE_LANGUAGE
 from pipeline.card.plots import score_label
+from pipeline.card.task_notes import render_task_tables
+from pipeline.card.text import ENGINE_COUNTER_DOCS, MBLIP_CITATION, NLLB_CITATION, column_doc, flatten, table
+from pipeline.card.web import render_web_sections
+from pipeline.languages import SOURCE_LANGUAGE
+from pipeline.recipe import render_recipe, render_templates
 from pipeline.run_record import RunRecord
 from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA
 
@@ -53,8 +56,6 @@ def intro(c: CardInputs) -> list[str]:
 
 
 def recipe(c: CardInputs) -> list[str]:
-    from pipeline.recipe import render_recipe
-
     return [render_recipe(c.stats, c.record.recipe)]
 
 
@@ -105,7 +106,6 @@ def sources(c: CardInputs) -> list[str]:
 def tasks(c: CardInputs) -> list[str]:
     if not c.stats.get("task_languages"):
         return []
-    from pipeline.card.task_notes import render_task_tables
 
     return [render_task_tables(c.stats, table)]
 
@@ -128,8 +128,6 @@ def translation(c: CardInputs) -> list[str]:
 
 
 def engine_counters(c: CardInputs) -> list[str]:
-    from pipeline.recipe import render_templates
-
     proc = c.stats.get("processing") or {}
     if not proc:
         return []
@@ -183,8 +181,6 @@ def filtering(c: CardInputs) -> list[str]:
 
 
 def web(c: CardInputs) -> list[str]:
-    from pipeline.card.web import render_web_sections
-
     return render_web_sections(c.record.web)
 
 

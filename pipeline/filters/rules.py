@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pipeline.languages import get_language
 from pipeline.schema import STATUS_KEPT, STATUS_REJECTED
 
 # Reasons, in the order the rules are checked.
@@ -92,8 +93,6 @@ class FilterRules(Thresholds):
     @field_validator("per_language")
     @classmethod
     def _valid_overrides(cls, value: dict[str, dict]) -> dict[str, dict]:
-        from pipeline.languages import get_language
-
         known = set(Thresholds.model_fields)
         for code, override in value.items():
             get_language(code)  # raises with the list of valid codes
@@ -103,8 +102,6 @@ class FilterRules(Thresholds):
         return value
 
     def for_language(self, nllb_code: str) -> Thresholds:
-        from pipeline.languages import get_language
-
         base = {k: getattr(self, k) for k in Thresholds.model_fields}
         for code, override in self.per_language.items():
             if get_language(code).nllb == nllb_code:
@@ -150,8 +147,6 @@ def _per_row(frame: pl.DataFrame, rules: FilterRules, knob: str) -> pl.Expr:
     default = getattr(rules, knob)
     overrides = {}
     for code in rules.per_language:
-        from pipeline.languages import get_language
-
         nllb = get_language(code).nllb
         overrides[nllb] = getattr(rules.for_language(nllb), knob)
     if not overrides:

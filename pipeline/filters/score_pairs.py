@@ -21,6 +21,7 @@ import polars as pl
 
 from pipeline.filters.quality import SIGNAL_SCHEMA, apply_quality_filter
 from pipeline.filters.rules import FilterRules
+from pipeline.languages import UnknownLanguageError, get_language
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,6 @@ def _as_text(value) -> str | None:
 
 def _resolve_lang(value) -> str | None:
     """NLLB code for a project or NLLB code; the raw value (flagged later as unknown) otherwise."""
-    from pipeline.languages import UnknownLanguageError, get_language
-
     if not isinstance(value, str):
         return None
     try:

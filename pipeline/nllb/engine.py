@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.nllb.convert import SPM_FILENAME
+from pipeline.languages import UnknownLanguageError, get_language, load_languages
+from pipeline.nllb.convert import SPM_FILENAME, read_model_metadata
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +300,6 @@ class NllbTranslator:
         # Never decode a language code or <mask> after the forced target token: they are vocabulary
         # entries, not text (NLLB emits them on inputs it cannot handle; a random model, constantly).
         self.suppressed = [[t] for t in sorted(self.language_tokens)] + [["<mask>"]]
-        from pipeline.nllb.convert import read_model_metadata
 
         self.metadata = read_model_metadata(self.model_dir)
         # Inputs and outputs must fit the model's position encodings (1024 for NLLB-200).
@@ -330,7 +330,6 @@ class NllbTranslator:
         """The vocabulary token of ``code`` (an NLLB code, or a project code like ``de``)."""
         if code in self.language_tokens:
             return code
-        from pipeline.languages import UnknownLanguageError, get_language
 
         try:
             token = get_language(code).nllb
@@ -338,7 +337,6 @@ class NllbTranslator:
             token = None
         if token in self.language_tokens:
             return token
-        from pipeline.languages import load_languages
 
         valid = ", ".join(sorted(lang.nllb for lang in load_languages() if lang.nllb in self.language_tokens))
         raise UnknownLanguageError(

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.nllb.convert import SPM_FILENAME
-from pipeline.nllb.engine import LANG_CODE, read_vocabulary
+from pipeline.nllb.engine import LANG_CODE, clean_source, read_vocabulary
 
 VMAP_FILENAME = "vmap.txt"
 
@@ -40,8 +40,6 @@ VMAP_FILENAME = "vmap.txt"
 def target_pieces(model_dir: str | Path, texts: Iterable[str], min_count: int = 1, batch: int = 10_000) -> list[str]:
     """Sentencepiece pieces of ``texts`` seen at least ``min_count`` times, most frequent first."""
     import sentencepiece as spm
-
-    from pipeline.nllb.engine import clean_source
 
     sp = spm.SentencePieceProcessor(model_file=str(Path(model_dir) / SPM_FILENAME))
     counts: Counter[str] = Counter()

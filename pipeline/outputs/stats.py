@@ -15,6 +15,7 @@ import polars as pl
 from pipeline.io import read_json
 from pipeline.languages import get_language
 from pipeline.schema import SCHEMA_VERSION, STATUS_KEPT, STATUS_REJECTED
+from pipeline.translate import TranslationStats, stats_path
 
 STATS = "stats.json"
 # Quantiles kept per score column and language (enough for box plots; see pipeline/card/plots.py).
@@ -142,8 +143,6 @@ def sum_sidecars(processed: Iterable[str | Path]) -> dict:
     the sums; ``templates`` (the per-language template set, the same in every chunk) takes the max per
     counter; any other numeric field is summed. Chunks without a sidecar are counted as missing.
     """
-    from pipeline.translate import TranslationStats, stats_path
-
     total, templates, texts, other = TranslationStats(), {}, {}, {}
     found = missing = 0
     for chunk in processed:
