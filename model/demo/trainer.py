@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from pipeline.config import load_config
+from pipeline.demo import DEMO_ALL_TASKS_CONFIG
 from pipeline.demo.data import SUBTYPE, demo_paths, generate_demo_data
 from pipeline.ingest.coco import CocoCaptionsReader
 from pipeline.ingest.vqav2 import Vqav2Reader
@@ -72,7 +73,7 @@ if __name__ == "__main__":
     main()
 
 
-ALL_TASKS_CONFIG = Path(__file__).resolve().parent / "demo_all_tasks.yaml"
+ALL_TASKS_CONFIG = DEMO_ALL_TASKS_CONFIG
 
 
 def write_all_tasks_demo_output(demo_root: Path, out_dir: Path, cap_per_task: int | None = None) -> Path:

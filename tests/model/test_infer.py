@@ -24,7 +24,7 @@ def test_defaults_are_the_papers_short_answer_and_caption_settings():
 ])
 def test_command_line_uses_them_and_every_one_is_configurable(command, task, expected):
     from mblip.cli import build_parser
-    from mblip.model import _generation
+    from mblip.commands.model import _generation
 
     args = build_parser().parse_args([*command, "--model", "exported"])
     assert astuple(_generation(args, task)) == expected

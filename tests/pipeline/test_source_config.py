@@ -119,7 +119,7 @@ def test_required_files_and_unknown_types_are_errors():
 def test_shipped_configs_load():
     repo = Path(__file__).resolve().parents[2]
     shipped = [p for p in sorted((repo / "configs").glob("*.yaml")) if "sources" in yaml.safe_load(p.read_text())]
-    shipped += sorted((repo / "tools" / "demo").glob("demo*.yaml"))
+    shipped += sorted((repo / "pipeline" / "demo").glob("demo*.yaml"))
     assert len(shipped) >= 5
     for path in shipped:
         assert load_config(path).sources, path
