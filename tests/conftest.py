@@ -20,6 +20,11 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mblip-tests-prefect-")
 os.environ.pop("PREFECT_API_URL", None)
 
+REPO = Path(__file__).resolve().parents[1]
+TINY_CONFIG = REPO / "model" / "demo" / "train_tiny.yaml"
+BLIP2_TEXT_WIDTH = 64  # tiny BLIP-2's (English) T5 width: mT5 matches it, BLOOM does not
+BLOOM_WIDTH = 48
+
 TINY_TEXTS = [
     "A red circle on a plain background.",
     "There is a blue square in the picture.",
@@ -109,3 +114,59 @@ def write_processed_chunks(work: Path, n_rows: int = 60, langs=("de", "fr", "iw"
 def make_processed():
     """``write_processed_chunks`` as a fixture (test modules cannot import conftest)."""
     return write_processed_chunks
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny matmuls run fastest on one thread, and the test machine's cores are shared (the trainer and CLI
+    tests' conftests use it for every test)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+# The trainer's fixtures (tests/model, tests/mblip, tests/flows): tiny BLIP-2 / mT5 / BLOOM checkpoints and the
+# demo scenes as an English training output, all built locally and loaded through the hub-id-or-directory path.
+
+@pytest.fixture(scope="session")
+def demo_output(demo_root, tmp_path_factory) -> Path:
+    from model.demo.trainer import write_english_demo_output
+
+    return write_english_demo_output(demo_root, tmp_path_factory.mktemp("demo-output"))
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory, demo_output) -> dict[str, Path]:
+    import polars as pl
+
+    from model.tiny import build_tiny_bloom, build_tiny_blip2, build_tiny_mt5
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    rows = pl.read_parquet(demo_output / "data" / "en" / "part-00000.parquet")
+    texts = rows["text_en"].to_list() + ["Caption the image in English.", "Answer in English:"]
+    return {
+        "blip2": build_tiny_blip2(root / "blip2", image_size=32, text_width=BLIP2_TEXT_WIDTH),
+        "mt5": build_tiny_mt5(root / "mt5", texts, width=BLIP2_TEXT_WIDTH),
+        "bloom": build_tiny_bloom(root / "bloom", texts, width=BLOOM_WIDTH),
+    }
+
+
+@pytest.fixture()
+def make_config(tiny_dirs, demo_output, tmp_path):
+    """A TrainConfig from model/demo/train_tiny.yaml pointed at the tiny models and the demo output."""
+    from model.config import load_config
+
+    def make(llm: str = "mt5", **sections):
+        overrides = {
+            "model": {"blip2": str(tiny_dirs["blip2"]), "llm": str(tiny_dirs[llm])},
+            "data": {"manifest": str(demo_output), "num_workers": 0},
+            "train": {"output_dir": str(tmp_path / "run"), "max_steps": 4, "eval_every": 0, "save_every": 0},
+        }
+        for section, values in sections.items():
+            overrides.setdefault(section, {}).update(values)
+        return load_config(TINY_CONFIG, overrides)
+
+    return make

@@ -1,4 +1,4 @@
-"""The model subcommands of `mblip` and the GPU check script, run end to end on tiny models."""
+"""The model subcommands of `mblip`, run end to end on tiny models."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ def _parameter_rows(out: str) -> dict[str, tuple[int, int]]:
 def test_model_info_caption_and_ask_from_the_command_line(make_config, tmp_path, demo_root, capsys):
     import torch
 
+    from mblip.cli import main
     from model.build import COMPONENTS, build_model, count_parameters
     from model.export import export_checkpoint
     from model.infer import ask, caption, generation_settings
     from model.train import train
-    from mblip.cli import main
 
     cfg = make_config(train={"max_steps": 1})
     config_path = tmp_path / "tiny.yaml"
@@ -58,22 +58,3 @@ def test_model_info_caption_and_ask_from_the_command_line(make_config, tmp_path,
         ask(image, question, "en", export, generation_settings("answer")),
         ask(image, "What shape?", "en", export, forced),
     ]
-
-
-def test_gpu_check_runs_end_to_end_with_tiny_models(tmp_path, capsys):
-    import json
-
-    from dev.gpu_check import main
-
-    main(["--tiny", "--steps", "2", "--batch-size", "2", "--work-dir", str(tmp_path)])
-    line = capsys.readouterr().out.strip().splitlines()[-1]
-    match = re.fullmatch(r"gpu_check: tiny \(CPU\) on cpu, batch 2, 2 steps: ([\d.]+) samples/s, "
-                         r"peak GPU memory ([\d.]+) GiB, loss ([\d.]+) -> ([\d.]+) \(setup [\d.]+s\)", line)
-    assert match, line
-    # the numbers are the training run's: throughput after warm-up (the second of two steps), the first
-    # and last step losses; no GPU memory on the CPU
-    steps = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [s["step"] for s in steps] == [1, 2]
-    assert match[1] == f"{steps[1]['samples_per_s']:.2f}" and float(match[1]) > 0
-    assert match[2] == "0.00"
-    assert (match[3], match[4]) == (f"{steps[0]['loss']:.3f}", f"{steps[1]['loss']:.3f}")
