@@ -11,7 +11,8 @@ Concurrency and crash safety: WAL lets readers run while one writer commits; ``b
 a writer wait for the lock instead of failing; each batch of results is one short transaction, so a
 killed process loses at most its uncommitted batch and never corrupts the file (SQLite's journal
 rolls it back on the next open). ``INSERT OR IGNORE`` makes concurrent writers of the same key
-harmless: the first one wins and both hold the same translation anyway.
+harmless: the first one wins and both hold the same translation anyway. A file SQLite cannot read
+(overwritten, damaged pages) is a ``ValueError`` naming it and saying that it can be deleted.
 """
 
 from __future__ import annotations
@@ -84,13 +85,26 @@ class TranslationCache:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-            conn.executescript(_SCHEMA)
+            try:
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+                conn.executescript(_SCHEMA)
+            except sqlite3.DatabaseError as e:
+                raise self._damaged(e) from e
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
+
+    def _damaged(self, error: sqlite3.DatabaseError) -> Exception:
+        """A file SQLite cannot read ("file is not a database", "database disk image is malformed") as a
+        ``ValueError`` naming it and the way out; other errors (locked, disk full) unchanged."""
+        if isinstance(error, sqlite3.OperationalError):
+            return error
+        return ValueError(
+            f"translation cache {self.path} is damaged ({error}); it only stores translations and scores, which "
+            "are recomputed: delete it (or set translation.cache_dir elsewhere) and run again"
+        )
 
     def _write(self, work) -> None:
         """Run ``work(conn)`` in one IMMEDIATE transaction, retrying a locked database a few times."""
@@ -106,7 +120,9 @@ class TranslationCache:
                         conn.execute("ROLLBACK")
                     raise
                 return
-            except sqlite3.OperationalError as e:
+            except sqlite3.DatabaseError as e:
+                if not isinstance(e, sqlite3.OperationalError):
+                    raise self._damaged(e) from e
                 if "full" in str(e):  # SQLITE_FULL: "database or disk is full"
                     raise OSError(errno.ENOSPC, f"disk full while writing the translation cache ({e}); free "
                                   "space or set translation.cache_dir elsewhere", str(self.path)) from e
@@ -123,7 +139,8 @@ class TranslationCache:
         for start in range(0, len(texts), LOOKUP_BATCH):
             part = texts[start:start + LOOKUP_BATCH]
             marks = ",".join("?" * len(part))
-            rows = conn.execute(
+            rows = self._read(
+                conn,
                 f"SELECT source, target, truncated FROM translations WHERE engine_id=? AND src_lang=? AND tgt_lang=? "
                 f"AND source IN ({marks})",
                 (self.engine_id, src_lang, tgt_lang, *part),
@@ -131,6 +148,12 @@ class TranslationCache:
             for source, target, truncated in rows:
                 found[source] = (target, bool(truncated))
         return found
+
+    def _read(self, conn: sqlite3.Connection, query: str, params: tuple) -> list[tuple]:
+        try:
+            return conn.execute(query, params).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise self._damaged(e) from e
 
     def put_many(self, items: Iterable[tuple[str, str, bool]], src_lang: str, tgt_lang: str) -> int:
         """Store ``(source, translation, truncated)`` items in one transaction; returns how many were given."""
@@ -148,7 +171,8 @@ class TranslationCache:
         for start in range(0, len(pairs), LOOKUP_BATCH // 2):
             part = pairs[start:start + LOOKUP_BATCH // 2]
             marks = ",".join("(?, ?)" for _ in part)
-            rows = conn.execute(
+            rows = self._read(
+                conn,
                 f"SELECT source, target, score FROM scores WHERE engine_id=? AND src_lang=? AND tgt_lang=? "
                 f"AND (source, target) IN (VALUES {marks})",
                 (self.engine_id, src_lang, tgt_lang, *(x for pair in part for x in pair)),
@@ -167,7 +191,7 @@ class TranslationCache:
     def count(self) -> int:
         """Entries for this engine key."""
         query = "SELECT count(*) FROM translations WHERE engine_id=?"
-        return self._conn().execute(query, (self.engine_id,)).fetchone()[0]
+        return self._read(self._conn(), query, (self.engine_id,))[0][0]
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

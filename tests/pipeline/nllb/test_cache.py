@@ -96,3 +96,30 @@ def test_full_disk_says_so(tmp_path):
     assert err.value.errno == errno.ENOSPC
     assert "disk full" in str(err.value) and CACHE_FILENAME in str(err.value)
     assert cache.get_many(["kept"], "eng_Latn", "deu_Latn") == {"kept": ("behalten", False)}
+
+
+def test_a_damaged_cache_names_the_file_and_says_it_can_be_deleted(tmp_path):
+    """Not a database at all (overwritten), or pages damaged inside a real one: a ValueError (one `error:` line
+    from the command line) naming the file and the way out, on opening and on a lookup."""
+    import pytest
+
+    from mblip.cli import describe_error
+
+    path = tmp_path / "garbage" / CACHE_FILENAME
+    path.parent.mkdir()
+    path.write_bytes(b"not a database " * 1000)
+    with pytest.raises(ValueError, match=rf"translation cache {path} is damaged \(file is not a database\); .*"
+                                         r"recomputed: delete it \(or set translation.cache_dir elsewhere\)") as err:
+        TranslationCache(path.parent, "engine")
+    assert "\n" not in describe_error(err.value)
+
+    cache = TranslationCache(tmp_path, "engine")
+    cache.put_many([(f"text {i} " + "x" * 200, "y" * 200, False) for i in range(2000)], "eng_Latn", "deu_Latn")
+    cache.close()
+    sqlite3.connect(tmp_path / CACHE_FILENAME).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    with open(tmp_path / CACHE_FILENAME, "r+b") as handle:  # pages inside the table: damaged, header intact
+        handle.seek(8 * 4096)
+        handle.write(b"\xff" * 4096 * 16)
+    damaged = TranslationCache(tmp_path, "engine")
+    with pytest.raises(ValueError, match=rf"translation cache {tmp_path / CACHE_FILENAME} is damaged .*delete it"):
+        damaged.get_many([f"text {i} " + "x" * 200 for i in range(2000)], "eng_Latn", "deu_Latn")
