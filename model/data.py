@@ -49,6 +49,8 @@ class DataFile:
     path: Path
     lang: str | None
     rows: int
+    sha256: str | None = None  # as the manifest records it; the trainer checks each shard against it
+    bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ def read_manifest(location: str | Path, languages: Sequence[str] = ()) -> Traini
     root = manifest_path.parent
     wanted = set(languages)
     files = tuple(
-        DataFile(path=root / entry["path"], lang=entry.get("lang"), rows=int(entry.get("rows", 0)))
+        DataFile(path=root / entry["path"], lang=entry.get("lang"), rows=int(entry.get("rows", 0)),
+                 sha256=entry.get("sha256"), bytes=entry.get("bytes"))
         for entry in manifest.get("files", [])
         if entry.get("split") == "kept" and (not wanted or entry.get("lang") in wanted)
     )

@@ -3,7 +3,9 @@
 The LLM is reloaded unquantised (LoRA cannot be merged into 8-bit/4-bit weights), the checkpoint's
 trainable tensors are loaded, LoRA is merged into the LLM's linear layers, and the result is saved
 with ``save_pretrained``: ``Blip2ForConditionalGeneration.from_pretrained(dir)`` and
-``Blip2Processor.from_pretrained(dir)`` load it without this package or peft.
+``Blip2Processor.from_pretrained(dir)`` load it without this package or peft. A checkpoint whose
+trainable tensors are truncated, edited or hold NaN or infinity is refused before anything is written
+(``model/checkpoint.py``).
 """
 
 from __future__ import annotations

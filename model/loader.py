@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from model.data import Example, ImageAugment, TrainingData, is_validation, iter_rows, load_image, row_to_example
-from model.stream import interleave_rows
+from model.stream import ShardVerifier, interleave_rows
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +134,18 @@ class ExampleStream(IterableDataset):
     worker reads the (cheap) text columns but decodes only its own images. A DataLoader with
     ``batch_size=None`` interleaves worker batches round-robin, which makes the global batch order
     deterministic and lets a resumed run skip exactly the batches already trained on.
+
+    ``verifier``: checks every shard against the manifest at the start of each pass (the trainer always
+    passes one; ``None`` reads the shards unchecked).
     """
 
-    def __init__(self, data: TrainingData, processor, spec: TokenSpec, settings: StreamSettings):
+    def __init__(self, data: TrainingData, processor, spec: TokenSpec, settings: StreamSettings,
+                 verifier: ShardVerifier | None = None):
         self.data = data
         self.processor = processor
         self.spec = spec
         self.settings = settings
+        self.verifier = verifier
         self.augment = ImageAugment(settings.image_size, settings.crop_scale, settings.hflip)
 
     def _shard(self) -> tuple[int, int, int]:
@@ -160,6 +165,9 @@ class ExampleStream(IterableDataset):
     def _rows(self, epoch: int, shard: int, shards: int) -> Iterator[dict]:
         s = self.settings
         paths = [f.path for f in self.data.files]
+        if self.verifier is not None:
+            for path in paths:
+                self.verifier.check(path)
         if s.train:
             random.Random(f"{s.seed}:{epoch}:files").shuffle(paths)
         wanted_val = not s.train
@@ -262,9 +270,10 @@ class ExampleStream(IterableDataset):
         return batch
 
 
-def make_loader(data: TrainingData, processor, spec: TokenSpec, settings: StreamSettings, num_workers: int):
+def make_loader(data: TrainingData, processor, spec: TokenSpec, settings: StreamSettings, num_workers: int,
+                verifier: ShardVerifier | None = None):
     """DataLoader over an ``ExampleStream``; batches are built inside the workers (``batch_size=None``)."""
-    stream = ExampleStream(data, processor, spec, settings)
+    stream = ExampleStream(data, processor, spec, settings, verifier)
     return DataLoader(
         stream,
         batch_size=None,

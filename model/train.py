@@ -12,6 +12,10 @@ parallel over GPUs with accelerate (``accelerate launch`` of ``model/launcher/tr
 The checkpoint format (what is saved, how a resume is checked) lives in ``model/checkpoint.py``;
 ``StreamPosition`` is the one place that tracks where each process is in the data stream, so a
 resumed run continues exactly where the run stopped.
+
+What training refuses (docs/training.md): shards that differ from the manifest (``check_data``, then
+the stream), a resume on another dataset or stream setting (``model/checkpoint.py``), and a non-finite
+loss or gradient, which stops the run before the step is applied (``check_finite_step``).
 """
 
 from __future__ import annotations
@@ -35,16 +39,17 @@ from model.build import (
     AssembledModel, build_model, component_of, count_parameters, format_parameter_table, require_source, unwrap_blip2,
 )
 from model.checkpoint import (
-    CONFIG_FILE, TRAINABLE_FILE, check_init_from, load_trainable, load_training_state, resume_point, save_checkpoint,
-    set_rng_state,
+    CONFIG_FILE, TRAINABLE_FILE, apply_training_state, check_init_from, copy_trainable, list_checkpoints,
+    load_trainable, resume_point, save_checkpoint, set_rng_state,
 )
 from model.config import (
     DataConfig, LoraSettings, ModelConfig, OptimConfig, TrainConfig, TrainSettings, accumulation_steps,
     autocast_modes, cli_overrides, config_to_yaml, describe_batch, load_config,
 )
-from model.data import check_tasks, count_training_rows, known_tasks, read_manifest
+from model.data import TrainingData, check_tasks, count_training_rows, known_tasks, read_manifest
 from model.evaluate.validation import BenchmarkValidator, make_validator, validation_interval
 from model.loader import StreamSettings, TokenSpec, make_loader
+from model.stream import ShardVerifier, dataset_identity
 from model.task_loss import TaskLossMeter
 
 log = logging.getLogger(__name__)
@@ -74,24 +79,29 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
     require_source(cfg.model.llm, "model.llm")
     check_init_from(cfg.train.init_from)
     run = setup_run(cfg)
-    check_data(cfg.data, run.is_main)  # before the model is loaded
+    # Before the model is loaded: the shards (verified), the dataset's identity, the checkpoint to resume.
+    shards, verifier = check_data(cfg.data, run.is_main)
+    dataset = dataset_identity(shards)
+    resume = resume_point(cfg, run.world, dataset)  # the newest intact checkpoint, checked against this run
+    meta = resume.meta if resume else {"step": 0}
     assembled, scaler = setup_model(cfg.model, cfg.lora, cfg.train, run.device, run.is_main)
     optimizer = build_optimizer(assembled.model, cfg.optim, cfg.train.stage)
 
-    resume_from, meta = resume_point(cfg, run.world)
     position = StreamPosition.resume(meta, run)
-    data = setup_data(cfg.data, cfg.train, assembled, run.rank, run.world, skip_batches=position.consumed)
+    data = setup_data(shards, verifier, cfg.data, cfg.train, assembled, run.rank, run.world,
+                      skip_batches=position.consumed)
     steps = total_steps(cfg.train, data.rows)
     scheduler = build_scheduler(optimizer, cfg.optim.warmup_steps, steps, cfg.optim.min_lr_ratio)
-    start_step = meta["step"]
-    if resume_from:
-        load_trainable(assembled.model, resume_from / TRAINABLE_FILE)
-        start_step, rng = load_training_state(resume_from, optimizer, scheduler, scaler)
-        log.info("resuming from %s (step %d)", resume_from, start_step)
+    start_step, rng = meta["step"], None
+    if resume:
+        copy_trainable(assembled.model, resume.trainable, resume.checkpoint / TRAINABLE_FILE)
+        start_step, rng = apply_training_state(resume.state, meta, optimizer, scheduler, scaler)
+        log.info("resuming from %s (step %d)", resume.checkpoint, start_step)
+        del resume  # its tensors are now the model's and the optimizer's
     model, optimizer = run.accelerator.prepare(assembled.model, optimizer)
     # The loader iterator draws its worker seed from the global RNG: create it before restoring RNG.
     batches = iter(data.loader)
-    if resume_from:
+    if rng is not None:
         set_rng_state(rng, run.device)
 
     val_every = validation_interval(cfg, run.device)  # benchmark-slice validation (main process generates)
@@ -100,6 +110,7 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> TrainResult:
         meter=TaskLossMeter(sorted(known_tasks()), assembled.decoder_only, run.device),
         make_val_loader=data.make_val_loader, val_every=val_every,
         validator=make_validator(cfg, assembled, run.device) if run.is_main and val_every else None,
+        dataset=dataset,
     )
     last = steps if stop_after is None else min(steps, start_step + stop_after)
     return train_loop(cfg, run, training, start_step, steps, last)
@@ -230,13 +241,22 @@ def set_train_mode(model) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 
-def check_data(data: DataConfig, is_main: bool) -> None:
-    """Every task of the data must be one the trainer can build (checked before the model is loaded)."""
+def check_data(data: DataConfig, is_main: bool) -> tuple[TrainingData, ShardVerifier]:
+    """The kept shards of ``data.manifest``, each checked against the manifest's bytes and sha256, holding only
+    tasks the trainer can build (checked before the model is loaded); the verifier goes on to the stream."""
     if not data.manifest:
-        return
-    task_rows = check_tasks(read_manifest(data.manifest, data.languages), data.tasks)
+        raise ValueError("data.manifest is not set: point it at a data pipeline output directory")
+    shards = read_manifest(data.manifest, data.languages)
+    verifier = ShardVerifier(shards)
+    started = time.perf_counter()
+    verifier.check_all()
+    if is_main:
+        log.info("%d kept shards checked against the manifest's sha256 in %.1f s", len(shards.files),
+                 time.perf_counter() - started)
+    task_rows = check_tasks(shards, data.tasks)
     if is_main:
         log.info("training rows per task: %s", task_rows)
+    return shards, verifier
 
 
 @dataclass
@@ -246,12 +266,10 @@ class TrainData:
     rows: int  # training rows of one epoch (selected tasks and sources, hold-out excluded)
 
 
-def setup_data(data_cfg: DataConfig, train_cfg: TrainSettings, assembled: AssembledModel, rank: int, world: int,
-               skip_batches: int) -> TrainData:
-    """Training loader (infinite, augmented, striped over processes) and a factory for validation loaders."""
-    if not data_cfg.manifest:
-        raise ValueError("data.manifest is not set: point it at a data pipeline output directory")
-    data = read_manifest(data_cfg.manifest, data_cfg.languages)
+def setup_data(data: TrainingData, verifier: ShardVerifier, data_cfg: DataConfig, train_cfg: TrainSettings,
+               assembled: AssembledModel, rank: int, world: int, skip_batches: int) -> TrainData:
+    """Training loader (infinite, augmented, striped over processes) and a factory for validation loaders;
+    both check each shard against the manifest (``verifier``) before reading it."""
     blip2 = unwrap_blip2(assembled.model).config
     tokenizer = assembled.processor.tokenizer
     spec = TokenSpec(
@@ -273,13 +291,13 @@ def setup_data(data_cfg: DataConfig, train_cfg: TrainSettings, assembled: Assemb
         train=True, shuffle_buffer=data_cfg.shuffle_buffer, crop_scale=data_cfg.crop_scale, hflip=data_cfg.hflip,
         skip_batches=skip_batches, interleave=data_cfg.interleave, **common,
     )
-    train_loader = make_loader(data, assembled.processor, spec, train_settings, data_cfg.num_workers)
+    train_loader = make_loader(data, assembled.processor, spec, train_settings, data_cfg.num_workers, verifier)
 
     def make_val_loader():
         if data_cfg.val_fraction <= 0:
             return None
         settings = StreamSettings(train=False, max_examples=data_cfg.val_max_examples, **common)
-        return make_loader(data, assembled.processor, spec, settings, min(data_cfg.num_workers, 2))
+        return make_loader(data, assembled.processor, spec, settings, min(data_cfg.num_workers, 2), verifier)
 
     train_rows = count_training_rows(data, data_cfg.tasks, data_cfg.sources, data_cfg.val_fraction)
     if train_rows == 0:
@@ -413,6 +431,7 @@ class Training:
     make_val_loader: Callable[[], Any]
     val_every: int  # steps between benchmark validations; 0 = off
     validator: BenchmarkValidator | None  # on the main process when benchmark validation is on
+    dataset: dict  # the data's identity (model/stream.py), stored in every checkpoint
 
 
 @dataclass
@@ -434,8 +453,8 @@ def train_loop(cfg: TrainConfig, run: Run, t: Training, start: int, steps: int, 
     bar = tqdm(total=steps, initial=start, disable=not run.is_main, desc=f"train[{cfg.train.stage}]")
     speed = Throughput()
     for step in range(start, last):
-        mean_loss = optimizer_step(run, t, cfg.optim, params, speed)
         done = step + 1
+        mean_loss = optimizer_step(run, t, cfg.optim, params, speed, done)
         result.losses.append(mean_loss)
         result.step = done
         bar.update(1)
@@ -460,25 +479,67 @@ def train_loop(cfg: TrainConfig, run: Run, t: Training, start: int, steps: int, 
     return result
 
 
-def optimizer_step(run: Run, t: Training, optim: OptimConfig, params: list, speed: Throughput) -> float:
-    """One optimizer step over ``run.accum`` micro batches; returns its loss averaged over processes."""
+def optimizer_step(run: Run, t: Training, optim: OptimConfig, params: list, speed: Throughput, step: int) -> float:
+    """Optimizer step ``step`` (counted from 1) over ``run.accum`` micro batches; returns its loss averaged over
+    processes. A non-finite loss on any process, or a non-finite gradient, stops training before the step is
+    applied (``check_finite_step``)."""
     step_loss = torch.zeros((), device=run.device)
+    micro_losses, micro_batches = [], []  # this process's micro batches: for the message when one is non-finite
     for micro in range(run.accum):
         batch = t.position.next_batch(t.batches)
+        micro_batches.append((t.position.consumed - 1, batch["example_ids"]))
         speed.samples += batch["input_ids"].shape[0] * run.world
         sync = contextlib.nullcontext() if micro == run.accum - 1 else run.accelerator.no_sync(t.model)
         with sync:
             loss = loss_step(t.model, batch, run.device, t.meter)  # autocast inside the model's parts
             run.accelerator.backward(t.scaler.scale(loss / run.accum))  # outside autocast
         step_loss += loss.detach().float() / run.accum
+        micro_losses.append(loss.detach().float())
     t.scaler.unscale_(t.optimizer)
     if optim.grad_clip > 0:
-        run.accelerator.clip_grad_norm_(params, optim.grad_clip)
+        grad_norm = run.accelerator.clip_grad_norm_(params, optim.grad_clip)
+    else:
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    # With the fp16 gradient scaler an infinite gradient is an overflow the scaler skips and answers by
+    # lowering its scale (torch.amp's design); without it, a non-finite gradient would corrupt the weights.
+    check_grad = not t.scaler.is_enabled() and grad_norm is not None
+    mean_loss = run.accelerator.reduce(step_loss, "mean")
+    loss_value, norm_value = torch.stack([mean_loss, grad_norm.float() if check_grad else mean_loss]).tolist()
+    check_finite_step(run, step, loss_value, norm_value if check_grad else 0.0, micro_losses, micro_batches)
     t.scaler.step(t.optimizer)
     t.scaler.update()
     t.scheduler.step()
     t.optimizer.zero_grad(set_to_none=True)
-    return run.accelerator.reduce(step_loss, "mean").item()
+    return loss_value
+
+
+def check_finite_step(run: Run, step: int, loss: float, grad_norm: float, micro_losses: list[torch.Tensor],
+                      micro_batches: list[tuple[int, list[str]]]) -> None:
+    """Stop with a ``ValueError`` naming the step and the batch when the loss (mean over processes) or the
+    gradient norm is not finite. Nothing of the step is applied or saved, so the checkpoints on disk keep
+    the last finite state."""
+    if math.isfinite(loss) and math.isfinite(grad_norm):
+        return
+    local = torch.stack(micro_losses).tolist()
+    bad = next((i for i, value in enumerate(local) if not math.isfinite(value)), None)
+    if bad is not None:
+        index, ids = micro_batches[bad]
+        shown = ", ".join(ids[:4]) + (f", ... ({len(ids)})" if len(ids) > 4 else "")
+        where = (f"the loss is {local[bad]} on batch {index} of process {run.rank}'s stream "
+                 f"(micro batch {bad + 1} of {run.accum}; examples {shown})")
+    elif not math.isfinite(loss):
+        where = f"the loss is {loss} on another process"
+    else:
+        first, last = micro_batches[0][0], micro_batches[-1][0]
+        where = (f"the gradient norm is {grad_norm} (loss {loss:.4f}) after batches {first}-{last} of process "
+                 f"{run.rank}'s stream")
+    saved = list_checkpoints(run.output_dir)
+    kept = f"the newest checkpoint, {saved[-1]}, is untouched" if saved else "no checkpoint was saved"
+    raise ValueError(
+        f"training stopped at step {step}: {where}. The step was not applied and {kept}. Damaged weights or "
+        "data, or a learning rate too high for them, give non-finite values: resume from an earlier checkpoint "
+        "(move the newer ones away) or lower optim.lr_*"
+    )
 
 
 def log_step(run: Run, t: Training, bar, done: int, mean_loss: float, speed: Throughput) -> None:
@@ -516,7 +577,7 @@ def save(cfg: TrainConfig, run: Run, t: Training, done: int) -> Path | None:
 
 def _save(cfg: TrainConfig, run: Run, t: Training, done: int, model, position: dict) -> Path:
     return save_checkpoint(run.output_dir, model, t.optimizer, t.scheduler, done, cfg, run.device,
-                           cfg.train.keep_checkpoints, t.scaler, position)
+                           cfg.train.keep_checkpoints, t.scaler, {**position, "dataset": t.dataset})
 
 
 def _append_metrics(run: Run, record: dict) -> None:

@@ -16,6 +16,7 @@ from pipeline.demo import DEMO_ALL_TASKS_CONFIG
 from pipeline.demo.data import SUBTYPE, demo_paths, generate_demo_data
 from pipeline.ingest.coco import CocoCaptionsReader
 from pipeline.ingest.vqav2 import Vqav2Reader
+from pipeline.io import sha256_file
 from pipeline.languages import SOURCE_LANGUAGE, SOURCE_NLLB, resolve_languages
 from pipeline.mix import mix_thresholds
 from pipeline.process import ProcessSettings, process_rows
@@ -23,6 +24,14 @@ from pipeline.schema import ROW_SCHEMA, STATUS_KEPT, conform
 
 DEMO_CAPTION_SOURCE = "coco_captions"
 DEMO_VQA_SOURCE = "vqav2"
+
+
+def kept_shard_entry(out_dir: Path, rel: str, lang: str, rows: int) -> dict:
+    """The manifest entry of a kept shard as the pipeline writes it: path, split, language, rows, bytes, sha256
+    (the trainer checks each shard against the last two)."""
+    path = Path(out_dir) / rel
+    return {"path": rel, "split": "kept", "lang": lang, "rows": rows, "bytes": path.stat().st_size,
+            "sha256": sha256_file(path)}
 
 
 def write_english_demo_output(demo_root: Path, out_dir: Path) -> Path:
@@ -48,7 +57,7 @@ def write_english_demo_output(demo_root: Path, out_dir: Path) -> Path:
     rows.write_parquet(out_dir / rel, row_group_size=256)
     image_root = str(paths.images.resolve())
     manifest = {
-        "files": [{"path": rel, "split": "kept", "lang": "en", "rows": rows.height}],
+        "files": [kept_shard_entry(out_dir, rel, "en", rows.height)],
         "image_roots": {DEMO_CAPTION_SOURCE: image_root, DEMO_VQA_SOURCE: image_root},
         "note": "demo scenes, English targets (no translation)",
     }
@@ -105,7 +114,7 @@ def write_all_tasks_demo_output(demo_root: Path, out_dir: Path, cap_per_task: in
     (out_dir / "data" / "en").mkdir(parents=True, exist_ok=True)
     frame.sort("example_id").write_parquet(out_dir / rel, row_group_size=256)
     manifest = {
-        "files": [{"path": rel, "split": "kept", "lang": "en", "rows": frame.height}],
+        "files": [kept_shard_entry(out_dir, rel, "en", frame.height)],
         "image_roots": {s.source_name: str(s.images) for s in config.sources},
         "note": "demo scenes, every task of the mix, English targets (no translation)",
     }

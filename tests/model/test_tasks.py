@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from model.data import check_tasks, read_manifest, row_to_example
+from model.demo.trainer import kept_shard_entry
 from model.task_loss import IGNORE_INDEX, per_example_loss
 
 ALL_TASKS = {"caption", "vqa", "vqg", "aokvqa_explain", "aokvqa_cot", "llava", "classify", "decide", "instruct"}
@@ -51,6 +52,7 @@ def test_unknown_task_fails_at_start_up_naming_task_and_shard(all_tasks_output, 
         pl.when(pl.col("task") == "llava").then(pl.lit("poetry")).otherwise(pl.col("task")).alias("task")
     ).write_parquet(bad / "data" / "en" / "part-00000.parquet")
     manifest = json.loads((all_tasks_output / "manifest.json").read_text())
+    manifest["files"] = [kept_shard_entry(bad, "data/en/part-00000.parquet", "en", rows.height)]
     (bad / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=r"part-00000\.parquet: task 'poetry'"):
         check_tasks(read_manifest(bad))

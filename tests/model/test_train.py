@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from model.checkpoint import list_checkpoints
+from model.demo.trainer import kept_shard_entry
 from model.train import build_scheduler, train
 
 
@@ -86,6 +87,17 @@ class _Payload:
         return (os.mkdir, (self.path,))
 
 
+def _record_files(checkpoint):
+    """Record the checkpoint's files as they are now in its state.json, as if they had been saved so (a
+    file replaced together with its record)."""
+    from pipeline.io import sha256_file
+
+    meta = json.loads((checkpoint / "state.json").read_text())
+    for name in meta["files"]:
+        meta["files"][name] = {"bytes": (checkpoint / name).stat().st_size, "sha256": sha256_file(checkpoint / name)}
+    (checkpoint / "state.json").write_text(json.dumps(meta))
+
+
 def test_training_state_loads_without_running_pickled_code(make_config, tmp_path):
     cfg = make_config(train={"max_steps": 2})
     checkpoint = train(cfg, stop_after=1).checkpoint
@@ -94,6 +106,7 @@ def test_training_state_loads_without_running_pickled_code(make_config, tmp_path
     marker = tmp_path / "code-ran"
     state = torch.load(state_file, weights_only=True)
     torch.save({**state, "extra": _Payload(marker)}, state_file)
+    _record_files(checkpoint)  # whoever can replace the file can replace its recorded sha256 too
     with pytest.raises(ValueError, match="training_state.pt holds more than tensors"):
         train(cfg)
     assert not marker.exists()
@@ -143,7 +156,9 @@ def test_unreadable_images_are_reported_and_an_all_unreadable_batch_is_skipped(m
     broken = set(range(8)) | {10}  # the whole first batch, and one row of the second
     paths = [str(corrupt) if i in broken else p for i, p in enumerate(rows["image_path"].to_list())]
     rows.with_columns(image_path=pl.Series(paths)).write_parquet(tmp_path / "data/data/en/part-00000.parquet")
-    (tmp_path / "data/manifest.json").write_text((demo_output / "manifest.json").read_text())
+    manifest = json.loads((demo_output / "manifest.json").read_text())
+    manifest["files"] = [kept_shard_entry(tmp_path / "data", "data/en/part-00000.parquet", "en", rows.height)]
+    (tmp_path / "data/manifest.json").write_text(json.dumps(manifest))
     # No hold-out and a one-row shuffle buffer: batches follow the file order.
     cfg = make_config(data={"manifest": str(tmp_path / "data"), "val_fraction": 0.0, "shuffle_buffer": 1},
                       train={"max_steps": 2, "log_every": 1})
