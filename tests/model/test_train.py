@@ -25,17 +25,39 @@ def test_loss_decreases(make_config):
     assert {"loss", "samples_per_s", "lr_lora", "lr_qformer"} <= metrics[0].keys()
 
 
-def test_resume_gives_the_same_next_step_loss(make_config, tmp_path):
-    # Dropout is on (LoRA 0.05, Q-Former 0.1) and images are augmented: exactness needs the RNG
-    # state, the data position and the optimizer/scheduler state to come back.
+def _checkpoint_state(checkpoint):
+    from safetensors.torch import load_file
+
+    state = torch.load(checkpoint / "training_state.pt", weights_only=True)
+    meta = json.loads((checkpoint / "state.json").read_text())
+    meta.pop("files", None)  # the two files' sha256: their tensors are compared one by one here
+    return load_file(str(checkpoint / "trainable.safetensors")), state, meta
+
+
+def test_resume_continues_exactly_weights_optimizer_state_and_losses(make_config, tmp_path):
+    """Two steps, a stop, three more steps: the same losses, trained tensors, optimizer, scheduler and RNG
+    state and stream position as five uninterrupted steps, bit for bit. Dropout is on (LoRA 0.05, Q-Former
+    0.1), images are augmented and a loader worker runs: exactness needs all of them to come back."""
     common = dict(optim={"warmup_steps": 1}, data={"num_workers": 1, "crop_scale": (0.5, 1.0)})
-    straight = train(make_config(train={"max_steps": 4, "output_dir": str(tmp_path / "a")}, **common))
-    first = train(make_config(train={"max_steps": 4, "output_dir": str(tmp_path / "b")}, **common), stop_after=2)
+    straight = train(make_config(train={"max_steps": 5, "output_dir": str(tmp_path / "a")}, **common))
+    first = train(make_config(train={"max_steps": 5, "output_dir": str(tmp_path / "b")}, **common), stop_after=2)
     assert first.step == 2 and first.checkpoint.name == "step-0000002"
-    resumed = train(make_config(train={"max_steps": 4, "output_dir": str(tmp_path / "b")}, **common))
-    assert resumed.step == 4 and len(resumed.losses) == 2
-    assert first.losses == pytest.approx(straight.losses[:2], abs=1e-6)
-    assert resumed.losses == pytest.approx(straight.losses[2:], abs=1e-6)
+    resumed = train(make_config(train={"max_steps": 5, "output_dir": str(tmp_path / "b")}, **common))
+    assert resumed.step == 5 and len(resumed.losses) == 3
+    assert first.losses + resumed.losses == straight.losses
+
+    weights, state, meta = _checkpoint_state(resumed.checkpoint)
+    weights_ref, state_ref, meta_ref = _checkpoint_state(straight.checkpoint)
+    assert meta == meta_ref  # step, stream position, counters, dataset
+    assert weights.keys() == weights_ref.keys() and all(torch.equal(weights[k], weights_ref[k]) for k in weights)
+    optimizer, optimizer_ref = state["optimizer"], state_ref["optimizer"]
+    assert optimizer["param_groups"] == optimizer_ref["param_groups"] and optimizer["state"].keys() == \
+        optimizer_ref["state"].keys()
+    for index, values in optimizer["state"].items():
+        assert values.keys() == {"step", "exp_avg", "exp_avg_sq"}
+        assert all(torch.equal(values[k], optimizer_ref["state"][index][k]) for k in values), index
+    assert state["scheduler"] == state_ref["scheduler"]
+    assert torch.equal(state["rng"]["torch"], state_ref["rng"]["torch"])
 
 
 def test_decoder_only_llm_trains_with_validation_and_checkpointing(make_config):
@@ -112,19 +134,35 @@ def test_training_state_loads_without_running_pickled_code(make_config, tmp_path
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(("section", "changes", "message"), [
+# Every setting that fixes the order of the training stream (model/checkpoint.py STREAM_KNOBS), as
+# docs/training.md lists them: batch size, global batch, loader workers, seed, shuffle buffer, data selection.
+STREAM_CHANGES = [
     ("data", {"num_workers": 1}, "data.num_workers was 0, now 1"),
     ("train", {"batch_size": 4}, "train.batch_size was 8, now 4"),
     ("train", {"global_batch": 16}, "train.global_batch was 8, now 16"),
-])
-def test_resume_refuses_a_change_that_would_move_the_data_stream(make_config, section, changes, message):
+    ("train", {"seed": 7}, "train.seed was 0, now 7"),
+    ("data", {"shuffle_buffer": 64}, "data.shuffle_buffer was 256, now 64"),
+    ("data", {"tasks": ["caption"]}, r"data.tasks was \[\], now \['caption'\]"),
+    ("data", {"sources": ["coco_captions"]}, r"data.sources was \[\], now \['coco_captions'\]"),
+    ("data", {"languages": ["en"]}, r"data.languages was \[\], now \['en'\]"),
+    ("data", {"val_fraction": 0.1}, "data.val_fraction was 0.2, now 0.1"),
+]
+
+
+def test_resume_refuses_every_change_that_would_move_the_data_stream(make_config):
+    from model.checkpoint import STREAM_KNOBS, check_resume
+
+    assert {(section, key) for section, changes, _ in STREAM_CHANGES for key in changes} == set(STREAM_KNOBS)
     cfg = make_config(train={"max_steps": 3})
-    train(cfg, stop_after=1)
-    sections = {"train": {"max_steps": 3}}
-    sections[section] = sections.get(section, {}) | changes
-    changed = make_config(**sections)
-    with pytest.raises(ValueError, match=f"cannot resume .*{message}.*new train.output_dir"):
-        train(changed)
+    checkpoint = train(cfg, stop_after=1).checkpoint
+    for section, changes, message in STREAM_CHANGES:
+        sections = {"train": {"max_steps": 3}}
+        sections[section] = sections.get(section, {}) | changes
+        with pytest.raises(ValueError, match=f"cannot resume .*{message}.*new train.output_dir"):
+            train(make_config(**sections))
+    with pytest.raises(ValueError, match="cannot resume .*processes were 1, now 2"):  # `mblip train --gpus 2`
+        check_resume(checkpoint, cfg, processes=2)
+    assert [c.name for c in list_checkpoints(cfg.train.output_dir)] == ["step-0000001"]  # refused, untouched
     assert train(cfg).step == 3  # unchanged config: resumes
 
 
