@@ -450,30 +450,30 @@ def train_loop(cfg: TrainConfig, run: Run, t: Training, start: int, steps: int, 
     result = TrainResult(step=start)
     set_train_mode(t.model)
     params = [p for p in t.model.parameters() if p.requires_grad]
-    bar = tqdm(total=steps, initial=start, disable=not run.is_main, desc=f"train[{cfg.train.stage}]")
     speed = Throughput()
-    for step in range(start, last):
-        done = step + 1
-        mean_loss = optimizer_step(run, t, cfg.optim, params, speed, done)
-        result.losses.append(mean_loss)
-        result.step = done
-        bar.update(1)
-        if done % cfg.train.log_every == 0 or done == last:
-            log_step(run, t, bar, done, mean_loss, speed)
-        if cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == steps):
-            val = evaluate(t.model, t.make_val_loader(), run.device, run.accelerator, t.position.counts)
-            result.val_losses.append((done, val))
-            if run.is_main:
-                bar.write(f"step {done}: validation loss {val:.4f}")
-            _append_metrics(run, {"step": done, "val_loss": val,
-                                  "val_unreadable_images": t.position.counts["val_unreadable_images"]})
-        if t.val_every and (done % t.val_every == 0 or done == last):  # benchmark slices; the same on every process
-            validate_on_benchmarks(cfg, run, t, done)
-        if (cfg.train.save_every and done % cfg.train.save_every == 0) or done == last:
-            checkpoint = save(cfg, run, t, done)
-            if run.is_main:
-                result.checkpoint = checkpoint
-    bar.close()
+    # A context manager: the bar is closed before an error is printed (a non-finite step, a refused save).
+    with tqdm(total=steps, initial=start, disable=not run.is_main, desc=f"train[{cfg.train.stage}]") as bar:
+        for step in range(start, last):
+            done = step + 1
+            mean_loss = optimizer_step(run, t, cfg.optim, params, speed, done)
+            result.losses.append(mean_loss)
+            result.step = done
+            bar.update(1)
+            if done % cfg.train.log_every == 0 or done == last:
+                log_step(run, t, bar, done, mean_loss, speed)
+            if cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == steps):
+                val = evaluate(t.model, t.make_val_loader(), run.device, run.accelerator, t.position.counts)
+                result.val_losses.append((done, val))
+                if run.is_main:
+                    bar.write(f"step {done}: validation loss {val:.4f}")
+                _append_metrics(run, {"step": done, "val_loss": val,
+                                      "val_unreadable_images": t.position.counts["val_unreadable_images"]})
+            if t.val_every and (done % t.val_every == 0 or done == last):  # benchmark slices; the same on every process
+                validate_on_benchmarks(cfg, run, t, done)
+            if (cfg.train.save_every and done % cfg.train.save_every == 0) or done == last:
+                checkpoint = save(cfg, run, t, done)
+                if run.is_main:
+                    result.checkpoint = checkpoint
     result.counts = t.position.counts
     run.accelerator.wait_for_everyone()
     return result

@@ -132,16 +132,25 @@ def test_resume_refuses_another_dataset_and_accepts_a_moved_copy(make_config, de
 # ---------------------------------------------------------------------------------------------------
 
 
-def test_a_nonfinite_loss_stops_training_naming_step_and_batch_and_keeps_the_checkpoints(make_config):
+def test_a_nonfinite_loss_stops_training_naming_step_and_batch_and_keeps_the_checkpoints(make_config, tmp_path,
+                                                                                          capsys):
+    import re
+
+    from mblip.cli import main
+
     cfg = make_config(train={"max_steps": 6, "save_every": 1, "keep_checkpoints": 2})
     train(cfg, stop_after=2)
     # A checkpoint whose weights are finite but absurd (an exponent bit flipped): the forward overflows.
     _set_trainable(list_checkpoints(cfg.train.output_dir)[-1], "language_projection.weight", 3e38)
     before = _fingerprints(cfg.train.output_dir)
-    with pytest.raises(ValueError, match=r"training stopped at step 3: the loss is nan on batch 2 of process 0's "
-                                         r"stream \(micro batch 1 of 1; examples \w+.*\)\. The step was not applied "
-                                         r"and the newest checkpoint, .*step-0000002, is untouched"):
-        train(cfg)
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    assert main(["train", str(config)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and re.match(
+        r"error: training stopped at step 3: the loss is nan on batch 2 of process 0's stream \(micro batch 1 of 1; "
+        r"examples \w+, .*\(8\)\)\. The step was not applied and the newest checkpoint, .*step-0000002, is untouched",
+        errors[0])
     assert _fingerprints(cfg.train.output_dir) == before  # nothing saved, nothing pruned
 
 
