@@ -36,7 +36,9 @@ from pipeline.process import (
 from pipeline.translate import TranslationStats, open_translator, stats_path, write_stats_sidecar
 
 PROCESSED_DIR = "processed"
-PROCESS_VERSION = 2  # 2: English rows untranslated and exempt from translation checks, instruction mix
+# 2: English rows untranslated and exempt from translation checks, instruction mix; 3: the reference's
+# template strings verbatim
+PROCESS_VERSION = 3
 DIGEST_CHARS = 12
 
 

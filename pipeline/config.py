@@ -112,10 +112,15 @@ class PromptConfig(Frozen):
     # defaults of pipeline/filters/rules.py. Separate from `filter` so that a threshold change re-decides
     # rows from stored scores without changing their prompts.
     template_filter: FilterRules | None = None
+    # How instructions name a language. "project": the language table's names; "reference": the mBLIP
+    # reference code's spelling where it differs (bn "Bangla", ht "Haitian", ny "Nyanja" instead of
+    # "Bengali", "Haitian Creole", "Chichewa"; pipeline/languages.py REFERENCE_NAMES). Deliberate: the
+    # project's are the names the languages go by in NLLB and ISO 639.
+    language_names: Literal["project", "reference"] = "project"
 
     def settings(self) -> PromptSettings:
         return PromptSettings(translated_tasks=tuple(self.translated_tasks), english_share=self.english_share,
-                              template_rules=self.template_filter)
+                              template_rules=self.template_filter, language_names=self.language_names)
 
 
 class TaskMix(Frozen):
