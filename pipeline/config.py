@@ -19,6 +19,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from pipeline.answers import MIN_COUNT, AnswerSettings
 from pipeline.filters.rules import FilterRules
 from pipeline.frozen import Frozen
 from pipeline.ingest.registry import PATH_FIELDS, SourceConfig, drop_legacy_fields
@@ -123,6 +124,27 @@ class PromptConfig(Frozen):
                               template_rules=self.template_filter, language_names=self.language_names)
 
 
+class AnswerConfig(Frozen):
+    """The answer rule (pipeline/answers.py): which VQA answers are translated; the rest stay English and
+    their prompt asks for an English answer."""
+
+    # Translate only answers seen at least this often in their source (the reference: 15, no digits, longer
+    # than one character; those two shape rules always apply). Lower = more translated answers, rarer ones
+    # with less reliable one-word translations. 0 (or 1) = off: every answer is a candidate.
+    min_count: int = Field(MIN_COUNT, ge=0)
+    # Round trip: "normalized" = the back-translation equals the answer after VQA normalisation (case,
+    # punctuation, articles); "exact" = equal up to case (the reference). Deliberate: looser keeps "dog"
+    # whose back-translation is "The dog."
+    match: Literal["normalized", "exact"] = "normalized"
+    # "yes" and "no" translated together or not at all, per language (deliberate: never a translated "yes"
+    # next to an English "no"); false = each on its own (the reference).
+    pair_yes_no: bool = True
+
+    def settings(self, frequent: dict[str, frozenset[str]] | None = None) -> AnswerSettings:
+        return AnswerSettings(min_count=self.min_count, match=self.match, pair_yes_no=self.pair_yes_no,
+                              frequent=frequent)
+
+
 class TaskMix(Frozen):
     share: float = Field(1.0, gt=0, le=1)  # fraction of the task's rows kept (by hash); 1 = all
     cap: int | None = Field(None, ge=0)  # most rows of the task (lowest hashes win); None = no cap
@@ -168,6 +190,7 @@ class PipelineConfig(Frozen):
     translation: TranslationConfig = TranslationConfig()
     filter: FilterConfig = FilterConfig()
     prompts: PromptConfig = PromptConfig()
+    answers: AnswerConfig = AnswerConfig()
     mix: MixConfig = MixConfig()
     output: OutputConfig = OutputConfig()
 
