@@ -93,6 +93,13 @@ def answer_key(translation_key: str, settings: AnswerSettings) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def english_answer_coin(example_id: str) -> float:
+    """The answer-language coin of a row, a stable number in [0, 1) from its id: the row trains on the
+    English answer when it is below ``english_answer_prob`` (mBLIP: 0.5). The trainer (``model/data.py``,
+    ``data.english_answer_prob``) and ``mblip export`` flip the same coin, so both give the same rows."""
+    return int.from_bytes(hashlib.sha1(f"answer\x1f{example_id}".encode()).digest()[:8], "big") / 2**64
+
+
 def translatable(answer: str | None) -> bool:
     """The reference's shape rule: no digit, longer than one character (counts are checked apart)."""
     text = clean_source(answer or "")
