@@ -241,12 +241,22 @@ class PipelineConfig(Frozen):
         return [url for s in self.sources if isinstance(s, WebCapfiltSource) for url in s.image_urls(self.work_dir)]
 
 
+def _resolve_path_value(value, base: Path):
+    """A path, or a list or mapping of paths (``pope: [...]``, ``images: {prefix: root}``), resolved at ``base``."""
+    if isinstance(value, list):
+        return [_resolve_path_value(v, base) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve_path_value(v, base) for k, v in value.items()}
+    if isinstance(value, (str, Path)) and not Path(value).is_absolute():
+        return str((base / value).resolve())
+    return value
+
+
 def _resolve_paths(data: dict, base: Path) -> dict:
     for source in data.get("sources", []) or []:
         for key in PATH_FIELDS:
             if source.get(key) is not None:
-                if not Path(source[key]).is_absolute():
-                    source[key] = str((base / source[key]).resolve())
+                source[key] = _resolve_path_value(source[key], base)
     tr = data.get("translation") or {}
     model = tr.get("model")
     if model and model != "shipped" and not Path(model).is_absolute() and (base / model).exists():
