@@ -192,7 +192,7 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
         model=model_meta,
         languages=list(languages),
         target_shares=dict(zip(languages, language_weights(config.languages(), config.assignment.english_share))),
-        image_roots={s.source_name: str(s.images) for s in config.sources},
+        image_roots={s.source_name: s.images_root for s in config.sources},
         sources={s.source_name: s.type for s in config.sources},
         pretty_name=config.output.pretty_name,
         settings=config.model_dump(mode="json", include={"translation", "filter", "assignment", "prompts", "answers"}),

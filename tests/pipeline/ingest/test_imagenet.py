@@ -179,3 +179,11 @@ def test_the_demo_label_file_uses_the_published_key_style(tmp_path, demo_root):
     rows = pl.concat([b.rows for b in batches])
     assert set(rows["preset_lang"]) == {"en", "de", "fr"}
     assert reader.stats["babel_imagenet"]["unmapped"] == ["LA"]
+
+
+SHARED_EXCERPT = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real-formats" / EXCERPT.name
+
+
+@pytest.mark.skipif(not SHARED_EXCERPT.is_file(), reason="../shared/data/real-formats is not next to this checkout")
+def test_the_committed_excerpt_is_the_published_one():
+    assert EXCERPT.read_bytes() == SHARED_EXCERPT.read_bytes()
