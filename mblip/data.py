@@ -55,7 +55,12 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("export", help="write the trainer view (Parquet) and/or the mBLIP JSON format of an output")
     p.add_argument("out", type=Path, help="output root (the folder holding manifest.json)")
     p.add_argument("--dest", type=Path, default=None, help="export folder (default: OUT/export)")
-    p.add_argument("--format", nargs="+", default=["trainer", "mblip"], choices=["trainer", "mblip"])
+    p.add_argument("--format", nargs="+", default=["trainer", "mblip"], choices=["trainer", "mblip", "merged"],
+                   help="trainer: Parquet per shard; mblip: one JSON per language; merged: every language in "
+                        "mblip/task_mix_mt.json, like the released task_mix_v2_mt.json")
+    p.add_argument("--english-answer-prob", type=float, default=0.5,
+                   help="share of VQA rows with a translated answer that get the English answer and an English "
+                        "prompt (the trainer's coin flip; mBLIP: 0.5; 0 = always the translated answer)")
     p.add_argument("--languages", nargs="*", default=[], help="project codes (default: every kept language)")
     p.add_argument("--prompts", default="row", choices=["row", "english"],
                    help="row: the shards' translated prompts (English templates where missing); "

@@ -1,7 +1,7 @@
 """Captioning and question answering with an exported model (plain transformers, beam search).
 
 Prompts come from the one template table training uses (``pipeline/template_table.py``, through
-``model/templates.py``): "Caption the image in German." and "Answer in German: {question}".
+``model/templates.py``): "Caption the image in German." and "{question} Short German answer:".
 Decoding follows the paper's evaluation (Geigle et al. 2024, Sec. 5): captions with beam 5, 1 to 50
 new tokens; short answers with beam 5, 1 to 10 new tokens and length penalty -1 (which favours short
 beams, as VQA answers are a few words).

@@ -3,7 +3,7 @@
 The table (``pipeline/template_table.py``) holds every task's English templates; the pipeline writes each
 row's instruction into its ``prompt`` column (mBLIP's mix of English and translated instructions).
 Here: the inference prompts of ``mblip caption`` / ``mblip ask`` (each task's first English template,
-"Caption the image in German." and "Answer in German: {question}"), and the English prompts the
+"Caption the image in German." and "{question} Short German answer:"), and the English prompts the
 trainer uses for rows without a ``prompt`` column or whose target it switched to the English answer.
 """
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipeline.answers import frequent_answers
 from pipeline.assign import language_weights
 from pipeline.chunks import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkJob, count_actions, plan_chunks, run_chunk,
@@ -168,7 +169,11 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
         log.info("%s: %d rows in %d chunks, %d quarantined", name, result.rows, len(result.chunks), result.quarantined)
 
     mix = thresholds_from_chunks([c for r in results.values() for c in r.chunks], config.mix.rules(), config.mix.seed)
-    keys = run_keys(config, model_meta, config.translation.engine_settings(), mix)
+    # The answer rule counts each answer over its whole source (mBLIP: >= 15 times), before any chunk runs.
+    min_count = config.answers.min_count
+    answers = config.answers.settings(
+        frequent_answers({name: r.chunks for name, r in results.items()}, min_count) if min_count > 1 else None)
+    keys = run_keys(config, model_meta, config.translation.engine_settings(), mix, answers)
     plans = plan_chunks(work, {name: r.chunks for name, r in results.items()}, keys, force_sources, force_languages)
     todo = [p for p in plans if p.action != ACTION_DONE or force_languages]
     actions = count_actions(plans)
@@ -176,7 +181,7 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
              "%d to process%s", actions[ACTION_DONE], actions[ACTION_REDECIDE], actions[ACTION_RESCORE],
              actions[ACTION_PROCESS],
              f"; recomputing {', '.join(force_languages)} in every chunk" if force_languages else "")
-    job = ChunkJob.from_config(config, model_dir, mix, force_languages, cache_dir)
+    job = ChunkJob.from_config(config, model_dir, mix, force_languages, cache_dir, answers)
     progress = runner.progress(len(todo), "chunks")
     run_bounded((lambda p=p: runner.submit("chunk", p, job) for p in todo), config.run.concurrency,
                 lambda _: progress.advance(), runner.as_completed)
@@ -187,10 +192,10 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
         model=model_meta,
         languages=list(languages),
         target_shares=dict(zip(languages, language_weights(config.languages(), config.assignment.english_share))),
-        image_roots={s.source_name: str(s.images) for s in config.sources},
+        image_roots={s.source_name: s.images_root for s in config.sources},
         sources={s.source_name: s.type for s in config.sources},
         pretty_name=config.output.pretty_name,
-        settings=config.model_dump(mode="json", include={"translation", "filter", "assignment", "prompts"}),
+        settings=config.model_dump(mode="json", include={"translation", "filter", "assignment", "prompts", "answers"}),
         recipe=recipe_metadata(config),
         keys={"translation": keys.translation, "decision": keys.decision},
         mix={"rules": config.mix.rules(), "seed": config.mix.seed, "thresholds": mix},

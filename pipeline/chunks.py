@@ -26,6 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.answers import AnswerSettings, answer_key
 from pipeline.io import sha256_file, write_parquet_atomic
 from pipeline.mix import mix_key
 from pipeline.nllb.engine import EngineSettings
@@ -36,7 +37,9 @@ from pipeline.process import (
 from pipeline.translate import TranslationStats, open_translator, stats_path, write_stats_sidecar
 
 PROCESSED_DIR = "processed"
-PROCESS_VERSION = 2  # 2: English rows untranslated and exempt from translation checks, instruction mix
+# 2: English rows untranslated and exempt from translation checks, instruction mix; 3: the reference's
+# template strings verbatim, the answer rule (answers with digits or of one character stay English)
+PROCESS_VERSION = 3
 DIGEST_CHARS = 12
 
 
@@ -147,8 +150,11 @@ class RunKeys:
     rescore_from: tuple[str, ...] = ()  # translation keys of stored outputs a rescore can start from
 
 
-def run_keys(config, model_meta: dict, settings: EngineSettings, mix: dict) -> RunKeys:
-    """The keys of a run of ``config`` with the model described by ``model_meta``, on this machine."""
+def run_keys(config, model_meta: dict, settings: EngineSettings, mix: dict,
+             answers: AnswerSettings | None = None) -> RunKeys:
+    """The keys of a run of ``config`` with the model described by ``model_meta``, on this machine
+    (``answers``: the answer rule with the run's answer counts; None = the config's, nothing counted)."""
+    answers = answers if answers is not None else config.answers.settings()
     languages = tuple(lang.code for lang in config.languages())
     # the device and compute type that will actually run here (``auto`` resolved; the translation cache
     # records the effective compute type too): a run resumed on another device or compute type
@@ -159,8 +165,9 @@ def run_keys(config, model_meta: dict, settings: EngineSettings, mix: dict) -> R
              config.filter.backtranslate, config.prompts.model_dump(mode="json"), config.assignment.english_share)
     tkey = translation_key(*parts, reverse=config.filter.reverse)
     rescore_from = rescore_keys(*parts, reverse=config.filter.reverse)
-    return RunKeys(mix_key(tkey, mix, config.mix.seed), decision_key(config.filter.model_dump(mode="json")),
-                   tuple(mix_key(k, mix, config.mix.seed) for k in rescore_from))
+    return RunKeys(mix_key(answer_key(tkey, answers), mix, config.mix.seed),
+                   decision_key(config.filter.model_dump(mode="json")),
+                   tuple(mix_key(answer_key(k, answers), mix, config.mix.seed) for k in rescore_from))
 
 
 def plan_chunks(work_dir: str | Path, chunks: dict[str, Iterable[str]], keys: RunKeys,
@@ -198,13 +205,15 @@ class ChunkJob:
 
     @classmethod
     def from_config(cls, config, model_dir: str, mix: dict, only_languages: Iterable[str] = (),
-                    cache_dir: str | None = None) -> ChunkJob:
-        """The job of a run of ``config`` (a ``PipelineConfig``) with the task mix's thresholds ``mix``."""
+                    cache_dir: str | None = None, answers: AnswerSettings | None = None) -> ChunkJob:
+        """The job of a run of ``config`` (a ``PipelineConfig``) with the task mix's thresholds ``mix`` and
+        the answer rule ``answers`` (with the run's answer counts; None = the config's, nothing counted)."""
         process = ProcessSettings(
             languages=tuple(config.languages()), seed=config.assignment.seed, mode=config.assignment.mode,
             english_share=config.assignment.english_share, backtranslate=config.filter.backtranslate,
             rules=config.filter.rules(), reverse=config.filter.reverse, prompts=config.prompts.settings(),
             mix=mix or {}, mix_seed=config.mix.seed,
+            answers=answers if answers is not None else config.answers.settings(),
         )
         return cls(model_dir=str(model_dir), engine=config.translation.engine_settings(), process=process,
                    only_languages=tuple(only_languages), cache_dir=cache_dir)

@@ -19,6 +19,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from pipeline.answers import MIN_COUNT, AnswerSettings
 from pipeline.filters.rules import FilterRules
 from pipeline.frozen import Frozen
 from pipeline.ingest.registry import PATH_FIELDS, SourceConfig, drop_legacy_fields
@@ -112,10 +113,36 @@ class PromptConfig(Frozen):
     # defaults of pipeline/filters/rules.py. Separate from `filter` so that a threshold change re-decides
     # rows from stored scores without changing their prompts.
     template_filter: FilterRules | None = None
+    # How instructions name a language. "project": the language table's names; "reference": the mBLIP
+    # reference code's spelling where it differs (bn "Bangla", ht "Haitian", ny "Nyanja" instead of
+    # "Bengali", "Haitian Creole", "Chichewa"; pipeline/languages.py REFERENCE_NAMES). Deliberate: the
+    # project's are the names the languages go by in NLLB and ISO 639.
+    language_names: Literal["project", "reference"] = "project"
 
     def settings(self) -> PromptSettings:
         return PromptSettings(translated_tasks=tuple(self.translated_tasks), english_share=self.english_share,
-                              template_rules=self.template_filter)
+                              template_rules=self.template_filter, language_names=self.language_names)
+
+
+class AnswerConfig(Frozen):
+    """The answer rule (pipeline/answers.py): which VQA answers are translated; the rest stay English and
+    their prompt asks for an English answer."""
+
+    # Translate only answers seen at least this often in their source (the reference: 15, no digits, longer
+    # than one character; those two shape rules always apply). Lower = more translated answers, rarer ones
+    # with less reliable one-word translations. 0 (or 1) = off: every answer is a candidate.
+    min_count: int = Field(MIN_COUNT, ge=0)
+    # Round trip: "normalized" = the back-translation equals the answer after VQA normalisation (case,
+    # punctuation, articles); "exact" = equal up to case (the reference). Deliberate: looser keeps "dog"
+    # whose back-translation is "The dog."
+    match: Literal["normalized", "exact"] = "normalized"
+    # "yes" and "no" translated together or not at all, per language (deliberate: never a translated "yes"
+    # next to an English "no"); false = each on its own (the reference).
+    pair_yes_no: bool = True
+
+    def settings(self, frequent: dict[str, frozenset[str]] | None = None) -> AnswerSettings:
+        return AnswerSettings(min_count=self.min_count, match=self.match, pair_yes_no=self.pair_yes_no,
+                              frequent=frequent)
 
 
 class TaskMix(Frozen):
@@ -163,6 +190,7 @@ class PipelineConfig(Frozen):
     translation: TranslationConfig = TranslationConfig()
     filter: FilterConfig = FilterConfig()
     prompts: PromptConfig = PromptConfig()
+    answers: AnswerConfig = AnswerConfig()
     mix: MixConfig = MixConfig()
     output: OutputConfig = OutputConfig()
 
@@ -213,12 +241,22 @@ class PipelineConfig(Frozen):
         return [url for s in self.sources if isinstance(s, WebCapfiltSource) for url in s.image_urls(self.work_dir)]
 
 
+def _resolve_path_value(value, base: Path):
+    """A path, or a list or mapping of paths (``pope: [...]``, ``images: {prefix: root}``), resolved at ``base``."""
+    if isinstance(value, list):
+        return [_resolve_path_value(v, base) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve_path_value(v, base) for k, v in value.items()}
+    if isinstance(value, (str, Path)) and not Path(value).is_absolute():
+        return str((base / value).resolve())
+    return value
+
+
 def _resolve_paths(data: dict, base: Path) -> dict:
     for source in data.get("sources", []) or []:
         for key in PATH_FIELDS:
             if source.get(key) is not None:
-                if not Path(source[key]).is_absolute():
-                    source[key] = str((base / source[key]).resolve())
+                source[key] = _resolve_path_value(source[key], base)
     tr = data.get("translation") or {}
     model = tr.get("model")
     if model and model != "shipped" and not Path(model).is_absolute() and (base / model).exists():

@@ -7,7 +7,15 @@ language), ``target`` (caption, or the VQA answer).
 
 mBLIP JSON (``mblip/{lang}.json``): a JSON array of ``{"context", "label", "image_id"}`` objects, the
 format the reference code's training datasets read (context = prompt, label = target, image_id = the
-image file, absolute when the root is known, else relative to the source's image root).
+image file, absolute when the root is known, else relative to the source's image root). ``merged``
+writes every language into one such file, ``mblip/task_mix_mt.json``, like the released
+``task_mix_v2_mt.json`` (languages in code order, each in shard order; the reference concatenated its
+task files unshuffled and its trainer shuffled).
+
+The answer language of VQA rows is the trainer's coin flip (``english_answer_prob``, default 0.5 as mBLIP
+and ``data.english_answer_prob``): a row whose answer was translated trains on the English answer, with a
+prompt asking for an English answer, when ``pipeline.answers.english_answer_coin`` of its id is below
+the probability: the same rows as the trainer, in both exports. 0 = always the translated answer.
 
 Prompts come from a pluggable ``PromptSource``: by default the row's ``prompt`` column (the translated
 templates of pipeline/templates.py, written by the chunk stage), falling back to the English templates
@@ -25,15 +33,19 @@ from typing import Protocol
 
 import polars as pl
 
+from pipeline.answers import english_answer_coin
 from pipeline.io import sha256_file, write_json_atomic, write_parquet_atomic
 from pipeline.output_dir import MANIFEST
 from pipeline.outputs.shards import SPLIT_KEPT
 from pipeline.schema import TASK_CAPTION, TASK_VQA
-from pipeline.templates import TASK_VQA_ENGLISH_ANSWER, english_templates, render
+from pipeline.templates import TASK_VQA_ENGLISH_ANSWER, english_prompt, english_templates, render
 
 EXPORT_MANIFEST = "export_manifest.json"
 TRAINER_DIR, MBLIP_DIR = "trainer", "mblip"
-FORMATS = ("trainer", "mblip")
+FORMATS = ("trainer", "mblip", "merged")
+DEFAULT_FORMATS = ("trainer", "mblip")
+MERGED_FILE = "task_mix_mt.json"  # every language in one file, like the released task_mix_v2_mt.json
+ENGLISH_ANSWER_PROB = 0.5  # mBLIP's coin flip (and the trainer's data.english_answer_prob default)
 READ_BATCH_ROWS = 4096  # rows per record batch: bounds memory
 TRAINER_SCHEMA = {
     "example_id": pl.String(), "source": pl.String(), "image_id": pl.String(), "image_path": pl.String(),
@@ -94,16 +106,30 @@ def row_target(row: dict) -> str:
     return row["text_tgt"] or row["text_en"]
 
 
-def to_trainer_rows(frame: pl.DataFrame, prompts: PromptSource, image_roots: dict[str, str]) -> pl.DataFrame:
+def prompt_and_answer(row: dict, prompts: PromptSource, english_answer_prob: float = 0.0) -> tuple[str | None, str]:
+    """(prompt, target) of a row: ``prompts``' instruction and ``row_target``, except for a VQA row with a
+    translated answer whose coin picks English (``english_answer_prob``): then its English answer and
+    the template that key picks among those asking for an English answer, as the trainer does."""
+    translated = bool(row.get("answer_tgt")) and row.get("answer_tgt") != row.get("answer_en")
+    if row["task"] == TASK_VQA and translated and english_answer_coin(row["example_id"]) < english_answer_prob:
+        question = row.get("text_tgt") or row["text_en"]
+        return english_prompt(TASK_VQA_ENGLISH_ANSWER, row["lang"], row["example_id"], question=question), \
+            row["answer_en"]
+    return prompts.prompt(row), row_target(row)
+
+
+def to_trainer_rows(frame: pl.DataFrame, prompts: PromptSource, image_roots: dict[str, str],
+                    english_answer_prob: float = 0.0) -> pl.DataFrame:
     """The trainer view of a batch of kept rows (same order)."""
     out = []
     for row in frame.iter_rows(named=True):
         root = image_roots.get(row["source"])
+        prompt, target = prompt_and_answer(row, prompts, english_answer_prob)
         out.append({
             "example_id": row["example_id"], "source": row["source"], "image_id": row["image_id"],
             "image_path": row["image_path"],
             "image": str(Path(root) / row["image_path"]) if root and row["image_path"] else None,
-            "lang": row["lang"], "task": row["task"], "prompt": prompts.prompt(row), "target": row_target(row),
+            "lang": row["lang"], "task": row["task"], "prompt": prompt, "target": target,
         })
     return pl.DataFrame(out, schema=TRAINER_SCHEMA)
 
@@ -127,9 +153,10 @@ def _batches(path: Path) -> Iterator[pl.DataFrame]:
 def export_dataset(
     out_dir: str | Path,
     dest: str | Path | None = None,
-    formats: tuple[str, ...] = FORMATS,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
     languages: tuple[str, ...] = (),
     prompts: PromptSource | None = None,
+    english_answer_prob: float = ENGLISH_ANSWER_PROB,
 ) -> dict:
     """Write the requested exports of ``out_dir``'s kept shards under ``dest`` (default OUT/export)."""
     out_dir = Path(out_dir)
@@ -137,6 +164,8 @@ def export_dataset(
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown export format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
+    if not 0.0 <= english_answer_prob <= 1.0:
+        raise ValueError(f"english_answer_prob must be between 0 and 1, got {english_answer_prob}")
     prompts = prompts or prompt_source("row")
     manifest, files = _kept_files(out_dir, languages)
     roots = manifest.get("image_roots") or {}
@@ -144,11 +173,14 @@ def export_dataset(
     by_lang: dict[str, list[dict]] = {}
     for f in files:
         by_lang.setdefault(f["lang"], []).append(f)
+    merged = _JsonArrayWriter(dest / MBLIP_DIR / MERGED_FILE) if "merged" in formats else None
+    merged_rows = 0
     for lang, lang_files in sorted(by_lang.items()):
         json_writer = _JsonArrayWriter(dest / MBLIP_DIR / f"{lang}.json") if "mblip" in formats else None
         rows = 0
         for f in lang_files:
-            parts = [to_trainer_rows(batch, prompts, roots) for batch in _batches(out_dir / f["path"])]
+            parts = [to_trainer_rows(batch, prompts, roots, english_answer_prob)
+                     for batch in _batches(out_dir / f["path"])]
             view = pl.concat(parts) if parts else pl.DataFrame(schema=TRAINER_SCHEMA)
             rows += view.height
             if "trainer" in formats:
@@ -156,15 +188,23 @@ def export_dataset(
                 write_parquet_atomic(view, dest / rel)
                 written.append({"path": rel, "format": "trainer", "lang": lang, "rows": view.height,
                                 "bytes": (dest / rel).stat().st_size, "sha256": sha256_file(dest / rel)})
-            if json_writer:
-                json_writer.write(view)
+            for writer in (json_writer, merged):
+                if writer:
+                    writer.write(view)
+        merged_rows += rows
         if json_writer:
-            path = json_writer.close()
-            written.append({"path": path.relative_to(dest).as_posix(), "format": "mblip", "lang": lang, "rows": rows,
-                            "bytes": path.stat().st_size, "sha256": sha256_file(path)})
-    export_manifest = {"source_manifest_created": manifest.get("created"), "prompts": prompts.name, "files": written}
+            written.append(_json_entry(json_writer.close(), dest, "mblip", lang, rows))
+    if merged:
+        written.append(_json_entry(merged.close(), dest, "merged", "all", merged_rows))
+    export_manifest = {"source_manifest_created": manifest.get("created"), "prompts": prompts.name,
+                       "english_answer_prob": english_answer_prob, "files": written}
     write_json_atomic(export_manifest, dest / EXPORT_MANIFEST)
     return export_manifest
+
+
+def _json_entry(path: Path, dest: Path, fmt: str, lang: str, rows: int) -> dict:
+    return {"path": path.relative_to(dest).as_posix(), "format": fmt, "lang": lang, "rows": rows,
+            "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 class _JsonArrayWriter:

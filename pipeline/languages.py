@@ -16,6 +16,13 @@ from importlib import resources
 SOURCE_LANGUAGE = "en"  # the language of every source text
 SOURCE_NLLB = "eng_Latn"  # its NLLB code (the source token of every forward translation)
 
+# How instructions name a language: ``project`` = the table's names; ``reference`` = the spelling of the
+# mBLIP reference code's name list (Google Translate's, ``lang_code2lang`` in its ``data/*/generate_train.py``)
+# where it differs. Hebrew stays "Hebrew" in both: the reference's caption and VQA scripts said "former
+# Hebrew" (a defect; its ImageNet script said "Hebrew").
+NAME_SPELLINGS = ("project", "reference")
+REFERENCE_NAMES = {"bn": "Bangla", "ht": "Haitian", "ny": "Nyanja"}
+
 
 @dataclass(frozen=True)
 class Language:
@@ -66,6 +73,14 @@ def get_language(code: str) -> Language:
         raise UnknownLanguageError(
             f"unknown language code {code!r}; use a project code or its NLLB code. Valid project codes: {valid}"
         ) from None
+
+
+def language_name(code: str, spelling: str = "project") -> str:
+    """The English name instructions use for a language (``spelling``: see ``NAME_SPELLINGS``)."""
+    if spelling not in NAME_SPELLINGS:
+        raise ValueError(f"unknown language-name spelling {spelling!r}; use one of {', '.join(NAME_SPELLINGS)}")
+    language = get_language(code)
+    return REFERENCE_NAMES.get(language.code, language.name) if spelling == "reference" else language.name
 
 
 def resolve_languages(codes: list[str] | tuple[str, ...] | None) -> tuple[Language, ...]:

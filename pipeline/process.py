@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from pipeline.answers import translate_answers
+from pipeline.answers import AnswerSettings, translate_answers
 from pipeline.assign import MODE_ALL, assign_languages
 from pipeline.filters.quality import (
     DEFAULT_REVERSE, MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, REVERSE_SIGNALS, apply_quality_filter,
@@ -39,6 +39,7 @@ class ProcessSettings:
     rules: FilterRules = field(default_factory=FilterRules)  # the filter thresholds
     reverse: str = DEFAULT_REVERSE  # the model's reverse check (``quality.REVERSE_MODES``)
     prompts: PromptSettings = field(default_factory=PromptSettings)  # the instruction mix
+    answers: AnswerSettings = field(default_factory=AnswerSettings)  # the answer rule and the run's answer counts
     mix: dict[str, list[float]] = field(default_factory=dict)  # task -> thresholds (``pipeline.mix.mix_thresholds``)
     mix_seed: int = 0
 
@@ -67,7 +68,7 @@ def process_rows(rows: pl.DataFrame, settings: ProcessSettings, translator,
     # Rows assigned English stay English: translate_frame copies them and the quality filter leaves
     # only its input checks to them (pipeline/filters/quality.py).
     frame = translate_frame(_assign(rows, s), translator, stats=stats)
-    frame = translate_answers(frame, translator, stats=stats)
+    frame = translate_answers(frame, translator, stats=stats, settings=s.answers)
     # Model signals only for languages the model was trained on (all of them for NLLB-200): a model
     # that does not know a language would reject all of it for the wrong reason.
     model_languages = getattr(translator, "languages", None)

@@ -25,7 +25,8 @@ class RunRecord:
     keys: dict[str, str] = field(default_factory=dict)  # translation and decision keys of the processed chunks
     mix: dict = field(default_factory=dict)  # task mix rules, seed and thresholds
     run: dict = field(default_factory=dict)  # chunk actions and the flow's own values (flow name, changes)
-    web: dict = field(default_factory=dict)  # source name -> web reader statistics (sampling, fetch, matching)
+    # source name -> its reader's statistics: web (sampling, fetch, matching), imagenet (label keys), POPE
+    web: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """The record as plain JSON values, fields in order (what the manifest holds)."""

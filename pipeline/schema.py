@@ -54,7 +54,7 @@ TARGET_SCHEMA: dict[str, pl.DataType] = {
     "lang_nllb": pl.String(),  # e.g. "deu_Latn"
     "text_tgt": pl.String(),
     "answer_tgt": pl.String(),  # translated answer, or the English one when answer_translated is false
-    "answer_translated": pl.Boolean(),  # answer passed the back-translation round trip (numbers: kept as digits)
+    "answer_translated": pl.Boolean(),  # answer translated by the answer rule (pipeline/answers.py); false: English
     "translation_truncated": pl.Boolean(),  # text_en was longer than the engine's input limit and was cut
     "context_tgt": pl.String(),  # context_en in the row's language
     "target": pl.String(),  # what the model is trained to produce (see pipeline/templates.py: add_prompts)

@@ -1,13 +1,16 @@
 """Instructions from the one template table: training prompts (the ``prompt`` column) and inference prompts.
 
-mBLIP's mix (Geigle et al. 2024, Sec. 3.1 and App. A): caption rows cycle through English templates
-that name the target language ("Caption the image in German.") and the language's machine-translated
-plain templates ("Caption the image." in German), so a non-English caption gets an English instruction
-E/(E+T) of the time (E English templates, T translated ones that survived); VQA and every other task use
+mBLIP's mix (Geigle et al. 2024, Sec. 3.1 and App. A): caption rows draw from English templates that
+name the target language ("Caption the image in German.") and the language's machine-translated plain
+templates ("Caption the image." in German) together, so a non-English caption gets an English instruction
+E/(E+T) of the time (E English templates, T translated ones that survived); English caption rows draw
+from the plain templates as they are (the reference's ``generate_en``); VQA and every other task use
 English templates naming the answer language. A translated template still containing its English was
-dropped. Here, in addition, each translated template goes through the project's quality filter (the
-same signals and thresholds as the data, back-translation included when a model is given): one that
-fails it (e.g. "Ein Bild derschaftschafts.") is not used, and the English template is used instead.
+dropped. The reference drew with ``random.choice`` (or a per-language counter); here a hash of the
+example id picks, so the same row gets the same prompt in every run. Here, in addition, each translated
+template goes through the project's quality filter (the same signals and thresholds as the data,
+back-translation included when a model is given): one that fails it (e.g. "Ein Bild derschaftschafts.")
+is not used, and the English template is used instead.
 
 The table itself (English templates per task, the translated plain ones, the matching questions) is
 ``pipeline/template_table.py``; here: choosing, translating, checking and filling templates.
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from pipeline.filters.quality import apply_quality_filter
-from pipeline.languages import SOURCE_LANGUAGE, SOURCE_NLLB, get_language
+from pipeline.languages import SOURCE_LANGUAGE, SOURCE_NLLB, get_language, language_name
 from pipeline.nllb.engine import clean_source
 from pipeline.schema import (
     TASK_AOKVQA_COT,
@@ -44,6 +47,9 @@ from pipeline.schema import (
 )
 from pipeline.template_table import (
     CONTEXT_PROMPT_TASKS,
+    COT_TARGET,
+    DECIDE_NO,
+    DECIDE_YES,
     ENGLISH_ANSWER_TASK,
     SLOTS,
     TASK_VQA_ENGLISH_ANSWER,  # noqa: F401  (pipeline/export.py imports it from here)
@@ -70,6 +76,7 @@ class PromptSettings:
     # Filter thresholds for translated templates (a FilterRules; None = the defaults). Not the run's
     # thresholds: a threshold change re-decides rows from stored scores and must not change prompts.
     template_rules: object = None
+    language_names: str = "project"  # how instructions name a language (``pipeline.languages.NAME_SPELLINGS``)
 
 
 def _norm(text: str) -> str:
@@ -98,12 +105,15 @@ class TemplateSet:
     def pick(self, task: str, key: str, english_share: float | None = None) -> str:
         """Template for ``task`` chosen by a hash of ``key`` (same row -> same prompt across runs).
 
-        ``english_share`` None: uniform over the English and the translated templates (mBLIP's cycle);
-        a number: the share of rows that get an English template when translated ones exist.
+        ``english_share`` None: uniform over the English and the translated templates (mBLIP's mix);
+        a number: the share of rows that get an English template when translated ones exist. English
+        rows of a task with plain templates use those (they are English already), as the reference.
         """
         english = self.templates.get(task) or english_templates(self.lang).templates[task]
         translated = self.translated.get(task, ())
-        if not translated:
+        if self.lang == SOURCE_LANGUAGE and translated:
+            options = translated
+        elif not translated:
             options = english
         elif english_share is None:
             options = english + translated
@@ -116,19 +126,20 @@ def _fill_lang(template: str, lang_name: str) -> str:
     return template.replace("{lang}", lang_name)
 
 
-def english_templates(lang: str) -> TemplateSet:
-    """The English templates naming ``lang``; English itself also gets its plain templates as the
-    "translated" ones (the English row's mix is the same as every other language's)."""
+def english_templates(lang: str, names: str = "project") -> TemplateSet:
+    """The English templates naming ``lang`` (spelled as ``names`` says: ``pipeline.languages.NAME_SPELLINGS``);
+    English itself also gets its plain templates as the "translated" ones: its caption rows use them."""
     language = get_language(lang)
-    named = {t: tuple(_fill_lang(x, language.name) for x in xs) for t, xs in TEMPLATES.items()}
+    name = language_name(language.code, names)
+    named = {t: tuple(_fill_lang(x, name) for x in xs) for t, xs in TEMPLATES.items()}
     plain = dict(TRANSLATED_TEMPLATES) if language.code == SOURCE_LANGUAGE else {}
     return TemplateSet(lang=language.code, templates=named, translated=plain)
 
 
-def english_prompt(task: str, lang: str, key: str | None = None, **slots: str) -> str:
+def english_prompt(task: str, lang: str, key: str | None = None, names: str = "project", **slots: str) -> str:
     """An English prompt naming ``lang``: the task's first template (inference) or, with ``key``, the
     template that key picks among the English ones (what training rows with English instructions use)."""
-    options = english_templates(lang).templates[task]
+    options = english_templates(lang, names).templates[task]
     template = options[0] if key is None else options[_hash("template", key) % len(options)]
     return render(template, **slots)
 
@@ -152,7 +163,7 @@ def translate_templates(translator, lang: str, stats: TranslationStats | None = 
     language). The English templates are always there.
     """
     language = get_language(lang)
-    english = english_templates(language.code)
+    english = english_templates(language.code, settings.language_names)
     if language.code == SOURCE_LANGUAGE:
         english.translated = {t: v for t, v in english.translated.items() if t in settings.translated_tasks}
         return english
@@ -215,7 +226,7 @@ def templates_for(translator, lang: str, stats: TranslationStats | None = None,
     identity = engine.cache_key() if hasattr(engine, "cache_key") else str(id(engine))
     rules_key = rules.model_dump_json() if rules is not None else ""
     key = (f"{getattr(engine, 'model_dir', '')}|{identity}", get_language(lang).code, settings.translated_tasks,
-           settings.english_share, rules_key,
+           settings.english_share, settings.language_names, rules_key,
            check_model, tuple(sorted(model_languages)) if model_languages is not None else None)
     with _MEMO_LOCK:
         cached = _MEMO.get(key)
@@ -227,10 +238,12 @@ def templates_for(translator, lang: str, stats: TranslationStats | None = None,
 
 
 def render(template: str, **slots: str) -> str:
+    """``template`` with its slots filled (values stripped); the template's own spacing is kept as it is,
+    trailing and double spaces included (the reference's strings, verbatim)."""
     out = template
     for name in SLOTS:
-        out = out.replace("{" + name + "}", slots.get(name) or "")
-    return " ".join(out.split())
+        out = out.replace("{" + name + "}", (slots.get(name) or "").strip())
+    return out
 
 
 def _pick_index(key: str, n: int) -> int:
@@ -259,7 +272,7 @@ def prompt_and_target(row: dict, templates: TemplateSet,
     if task == TASK_AOKVQA_EXPLAIN:
         return render(templates.pick(task, key, english_share), question=context, answer=answer), text
     if task == TASK_AOKVQA_COT:
-        cot = templates.pick("aokvqa_cot_target", key + ":target")
+        cot = templates.pick(COT_TARGET, key + ":target")
         target = render(cot, rationale=text.rstrip(" ."), answer=answer)
         return render(templates.pick(task, key, english_share), question=context), target
     if task in CONTEXT_PROMPT_TASKS:
@@ -270,7 +283,7 @@ def prompt_and_target(row: dict, templates: TemplateSet,
         return render(pick_match_template(key)[0], caption=text), row.get("answer_en")
     if task == TASK_DECIDE:
         # The yes/no of question i must be entry i: always the English triples (never translated).
-        lists = [templates.templates[t] for t in (TASK_DECIDE, "decide_yes", "decide_no")]
+        lists = [templates.templates[t] for t in (TASK_DECIDE, DECIDE_YES, DECIDE_NO)]
         i = _pick_index(key, len(lists[0]))
         yes = (row.get("answer_en") or "").strip().lower() == "yes"
         return render(lists[0][i], label=text), lists[1 if yes else 2][i]
@@ -299,7 +312,7 @@ def add_prompts(frame: pl.DataFrame, translator, stats: TranslationStats | None 
     translated_langs = set(frame.filter(preset.is_null())["lang"].unique().to_list()) - {None}
     sets = {lang: templates_for(translator, lang, stats, settings, rules, check_model, model_languages)
             for lang in langs if lang in translated_langs}
-    english = {lang: english_templates(lang) for lang in langs}
+    english = {lang: english_templates(lang, settings.language_names) for lang in langs}
     prompts, targets = [], []
     columns = [c for c in _ROW_FIELDS if c in frame.columns]
     for row in frame.select(columns).iter_rows(named=True):

@@ -51,7 +51,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_export_dataset(args: argparse.Namespace) -> int:
     result = export_dataset(args.out, args.dest, formats=tuple(args.format), languages=tuple(args.languages),
-                            prompts=prompt_source(args.prompts))
+                            prompts=prompt_source(args.prompts), english_answer_prob=args.english_answer_prob)
     for f in result["files"]:
         print(f"{f['format']:<8} {f['lang']:<5} {f['rows']:>9} rows  {f['path']}")
     return 0

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipeline.card.metadata import iso639, source_types
 from pipeline.card.plots import score_label
+from pipeline.card.readers import render_reader_notes
 from pipeline.card.task_notes import render_task_tables
 from pipeline.card.text import ENGINE_COUNTER_DOCS, MBLIP_CITATION, NLLB_CITATION, column_doc, flatten, table
 from pipeline.card.web import render_web_sections
@@ -91,6 +92,7 @@ def sources(c: CardInputs) -> list[str]:
     if dropped:
         out.append("Dropped inside kept records (the record stays; e.g. a blank one of a question's ten answers): "
                    + "; ".join(dropped) + ".\n")
+    out += render_reader_notes(c.record.web, c.stats.get("quarantine_reasons") or [])
     lic = c.meta["license"]
     out.append(f"**Licence of this dataset**: `{lic if isinstance(lic, str) else ', '.join(lic)}`, derived from the "
                "sources' licences (the translations are derived from their text):\n")

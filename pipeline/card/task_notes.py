@@ -8,21 +8,24 @@ from collections.abc import Callable
 # task -> (what a row is, what differs from the reference and why)
 TASK_NOTES: dict[str, tuple[str, str]] = {
     "caption": ("caption in the target language", "as the paper"),
-    "vqa": ("question -> short answer", "the answer language is always the one the prompt names"),
+    "vqa": ("question -> short answer", "answers translated with NLLB (the reference: a web service) by the "
+            "reference's rule (`answers.min_count`); yes/no as a pair; the prompt always names the answer's language"),
     "vqg": (
         "answer -> question in the named language",
         "question, answer and image from one VQAv2 record (the reference paired answers with other images' "
         "questions); the prompt names the target question's language (the reference often said English)",
     ),
-    "aokvqa_explain": ("question + answer -> rationale", "missing images quarantined, not skipped silently"),
+    "aokvqa_explain": ("question + answer -> rationale", "missing images quarantined, not skipped silently; "
+                       "questions about POPE's images left out"),
     "aokvqa_cot": (
         "question -> rationale + answer",
         "every target holds its rationale (the reference's '{a} because {a}.' template is not used)",
     ),
     "llava": (
         "instruction -> answer (one human/gpt pair)",
-        "at most 3 sentences counted with spaCy's sentencizer, not periods; image names resolved to files "
-        "that exist (the reference's COCO_train2014_ names missed the val2014 images)",
+        "conversation turns of at most 3 sentences counted with spaCy's sentencizer, not periods (detail "
+        "descriptions whole, as the reference); image names resolved to files that exist (the reference's "
+        "COCO_train2014_ names missed the val2014 images); records about POPE's images left out",
     ),
     "classify": ("image -> class name in the language", "seeded; images disjoint from `decide`"),
     "decide": (

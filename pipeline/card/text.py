@@ -22,7 +22,9 @@ COLUMN_DOCS = {
     "lang": "target language (mC4 code)",
     "lang_nllb": "NLLB-200 code the text was translated into",
     "text_tgt": "machine translation of `text_en`",
-    "answer_tgt": "machine translation of `answer_en`",
+    "answer_tgt": "machine translation of `answer_en`, or `answer_en` itself when `answer_translated` is false "
+                  "(the answer rule: seen >= `answers.min_count` times in its source, no digits, longer than one "
+                  "character, round trip)",
     "backtranslation_en": "`text_tgt` translated back into English",
     "status": "`kept` or `rejected`",
     "reject_reason": "first failing filter rule (null when kept)",

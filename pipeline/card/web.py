@@ -4,6 +4,7 @@ from __future__ import annotations
 
 PAPER_CAPTIONS = 2_273_005  # mBLIP's web CapFilt examples after sampling and download (arXiv 2307.06930)
 PAPER_MATCHING = 600_000
+WEB_KEYS = ("sampling", "fetch", "matching", "index")  # a web reader's statistics (other readers': readers.py)
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -14,6 +15,7 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 def render_web_sections(web: dict[str, dict]) -> list[str]:
     """Markdown blocks for ``metadata["web"]`` (source name -> its reader's statistics); empty without any."""
+    web = {name: s for name, s in web.items() if any(k in s for k in WEB_KEYS)}
     if not web:
         return []
     out = ["## Web captions and matching\n"]

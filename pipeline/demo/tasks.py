@@ -6,12 +6,13 @@ reads the scenes' VQAv2 answers (colour and shape of each image) to write, groun
     ROOT/aokvqa/aokvqa_v1p0_train.json           A-OKVQA (COCO 2017 ids; the files are 2014-named)
     ROOT/llava/conversation_58k.json, detail_23k.json   LLaVA-Instruct (2017 file names)
     ROOT/imagenet/train/<wnid>/<wnid>_<k>.JPEG   ImageNet layout, one synset per colour+shape
-    ROOT/imagenet/classnames.json, babel_imagenet-298.json   class names, English and de/fr
+    ROOT/imagenet/classnames.json, babel_imagenet-298.json   class names: English; DE, FR and LA (Latin: no
+                                                 project language, reported in the card) as Babel-ImageNet keys
     ROOT/byo/captions.jsonl                      bring-your-own English captions (JSON Lines)
     ROOT/released/task_mix_v2_mt.json            the released mBLIP format (context, label, image_id)
 
-A few records in each are bad on purpose (missing image, empty text, too long an answer), so the
-demo shows quarantine at work.
+A few records in each are bad on purpose (missing image, empty text, a conversation answer over the
+limit), so the demo shows quarantine at work.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ SHAPE_NAMES = {
     "de": {"circle": "Kreis", "square": "Quadrat", "triangle": "Dreieck"},
     "fr": {"circle": "cercle", "square": "carré", "triangle": "triangle"},
 }
+# Latin: a Babel-ImageNet language outside the project's 96 (the label file holds 298)
+LATIN = ({"red": "ruber", "green": "viridis", "blue": "caeruleus", "yellow": "flavus", "purple": "purpureus",
+          "orange": "aurantius"}, {"circle": "circulus", "square": "quadratum", "triangle": "triangulum"})
 
 
 def _scenes(root: Path) -> dict[int, tuple[str, str]]:
@@ -100,7 +104,7 @@ def _write_llava(root: Path, scenes: dict[int, tuple[str, str]], out: dict[str, 
             }
         )
     first = next(iter(scenes))
-    detail.append(
+    conversation.append(  # a conversation turn over the reference's 3 sentences (detail descriptions: no limit)
         {
             "id": "too-long",
             "image": f"{first:012d}.jpg",
@@ -129,10 +133,13 @@ def _write_imagenet(root: Path, scenes: dict[int, tuple[str, str]], out: dict[st
     for k, wnid in enumerate(wnids):
         (train / wnid).mkdir(parents=True, exist_ok=True)  # a class without images is quarantined
     out["imagenet_classes"] = _write(root / "imagenet" / "classnames.json", [f"{c} {s}" for c, s in classes])
+    # keys as the published babel_imagenet-298.json spells them: upper-case codes
     labels = {
-        lang: [list(range(len(classes))), [f"{SHAPE_NAMES[lang][s]} ({COLOUR_NAMES[lang][c]})" for c, s in classes]]
+        lang.upper(): [list(range(len(classes))),
+                       [f"{SHAPE_NAMES[lang][s]} ({COLOUR_NAMES[lang][c]})" for c, s in classes]]
         for lang in ("de", "fr")
     }
+    labels["LA"] = [list(range(len(classes))), [f"{LATIN[1][s]} {LATIN[0][c]}" for c, s in classes]]
     out["imagenet_labels"] = _write(root / "imagenet" / "babel_imagenet-298.json", labels)
     out["imagenet_images"] = train
 

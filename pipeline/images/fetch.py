@@ -1,8 +1,9 @@
 """Fetch images by URL with img2dataset into an image root, incrementally, and keep the fetch table.
 
 Geometry as mBLIP's download script (arXiv 2307.06930; BLIP's CapFilt images): ``resize_mode border``,
-``image_size 256``, ``resize_only_if_bigger``: the longest side becomes 256 and the image is padded
-with white to 256x256; smaller images are stored as they are. JPEG quality 95, 10 s timeout.
+``image_size 256``, ``resize_only_if_bigger``: the longest side becomes 256 (bicubic, as the reference's
+PIL resize; img2dataset's default is area) and the image is padded with white to 256x256; smaller images
+are stored as they are. JPEG quality 95, 10 s timeout.
 
 Incremental twice over: only URLs the table does not know yet are handed to img2dataset (a rerun with
 the same list fetches nothing), and each run's list gets a folder named by its content, in
@@ -41,6 +42,7 @@ class FetchSettings:
     image_size: int = 256
     resize_mode: str = "border"
     resize_only_if_bigger: bool = True
+    downscale_interpolation: str = "bicubic"  # as the reference (PIL bicubic); img2dataset's default: "area"
     encode_quality: int = 95
     timeout_s: int = 10  # per request, as the reference
     retries: int = 0
@@ -108,6 +110,7 @@ def fetch_images(urls: Iterable[str], out_dir: str | Path, settings: FetchSettin
             url_list=str(list_path), input_format="parquet", url_col="url", output_folder=str(out_dir / run),
             output_format="files", image_size=settings.image_size, resize_mode=settings.resize_mode,
             resize_only_if_bigger=settings.resize_only_if_bigger, encode_quality=settings.encode_quality,
+            downscale_interpolation=settings.downscale_interpolation,
             encode_format="jpg", timeout=settings.timeout_s, retries=settings.retries,
             processes_count=settings.processes, thread_count=settings.threads,
             number_sample_per_shard=settings.shard_rows, distributor=settings.distributor,

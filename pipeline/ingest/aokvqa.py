@@ -11,7 +11,8 @@ as ``answer_en``. The reference kept A-OKVQA English: rows are ``preset_lang="en
 ``translate`` is set, then they are assigned a language and translated like any other row.
 
 Record unit: one (question, task, rationale) example, ``source_record_id`` = ``qid:task:r``. A bad
-question (missing field, answer index out of range, no image file) quarantines each of its examples.
+question (missing field, answer index out of range, no image file) quarantines each of its examples, and
+so does a question about a POPE evaluation image (``pipeline/ingest/pope.py``: reason ``pope_image``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
+
+from pydantic import field_validator
 
 from pipeline.ingest.base import (
     BatchBuilder,
@@ -32,6 +35,7 @@ from pipeline.ingest.base import (
 )
 from pipeline.ingest.coco import iter_json_items
 from pipeline.ingest.coco_images import CocoImageResolver
+from pipeline.ingest.pope import PopeExclusion, as_path_list
 from pipeline.ingest.source import SourceBase
 from pipeline.languages import SOURCE_LANGUAGE
 from pipeline.schema import TASK_AOKVQA_COT, TASK_AOKVQA_EXPLAIN
@@ -47,6 +51,7 @@ class AokvqaReader:
         name: str = "aokvqa",
         tasks: tuple[str, ...] = AOKVQA_TASKS,
         translate: bool = False,
+        pope: PopeExclusion | None = None,
     ):
         self.path = check_file(path)
         self.name = name
@@ -56,6 +61,8 @@ class AokvqaReader:
         self.tasks = tuple(tasks)
         self.translate = translate
         self.resolver = CocoImageResolver(images)
+        self.pope = pope or PopeExclusion(enabled=False)
+        self.stats = self.pope.stats() if pope is not None else {}
 
     def _parse(self, record) -> tuple:
         qid = require(record, "question_id", (str, int))
@@ -66,6 +73,7 @@ class AokvqaReader:
             raise RecordError("correct_choice_idx", f"index {idx} but only {len(choices)} choices")
         answer = require_text({"choice": choices[idx]}, "choice")
         image_id = require_id(record, "image_id")
+        self.pope.check(image_id)
         rationales = require(record, "rationales", list)
         if not rationales:
             raise RecordError("rationales", "no rationales: there is no target without one")
@@ -140,6 +148,15 @@ class AokvqaSource(SourceBase):
     path: Path  # aokvqa_v1p0_*.json
     tasks: tuple[str, ...] = ()  # aokvqa_explain and/or aokvqa_cot; empty = both
     translate: bool = False  # translate like other sources (the paper kept A-OKVQA English)
+    # POPE annotation files (coco_pope_*.json) or folders holding them: questions about a POPE evaluation
+    # image are quarantined (pope_image), so POPE stays zero-shot. () = none given (nothing left out).
+    pope: tuple[Path, ...] = ()
+    exclude_pope_images: bool = True  # false: keep them (the reference did not check)
+
+    @field_validator("pope", mode="before")
+    @classmethod
+    def _one_or_more(cls, value):
+        return as_path_list(value)
 
     @property
     def fixed_language(self) -> bool:
@@ -147,4 +164,5 @@ class AokvqaSource(SourceBase):
 
     def open_reader(self, work_dir: str | Path) -> AokvqaReader:
         return AokvqaReader(self.path, self.images, name=self.source_name, tasks=tuple(self.tasks) or AOKVQA_TASKS,
-                            translate=self.translate)
+                            translate=self.translate,
+                            pope=PopeExclusion.from_config(self.pope, self.exclude_pope_images))

@@ -3,8 +3,16 @@
 Inputs: the ImageNet train folder (one sub-folder per synset, ``n01440764/n01440764_10026.JPEG``;
 class index = position of the synset in sorted order, or in a ``synsets`` file, one wnid a line),
 English class names (a JSON list or a text file, one name a line, in class-index order, e.g. the 1000
-OpenAI CLIP names) and a Babel-ImageNet label file (``babel_imagenet-298.json``: ``{lang: [[class
-indices], [names]]}``). Languages are project or NLLB codes; English comes from the class-name list.
+OpenAI CLIP names) and a Babel-ImageNet label file (``babel_imagenet-298.json``: ``{LANG: [[class
+indices], [names]]}``). English comes from the class-name list (the reference replaced the file's
+``EN`` entry with the OpenAI names too).
+
+Label keys are mapped to project languages as the reference does (``data/imagenet/generate_train.py``):
+each project code is looked up upper-cased (``de`` -> ``DE``), and where mC4 keeps a legacy code the file
+uses the ISO 639-1 one: Hebrew ``iw`` -> ``HE`` and Filipino ``fil`` -> ``TL`` (``IW``/``FIL`` win when
+present). The file holds 298 languages, most of them (legacy and Wikipedia codes among them) outside the
+project's 96: those keys are reported in the reader's statistics and the card (``LABEL_STATS``), never
+quarantined row by row.
 
 As in mBLIP (Geigle et al. 2024, Sec. 3.1; the reference's "8iter"), every language emits one example
 per class it covers in each of ``passes`` passes (8 in the paper), for each of the two tasks. The
@@ -15,8 +23,8 @@ the true class nor a class with the same name in that language (the reference co
 dog?" about a dog and answer "No"). Decide examples are half positive, a quarter a random other class
 and a quarter the next class in the list with a different name, as in the reference.
 
-Record unit: one (task, language, class, pass) example; a class without images, a bad label entry or
-a language that is not a project language is quarantined.
+Record unit: one (task, language, class, pass) example; a class without images or a bad label entry is
+quarantined.
 """
 
 from __future__ import annotations
@@ -31,12 +39,36 @@ from pydantic import Field
 
 from pipeline.ingest.base import BatchBuilder, ReadBatch, RecordError, SourceError, check_file, relative_source_file
 from pipeline.ingest.source import SourceBase
-from pipeline.languages import SOURCE_LANGUAGE, UnknownLanguageError, get_language
+from pipeline.languages import SOURCE_LANGUAGE, get_language, load_languages
 from pipeline.schema import TASK_CLASSIFY, TASK_DECIDE
 
 PASSES = 8  # the paper's number of passes over the class list
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 IMAGENET_TASKS = (TASK_CLASSIFY, TASK_DECIDE)
+# Project codes that mC4 spells with a legacy code: the label file's keys for them, after the upper-cased code
+LEGACY_KEYS = {"iw": ("HE",), "fil": ("TL",)}
+# 2: label keys mapped as the reference (upper case, HE/TL): an ingest by an earlier reader is read again
+READER_VERSION = 2
+LABEL_STATS = "babel_imagenet"  # the reader statistics key (pipeline/card/readers.py renders it)
+
+
+def map_label_keys(keys) -> tuple[dict[str, str], list[str]]:
+    """The label file's keys mapped as the reference: (project code -> key, keys used by no project language).
+
+    Keys compare upper-cased (the file's are upper case: ``FR``, ``HE``); a project language takes its
+    upper-cased code, else its legacy key (``LEGACY_KEYS``).
+    """
+    by_upper: dict[str, str] = {}
+    for key in keys:
+        by_upper.setdefault(str(key).upper(), key)
+    chosen: dict[str, str] = {}
+    for language in load_languages():
+        for candidate in (language.code.upper(), *LEGACY_KEYS.get(language.code, ())):
+            if candidate in by_upper:
+                chosen[language.code] = by_upper[candidate]
+                break
+    used = set(chosen.values())
+    return chosen, [key for key in keys if key not in used]
 
 
 def read_class_names(path: Path) -> list[str]:
@@ -81,6 +113,7 @@ class ImagenetReader:
         if unknown or not tasks:
             raise ValueError(f"imagenet tasks must be among {list(IMAGENET_TASKS)}; got {list(tasks)}")
         self.tasks = tuple(tasks)
+        self.stats: dict = {}  # the label file's keys: mapped, unmapped (``LABEL_STATS``), after reading
 
     def _synsets(self, n_classes: int) -> list[str]:
         if self.synsets_file:
@@ -95,58 +128,53 @@ class ImagenetReader:
         return wnids
 
     def _label_sets(self, n_classes: int, builder: BatchBuilder) -> dict[str, list[tuple[int, str]]]:
-        """Language code -> [(class index, name)] in file order; bad entries are quarantined."""
+        """Language code -> [(class index, name)] in file order; bad entries are quarantined, keys of no
+        project language reported in ``self.stats``."""
         english = read_class_names(self.classes_file)
         sets: dict[str, list[tuple[int, str]]] = {SOURCE_LANGUAGE: list(enumerate(english))}
-        if self.labels_file is not None:
-            try:
-                data = json.loads(self.labels_file.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise SourceError(f"{self.labels_file}: not valid JSON ({e})") from e
-            if not isinstance(data, dict):
-                raise SourceError(f"{self.labels_file}: expected {{language: [[class indices], [names]]}}")
-            source_file = relative_source_file(self.labels_file, None)
-            for lang, entry in data.items():
-                try:
-                    code = get_language(lang).code
-                except UnknownLanguageError:
-                    builder.quarantine(
-                        -1,
-                        {"language": lang},
-                        lang,
-                        RecordError("language", "not a project language"),
-                        source_file=source_file,
-                    )
-                    continue
-                if code == SOURCE_LANGUAGE:
-                    continue  # English comes from the class-name list
-                if not (
-                    isinstance(entry, list)
-                    and len(entry) == 2
-                    and all(isinstance(x, list) for x in entry)
-                    and len(entry[0]) == len(entry[1])
-                ):
-                    builder.quarantine(
-                        -1,
-                        entry,
-                        lang,
-                        RecordError(lang, "expected [[class indices], [names]] of equal length"),
-                        source_file=source_file,
-                    )
-                    continue
-                items = []
-                for k, (index, label) in enumerate(zip(*entry)):
-                    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n_classes:
-                        err = RecordError(f"{lang}[0][{k}]", f"class index {index!r} not in 0..{n_classes - 1}")
-                    elif not isinstance(label, str) or not label.strip():
-                        err = RecordError(f"{lang}[1][{k}]", "empty class name")
-                    else:
-                        items.append((index, " ".join(label.split())))
-                        continue
-                    builder.quarantine(k, [index, label], f"{lang}:{index}", err, source_file=source_file)
-                sets[code] = items
         wanted = {get_language(code).code for code in self.languages}
+        if self.labels_file is None:
+            return {lang: items for lang, items in sets.items() if not wanted or lang in wanted}
+        try:
+            data = json.loads(self.labels_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise SourceError(f"{self.labels_file}: not valid JSON ({e})") from e
+        if not isinstance(data, dict):
+            raise SourceError(f"{self.labels_file}: expected {{LANG: [[class indices], [names]]}}")
+        chosen, unmapped = map_label_keys(list(data))
+        self.stats = {LABEL_STATS: {
+            "keys": len(data), "mapped": dict(sorted(chosen.items())), "unmapped": sorted(unmapped),
+            "not_selected": sorted(code for code in chosen if wanted and code not in wanted),
+            "english": chosen.get(SOURCE_LANGUAGE),  # replaced by the English class names, as the reference
+        }}
+        source_file = relative_source_file(self.labels_file, None)
+        for code, key in sorted(chosen.items()):
+            if code == SOURCE_LANGUAGE or (wanted and code not in wanted):
+                continue  # English comes from the class-name list
+            items = self._entries(key, data[key], n_classes, builder, source_file)
+            if items is not None:
+                sets[code] = items
         return {lang: items for lang, items in sorted(sets.items()) if not wanted or lang in wanted}
+
+    def _entries(self, key: str, entry, n_classes: int, builder: BatchBuilder,
+                 source_file: str) -> list[tuple[int, str]] | None:
+        """One language's [(class index, name)]; bad entries quarantined (None: the whole entry is bad)."""
+        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, list) for x in entry)
+                and len(entry[0]) == len(entry[1])):
+            builder.quarantine(-1, entry, key, RecordError(key, "expected [[class indices], [names]] of equal length"),
+                               source_file=source_file)
+            return None
+        items = []
+        for k, (index, label) in enumerate(zip(*entry)):
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n_classes:
+                err = RecordError(f"{key}[0][{k}]", f"class index {index!r} not in 0..{n_classes - 1}")
+            elif not isinstance(label, str) or not label.strip():
+                err = RecordError(f"{key}[1][{k}]", "empty class name")
+            else:
+                items.append((index, " ".join(label.split())))
+                continue
+            builder.quarantine(k, [index, label], f"{key}:{index}", err, source_file=source_file)
+        return items
 
     def _images(self, wnid: str) -> tuple[list[str], list[str]]:
         """Disjoint image lists (classify, decide) of one synset: alternate files in sorted order."""
@@ -236,6 +264,9 @@ class ImagenetSource(SourceBase):
     @property
     def fixed_language(self) -> bool:
         return True
+
+    def ingest_params(self, work_dir: str | Path) -> dict:
+        return {**super().ingest_params(work_dir), "reader_version": READER_VERSION}
 
     def open_reader(self, work_dir: str | Path) -> ImagenetReader:
         return ImagenetReader(self.images, self.classes, self.labels, name=self.source_name, synsets=self.synsets,

@@ -53,9 +53,14 @@ class SourceBase(Frozen):
         return False
 
     @property
+    def images_root(self) -> str:
+        """The folder every row's ``image_path`` is relative to (this source's image root in the manifest)."""
+        return str(self.images)
+
+    @property
     def image_root(self) -> str | None:
         """The folder under which every row's image must exist (None: not checked at ingest)."""
-        return str(self.images) if self.check_images else None
+        return self.images_root if self.check_images else None
 
     def open_reader(self, work_dir: str | Path):
         """The reader of this source (``work_dir``: the run's work folder, for readers that keep files there)."""

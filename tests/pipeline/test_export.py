@@ -33,7 +33,7 @@ def output(tmp_path_factory, make_processed):
 
 def test_trainer_view_has_prompt_target_image_language_task(output, tmp_path):
     out, manifest = output
-    result = export_dataset(out, tmp_path / "exp", formats=("trainer",))
+    result = export_dataset(out, tmp_path / "exp", formats=("trainer",), english_answer_prob=0.0)
     kept = pl.read_parquet(out / "data/*/*.parquet")
     view = pl.read_parquet(tmp_path / "exp" / "trainer/*/*.parquet")
     assert view.height == kept.height == manifest["totals"]["kept"]
@@ -66,6 +66,35 @@ def test_mblip_json_format(output, tmp_path):
     assert all(r["image_id"].startswith(("/data/coco/", "/data/vqa/")) for r in records)
     assert not (tmp_path / "exp" / "mblip" / "fr.json").exists()
     assert not list((tmp_path / "exp").rglob(".*tmp-*"))
+
+
+def test_the_answer_language_is_the_trainers_coin_flip_and_one_merged_file(output, tmp_path):
+    from pathlib import Path
+
+    from model.data import row_to_example
+
+    out, manifest = output
+    assert main(["export", str(out), "--dest", str(tmp_path / "exp"), "--format", "trainer", "mblip", "merged"]) == 0
+    view = pl.read_parquet(tmp_path / "exp" / "trainer/*/*.parquet")
+    kept = {r["example_id"]: r for r in pl.read_parquet(out / "data/*/*.parquet").iter_rows(named=True)}
+    roots = {name: Path(root) for name, root in manifest["image_roots"].items()}
+    flipped = 0
+    for r in view.filter(pl.col("task") == "vqa").iter_rows(named=True):
+        row = kept[r["example_id"]]
+        example = row_to_example(row, roots, english_answer_prob=0.5)  # what the trainer trains on
+        assert (r["prompt"], r["target"]) == (example.prompt, example.target)
+        if r["target"] == row["answer_en"] != row["answer_tgt"]:
+            flipped += 1
+            assert "English" in r["prompt"] and row["text_tgt"] in r["prompt"]
+    n_vqa = view.filter(pl.col("task") == "vqa").height
+    assert 0 < flipped < n_vqa  # the reference's 50%: both answer languages occur
+    per_lang = [json.loads(p.read_text()) for p in sorted((tmp_path / "exp" / "mblip").glob("??.json"))]
+    merged = json.loads((tmp_path / "exp" / "mblip" / "task_mix_mt.json").read_text())
+    assert merged == [record for records in per_lang for record in records]  # languages in code order
+    assert len(merged) == manifest["totals"]["kept"]
+    exported = json.loads((tmp_path / "exp" / "export_manifest.json").read_text())
+    assert exported["english_answer_prob"] == 0.5
+    assert [f for f in exported["files"] if f["format"] == "merged"][0]["rows"] == len(merged)
 
 
 def test_prompt_sources_are_pluggable():

@@ -41,3 +41,27 @@ def test_kept_and_dropped_templates_are_listed_per_language():
     text = render_templates(stats)
     assert "| de | caption | Beschrifte das Bild. | Ein Bild derschaftschafts. (filter:source_ignored) |" in text
     assert render_templates({}) == ""
+
+
+def test_every_remaining_difference_has_its_row_and_knob():
+    config = PipelineConfig.model_validate({"sources": [
+        {"type": "vqav2", "questions": "q.json", "annotations": "a.json", "images": "."},
+        {"type": "llava", "name": "detail", "path": "detail_23k.json", "images": "."},
+        {"type": "llava", "name": "conv", "path": "conversation_58k.json", "images": ".", "max_sentences": 5},
+        {"type": "aokvqa", "path": "aokvqa_v1p0_train.json", "images": ".", "pope": ["pope"]}]})
+    card = render_recipe(STATS, recipe_metadata(config))
+    assert "| template strings | the reference's, verbatim" in card
+    assert "`{1} because {1}.` left out" in card
+    assert "bn Bengali, ht Haitian Creole, ny Chichewa" in card and "`prompts.language_names: reference`" in card
+    assert "| VQA answers translated | seen >= 15 times in their source, no digits" in card
+    assert "`answers.match: exact`" in card and "`answers.pair_yes_no: false`" in card
+    assert "| detail: LLaVA detail answers | no limit | no limit (detail) | - |" in card
+    assert "| conv: LLaVA conversation answers | at most 5 sentences (spaCy) |" in card
+    assert "`sources[conv].max_sentences: 3`" in card
+    assert "| aokvqa: POPE images | left out of training (POPE stays zero-shot) |" in card
+    reference = PipelineConfig.model_validate({**config.model_dump(mode="json"), "answers": {
+        "min_count": 5, "match": "exact", "pair_yes_no": False}, "prompts": {"language_names": "reference"}})
+    card = render_recipe(STATS, recipe_metadata(reference))
+    assert "bn Bangla, ht Haitian, ny Nyanja |" in card and "`prompts.language_names: reference`" not in card
+    assert "seen >= 5 times" in card and "`answers.min_count: 15`" in card
+    assert "`answers.match: exact`" not in card and "`answers.pair_yes_no: false`" not in card

@@ -27,11 +27,13 @@ sources:
 run: {languages: [en, de], chunk_rows: 100}
 output: {dir: /data/out}
 """
-PINNED_HASH = "ebce77bfaee7128a"
+# Changed on purpose with the answer, prompt and POPE knobs; aokvqa, llava (POPE, the detail/conversation
+# sentence rule) and imagenet (label keys mapped as the reference) read their files again.
+PINNED_HASH = "3e9dbec29f3f6f4b"
 PINNED_FINGERPRINTS = {
     "coco_captions": "4cb9d78597f44cc2", "coco_karpathy": "4d09c823c9cde957", "vqav2": "c9fdb1639a826ef2",
-    "vqav2_vqg": "592e8ce0b2a4ea15", "aokvqa": "977c56bc7736a0f7", "llava": "970516829ec8c5f5",
-    "imagenet": "af947111b6e4def8", "tabular": "04b0c91b03904948", "mblip_released": "ad67d9286d6fba30",
+    "vqav2_vqg": "592e8ce0b2a4ea15", "aokvqa": "17163de3005db9d0", "llava": "7c203bf94c774dcb",
+    "imagenet": "8e49bafc282c0ea6", "tabular": "04b0c91b03904948", "mblip_released": "ad67d9286d6fba30",
     "web_capfilt": "49c75481862bd2f2", "web_match": "53eaa2d8da3bd740",
 }
 # Two sources as an earlier config.resolved.yaml wrote them: every type's fields on each source.

@@ -23,8 +23,8 @@ GOOD = {  # plausible German for the plain caption templates: they pass the chea
     "Caption the image.": "Beschrifte das Bild.",
     "Short image caption:": "Kurze Bildunterschrift:",
     "Summarize the image.": "Fasse das Bild zusammen.",
-    "Describe the image briefly.": "Beschreibe das Bild kurz.",
-    "Write a short description of the image.": "Schreibe eine kurze Beschreibung des Bildes.",
+    "Briefly describe the image.": "Beschreibe das Bild kurz.",
+    "Write a short image description.": "Schreibe eine kurze Bildbeschreibung.",
 }
 
 
@@ -85,17 +85,19 @@ def test_knob_sets_the_english_share_or_translates_nothing():
 
 def test_translated_templates_fill_slots_and_drop_english():
     table = {**GOOD, "Short image caption:": "Short image caption:",  # copied: dropped (the paper's rule)
-             "Answer in German:": "Antworte auf Deutsch:", "Answer in English:": "Antworte auf Englisch:",
-             "Question:": "Frage:"}
+             "Short German answer:": "Kurze deutsche Antwort:", "Short English answer:": "Kurze englische Antwort:",
+             "Question:": "Frage:", "Brief answer (in German):": "Kurze Antwort (auf Deutsch):",
+             "Brief answer (in English):": "Kurze Antwort (auf Englisch):"}
     engine = DictEngine(table)
     both = PromptSettings(translated_tasks=("caption", "vqa"))
     s = translate_templates(CachingTranslator(engine), "de", settings=both, check_model=False)
     assert not [t for t in engine.sent if "{" in t]  # slots never reach the model
     assert len(s.translated["caption"]) == len(TRANSLATED_TEMPLATES["caption"]) - 1
-    assert s.translated["vqa"] == ("Antworte auf Deutsch: {question}", "Frage: {question} Antworte auf Deutsch:")
-    assert s.translated[TASK_VQA_ENGLISH_ANSWER] == ("Antworte auf Englisch: {question}",
-                                                     "Frage: {question} Antworte auf Englisch:")
-    assert s.dropped[DROP_CONTAINS_ENGLISH] == 3  # the copied caption template and the untranslated vqa ones
+    assert s.translated["vqa"] == ("{question} Kurze deutsche Antwort:",
+                                   "Frage: {question} Kurze Antwort (auf Deutsch):")
+    assert s.translated[TASK_VQA_ENGLISH_ANSWER] == ("{question} Kurze englische Antwort:",
+                                                     "Frage: {question} Kurze Antwort (auf Englisch):")
+    assert s.dropped[DROP_CONTAINS_ENGLISH] == 1 + 4 + 4  # the copied caption template, the untranslated vqa ones
     assert s.templates["caption"][0] == "Caption the image in German."  # English templates always there
 
 
@@ -127,7 +129,7 @@ class GarbleTemplates:
 def test_a_template_failing_the_filter_is_not_used(shipped):
     from pipeline.filters.quality import apply_quality_filter
 
-    plain = TRANSLATED_TEMPLATES["caption"]
+    plain = [t.strip() for t in TRANSLATED_TEMPLATES["caption"]]  # what is sent: the template's text
     table = {t: "Ein Bild derschaftschafts." for t in plain}  # what the shipped model made of a template
     translator = GarbleTemplates(table, shipped)
     rules = load_rules(None, shipped_model=True)
@@ -191,3 +193,23 @@ def test_match_prompts_are_english_around_the_translated_caption():
         assert prompt == template.replace("{caption}", "ein rotes Fahrrad") and target == yes
         used.add(template)
     assert len(used) > 6  # the hash spreads rows over the templates
+
+
+def test_language_names_knob_restores_the_references_spelling(tmp_path):
+    from pipeline.config import PipelineConfig
+
+    frame = pl.DataFrame({
+        "example_id": ["b", "h", "n"], "task": ["vqa"] * 3, "lang": ["bn", "ht", "ny"],
+        "text_en": ["What color?"] * 3, "text_tgt": ["Q?"] * 3, "answer_translated": [True] * 3,
+    })
+    translator = CachingTranslator(DictEngine(GOOD))
+    project = add_prompts(frame, translator, check_model=False)["prompt"].to_list()
+    assert ["Bengali" in project[0], "Haitian Creole" in project[1], "Chichewa" in project[2]] == [True] * 3
+    config = PipelineConfig.model_validate({"sources": [{"type": "imagenet", "images": str(tmp_path),
+                                                         "classes": str(tmp_path / "c.json")}],
+                                            "prompts": {"language_names": "reference"}})
+    reference = add_prompts(frame, translator, settings=config.prompts.settings(), check_model=False)["prompt"]
+    assert ["Bangla" in reference[0], "Haitian" in reference[1] and "Creole" not in reference[1],
+            "Nyanja" in reference[2]] == [True] * 3
+    with pytest.raises(ValueError, match="language_names"):
+        PipelineConfig.model_validate({"sources": config.model_dump()["sources"], "prompts": {"language_names": "x"}})

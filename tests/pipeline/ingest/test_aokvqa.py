@@ -99,3 +99,38 @@ def test_not_a_list_is_a_source_error(tmp_path):
     path.write_text(json.dumps({"questions": []}))
     with pytest.raises(SourceError, match="aokvqa_v1p0_train.json"):
         _read(path, _images(tmp_path))
+
+
+def test_questions_about_pope_images_are_left_out_and_the_card_counts_them(tmp_path, tiny_model_dir):
+    import yaml
+
+    from pipeline.build import build_dataset
+    from pipeline.config import load_config
+
+    root = _images(tmp_path)
+    path = tmp_path / "aokvqa_v1p0_train.json"
+    path.write_text(json.dumps([_record("q1", 11), _record("q2", 22)]))
+    pope = tmp_path / "pope" / "coco_pope_adversarial.json"
+    pope.parent.mkdir()
+    pope.write_text(json.dumps({"question_id": 1, "image": "COCO_val2014_000000000022.jpg", "text": "Is there a cat?",
+                                "label": "no"}) + "\n")
+    config = {"sources": [{"type": "aokvqa", "path": str(path), "images": str(root), "pope": str(pope.parent)}],
+              "run": {"languages": ["en", "de"]}, "translation": {"model": str(tiny_model_dir)},
+              "output": {"dir": str(tmp_path / "out")}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    build_dataset(load_config(tmp_path / "run.yaml"))
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["sources"]["aokvqa"]["kept"] == 6 and stats["sources"]["aokvqa"]["quarantined"] == 6  # q2: 2 x 3
+    [reason] = {r["reason"] for r in stats["quarantine_reasons"]}
+    assert reason.startswith("pope_image")
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "**aokvqa**: 6 records left out because their COCO image is one of the 1 POPE evaluation images" in card
+    assert "## Web captions" not in card  # reader statistics of other sources make no web section
+
+    config["sources"][0]["exclude_pope_images"] = False
+    config["output"]["dir"] = str(tmp_path / "out2")
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    build_dataset(load_config(tmp_path / "run.yaml"))
+    stats = json.loads((tmp_path / "out2" / "stats.json").read_text())
+    assert stats["sources"]["aokvqa"]["kept"] == 12 and stats["sources"]["aokvqa"]["quarantined"] == 0
+    assert "POPE images are not excluded" in (tmp_path / "out2" / "README.md").read_text()

@@ -1,6 +1,7 @@
 """ImageNet classification and yes/no examples from a Babel-ImageNet style label file."""
 
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -93,7 +94,7 @@ def test_bad_labels_and_classes_without_images_quarantined(tmp_path):
     rows, bad = _read(root, classes, labels, passes=1)
     got = {(r["record_id"], r["field"]) for r in bad.iter_rows(named=True)}
     assert ("de:9", "de[0][1]") in got and ("de:2", "de[1][2]") in got
-    assert ("xx", "language") in got and ("fr", "fr") in got
+    assert ("fr", "fr") in got and not [r for r in got if r[0] == "xx"]  # "xx": no project language, reported
     assert ("classify:en:3:0", "images") in got and ("decide:en:3:0", "images") in got
     assert set(rows.filter(pl.col("preset_lang") == "de")["text_en"]) == {"Schleie"}
 
@@ -101,3 +102,88 @@ def test_bad_labels_and_classes_without_images_quarantined(tmp_path):
 def test_passes_knob_validated(tmp_path):
     with pytest.raises(ValueError, match="passes"):
         ImagenetReader(*_tree(tmp_path), passes=0)
+
+
+EXCERPT = Path(__file__).resolve().parents[2] / "data" / "babel_imagenet-excerpt.json"
+
+
+def _thousand_classes(tmp_path):
+    root = tmp_path / "train"
+    wnids = [f"n{i:08d}" for i in range(1000)]
+    for wnid in wnids:
+        (root / wnid).mkdir(parents=True)
+        for k in range(2):
+            (root / wnid / f"{wnid}_{k}.JPEG").write_bytes(b"x")
+    classes = tmp_path / "openai_classnames.json"
+    classes.write_text(json.dumps([f"class {i}" for i in range(1000)]))
+    return root, classes
+
+
+def test_the_real_babel_imagenet_file_maps_every_key_as_the_reference(tmp_path):
+    """The published file's keys are upper case (``FR``, ``DE``...): every one of the excerpt's 12 maps to
+    its project language, and each language gets one row per class it covers."""
+    data = json.loads(EXCERPT.read_text(encoding="utf-8"))
+    assert len(data) == 12 and all(key.isupper() for key in data)
+    root, classes = _thousand_classes(tmp_path)
+    reader = ImagenetReader(root, classes, EXCERPT, passes=1)
+    batches = list(reader.iter_batches(5000))
+    rows, bad = pl.concat([b.rows for b in batches]), pl.concat([b.quarantine for b in batches])
+    assert bad.height == 0
+    classify = rows.filter(pl.col("task") == TASK_CLASSIFY)
+    per_lang = dict(classify.group_by("preset_lang").len().iter_rows())
+    expected = {key.lower(): len(entry[0]) for key, entry in data.items()}
+    expected["en"] = 1000  # English: the class-name list, as the reference replaced EN with the OpenAI names
+    assert per_lang == expected
+    de = dict(zip(*data["DE"]))
+    assert set(classify.filter(pl.col("preset_lang") == "de")["text_en"]) == {" ".join(n.split()) for n in de.values()}
+    stats = reader.stats["babel_imagenet"]
+    assert stats["keys"] == 12 and stats["unmapped"] == [] and stats["english"] == "EN"
+    assert stats["mapped"] == {key.lower(): key for key in data}
+
+
+def test_legacy_hebrew_and_filipino_keys_and_unmapped_keys_reported_not_quarantined(tmp_path):
+    data = json.loads(EXCERPT.read_text(encoding="utf-8"))
+    extra = {"HE": [[0, 1], ["טינקה", "דג זהב"]], "TL": [[1], ["goldpis"]], "LA": [[1], ["carassius auratus"]],
+             "ALS": [[1], ["Goldfisch"]], "BE-TARASK": [[1], ["залатая рыбка"]]}
+    path = tmp_path / "babel_imagenet-298.json"
+    path.write_text(json.dumps({**data, **extra}, ensure_ascii=False))
+    root, classes = _thousand_classes(tmp_path)
+    reader = ImagenetReader(root, classes, path, passes=1, tasks=(TASK_CLASSIFY,))
+    batches = list(reader.iter_batches(5000))
+    rows, bad = pl.concat([b.rows for b in batches]), pl.concat([b.quarantine for b in batches])
+    assert bad.height == 0  # keys of no project language are not thousands of quarantined rows
+    assert set(rows.filter(pl.col("preset_lang") == "iw")["text_en"]) == {"טינקה", "דג זהב"}
+    assert rows.filter(pl.col("preset_lang") == "fil")["text_en"].to_list() == ["goldpis"]
+    stats = reader.stats["babel_imagenet"]
+    assert stats["mapped"]["iw"] == "HE" and stats["mapped"]["fil"] == "TL"
+    assert stats["unmapped"] == ["ALS", "BE-TARASK", "LA"]
+    from pipeline.card.readers import render_reader_notes
+
+    [note] = render_reader_notes({"imagenet": reader.stats}, [])
+    assert "3 keys map to no project language" in note and "`ALS`, `BE-TARASK`, `LA`" in note
+    assert "HE -> `iw`" in note and "TL -> `fil`" in note
+
+
+def test_the_demo_label_file_uses_the_published_key_style(tmp_path, demo_root):
+    import shutil
+
+    from pipeline.demo.tasks import generate_task_demo_data
+
+    root = tmp_path / "demo"
+    shutil.copytree(demo_root, root)
+    files = generate_task_demo_data(root)
+    labels = json.loads(files["imagenet_labels"].read_text(encoding="utf-8"))
+    assert sorted(labels) == ["DE", "FR", "LA"]  # upper case, as babel_imagenet-298.json; Latin is no project language
+    reader = ImagenetReader(files["imagenet_images"], files["imagenet_classes"], files["imagenet_labels"], passes=1)
+    batches = list(reader.iter_batches(5000))
+    rows = pl.concat([b.rows for b in batches])
+    assert set(rows["preset_lang"]) == {"en", "de", "fr"}
+    assert reader.stats["babel_imagenet"]["unmapped"] == ["LA"]
+
+
+SHARED_EXCERPT = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real-formats" / EXCERPT.name
+
+
+@pytest.mark.skipif(not SHARED_EXCERPT.is_file(), reason="../shared/data/real-formats is not next to this checkout")
+def test_the_committed_excerpt_is_the_published_one():
+    assert EXCERPT.read_bytes() == SHARED_EXCERPT.read_bytes()

@@ -74,7 +74,7 @@ def test_every_pair_its_own_example_image_token_removed(tmp_path):
 
 def test_long_answers_bad_turns_and_missing_images_quarantined(tmp_path):
     root = _images(tmp_path)
-    path = tmp_path / "detail_23k.json"
+    path = tmp_path / "conversation_58k.json"
     path.write_text(
         json.dumps(
             [
@@ -102,3 +102,65 @@ def test_long_answers_bad_turns_and_missing_images_quarantined(tmp_path):
     assert ("d:0", "conversations[1].value") in got
     rows_nolimit, _ = _read(path, root, max_sentences=0)
     assert "a:0" in rows_nolimit["source_record_id"].to_list()
+
+
+def test_detail_descriptions_have_no_sentence_limit_conversation_turns_three(tmp_path):
+    """The reference's 3-sentence rule is for conversation turns; detail_23k descriptions are used whole."""
+    root = _images(tmp_path)
+    long = "A cat sits on a sofa. It is grey. A lamp stands behind it. The wall is blue. A rug lies below."
+    records = [{"id": "000000000011", "image": "000000000011.jpg", "conversations": _turns(("Describe it.", long))}]
+    detail, conversation = tmp_path / "detail_23k.json", tmp_path / "conversation_58k.json"
+    for path in (detail, conversation):
+        path.write_text(json.dumps(records))
+    rows, bad = _read(detail, root)
+    assert rows["text_en"].to_list() == [long] and bad.height == 0
+    rows, bad = _read(conversation, root)
+    assert rows.height == 0 and "5 sentences, more than 3" in bad["reason"][0]
+    rows, _ = _read(detail, root, max_sentences=3)  # an explicit limit applies to either kind
+    assert rows.height == 0
+    other = tmp_path / "llava_descriptions.json"
+    other.write_text(json.dumps(records))
+    rows, _ = _read(other, root, kind="detail")
+    assert rows.height == 1
+
+
+def test_the_config_default_follows_the_file_and_paper_mix_sets_no_limit_on_detail():
+    from pathlib import Path
+
+    import yaml
+
+    from pipeline.ingest.llava import LlavaSource
+
+    source = LlavaSource.model_validate({"type": "llava", "path": "x/detail_23k.json", "images": "x"})
+    assert source.max_sentences is None and source.kind == "auto"
+    repo = Path(__file__).resolve().parents[3]
+    paper = yaml.safe_load((repo / "configs" / "paper_mix.yaml").read_text())
+    llava = {s["name"]: s for s in paper["sources"] if s["type"] == "llava"}
+    assert llava["llava_detail"].get("max_sentences") in (None, 0)
+    assert llava["llava_conversation"].get("max_sentences", 3) == 3
+
+
+def test_pope_images_are_left_out_and_counted(tmp_path):
+    from pipeline.ingest.pope import PopeExclusion
+
+    root = _images(tmp_path)
+    pope_dir = tmp_path / "pope"
+    pope_dir.mkdir()
+    (pope_dir / "coco_pope_random.json").write_text(
+        "\n".join(json.dumps({"question_id": i, "image": "COCO_val2014_000000000022.jpg", "text": "Is there a dog?",
+                              "label": "yes"}) for i in range(3)) + "\n")
+    path = tmp_path / "conversation_58k.json"
+    path.write_text(json.dumps([
+        {"id": "000000000011", "image": "000000000011.jpg", "conversations": _turns(("Q?", "A."))},
+        {"id": "000000000022", "image": "000000000022.jpg", "conversations": _turns(("Q?", "A."), ("R?", "B."))},
+    ]))
+    pope = PopeExclusion.from_config([pope_dir])
+    assert pope.ids == frozenset({22}) and pope.files == 1
+    reader = LlavaInstructReader(path, root, pope=pope)
+    batches = list(reader.iter_batches(10))
+    rows, bad = pl.concat([b.rows for b in batches]), pl.concat([b.quarantine for b in batches])
+    assert rows["image_id"].to_list() == ["11"]
+    assert bad["reason"].to_list() == [bad["reason"][0]] and bad["reason"][0].startswith("pope_image")
+    assert reader.stats == {"pope": {"enabled": True, "files": 1, "images": 1}}
+    kept, _ = _read(path, root, pope=PopeExclusion.from_config([pope_dir], enabled=False))
+    assert set(kept["image_id"]) == {"11", "22"}  # exclude_pope_images: false keeps them
