@@ -203,10 +203,10 @@ def format_table(result: dict) -> str:
     """Per-language scores next to the paper's numbers (``-`` where not known)."""
     paper = result.get("paper") or {}
     known = paper.get("scores") or {}
-    extra = f"{'f1':>9}{'yes%':>9}" if result["metric"] == "pope" else ""
+    extra = f"{'pope acc':>9}{'f1':>9}{'yes%':>9}" if result["metric"] == "pope" else ""
     lines = [f"{result['title']} ({result['model']})", f"{'lang':<12}{'n':>7}{'score':>9}{'paper':>9}{extra}"]
     for lang, row in result["languages"].items():
-        tail = f"{_fmt(row.get('f1')):>9}{_fmt(row.get('yes_ratio')):>9}" if extra else ""
+        tail = "".join(f"{_fmt(row.get(k)):>9}" for k in ("pope_accuracy", "f1", "yes_ratio")) if extra else ""
         lines.append(f"{lang:<12}{row['n']:>7}{_fmt(row['score']):>9}{_fmt(known.get(lang)):>9}{tail}")
     over = ",".join(result["mean_over"])
     lines.append(f"{'mean':<12}{'':>7}{_fmt(result['mean']):>9}{_fmt(paper.get('mean')):>9}   over {over or '-'}")
