@@ -34,6 +34,12 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
         choices=["auto", "none", "8bit", "4bit"],
         help="LLM quantisation (auto: as in training on a GPU, none on CPU)",
     )
+    p.add_argument(
+        "--language-names",
+        default="project",
+        choices=["project", "reference"],
+        help="language names in prompts: project (corrected) or the reference's spelling (Ukranian, Portugese)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler="eval:cmd_evaluate")
     return p

@@ -66,7 +66,7 @@ def generate_predictions(
             except OSError as e:
                 if not skip_missing:
                     raise
-                skipped.append({"lang": item.lang, "source": item.source, "reason": str(e)})
+                skipped.append({"lang": item.lang, "source": item.source, "reason": str(e), "kind": "unreadable image"})
         if batch:
             texts = generate_batch(em, images, [item.prompt for item in batch], settings)
             done.extend(zip(batch, texts))
@@ -130,12 +130,17 @@ def run_evaluation(
     quantization: str = "auto",
     progress: bool = True,
     eval_model=None,
+    language_names: str = "project",
 ) -> dict:
-    """Evaluate MODEL_DIR on one benchmark; returns the results dict that is also written to ``out``."""
+    """Evaluate MODEL_DIR on one benchmark; returns the results dict that is also written to ``out``.
+
+    ``language_names``: "project" (corrected) or "reference" spelling of language names in prompts."""
     spec = get_benchmark(benchmark)
     langs = resolve_languages(spec, languages)
     split = split or spec.split
-    data: BenchmarkData = read_benchmark(benchmark, data_dir, images_dir, langs, split, limit, skip_missing)
+    data: BenchmarkData = read_benchmark(
+        benchmark, data_dir, images_dir, langs, split, limit, skip_missing, language_names=language_names
+    )
     log.info(
         "%s: %d items in %s (%d skipped while reading)", benchmark, len(data.items), ", ".join(langs), len(data.skipped)
     )
@@ -167,10 +172,10 @@ def run_evaluation(
     _write_atomic(pred_path, "\n".join(lines) + ("\n" if lines else ""))
     reasons: dict[str, int] = {}
     for entry in skipped:
-        reason = entry["reason"]
-        kind = "missing image" if reason.startswith("missing image") else "malformed record"
-        kind = "unreadable image" if "cannot open image" in reason else kind
-        reasons[kind] = reasons.get(kind, 0) + 1
+        reasons[entry["kind"]] = reasons.get(entry["kind"], 0) + 1
+        row = scores["languages"].get(entry["lang"])
+        if row is not None:
+            row["skipped"] = row.get("skipped", 0) + 1
     result = {
         "benchmark": benchmark,
         "title": spec.title,
@@ -179,6 +184,7 @@ def run_evaluation(
         "model": str(model_dir),
         "model_source": eval_model.source,
         "generation": asdict(spec.generation),
+        "language_names": language_names,
         "limit_per_language": limit,
         **scores,
         "mean_excludes": list(spec.mean_excludes),
