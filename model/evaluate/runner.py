@@ -131,10 +131,12 @@ def run_evaluation(
     progress: bool = True,
     eval_model=None,
     language_names: str = "project",
+    vision_precision: str = "auto",
 ) -> dict:
     """Evaluate MODEL_DIR on one benchmark; returns the results dict that is also written to ``out``.
 
-    ``language_names``: "project" (corrected) or "reference" spelling of language names in prompts."""
+    ``language_names``: "project" (corrected) or "reference" spelling of language names in prompts.
+    ``quantization``, ``vision_precision``: the numerics knobs (``generation.resolve_numerics``)."""
     spec = get_benchmark(benchmark)
     langs = resolve_languages(spec, languages)
     split = split or spec.split
@@ -145,7 +147,7 @@ def run_evaluation(
         "%s: %d items in %s (%d skipped while reading)", benchmark, len(data.items), ", ".join(langs), len(data.skipped)
     )
     if eval_model is None:
-        eval_model = load_for_eval(model_dir, device, quantization)
+        eval_model = load_for_eval(model_dir, device, quantization, vision_precision)
     skipped = list(data.skipped)
     done = generate_predictions(
         eval_model, data.items, spec.generation, batch_size, skip_missing, skipped, progress, benchmark
@@ -183,6 +185,7 @@ def run_evaluation(
         "split": split,
         "model": str(model_dir),
         "model_source": eval_model.source,
+        "numerics": asdict(eval_model.numerics) if eval_model.numerics else None,
         "generation": asdict(spec.generation),
         "language_names": language_names,
         "limit_per_language": limit,
