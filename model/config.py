@@ -93,6 +93,11 @@ class DataConfig(_Section):
     # its prompt then asking for an English answer (mBLIP: a 0.5 coin flip, prompt and target agree).
     # 0 = always the translated answer when present.
     english_answer_prob: float = Field(0.5, ge=0.0, le=1.0)
+    # Decoder-only LLMs (BLOOMZ): what goes between the prompt's and the target's token ids. "none" = nothing,
+    # as mBLIP (prompt and target tokenised separately, then concatenated). "space" = a space before a
+    # target in a script written with spaces (none for zh/ja/th...), so its first word is tokenised as in
+    # running text; costs nothing in length. No effect on mT0 (the target is the decoder's input).
+    target_separator: Literal["none", "space"] = "none"
 
 
 class OptimConfig(_Section):

@@ -75,8 +75,9 @@ def encode_examples(tokenizer, examples: Sequence[Example], spec: TokenSpec) -> 
     Seq2seq (mT0): encoder input = Q image placeholders + prompt (+ </s>), labels = target + </s>;
     the model shifts labels into decoder inputs. This matches what ``Blip2Processor`` produces for
     the prompt, so inference sees the same layout.
-    Decoder-only (BLOOMZ): input = Q placeholders + prompt + separator + target + eos; labels copy the
-    target positions and ignore placeholders and prompt.
+    Decoder-only (BLOOMZ): input = Q placeholders + prompt + separator + target + eos, prompt and target
+    tokenised separately (mBLIP: no separator, ``data.target_separator``); labels copy the target positions
+    and ignore placeholders and prompt.
     """
     image_ids = [spec.image_token_index] * spec.num_query_tokens
     inputs, labels = [], []
@@ -121,6 +122,7 @@ class StreamSettings:
     tasks: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     english_answer_prob: float = 0.0
+    target_separator: str = "none"  # decoder-only: "none" (mBLIP) or "space" (model/data.py TARGET_SEPARATORS)
     rank: int = 0  # this process among ``world`` data-parallel processes
     world: int = 1
     skip_batches: int = 0  # batches this process already consumed (resume)
@@ -238,7 +240,7 @@ class ExampleStream(IterableDataset):
         s = self.settings
         examples, images, unreadable = [], [], 0
         for row in rows:
-            example = row_to_example(row, self.data.image_roots, s.english_answer_prob)
+            example = row_to_example(row, self.data.image_roots, s.english_answer_prob, s.target_separator)
             try:
                 image = load_image(example.image_path)
             except (OSError, ValueError) as err:

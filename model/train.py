@@ -267,7 +267,8 @@ def setup_data(data_cfg: DataConfig, train_cfg: TrainSettings, assembled: Assemb
     common = dict(
         batch_size=train_cfg.batch_size, image_size=image_size, seed=train_cfg.seed,
         val_fraction=data_cfg.val_fraction, tasks=data_cfg.tasks, sources=data_cfg.sources,
-        english_answer_prob=data_cfg.english_answer_prob, rank=rank, world=world,
+        english_answer_prob=data_cfg.english_answer_prob, target_separator=data_cfg.target_separator,
+        rank=rank, world=world,
     )
     train_settings = StreamSettings(
         train=True, shuffle_buffer=data_cfg.shuffle_buffer, crop_scale=data_cfg.crop_scale, hflip=data_cfg.hflip,
