@@ -8,7 +8,8 @@ opens an image. ``model/loader.py`` tokenises the examples and streams them as b
 
 Determinism (needed for exact resume): each example's crop/flip comes from a generator seeded by
 (seed, epoch, example_id), not from global state; the hold-out split and the answer-language coin flip
-are hashes of ids.
+are hashes of ids. The validation hold-out is a number of rows (``select_validation_rows``; mBLIP held out
+500 rows of its mix) or, the former rule, a fraction of images (``is_validation``).
 """
 
 from __future__ import annotations
@@ -145,16 +146,17 @@ def iter_rows(paths: Sequence[Path], batch_rows: int = READ_BATCH_ROWS) -> Itera
 
 
 def count_training_rows(data: TrainingData, tasks: Sequence[str] = (), sources: Sequence[str] = (),
-                        val_fraction: float = 0.0) -> int:
-    """Rows one training epoch streams: the selected tasks and sources, held-out images excluded.
+                        val_fraction: float = 0.0, val_ids: frozenset[str] = frozenset()) -> int:
+    """Rows one training epoch streams: the selected tasks and sources, held-out rows excluded.
 
     The manifest only counts rows per file, so the task, source and image_id columns are read (a few
     seconds for millions of rows); without a filter or hold-out the manifest's counts are exact.
+    ``val_ids`` (from ``select_validation_rows`` over the same selection) are always selected rows.
     """
     import pyarrow.parquet as pq
 
     if not tasks and not sources and val_fraction <= 0:
-        return data.rows
+        return data.rows - len(val_ids)
     total = 0
     for file in data.files:
         parquet = pq.ParquetFile(file.path)
@@ -164,7 +166,43 @@ def count_training_rows(data: TrainingData, tasks: Sequence[str] = (), sources: 
                 if (tasks and task not in tasks) or (sources and source not in sources):
                     continue
                 total += not is_validation(image_id, val_fraction)
-    return total
+    return total - len(val_ids)
+
+
+def select_validation_rows(data: TrainingData, rows: int, tasks: Sequence[str] = (),
+                           sources: Sequence[str] = ()) -> frozenset[str]:
+    """The example ids of the ``rows`` validation rows (``data.val_rows``; mBLIP held out 500 rows).
+
+    The rows with the smallest hash of their example_id among the selected tasks and sources: the same
+    rows whatever the order of the shards or the number of processes, spread over the whole mix (the
+    reference took the first 500 rows of its merged file, which were all web captions). Reads the
+    example_id, task and source columns once at start-up. Refuses to hold out every row.
+    """
+    import heapq
+
+    import pyarrow.parquet as pq
+
+    if rows <= 0:
+        return frozenset()
+    largest_first: list[tuple[float, str]] = []  # the ``rows`` smallest hashes, negated: a bounded max-heap
+    selected = 0
+    for file in data.files:
+        parquet = pq.ParquetFile(file.path)
+        for batch in parquet.iter_batches(batch_size=65536, columns=["example_id", "task", "source"]):
+            columns = batch.to_pydict()
+            for example_id, task, source in zip(columns["example_id"], columns["task"], columns["source"]):
+                if (tasks and task not in tasks) or (sources and source not in sources):
+                    continue
+                selected += 1
+                entry = (-hash_fraction(f"val\x1f{example_id}"), example_id)
+                if len(largest_first) < rows:
+                    heapq.heappush(largest_first, entry)
+                elif entry > largest_first[0]:
+                    heapq.heapreplace(largest_first, entry)
+    if selected <= rows:
+        raise ValueError(f"data.val_rows={rows} would hold out all {selected} selected training rows of "
+                         f"{data.root}; lower it (0 = no validation rows)")
+    return frozenset(example_id for _, example_id in largest_first)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -194,8 +232,13 @@ def hash_fraction(key: str) -> float:
 
 
 def is_validation(image_id: str, fraction: float) -> bool:
-    """Hold out by image, not by row: no image is seen in both training and validation."""
+    """Hold out by image (``data.val_fraction``): no image is seen in both training and validation."""
     return fraction > 0 and hash_fraction(f"val\x1f{image_id}") < fraction
+
+
+def is_held_out(row: dict[str, Any], val_ids: frozenset[str], val_fraction: float) -> bool:
+    """Whether a row is validation data: one of the selected validation rows, or of a held-out image."""
+    return row["example_id"] in val_ids or is_validation(row["image_id"], val_fraction)
 
 
 def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_answer_prob: float = 0.0,

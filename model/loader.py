@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from model.data import Example, ImageAugment, TrainingData, is_validation, iter_rows, load_image, row_to_example
+from model.data import Example, ImageAugment, TrainingData, is_held_out, iter_rows, load_image, row_to_example
 from model.stream import interleave_rows
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,8 @@ class StreamSettings:
     shuffle_buffer: int = 2048
     crop_scale: tuple[float, float] = (0.5, 1.0)
     hflip: bool = True
-    val_fraction: float = 0.0
+    val_fraction: float = 0.0  # hold-out by image (model/data.py is_validation)
+    val_ids: frozenset[str] = frozenset()  # hold-out by row (model/data.py select_validation_rows)
     max_examples: int = 0  # validation cap over all processes and workers (0 = all)
     tasks: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
@@ -175,7 +176,7 @@ class ExampleStream(IterableDataset):
                 continue
             if s.sources and row["source"] not in s.sources:
                 continue
-            if s.val_fraction > 0 and is_validation(row["image_id"], s.val_fraction) != wanted_val:
+            if (s.val_ids or s.val_fraction > 0) and is_held_out(row, s.val_ids, s.val_fraction) != wanted_val:
                 continue
             yield row
 

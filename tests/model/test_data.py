@@ -323,3 +323,45 @@ def test_training_rows_count_only_the_selected_tasks_and_sources(demo_output):
     held = sum(is_validation(i, 0.25) for i in frame["image_id"].to_list())
     assert count_training_rows(data, val_fraction=0.25) == data.rows - held
     assert count_training_rows(data) == data.rows
+
+
+def test_validation_rows_are_a_fixed_number_chosen_by_hash_whatever_the_shard_order(demo_output):
+    from dataclasses import replace
+
+    import polars as pl
+
+    from model.data import count_training_rows, select_validation_rows
+
+    data = read_manifest(demo_output)
+    held = select_validation_rows(data, 7)
+    assert len(held) == 7 and held == select_validation_rows(replace(data, files=data.files[::-1]), 7)
+    assert held < select_validation_rows(data, 9)  # more rows extend the same choice
+    captions = select_validation_rows(data, 5, tasks=("caption",))
+    frame = pl.concat([pl.read_parquet(f.path) for f in data.files])
+    assert set(frame.filter(pl.col("example_id").is_in(list(captions)))["task"]) == {"caption"}
+    assert count_training_rows(data, val_ids=held) == data.rows - 7
+    assert count_training_rows(data, tasks=("caption",), val_ids=captions) == frame.filter(
+        pl.col("task") == "caption").height - 5
+    assert select_validation_rows(data, 0) == frozenset()
+    with pytest.raises(ValueError, match=f"data.val_rows={data.rows} would hold out all {data.rows} selected"):
+        select_validation_rows(data, data.rows)
+
+
+def test_the_trainer_validates_on_exactly_the_held_out_rows_and_never_trains_on_them(make_config, tiny_dirs):
+    from model.build import build_model
+    from model.data import select_validation_rows
+    from model.train import setup_data
+
+    cfg = make_config(data={"val_rows": 6, "val_fraction": 0.0, "shuffle_buffer": 4})
+    data = read_manifest(cfg.data.manifest)
+    held = select_validation_rows(data, 6)
+    assembled = build_model(cfg.model, cfg.lora, cfg.train.stage, torch.device("cpu"))
+    loaders = setup_data(cfg.data, cfg.train, assembled, rank=0, world=1, skip_batches=0)
+    assert loaders.rows == data.rows - 6
+    assert sorted(i for b in loaders.make_val_loader() for i in b["example_ids"]) == sorted(held)
+    import polars as pl
+
+    everything = set(pl.concat([pl.read_parquet(f.path) for f in data.files])["example_id"])
+    stream = iter(loaders.loader)
+    trained = {i for _ in range(2 * data.rows // cfg.train.batch_size) for i in next(stream)["example_ids"]}
+    assert trained <= everything - held and len(trained) > (data.rows - 6) * 0.8  # two epochs, none held out
