@@ -184,25 +184,25 @@ def select_validation_rows(data: TrainingData, rows: int, tasks: Sequence[str] =
 
     if rows <= 0:
         return frozenset()
-    largest_first: list[tuple[float, str]] = []  # the ``rows`` smallest hashes, negated: a bounded max-heap
     selected = 0
-    for file in data.files:
-        parquet = pq.ParquetFile(file.path)
-        for batch in parquet.iter_batches(batch_size=65536, columns=["example_id", "task", "source"]):
-            columns = batch.to_pydict()
-            for example_id, task, source in zip(columns["example_id"], columns["task"], columns["source"]):
-                if (tasks and task not in tasks) or (sources and source not in sources):
-                    continue
-                selected += 1
-                entry = (-hash_fraction(f"val\x1f{example_id}"), example_id)
-                if len(largest_first) < rows:
-                    heapq.heappush(largest_first, entry)
-                elif entry > largest_first[0]:
-                    heapq.heapreplace(largest_first, entry)
+
+    def keyed_rows():
+        nonlocal selected
+        for file in data.files:
+            parquet = pq.ParquetFile(file.path)
+            for batch in parquet.iter_batches(batch_size=65536, columns=["example_id", "task", "source"]):
+                columns = batch.to_pydict()
+                for example_id, task, source in zip(columns["example_id"], columns["task"], columns["source"]):
+                    if (tasks and task not in tasks) or (sources and source not in sources):
+                        continue
+                    selected += 1
+                    yield hash_key(f"val\x1f{example_id}"), example_id
+
+    chosen = heapq.nsmallest(rows, keyed_rows())
     if selected <= rows:
         raise ValueError(f"data.val_rows={rows} would hold out all {selected} selected training rows of "
                          f"{data.root}; lower it (0 = no validation rows)")
-    return frozenset(example_id for _, example_id in largest_first)
+    return frozenset(example_id for _, example_id in chosen)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -226,9 +226,14 @@ class Example:
     target_lang: str = ""  # the target's language: a VQA answer that stayed English is "en" in any row
 
 
+def hash_key(key: str) -> bytes:
+    """8 stable bytes from a string; they sort as ``hash_fraction`` does (and faster)."""
+    return hashlib.sha1(key.encode()).digest()[:8]
+
+
 def hash_fraction(key: str) -> float:
     """A stable number in [0, 1) from a string (for hold-out splits and coin flips)."""
-    return int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big") / 2**64
+    return int.from_bytes(hash_key(key), "big") / 2**64
 
 
 def is_validation(image_id: str, fraction: float) -> bool:
