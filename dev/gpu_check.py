@@ -74,7 +74,8 @@ def run(tiny: bool, steps: int, batch_size: int, work: Path) -> dict:
     # Long captions make every target fill the 128-token budget: a worst-case sequence length.
     overrides = {
         "model": {"blip2": str(blip2_dir), "llm": str(llm_dir), "blip2_architecture": None, "llm_architecture": None},
-        "data": {"manifest": str(work / "data"), "tasks": ["caption"], "val_fraction": 0.0, "num_workers": 2},
+        "data": {"manifest": str(work / "data"), "tasks": ["caption"], "val_fraction": 0.0, "val_rows": 0,
+                 "num_workers": 2},
         "train": {"output_dir": str(work / "run"), "max_steps": steps, "batch_size": batch_size,
                   "global_batch": batch_size,
                   "log_every": 1, "eval_every": 0, "save_every": 0, "resume": False},

@@ -31,8 +31,21 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--quantization",
         default="auto",
-        choices=["auto", "none", "8bit", "4bit"],
-        help="LLM quantisation (auto: as in training on a GPU, none on CPU)",
+        choices=["auto", "8bit", "4bit", "bf16", "fp32", "none"],
+        help="the LLM's weights (auto: on a GPU the reference's, an export in 8-bit and a checkpoint as trained; "
+        "fp32 on CPU); bf16/fp32 = unquantised; none = unquantised in the device's dtype",
+    )
+    p.add_argument(
+        "--vision-precision",
+        default="auto",
+        choices=["auto", "fp16", "bf16", "fp32"],
+        help="autocast of the ViT and Q-Former (auto: fp16 on a GPU as the reference, fp32 on CPU)",
+    )
+    p.add_argument(
+        "--language-names",
+        default="project",
+        choices=["project", "reference"],
+        help="language names in prompts: project (corrected) or the reference's spelling (Ukranian, Portugese)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler="eval:cmd_evaluate")

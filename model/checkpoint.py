@@ -51,7 +51,7 @@ PEFT_PREFIX = "base_model.model."
 # would skip or repeat data (rows are striped over processes x workers and batched per device).
 STREAM_KNOBS = (("train", "batch_size"), ("train", "global_batch"), ("train", "seed"), ("data", "num_workers"),
                 ("data", "shuffle_buffer"), ("data", "tasks"), ("data", "sources"), ("data", "languages"),
-                ("data", "val_fraction"))
+                ("data", "val_fraction"), ("data", "val_rows"))
 
 
 class DamagedCheckpoint(ValueError):

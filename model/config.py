@@ -85,14 +85,24 @@ class DataConfig(_Section):
     interleave: bool = True
     # DataLoader worker processes decoding images; 0 = decode in the training process.
     num_workers: int = Field(4, ge=0)
-    # Fraction of images (hash of image_id, so no image is in both) held out for validation; 0 = off.
-    val_fraction: float = Field(0.01, ge=0.0, lt=1.0)
+    # Rows held out for the validation loss: the rows with the smallest hash of example_id over the selected
+    # languages, tasks and sources (model/data.py select_validation_rows). mBLIP held out 500 rows of its
+    # mix. Another row of the same image may train. 0 = off.
+    val_rows: int = Field(500, ge=0)
+    # The stricter former rule: the fraction of images (hash of image_id) whose rows are all held out, so no
+    # image is in both splits (0.005 = 0.5% of images). 0 = off; set val_rows to 0 to use it.
+    val_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     # Cap on validation examples per evaluation, over all processes and workers (bounded time); 0 = no cap.
     val_max_examples: int = Field(512, ge=0)
     # Probability (0-1) that a VQA row with a translated answer trains on the English answer instead,
     # its prompt then asking for an English answer (mBLIP: a 0.5 coin flip, prompt and target agree).
     # 0 = always the translated answer when present.
     english_answer_prob: float = Field(0.5, ge=0.0, le=1.0)
+    # Decoder-only LLMs (BLOOMZ): what goes between the prompt's and the target's token ids. "none" = nothing,
+    # as mBLIP (prompt and target tokenised separately, then concatenated). "space" = a space before a
+    # target in a script written with spaces (none for zh/ja/th...), so its first word is tokenised as in
+    # running text; costs nothing in length. No effect on mT0 (the target is the decoder's input).
+    target_separator: Literal["none", "space"] = "none"
 
 
 class OptimConfig(_Section):
@@ -181,6 +191,11 @@ class TrainConfig(_Section):
             raise ValueError(f"data.crop_scale must satisfy 0 < low <= high <= 1, got {self.data.crop_scale}")
         accumulation_steps(self.train, 1)
         check_precision(self.model, self.train)
+        if self.data.val_rows and self.data.val_fraction:
+            raise ValueError(
+                f"data.val_rows={self.data.val_rows} and data.val_fraction={self.data.val_fraction} both hold out "
+                "validation data: keep one (val_rows: 0 to hold out by image, val_fraction: 0 to hold out rows)"
+            )
         return self
 
 

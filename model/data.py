@@ -8,7 +8,8 @@ opens an image. ``model/loader.py`` tokenises the examples and streams them as b
 
 Determinism (needed for exact resume): each example's crop/flip comes from a generator seeded by
 (seed, epoch, example_id), not from global state; the hold-out split and the answer-language coin flip
-are hashes of ids.
+are hashes of ids. The validation hold-out is a number of rows (``select_validation_rows``; mBLIP held out
+500 rows of its mix) or, the former rule, a fraction of images (``is_validation``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ if TYPE_CHECKING:
 ROW_COLUMNS = (
     "example_id", "task", "image_id", "image_path", "source", "text_en", "answer_en", "lang", "text_tgt", "answer_tgt",
 )
-OPTIONAL_COLUMNS = ("prompt", "target")
+OPTIONAL_COLUMNS = ("prompt", "target", "answer_translated")
+# Between the prompt and the target of a decoder-only LLM (``data.target_separator``): "none" = the ids follow
+# each other directly, as in mBLIP (prompt and target tokenised separately and concatenated); "space" = a
+# space before targets in scripts written with spaces, so the first target word is tokenised as in text.
+TARGET_SEPARATORS = ("none", "space")
 BUILT_IN_TASKS = ("caption", "vqa")  # rows of these tasks can fall back to model/templates.py without a prompt
 READ_BATCH_ROWS = 1024  # rows per Parquet record batch: bounds the memory of one read
 
@@ -144,16 +149,17 @@ def iter_rows(paths: Sequence[Path], batch_rows: int = READ_BATCH_ROWS) -> Itera
 
 
 def count_training_rows(data: TrainingData, tasks: Sequence[str] = (), sources: Sequence[str] = (),
-                        val_fraction: float = 0.0) -> int:
-    """Rows one training epoch streams: the selected tasks and sources, held-out images excluded.
+                        val_fraction: float = 0.0, val_ids: frozenset[str] = frozenset()) -> int:
+    """Rows one training epoch streams: the selected tasks and sources, held-out rows excluded.
 
     The manifest only counts rows per file, so the task, source and image_id columns are read (a few
     seconds for millions of rows); without a filter or hold-out the manifest's counts are exact.
+    ``val_ids`` (from ``select_validation_rows`` over the same selection) are always selected rows.
     """
     import pyarrow.parquet as pq
 
     if not tasks and not sources and val_fraction <= 0:
-        return data.rows
+        return data.rows - len(val_ids)
     total = 0
     for file in data.files:
         parquet = pq.ParquetFile(file.path)
@@ -163,7 +169,43 @@ def count_training_rows(data: TrainingData, tasks: Sequence[str] = (), sources: 
                 if (tasks and task not in tasks) or (sources and source not in sources):
                     continue
                 total += not is_validation(image_id, val_fraction)
-    return total
+    return total - len(val_ids)
+
+
+def select_validation_rows(data: TrainingData, rows: int, tasks: Sequence[str] = (),
+                           sources: Sequence[str] = ()) -> frozenset[str]:
+    """The example ids of the ``rows`` validation rows (``data.val_rows``; mBLIP held out 500 rows).
+
+    The rows with the smallest hash of their example_id among the selected tasks and sources: the same
+    rows whatever the order of the shards or the number of processes, spread over the whole mix (the
+    reference took the first 500 rows of its merged file, which were all web captions). Reads the
+    example_id, task and source columns once at start-up. Refuses to hold out every row.
+    """
+    import heapq
+
+    import pyarrow.parquet as pq
+
+    if rows <= 0:
+        return frozenset()
+    selected = 0
+
+    def keyed_rows():
+        nonlocal selected
+        for file in data.files:
+            parquet = pq.ParquetFile(file.path)
+            for batch in parquet.iter_batches(batch_size=65536, columns=["example_id", "task", "source"]):
+                columns = batch.to_pydict()
+                for example_id, task, source in zip(columns["example_id"], columns["task"], columns["source"]):
+                    if (tasks and task not in tasks) or (sources and source not in sources):
+                        continue
+                    selected += 1
+                    yield hash_key(f"val\x1f{example_id}"), example_id
+
+    chosen = heapq.nsmallest(rows, keyed_rows())
+    if selected <= rows:
+        raise ValueError(f"data.val_rows={rows} would hold out all {selected} selected training rows of "
+                         f"{data.root}; lower it (0 = no validation rows)")
+    return frozenset(example_id for _, example_id in chosen)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -180,31 +222,46 @@ class Example:
     # Characters [start, end) of the prompt's free text (the question): a prompt over the token limit
     # is cut there, so the instruction naming the output language survives. None = cut at the end.
     text_span: tuple[int, int] | None = None
-    # Between prompt and target of a decoder-only LLM: a space, or nothing for scripts written without
-    # spaces (Chinese, Japanese, Thai, ...), where a space would be an extra token inside the text.
-    separator: str = " "
+    # Between prompt and target of a decoder-only LLM (see TARGET_SEPARATORS): nothing, or a space before
+    # a target in a script written with spaces.
+    separator: str = ""
     task: str = ""
+    target_lang: str = ""  # the target's language: a VQA answer that stayed English is "en" in any row
+
+
+def hash_key(key: str) -> bytes:
+    """8 stable bytes from a string; they sort as ``hash_fraction`` does (and faster)."""
+    return hashlib.sha1(key.encode()).digest()[:8]
 
 
 def hash_fraction(key: str) -> float:
     """A stable number in [0, 1) from a string (for hold-out splits and coin flips)."""
-    return int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big") / 2**64
+    return int.from_bytes(hash_key(key), "big") / 2**64
 
 
 def is_validation(image_id: str, fraction: float) -> bool:
-    """Hold out by image, not by row: no image is seen in both training and validation."""
+    """Hold out by image (``data.val_fraction``): no image is seen in both training and validation."""
     return fraction > 0 and hash_fraction(f"val\x1f{image_id}") < fraction
 
 
-def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_answer_prob: float = 0.0) -> Example:
+def is_held_out(row: dict[str, Any], val_ids: frozenset[str], val_fraction: float) -> bool:
+    """Whether a row is validation data: one of the selected validation rows, or of a held-out image."""
+    return row["example_id"] in val_ids or is_validation(row["image_id"], val_fraction)
+
+
+def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_answer_prob: float = 0.0,
+                   target_separator: str = "none") -> Example:
     """Prompt and target for one row.
 
     Caption: target = translated caption. VQA: prompt = the (translated) question in an instruction,
-    target = the translated answer, or the English one when there is none (mBLIP kept only answers
-    whose back-translation matched, and picked the answer language by a coin flip; here the flip is
-    a hash of the example id, so it is reproducible). A ``prompt`` column, when the pipeline provides
+    target = the translated answer, or the English one when the answer stayed English (mBLIP kept only
+    answers whose back-translation matched, and picked the answer language by a coin flip; here the flip
+    is a hash of the example id, so it is reproducible). A ``prompt`` column, when the pipeline provides
     translated instructions, replaces the English template (for VQA it already holds the question).
+    ``target_separator``: see ``TARGET_SEPARATORS``.
     """
+    if target_separator not in TARGET_SEPARATORS:
+        raise ValueError(f"data.target_separator={target_separator!r}: choose one of {', '.join(TARGET_SEPARATORS)}")
     lang = row["lang"]
     key = row["example_id"]
     task = row["task"]
@@ -216,14 +273,14 @@ def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_an
         question = row["text_tgt"] or row["text_en"]
         # The flip only matters where a translated answer exists; when it picks English the prompt asks
         # for an English answer (mBLIP's rule), so prompt and target always agree.
-        translated = bool(row["answer_tgt"]) and row["answer_tgt"] != row["answer_en"]
-        if translated and hash_fraction(f"answer\x1f{key}") < english_answer_prob:
+        in_lang = answer_in_row_language(row)
+        if in_lang and lang != "en" and hash_fraction(f"answer\x1f{key}") < english_answer_prob:
             target, target_lang = row["answer_en"], "en"
             prompt = vqa_prompt(question, lang, key, english_answer=True)
         else:
             target = row["answer_tgt"] or row["answer_en"]
-            target_lang = lang if row["answer_tgt"] else "en"
-            prompt = row.get("prompt") or vqa_prompt(question, lang, key, english_answer=not row["answer_tgt"])
+            target_lang = lang if in_lang else "en"
+            prompt = row.get("prompt") or vqa_prompt(question, lang, key, english_answer=not in_lang)
     elif task not in known_tasks():
         raise ValueError(f"row {key}: unknown task {task!r} (known: {sorted(known_tasks())})")
     elif row.get("prompt") and row.get("target"):
@@ -239,11 +296,21 @@ def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_an
     span = None
     if task == "vqa" and (start := prompt.find(question)) >= 0:
         span = (start, start + len(question))
+    separator = spaced_separator(target_lang) if target_separator == "space" else ""
     return Example(example_id=key, image_path=image_path, prompt=prompt, target=target, text_span=span,
-                   separator=target_separator(target_lang), task=task)
+                   separator=separator, task=task, target_lang=target_lang)
 
 
-def target_separator(lang: str) -> str:
+def answer_in_row_language(row: dict[str, Any]) -> bool:
+    """Whether a VQA row's answer is in the row's language: the pipeline's ``answer_translated`` (false when
+    the English answer was kept, e.g. a rare answer), else a translated answer differing from the English one."""
+    flag = row.get("answer_translated")
+    if flag is not None:
+        return bool(flag)
+    return bool(row["answer_tgt"]) and (row["lang"] == "en" or row["answer_tgt"] != row["answer_en"])
+
+
+def spaced_separator(lang: str) -> str:
     """A space before a target in ``lang``; none for scripts written without spaces between words."""
     return "" if get_language(lang).script in UNSPACED_SCRIPTS else " "
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from model.data import Example, ImageAugment, TrainingData, is_validation, iter_rows, load_image, row_to_example
+from model.data import Example, ImageAugment, TrainingData, is_held_out, iter_rows, load_image, row_to_example
 from model.stream import ShardVerifier, interleave_rows
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,9 @@ def encode_examples(tokenizer, examples: Sequence[Example], spec: TokenSpec) -> 
     Seq2seq (mT0): encoder input = Q image placeholders + prompt (+ </s>), labels = target + </s>;
     the model shifts labels into decoder inputs. This matches what ``Blip2Processor`` produces for
     the prompt, so inference sees the same layout.
-    Decoder-only (BLOOMZ): input = Q placeholders + prompt + separator + target + eos; labels copy the
-    target positions and ignore placeholders and prompt.
+    Decoder-only (BLOOMZ): input = Q placeholders + prompt + separator + target + eos, prompt and target
+    tokenised separately (mBLIP: no separator, ``data.target_separator``); labels copy the target positions
+    and ignore placeholders and prompt.
     """
     image_ids = [spec.image_token_index] * spec.num_query_tokens
     inputs, labels = [], []
@@ -116,11 +117,13 @@ class StreamSettings:
     shuffle_buffer: int = 2048
     crop_scale: tuple[float, float] = (0.5, 1.0)
     hflip: bool = True
-    val_fraction: float = 0.0
+    val_fraction: float = 0.0  # hold-out by image (model/data.py is_validation)
+    val_ids: frozenset[str] = frozenset()  # hold-out by row (model/data.py select_validation_rows)
     max_examples: int = 0  # validation cap over all processes and workers (0 = all)
     tasks: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     english_answer_prob: float = 0.0
+    target_separator: str = "none"  # decoder-only: "none" (mBLIP) or "space" (model/data.py TARGET_SEPARATORS)
     rank: int = 0  # this process among ``world`` data-parallel processes
     world: int = 1
     skip_batches: int = 0  # batches this process already consumed (resume)
@@ -181,7 +184,7 @@ class ExampleStream(IterableDataset):
                 continue
             if s.sources and row["source"] not in s.sources:
                 continue
-            if s.val_fraction > 0 and is_validation(row["image_id"], s.val_fraction) != wanted_val:
+            if (s.val_ids or s.val_fraction > 0) and is_held_out(row, s.val_ids, s.val_fraction) != wanted_val:
                 continue
             yield row
 
@@ -246,7 +249,7 @@ class ExampleStream(IterableDataset):
         s = self.settings
         examples, images, unreadable = [], [], 0
         for row in rows:
-            example = row_to_example(row, self.data.image_roots, s.english_answer_prob)
+            example = row_to_example(row, self.data.image_roots, s.english_answer_prob, s.target_separator)
             try:
                 image = load_image(example.image_path)
             except (OSError, ValueError) as err:

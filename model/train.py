@@ -36,17 +36,48 @@ import torch
 from tqdm.auto import tqdm
 
 from model.build import (
-    AssembledModel, build_model, component_of, count_parameters, format_parameter_table, require_source, unwrap_blip2,
+    AssembledModel,
+    build_model,
+    component_of,
+    count_parameters,
+    format_parameter_table,
+    require_source,
+    unwrap_blip2,
 )
 from model.checkpoint import (
-    CONFIG_FILE, TRAINABLE_FILE, apply_training_state, check_init_from, copy_trainable, list_checkpoints,
-    load_trainable, resume_point, save_checkpoint, set_rng_state,
+    CONFIG_FILE,
+    TRAINABLE_FILE,
+    apply_training_state,
+    check_init_from,
+    copy_trainable,
+    list_checkpoints,
+    load_trainable,
+    resume_point,
+    save_checkpoint,
+    set_rng_state,
 )
 from model.config import (
-    DataConfig, LoraSettings, ModelConfig, OptimConfig, TrainConfig, TrainSettings, accumulation_steps,
-    autocast_modes, cli_overrides, config_to_yaml, describe_batch, load_config,
+    DataConfig,
+    LoraSettings,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    TrainSettings,
+    accumulation_steps,
+    autocast_modes,
+    cli_overrides,
+    config_to_yaml,
+    describe_batch,
+    load_config,
 )
-from model.data import TrainingData, check_tasks, count_training_rows, known_tasks, read_manifest
+from model.data import (
+    TrainingData,
+    check_tasks,
+    count_training_rows,
+    known_tasks,
+    read_manifest,
+    select_validation_rows,
+)
 from model.evaluate.validation import BenchmarkValidator, make_validator, validation_interval
 from model.loader import StreamSettings, TokenSpec, make_loader
 from model.stream import ShardVerifier, dataset_identity
@@ -282,10 +313,12 @@ def setup_data(data: TrainingData, verifier: ShardVerifier, data_cfg: DataConfig
         max_target_length=data_cfg.max_target_length,
     )
     image_size = data_cfg.image_size or blip2.vision_config.image_size
+    val_ids = select_validation_rows(data, data_cfg.val_rows, data_cfg.tasks, data_cfg.sources)
     common = dict(
         batch_size=train_cfg.batch_size, image_size=image_size, seed=train_cfg.seed,
-        val_fraction=data_cfg.val_fraction, tasks=data_cfg.tasks, sources=data_cfg.sources,
-        english_answer_prob=data_cfg.english_answer_prob, rank=rank, world=world,
+        val_fraction=data_cfg.val_fraction, val_ids=val_ids, tasks=data_cfg.tasks, sources=data_cfg.sources,
+        english_answer_prob=data_cfg.english_answer_prob, target_separator=data_cfg.target_separator,
+        rank=rank, world=world,
     )
     train_settings = StreamSettings(
         train=True, shuffle_buffer=data_cfg.shuffle_buffer, crop_scale=data_cfg.crop_scale, hflip=data_cfg.hflip,
@@ -294,12 +327,12 @@ def setup_data(data: TrainingData, verifier: ShardVerifier, data_cfg: DataConfig
     train_loader = make_loader(data, assembled.processor, spec, train_settings, data_cfg.num_workers, verifier)
 
     def make_val_loader():
-        if data_cfg.val_fraction <= 0:
+        if data_cfg.val_fraction <= 0 and not val_ids:
             return None
         settings = StreamSettings(train=False, max_examples=data_cfg.val_max_examples, **common)
         return make_loader(data, assembled.processor, spec, settings, min(data_cfg.num_workers, 2), verifier)
 
-    train_rows = count_training_rows(data, data_cfg.tasks, data_cfg.sources, data_cfg.val_fraction)
+    train_rows = count_training_rows(data, data_cfg.tasks, data_cfg.sources, data_cfg.val_fraction, val_ids)
     if train_rows == 0:
         raise ValueError(
             f"{data_cfg.manifest}: no training rows for data.tasks={list(data_cfg.tasks) or 'all'}, "

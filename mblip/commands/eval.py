@@ -25,6 +25,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             device=args.device,
             quantization=args.quantization,
             progress=not args.no_progress,
+            language_names=args.language_names,
+            vision_precision=args.vision_precision,
         )
     except OSError as e:  # an image that exists but cannot be decoded (FileNotFoundError is handled by mblip)
         if isinstance(e, FileNotFoundError):

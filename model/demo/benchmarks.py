@@ -56,8 +56,12 @@ def _samples_xflickrco(data: Path, images: Path, langs: tuple[str, ...], colours
     for i, c in enumerate(colours):
         _image(images / "flickr30k" / f"{i}.jpg", c, i)
     for lang in langs:
+        # English is Flickr30k's own test file, as in the reference (IGLUE datasets/flickr30k/annotations).
+        path = data / "annotations" / lang / "test.jsonl"
+        if lang == "en":
+            path = data / "flickr30k" / "annotations" / "test_ann.jsonl"
         _jsonl(
-            data / "annotations" / lang / "test.jsonl",
+            path,
             [
                 {"id": i, "img_path": f"flickr30k/{i}.jpg", "sentences": [f"a {c} square"]}
                 for i, c in enumerate(colours)

@@ -4,7 +4,14 @@
 ``Blip2ForConditionalGeneration`` + processor), a checkpoint directory (``checkpoints/step-*``: the
 trainable tensors + config; the LLM is rebuilt from the config, in 8-bit/4-bit on a GPU as in
 training, unquantised on CPU, and LoRA stays unmerged), or a training output directory (its newest
-checkpoint). On a GPU the model runs in bf16 (autocast, as in training), on CPU in float32.
+checkpoint).
+
+Numerics (``resolve_numerics``), by default those of the reference evaluation on a GPU: the vision side
+(ViT + Q-Former) in float32 weights under fp16 autocast, the projection + LLM under bf16 autocast, the
+LLM of an export in 8-bit (mBLIP evaluated with ``load_8bit``) and that of a checkpoint quantised as in
+training. bitsandbytes needs CUDA, so on CPU the defaults resolve to float32 throughout, unquantised.
+``quantization="bf16"`` keeps the LLM unquantised in bf16; ``vision="bf16"``/``"fp32"`` change the vision
+side's autocast.
 
 Inputs are built like the training inputs: ``n_images x num_query_tokens`` image placeholders, then
 the prompt (seq2seq: with ``</s>``). BLIP-2 scatters the projected query outputs into the placeholders
@@ -15,17 +22,63 @@ Q-Former separately; no side-by-side pixel image). Decoder-only LLMs are padded 
 
 from __future__ import annotations
 
-import contextlib
+import functools
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from model.build import unwrap_blip2
-from model.checkpoint import build_from_checkpoint, find_checkpoint
+from model.checkpoint import CONFIG_FILE, build_from_checkpoint, find_checkpoint
+from model.config import load_config
 from model.evaluate.benchmarks import GenerationSettings
 
 MAX_PROMPT_TOKENS = 128  # the training budget of the prompt (mBLIP: 128)
+
+
+# ``quantization`` knob: "auto" (the reference's: see resolve_numerics), k-bit, or unquantised LLM weights in
+# bf16 or fp32; "none" = unquantised in the device's dtype (bf16 on a GPU, fp32 on CPU).
+QUANTIZATION_CHOICES = ("auto", "8bit", "4bit", "bf16", "fp32", "none")
+# ``vision`` knob: the vision side's autocast; its weights stay as stored (float32 in an export).
+VISION_CHOICES = ("auto", "fp16", "bf16", "fp32")
+KBIT = ("8bit", "4bit")
+
+
+@dataclass(frozen=True)
+class EvalNumerics:
+    llm: str  # the frozen LLM's weights: "8bit" | "4bit" | "bf16" | "fp32"
+    vision_autocast: str  # ViT + Q-Former: "fp16" | "bf16" | "no"
+    llm_autocast: str  # projection + LLM: "bf16" | "no"
+
+
+def resolve_numerics(
+    device_type: str, quantization: str = "auto", vision: str = "auto", trained: str | None = None
+) -> EvalNumerics:
+    """How a model is evaluated on ``device_type`` ("cuda" or "cpu").
+
+    ``trained``: a checkpoint's ``model.llm_quantization`` (None for an export). "auto" on a GPU is the
+    reference's: an export's LLM in 8-bit, a checkpoint's as trained (mT0 8-bit, BLOOMZ 4-bit), the vision
+    side under fp16 and the LLM under bf16 autocast. "auto" on CPU: float32, no quantisation, no autocast.
+    """
+    if quantization not in QUANTIZATION_CHOICES:
+        raise ValueError(f"quantization={quantization!r}: choose one of {', '.join(QUANTIZATION_CHOICES)}")
+    if vision not in VISION_CHOICES:
+        raise ValueError(f"vision precision {vision!r}: choose one of {', '.join(VISION_CHOICES)}")
+    gpu = device_type == "cuda"
+    llm = quantization
+    if llm == "auto" and gpu:
+        llm = "8bit" if trained is None else (trained if trained in KBIT else "bf16")
+    elif llm in ("auto", "none"):
+        llm = "bf16" if gpu else "fp32"
+    if llm in KBIT and not gpu:
+        raise ValueError(
+            f"quantization={llm} needs a CUDA GPU (bitsandbytes); on CPU use auto, bf16 or fp32 (--quantization)"
+        )
+    if vision == "auto":
+        vision = "fp16" if gpu else "fp32"
+    vision_autocast = "no" if vision == "fp32" else vision
+    return EvalNumerics(llm, vision_autocast, "no" if llm == "fp32" else "bf16")
 
 
 @dataclass
@@ -35,6 +88,7 @@ class EvalModel:
     decoder_only: bool
     device: Any
     source: str  # "export" or "checkpoint <path>"
+    numerics: EvalNumerics | None = None  # None: the trainer's model, with its own autocast
 
 
 def resolve_device(device: str = "auto"):
@@ -45,58 +99,106 @@ def resolve_device(device: str = "auto"):
     return torch.device(device)
 
 
-def load_for_eval(model_dir: str | Path, device: str = "auto", quantization: str = "auto") -> EvalModel:
+def load_for_eval(
+    model_dir: str | Path, device: str = "auto", quantization: str = "auto", vision: str = "auto"
+) -> EvalModel:
     """Load MODEL_DIR for generation (see the module docstring).
 
-    ``quantization``: "auto" = the training config's LLM quantisation on a GPU (checkpoints) and none
-    otherwise; "none", "8bit" or "4bit" force it (k-bit needs CUDA and bitsandbytes).
+    ``quantization`` and ``vision``: the knobs of ``resolve_numerics`` (k-bit needs CUDA and bitsandbytes).
     """
     model_dir = Path(model_dir)
     dev = resolve_device(device)
     checkpoint = find_checkpoint(model_dir)
     if checkpoint is not None:
-        return _load_checkpoint(checkpoint, dev, quantization)
-    if (model_dir / "config.json").is_file():
-        return _load_export(model_dir, dev, quantization)
-    raise FileNotFoundError(
-        f"{model_dir} is neither an exported model (config.json, from `mblip export-model`) nor a training "
-        "checkpoint (checkpoints/step-*) nor a training output holding checkpoints"
-    )
+        trained = load_config(checkpoint / CONFIG_FILE).model.llm_quantization
+        em = _load_checkpoint(checkpoint, dev, resolve_numerics(dev.type, quantization, vision, trained))
+    elif (model_dir / "config.json").is_file():
+        em = _load_export(model_dir, dev, resolve_numerics(dev.type, quantization, vision))
+    else:
+        raise FileNotFoundError(
+            f"{model_dir} is neither an exported model (config.json, from `mblip export-model`) nor a training "
+            "checkpoint (checkpoints/step-*) nor a training output holding checkpoints"
+        )
+    enable_part_autocast(em.model, dev.type, em.numerics)
+    return em
 
 
-def _load_checkpoint(checkpoint: Path, device, quantization: str) -> EvalModel:
-    assembled = build_from_checkpoint(checkpoint, device, quantization)
+def _load_checkpoint(checkpoint: Path, device, numerics: EvalNumerics) -> EvalModel:
+    import torch
+
+    quantization = numerics.llm if numerics.llm in KBIT else "none"
+    assembled = build_from_checkpoint(checkpoint, device, quantization, "float32" if numerics.llm == "fp32" else None)
     model = unwrap_blip2(assembled.model).eval()
+    if numerics.llm == "bf16":
+        model.language_model.to(torch.bfloat16)
     for param in model.parameters():
         param.requires_grad = False
-    return EvalModel(model, assembled.processor, assembled.decoder_only, device, f"checkpoint {checkpoint}")
+    source = f"checkpoint {checkpoint}"
+    return EvalModel(model, assembled.processor, assembled.decoder_only, device, source, numerics)
 
 
-def _load_export(model_dir: Path, device, quantization: str) -> EvalModel:
+def _load_export(model_dir: Path, device, numerics: EvalNumerics) -> EvalModel:
     import torch
     from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
-    kwargs: dict = {"dtype": torch.bfloat16 if device.type == "cuda" else torch.float32}
-    if quantization in ("8bit", "4bit"):
+    # Loaded in float32 (an export's storage dtype by default): the vision side keeps it, as the reference's
+    # ViT did, and runs under autocast; an unquantised LLM is cast below.
+    kwargs: dict = {"dtype": torch.float32}
+    if device.type == "cuda":
+        kwargs["device_map"] = {"": device.index or 0}
+    if numerics.llm in KBIT:
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise ImportError(
+                f"evaluating with the LLM in {numerics.llm} (the default on a GPU) needs bitsandbytes: "
+                "pip install 'mblip-pipeline[gpu]', or pass --quantization bf16"
+            )
         from transformers import BitsAndBytesConfig
 
-        # Only the LLM is quantised, as in training; the vision side stays bf16.
+        # Only the LLM is quantised, as in training.
         skip = ["vision_model", "qformer", "language_projection", "query_tokens"]
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_8bit=quantization == "8bit",
-            load_in_4bit=quantization == "4bit",
+            load_in_8bit=numerics.llm == "8bit",
+            load_in_4bit=numerics.llm == "4bit",
             llm_int8_skip_modules=skip,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_compute_dtype=torch.bfloat16,
         )
-        kwargs["device_map"] = {"": device.index or 0}
     model = Blip2ForConditionalGeneration.from_pretrained(model_dir, **kwargs)
     if "device_map" not in kwargs:
         model = model.to(device)
+    if numerics.llm == "bf16":
+        model.language_model.to(torch.bfloat16)
     model.eval()
     processor = Blip2Processor.from_pretrained(model_dir)
     decoder_only = not model.config.text_config.is_encoder_decoder
-    return EvalModel(model, processor, decoder_only, device, "export")
+    return EvalModel(model, processor, decoder_only, device, "export", numerics)
+
+
+def enable_part_autocast(model, device_type: str, numerics: EvalNumerics) -> None:
+    """The vision side (ViT + Q-Former) and the projection + LLM each under its own autocast (mBLIP: fp16
+    and bf16), as the trainer runs them; the wrappers sit on the modules' forwards, so they also hold
+    inside ``generate``."""
+    import torch
+
+    dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16}
+    parts = ((numerics.vision_autocast, (model.vision_model, model.qformer)),
+             (numerics.llm_autocast, (model.language_projection, model.language_model)))
+    for mode, modules in parts:
+        if mode == "no":
+            continue
+        for module in modules:
+            module.forward = _autocast_forward(module.forward, device_type, dtypes[mode])
+
+
+def _autocast_forward(forward, device_type: str, dtype):
+    import torch
+
+    @functools.wraps(forward)
+    def wrapped(*args, **kwargs):
+        with torch.autocast(device_type, dtype=dtype):
+            return forward(*args, **kwargs)
+
+    return wrapped
 
 
 def encode_prompts(
@@ -153,8 +255,8 @@ def generate_batch(
     vision_dtype = next(model.vision_model.parameters()).dtype
     pixel_values = em.processor.image_processor(flat, return_tensors="pt")["pixel_values"]
     pixel_values = pixel_values.to(em.device, vision_dtype)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if em.device.type == "cuda" else contextlib.nullcontext()
-    with torch.no_grad(), autocast:
+    # Autocast is on the model's parts (enable_part_autocast here, the trainer's own for its model).
+    with torch.no_grad():
         output = model.generate(
             pixel_values=pixel_values,
             input_ids=input_ids.to(em.device),

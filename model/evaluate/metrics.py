@@ -4,7 +4,10 @@
 - ``vqa_accuracy``: % of items whose ``vqa_clean``-ed prediction equals the lowercased label (xGQA,
   XVNLI, MaRVL); the relaxed rate (prediction starts or ends with the label) is reported next to it.
 - ``maxm_accuracy``: % of items whose lowercased prediction equals one of the processed answers.
-- ``pope``: accuracy, precision, recall, F1 (positive class "yes") and yes-ratio, all in %.
+- ``pope``: the reference's score, exact match after ``vqa_clean`` as for xGQA (mBLIP evaluated POPE with
+  its classification metric); the POPE paper's numbers as extra fields, from POPE's own reading of free
+  text (``pope_answer``): ``pope_accuracy``, precision, recall, F1 (positive class "yes") and yes-ratio,
+  all in %.
 """
 
 from __future__ import annotations
@@ -36,21 +39,22 @@ def score_items(
         exact = [maxm_match(p, r) for p, r in zip(predictions, references)]
         return {"score": _pct(sum(exact), n), "n": n}, exact
     if metric == "pope":
-        answers = [pope_answer(p) for p in predictions]
         labels = [r[0] for r in references]
+        exact = [vqa_match(p, y) for p, y in zip(predictions, labels)]
+        answers = [pope_answer(p) for p in predictions]
         tp = sum(a == "yes" and y == "yes" for a, y in zip(answers, labels))
         fp = sum(a == "yes" and y == "no" for a, y in zip(answers, labels))
         fn = sum(a == "no" and y == "yes" for a, y in zip(answers, labels))
-        correct = [a == y for a, y in zip(answers, labels)]
         precision, recall = _pct(tp, tp + fp), _pct(tp, tp + fn)
         f1 = 2 * precision * recall / (precision + recall) if (precision + recall) > 0 else float("nan")
         summary = {
-            "score": _pct(sum(correct), n),
+            "score": _pct(sum(exact), n),
             "n": n,
+            "pope_accuracy": _pct(sum(a == y for a, y in zip(answers, labels)), n),
             "precision": precision,
             "recall": recall,
             "f1": f1,
             "yes_ratio": _pct(answers.count("yes"), n),
         }
-        return summary, correct
+        return summary, exact
     raise ValueError(f"unknown metric {metric!r}")

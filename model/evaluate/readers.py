@@ -13,18 +13,26 @@ the references. File layouts (as published):
 - MaXM: ``maxm_v1_<lang>.json`` with ``annotations[]`` (``image_id``, ``qa_pairs[]`` with ``question``
   and ``processed_answers``); images are XM3600's ``<image_id>.jpg``.
 - XVNLI: ``annotations/<lang>/<split>.jsonl`` with ``Flikr30kID`` (sic), ``pairID``, ``gold_label``,
-  ``sentence2``; Flickr30k images ``<id>.jpg``.
-- MaRVL: ``marvl-<lang>.jsonl`` (in ``data_dir`` or ``data_dir/annotations``) with ``concept``,
+  ``sentence2``; Flickr30k images ``<id>.jpg``. Pairs whose ``gold_label`` is ``-`` (no annotator
+  consensus, in the published test and few-shot files) are skipped and counted, as the reference skips them.
+- MaRVL: ``marvl-<lang>.jsonl`` (the zero-shot test split) or ``marvl-<lang>_<split>.jsonl`` (few-shot
+  splits such as ``train2``), in ``data_dir`` or ``data_dir/annotations``, with ``concept``,
   ``language``, ``caption``, ``left_img``, ``right_img``, ``label``; images
-  ``<language>/images/<concept>/<img>`` (NFKD). English is NLVR2's ``test1.json`` (``identifier``,
-  ``sentence``, ``label``; images ``<identifier minus the last part>-img0.png`` / ``-img1.png``).
-- xFlickrCO: ``annotations/<lang>/<split>.jsonl`` with ``sentences`` and ``img_path``.
+  ``<language>/images/<concept>/<img>`` (NFKD; the few-shot files already write ``<concept>/<img>``).
+  English is NLVR2's ``test1.json`` (``identifier``, ``sentence``, ``label``; images
+  ``<identifier minus the last part>-img0.png`` / ``-img1.png``).
+- xFlickrCO: ``annotations/<lang>/<split>.jsonl`` with ``sentences`` and ``img_path``. English is
+  Flickr30k's ``annotations/test_ann.jsonl`` as in the reference (``valid_ann`` for split ``dev``), found
+  in ``data_dir/flickr30k`` or beside ``data_dir`` (IGLUE's ``datasets/flickr30k`` next to
+  ``datasets/xFlickrCO``).
 - POPE: ``coco_pope_<subset>.json`` (JSON lines ``{question_id, image, text, label}``), subsets random,
   popular, adversarial (reported in place of languages).
 
 A record without a required field, or whose image file is missing, raises ``BenchmarkFormatError``
 naming file, record and field; with ``skip_missing`` it is counted in ``skipped`` instead (with the
-reason), never dropped silently. ``limit`` keeps the first N valid items per language.
+reason), never dropped silently. Records the reference skips rather than scores (XVNLI's ``-`` label)
+are always counted in ``skipped`` and never stop the run. ``limit`` keeps the first N valid items per
+language. ``language_names`` picks the spelling of language names in prompts (``prompts.py``).
 
 Longer than most modules on purpose: seven small readers that share one collector read best side by side.
 """
@@ -61,7 +69,7 @@ class BenchmarkData:
     benchmark: str
     languages: tuple[str, ...]
     items: list[EvalItem] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)  # {"lang", "source", "reason"}
+    skipped: list[dict] = field(default_factory=list)  # {"lang", "source", "reason", "kind"}
     records: int = 0  # records read (items + skipped, before ``limit``)
 
 
@@ -69,10 +77,16 @@ class _Collector:
     """Collects items per language; bad records raise or, with ``skip_missing``, are counted."""
 
     def __init__(
-        self, data: BenchmarkData, images_dir: Path, skip_missing: bool, limit: int | None, check_images: bool = True
+        self,
+        data: BenchmarkData,
+        images_dir: Path,
+        skip_missing: bool,
+        limit: int | None,
+        check_images: bool = True,
+        language_names: str = "project",
     ):
         self.data, self.images_dir, self.skip_missing, self.limit = data, Path(images_dir), skip_missing, limit
-        self.check_images = check_images
+        self.check_images, self.language_names = check_images, language_names
         self.per_lang: dict[str, int] = {}
 
     def full(self, lang: str) -> bool:
@@ -82,7 +96,15 @@ class _Collector:
         self.data.records += 1
         if not self.skip_missing:
             raise BenchmarkFormatError(f"{source}: {reason} (pass --skip-missing to count and skip such records)")
-        self.data.skipped.append({"lang": lang, "source": source, "reason": reason})
+        kind = "missing image" if reason.startswith("missing image") else "malformed record"
+        self.data.skipped.append({"lang": lang, "source": source, "reason": reason, "kind": kind})
+
+    def unscored(self, lang: str, source: str, reason: str, kind: str) -> None:
+        """A well-formed record the reference skips rather than scores: counted, never an error."""
+        if self.full(lang):
+            return
+        self.data.records += 1
+        self.data.skipped.append({"lang": lang, "source": source, "reason": reason, "kind": kind})
 
     def add(
         self, key: str, lang: str, images: Sequence[Path], prompt: str, references: Sequence[str], source: str
@@ -175,12 +197,27 @@ def read_xm3600(data_dir: Path, images_dir: Path, languages: Sequence[str], col:
             except KeyError as e:
                 col.bad(lang, source, e.args[0])
                 continue
-            col.add(key, lang, [images_dir / f"{key}.jpg"], prompts.caption_prompt(lang), captions, f"{source} ({key})")
+            prompt = prompts.caption_prompt(lang, col.language_names)
+            col.add(key, lang, [images_dir / f"{key}.jpg"], prompt, captions, f"{source} ({key})")
+
+
+# Flickr30k's annotation file per split (IGLUE ``datasets/flickr30k/annotations/``): the reference scores
+# xFlickrCO English on ``test_ann.jsonl`` (mBLIP data/flickr/generate_flickr.py).
+FLICKR30K_FILES = {"test": "test_ann.jsonl", "dev": "valid_ann.jsonl", "valid": "valid_ann.jsonl"}
+
+
+def flickr30k_file(data_dir: Path, split: str) -> Path:
+    name = FLICKR30K_FILES.get(split, f"{split}_ann.jsonl")
+    folders = [data_dir / "flickr30k", data_dir.parent / "flickr30k", data_dir.parent / "Flickr30k"]
+    return _first_existing([folder / "annotations" / name for folder in folders], "xFlickrCO en (Flickr30k)")
 
 
 def read_xflickrco(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
     for lang in languages:
-        path = _first_existing([data_dir / "annotations" / lang / f"{split}.jsonl"], f"xFlickrCO {lang}")
+        if lang == "en":
+            path = flickr30k_file(data_dir, split)
+        else:
+            path = _first_existing([data_dir / "annotations" / lang / f"{split}.jsonl"], f"xFlickrCO {lang}")
         for number, record, error in iter_jsonl(path):
             source = f"{path}, line {number}"
             try:
@@ -192,7 +229,7 @@ def read_xflickrco(data_dir: Path, images_dir: Path, languages: Sequence[str], c
                 col.bad(lang, source, e.args[0])
                 continue
             key = record.get("id", image)
-            col.add(key, lang, [images_dir / image], prompts.caption_prompt(lang), captions, source)
+            col.add(key, lang, [images_dir / image], prompts.caption_prompt(lang, col.language_names), captions, source)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -253,9 +290,8 @@ def read_maxm(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _
                     col.bad(lang, where, e.args[0])
                     continue
                 key = pair.get("question_id", f"{image}:{number}")
-                col.add(
-                    key, lang, [_image_file(images_dir, image)], prompts.maxm_prompt(question, lang), answers, where
-                )
+                prompt = prompts.maxm_prompt(question, lang, col.language_names)
+                col.add(key, lang, [_image_file(images_dir, image)], prompt, answers, where)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -263,6 +299,8 @@ def read_maxm(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _
 # ---------------------------------------------------------------------------------------------------
 
 XVNLI_LABELS = {"entailment": "yes", "neutral": "maybe", "contradiction": "no"}
+# SNLI's gold label when the annotators reached no consensus; the reference skips such pairs.
+NO_GOLD_LABEL = "-"
 
 
 def read_xvnli(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
@@ -275,12 +313,15 @@ def read_xvnli(data_dir: Path, images_dir: Path, languages: Sequence[str], col: 
                     raise KeyError(error)
                 image = str(_field(record, "Flikr30kID", (str, int)))
                 hypothesis, label = _field(record, "sentence2", str), _field(record, "gold_label", str)
-                if label not in XVNLI_LABELS:
-                    raise KeyError(f"field 'gold_label' is {label!r}, not one of {sorted(XVNLI_LABELS)}")
+                if label not in XVNLI_LABELS and label != NO_GOLD_LABEL:
+                    raise KeyError(f"field 'gold_label' is {label!r}, not one of {sorted(XVNLI_LABELS)} or '-'")
             except KeyError as e:
                 col.bad(lang, source, e.args[0])
                 continue
             key = record.get("pairID", f"{lang}:{number}")
+            if label == NO_GOLD_LABEL:
+                col.unscored(lang, f"{source} ({key})", "gold_label '-' (no annotator consensus)", "no gold label")
+                continue
             col.add(
                 key,
                 lang,
@@ -299,13 +340,27 @@ def _bool_label(value: Any) -> bool:
     raise KeyError(f"field 'label' is {value!r}, not a boolean")
 
 
+def marvl_file(data_dir: Path, lang: str, split: str) -> Path:
+    """``marvl-<lang>.jsonl`` (zero-shot test) or ``marvl-<lang>_<split>.jsonl`` (few-shot splits)."""
+    names = [f"marvl-{lang}_{split}.jsonl"] + ([f"marvl-{lang}.jsonl"] if split == "test" else [])
+    return _first_existing([folder / name for name in names for folder in (data_dir, data_dir / "annotations")],
+                           f"MaRVL {lang}")
+
+
+def marvl_image(images_dir: Path, folder: str, concept: str, name: str) -> Path:
+    """``<language>/images/<concept>/<img>``, NFKD-normalised as the reference does (concept folder names mix
+    composed and decomposed accents). The few-shot files' ``left_img`` already starts with the concept."""
+    name, concept = unicodedata.normalize("NFKD", name), unicodedata.normalize("NFKD", concept)
+    relative = name if name.split("/", 1)[0] == concept else f"{concept}/{name}"
+    return images_dir / unicodedata.normalize("NFKD", f"{folder}/images/{relative}")
+
+
 def read_marvl(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
     for lang in languages:
         if lang == "en":
             _read_nlvr2(data_dir, images_dir, col)
             continue
-        name = f"marvl-{lang}.jsonl"
-        path = _first_existing([data_dir / name, data_dir / "annotations" / name], f"MaRVL {lang}")
+        path = marvl_file(data_dir, lang, split)
         for number, record, error in iter_jsonl(path):
             source = f"{path}, line {number}"
             try:
@@ -317,10 +372,7 @@ def read_marvl(data_dir: Path, images_dir: Path, languages: Sequence[str], col: 
             except KeyError as e:
                 col.bad(lang, source, e.args[0])
                 continue
-            # Concept folder names mix composed and decomposed accents: the reference NFKD-normalises.
-            images = [
-                images_dir / unicodedata.normalize("NFKD", f"{folder}/images/{concept}/{img}") for img in (left, right)
-            ]
+            images = [marvl_image(images_dir, folder, concept, img) for img in (left, right)]
             key = record.get("id", f"{lang}:{number}")
             col.add(key, lang, images, prompts.marvl_prompt(caption), ["yes" if label else "no"], source)
 
@@ -384,11 +436,15 @@ def read_benchmark(
     limit: int | None = None,
     skip_missing: bool = False,
     check_images: bool = True,
+    language_names: str = "project",
 ) -> BenchmarkData:
     """Every item of ``languages`` (already validated against the benchmark) in file order.
 
-    ``check_images=False`` lists the image paths without looking at them (placeholder generation)."""
+    ``check_images=False`` lists the image paths without looking at them (placeholder generation);
+    ``language_names``: "project" or "reference" spelling of language names in prompts."""
+    if language_names not in prompts.LANGUAGE_NAMES:
+        raise ValueError(f"language_names={language_names!r}: choose one of {', '.join(prompts.LANGUAGE_NAMES)}")
     data = BenchmarkData(benchmark, tuple(languages))
-    col = _Collector(data, Path(images_dir), skip_missing, limit, check_images)
+    col = _Collector(data, Path(images_dir), skip_missing, limit, check_images, language_names)
     READERS[benchmark](Path(data_dir), Path(images_dir), languages, col, split)
     return data

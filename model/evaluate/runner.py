@@ -66,7 +66,7 @@ def generate_predictions(
             except OSError as e:
                 if not skip_missing:
                     raise
-                skipped.append({"lang": item.lang, "source": item.source, "reason": str(e)})
+                skipped.append({"lang": item.lang, "source": item.source, "reason": str(e), "kind": "unreadable image"})
         if batch:
             texts = generate_batch(em, images, [item.prompt for item in batch], settings)
             done.extend(zip(batch, texts))
@@ -130,17 +130,24 @@ def run_evaluation(
     quantization: str = "auto",
     progress: bool = True,
     eval_model=None,
+    language_names: str = "project",
+    vision_precision: str = "auto",
 ) -> dict:
-    """Evaluate MODEL_DIR on one benchmark; returns the results dict that is also written to ``out``."""
+    """Evaluate MODEL_DIR on one benchmark; returns the results dict that is also written to ``out``.
+
+    ``language_names``: "project" (corrected) or "reference" spelling of language names in prompts.
+    ``quantization``, ``vision_precision``: the numerics knobs (``generation.resolve_numerics``)."""
     spec = get_benchmark(benchmark)
     langs = resolve_languages(spec, languages)
     split = split or spec.split
-    data: BenchmarkData = read_benchmark(benchmark, data_dir, images_dir, langs, split, limit, skip_missing)
+    data: BenchmarkData = read_benchmark(
+        benchmark, data_dir, images_dir, langs, split, limit, skip_missing, language_names=language_names
+    )
     log.info(
         "%s: %d items in %s (%d skipped while reading)", benchmark, len(data.items), ", ".join(langs), len(data.skipped)
     )
     if eval_model is None:
-        eval_model = load_for_eval(model_dir, device, quantization)
+        eval_model = load_for_eval(model_dir, device, quantization, vision_precision)
     skipped = list(data.skipped)
     done = generate_predictions(
         eval_model, data.items, spec.generation, batch_size, skip_missing, skipped, progress, benchmark
@@ -167,10 +174,10 @@ def run_evaluation(
     _write_atomic(pred_path, "\n".join(lines) + ("\n" if lines else ""))
     reasons: dict[str, int] = {}
     for entry in skipped:
-        reason = entry["reason"]
-        kind = "missing image" if reason.startswith("missing image") else "malformed record"
-        kind = "unreadable image" if "cannot open image" in reason else kind
-        reasons[kind] = reasons.get(kind, 0) + 1
+        reasons[entry["kind"]] = reasons.get(entry["kind"], 0) + 1
+        row = scores["languages"].get(entry["lang"])
+        if row is not None:
+            row["skipped"] = row.get("skipped", 0) + 1
     result = {
         "benchmark": benchmark,
         "title": spec.title,
@@ -178,7 +185,9 @@ def run_evaluation(
         "split": split,
         "model": str(model_dir),
         "model_source": eval_model.source,
+        "numerics": asdict(eval_model.numerics) if eval_model.numerics else None,
         "generation": asdict(spec.generation),
+        "language_names": language_names,
         "limit_per_language": limit,
         **scores,
         "mean_excludes": list(spec.mean_excludes),
@@ -203,10 +212,10 @@ def format_table(result: dict) -> str:
     """Per-language scores next to the paper's numbers (``-`` where not known)."""
     paper = result.get("paper") or {}
     known = paper.get("scores") or {}
-    extra = f"{'f1':>9}{'yes%':>9}" if result["metric"] == "pope" else ""
+    extra = f"{'pope acc':>9}{'f1':>9}{'yes%':>9}" if result["metric"] == "pope" else ""
     lines = [f"{result['title']} ({result['model']})", f"{'lang':<12}{'n':>7}{'score':>9}{'paper':>9}{extra}"]
     for lang, row in result["languages"].items():
-        tail = f"{_fmt(row.get('f1')):>9}{_fmt(row.get('yes_ratio')):>9}" if extra else ""
+        tail = "".join(f"{_fmt(row.get(k)):>9}" for k in ("pope_accuracy", "f1", "yes_ratio")) if extra else ""
         lines.append(f"{lang:<12}{row['n']:>7}{_fmt(row['score']):>9}{_fmt(known.get(lang)):>9}{tail}")
     over = ",".join(result["mean_over"])
     lines.append(f"{'mean':<12}{'':>7}{_fmt(result['mean']):>9}{_fmt(paper.get('mean')):>9}   over {over or '-'}")

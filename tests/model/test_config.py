@@ -92,3 +92,16 @@ def test_warm_up_stage_and_the_instruction_training_that_starts_from_it():
     assert instruct.train.init_from == f"{warm.train.output_dir}/checkpoints/step-{warm.train.max_steps:07d}"
     assert instruct.train.output_dir != warm.train.output_dir
     assert (instruct.optim.lr_qformer, instruct.optim.lr_lora, instruct.train.global_batch) == (1e-5, 2e-4, 128)
+
+
+def test_validation_holds_out_500_rows_by_default_as_the_reference():
+    from model.config import DataConfig
+
+    assert (DataConfig().val_rows, DataConfig().val_fraction) == (500, 0.0)
+    for path in sorted((REPO / "configs").glob("train_*.yaml")):
+        data = load_config(path).data
+        assert (data.val_rows, data.val_fraction) == (500, 0.0), path.name
+    images = load_config(MT0XL, {"data": {"val_rows": 0, "val_fraction": 0.005}}).data  # the former rule, a knob
+    assert (images.val_rows, images.val_fraction) == (0, 0.005)
+    with pytest.raises(ValidationError, match="data.val_rows=500 and data.val_fraction=0.005 both hold out"):
+        load_config(MT0XL, {"data": {"val_fraction": 0.005}})

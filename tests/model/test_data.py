@@ -209,13 +209,28 @@ def test_prompt_and_target_are_truncated_separately_keeping_the_language_instruc
         assert ids[:-tail] == full["input_ids"][: spec.max_length - tail]  # the question's start
 
 
-def test_no_separator_token_before_targets_in_scripts_without_spaces():
+def test_decoder_only_target_ids_follow_the_prompt_without_a_separator_as_in_mblip():
     tok = _byte_level_tokenizer()
     spec = TokenSpec(tok.convert_tokens_to_ids("<image>"), 2, 32, True, tok.pad_token_id, tok.eos_token_id, 32)
-    chinese = row_to_example(_row(lang="zh", text_tgt="一只红色的圆"), {})
     german = row_to_example(_row(), {})
+    assert german.separator == "" and german.target_lang == "de"
+    labels = encode_examples(tok, [german], spec)["labels"][0]
+    # The target tokenised on its own, then end of text: prompt ids + target ids, as the reference concatenates.
+    expected = tok("Ein roter Kreis.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert labels[labels != IGNORE_INDEX].tolist() == expected
+    assert expected != tok(" Ein roter Kreis.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    with pytest.raises(ValueError, match="data.target_separator='tab': choose one of none, space"):
+        row_to_example(_row(), {}, target_separator="tab")
+
+
+def test_space_separator_knob_skips_scripts_without_spaces():
+    tok = _byte_level_tokenizer()
+    spec = TokenSpec(tok.convert_tokens_to_ids("<image>"), 2, 32, True, tok.pad_token_id, tok.eos_token_id, 32)
+    chinese = row_to_example(_row(lang="zh", text_tgt="一只红色的圆"), {}, target_separator="space")
+    german = row_to_example(_row(), {}, target_separator="space")
     assert (chinese.separator, german.separator) == ("", " ")
-    assert row_to_example(_row(lang="zh", text_tgt=None), {}).separator == " "  # English fallback target
+    english = row_to_example(_row(lang="zh", text_tgt=None), {}, target_separator="space")  # English fallback
+    assert english.separator == " " and english.target_lang == "en"
     unspaced = tok("一只红色的圆", add_special_tokens=False)["input_ids"]
     spaced = tok(" 一只红色的圆", add_special_tokens=False)["input_ids"]
     assert len(spaced) > len(unspaced)  # a space costs a token
@@ -224,6 +239,24 @@ def test_no_separator_token_before_targets_in_scripts_without_spaces():
     labels = encode_examples(tok, [german], spec)["labels"][0]
     expected = tok(" Ein roter Kreis.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     assert labels[labels != IGNORE_INDEX].tolist() == expected
+
+
+def test_a_vqa_answer_that_stayed_english_is_an_english_target_in_any_row_language():
+    """The pipeline keeps the English answer (answer_tgt = answer_en, answer_translated false) where it did
+    not translate it: the target's language is English and the instruction asks for an English answer."""
+    kept = _row(task="vqa", lang="zh", text_en="How many dogs?", text_tgt="有几只狗？", answer_en="2",
+                answer_tgt="2", answer_translated=False)
+    example = row_to_example(kept, {}, target_separator="space")
+    assert example.target == "2" and example.target_lang == "en" and example.separator == " "
+    assert "English" in example.prompt and "Chinese" not in example.prompt
+    # Without the pipeline's flag (older outputs): an answer equal to the English one stayed English.
+    assert row_to_example(kept | {"answer_translated": None}, {}).target_lang == "en"
+    translated = kept | {"answer_en": "dog", "answer_tgt": "狗", "answer_translated": True}
+    example = row_to_example(translated, {}, target_separator="space")
+    assert example.target == "狗" and example.target_lang == "zh" and example.separator == ""
+    assert row_to_example(translated, {}, english_answer_prob=1.0).target_lang == "en"
+    english = _row(task="vqa", lang="en", text_tgt="How many?", answer_en="2", answer_tgt="2", answer_translated=True)
+    assert row_to_example(english, {}, english_answer_prob=1.0).target_lang == "en"
 
 
 def _break_images(demo_output: Path, out: Path, broken_rows) -> Path:
@@ -290,3 +323,45 @@ def test_training_rows_count_only_the_selected_tasks_and_sources(demo_output):
     held = sum(is_validation(i, 0.25) for i in frame["image_id"].to_list())
     assert count_training_rows(data, val_fraction=0.25) == data.rows - held
     assert count_training_rows(data) == data.rows
+
+
+def test_validation_rows_are_a_fixed_number_chosen_by_hash_whatever_the_shard_order(demo_output):
+    from dataclasses import replace
+
+    import polars as pl
+
+    from model.data import count_training_rows, select_validation_rows
+
+    data = read_manifest(demo_output)
+    held = select_validation_rows(data, 7)
+    assert len(held) == 7 and held == select_validation_rows(replace(data, files=data.files[::-1]), 7)
+    assert held < select_validation_rows(data, 9)  # more rows extend the same choice
+    captions = select_validation_rows(data, 5, tasks=("caption",))
+    frame = pl.concat([pl.read_parquet(f.path) for f in data.files])
+    assert set(frame.filter(pl.col("example_id").is_in(list(captions)))["task"]) == {"caption"}
+    assert count_training_rows(data, val_ids=held) == data.rows - 7
+    assert count_training_rows(data, tasks=("caption",), val_ids=captions) == frame.filter(
+        pl.col("task") == "caption").height - 5
+    assert select_validation_rows(data, 0) == frozenset()
+    with pytest.raises(ValueError, match=f"data.val_rows={data.rows} would hold out all {data.rows} selected"):
+        select_validation_rows(data, data.rows)
+
+
+def test_the_trainer_validates_on_exactly_the_held_out_rows_and_never_trains_on_them(make_config, tiny_dirs):
+    from model.build import build_model
+    from model.data import select_validation_rows
+    from model.train import setup_data
+
+    cfg = make_config(data={"val_rows": 6, "val_fraction": 0.0, "shuffle_buffer": 4})
+    data = read_manifest(cfg.data.manifest)
+    held = select_validation_rows(data, 6)
+    assembled = build_model(cfg.model, cfg.lora, cfg.train.stage, torch.device("cpu"))
+    loaders = setup_data(cfg.data, cfg.train, assembled, rank=0, world=1, skip_batches=0)
+    assert loaders.rows == data.rows - 6
+    assert sorted(i for b in loaders.make_val_loader() for i in b["example_ids"]) == sorted(held)
+    import polars as pl
+
+    everything = set(pl.concat([pl.read_parquet(f.path) for f in data.files])["example_id"])
+    stream = iter(loaders.loader)
+    trained = {i for _ in range(2 * data.rows // cfg.train.batch_size) for i in next(stream)["example_ids"]}
+    assert trained <= everything - held and len(trained) > (data.rows - 6) * 0.8  # two epochs, none held out

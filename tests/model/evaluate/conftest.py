@@ -187,8 +187,10 @@ def write_xflickrco(root: Path) -> tuple[Path, Path]:
     images = root / "images"
     write_image(images / "flickr30k" / "1007129816.jpg", "blue")
     for lang, sentences in (("en", ["a blue square", "a square"]), ("ja", ["青い四角"])):
+        # English: Flickr30k's test file, as the reference scores it (not annotations/en/test.jsonl).
+        path = root / "flickr30k" / "annotations" / "test_ann.jsonl" if lang == "en" else None
         write_jsonl(
-            root / "annotations" / lang / "test.jsonl",
+            path or root / "annotations" / lang / "test.jsonl",
             [
                 {"id": f"{lang}-1", "img_path": "flickr30k/1007129816.jpg", "sentences": sentences},
             ],

@@ -70,5 +70,5 @@ def test_missing_image_and_malformed_record_stop_the_run_or_are_counted(benchmar
     result = json.loads(out.read_text())
     assert result["skipped_by_reason"] == {"missing image": 1, "malformed record": 1}
     assert result["records"] == 4 == result["scored"] + result["skipped"] and result["mean_over"] == ["random"]
-    assert result["languages"]["adversarial"] == {"score": None, "n": 0}
+    assert result["languages"]["adversarial"] == {"score": None, "n": 0, "skipped": 2}
     assert "skipped: 2" in capsys.readouterr().out

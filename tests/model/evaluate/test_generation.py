@@ -125,18 +125,75 @@ def test_unreadable_image_is_an_error_naming_it_or_skipped_and_counted(tiny_run,
     assert result["skipped_by_reason"] == {"unreadable image": 6}
 
 
+def test_numerics_resolve_to_the_references_on_a_gpu_and_to_float32_on_cpu():
+    from model.evaluate.generation import EvalNumerics, resolve_numerics
+
+    # GPU: the reference's evaluation (vision fp16, LLM bf16 autocast; an export's LLM in 8-bit, a checkpoint's
+    # as trained).
+    assert resolve_numerics("cuda") == EvalNumerics("8bit", "fp16", "bf16")
+    assert resolve_numerics("cuda", trained="4bit") == EvalNumerics("4bit", "fp16", "bf16")
+    assert resolve_numerics("cuda", trained="none") == EvalNumerics("bf16", "fp16", "bf16")
+    assert resolve_numerics("cuda", "bf16") == resolve_numerics("cuda", "none") == EvalNumerics("bf16", "fp16", "bf16")
+    assert resolve_numerics("cuda", "fp32", "fp32") == EvalNumerics("fp32", "no", "no")
+    assert resolve_numerics("cuda", "4bit", "bf16") == EvalNumerics("4bit", "bf16", "bf16")
+    # CPU: bitsandbytes cannot run, so float32 throughout, whatever the checkpoint was trained with.
+    assert resolve_numerics("cpu") == resolve_numerics("cpu", trained="8bit") == EvalNumerics("fp32", "no", "no")
+    assert resolve_numerics("cpu", "none") == EvalNumerics("fp32", "no", "no")
+    assert resolve_numerics("cpu", "bf16", "bf16") == EvalNumerics("bf16", "bf16", "bf16")
+    with pytest.raises(ValueError, match="quantization=8bit needs a CUDA GPU .*on CPU use auto, bf16 or fp32"):
+        resolve_numerics("cpu", "8bit")
+    with pytest.raises(ValueError, match="quantization='int8': choose one of auto, 8bit, 4bit, bf16, fp32, none"):
+        resolve_numerics("cuda", "int8")
+    with pytest.raises(ValueError, match="vision precision 'fp8'"):
+        resolve_numerics("cuda", vision="fp8")
+
+
+def test_cpu_defaults_are_float32_and_the_knobs_set_weights_and_autocast(tiny_run):
+    from PIL import Image
+
+    from model.evaluate.benchmarks import ANSWER_GENERATION
+    from model.evaluate.generation import EvalNumerics, generate_batch, load_for_eval
+
+    em = load_for_eval(tiny_run["export"], "cpu")
+    assert em.numerics == EvalNumerics("fp32", "no", "no")
+    assert {p.dtype for p in em.model.parameters()} == {torch.float32}
+    seen = {}
+
+    def record(name):
+        def hook(module, args, output):
+            seen.setdefault(name, output.dtype)
+
+        return hook
+
+    em = load_for_eval(tiny_run["export"], "cpu", quantization="bf16", vision="bf16")
+    for name in ("vision_model", "qformer"):  # a matmul inside each (their outputs are layer norms, float32)
+        linear = next(m for m in getattr(em.model, name).modules() if isinstance(m, torch.nn.Linear))
+        linear.register_forward_hook(record(name))
+    assert {p.dtype for p in em.model.language_model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in em.model.vision_model.parameters()} == {torch.float32}  # weights as stored
+    texts = generate_batch(em, [[Image.new("RGB", (40, 40), (220, 30, 30))]], ["Yes or no?"], ANSWER_GENERATION)
+    assert len(texts) == 1 and seen == {"vision_model": torch.bfloat16, "qformer": torch.bfloat16}  # autocast
+    checkpoint = load_for_eval(tiny_run["checkpoint"], "cpu", quantization="bf16")
+    frozen = [p for n, p in checkpoint.model.language_model.named_parameters() if "lora_" not in n]
+    assert frozen and {p.dtype for p in frozen} == {torch.bfloat16}
+    with pytest.raises(ValueError, match="quantization=8bit needs a CUDA GPU"):
+        load_for_eval(tiny_run["export"], "cpu", quantization="8bit")
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_gpu_bf16_export_and_8bit_checkpoint_predict_like_cpu(tiny_run, benchmark_files, tmp_path):
-    """On a GPU: the export in bf16 and the checkpoint with its LLM in 8-bit (as in training) both run;
-    bf16 answers mostly agree with the float32 CPU answers."""
+def test_gpu_8bit_and_bf16_exports_and_8bit_checkpoint_predict_like_cpu(tiny_run, benchmark_files, tmp_path):
+    """On a GPU: the export in 8-bit (the default, as the reference), in bf16 (the knob) and the checkpoint
+    with its LLM in 8-bit all run with the vision side under fp16; bf16 answers mostly agree with the float32
+    CPU answers."""
     from model.evaluate.runner import run_evaluation
 
     data, images, languages = benchmark_files("xgqa")
     runs = {}
     for name, model, device, quantization in (
-        ("cpu", tiny_run["export"], "cpu", "none"),
-        ("bf16", tiny_run["export"], "cuda", "none"),
+        ("cpu", tiny_run["export"], "cpu", "auto"),
+        ("export-8bit", tiny_run["export"], "cuda", "auto"),
+        ("bf16", tiny_run["export"], "cuda", "bf16"),
         ("8bit", tiny_run["checkpoint"], "cuda", "8bit"),
     ):
         result = run_evaluation(
@@ -151,5 +208,6 @@ def test_gpu_bf16_export_and_8bit_checkpoint_predict_like_cpu(tiny_run, benchmar
             progress=False,
         )
         runs[name] = [json.loads(line)["prediction"] for line in open(result["predictions"], encoding="utf-8")]
-    assert len(runs["bf16"]) == len(runs["8bit"]) == len(runs["cpu"]) == 4
+        assert result["numerics"]["vision_autocast"] == ("no" if device == "cpu" else "fp16")
+    assert len(runs["bf16"]) == len(runs["8bit"]) == len(runs["export-8bit"]) == len(runs["cpu"]) == 4
     assert sum(a == b for a, b in zip(runs["cpu"], runs["bf16"])) >= 2

@@ -43,17 +43,20 @@ def test_segmentation_for_languages_written_without_spaces():
     assert segment("Cafe\u0301 au lait", "fr") == "Café au lait"  # NFC, otherwise unchanged
 
 
-def test_pope_scores_from_a_hand_counted_confusion_matrix():
+def test_pope_score_is_the_references_exact_match_and_the_pope_reading_gives_the_extra_fields():
+    """The score is mBLIP's (cleaned exact match with yes/no); F1 and the rest read free text as POPE does."""
     from model.evaluate.metrics import score_items
 
-    predictions = ["Yes", "yes, there is", "No.", "no", "yes"]
-    labels = [["yes"], ["no"], ["no"], ["yes"], ["yes"]]
+    predictions = ["Yes", "yes, there is", "No.", "no", "yes", "There is no dog."]
+    labels = [["yes"], ["no"], ["no"], ["yes"], ["yes"], ["no"]]
     summary, correct = score_items("pope", labels, predictions, "random")
-    # tp = 2 (items 0, 4), fp = 1 (item 1), fn = 1 (item 3), tn = 1 (item 2)
-    assert correct == [True, False, True, False, True]
-    assert summary["score"] == pytest.approx(60.0)
+    # Exact match after vqa_clean: items 0, 2, 4 ("there is no dog" is not "no", as in the reference).
+    assert correct == [True, False, True, False, True, False]
+    assert summary["score"] == pytest.approx(50.0)
+    # POPE's reading: yes, yes, no, no, yes, no -> tp = 2 (0, 4), fp = 1 (1), fn = 1 (3), tn = 2 (2, 5).
+    assert summary["pope_accuracy"] == pytest.approx(400 / 6)
     assert summary["precision"] == pytest.approx(200 / 3) and summary["recall"] == pytest.approx(200 / 3)
-    assert summary["f1"] == pytest.approx(200 / 3) and summary["yes_ratio"] == pytest.approx(60.0)
+    assert summary["f1"] == pytest.approx(200 / 3) and summary["yes_ratio"] == pytest.approx(50.0)
 
 
 def test_accuracy_metrics():

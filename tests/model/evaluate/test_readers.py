@@ -108,3 +108,24 @@ def test_unknown_language_or_benchmark_is_refused():
         resolve_languages(get_benchmark("xvnli"), ["de"])
     with pytest.raises(ValueError, match="unknown benchmark 'gqa'"):
         get_benchmark("gqa")
+
+
+def test_prompt_language_names_are_corrected_with_a_knob_for_the_references_spelling(benchmark_files):
+    """The reference's XM3600 prompts say "Ukranian" and "Portugese"; the project corrects both on purpose."""
+    from model.evaluate.prompts import caption_prompt, maxm_prompt
+
+    assert caption_prompt("uk") == "Caption in Ukrainian: " and caption_prompt("pt") == "Caption in Portuguese: "
+    assert caption_prompt("uk", "reference") == "Caption in Ukranian: "
+    assert caption_prompt("pt", "reference") == "Caption in Portugese: "
+    assert maxm_prompt("Q?", "iw") == maxm_prompt("Q?", "iw", "reference") == "Question: Q? Short answer in Hebrew:"
+    assert caption_prompt("fa", "reference") == caption_prompt("fa") == "Caption in Farsi: "
+    data_dir, images, _ = benchmark_files("xm3600")
+    path = data_dir / "captions.jsonl"
+    rows = [json.loads(line) | {"pt": {"caption": ["um quadrado"]}} for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    by_names = {names: read_benchmark("xm3600", data_dir, images, ["pt"], "test", language_names=names)
+            for names in ("project", "reference")}
+    prompts = {names: {i.prompt for i in data.items} for names, data in by_names.items()}
+    assert prompts == {"project": {"Caption in Portuguese: "}, "reference": {"Caption in Portugese: "}}
+    with pytest.raises(ValueError, match="language_names='paper': choose one of project, reference"):
+        read_benchmark("xm3600", data_dir, images, ["pt"], "test", language_names="paper")
