@@ -350,13 +350,14 @@ def test_validation_rows_are_a_fixed_number_chosen_by_hash_whatever_the_shard_or
 def test_the_trainer_validates_on_exactly_the_held_out_rows_and_never_trains_on_them(make_config, tiny_dirs):
     from model.build import build_model
     from model.data import select_validation_rows
-    from model.train import setup_data
+    from model.train import check_data, setup_data
 
     cfg = make_config(data={"val_rows": 6, "val_fraction": 0.0, "shuffle_buffer": 4})
     data = read_manifest(cfg.data.manifest)
     held = select_validation_rows(data, 6)
     assembled = build_model(cfg.model, cfg.lora, cfg.train.stage, torch.device("cpu"))
-    loaders = setup_data(cfg.data, cfg.train, assembled, rank=0, world=1, skip_batches=0)
+    shards, verifier = check_data(cfg.data, is_main=True)
+    loaders = setup_data(shards, verifier, cfg.data, cfg.train, assembled, rank=0, world=1, skip_batches=0)
     assert loaders.rows == data.rows - 6
     assert sorted(i for b in loaders.make_val_loader() for i in b["example_ids"]) == sorted(held)
     import polars as pl

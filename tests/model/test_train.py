@@ -146,6 +146,8 @@ STREAM_CHANGES = [
     ("data", {"sources": ["coco_captions"]}, r"data.sources was \[\], now \['coco_captions'\]"),
     ("data", {"languages": ["en"]}, r"data.languages was \[\], now \['en'\]"),
     ("data", {"val_fraction": 0.1}, "data.val_fraction was 0.2, now 0.1"),
+    # the two hold-outs exclude each other: moving to the row hold-out changes both
+    ("data", {"val_fraction": 0.0, "val_rows": 5}, "data.val_rows was 0, now 5"),
 ]
 
 
