@@ -72,7 +72,7 @@ class Thresholds(BaseModel):
     min_bt_chrf: float | None = Field(30.0, ge=0, le=100)
     # Forward-decoding mean log-prob per token (needs a translator); off until calibrated per model.
     min_fwd_logprob: float | None = Field(None, le=0)
-    # Own-source log-prob minus that under other sources of the batch (needs a translator; see
+    # Own-source log-prob minus that under other sources drawn from a fixed pool (needs a translator; see
     # quality._source_margin). Higher: more unrelated outputs caught, more good ones lost.
     min_fwd_margin: float | None = None
     # Reverse forced-decoding mean log-prob per token of the English source given the translation
