@@ -158,7 +158,7 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
     model_meta = read_model_metadata(model_dir)
 
     ingests = {s.source_name: runner.submit("ingest", s, str(work), config.run.chunk_rows,
-                                            force=s.source_name in force_sources)
+                                            force=s.source_name in force_sources, checks=config.input_checks)
                for s in config.sources}
     results: dict[str, IngestResult] = {name: future.result() for name, future in ingests.items()}
     counts, web_stats = {}, {}

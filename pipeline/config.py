@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline.filters.rules import FilterRules
 from pipeline.frozen import Frozen
+from pipeline.ingest.checks import InputChecks
 from pipeline.ingest.registry import PATH_FIELDS, SourceConfig, drop_legacy_fields
 from pipeline.ingest.web_capfilt import WebCapfiltSource
 from pipeline.languages import SOURCE_NLLB, resolve_languages
@@ -165,6 +166,9 @@ class PipelineConfig(Frozen):
     prompts: PromptConfig = PromptConfig()
     mix: MixConfig = MixConfig()
     output: OutputConfig = OutputConfig()
+    # What every row's English text must be (length per task, visible text, markup, script), checked at
+    # ingest: pipeline/ingest/checks.py documents each knob; a row that fails is quarantined.
+    input_checks: InputChecks = InputChecks()
 
     @field_validator("sources")
     @classmethod

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.ingest.base import SourceError
+from pipeline.ingest.checks import CheckedReader, InputChecks
 from pipeline.ingest.digests import FileDigests
 from pipeline.ingest.images import quarantine_missing_images
 from pipeline.ingest.registry import SourceConfig
@@ -114,12 +115,17 @@ def iter_quarantine(work_dir: str | Path, sources: Iterable[str] | None = None) 
         yield from sorted((root / source).glob("chunk-*.parquet"))
 
 
-def ingest_stage(source: SourceConfig, work_dir: str, chunk_rows: int, force: bool = False) -> IngestResult:
-    """One source: read it into chunks (``force``: even though its files look unchanged)."""
+def ingest_stage(source: SourceConfig, work_dir: str, chunk_rows: int, force: bool = False,
+                 checks: InputChecks | None = None) -> IngestResult:
+    """One source: read it into chunks (``force``: even though its files look unchanged), its rows through
+    the input checks (``checks``; None = the defaults)."""
+    checks = checks or InputChecks()
     src_dir = Path(work_dir) / INGEST_DIR / source.source_name
     if force:
         (src_dir / INGEST_DONE).unlink(missing_ok=True)
     image_root = source.image_root
-    params = {**source.ingest_params(work_dir), "check_images_under": image_root or ""}
+    params = {**source.ingest_params(work_dir), "check_images_under": image_root or "",
+              "input_checks": checks.model_dump(mode="json")}
     fingerprint = source_fingerprint(params, chunk_rows, cache=src_dir / FILE_DIGESTS)
-    return ingest_source(source.open_reader(work_dir), work_dir, chunk_rows, fingerprint, image_root)
+    reader = CheckedReader(source.open_reader(work_dir), checks)
+    return ingest_source(reader, work_dir, chunk_rows, fingerprint, image_root)
