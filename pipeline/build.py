@@ -24,7 +24,7 @@ from pipeline.chunks import (
     ACTION_DONE, ACTION_PROCESS, ACTION_REDECIDE, ACTION_RESCORE, ChunkJob, count_actions, plan_chunks, run_chunk,
     run_keys,
 )
-from pipeline.config import PipelineConfig, resolved_config_text
+from pipeline.config import PipelineConfig, check_model_languages, resolved_config_text
 from pipeline.ingest.stage import IngestResult, ingest_stage, iter_quarantine
 from pipeline.mix import thresholds_from_chunks
 from pipeline.nllb.convert import read_model_metadata
@@ -143,6 +143,7 @@ def build_dataset(config: PipelineConfig, runner: Runner | None = None, force_so
     in every chunk. Everything else is reused when its inputs and settings are unchanged. The output
     folder is locked for the whole call (``pipeline.output_dir``).
     """
+    check_model_languages(config, resolve_model_dir(config.translation.model))  # before the folder is touched
     with output_lock(check_output_dir(config.output.dir)):
         return _build(config, runner or InlineRunner(), tuple(force_sources), tuple(force_languages), run_info)
 
@@ -158,7 +159,7 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
     model_meta = read_model_metadata(model_dir)
 
     ingests = {s.source_name: runner.submit("ingest", s, str(work), config.run.chunk_rows,
-                                            force=s.source_name in force_sources)
+                                            force=s.source_name in force_sources, checks=config.input_checks)
                for s in config.sources}
     results: dict[str, IngestResult] = {name: future.result() for name, future in ingests.items()}
     counts, web_stats = {}, {}

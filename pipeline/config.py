@@ -22,10 +22,11 @@ from pydantic import Field, field_validator, model_validator
 from pipeline.answers import MIN_COUNT, AnswerSettings
 from pipeline.filters.rules import FilterRules
 from pipeline.frozen import Frozen
+from pipeline.ingest.checks import InputChecks
 from pipeline.ingest.registry import PATH_FIELDS, SourceConfig, drop_legacy_fields
 from pipeline.ingest.web_capfilt import WebCapfiltSource
-from pipeline.languages import resolve_languages
-from pipeline.nllb.engine import EngineSettings
+from pipeline.languages import SOURCE_NLLB, resolve_languages
+from pipeline.nllb.engine import EngineSettings, model_languages
 from pipeline.output_dir import WORK_DIR
 from pipeline.outputs.shards import ShardLayout
 from pipeline.templates import PromptSettings
@@ -193,6 +194,9 @@ class PipelineConfig(Frozen):
     answers: AnswerConfig = AnswerConfig()
     mix: MixConfig = MixConfig()
     output: OutputConfig = OutputConfig()
+    # What every row's English text must be (length per task, visible text, markup, script), checked at
+    # ingest: pipeline/ingest/checks.py documents each knob; a row that fails is quarantined.
+    input_checks: InputChecks = InputChecks()
 
     @field_validator("sources")
     @classmethod
@@ -250,6 +254,28 @@ def _resolve_path_value(value, base: Path):
     if isinstance(value, (str, Path)) and not Path(value).is_absolute():
         return str((base / value).resolve())
     return value
+
+
+def check_model_languages(config: PipelineConfig, model_dir: str | Path) -> None:
+    """Refuse a run whose languages its translation model does not cover (call it before any work).
+
+    A model translates into a language it never learned anyway (the shipped Multi30k model writes German
+    for "nl"), and the run would keep that text under the language's code. What a model covers:
+    ``pipeline.nllb.engine.model_languages``. English rows are not translated: English is always allowed.
+    """
+    covered = model_languages(model_dir)
+    languages = [lang for lang in config.languages() if lang.nllb != SOURCE_NLLB]
+    missing = [lang.code for lang in languages if lang.nllb not in covered]
+    if not missing:
+        return
+    known = ", ".join(sorted(covered)) if len(covered) <= 10 else f"{len(covered)} languages"
+    usable = [lang.code for lang in config.languages() if lang.nllb in covered or lang.nllb == SOURCE_NLLB]
+    raise ValueError(
+        f"run.languages: the translation model {config.translation.model!r} ({model_dir}) covers {known}, not "
+        f"{', '.join(missing)}; list only languages it covers (run.languages: [{', '.join(usable)}]) or set "
+        "translation.model to a model that covers them (NLLB-200 covers all: `mblip convert-nllb "
+        "facebook/nllb-200-distilled-1.3B DIR`)"
+    )
 
 
 def _resolve_paths(data: dict, base: Path) -> dict:

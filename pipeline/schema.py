@@ -63,7 +63,7 @@ TARGET_SCHEMA: dict[str, pl.DataType] = {
     "score_bt_chrf": pl.Float64(),  # chrF++ (0-100) of back-translation vs text_en
     # Quality-filter signals (pipeline/filters/quality.py documents each; null = not applicable).
     "score_fwd_logprob": pl.Float64(),  # forced-decoding mean log-prob per token of text_tgt
-    "score_fwd_margin": pl.Float64(),  # the same minus its value under other sources of the batch
+    "score_fwd_margin": pl.Float64(),  # the same minus its value under other sources (a fixed pool)
     "score_bt_logprob": pl.Float64(),  # reverse forced-decoding mean log-prob of text_en given text_tgt
     "score_dual_xent": pl.Float64(),  # dual conditional cross-entropy, nats/token (lower = better)
     "sig_input_error": pl.String(),

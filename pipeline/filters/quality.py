@@ -14,13 +14,13 @@ are rejected with an ``input:`` reason and null signals; they never stop the bat
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import polars as pl
 
 from pipeline.filters import signals
 from pipeline.filters.backtranslation import backtranslate_frame
+from pipeline.filters.contrast import contrast_sources
 from pipeline.filters.langid import langid_label, rank_language
 from pipeline.filters.numbers import numbers_consistent
 from pipeline.filters.rules import FilterRules, decide
@@ -47,7 +47,7 @@ SIGNAL_SCHEMA: dict[str, pl.DataType] = {
     "score_langid_prob": pl.Float64(),  # its probability
     "sig_answer_issue": pl.String(),  # first failing check of answer_tgt (VQA rows), null when fine
     "score_fwd_logprob": pl.Float64(),  # forced-decoding mean log-prob per token of text_tgt
-    "score_fwd_margin": pl.Float64(),  # score_fwd_logprob minus the same under other sources of the batch
+    "score_fwd_margin": pl.Float64(),  # score_fwd_logprob minus the same under other sources (a fixed pool)
     "backtranslation_en": pl.String(),
     "score_bt_chrf": pl.Float64(),  # chrF++ (0-100) of backtranslation_en against text_en
     "score_bt_logprob": pl.Float64(),  # reverse forced-decoding mean log-prob per token of text_en given text_tgt
@@ -191,9 +191,6 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
     return frame.with_columns([pl.Series(name, values, dtype=SIGNAL_SCHEMA[name]) for name, values in columns.items()])
 
 
-# Other sources each translation is scored against for ``score_fwd_margin`` (each costs one more
-# forced-decoding pass; on multi30k train, 4 caught a third more unrelated outputs than 2).
-CONTRAST_SOURCES = 4
 MODEL_SIGNALS = (
     "backtranslation_en", "score_bt_chrf", "score_fwd_logprob", "score_fwd_margin", "score_bt_logprob",
     "score_dual_xent",
@@ -232,31 +229,17 @@ def dual_xent(fwd: float | None, bwd: float | None) -> float | None:
 
 def _source_margin(translator, srcs: list[str], tgts: list[str], own: list[float], langs: list[str],
                    stats=None) -> list[float | None]:
-    """How much better the row's own source explains the translation than other sources of the batch.
+    """How much better the row's own source explains the translation than other English sources.
 
     log P(tgt | src) - max_k log P(tgt | src_k) (mean per token) separates what the source
     contributes from how fluent the target is on its own, in the spirit of conditional cross-mutual
     information (Fernandes et al. 2021): an unrelated or hallucinated output is no likelier under its
     own source than under someone else's, even for a weak model whose absolute scores are all low.
-    Positive means the translation picks out its own source among ``CONTRAST_SOURCES`` + 1. Contrast
-    sources are the batch's distinct sources in hash order, shifted by k*m/(K+1) from the row's own:
-    the same rows in any order get the same margins. None when no other source differs.
+    Positive means the translation picks out its own source among ``CONTRAST_SOURCES`` + 1. The
+    contrast sources come from a fixed pool, picked by a hash of the row's source
+    (``pipeline/filters/contrast.py``): a margin depends on its own row only, never on its chunk or batch.
     """
-    pairs: list[tuple[int, str]] = []  # (row, contrast source) of every language, scored in one call
-    by_lang: dict[str, list[int]] = {}
-    for i, lang in enumerate(langs):
-        by_lang.setdefault(lang, []).append(i)
-    for rows in by_lang.values():  # contrasts come from the same language's rows, as per batch
-        group = [srcs[i] for i in rows]
-        distinct = sorted(set(group), key=lambda t: hashlib.blake2b(t.encode(), digest_size=8).digest())
-        position = {t: j for j, t in enumerate(distinct)}
-        m = len(distinct)
-        if m <= 1:
-            continue
-        for k in range(1, CONTRAST_SOURCES + 1):
-            shift = max(1, k * m // (CONTRAST_SOURCES + 1))
-            pairs += [(i, distinct[(position[srcs[i]] + shift) % m]) for i in rows]
-    pairs = [(i, other) for i, other in pairs if other != srcs[i]]
+    pairs = [(i, other) for i, src in enumerate(srcs) for other in contrast_sources(src)]
     scores = translator.score([o for _, o in pairs], [tgts[i] for i, _ in pairs], SOURCE_NLLB,
                               [langs[i] for i, _ in pairs], stats=stats) if pairs else []
     best: dict[int, float] = {}

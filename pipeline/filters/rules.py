@@ -66,13 +66,18 @@ class Thresholds(BaseModel):
     # than ``langid_min_letters`` letters are not identified (too short to be reliable).
     langid_max_rank: int | None = Field(3, ge=1)
     langid_min_letters: int = Field(12, ge=0)
+    # The rank for rows the model did not score (no `score_fwd_logprob`: `filter.backtranslate: false`, a
+    # language outside the model's): with no model to vouch for the language, the identifier must rank it
+    # this high; German labelled Luxembourgish ranks lb 2nd. Higher: more close-language confusions kept
+    # (Slovak identified as Czech). null = `langid_max_rank` for every row.
+    langid_max_rank_unscored: int | None = Field(1, ge=1)
     # Answers of VQA rows: the same script/number/inflation checks on ``answer_tgt``.
     check_answers: bool = True
     # chrF++ (0-100) of the back-translation against the English source (needs a translator).
     min_bt_chrf: float | None = Field(30.0, ge=0, le=100)
     # Forward-decoding mean log-prob per token (needs a translator); off until calibrated per model.
     min_fwd_logprob: float | None = Field(None, le=0)
-    # Own-source log-prob minus that under other sources of the batch (needs a translator; see
+    # Own-source log-prob minus that under other sources drawn from a fixed pool (needs a translator; see
     # quality._source_margin). Higher: more unrelated outputs caught, more good ones lost.
     min_fwd_margin: float | None = None
     # Reverse forced-decoding mean log-prob per token of the English source given the translation
@@ -183,6 +188,8 @@ def decide(frame: pl.DataFrame, rules: FilterRules) -> pl.DataFrame:
 
     letters = _col(frame, "text_tgt", pl.String).str.count_matches(r"\p{L}").fill_null(0)
     n_letters_ok = letters >= t("langid_min_letters")
+    unscored = _col(frame, "score_fwd_logprob", pl.Float64).is_null() & on("langid_max_rank_unscored")
+    langid_limit = pl.when(unscored).then(t("langid_max_rank_unscored")).otherwise(t("langid_max_rank"))
     is_long = _col(frame, "sig_short_inflated", pl.Boolean).is_null()
     checks: list[tuple[pl.Expr, pl.Expr]] = [
         (
@@ -215,7 +222,7 @@ def decide(frame: pl.DataFrame, rules: FilterRules) -> pl.DataFrame:
         ),
         (t("require_numbers") & pl.col("sig_numbers_ok").not_(), pl.lit(REASON_NUMBERS)),
         (
-            on("langid_max_rank") & n_letters_ok & (pl.col("score_langid_rank") > t("langid_max_rank")),
+            on("langid_max_rank") & n_letters_ok & (pl.col("score_langid_rank") > langid_limit),
             pl.lit(REASON_LANGUAGE),
         ),
         (

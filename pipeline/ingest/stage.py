@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.ingest.base import SourceError
+from pipeline.ingest.checks import CheckedReader, InputChecks
+from pipeline.ingest.digests import FileDigests
 from pipeline.ingest.images import quarantine_missing_images
 from pipeline.ingest.registry import SourceConfig
 from pipeline.io import write_json_atomic, write_parquet_atomic
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 INGEST_DIR = "ingest"
 QUARANTINE_DIR = "quarantine"
 INGEST_DONE = "_INGESTED.json"
+FILE_DIGESTS = "file-digests.json"  # the source files' digests (pipeline/ingest/digests.py)
 
 
 def chunk_name(index: int) -> str:
@@ -40,8 +43,11 @@ class IngestResult:
         return self.rows + self.quarantined
 
 
-def source_fingerprint(paths: dict, chunk_rows: int) -> str:
-    """Size and modification time of a source's files, plus the chunk size: a change means re-ingest."""
+def source_fingerprint(paths: dict, chunk_rows: int, cache: str | Path | None = None) -> str:
+    """The identity of a source's ingest: its files' contents, its knobs and the chunk size (a change means
+    re-ingest). ``paths``: the source's ``ingest_params``; a string naming a file counts by the digest of its
+    bytes, any other value as it is. ``cache``: where digests are kept between runs (``FileDigests``)."""
+    digests = FileDigests(cache)
     parts = {"chunk_rows": chunk_rows}
     for key, value in sorted(paths.items()):
         for item in value if isinstance(value, (list, tuple)) else [value]:
@@ -49,7 +55,8 @@ def source_fingerprint(paths: dict, chunk_rows: int) -> str:
                 parts[key] = item
                 continue
             path = Path(item)
-            parts[f"{key}:{item}"] = [path.stat().st_size, path.stat().st_mtime_ns] if path.is_file() else item
+            parts[f"{key}:{item}"] = digests.digest(path) if path.is_file() else item
+    digests.save()
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -108,11 +115,17 @@ def iter_quarantine(work_dir: str | Path, sources: Iterable[str] | None = None) 
         yield from sorted((root / source).glob("chunk-*.parquet"))
 
 
-def ingest_stage(source: SourceConfig, work_dir: str, chunk_rows: int, force: bool = False) -> IngestResult:
-    """One source: read it into chunks (``force``: even though its files look unchanged)."""
+def ingest_stage(source: SourceConfig, work_dir: str, chunk_rows: int, force: bool = False,
+                 checks: InputChecks | None = None) -> IngestResult:
+    """One source: read it into chunks (``force``: even though its files look unchanged), its rows through
+    the input checks (``checks``; None = the defaults)."""
+    checks = checks or InputChecks()
+    src_dir = Path(work_dir) / INGEST_DIR / source.source_name
     if force:
-        (Path(work_dir) / INGEST_DIR / source.source_name / INGEST_DONE).unlink(missing_ok=True)
+        (src_dir / INGEST_DONE).unlink(missing_ok=True)
     image_root = source.image_root
-    params = {**source.ingest_params(work_dir), "check_images_under": image_root or ""}
-    fingerprint = source_fingerprint(params, chunk_rows)
-    return ingest_source(source.open_reader(work_dir), work_dir, chunk_rows, fingerprint, image_root)
+    params = {**source.ingest_params(work_dir), "check_images_under": image_root or "",
+              "input_checks": checks.model_dump(mode="json")}
+    fingerprint = source_fingerprint(params, chunk_rows, cache=src_dir / FILE_DIGESTS)
+    reader = CheckedReader(source.open_reader(work_dir), checks)
+    return ingest_source(reader, work_dir, chunk_rows, fingerprint, image_root)

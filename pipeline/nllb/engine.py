@@ -263,6 +263,20 @@ def read_vocabulary(model_dir: str | Path) -> list[str]:
     raise FileNotFoundError(f"{model_dir} has no vocabulary file (shared_vocabulary.json); reconvert the model")
 
 
+def model_languages(model_dir: str | Path) -> frozenset[str]:
+    """The NLLB codes a converted model can translate into and from.
+
+    A model trained on only some languages records them in ``mblip_model.json`` (``languages``, written
+    by ``convert_nllb``; the shipped Multi30k model: ces, deu, eng, fra); its vocabulary still holds all of
+    NLLB's 202 language tokens, which it never learned. Otherwise (NLLB-200) every language token of the
+    vocabulary (``shared_vocabulary.json``: entries like ``deu_Latn``).
+    """
+    recorded = read_model_metadata(model_dir).get("languages")
+    if recorded:
+        return frozenset(recorded)
+    return frozenset(t for t in read_vocabulary(model_dir) if LANG_CODE.fullmatch(t))
+
+
 class NllbTranslator:
     """CTranslate2 translator plus the sentencepiece model from a converted NLLB directory."""
 

@@ -131,8 +131,9 @@ def test_back_translating_only_heuristic_survivors_gives_the_same_decisions(tiny
     assert full.filter(heuristic_reject)["score_bt_chrf"].is_not_null().all()
 
 
-def test_source_margin_contrasts_other_sources(tiny_model_dir):
-    from pipeline.filters.quality import CONTRAST_SOURCES, _source_margin
+def test_source_margin_contrasts_sources_of_a_fixed_pool(tiny_model_dir):
+    from pipeline.filters.contrast import CONTRAST_SOURCES, contrast_pool, contrast_sources
+    from pipeline.filters.quality import _source_margin
     from pipeline.nllb.engine import load_translator
     from pipeline.translate import as_caching
 
@@ -140,9 +141,21 @@ def test_source_margin_contrasts_other_sources(tiny_model_dir):
     srcs = ["A red circle.", "Is the triangle blue?", "Two dogs run across 3 fields.", "yes", "What shape is shown?"]
     tgts = ["Ein roter Kreis.", "Ist das Dreieck blau?", "Zwei Hunde laufen über 3 Felder.", "ja", "Welche Form?"]
     own = translator.score(srcs, tgts, "eng_Latn", "deu_Latn")
-    n = len(srcs)
-    margins = _source_margin(as_caching(translator), srcs, tgts, own, ["deu_Latn"] * n)
-    shifts = {max(1, k * n // (CONTRAST_SOURCES + 1)) for k in range(1, CONTRAST_SOURCES + 1)}
-    others = translator.score([srcs[s % n] for s in shifts], [tgts[0]] * len(shifts), "eng_Latn", "deu_Latn")
-    assert margins[0] == pytest.approx(own[0] - max(others), abs=1e-4)
-    assert _source_margin(as_caching(translator), srcs[:1], tgts[:1], own[:1], ["deu_Latn"]) == [None]
+    margins = _source_margin(as_caching(translator), srcs, tgts, own, ["deu_Latn"] * len(srcs))
+    others = contrast_sources(srcs[0])
+    assert len(set(others)) == CONTRAST_SOURCES and srcs[0] not in others
+    assert set(others) <= set(contrast_pool(questions=False))
+    assert set(contrast_sources(srcs[1])) <= set(contrast_pool(questions=True))  # a question against questions
+    contrast = translator.score(others, [tgts[0]] * len(others), "eng_Latn", "deu_Latn")
+    assert margins[0] == pytest.approx(own[0] - max(contrast), abs=1e-4)
+    # One row alone gets the margin it gets among others: the contrasts do not come from the batch.
+    alone = _source_margin(as_caching(translator), srcs[:1], tgts[:1], own[:1], ["deu_Latn"])
+    assert alone == [pytest.approx(margins[0], abs=1e-6)]
+
+
+def test_a_pool_entry_never_contrasts_with_itself():
+    from pipeline.filters.contrast import contrast_pool, contrast_sources
+
+    for source in contrast_pool(questions=False)[:50] + contrast_pool(questions=True)[:50]:
+        others = contrast_sources(source)
+        assert source not in others and len(set(others)) == len(others)
