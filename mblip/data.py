@@ -21,7 +21,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("generate", help="build a dataset from a YAML config (Prefect flow)")
     p.add_argument("config", type=Path)
-    p.add_argument("--out", type=Path, default=None, help="output directory (overrides output.dir)")
+    p.add_argument("--out", default=None,
+                   help="output folder or fsspec URL, e.g. s3://bucket/prefix (overrides output.dir)")
     _add_runner_args(p)
     p.set_defaults(handler="data:cmd_generate")
 
@@ -49,7 +50,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(handler="data:cmd_demo")
 
     p = sub.add_parser("verify", help="recompute checksums and row counts of an output against its manifest")
-    p.add_argument("out", type=Path, help="output root (the folder holding manifest.json)")
+    p.add_argument("out", help="output root (the folder holding manifest.json), or its fsspec URL (s3://...)")
     p.set_defaults(handler="data:cmd_verify")
 
     p = sub.add_parser("export", help="write the trainer view (Parquet) and/or the mBLIP JSON format of an output")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from model.templates import caption_prompt, vqa_prompt
 from pipeline.filters.scripts import UNSPACED_SCRIPTS
+from pipeline.io import is_url, join_location, open_location
 from pipeline.languages import get_language
 from pipeline.templates import PROMPT_TASKS
 
@@ -57,7 +58,7 @@ class TrainingData:
 
     root: Path
     files: tuple[DataFile, ...]
-    image_roots: dict[str, Path] = field(default_factory=dict)
+    image_roots: dict[str, Path | str] = field(default_factory=dict)  # a folder, or an fsspec URL
 
     @property
     def rows(self) -> int:
@@ -90,7 +91,8 @@ def read_manifest(location: str | Path, languages: Sequence[str] = ()) -> Traini
             f"{manifest_path} has no kept shards for data.languages={sorted(wanted) or 'all'}; "
             f"languages with kept shards: {available}"
         )
-    image_roots = {name: Path(path) for name, path in (manifest.get("image_roots") or {}).items()}
+    image_roots = {name: path if is_url(path) else Path(path)
+                   for name, path in (manifest.get("image_roots") or {}).items()}
     return TrainingData(root=root, files=files, image_roots=image_roots)
 
 
@@ -171,7 +173,7 @@ def count_training_rows(data: TrainingData, tasks: Sequence[str] = (), sources: 
 @dataclass(frozen=True)
 class Example:
     example_id: str
-    image_path: Path
+    image_path: Path | str  # a local file, or an fsspec URL (an image root at a URL)
     prompt: str
     target: str
     # Characters [start, end) of the prompt's free text (the question): a prompt over the token limit
@@ -193,7 +195,8 @@ def is_validation(image_id: str, fraction: float) -> bool:
     return fraction > 0 and hash_fraction(f"val\x1f{image_id}") < fraction
 
 
-def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_answer_prob: float = 0.0) -> Example:
+def row_to_example(row: dict[str, Any], image_roots: dict[str, Path | str],
+                   english_answer_prob: float = 0.0) -> Example:
     """Prompt and target for one row.
 
     Caption: target = translated caption. VQA: prompt = the (translated) question in an instruction,
@@ -232,7 +235,7 @@ def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_an
     root = image_roots.get(row["source"])
     image_path = Path(row["image_path"])
     if root is not None:
-        image_path = root / image_path
+        image_path = join_location(root, row["image_path"])
     span = None
     if task == "vqa" and (start := prompt.find(question)) >= 0:
         span = (start, start + len(question))
@@ -282,8 +285,9 @@ class ImageAugment:
         return image
 
 
-def load_image(path: Path) -> Image.Image:
+def load_image(path: Path | str) -> Image.Image:
+    """An RGB image from a local file or an fsspec URL."""
     from PIL import Image
 
-    with Image.open(path) as image:
+    with open_location(path, "rb") as handle, Image.open(handle) as image:
         return image.convert("RGB")

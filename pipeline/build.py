@@ -29,6 +29,7 @@ from pipeline.mix import thresholds_from_chunks
 from pipeline.nllb.convert import read_model_metadata
 from pipeline.nllb.shipped import shipped_model_dir
 from pipeline.output_dir import RESOLVED_CONFIG, check_output_dir, output_lock
+from pipeline.outputs.remote import publish_remote
 from pipeline.outputs.shards import ShardLayout
 from pipeline.outputs.write import write_outputs
 from pipeline.recipe import recipe_metadata
@@ -140,15 +141,19 @@ def build_dataset(config: PipelineConfig, runner: Runner | None = None, force_so
 
     ``force_sources`` are re-read and fully reprocessed; ``force_languages`` have their rows recomputed
     in every chunk. Everything else is reused when its inputs and settings are unchanged. The output
-    folder is locked for the whole call (``pipeline.output_dir``).
+    folder is locked for the whole call (``pipeline.output_dir``). A URL output is built in its local
+    folder (``output.local``), then uploaded (``pipeline.outputs.remote.publish_remote``).
     """
-    with output_lock(check_output_dir(config.output.dir)):
-        return _build(config, runner or InlineRunner(), tuple(force_sources), tuple(force_languages), run_info)
+    with output_lock(check_output_dir(config.output.local)):
+        manifest = _build(config, runner or InlineRunner(), tuple(force_sources), tuple(force_languages), run_info)
+        if config.output.url:  # built locally; now upload what changed, the manifest last
+            publish_remote(config.output.local, config.output.url)
+        return manifest
 
 
 def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...], force_languages: tuple[str, ...],
            run_info: dict | None) -> dict:
-    out, work = Path(config.output.dir), config.work_dir
+    out, work = config.output.local, config.work_dir
     work.mkdir(parents=True, exist_ok=True)
     remove_temporaries(work)
     languages = tuple(lang.code for lang in config.languages())

@@ -6,11 +6,13 @@ import argparse
 from pathlib import Path
 
 from flows.demo import run_demo
-from flows.generate import run_generate
+from flows.generate import run_config, run_generate
 from flows.regenerate import run_regenerate
 from pipeline.config import load_config
 from pipeline.export import export_dataset, prompt_source
+from pipeline.io import is_url
 from pipeline.languages import load_languages
+from pipeline.outputs.remote import verify_remote
 from pipeline.summary import print_summary
 from pipeline.verify import format_report, verify_output
 
@@ -26,7 +28,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # parsed once: the flow gets these settings
     manifest = run_generate(config, out_dir=str(args.out) if args.out else None, show_progress=True,
                             dask_address=args.dask_address, workers=args.workers)
-    print_summary(Path(args.out) if args.out else Path(config.output.dir), manifest)
+    print_summary(run_config(config, args.out).output.local, manifest)
     return 0
 
 
@@ -44,7 +46,7 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    report = verify_output(args.out)
+    report = verify_remote(args.out) if is_url(args.out) else verify_output(args.out)
     print(format_report(report))
     return 0 if report.ok else 1
 

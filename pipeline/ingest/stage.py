@@ -13,7 +13,8 @@ from pathlib import Path
 from pipeline.ingest.base import SourceError
 from pipeline.ingest.images import quarantine_missing_images
 from pipeline.ingest.registry import SourceConfig
-from pipeline.io import write_json_atomic, write_parquet_atomic
+from pipeline.ingest.remote import RemoteImageRoot, localize_source
+from pipeline.io import is_url, write_json_atomic, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def source_fingerprint(paths: dict, chunk_rows: int) -> str:
 
 
 def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: str | None = None,
-                  image_root: str | Path | None = None) -> IngestResult:
+                  image_root: str | Path | RemoteImageRoot | None = None) -> IngestResult:
     """Stream a source into English row chunks plus quarantine chunks; skipped when already done.
 
     With ``image_root``, rows whose image is not a file under it are quarantined (``image_missing``).
@@ -112,7 +113,9 @@ def ingest_stage(source: SourceConfig, work_dir: str, chunk_rows: int, force: bo
     """One source: read it into chunks (``force``: even though its files look unchanged)."""
     if force:
         (Path(work_dir) / INGEST_DIR / source.source_name / INGEST_DONE).unlink(missing_ok=True)
+    source = localize_source(source, work_dir)  # URL source files: read through local copies
     image_root = source.image_root
     params = {**source.ingest_params(work_dir), "check_images_under": image_root or ""}
     fingerprint = source_fingerprint(params, chunk_rows)
-    return ingest_source(source.open_reader(work_dir), work_dir, chunk_rows, fingerprint, image_root)
+    return ingest_source(source.open_reader(work_dir), work_dir, chunk_rows, fingerprint,
+                         RemoteImageRoot(image_root) if is_url(image_root) else image_root)
