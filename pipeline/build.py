@@ -39,11 +39,13 @@ log = logging.getLogger(__name__)
 
 
 def write_stage(out_dir: str, processed: list[str], quarantine: list[str], record: RunRecord, *,
-                ingest_counts: dict, layout: ShardLayout, fan_out: int, resolved_config: str | None = None) -> dict:
+                ingest_counts: dict, layout: ShardLayout, fan_out: int, resolved_config: str | None = None,
+                embed_images: bool = False) -> dict:
     """The write stage: every output built in the staging folder, then only the files that changed moved in
-    (``pipeline.outputs.write.write_outputs``); ``resolved_config`` is published as ``config.resolved.yaml``."""
+    (``pipeline.outputs.write.write_outputs``); ``resolved_config`` is published as ``config.resolved.yaml``;
+    ``embed_images``: the kept shards carry their images (``output.images: embed``)."""
     return write_outputs(out_dir, processed, quarantine, record, ingest_counts=ingest_counts, layout=layout,
-                         fan_out=fan_out,
+                         fan_out=fan_out, embed_images=embed_images,
                          extra_files={RESOLVED_CONFIG: resolved_config} if resolved_config is not None else None)
 
 
@@ -206,6 +208,7 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
         "write", str(out), [p.out for p in plans], [str(p) for p in iter_quarantine(work, counts)], record,
         ingest_counts=counts, layout=config.output.layout(),
         fan_out=len(languages) if config.assignment.mode == "all" else 1, resolved_config=resolved_config_text(config),
+        embed_images=config.output.images == "embed",
     ).result()
     log.info("wrote %s: %s", out, manifest["totals"])
     return manifest

@@ -150,6 +150,11 @@ class OutputConfig(Frozen):
     shard_bytes: int = Field(0, ge=0)
     row_group_rows: int = Field(10_000, gt=0)  # Parquet row-group size (read granularity)
     pretty_name: str | None = None  # dataset card title; None = a generic name
+    # paths: rows name their image (image_path under the source's image root), as mBLIP. embed: the kept
+    # shards also carry each row's image bytes as a `datasets.Image` column (pipeline/outputs/images.py), so
+    # the output folder is self-contained; each distinct image is stored once per row group (set
+    # row_group_rows = shard_rows for once per shard), and shards grow by their images (keep shard_rows low).
+    images: Literal["paths", "embed"] = "paths"
 
     def layout(self) -> ShardLayout:
         return ShardLayout(self.shard_rows, self.shard_bytes, self.row_group_rows)
@@ -231,8 +236,9 @@ class PipelineConfig(Frozen):
         """Digest of every setting, defaults filled in; sources laid out as they always were hashed
         (``SourceBase.legacy_values``), so the same YAML keeps its hash."""
         data = {**self.model_dump(mode="json"), "sources": [s.legacy_values() for s in self.sources]}
-        if data["output"]["local_dir"] is None:  # added later: an unset local_dir keeps the earlier hash
-            del data["output"]["local_dir"]
+        for key, unset in (("local_dir", None), ("images", "paths")):  # added later: unset, the hash is as before
+            if data["output"][key] == unset:
+                del data["output"][key]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def web_image_urls(self) -> list[str]:
