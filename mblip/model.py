@@ -13,6 +13,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
     p.add_argument("--stop-after", type=int, default=None, help="halt with a checkpoint after this many steps")
     p.add_argument("--gpus", type=int, default=1, help="processes (GPUs); > 1 runs `accelerate launch`")
+    p.add_argument("--accelerate-config", type=Path, default=None,
+                   help="an `accelerate config` file (multi-node, FSDP, DeepSpeed): `accelerate launch --config_file` "
+                        "with it instead of the one-machine multi-GPU flags")
     p.set_defaults(handler="model:cmd_train")
 
     p = sub.add_parser("export-model", help="merge LoRA into a training checkpoint; "

@@ -14,7 +14,8 @@ from model.launch import launch_training
 def cmd_train(args: argparse.Namespace) -> int:
     import json
 
-    summary = launch_training(args.config, args.gpus, args.manifest, args.output_dir, args.max_steps, args.stop_after)
+    summary = launch_training(args.config, args.gpus, args.manifest, args.output_dir, args.max_steps, args.stop_after,
+                              accelerate_config=args.accelerate_config)
     print(json.dumps(summary, indent=2))
     return 0
 
