@@ -8,6 +8,7 @@ from model.build import build_meta_model, count_parameters, format_parameter_tab
 from model.config import describe_batch, load_config
 from model.export import export_checkpoint
 from model.infer import ask, caption, generation_settings
+from model.model_card import read_eval_results
 from model.launch import launch_training
 
 
@@ -21,7 +22,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    print(export_checkpoint(args.checkpoint, args.out, dtype=args.dtype, device=args.device))
+    print(export_checkpoint(args.checkpoint, args.out, dtype=args.dtype, device=args.device,
+                            eval_results=read_eval_results(args.eval), license=args.license, datasets=args.datasets,
+                            name=args.name))
     return 0
 
 
