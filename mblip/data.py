@@ -56,7 +56,9 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("export", help="write the trainer view (Parquet) and/or the mBLIP JSON format of an output")
     p.add_argument("out", type=Path, help="output root (the folder holding manifest.json)")
     p.add_argument("--dest", type=Path, default=None, help="export folder (default: OUT/export)")
-    p.add_argument("--format", nargs="+", default=["trainer", "mblip"], choices=["trainer", "mblip"])
+    p.add_argument("--format", nargs="+", default=["trainer", "mblip"], choices=["trainer", "mblip", "webdataset"],
+                   help="webdataset: tar shards DEST/webdataset/{lang}/shard-*.tar ({key}.jpg + {key}.json)")
+    p.add_argument("--shard-rows", type=int, default=10_000, help="samples per webdataset tar")
     p.add_argument("--languages", nargs="*", default=[], help="project codes (default: every kept language)")
     p.add_argument("--prompts", default="row", choices=["row", "english"],
                    help="row: the shards' translated prompts (English templates where missing); "

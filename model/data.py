@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from model.templates import caption_prompt, vqa_prompt
 from pipeline.filters.scripts import UNSPACED_SCRIPTS
+from model.wds import iter_tar_rows
 from pipeline.io import is_url, join_location, open_location
+from pipeline.outputs.images import IMAGE_COLUMN
 from pipeline.languages import get_language
 from pipeline.templates import PROMPT_TASKS
 
@@ -47,9 +49,10 @@ READ_BATCH_ROWS = 1024  # rows per Parquet record batch: bounds the memory of on
 
 @dataclass(frozen=True)
 class DataFile:
-    path: Path
+    path: Path | str  # a Parquet shard or a webdataset tar; a str when it is an fsspec URL
     lang: str | None
     rows: int
+    tasks: dict[str, int] | None = None  # rows per task when the manifest records them (webdataset shards)
 
 
 @dataclass(frozen=True)
@@ -66,24 +69,20 @@ class TrainingData:
 
 
 def read_manifest(location: str | Path, languages: Sequence[str] = ()) -> TrainingData:
-    """Kept shards listed in ``manifest.json`` (a directory holding it, or the file itself).
+    """Kept shards listed in ``manifest.json`` (a directory holding it, or the file itself; either may be an
+    fsspec URL): a pipeline output's Parquet shards, or the tar shards of its webdataset export (``"format":
+    "webdataset"``, see ``pipeline/export_webdataset.py``).
 
     Extra manifest keys are ignored; rejected and quarantined shards are never training data.
     """
-    location = Path(location)
-    manifest_path = location / "manifest.json" if location.is_dir() else location
-    if not manifest_path.is_file():
-        raise FileNotFoundError(
-            f"no manifest at {manifest_path}: data.manifest must name a finished pipeline output "
-            "(the manifest is written last, so a missing one means the run did not complete)"
-        )
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    root = manifest_path.parent
+    manifest, root, manifest_path = _load_manifest(location)
     wanted = set(languages)
+    webdataset = manifest.get("format") == "webdataset"
     files = tuple(
-        DataFile(path=root / entry["path"], lang=entry.get("lang"), rows=int(entry.get("rows", 0)))
+        DataFile(path=join_location(root, entry["path"]), lang=entry.get("lang"), rows=int(entry.get("rows", 0)),
+                 tasks=entry.get("tasks") if webdataset else None)
         for entry in manifest.get("files", [])
-        if entry.get("split") == "kept" and (not wanted or entry.get("lang") in wanted)
+        if (webdataset or entry.get("split") == "kept") and (not wanted or entry.get("lang") in wanted)
     )
     if not files:
         available = sorted({e.get("lang") for e in manifest.get("files", []) if e.get("split") == "kept"} - {None})
@@ -94,6 +93,28 @@ def read_manifest(location: str | Path, languages: Sequence[str] = ()) -> Traini
     image_roots = {name: path if is_url(path) else Path(path)
                    for name, path in (manifest.get("image_roots") or {}).items()}
     return TrainingData(root=root, files=files, image_roots=image_roots)
+
+
+def _load_manifest(location: str | Path) -> tuple[dict, str | Path, str | Path]:
+    """(manifest, root its paths are relative to, its own location), local or at an fsspec URL."""
+    if is_url(str(location)):
+        location = str(location).rstrip("/")
+        manifest_path = location if location.endswith(".json") else f"{location}/manifest.json"
+        root = manifest_path.rsplit("/", 1)[0]
+        try:
+            with open_location(manifest_path, "rb") as handle:
+                return json.loads(handle.read()), root, manifest_path
+        except FileNotFoundError:
+            pass
+    else:
+        location = Path(location)
+        manifest_path = location / "manifest.json" if location.is_dir() else location
+        if manifest_path.is_file():
+            return json.loads(manifest_path.read_text(encoding="utf-8")), manifest_path.parent, manifest_path
+    raise FileNotFoundError(
+        f"no manifest at {manifest_path}: data.manifest must name a finished pipeline output or its webdataset "
+        "export (the manifest is written last, so a missing one means the run did not complete)"
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -109,7 +130,6 @@ def check_tasks(data: TrainingData, wanted: Sequence[str] = ()) -> dict[str, int
     fails before its first step rather than hours later inside a loader worker.
     """
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     known = known_tasks()
     unknown = sorted(set(wanted) - known)
@@ -117,8 +137,11 @@ def check_tasks(data: TrainingData, wanted: Sequence[str] = ()) -> dict[str, int
         raise ValueError(f"data.tasks names unknown task(s) {unknown}; known: {sorted(known)}")
     counts: dict[str, int] = {}
     for f in data.files:
-        column = pq.read_table(f.path, columns=["task"]).column("task")
-        for item in pc.value_counts(column).to_pylist():
+        if f.tasks is not None:  # recorded by the webdataset export
+            items = [{"values": task, "counts": n} for task, n in f.tasks.items()]
+        else:
+            items = pc.value_counts(open_parquet(f.path).read(columns=["task"]).column("task")).to_pylist()
+        for item in items:
             task, n = item["values"], item["counts"]
             if task not in known:
                 raise ValueError(f"{f.path}: task {task!r} ({n} rows) is not one the trainer knows "
@@ -129,17 +152,29 @@ def check_tasks(data: TrainingData, wanted: Sequence[str] = ()) -> dict[str, int
 
 def iter_rows(paths: Sequence[Path], batch_rows: int = READ_BATCH_ROWS) -> Iterator[dict[str, Any]]:
     """Rows of Parquet files as dicts, one bounded record batch in memory at a time."""
-    import pyarrow.parquet as pq
-
     for path in paths:
-        parquet = pq.ParquetFile(path)
+        if str(path).endswith(".tar"):  # a webdataset shard: rows with their image bytes
+            yield from iter_tar_rows(path)
+            continue
+        parquet = open_parquet(path)
         names = set(parquet.schema_arrow.names)
-        columns = [c for c in ROW_COLUMNS + OPTIONAL_COLUMNS if c in names]
+        columns = [c for c in ROW_COLUMNS + OPTIONAL_COLUMNS + (IMAGE_COLUMN,) if c in names]
         missing = [c for c in ROW_COLUMNS if c not in names]
         if missing:
             raise ValueError(f"{path} lacks columns {missing}; is it a kept shard of the data pipeline?")
         for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-            yield from batch.to_pylist()
+            for row in batch.to_pylist():
+                embedded = row.pop(IMAGE_COLUMN, None)  # output.images: embed
+                if embedded and embedded.get("bytes") is not None:
+                    row["image_bytes"] = embedded["bytes"]
+                yield row
+
+
+def open_parquet(path: Path | str):
+    """A ``pyarrow.parquet.ParquetFile`` of a local file or an fsspec URL."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(open_location(path) if is_url(path) else path)
 
 
 def count_training_rows(data: TrainingData, tasks: Sequence[str] = (), sources: Sequence[str] = (),
@@ -149,15 +184,16 @@ def count_training_rows(data: TrainingData, tasks: Sequence[str] = (), sources: 
     The manifest only counts rows per file, so the task, source and image_id columns are read (a few
     seconds for millions of rows); without a filter or hold-out the manifest's counts are exact.
     """
-    import pyarrow.parquet as pq
-
     if not tasks and not sources and val_fraction <= 0:
         return data.rows
     total = 0
     for file in data.files:
-        parquet = pq.ParquetFile(file.path)
-        for batch in parquet.iter_batches(batch_size=65536, columns=["task", "source", "image_id"]):
-            columns = batch.to_pydict()
+        if str(file.path).endswith(".tar"):  # a webdataset shard has no columns to read alone: scan it
+            batches = [{k: [r[k] for r in iter_tar_rows(file.path)] for k in ("task", "source", "image_id")}]
+        else:
+            batches = (b.to_pydict() for b in open_parquet(file.path).iter_batches(
+                batch_size=65536, columns=["task", "source", "image_id"]))
+        for columns in batches:
             for task, source, image_id in zip(columns["task"], columns["source"], columns["image_id"]):
                 if (tasks and task not in tasks) or (sources and source not in sources):
                     continue
@@ -283,6 +319,18 @@ class ImageAugment:
         if self.hflip and rng.random() < 0.5:
             image = image.transpose(PILImage.FLIP_LEFT_RIGHT)
         return image
+
+
+def load_row_image(row: dict[str, Any], example: Example) -> Image.Image:
+    """The row's image: its own bytes (a webdataset sample, an embedded column), else the file it names."""
+    if row.get("image_bytes") is not None:
+        from io import BytesIO
+
+        from PIL import Image
+
+        with Image.open(BytesIO(row["image_bytes"])) as image:
+            return image.convert("RGB")
+    return load_image(example.image_path)
 
 
 def load_image(path: Path | str) -> Image.Image:

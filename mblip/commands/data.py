@@ -10,6 +10,7 @@ from flows.generate import run_config, run_generate
 from flows.regenerate import run_regenerate
 from pipeline.config import load_config
 from pipeline.export import export_dataset, prompt_source
+from pipeline.export_webdataset import export_webdataset
 from pipeline.io import is_url
 from pipeline.languages import load_languages
 from pipeline.outputs.remote import verify_remote
@@ -52,9 +53,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export_dataset(args: argparse.Namespace) -> int:
-    result = export_dataset(args.out, args.dest, formats=tuple(args.format), languages=tuple(args.languages),
-                            prompts=prompt_source(args.prompts))
-    for f in result["files"]:
+    formats = tuple(f for f in args.format if f != "webdataset")
+    files = []
+    if formats:
+        files += export_dataset(args.out, args.dest, formats=formats, languages=tuple(args.languages),
+                                prompts=prompt_source(args.prompts))["files"]
+    if "webdataset" in args.format:
+        shards = export_webdataset(args.out, args.dest, tuple(args.languages), args.shard_rows)["files"]
+        files += [{"format": "wds", **f, "path": f"webdataset/{f['path']}"} for f in shards]
+    for f in files:
         print(f"{f['format']:<8} {f['lang']:<5} {f['rows']:>9} rows  {f['path']}")
     return 0
 
