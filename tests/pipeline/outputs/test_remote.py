@@ -52,6 +52,8 @@ def test_rerun_uploads_nothing_and_a_language_change_uploads_its_shards(tmp_path
     assert de and not [p for p in changed.uploaded if p.startswith(("data/", "rejects/")) and p not in de]
     assert changed.uploaded[-1] == "manifest.json"
     assert s3_server.requests("PUT", bucket) == len(changed.uploaded)
+    print(json.dumps({"files": len(local), "first_publish": len(first.uploaded), "unchanged_rerun": len(again.uploaded),
+                      "one_language_change": len(changed.uploaded), "uploaded": changed.uploaded}))
     assert verify_remote(url).ok
 
 
