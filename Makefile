@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # (or, on a GPU machine, the CUDA index you want). A plain `torch` from PyPI is a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
-EXTRAS ?= hf,train,dask,eval,web,test
+EXTRAS ?= hf,train,dask,eval,web,test,trackers
 OUT ?= out/demo
 
 .PHONY: setup demo test test-all bench clean train-mt train-mt-questions

@@ -67,7 +67,7 @@ def build_in_flow(config: PipelineConfig, show_progress: bool = False, **changes
     """``build_dataset`` on Prefect (call it inside a flow), then the run's artifacts."""
     route_pipeline_logs()
     manifest = build_dataset(config, PrefectRunner(show_progress), **changes)
-    out = Path(config.output.dir)
+    out = config.output.local
     publish_stats_artifacts(out, json.loads((out / STATS).read_text()))
     return manifest
 
@@ -101,7 +101,7 @@ def run_generate(config: PipelineConfig | str | Path, out_dir: str | None = None
     A bad config fails before the embedded Prefect server starts; that server ends with this process
     whatever ends it (``flows.lifecycle``)."""
     config = run_config(config, out_dir)
-    out = check_output_dir(Path(out_dir) if out_dir else config.output.dir)
+    out = check_output_dir(config.output.local)
     with output_lock(out):
         runner = make_task_runner(dask_address=dask_address, workers=workers or None)
         start_guarded_embedded_server()

@@ -7,10 +7,14 @@ from pathlib import Path
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks: `bench translate` (engine vs HF generate), `--stage` (whole stage)")
-    p.add_argument("what", choices=["translate", "filter", "flow", "memory", "web"],
+    p.add_argument("what", choices=["translate", "filter", "flow", "memory", "web", "loader"],
                    help="translate: engine; filter: translate+filter, back-translation vs reverse score; "
                         "flow: orchestration overhead; memory: peak RSS at two sizes; "
-                        "web: noun-phrase sampling at two sizes (--sizes, captions), CLIP embedding + FAISS search")
+                        "web: noun-phrase sampling at two sizes (--sizes, captions), CLIP embedding + FAISS search; "
+                        "loader: the trainer's data loader on image folders vs webdataset shards (images/s)")
+    p.add_argument("--images", type=int, default=400, help="loader: JPEGs (5 caption rows each)")
+    p.add_argument("--batches", type=int, default=40, help="loader: timed batches per layout")
+    p.add_argument("--workers", type=int, default=0, help="loader: DataLoader worker processes")
     p.add_argument("--model", default=None, help="filter: converted NLLB directory (default: the shipped model)")
     p.add_argument("--data", type=Path, default=None, help="filter: multi30k directory (default: the shipped val copy)")
     p.add_argument("--limit", type=int, default=None, help="filter: first N val lines (default: all 1014)")

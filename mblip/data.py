@@ -21,7 +21,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("generate", help="build a dataset from a YAML config (Prefect flow)")
     p.add_argument("config", type=Path)
-    p.add_argument("--out", type=Path, default=None, help="output directory (overrides output.dir)")
+    p.add_argument("--out", default=None,
+                   help="output folder or fsspec URL, e.g. s3://bucket/prefix (overrides output.dir)")
     _add_runner_args(p)
     p.set_defaults(handler="data:cmd_generate")
 
@@ -49,18 +50,21 @@ def add_parsers(sub) -> None:
     p.set_defaults(handler="data:cmd_demo")
 
     p = sub.add_parser("verify", help="recompute checksums and row counts of an output against its manifest")
-    p.add_argument("out", type=Path, help="output root (the folder holding manifest.json)")
+    p.add_argument("out", help="output root (the folder holding manifest.json), or its fsspec URL (s3://...)")
     p.set_defaults(handler="data:cmd_verify")
 
     p = sub.add_parser("export", help="write the trainer view (Parquet) and/or the mBLIP JSON format of an output")
     p.add_argument("out", type=Path, help="output root (the folder holding manifest.json)")
     p.add_argument("--dest", type=Path, default=None, help="export folder (default: OUT/export)")
-    p.add_argument("--format", nargs="+", default=["trainer", "mblip"], choices=["trainer", "mblip", "merged"],
+    p.add_argument("--format", nargs="+", default=["trainer", "mblip"],
+                   choices=["trainer", "mblip", "merged", "webdataset"],
                    help="trainer: Parquet per shard; mblip: one JSON per language; merged: every language in "
-                        "mblip/task_mix_mt.json, like the released task_mix_v2_mt.json")
+                        "mblip/task_mix_mt.json, like the released task_mix_v2_mt.json; webdataset: tar shards "
+                        "DEST/webdataset/{lang}/shard-*.tar ({key}.jpg + {key}.json)")
     p.add_argument("--english-answer-prob", type=float, default=0.5,
                    help="share of VQA rows with a translated answer that get the English answer and an English "
                         "prompt (the trainer's coin flip; mBLIP: 0.5; 0 = always the translated answer)")
+    p.add_argument("--shard-rows", type=int, default=10_000, help="samples per webdataset tar")
     p.add_argument("--languages", nargs="*", default=[], help="project codes (default: every kept language)")
     p.add_argument("--prompts", default="row", choices=["row", "english"],
                    help="row: the shards' translated prompts (English templates where missing); "

@@ -13,6 +13,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
     p.add_argument("--stop-after", type=int, default=None, help="halt with a checkpoint after this many steps")
     p.add_argument("--gpus", type=int, default=1, help="processes (GPUs); > 1 runs `accelerate launch`")
+    p.add_argument("--accelerate-config", type=Path, default=None,
+                   help="an `accelerate config` file (multi-node, FSDP, DeepSpeed): `accelerate launch --config_file` "
+                        "with it instead of the one-machine multi-GPU flags")
     p.set_defaults(handler="model:cmd_train")
 
     p = sub.add_parser("export-model", help="merge LoRA into a training checkpoint; "
@@ -21,6 +24,12 @@ def add_parsers(sub) -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--eval", nargs="*", default=[], metavar="RESULT.json",
+                   help="`mblip eval --out` files: their scores go into the model card's evaluation table")
+    p.add_argument("--license", default="other", help="the model card's license (a Hub licence id; the base "
+                                                      "models' and training data's licences apply)")
+    p.add_argument("--datasets", nargs="*", default=[], help="Hub ids of the training data (e.g. after `mblip push`)")
+    p.add_argument("--name", default=None, help="the model card's title (default: the training run's folder name)")
     p.set_defaults(handler="model:cmd_export")
 
     for name, text in (("caption", "caption an image"), ("ask", "answer a question about an image")):

@@ -141,6 +141,10 @@ class TrainSettings(_Section):
     resume: bool = True  # continue from the newest checkpoint in output_dir when there is one
     # Start the full stage from the trainable weights of a projection-stage checkpoint directory.
     init_from: str | None = None
+    # Experiment trackers besides metrics.jsonl (model/trackers.py): tensorboard, wandb, mlflow (each needs
+    # its package). () = off.
+    log_with: tuple[Literal["tensorboard", "wandb", "mlflow"], ...] = ()
+    run_name: str | None = None  # the trackers' run name; None = the output_dir's folder name
 
 
 class BenchmarkSlice(_Section):

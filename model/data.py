@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from model.templates import caption_prompt, vqa_prompt
 from pipeline.filters.scripts import UNSPACED_SCRIPTS
+from model.wds import iter_tar_rows
+from pipeline.io import is_url, join_location, open_location
+from pipeline.outputs.images import IMAGE_COLUMN
 from pipeline.languages import get_language
 from pipeline.templates import PROMPT_TASKS
 
@@ -51,11 +54,12 @@ READ_BATCH_ROWS = 1024  # rows per Parquet record batch: bounds the memory of on
 
 @dataclass(frozen=True)
 class DataFile:
-    path: Path
+    path: Path | str  # a Parquet shard or a webdataset tar; a str when it is an fsspec URL
     lang: str | None
     rows: int
     sha256: str | None = None  # as the manifest records it; the trainer checks each shard against it
     bytes: int | None = None
+    tasks: dict[str, int] | None = None  # rows per task when the manifest records them (webdataset shards)
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class TrainingData:
 
     root: Path
     files: tuple[DataFile, ...]
-    image_roots: dict[str, Path] = field(default_factory=dict)
+    image_roots: dict[str, Path | str] = field(default_factory=dict)  # a folder, or an fsspec URL
 
     @property
     def rows(self) -> int:
@@ -72,25 +76,20 @@ class TrainingData:
 
 
 def read_manifest(location: str | Path, languages: Sequence[str] = ()) -> TrainingData:
-    """Kept shards listed in ``manifest.json`` (a directory holding it, or the file itself).
+    """Kept shards listed in ``manifest.json`` (a directory holding it, or the file itself; either may be an
+    fsspec URL): a pipeline output's Parquet shards, or the tar shards of its webdataset export (``"format":
+    "webdataset"``, see ``pipeline/export_webdataset.py``).
 
     Extra manifest keys are ignored; rejected and quarantined shards are never training data.
     """
-    location = Path(location)
-    manifest_path = location / "manifest.json" if location.is_dir() else location
-    if not manifest_path.is_file():
-        raise FileNotFoundError(
-            f"no manifest at {manifest_path}: data.manifest must name a finished pipeline output "
-            "(the manifest is written last, so a missing one means the run did not complete)"
-        )
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    root = manifest_path.parent
+    manifest, root, manifest_path = _load_manifest(location)
     wanted = set(languages)
+    webdataset = manifest.get("format") == "webdataset"
     files = tuple(
-        DataFile(path=root / entry["path"], lang=entry.get("lang"), rows=int(entry.get("rows", 0)),
-                 sha256=entry.get("sha256"), bytes=entry.get("bytes"))
+        DataFile(path=join_location(root, entry["path"]), lang=entry.get("lang"), rows=int(entry.get("rows", 0)),
+                 sha256=entry.get("sha256"), bytes=entry.get("bytes"), tasks=entry.get("tasks") if webdataset else None)
         for entry in manifest.get("files", [])
-        if entry.get("split") == "kept" and (not wanted or entry.get("lang") in wanted)
+        if (webdataset or entry.get("split") == "kept") and (not wanted or entry.get("lang") in wanted)
     )
     if not files:
         available = sorted({e.get("lang") for e in manifest.get("files", []) if e.get("split") == "kept"} - {None})
@@ -98,8 +97,31 @@ def read_manifest(location: str | Path, languages: Sequence[str] = ()) -> Traini
             f"{manifest_path} has no kept shards for data.languages={sorted(wanted) or 'all'}; "
             f"languages with kept shards: {available}"
         )
-    image_roots = {name: Path(path) for name, path in (manifest.get("image_roots") or {}).items()}
+    image_roots = {name: path if is_url(path) else Path(path)
+                   for name, path in (manifest.get("image_roots") or {}).items()}
     return TrainingData(root=root, files=files, image_roots=image_roots)
+
+
+def _load_manifest(location: str | Path) -> tuple[dict, str | Path, str | Path]:
+    """(manifest, root its paths are relative to, its own location), local or at an fsspec URL."""
+    if is_url(str(location)):
+        location = str(location).rstrip("/")
+        manifest_path = location if location.endswith(".json") else f"{location}/manifest.json"
+        root = manifest_path.rsplit("/", 1)[0]
+        try:
+            with open_location(manifest_path, "rb") as handle:
+                return json.loads(handle.read()), root, manifest_path
+        except FileNotFoundError:
+            pass
+    else:
+        location = Path(location)
+        manifest_path = location / "manifest.json" if location.is_dir() else location
+        if manifest_path.is_file():
+            return json.loads(manifest_path.read_text(encoding="utf-8")), manifest_path.parent, manifest_path
+    raise FileNotFoundError(
+        f"no manifest at {manifest_path}: data.manifest must name a finished pipeline output or its webdataset "
+        "export (the manifest is written last, so a missing one means the run did not complete)"
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -115,7 +137,6 @@ def check_tasks(data: TrainingData, wanted: Sequence[str] = ()) -> dict[str, int
     fails before its first step rather than hours later inside a loader worker.
     """
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     known = known_tasks()
     unknown = sorted(set(wanted) - known)
@@ -123,8 +144,11 @@ def check_tasks(data: TrainingData, wanted: Sequence[str] = ()) -> dict[str, int
         raise ValueError(f"data.tasks names unknown task(s) {unknown}; known: {sorted(known)}")
     counts: dict[str, int] = {}
     for f in data.files:
-        column = pq.read_table(f.path, columns=["task"]).column("task")
-        for item in pc.value_counts(column).to_pylist():
+        if f.tasks is not None:  # recorded by the webdataset export
+            items = [{"values": task, "counts": n} for task, n in f.tasks.items()]
+        else:
+            items = pc.value_counts(open_parquet(f.path).read(columns=["task"]).column("task")).to_pylist()
+        for item in items:
             task, n = item["values"], item["counts"]
             if task not in known:
                 raise ValueError(f"{f.path}: task {task!r} ({n} rows) is not one the trainer knows "
@@ -135,17 +159,29 @@ def check_tasks(data: TrainingData, wanted: Sequence[str] = ()) -> dict[str, int
 
 def iter_rows(paths: Sequence[Path], batch_rows: int = READ_BATCH_ROWS) -> Iterator[dict[str, Any]]:
     """Rows of Parquet files as dicts, one bounded record batch in memory at a time."""
-    import pyarrow.parquet as pq
-
     for path in paths:
-        parquet = pq.ParquetFile(path)
+        if str(path).endswith(".tar"):  # a webdataset shard: rows with their image bytes
+            yield from iter_tar_rows(path)
+            continue
+        parquet = open_parquet(path)
         names = set(parquet.schema_arrow.names)
-        columns = [c for c in ROW_COLUMNS + OPTIONAL_COLUMNS if c in names]
+        columns = [c for c in ROW_COLUMNS + OPTIONAL_COLUMNS + (IMAGE_COLUMN,) if c in names]
         missing = [c for c in ROW_COLUMNS if c not in names]
         if missing:
             raise ValueError(f"{path} lacks columns {missing}; is it a kept shard of the data pipeline?")
         for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-            yield from batch.to_pylist()
+            for row in batch.to_pylist():
+                embedded = row.pop(IMAGE_COLUMN, None)  # output.images: embed
+                if embedded and embedded.get("bytes") is not None:
+                    row["image_bytes"] = embedded["bytes"]
+                yield row
+
+
+def open_parquet(path: Path | str):
+    """A ``pyarrow.parquet.ParquetFile`` of a local file or an fsspec URL."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(open_location(path) if is_url(path) else path)
 
 
 def count_training_rows(data: TrainingData, tasks: Sequence[str] = (), sources: Sequence[str] = (),
@@ -156,15 +192,16 @@ def count_training_rows(data: TrainingData, tasks: Sequence[str] = (), sources: 
     seconds for millions of rows); without a filter or hold-out the manifest's counts are exact.
     ``val_ids`` (from ``select_validation_rows`` over the same selection) are always selected rows.
     """
-    import pyarrow.parquet as pq
-
     if not tasks and not sources and val_fraction <= 0:
         return data.rows - len(val_ids)
     total = 0
     for file in data.files:
-        parquet = pq.ParquetFile(file.path)
-        for batch in parquet.iter_batches(batch_size=65536, columns=["task", "source", "image_id"]):
-            columns = batch.to_pydict()
+        if str(file.path).endswith(".tar"):  # a webdataset shard has no columns to read alone: scan it
+            batches = [{k: [r[k] for r in iter_tar_rows(file.path)] for k in ("task", "source", "image_id")}]
+        else:
+            batches = (b.to_pydict() for b in open_parquet(file.path).iter_batches(
+                batch_size=65536, columns=["task", "source", "image_id"]))
+        for columns in batches:
             for task, source, image_id in zip(columns["task"], columns["source"], columns["image_id"]):
                 if (tasks and task not in tasks) or (sources and source not in sources):
                     continue
@@ -216,7 +253,7 @@ def select_validation_rows(data: TrainingData, rows: int, tasks: Sequence[str] =
 @dataclass(frozen=True)
 class Example:
     example_id: str
-    image_path: Path
+    image_path: Path | str  # a local file, or an fsspec URL (an image root at a URL)
     prompt: str
     target: str
     # Characters [start, end) of the prompt's free text (the question): a prompt over the token limit
@@ -249,7 +286,7 @@ def is_held_out(row: dict[str, Any], val_ids: frozenset[str], val_fraction: floa
     return row["example_id"] in val_ids or is_validation(row["image_id"], val_fraction)
 
 
-def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_answer_prob: float = 0.0,
+def row_to_example(row: dict[str, Any], image_roots: dict[str, Path | str], english_answer_prob: float = 0.0,
                    target_separator: str = "none") -> Example:
     """Prompt and target for one row.
 
@@ -292,7 +329,7 @@ def row_to_example(row: dict[str, Any], image_roots: dict[str, Path], english_an
     root = image_roots.get(row["source"])
     image_path = Path(row["image_path"])
     if root is not None:
-        image_path = root / image_path
+        image_path = join_location(root, row["image_path"])
     span = None
     if task == "vqa" and (start := prompt.find(question)) >= 0:
         span = (start, start + len(question))
@@ -352,8 +389,21 @@ class ImageAugment:
         return image
 
 
-def load_image(path: Path) -> Image.Image:
+def load_row_image(row: dict[str, Any], example: Example) -> Image.Image:
+    """The row's image: its own bytes (a webdataset sample, an embedded column), else the file it names."""
+    if row.get("image_bytes") is not None:
+        from io import BytesIO
+
+        from PIL import Image
+
+        with Image.open(BytesIO(row["image_bytes"])) as image:
+            return image.convert("RGB")
+    return load_image(example.image_path)
+
+
+def load_image(path: Path | str) -> Image.Image:
+    """An RGB image from a local file or an fsspec URL."""
     from PIL import Image
 
-    with Image.open(path) as image:
+    with open_location(path, "rb") as handle, Image.open(handle) as image:
         return image.convert("RGB")

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from model.build import require_source
 from model.checkpoint import check_init_from, list_checkpoints, read_meta
 from model.config import accumulation_steps, cli_overrides, load_config
@@ -22,13 +24,39 @@ from model.train import train
 TRAIN_WORKER = Path(__file__).resolve().parent / "launcher" / "train_worker.py"
 
 
-def accelerate_command(config_path: str | Path, num_processes: int, extra_args: list[str]) -> list[str]:
+def accelerate_command(config_path: str | Path, num_processes: int, extra_args: list[str],
+                       accelerate_config: str | Path | None = None) -> list[str]:
+    """The ``accelerate launch`` command line. Without ``accelerate_config``: one machine, ``num_processes``
+    GPUs (``--multi_gpu``). With it: the user's ``accelerate config`` file (multi-node, FSDP, DeepSpeed, ...)
+    decides the topology; ``num_processes`` > 1 still overrides its process count."""
+    if accelerate_config is None:
+        topology = ["--multi_gpu", "--num_processes", str(num_processes)]
+    else:
+        topology = ["--config_file", str(accelerate_config)]
+        topology += ["--num_processes", str(num_processes)] if num_processes > 1 else []
     return [
-        sys.executable, "-m", "accelerate.commands.launch",
+        sys.executable, "-m", "accelerate.commands.launch", *topology,
         # Autocast is set per model part by the trainer (train.vision_autocast, train.llm_autocast).
-        "--multi_gpu", "--num_processes", str(num_processes), "--mixed_precision", "no",
+        "--mixed_precision", "no",
         str(TRAIN_WORKER), str(config_path), *extra_args,
     ]
+
+
+def accelerate_config_processes(path: str | Path) -> int:
+    """``num_processes`` of an accelerate config file (YAML or JSON), checked to be readable."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--accelerate-config {path}: no such file (write one with `accelerate config`)")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"--accelerate-config {path}: not valid YAML or JSON: {e}") from e
+    if not isinstance(values, dict):
+        raise ValueError(f"--accelerate-config {path}: expected a mapping of accelerate settings")
+    processes = values.get("num_processes", 1)
+    if not isinstance(processes, int) or processes < 1:
+        raise ValueError(f"--accelerate-config {path}: num_processes must be a positive integer, got {processes!r}")
+    return processes
 
 
 def launch_training(
@@ -38,16 +66,21 @@ def launch_training(
     output_dir: str | None = None,
     max_steps: int | None = None,
     stop_after: int | None = None,
+    accelerate_config: str | Path | None = None,
 ) -> dict:
-    """Train (or resume) and return a JSON-able summary: step, checkpoint, last losses."""
+    """Train (or resume) and return a JSON-able summary: step, checkpoint, last losses. ``accelerate_config``:
+    an ``accelerate config`` file; the run is launched with it (``accelerate_command``)."""
     overrides = cli_overrides(manifest, output_dir, max_steps)
     cfg = load_config(config_path, overrides)
     # Fail here, before any process starts, on what the trainer would refuse.
     require_source(cfg.model.blip2, "model.blip2")
     require_source(cfg.model.llm, "model.llm")
-    accumulation_steps(cfg.train, num_processes)
+    world = num_processes
+    if accelerate_config is not None and num_processes <= 1:
+        world = accelerate_config_processes(accelerate_config)
+    accumulation_steps(cfg.train, world)
     check_init_from(cfg.train.init_from)
-    if num_processes <= 1:
+    if num_processes <= 1 and accelerate_config is None:
         result = train(cfg, stop_after=stop_after)
         return {
             "step": result.step,
@@ -65,7 +98,7 @@ def launch_training(
         extra += ["--max-steps", str(max_steps)]
     if stop_after:
         extra += ["--stop-after", str(stop_after)]
-    subprocess.run(accelerate_command(config_path, num_processes, extra), check=True)
+    subprocess.run(accelerate_command(config_path, num_processes, extra, accelerate_config), check=True)
     return summarise_run(Path(cfg.train.output_dir), list_checkpoints(cfg.train.output_dir))
 
 

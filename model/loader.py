@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from model.data import Example, ImageAugment, TrainingData, is_held_out, iter_rows, load_image, row_to_example
+from model.data import Example, ImageAugment, TrainingData, is_held_out, iter_rows, load_row_image, row_to_example
 from model.stream import ShardVerifier, interleave_rows
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,9 @@ class ExampleStream(IterableDataset):
         wanted_val = not s.train
         rows = iter_rows(paths)
         if s.train and s.interleave:  # one language per shard: mix them before the buffer (model/stream.py)
-            rows = interleave_rows(paths, random.Random(f"{s.seed}:{epoch}:interleave"))
+            counts = {f.path: f.rows for f in self.data.files}  # the manifest's; a tar has no footer to read
+            rows = interleave_rows(paths, random.Random(f"{s.seed}:{epoch}:interleave"),
+                                   counts=[counts[p] for p in paths])
         for index, row in enumerate(rows):
             if index % shards != shard:
                 continue
@@ -251,7 +253,7 @@ class ExampleStream(IterableDataset):
         for row in rows:
             example = row_to_example(row, self.data.image_roots, s.english_answer_prob, s.target_separator)
             try:
-                image = load_image(example.image_path)
+                image = load_row_image(row, example)  # its own bytes (webdataset, embedded), else its file
             except (OSError, ValueError) as err:
                 # Counted, logged and reported in the metrics: a corrupt image must not end a long run.
                 unreadable += 1

@@ -43,17 +43,19 @@ def shard_rows(path: Path) -> int:
 
 
 def interleave_rows(paths: Sequence[Path], rng: random.Random, read=None,
-                    batch_rows: int = INTERLEAVE_BATCH_ROWS) -> Iterator[dict[str, Any]]:
+                    batch_rows: int = INTERLEAVE_BATCH_ROWS, counts: Sequence[int] | None = None,
+                    ) -> Iterator[dict[str, Any]]:
     """Rows of all ``paths``, interleaved at random in proportion to the rows each has left.
 
     ``read(path, batch_rows)`` yields a file's rows (default: ``model.data.iter_rows`` of that file).
+    ``counts``: each file's rows (the manifest's); default: each Parquet file's footer.
     """
     if read is None:
         def read(path, rows):
             return iter_rows([path], rows)
 
     paths = list(paths)
-    remaining = [shard_rows(p) for p in paths]
+    remaining = list(counts) if counts is not None else [shard_rows(p) for p in paths]
     iterators = [read(p, batch_rows) for p in paths]
     while True:
         live = [i for i, n in enumerate(remaining) if n > 0]
@@ -63,7 +65,7 @@ def interleave_rows(paths: Sequence[Path], rng: random.Random, read=None,
         pick = live[bisect.bisect_right(cumulative, rng.randrange(cumulative[-1]))]
         row = next(iterators[pick], None)
         if row is None:  # the footer promised more rows than the file yields
-            raise ValueError(f"{paths[pick]}: fewer rows than its Parquet metadata says; is the shard truncated?")
+            raise ValueError(f"{paths[pick]}: fewer rows than its metadata says; is the shard truncated?")
         remaining[pick] -= 1
         yield row
 

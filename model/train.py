@@ -82,6 +82,7 @@ from model.evaluate.validation import BenchmarkValidator, make_validator, valida
 from model.loader import StreamSettings, TokenSpec, make_loader
 from model.stream import ShardVerifier, dataset_identity
 from model.task_loss import TaskLossMeter
+from model.trackers import check_installed, log_metrics, run_name, start_trackers, tracker_project
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,10 @@ def setup_run(cfg: TrainConfig) -> Run:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    accelerator = Accelerator(mixed_precision="no")  # autocast per model part, see enable_autocast
+    check_installed(cfg.train.log_with)
+    # autocast per model part, see enable_autocast; trackers: model/trackers.py
+    accelerator = Accelerator(mixed_precision="no", log_with=list(cfg.train.log_with) or None,
+                              project_config=tracker_project(cfg.train.output_dir))
     world = accelerator.num_processes
     run = Run(accelerator, accelerator.device, world, accelerator.process_index,
               accumulation_steps(cfg.train, world), Path(cfg.train.output_dir))
@@ -182,6 +186,8 @@ def setup_run(cfg: TrainConfig) -> Run:
         run.output_dir.mkdir(parents=True, exist_ok=True)
         (run.output_dir / CONFIG_FILE).write_text(config_to_yaml(cfg))
         log.info("%s", describe_batch(cfg.train, world))
+    start_trackers(accelerator, cfg.train.log_with, run.output_dir, run_name(cfg.train.output_dir, cfg.train.run_name),
+                   cfg.model_dump(mode="json"))
     return run
 
 
@@ -509,6 +515,7 @@ def train_loop(cfg: TrainConfig, run: Run, t: Training, start: int, steps: int, 
                     result.checkpoint = checkpoint
     result.counts = t.position.counts
     run.accelerator.wait_for_everyone()
+    run.accelerator.end_training()  # closes the trackers' files and runs
     return result
 
 
@@ -594,7 +601,8 @@ def validate_on_benchmarks(cfg: TrainConfig, run: Run, t: Training, done: int) -
     position = t.position.snapshot(run)
     if t.validator is not None:
         unwrapped = run.accelerator.unwrap_model(t.model)
-        t.validator.run(unwrapped, done, lambda: _save(cfg, run, t, done, unwrapped, position))
+        record = t.validator.run(unwrapped, done, lambda: _save(cfg, run, t, done, unwrapped, position))
+        log_metrics(run.accelerator, record)
         set_train_mode(t.model)
     run.accelerator.wait_for_everyone()
 
@@ -617,6 +625,7 @@ def _append_metrics(run: Run, record: dict) -> None:
     if run.is_main:
         with (run.output_dir / "metrics.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+    log_metrics(run.accelerator, record)  # to the trackers of train.log_with, if any
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from pipeline.mix import thresholds_from_chunks
 from pipeline.nllb.convert import read_model_metadata
 from pipeline.nllb.shipped import shipped_model_dir
 from pipeline.output_dir import RESOLVED_CONFIG, check_output_dir, output_lock
+from pipeline.outputs.remote import publish_remote
 from pipeline.outputs.shards import ShardLayout
 from pipeline.outputs.write import write_outputs
 from pipeline.recipe import recipe_metadata
@@ -39,11 +40,13 @@ log = logging.getLogger(__name__)
 
 
 def write_stage(out_dir: str, processed: list[str], quarantine: list[str], record: RunRecord, *,
-                ingest_counts: dict, layout: ShardLayout, fan_out: int, resolved_config: str | None = None) -> dict:
+                ingest_counts: dict, layout: ShardLayout, fan_out: int, resolved_config: str | None = None,
+                embed_images: bool = False) -> dict:
     """The write stage: every output built in the staging folder, then only the files that changed moved in
-    (``pipeline.outputs.write.write_outputs``); ``resolved_config`` is published as ``config.resolved.yaml``."""
+    (``pipeline.outputs.write.write_outputs``); ``resolved_config`` is published as ``config.resolved.yaml``;
+    ``embed_images``: the kept shards carry their images (``output.images: embed``)."""
     return write_outputs(out_dir, processed, quarantine, record, ingest_counts=ingest_counts, layout=layout,
-                         fan_out=fan_out,
+                         fan_out=fan_out, embed_images=embed_images,
                          extra_files={RESOLVED_CONFIG: resolved_config} if resolved_config is not None else None)
 
 
@@ -141,16 +144,20 @@ def build_dataset(config: PipelineConfig, runner: Runner | None = None, force_so
 
     ``force_sources`` are re-read and fully reprocessed; ``force_languages`` have their rows recomputed
     in every chunk. Everything else is reused when its inputs and settings are unchanged. The output
-    folder is locked for the whole call (``pipeline.output_dir``).
+    folder is locked for the whole call (``pipeline.output_dir``). A URL output is built in its local
+    folder (``output.local``), then uploaded (``pipeline.outputs.remote.publish_remote``).
     """
     check_model_languages(config, resolve_model_dir(config.translation.model))  # before the folder is touched
-    with output_lock(check_output_dir(config.output.dir)):
-        return _build(config, runner or InlineRunner(), tuple(force_sources), tuple(force_languages), run_info)
+    with output_lock(check_output_dir(config.output.local)):
+        manifest = _build(config, runner or InlineRunner(), tuple(force_sources), tuple(force_languages), run_info)
+        if config.output.url:  # built locally; now upload what changed, the manifest last
+            publish_remote(config.output.local, config.output.url)
+        return manifest
 
 
 def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...], force_languages: tuple[str, ...],
            run_info: dict | None) -> dict:
-    out, work = Path(config.output.dir), config.work_dir
+    out, work = config.output.local, config.work_dir
     work.mkdir(parents=True, exist_ok=True)
     remove_temporaries(work)
     languages = tuple(lang.code for lang in config.languages())
@@ -207,6 +214,7 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
         "write", str(out), [p.out for p in plans], [str(p) for p in iter_quarantine(work, counts)], record,
         ingest_counts=counts, layout=config.output.layout(),
         fan_out=len(languages) if config.assignment.mode == "all" else 1, resolved_config=resolved_config_text(config),
+        embed_images=config.output.images == "embed",
     ).result()
     log.info("wrote %s: %s", out, manifest["totals"])
     return manifest

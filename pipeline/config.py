@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from dataclasses import fields
 from pathlib import Path
 from typing import Literal
@@ -25,6 +27,7 @@ from pipeline.frozen import Frozen
 from pipeline.ingest.checks import InputChecks
 from pipeline.ingest.registry import PATH_FIELDS, SourceConfig, drop_legacy_fields
 from pipeline.ingest.web_capfilt import WebCapfiltSource
+from pipeline.io import is_url
 from pipeline.languages import SOURCE_NLLB, resolve_languages
 from pipeline.nllb.engine import EngineSettings, model_languages
 from pipeline.output_dir import WORK_DIR
@@ -162,16 +165,44 @@ class MixConfig(Frozen):
 
 
 class OutputConfig(Frozen):
-    dir: Path = Path("out")
+    # The output folder, or any fsspec URL (s3://bucket/prefix, gs://..., hf://datasets/...): then the run
+    # builds the output in `local_dir` (locks, renames and the work folder need a real filesystem) and
+    # uploads the files whose sha256 changed, the manifest last (pipeline/outputs/remote.py).
+    dir: Path | str = Path("out")
+    # Local folder a URL output is built in (its _work/ stays there); None = $XDG_CACHE_HOME/mblip/outputs/
+    # (~/.cache/...) under a name made from the URL. Ignored for a local `dir`.
+    local_dir: Path | None = None
     shard_rows: int = Field(100_000, gt=0)  # rows per Parquet shard
     # Target in-memory (uncompressed Arrow) bytes per shard, turned into rows from the mean row size;
     # zstd files come out several times smaller. Smaller shards = finer resume, more files. 0 = off.
     shard_bytes: int = Field(0, ge=0)
     row_group_rows: int = Field(10_000, gt=0)  # Parquet row-group size (read granularity)
     pretty_name: str | None = None  # dataset card title; None = a generic name
+    # paths: rows name their image (image_path under the source's image root), as mBLIP. embed: the kept
+    # shards also carry each row's image bytes as a `datasets.Image` column (pipeline/outputs/images.py), so
+    # the output folder is self-contained; each distinct image is stored once per row group (set
+    # row_group_rows = shard_rows for once per shard), and shards grow by their images (keep shard_rows low).
+    images: Literal["paths", "embed"] = "paths"
 
     def layout(self) -> ShardLayout:
         return ShardLayout(self.shard_rows, self.shard_bytes, self.row_group_rows)
+
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _dir_path_or_url(cls, value):
+        return value if is_url(value) else Path(value)
+
+    @property
+    def url(self) -> str | None:
+        """The remote output's URL, or None for a local output."""
+        return str(self.dir) if is_url(self.dir) else None
+
+    @property
+    def local(self) -> Path:
+        """The folder the run writes: ``dir`` itself, or for a URL output its local build folder."""
+        if self.url is None:
+            return Path(self.dir)
+        return Path(self.local_dir) if self.local_dir else default_local_dir(self.url)
 
 
 class RunConfig(Frozen):
@@ -231,12 +262,15 @@ class PipelineConfig(Frozen):
     @property
     def work_dir(self) -> Path:
         """The run's work folder (ingested chunks, processed chunks, caches) inside the output folder."""
-        return Path(self.output.dir) / WORK_DIR
+        return self.output.local / WORK_DIR
 
     def config_hash(self) -> str:
         """Digest of every setting, defaults filled in; sources laid out as they always were hashed
         (``SourceBase.legacy_values``), so the same YAML keeps its hash."""
         data = {**self.model_dump(mode="json"), "sources": [s.legacy_values() for s in self.sources]}
+        for key, unset in (("local_dir", None), ("images", "paths")):  # added later: unset, the hash is as before
+            if data["output"][key] == unset:
+                del data["output"][key]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def web_image_urls(self) -> list[str]:
@@ -251,7 +285,7 @@ def _resolve_path_value(value, base: Path):
         return [_resolve_path_value(v, base) for v in value]
     if isinstance(value, dict):
         return {k: _resolve_path_value(v, base) for k, v in value.items()}
-    if isinstance(value, (str, Path)) and not Path(value).is_absolute():
+    if isinstance(value, (str, Path)) and not is_url(value) and not Path(value).is_absolute():
         return str((base / value).resolve())
     return value
 
@@ -278,6 +312,14 @@ def check_model_languages(config: PipelineConfig, model_dir: str | Path) -> None
     )
 
 
+def default_local_dir(url: str) -> Path:
+    """Where a URL output is built when ``output.local_dir`` is not set: one folder per URL under the
+    user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``), named after the URL and a digest of it."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", url.split("://", 1)[-1]).strip("_")[-60:]
+    return cache / "mblip" / "outputs" / f"{slug}-{hashlib.sha256(url.encode()).hexdigest()[:10]}"
+
+
 def _resolve_paths(data: dict, base: Path) -> dict:
     for source in data.get("sources", []) or []:
         for key in PATH_FIELDS:
@@ -290,8 +332,10 @@ def _resolve_paths(data: dict, base: Path) -> dict:
     if tr.get("cache_dir") and not Path(tr["cache_dir"]).is_absolute():
         tr["cache_dir"] = str((base / tr["cache_dir"]).resolve())
     out = data.get("output") or {}
-    if out.get("dir") and not Path(out["dir"]).is_absolute():
+    if out.get("dir") and not is_url(out["dir"]) and not Path(out["dir"]).is_absolute():
         out["dir"] = str((base / out["dir"]).resolve())
+    if out.get("local_dir") and not Path(out["local_dir"]).is_absolute():
+        out["local_dir"] = str((base / out["local_dir"]).resolve())
     return data
 
 
@@ -317,8 +361,10 @@ def load_config(path: str | Path, overrides: dict | None = None) -> PipelineConf
 
 
 def with_output_dir(config: PipelineConfig, out_dir: str | Path) -> PipelineConfig:
-    """``config`` writing into ``out_dir`` instead (e.g. ``--out``), resolved against the working directory."""
-    return config.model_copy(update={"output": config.output.model_copy(update={"dir": Path(out_dir).resolve()})})
+    """``config`` writing into ``out_dir`` instead (e.g. ``--out``, a folder resolved against the working
+    directory, or a URL)."""
+    target = str(out_dir) if is_url(str(out_dir)) else Path(out_dir).resolve()
+    return config.model_copy(update={"output": config.output.model_copy(update={"dir": target})})
 
 
 def resolved_config_text(config: PipelineConfig) -> str:

@@ -111,3 +111,42 @@ def outside_output(out_dir: Path, rel: str) -> str | None:
     if target != root and root not in target.parents:
         return f"path {rel!r} resolves outside the output folder ({target})"
     return None
+
+
+# -- fsspec locations ---------------------------------------------------------------------------------
+# A source file, an image root or an output may be any fsspec URL (``s3://``, ``gs://``, ``hf://``,
+# ``https://``...): the protocol's package (s3fs, gcsfs, huggingface_hub) must be installed, and its
+# credentials come from where that package looks for them (``AWS_*`` variables, ``~/.aws``, ``HF_TOKEN``).
+
+
+def is_url(location: object) -> bool:
+    """True for ``protocol://...`` (any fsspec protocol but ``file``); False for a local path."""
+    if not isinstance(location, str) or "://" not in location:
+        return False
+    return location.split("://", 1)[0].lower() not in ("", "file", "local")
+
+
+def url_filesystem(url: str):
+    """``(filesystem, path)`` of a URL, through fsspec (the protocol's package must be installed)."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url)
+    except ImportError as e:  # e.g. s3fs missing for s3://
+        raise ImportError(f"{url}: this protocol needs a package fsspec names: {e}") from e
+
+
+def join_location(root: str | Path, rel: str) -> str | Path:
+    """``root / rel`` for a local folder, ``root.rstrip('/') + '/' + rel`` for a URL."""
+    if is_url(root):
+        return f"{str(root).rstrip('/')}/{rel.lstrip('/')}"
+    return Path(root) / rel
+
+
+def open_location(location: str | Path, mode: str = "rb"):
+    """A file object for a local path or any fsspec URL (what ijson, PIL, polars and pyarrow read)."""
+    if is_url(location):
+        import fsspec
+
+        return fsspec.open(str(location), mode).open()
+    return open(location, mode)

@@ -170,3 +170,65 @@ def make_config(tiny_dirs, demo_output, tmp_path):
         return load_config(TINY_CONFIG, overrides)
 
     return make
+
+
+# A real S3-protocol server on 127.0.0.1 (moto's standalone server, as s3fs's own tests use), for the
+# fsspec URL tests: sources, outputs, verify and the trainer's webdataset shards at s3:// URLs.
+
+class S3Server:
+    """The running server: ``fs`` (an s3fs filesystem on it), ``bucket()`` (a fresh bucket) and the
+    requests it served, counted by method from its own request log (``requests("PUT")``)."""
+
+    def __init__(self, endpoint: str):
+        import logging
+
+        self.endpoint = endpoint
+        self.log: list[str] = []
+        self._buckets = 0
+        server = self
+
+        class _Requests(logging.Handler):
+            def emit(self, record):
+                server.log.append(record.getMessage())
+
+        logging.getLogger("werkzeug").addHandler(_Requests())
+        logging.getLogger("werkzeug").setLevel(logging.INFO)
+
+    @property
+    def fs(self):
+        import s3fs
+
+        return s3fs.S3FileSystem(client_kwargs={"endpoint_url": self.endpoint}, skip_instance_cache=True)
+
+    def bucket(self) -> str:
+        self._buckets += 1
+        name = f"bucket-{self._buckets}"
+        self.fs.mkdir(name)
+        return name
+
+    def requests(self, method: str, bucket: str) -> int:
+        """Requests of ``method`` on ``bucket``'s objects since the log was last cleared."""
+        return sum(f'"{method} /{bucket}/' in line for line in self.log)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=True)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": endpoint}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # s3fs (botocore) takes the endpoint and credentials from here: URLs just work
+    try:
+        yield S3Server(endpoint)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()

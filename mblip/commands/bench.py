@@ -6,12 +6,18 @@ import argparse
 
 from flows.bench.flow import main as bench_flow
 from flows.bench.memory import main as bench_memory
+from model.bench_loader import bench_loader
+from model.bench_loader import print_report as print_loader_report
 from pipeline.bench import translate as bench
 from pipeline.bench.filter import bench_filter, print_report
 from pipeline.bench.web import run
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.what == "loader":
+        print_loader_report(bench_loader(images=args.images, batches=args.batches, workers=args.workers,
+                                         work=args.work))
+        return 0
     if args.what == "web":
         run(tuple(int(x) for x in args.sizes.split(",")), match_pool=args.match_pool, work=args.work)
         return 0

@@ -6,11 +6,14 @@ import argparse
 from pathlib import Path
 
 from flows.demo import run_demo
-from flows.generate import run_generate
+from flows.generate import run_config, run_generate
 from flows.regenerate import run_regenerate
 from pipeline.config import load_config
 from pipeline.export import export_dataset, prompt_source
+from pipeline.export_webdataset import export_webdataset
+from pipeline.io import is_url
 from pipeline.languages import load_languages
+from pipeline.outputs.remote import verify_remote
 from pipeline.summary import print_summary
 from pipeline.verify import format_report, verify_output
 
@@ -26,7 +29,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # parsed once: the flow gets these settings
     manifest = run_generate(config, out_dir=str(args.out) if args.out else None, show_progress=True,
                             dask_address=args.dask_address, workers=args.workers)
-    print_summary(Path(args.out) if args.out else Path(config.output.dir), manifest)
+    print_summary(run_config(config, args.out).output.local, manifest)
     return 0
 
 
@@ -44,15 +47,22 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    report = verify_output(args.out)
+    report = verify_remote(args.out) if is_url(args.out) else verify_output(args.out)
     print(format_report(report))
     return 0 if report.ok else 1
 
 
 def cmd_export_dataset(args: argparse.Namespace) -> int:
-    result = export_dataset(args.out, args.dest, formats=tuple(args.format), languages=tuple(args.languages),
-                            prompts=prompt_source(args.prompts), english_answer_prob=args.english_answer_prob)
-    for f in result["files"]:
+    formats = tuple(f for f in args.format if f != "webdataset")
+    files = []
+    if formats:
+        files += export_dataset(args.out, args.dest, formats=formats, languages=tuple(args.languages),
+                                prompts=prompt_source(args.prompts),
+                                english_answer_prob=args.english_answer_prob)["files"]
+    if "webdataset" in args.format:
+        shards = export_webdataset(args.out, args.dest, tuple(args.languages), args.shard_rows)["files"]
+        files += [{"format": "wds", **f, "path": f"webdataset/{f['path']}"} for f in shards]
+    for f in files:
         print(f"{f['format']:<8} {f['lang']:<5} {f['rows']:>9} rows  {f['path']}")
     return 0
 

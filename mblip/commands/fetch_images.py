@@ -18,8 +18,8 @@ def config_image_urls(config_path: Path) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    source = Path(args.source)
-    urls = config_image_urls(source) if source.suffix.lower() in (".yaml", ".yml") else read_url_list(source)
+    config = args.source.lower().endswith((".yaml", ".yml"))
+    urls = config_image_urls(Path(args.source)) if config else read_url_list(args.source)  # a list may be a URL
     settings = FetchSettings(timeout_s=args.timeout, retries=args.retries, processes=args.processes,
                              threads=args.threads, distributor=args.distributor, retry_failed=args.retry_failed)
     report = fetch_images(urls, args.out, settings)

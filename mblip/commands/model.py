@@ -8,19 +8,23 @@ from model.build import build_meta_model, count_parameters, format_parameter_tab
 from model.config import describe_batch, load_config
 from model.export import export_checkpoint
 from model.infer import ask, caption, generation_settings
+from model.model_card import read_eval_results
 from model.launch import launch_training
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     import json
 
-    summary = launch_training(args.config, args.gpus, args.manifest, args.output_dir, args.max_steps, args.stop_after)
+    summary = launch_training(args.config, args.gpus, args.manifest, args.output_dir, args.max_steps, args.stop_after,
+                              accelerate_config=args.accelerate_config)
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    print(export_checkpoint(args.checkpoint, args.out, dtype=args.dtype, device=args.device))
+    print(export_checkpoint(args.checkpoint, args.out, dtype=args.dtype, device=args.device,
+                            eval_results=read_eval_results(args.eval), license=args.license, datasets=args.datasets,
+                            name=args.name))
     return 0
 
 

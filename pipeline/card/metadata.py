@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import polars as pl
 import yaml
 
 import data_cards
 from pipeline.languages import SOURCE_LANGUAGE, get_language
 from pipeline.run_record import RunRecord
+from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA
 
 CARDS_DIR = Path(data_cards.__file__).resolve().parent  # package data: a non-editable install has them
 CARD_FILE = "README.md"
@@ -73,6 +75,9 @@ LANGUAGE_CREATORS = frozenset({"found", "crowdsourced", "expert-generated", "mac
 REQUIRED_METADATA = ("pretty_name", "language", "language_details", "license", "task_categories", "size_categories",
                      "multilinguality", "source_datasets", "annotations_creators", "configs")
 
+# polars type -> the ``datasets`` dtype of the Arrow type polars writes to Parquet
+POLARS_TO_FEATURE = {pl.String: "large_string", pl.Float64: "float64", pl.Float32: "float32", pl.Int64: "int64",
+                     pl.Int32: "int32", pl.Boolean: "bool", pl.Binary: "large_binary"}
 TASK_CATEGORY = {"caption": "image-to-text", "vqa": "visual-question-answering", "vqg": "image-text-to-text",
                  "aokvqa": "visual-question-answering", "llava": "image-text-to-text",
                  "imagenet": "image-classification", "instruct": "image-text-to-text"}
@@ -152,7 +157,29 @@ def build_configs(files: list[dict]) -> list[dict]:
     return configs
 
 
-def build_metadata(stats: dict, files: list[dict], record: RunRecord, cards: dict[str, dict]) -> dict:
+def feature_yaml(name: str, dtype: pl.DataType) -> dict:
+    """One ``dataset_info.features`` entry, as ``datasets`` writes it for the Arrow type polars stores
+    (``Features.from_arrow_schema(...)._to_yaml_list()``): strings are ``large_string``, lists ``large_list``."""
+    if isinstance(dtype, pl.List):
+        return {"name": name, "large_list": feature_yaml("", dtype.inner)["dtype"]}
+    return {"name": name, "dtype": POLARS_TO_FEATURE[dtype.base_type()]}
+
+
+def dataset_features(schema: dict[str, pl.DataType], images: bool = False) -> list[dict]:
+    """The features of shards with ``schema`` (plus the ``datasets.Image`` column when ``images``)."""
+    return [feature_yaml(n, t) for n, t in schema.items()] + ([{"name": "image", "dtype": "image"}] if images else [])
+
+
+def build_dataset_info(configs: list[dict], images: bool = False) -> list[dict]:
+    """``dataset_info`` for each config: the row schema (kept rows with their images when embedded,
+    rejects without), the quarantine schema for ``quarantine``."""
+    kept = dataset_features(ROW_SCHEMA, images)
+    by_config = {"rejects": dataset_features(ROW_SCHEMA), "quarantine": dataset_features(QUARANTINE_SCHEMA)}
+    return [{"config_name": c["config_name"], "features": by_config.get(c["config_name"], kept)} for c in configs]
+
+
+def build_metadata(stats: dict, files: list[dict], record: RunRecord, cards: dict[str, dict],
+                   images: bool = False) -> dict:
     langs = list(stats.get("languages", {}))
     tasks = sorted({c["task"] for c in cards.values()})
     iso = [iso639(SOURCE_LANGUAGE)] + sorted({iso639(c) for c in langs} - {iso639(SOURCE_LANGUAGE)})
@@ -171,6 +198,7 @@ def build_metadata(stats: dict, files: list[dict], record: RunRecord, cards: dic
         "tags": ["mblip", "machine-translated", "nllb", "image-captioning", "vqa", "multilingual"],
         "configs": build_configs(files),
     }
+    meta["dataset_info"] = build_dataset_info(meta["configs"], images)
     return meta
 
 

@@ -13,11 +13,12 @@ from pipeline.run_record import RunRecord
 
 
 def render_card(stats: dict, files: list[dict], record: RunRecord, plots: list[str] = (),
-                cards_dir: str | Path | None = None) -> str:
-    """README.md text: YAML metadata (validated) and the body."""
+                cards_dir: str | Path | None = None, images: bool = False) -> str:
+    """README.md text: YAML metadata (validated) and the body. ``images``: the kept shards carry an
+    ``image`` column (``output.images: embed``), declared in the features."""
     types = source_types(stats, record)
     cards = {t: load_source_card(t, cards_dir) for t in sorted(set(types.values()))}
-    meta = build_metadata(stats, files, record, cards)
+    meta = build_metadata(stats, files, record, cards, images=images)
     errors = validate_metadata(meta)
     if errors:
         raise ValueError("generated card metadata breaks the Hub rules: " + "; ".join(errors))
@@ -26,9 +27,9 @@ def render_card(stats: dict, files: list[dict], record: RunRecord, plots: list[s
 
 
 def render_card_files(stats: dict, files: list[dict], record: RunRecord, cards_dir: str | Path | None = None,
-                      plots: bool = True) -> dict[str, str | bytes]:
+                      plots: bool = True, images: bool = False) -> dict[str, str | bytes]:
     """Relative path -> content for the card and its plots."""
     figures = render_plots(stats, record.settings.get("filter")) if plots else {}
     out: dict[str, str | bytes] = dict(figures)
-    out[CARD_FILE] = render_card(stats, files, record, list(figures), cards_dir)
+    out[CARD_FILE] = render_card(stats, files, record, list(figures), cards_dir, images=images)
     return out

@@ -20,9 +20,10 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import polars as pl
 
@@ -30,7 +31,7 @@ from pipeline.images.table import (
     FETCH_STATS, STATUS_FAILED, STATUS_SUCCESS, TABLE, TABLE_SCHEMA, classify_error, read_table,
 )
 from pipeline.ingest.web_capfilt import CapfiltRecords
-from pipeline.io import write_json_atomic, write_parquet_atomic
+from pipeline.io import is_url, url_filesystem, write_json_atomic, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,14 @@ class FetchReport:
 
 def read_url_list(path: str | Path) -> list[str]:
     """URLs of a ``.txt`` (one per line), ``.parquet``/``.csv`` (a ``url`` column) or CapFilt ``.json`` list."""
+    if is_url(str(path)):  # an fsspec URL: read through a local copy (one download)
+        with tempfile.TemporaryDirectory(prefix="mblip-url-list-") as tmp:
+            local = Path(tmp) / PurePosixPath(str(path)).name
+            fs, remote = url_filesystem(str(path))
+            if not fs.isfile(remote):
+                raise FileNotFoundError(f"{path}: URL list not found")
+            fs.get_file(remote, str(local))
+            return read_url_list(local)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: URL list not found")

@@ -12,8 +12,12 @@ Each config opens its own reader (``open_reader``) and says what identifies the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
+
+from pydantic import field_serializer, field_validator
 
 from pipeline.frozen import Frozen
+from pipeline.io import is_url
 
 # Until each source type had its own config class, one class held the fields of every type, and a
 # source's config hash and ingest identity were computed over all of them. These are those fields, each
@@ -31,6 +35,10 @@ LEGACY_FIELDS: dict = {
 }
 
 
+# The file and folder fields of the source types (``registry.PATH_FIELDS``, checked by a test): each may be a URL.
+URL_FIELDS = ("annotations", "classes", "images", "labels", "path", "questions", "synsets")
+
+
 class SourceBase(Frozen):
     """One English source in its published format (the fields every type has)."""
 
@@ -42,6 +50,18 @@ class SourceBase(Frozen):
     # Rows whose image file is missing under `images` are quarantined (image_missing). false: skip the
     # check, for images fetched after ingest (then rerun with `mblip regenerate --sources NAME`).
     check_images: bool = True
+
+    # A file or folder field may hold any fsspec URL instead (``s3://bucket/captions.json``): kept as the
+    # string (``Path`` would turn ``s3://b`` into ``s3:/b``); the ingest stage reads such files through a
+    # local copy (``pipeline.ingest.remote``). ``URL_FIELDS`` names every ``Path`` field of every type.
+    @field_validator(*URL_FIELDS, mode="wrap", check_fields=False)
+    @classmethod
+    def _keep_urls(cls, value, handler, info):
+        return value if is_url(value) else handler(value)
+
+    @field_serializer(*URL_FIELDS, mode="wrap", check_fields=False)
+    def _dump_urls(self, value, handler, info):
+        return value if is_url(value) else handler(value)
 
     @property
     def source_name(self) -> str:
@@ -78,3 +98,9 @@ class SourceBase(Frozen):
     def legacy_values(self) -> dict:
         """This source's values (JSON) laid out over ``LEGACY_FIELDS``: what its config hash covers."""
         return {**LEGACY_FIELDS, **self.model_dump(mode="json")}
+
+
+def is_path_field(cls, name: str) -> bool:
+    """Whether field ``name`` of a source config class names a file or folder (``Path``, ``Path | None``)."""
+    field = cls.model_fields.get(name)
+    return field is not None and (field.annotation is Path or Path in get_args(field.annotation))

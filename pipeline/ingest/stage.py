@@ -15,7 +15,8 @@ from pipeline.ingest.checks import CheckedReader, InputChecks
 from pipeline.ingest.digests import FileDigests
 from pipeline.ingest.images import quarantine_missing_images
 from pipeline.ingest.registry import SourceConfig
-from pipeline.io import write_json_atomic, write_parquet_atomic
+from pipeline.ingest.remote import RemoteImageRoot, localize_source
+from pipeline.io import is_url, write_json_atomic, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def source_fingerprint(paths: dict, chunk_rows: int, cache: str | Path | None = 
 
 
 def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: str | None = None,
-                  image_root: str | Path | None = None) -> IngestResult:
+                  image_root: str | Path | RemoteImageRoot | None = None) -> IngestResult:
     """Stream a source into English row chunks plus quarantine chunks; skipped when already done.
 
     With ``image_root``, rows whose image is not a file under it are quarantined (``image_missing``).
@@ -123,9 +124,11 @@ def ingest_stage(source: SourceConfig, work_dir: str, chunk_rows: int, force: bo
     src_dir = Path(work_dir) / INGEST_DIR / source.source_name
     if force:
         (src_dir / INGEST_DONE).unlink(missing_ok=True)
+    source = localize_source(source, work_dir)  # URL source files: read through local copies
     image_root = source.image_root
     params = {**source.ingest_params(work_dir), "check_images_under": image_root or "",
               "input_checks": checks.model_dump(mode="json")}
     fingerprint = source_fingerprint(params, chunk_rows, cache=src_dir / FILE_DIGESTS)
     reader = CheckedReader(source.open_reader(work_dir), checks)
-    return ingest_source(reader, work_dir, chunk_rows, fingerprint, image_root)
+    return ingest_source(reader, work_dir, chunk_rows, fingerprint,
+                         RemoteImageRoot(image_root) if is_url(image_root) else image_root)

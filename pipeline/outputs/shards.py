@@ -24,6 +24,7 @@ from pipeline.io import (
     PARQUET_COMPRESSION, link_or_copy, read_json, sha256_file, sink_parquet_atomic, write_json_atomic,
 )
 from pipeline.output_dir import WORK_DIR
+from pipeline.outputs.images import write_embedded_shard
 from pipeline.outputs.sort import SortedRows
 from pipeline.schema import SCHEMA_VERSION
 
@@ -60,11 +61,12 @@ class ShardLayout:
         return rows
 
 
-def inputs_fingerprint(paths: Iterable[str | Path], layout: ShardLayout) -> str:
-    """What the shards' bytes depend on: input contents, schema, layout and compression."""
+def inputs_fingerprint(paths: Iterable[str | Path], layout: ShardLayout, extra: dict | None = None) -> str:
+    """What the shards' bytes depend on: input contents, schema, layout and compression (and ``extra``, when
+    given: the embedded images' roots)."""
     h = hashlib.sha256()
-    h.update(json.dumps({"schema": SCHEMA_VERSION, "layout": asdict(layout), "compression": PARQUET_COMPRESSION},
-                        sort_keys=True).encode())
+    h.update(json.dumps({"schema": SCHEMA_VERSION, "layout": asdict(layout), "compression": PARQUET_COMPRESSION,
+                         **({"extra": extra} if extra else {})}, sort_keys=True).encode())
     for path in sorted(Path(p) for p in paths):
         h.update(f"{path.parent.name}/{path.name}\x1f{sha256_file(path)}\n".encode())
     return h.hexdigest()[:32]
@@ -108,8 +110,10 @@ class ShardGroups:
     files taken from a recorded group / files written.
     """
 
-    def __init__(self, out_dir: Path, staging: Path, fingerprint: str, layout: ShardLayout):
+    def __init__(self, out_dir: Path, staging: Path, fingerprint: str, layout: ShardLayout,
+                 embed_images: dict[str, str] | None = None):
         self.out_dir = out_dir
+        self.embed_images = embed_images  # source -> image root: kept shards carry their images (outputs/images.py)
         self.staging = staging
         self.fingerprint = fingerprint
         self.layout = layout
@@ -143,7 +147,11 @@ class ShardGroups:
         step = self.layout.rows_for(rows.height, rows.estimated_bytes)
         for i in range(-(-rows.height // step)):
             rel = f"{rel_dir}/{shard_name(i)}"
-            sink_parquet_atomic(rows.frame.slice(i * step, step), self.staging / rel, self.layout.row_group_rows)
+            if self.embed_images is not None and split == SPLIT_KEPT:
+                write_embedded_shard(rows.frame.slice(i * step, step), self.staging / rel, self.embed_images,
+                                     self.layout.row_group_rows)
+            else:
+                sink_parquet_atomic(rows.frame.slice(i * step, step), self.staging / rel, self.layout.row_group_rows)
             entries.append(file_entry(self.staging, rel, split, lang, min(step, rows.height - i * step)))
         self.written += len(entries)
         write_json_atomic({"inputs_fingerprint": self.fingerprint, "split": split, "lang": lang, "files": entries},

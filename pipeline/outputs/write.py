@@ -19,6 +19,7 @@ import polars as pl
 
 from pipeline.card.render import render_card_files
 from pipeline.output_dir import MANIFEST, WORK_DIR
+from pipeline.outputs.images import IMAGES_EMBED
 from pipeline.outputs.publish import STAGING_DIR, clear_staging, publish, stage_file, stage_manifest
 from pipeline.outputs.shards import (
     DATA_DIR, QUARANTINE_DIR, REJECTS_DIR, SPLIT_KEPT, SPLIT_QUARANTINE, SPLIT_REJECTED, ShardGroups, ShardLayout,
@@ -47,6 +48,7 @@ def write_outputs(
     sort_bucket_rows: int = SORT_BUCKET_ROWS,
     extra_files: Mapping[str, str | bytes] | None = None,
     on_group_done: Callable[[str, bool], None] | None = None,
+    embed_images: bool = False,
 ) -> dict:
     """Shard everything, check the row invariant, write stats.json, the card and (last) manifest.json
     into the output folder ``out_dir``, through its staging folder; returns the manifest.
@@ -59,14 +61,18 @@ def write_outputs(
     ``sort_bucket_rows``: rows sorted in memory at once (see ``SORT_BUCKET_ROWS``); the output does not
     depend on it. ``extra_files``: relative path -> content of files published with the outputs but not
     listed in the manifest (the resolved config). ``on_group_done(group, reused)``: called as each shard
-    group is complete in staging (and recorded), with whether it was reused.
+    group is complete in staging (and recorded), with whether it was reused. ``embed_images``: the kept
+    shards carry each row's image bytes (``output.images: embed``, see ``pipeline/outputs/images.py``), read
+    from ``record.image_roots``.
     """
     out_dir = Path(out_dir)
     staging = out_dir / STAGING_DIR
     staging.mkdir(parents=True, exist_ok=True)
     processed = sorted(str(p) for p in processed)
     quarantine = sorted(str(p) for p in quarantine)
-    groups = ShardGroups(out_dir, staging, inputs_fingerprint(processed + quarantine, layout), layout)
+    roots = dict(record.image_roots) if embed_images else None
+    fingerprint = inputs_fingerprint(processed + quarantine, layout, {"embed_images": roots} if roots else None)
+    groups = ShardGroups(out_dir, staging, fingerprint, layout, embed_images=roots)
     rows = pl.scan_parquet(processed) if processed else pl.LazyFrame(schema=ROW_SCHEMA)
     bad = pl.scan_parquet(quarantine) if quarantine else pl.LazyFrame(schema=QUARANTINE_SCHEMA)
     spill = LanguageSpill(processed, out_dir / SPILL_DIR, sort_bucket_rows)
@@ -94,7 +100,7 @@ def write_outputs(
     stats["output"] = summarise_files(groups.files)
     meta_files = [stage_file(staging, STATS, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")]
     if card:
-        for rel, content in render_card_files(stats, groups.files, record).items():
+        for rel, content in render_card_files(stats, groups.files, record, images=embed_images).items():
             meta_files.append(stage_file(staging, rel, content))
     for rel, content in (extra_files or {}).items():
         stage_file(staging, rel, content)
@@ -104,6 +110,7 @@ def write_outputs(
         **record.to_json(),
         "inputs_fingerprint": groups.fingerprint,
         "layout": asdict(layout),
+        **({"images": IMAGES_EMBED} if embed_images else {}),
         "totals": stats["totals"],
         "files": groups.files,
         "meta_files": meta_files,
