@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import os
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from model.data import DataFile, TrainingData, iter_rows
-from pipeline.io import sha256_file
+from pipeline.io import join_location, location_signature, sha256_file
 
 INTERLEAVE_BATCH_ROWS = 256  # rows read at a time per open shard: memory = shards x this
 
@@ -87,15 +86,16 @@ class ShardVerifier:
     """
 
     data: TrainingData
-    verified: dict[Path, tuple[int, int, int]] = field(default_factory=dict)  # path -> (size, mtime_ns, inode)
+    verified: dict[Path, tuple] = field(default_factory=dict)  # path -> location_signature when it was hashed
     entries: dict[Path, DataFile] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.entries = {f.path: f for f in self.data.files}
         unsigned = [str(f.path) for f in self.data.files if not f.sha256]
         if unsigned:
+            manifest = join_location(self.data.root, "manifest.json")
             raise ValueError(
-                f"{self.data.root / 'manifest.json'}: no sha256 for {len(unsigned)} kept shard(s) ({unsigned[0]}, "
+                f"{manifest}: no sha256 for {len(unsigned)} kept shard(s) ({unsigned[0]}, "
                 "...); the trainer checks every shard against the manifest, which a pipeline output always "
                 "records: point data.manifest at a finished `mblip generate` output"
             )
@@ -108,18 +108,18 @@ class ShardVerifier:
         """Raises ``ValueError`` naming the shard when it is missing or differs from its manifest entry."""
         entry = self.entries[path]
         try:
-            stat = os.stat(path)
+            signature = location_signature(path)
         except FileNotFoundError:
             raise ValueError(
-                f"{path}: shard listed in {self.data.root / 'manifest.json'} is missing; run `mblip verify "
-                f"{self.data.root}` and rerun the pipeline's command to rewrite it"
+                f"{path}: shard listed in {join_location(self.data.root, 'manifest.json')} is missing; run "
+                f"`mblip verify {self.data.root}` and rerun the pipeline's command to rewrite it"
             ) from None
-        signature = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
         if self.verified.get(path) == signature:
             return
-        digest = sha256_file(path) if entry.bytes in (None, stat.st_size) else None
+        size = signature[0]
+        digest = sha256_file(path) if entry.bytes in (None, size) else None
         if digest != entry.sha256:
-            found = f"sha256 {digest[:12]}…" if digest else f"{stat.st_size} bytes"
+            found = f"sha256 {digest[:12]}…" if digest else f"{size} bytes"
             recorded = f"sha256 {entry.sha256[:12]}…" if digest else f"{entry.bytes} bytes"
             raise ValueError(
                 f"{path}: {found} does not match the manifest's {recorded}; the shard changed after the pipeline "
@@ -129,11 +129,18 @@ class ShardVerifier:
         self.verified[path] = signature
 
 
+def _relative(path: str | Path, root: str | Path) -> str:
+    """``path`` within ``root`` as a POSIX string, for local paths and URLs alike."""
+    if isinstance(path, Path) and isinstance(root, Path):
+        return path.relative_to(root).as_posix()
+    return str(path)[len(str(root).rstrip("/")) + 1:]
+
+
 def dataset_identity(data: TrainingData) -> dict[str, Any]:
     """What a checkpoint records of its training data: a digest of the kept shards it streams (path within
     the output and sha256 of each), so a copied or moved output is the same dataset and a regenerated or
     other one is not."""
     h = hashlib.sha256()
-    for file in sorted(data.files, key=lambda f: f.path.relative_to(data.root).as_posix()):
-        h.update(f"{file.path.relative_to(data.root).as_posix()}\x1f{file.sha256}\n".encode())
+    for rel, sha256 in sorted((_relative(file.path, data.root), file.sha256) for file in data.files):
+        h.update(f"{rel}\x1f{sha256}\n".encode())
     return {"id": h.hexdigest(), "shards": len(data.files), "rows": data.rows, "manifest": str(data.root)}

@@ -31,7 +31,7 @@ WDS_SHARD_ROWS = 10_000
 # The row columns a sample's JSON holds: what the trainer reads from a kept shard (model/data.py ROW_COLUMNS
 # and OPTIONAL_COLUMNS; a test keeps them in step), plus the source file for provenance.
 WDS_COLUMNS = ("example_id", "task", "image_id", "image_path", "source", "source_file", "text_en", "answer_en", "lang",
-               "text_tgt", "answer_tgt", "prompt", "target")
+               "text_tgt", "answer_tgt", "answer_translated", "prompt", "target")
 READ_BATCH_ROWS = 1024
 
 

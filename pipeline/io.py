@@ -94,11 +94,23 @@ def link_or_copy(src: str | Path, dst: str | Path) -> None:
 
 
 def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
+    """The sha256 of a local file or of an object at an fsspec URL."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_location(path, "rb") if is_url(path) else open(path, "rb") as f:
         while chunk := f.read(block):
             h.update(chunk)
     return h.hexdigest()
+
+
+def location_signature(location: str | Path) -> tuple:
+    """What identifies a file's current version without reading it: (size, mtime in ns, inode) for a local
+    file, (size, ETag or modification time) for an object at a URL. Raises ``FileNotFoundError``."""
+    if not is_url(location):
+        stat = os.stat(location)
+        return stat.st_size, stat.st_mtime_ns, stat.st_ino
+    fs, path = url_filesystem(str(location))
+    info = fs.info(path)
+    return int(info.get("size") or 0), str(info.get("ETag") or info.get("LastModified") or info.get("mtime") or "")
 
 
 def outside_output(out_dir: Path, rel: str) -> str | None:

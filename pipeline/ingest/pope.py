@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pipeline.ingest.base import RecordError, SourceError
 from pipeline.ingest.coco_images import coco_id_from_name
+from pipeline.io import is_url
 
 POPE_GLOB = "coco_pope_*.json*"  # coco_pope_random.json, ... (.jsonl too)
 POPE_STATS = "pope"  # the reader statistics key (pipeline/card/readers.py renders it)
@@ -27,8 +28,14 @@ REASON_POPE_IMAGE = "pope_image"
 
 
 def as_path_list(value):
-    """A source's ``pope`` value as a list: one path may be given alone (``pope: data/pope``)."""
-    return [value] if isinstance(value, (str, Path)) else value
+    """A source's ``pope`` value as a list: one path may be given alone (``pope: data/pope``). POPE's files
+    are small and read once per run: they must be local (a URL is an error saying so)."""
+    values = [value] if isinstance(value, (str, Path)) else value
+    remote = [v for v in values or () if is_url(v)]
+    if remote:
+        raise ValueError(f"pope: {remote[0]} is a URL; POPE's annotation files must be local: copy them "
+                         "(`fsspec`, `aws s3 cp`, ...) and point pope at the copy")
+    return values
 
 
 def pope_files(paths: Iterable[str | Path]) -> list[Path]:

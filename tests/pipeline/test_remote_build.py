@@ -4,11 +4,12 @@ locally and uploaded; an unchanged rerun uploads nothing; ``mblip verify`` check
 
 import json
 
+import pytest
 import yaml
 
 from mblip.cli import main
 from pipeline.build import build_dataset
-from pipeline.config import load_config
+from pipeline.config import PipelineConfig, load_config
 from pipeline.demo.data import demo_paths
 
 
@@ -59,4 +60,8 @@ def test_every_file_field_of_every_source_type_may_be_a_url():
     from pipeline.ingest.registry import PATH_FIELDS
     from pipeline.ingest.source import URL_FIELDS
 
-    assert set(PATH_FIELDS) <= set(URL_FIELDS)
+    # POPE's annotation files (small, read once) must be local: a URL there is an error that says so
+    assert set(PATH_FIELDS) - {"pope"} <= set(URL_FIELDS)
+    with pytest.raises(ValueError, match="pope: s3://bucket/pope is a URL; POPE's annotation files must be local"):
+        PipelineConfig.model_validate({"sources": [{"type": "aokvqa", "path": "a.json", "images": ".",
+                                                    "pope": "s3://bucket/pope"}]})
