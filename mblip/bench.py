@@ -29,9 +29,16 @@ def add_parsers(sub) -> None:
     p.add_argument("--stage", action="store_true", help="whole translate stage on a VQAv2-like stream (dedup + cache)")
     p.add_argument("--vmap", action="store_true", help="engine with vs without the output-vocabulary map (use_vmap)")
     p.add_argument("--vmap-entries", type=int, default=24_000, help="vmap: always-candidate entries of the map")
-    p.add_argument("--shape", default="600m", choices=["600m", "1.3b", "tiny"],
-                   help="random-weight NLLB shape, built once (tiny: smoke test only)")
-    p.add_argument("--sentences", type=int, default=32, help="engine mode: caption-length inputs")
+    p.add_argument("--shape", default=None, choices=["600m", "1.3b", "tiny"],
+                   help="random-weight NLLB shape, built once (translate: default 600m; filter: time the model "
+                        "side at this shape instead of the quality run; tiny: smoke test only)")
+    p.add_argument("--sentences", type=int, default=2000,
+                   help="engine mode: distinct strings of one chunk (COCO/VQAv2 lengths); filter --shape: rows")
+    p.add_argument("--reference-sentences", type=int, default=96,
+                   help="engine mode: strings the HF reference is timed on (its cost per token does not grow "
+                        "with the chunk)")
+    p.add_argument("--batch-sizes", default="8,16,32,64", help="engine mode: HF generate batch sizes (best kept)")
+    p.add_argument("--max-batch-tokens", type=int, default=4096, help="engine mode: CT2 token budget per batch")
     p.add_argument("--tokens", type=int, default=24, help="engine mode: output tokens forced per input on both sides")
     p.add_argument("--rows", type=int, default=256, help="stage mode: VQA rows (question + answer)")
     p.add_argument("--languages", default="de,fr", help="stage mode: target languages")

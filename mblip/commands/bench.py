@@ -9,7 +9,7 @@ from flows.bench.memory import main as bench_memory
 from model.bench_loader import bench_loader
 from model.bench_loader import print_report as print_loader_report
 from pipeline.bench import translate as bench
-from pipeline.bench.filter import bench_filter, print_report
+from pipeline.bench.filter import bench_filter, bench_filter_cost, print_cost_report, print_report
 from pipeline.bench.web import run
 
 
@@ -23,6 +23,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if args.what in ("flow", "memory"):
         return _bench_orchestration(args)
+    if args.what == "filter" and args.shape:
+        print_cost_report(bench_filter_cost(args.shape, strings=args.sentences, device=args.device,
+                                            compute_type=args.compute_type, threads=args.threads or 0,
+                                            repeats=args.repeats, cache_dir=args.cache_dir))
+        return 0
     if args.what == "filter":
         print_report(bench_filter(args.model, args.data, tuple(args.langs.split(",")), args.limit, args.repeats,
                                   args.rules, args.device, args.compute_type, args.threads or 0))
@@ -33,11 +38,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         import ctranslate2
 
         device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-    common = dict(shape=args.shape, device=device, compute_type=args.compute_type, threads=args.threads,
+    common = dict(shape=args.shape or "600m", device=device, compute_type=args.compute_type, threads=args.threads,
                   batch_size=args.batch_size, cache_dir=args.cache_dir)
     if args.vmap:
-        full, vmap, entries = bench.bench_vmap(shape=args.shape, sentences=args.sentences, output_tokens=args.tokens,
-                                               vmap_entries=args.vmap_entries, device=device,
+        full, vmap, entries = bench.bench_vmap(shape=args.shape or "600m", sentences=args.sentences,
+                                               output_tokens=args.tokens, vmap_entries=args.vmap_entries, device=device,
                                                compute_type=args.compute_type, threads=args.threads,
                                                repeats=args.repeats, cache_dir=args.cache_dir)
         bench.print_vmap_report(full, vmap, entries)
@@ -46,9 +51,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         bench.print_stage_report(bench.bench_stage(rows=args.rows, languages=langs, reference_rows=args.reference_rows,
                                                    **common))
     else:
-        hf, ct2 = bench.bench_engine(sentences=args.sentences, output_tokens=args.tokens, repeats=args.repeats,
-                                     **common)
-        bench.print_engine_report(hf, ct2)
+        common.pop("batch_size")
+        batch_sizes = tuple(int(x) for x in args.batch_sizes.split(","))
+        bench.print_chunk_report(bench.bench_chunk(
+            strings=args.sentences, output_tokens=args.tokens, reference_sentences=args.reference_sentences,
+            batch_sizes=batch_sizes, max_batch_tokens=args.max_batch_tokens, repeats=args.repeats, **common))
     return 0
 
 

@@ -70,3 +70,35 @@ def vqa_stream(n: int, seed: int = 0, exponent: float = 1.1) -> list[tuple[str, 
         answers = ANSWERS_BY_PATTERN.get(pattern, OTHER_ANSWERS)
         out.append((question, rng.choice(answers)))
     return out
+
+
+def varied_caption(rng: random.Random) -> str:
+    """One caption of COCO-like length: 6 to 20 words, most of them 8 to 13 (COCO's mean is about 10.5)."""
+    a, o, v, p = rng.choice(ADJECTIVES), rng.choice(OBJECTS), rng.choice(VERBS), rng.choice(PLACES)
+    a2, o2 = rng.choice(ADJECTIVES), rng.choice(OBJECTS)
+    shape = rng.random()
+    if shape < 0.15:
+        return f"A {o} {v} {p}."
+    if shape < 0.55:
+        return f"A {a} {o} {v} {p}."
+    if shape < 0.85:
+        return f"A {a} {o} {v} {p} with a {a2} {o2}."
+    return f"A {a} {o} and a {a2} {o2} {v} {p} in the background."
+
+
+def chunk_strings(n: int = 2000, seed: int = 0, question_share: float = 0.35) -> list[str]:
+    """``n`` distinct English strings as one chunk's translation call sees them after deduplication: COCO-like
+    captions (``varied_caption``) and VQAv2-like questions (3 to 10 words), in a seeded order."""
+    rng = random.Random(seed)
+    questions = list(dict.fromkeys(q for q, _ in vqa_stream(20 * n, seed=seed)))
+    rng.shuffle(questions)
+    questions = questions[: int(n * question_share)]
+    seen, captions = set(questions), []
+    while len(captions) < n - len(questions):
+        caption = varied_caption(rng)
+        if caption not in seen:
+            seen.add(caption)
+            captions.append(caption)
+    out = captions + questions
+    rng.shuffle(out)
+    return out

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipeline.filters.evaluate import build_labelled_set, default_data_dir, format_report, read_multi30k, summarise
-from pipeline.filters.quality import REVERSE_SIGNALS, SIGNAL_SCHEMA, apply_quality_filter
-from pipeline.filters.rules import decide, load_rules
+from pipeline.bench.corpus import chunk_strings
+from pipeline.bench.models import DEFAULT_CACHE, ensure_ct2_model
+from pipeline.filters.quality import DEFAULT_REVERSE, REVERSE_SIGNALS, SIGNAL_SCHEMA, apply_quality_filter
+from pipeline.filters.rules import FilterRules, decide, load_rules
 from pipeline.languages import SOURCE_NLLB, get_language
 from pipeline.nllb.cache import TranslationCache
 from pipeline.nllb.engine import EngineSettings, NllbTranslator
@@ -35,6 +37,12 @@ from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
 from pipeline.translate import CachingTranslator, TranslationStats, translate_frame
 
 SIDES = {"decode": "back-translation + chrF++", "score": "reverse score"}
+# Every cheap check off and no model threshold that could stop scoring: each row gets every model signal.
+MODEL_SIGNALS_ONLY = {
+    **dict.fromkeys(("min_script_share", "max_copy_overlap", "max_repeat_run", "max_repeat_ngram", "max_compression",
+                     "min_length_ratio", "max_length_ratio", "langid_max_rank")),
+    "reject_inflated_short": False, "require_numbers": False, "check_answers": False,
+}
 
 
 @dataclass
@@ -105,6 +113,59 @@ def bench_filter(model_dir=None, data_dir=None, langs: tuple[str, ...] = ("de", 
     quality = filter_quality(build_labelled_set(data, langs), engine, rules, model_languages)
     return {"stage": best, "quality": quality, "speedup": best["decode"].seconds / best["score"].seconds,
             "device": engine.device, "compute_type": engine.compute_type, "model": str(model_dir)}
+
+
+@dataclass
+class ModelCost:
+    """Seconds inside the model for one translation of some rows and for each reverse mode's filter calls."""
+
+    shape: str
+    rows: int
+    translation: float
+    filter: dict[str, float]  # reverse mode -> seconds of its model calls (forward and reverse)
+    default: str = DEFAULT_REVERSE
+
+
+def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de", device: str = "cpu",
+                      compute_type: str = "auto", threads: int = 0, repeats: int = 1, cache_dir=None) -> ModelCost:
+    """The model side of the filter at a real model shape (random weights): the same rows translated once,
+    then filtered with each reverse mode (``decode``: back-translation decoded + forward and margin scores;
+    ``score``: forward, margin and reverse forced-decoding scores), every model signal on every row. Times
+    are the engine's own seconds inside CTranslate2, so the pipeline around it does not count on either side.
+    """
+    ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir or DEFAULT_CACHE)
+    engine = NllbTranslator(ct2_dir, EngineSettings(device=device, compute_type=compute_type, intra_threads=threads,
+                                                    max_batch_tokens=4096))
+    texts = chunk_strings(strings, seed=11)
+    rows = pl.DataFrame({"example_id": [f"r{i:05d}" for i in range(len(texts))], "text_en": texts,
+                         "lang": [lang] * len(texts), "lang_nllb": [get_language(lang).nllb] * len(texts)})
+    everything_on = FilterRules(**MODEL_SIGNALS_ONLY)
+    best: dict[str, float] = {}
+    for _ in range(repeats):  # alternate; keep each side's fastest
+        with tempfile.TemporaryDirectory(prefix="mblip-bench-cost-") as tmp:
+            translator = CachingTranslator(engine, TranslationCache(tmp, engine.cache_key()))
+            before = engine.model_seconds["translate"]
+            frame = translate_frame(rows, translator)
+            best["translation"] = min(best.get("translation", float("inf")),
+                                      engine.model_seconds["translate"] - before)
+            for mode in SIDES:
+                before = sum(engine.model_seconds.values())
+                apply_quality_filter(frame, engine, everything_on, reverse=mode, score_rejected=True)
+                best[mode] = min(best.get(mode, float("inf")), sum(engine.model_seconds.values()) - before)
+            translator.cache.close()
+    return ModelCost(shape, rows.height, best["translation"], {mode: best[mode] for mode in SIDES})
+
+
+def print_cost_report(cost: ModelCost) -> float:
+    print(f"model side of the filter, {cost.shape} shape (random weights), {cost.rows} rows into one language; "
+          "seconds inside the model")
+    print(f"{'one translation (forward decode)':<42} {cost.translation:8.2f} s")
+    for mode, seconds in cost.filter.items():
+        print(f"{'filter, reverse=' + mode + ' (' + SIDES[mode] + ')':<42} {seconds:8.2f} s  "
+              f"{seconds / cost.translation:.3f} x translation")
+    ratio = cost.filter[cost.default] / cost.translation
+    print(f"model_cost_vs_second_translation: {ratio:.3f}  (default reverse={cost.default}; goal <= 0.6)")
+    return ratio
 
 
 def quality_holds(quality: dict[str, list], side: str = SIDES["score"], floor: float = 0.95) -> bool:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from pipeline.answers import translate_answers
 from pipeline.assign import assign_languages
-from pipeline.bench.corpus import caption_sentences, vqa_stream
+from pipeline.bench.corpus import caption_sentences, chunk_strings, vqa_stream
 from pipeline.bench.models import DEFAULT_CACHE, bench_corpus, ensure_ct2_model, ensure_hf_model
 from pipeline.languages import SOURCE_NLLB, resolve_languages
 from pipeline.nllb.cache import TranslationCache
@@ -132,44 +132,93 @@ class HfReference:
         return outputs, generated
 
 
-def bench_engine(
-    shape: str = "600m", sentences: int = 32, output_tokens: int = 24, batch_size: int = 32,
-    device: str = "cpu", compute_type: str = "auto", threads: int | None = None, repeats: int = 1,
-    cache_dir=None,
-) -> tuple[Timing, Timing]:
-    """Tokens/s of HF generate (float32) and of this engine on the same inputs and output lengths."""
-    cache_dir = cache_dir or DEFAULT_CACHE
-    quantization = "int8" if device == "cpu" else "float16"
-    hf_dir = ensure_hf_model(shape, cache_dir)
-    ct2_dir = ensure_ct2_model(shape, quantization, cache_dir)
-    texts = caption_sentences(sentences, seed=7)
-    tgt = "deu_Latn"
+@dataclass
+class ChunkResult:
+    """``bench_chunk``'s timings: the reference per batch size, and this engine per batching mode."""
 
-    engine = NllbTranslator(ct2_dir, EngineSettings(
-        device=device, compute_type=compute_type, intra_threads=_threads(threads) if device == "cpu" else 0,
-        max_batch_tokens=4096,
-    ))
-    print(f"engine: CTranslate2 on {engine.device}, compute type {engine.compute_type} (requested {compute_type})")
+    strings: int
+    output_tokens: int
+    reference: dict[int, Timing]  # HF generate, by batch size
+    modes: dict[str, Timing]  # "padding-free" (the default, batch_invariant) and "padded"
+    default_mode: str = "padding-free"
+
+    @property
+    def best_reference(self) -> tuple[int, Timing]:
+        return max(self.reference.items(), key=lambda item: item[1].tokens_per_s)
+
+
+def _evenly_spaced(items: list, k: int) -> list:
+    if k >= len(items):
+        return list(items)
+    step = len(items) / k
+    return [items[int(i * step)] for i in range(k)]
+
+
+def bench_chunk(
+    shape: str = "600m", strings: int = 2000, output_tokens: int = 24, reference_sentences: int = 96,
+    batch_sizes: tuple[int, ...] = (8, 16, 32, 64), device: str = "cpu", compute_type: str = "auto",
+    threads: int | None = None, max_batch_tokens: int = 4096, use_vmap: bool = False, repeats: int = 1,
+    cache_dir=None,
+) -> ChunkResult:
+    """A chunk's worth of distinct strings (``corpus.chunk_strings``: COCO-like captions and VQAv2-like
+    questions) through this engine in one call per batching mode, and the reference (HF ``generate``,
+    float32, padded) at each of ``batch_sizes`` on an evenly spaced sample of ``reference_sentences`` of
+    them, sorted by length (the reference's most favourable order; its cost per token does not depend on
+    the chunk's size). Every input is forced to ``output_tokens`` output tokens on both sides."""
+    cache_dir = cache_dir or DEFAULT_CACHE
+    hf_dir = ensure_hf_model(shape, cache_dir)
+    ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir)
+    texts = chunk_strings(strings, seed=7)
+    tgt = "deu_Latn"
+    options = dict(device=device, compute_type=compute_type, max_batch_tokens=max_batch_tokens,
+                   intra_threads=_threads(threads) if device == "cpu" else 0, use_vmap=use_vmap)
+    engines = {"padding-free": NllbTranslator(ct2_dir, EngineSettings(**options, batch_invariant=True)),
+               "padded": NllbTranslator(ct2_dir, EngineSettings(**options, batch_invariant=False))}
+    forced = dict(min_decoding_length=output_tokens, max_decoding_length=output_tokens)
+    modes: dict[str, Timing] = {}
+    for _ in range(repeats):  # alternate the modes so a busy machine slows both alike; keep each one's best
+        for name, engine in engines.items():
+            engine.translate(texts[:8], SOURCE_NLLB, tgt, **forced)  # warm-up
+            t0 = time.perf_counter()
+            results = engine.translate(texts, SOURCE_NLLB, tgt, **forced)
+            timing = Timing(name, time.perf_counter() - t0, sum(r.decoded_tokens for r in results), len(texts))
+            modes[name] = timing if name not in modes or timing.seconds < modes[name].seconds else modes[name]
+    print(f"engine: CTranslate2 on {engines['padding-free'].device}, compute type "
+          f"{engines['padding-free'].compute_type}, token budget {max_batch_tokens}, vmap {use_vmap}")
+    del engines
     hf = HfReference(hf_dir, device=device, threads=threads)
-    engine.translate(texts[:4], SOURCE_NLLB, tgt, min_decoding_length=4, max_decoding_length=4)  # warm-up
-    hf.translate(texts[:4], tgt, batch_size=4, new_tokens=4)
-    best_ct2 = best_hf = None
-    # Alternate the two sides so a busy machine slows both alike; keep each side's best run.
-    for _ in range(repeats):
+    sample = sorted(_evenly_spaced(texts, reference_sentences), key=lambda t: len(t.split()))
+    hf.translate(sample[:4], tgt, batch_size=4, new_tokens=4)  # warm-up
+    reference = {}
+    for batch_size in batch_sizes:
         t0 = time.perf_counter()
-        results = engine.translate(texts, SOURCE_NLLB, tgt, min_decoding_length=output_tokens,
-                                   max_decoding_length=output_tokens)
-        timing = Timing("ctranslate2", time.perf_counter() - t0, sum(r.decoded_tokens for r in results), len(texts))
-        best_ct2 = timing if best_ct2 is None or timing.seconds < best_ct2.seconds else best_ct2
-        t0 = time.perf_counter()
-        _, tokens = hf.translate(texts, tgt, batch_size=batch_size, new_tokens=output_tokens)
-        timing = Timing("transformers", time.perf_counter() - t0, tokens, len(texts))
-        best_hf = timing if best_hf is None or timing.seconds < best_hf.seconds else best_hf
-    if best_hf.tokens != best_ct2.tokens:
-        raise RuntimeError(
-            f"output lengths differ: transformers {best_hf.tokens} tokens, ctranslate2 {best_ct2.tokens}"
-        )
-    return best_hf, best_ct2
+        _, tokens = hf.translate(sample, tgt, batch_size=batch_size, new_tokens=output_tokens)
+        reference[batch_size] = Timing(f"transformers batch {batch_size}", time.perf_counter() - t0, tokens,
+                                       len(sample))
+    expected = {len(sample) * output_tokens} | {len(texts) * output_tokens}
+    if {t.tokens for t in [*reference.values(), *modes.values()]} - expected:
+        raise RuntimeError("output lengths differ between the sides: the comparison would not be like for like")
+    return ChunkResult(len(texts), output_tokens, reference, modes)
+
+
+def _timing_line(name: str, t: Timing) -> str:
+    return f"{name:<30} {t.examples} inputs, {t.tokens} tokens in {t.seconds:.2f} s: {t.tokens_per_s:.1f} tokens/s"
+
+
+def print_chunk_report(result: ChunkResult) -> float:
+    print(f"chunk: {result.strings} distinct strings (COCO-like captions, VQAv2-like questions), "
+          f"{result.output_tokens} output tokens forced per input on both sides")
+    for t in result.reference.values():
+        print(_timing_line(t.name, t))
+    size, best = result.best_reference
+    print(f"{'transformers best':<30} batch {size}: {best.tokens_per_s:.1f} tokens/s")
+    for t in result.modes.values():
+        print(_timing_line(f"ctranslate2 {t.name}", t))
+    cost = result.modes["padded"].tokens_per_s / result.modes["padding-free"].tokens_per_s
+    print(f"padding_free_cost: {cost:.3f}  (padded / padding-free tokens/s; 1.0 = free)")
+    speedup = result.modes[result.default_mode].tokens_per_s / best.tokens_per_s
+    print(f"speedup_vs_transformers: {speedup:.2f}")
+    return speedup
 
 
 def _stage_frame(rows: int, languages: tuple[str, ...], seed: int):
@@ -216,12 +265,14 @@ def bench_stage(
         translator = CachingTranslator(engine, cache)
         for run in ("cold", "warm"):
             stats = TranslationStats()
+            model_before = sum(engine.model_seconds.values())
             t0 = time.perf_counter()
             result = translate_frame(frame, translator, stats=stats)
             result = translate_answers(result, translator, stats=stats)
             out[f"ours_{run}"] = Timing(f"ours ({run} cache)", time.perf_counter() - t0, stats.decoded_tokens,
                                         todo.height)
             out[f"stats_{run}"] = stats.as_dict()
+            out[f"model_seconds_{run}"] = sum(engine.model_seconds.values()) - model_before
         cache.close()
     del engine, translator
 
@@ -240,15 +291,6 @@ def bench_stage(
     return out
 
 
-def print_engine_report(hf: Timing, ct2: Timing) -> float:
-    for t in (hf, ct2):
-        print(f"{t.name:<14} {t.examples} inputs, {t.tokens} output tokens in {t.seconds:.2f} s: "
-              f"{t.tokens_per_s:.1f} tokens/s")
-    speedup = ct2.tokens_per_s / hf.tokens_per_s
-    print(f"speedup_vs_transformers: {speedup:.2f}")
-    return speedup
-
-
 def print_stage_report(result: dict) -> float:
     ref = result["reference"]
     for key in ("reference", "ours_cold", "ours_warm"):
@@ -262,7 +304,10 @@ def print_stage_report(result: dict) -> float:
     warm = result["ours_warm"].examples_per_s / ref.examples_per_s
     print(f"stage_speedup_cold: {cold:.2f}")
     print(f"stage_speedup_warm: {warm:.2f}")
-    return warm
+    share = result["model_seconds_cold"] / result["ours_cold"].seconds
+    print(f"examples_per_s: {result['ours_cold'].examples_per_s:.1f}  (cold cache: every distinct string translated)")
+    print(f"model_time_share: {share:.3f}  (time inside CTranslate2 / the stage's wall time, cold cache)")
+    return share
 
 
 def bench_vmap(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -330,6 +331,9 @@ class NllbTranslator:
         # What the model was asked to do (inputs sent to CT2 per kind): lets callers and tests check
         # that a re-decision scored without translating.
         self.usage = {"translate": 0, "score": 0}
+        # Wall seconds spent inside CTranslate2 per kind (tokenisation excluded): the benchmarks' share of a
+        # stage's time that is the model's.
+        self.model_seconds = {"translate": 0.0, "score": 0.0}
 
     # -- identity -----------------------------------------------------------------------------
     def cache_key(self) -> str:
@@ -407,7 +411,9 @@ class NllbTranslator:
             return out
         tokens, truncated = self.encode([cleaned[i] for i in todo], [sources[i] for i in todo])
         self.usage["translate"] += len(tokens)
+        started = time.perf_counter()
         results = self._translate_tokens(tokens, [targets[i] for i in todo], min_decoding_length, max_decoding_length)
+        self.model_seconds["translate"] += time.perf_counter() - started
         for k, (i, trunc, result) in enumerate(zip(todo, truncated, results)):
             hyp = result.hypotheses[0]
             if hyp and hyp[0] == targets[i]:
@@ -489,6 +495,13 @@ class NllbTranslator:
         pieces = self.sp.encode([clean_source(t) for t in tgt_texts], out_type=str)
         tgt_tokens = [[tgt, *p[:limit]] for tgt, p in zip(tgts, pieces)]
         self.usage["score"] += len(src_tokens)
+        started = time.perf_counter()
+        try:
+            return self._score_tokens(src_tokens, tgt_tokens)
+        finally:
+            self.model_seconds["score"] += time.perf_counter() - started
+
+    def _score_tokens(self, src_tokens: list[list[str]], tgt_tokens: list[list[str]]) -> list[float]:
         if not self.settings.batch_invariant:
             results = self.translator.score_iterable(
                 src_tokens, tgt_tokens, max_batch_size=self.settings.max_batch_tokens, batch_type="tokens"

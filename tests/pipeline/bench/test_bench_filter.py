@@ -2,7 +2,7 @@
 
 import json
 
-from pipeline.bench.filter import SIDES, bench_filter, print_report
+from pipeline.bench.filter import SIDES, bench_filter, bench_filter_cost, print_cost_report, print_report
 from pipeline.bench.translate import bench_vmap, print_vmap_report
 
 
@@ -41,3 +41,12 @@ def test_gpu_script_runs_on_cpu_with_the_tiny_shape(tmp_path):
     assert run["translate"]["speedup_vs_transformers"] > 0 and run["translate"]["vmap_speedup"] > 0
     assert run["filter"]["rows"] == 15 and run["filter"]["speedup_vs_backtranslation"] > 0
     assert run["filter"]["decode"]["decoded_inputs"] > run["filter"]["score"]["decoded_inputs"]
+
+
+def test_filter_cost_at_a_model_shape_times_each_mode_against_one_translation(tmp_path, capsys):
+    cost = bench_filter_cost("tiny", strings=30, threads=1, cache_dir=tmp_path)
+    assert cost.rows == 30 and cost.translation > 0 and set(cost.filter) == {"decode", "score"}
+    # decoding the back-translation costs a second decode on top of the forward and margin scores
+    assert cost.filter["decode"] > cost.filter["score"] > 0
+    ratio = print_cost_report(cost)
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"model_cost_vs_second_translation: {ratio:.3f}")
