@@ -48,9 +48,11 @@ def _print_examples(out_dir: Path, manifest: dict, n: int) -> None:
     rows = pl.scan_parquet(files).filter(pl.col("task") == "caption").sort(["lang", "example_id"])
     sample = rows.group_by("lang", maintain_order=True).head(n).collect()
     print()
-    print("Examples (English -> translation -> back-translation, status):")
+    print("Examples (English -> translation -> back-translation, status; the instruction the row trains with):")
     for r in sample.iter_rows(named=True):
         print(f"  [{r['lang']}] {_clip(r['text_en'])}")
+        if r.get("prompt"):
+            print(f"       prompt: {_clip(r['prompt'])}")
         print(f"       -> {_clip(r['text_tgt'])}")
         print(f"       <- {_clip(r['backtranslation_en'])}   ({r['status']}"
               f"{', ' + r['reject_reason'] if r['reject_reason'] else ''}"
@@ -81,6 +83,8 @@ def _print_vqa(out_dir: Path, manifest: dict, n: int) -> None:
         print(f"  [{r['lang']}] {_clip(r['text_en'])}  ->  {_clip(r['text_tgt'])}{chrf}")
         print(f"       answer: {r['answer_en']} -> {r['answer_tgt']}"
               f"{'' if r['answer_translated'] else ' (kept in English)'}")
+        if r.get("prompt"):
+            print(f"       prompt: {_clip(r['prompt'])}")
 
 
 def _clip(text: str | None, width: int = 100) -> str:
