@@ -37,7 +37,9 @@ def quarantine_missing_images(batch: ReadBatch, image_root: str | Path) -> ReadB
             "record_index": pl.Series([None] * missing.height, dtype=pl.Int64),  # checked after parsing
             "record_id": missing["source_record_id"],
             "field": pl.Series(["image_path"] * missing.height),
-            "reason": [f"{REASON_IMAGE_MISSING}: {root / p} is not a file" for p in missing["image_path"]],
+            # the path under the image root: no local folder in the published quarantine and card
+            "reason": [f"{REASON_IMAGE_MISSING}: {p} is not a file under the image root"
+                       for p in missing["image_path"]],
             "raw": [json.dumps(r, ensure_ascii=False, default=str)[:2000]
                     for r in missing.select("source_record_id", "image_id", "image_path", "text_en").to_dicts()],
         },

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
+
 from pipeline.ingest.base import SourceError
 from pipeline.ingest.images import quarantine_missing_images
 from pipeline.ingest.registry import SourceConfig
@@ -86,7 +88,8 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
         path = write_parquet_atomic(batch.rows, src_dir / chunk_name(len(chunks)))
         chunks.append(str(path))
         if batch.quarantine.height:
-            write_parquet_atomic(batch.quarantine, work_dir / QUARANTINE_DIR / reader.name / Path(path).name)
+            write_parquet_atomic(without_local_folders(batch.quarantine),
+                                 work_dir / QUARANTINE_DIR / reader.name / Path(path).name)
         rows += batch.rows.height
         bad += batch.quarantine.height
     if rows + bad == 0:  # e.g. a Karpathy split selection that matches no image
@@ -96,6 +99,14 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
                        "counters": counters, "fingerprint": fingerprint, "extra": result.extra}, done)
     log.info("ingested %s: %d rows, %d quarantined, %d chunks", reader.name, rows, bad, len(chunks))
     return result
+
+
+def without_local_folders(quarantine: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine records name their file without the local folder, as rows do (``relative_source_file``):
+    an absolute ``source_file`` would be published in the output's quarantine shards."""
+    name = pl.col("source_file")
+    return quarantine.with_columns(
+        pl.when(name.str.starts_with("/")).then(name.str.extract(r"([^/]*)$")).otherwise(name).alias("source_file"))
 
 
 def iter_quarantine(work_dir: str | Path, sources: Iterable[str] | None = None) -> Iterator[Path]:
@@ -108,8 +119,19 @@ def iter_quarantine(work_dir: str | Path, sources: Iterable[str] | None = None) 
         yield from sorted((root / source).glob("chunk-*.parquet"))
 
 
+def check_image_root(source: SourceConfig) -> None:
+    """Refuse a source whose image root is not a folder (a mistyped path, a symlink loop) before any of
+    it is read: otherwise every row would be quarantined as ``image_missing`` and the run would end
+    with an empty dataset."""
+    root = source.image_root
+    if root is not None and not Path(root).is_dir():
+        raise SourceError(f"image root not found: {root} (images: of source {source.source_name!r}); fix the path, "
+                          "or set check_images: false for images that are fetched later")
+
+
 def ingest_stage(source: SourceConfig, work_dir: str, chunk_rows: int, force: bool = False) -> IngestResult:
     """One source: read it into chunks (``force``: even though its files look unchanged)."""
+    check_image_root(source)
     if force:
         (Path(work_dir) / INGEST_DIR / source.source_name / INGEST_DONE).unlink(missing_ok=True)
     image_root = source.image_root

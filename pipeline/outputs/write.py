@@ -58,8 +58,9 @@ def write_outputs(
     languages when every example goes into all of them, else 1).
     ``sort_bucket_rows``: rows sorted in memory at once (see ``SORT_BUCKET_ROWS``); the output does not
     depend on it. ``extra_files``: relative path -> content of further files published with the outputs
-    (the resolved config); the manifest lists them with the stats and the card, so ``verify`` checks them. ``on_group_done(group, reused)``: called as each shard
-    group is complete in staging (and recorded), with whether it was reused.
+    (the resolved config); the manifest lists them with the stats and the card, so ``verify`` checks them.
+    ``on_group_done(group, reused)``: called as each shard group is complete in staging (and recorded),
+    with whether it was reused.
     """
     out_dir = Path(out_dir)
     staging = out_dir / STAGING_DIR
