@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from model.templates import caption_prompt, vqa_prompt
+from pipeline.images.guard import DEFAULT_MAX_PIXELS, open_rgb
 from pipeline.filters.scripts import UNSPACED_SCRIPTS
 from pipeline.languages import get_language
 from pipeline.templates import PROMPT_TASKS
@@ -130,6 +131,9 @@ def iter_rows(paths: Sequence[Path], batch_rows: int = READ_BATCH_ROWS) -> Itera
     import pyarrow.parquet as pq
 
     for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: shard listed in the manifest is gone (was the output changed during "
+                                    "training?); check it with mblip verify OUT, regenerate it, then resume")
         parquet = pq.ParquetFile(path)
         names = set(parquet.schema_arrow.names)
         columns = [c for c in ROW_COLUMNS + OPTIONAL_COLUMNS if c in names]
@@ -283,7 +287,5 @@ class ImageAugment:
 
 
 def load_image(path: Path) -> Image.Image:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    """RGB; an image over ``DEFAULT_MAX_PIXELS`` is refused (``ImageTooLarge``, a ValueError) before decoding."""
+    return open_rgb(path, DEFAULT_MAX_PIXELS)
