@@ -18,11 +18,12 @@ def add_parser(sub) -> None:
     p.add_argument("source", help="URL list (.txt/.parquet/.csv/CapFilt .json) or a config whose web sources to fetch")
     p.add_argument("--out", type=Path, required=True, help="image root: images plus url_table.parquet")
     p.add_argument("--timeout", type=int, default=10, help="seconds per socket read (the reference: 10)")
-    p.add_argument("--deadline", type=float, default=30.0,
-                   help="seconds per URL, all of it (connect, redirects, body); 0: none")
-    p.add_argument("--max-bytes", type=int, default=16 * 2**20, help="bytes per response (16 MiB); 0: no cap")
-    p.add_argument("--max-pixels", type=int, default=50_000_000,
-                   help="width x height per image, read from its header before decoding; 0: no cap")
+    # default None: FetchSettings' defaults (pipeline/images/opener.py) apply
+    p.add_argument("--deadline", type=float, default=None,
+                   help="seconds per URL, all of it: connect, redirects, body (default 30); 0: none")
+    p.add_argument("--max-bytes", type=int, default=None, help="bytes per response (default 16 MiB); 0: no cap")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="width x height per image, from its header, before decoding (default 50 million); 0: no cap")
     p.add_argument("--retries", type=int, default=0)
     p.add_argument("--processes", type=int, default=1, help="img2dataset processes")
     p.add_argument("--threads", type=int, default=32, help="downloads in flight per process")
