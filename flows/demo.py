@@ -20,6 +20,16 @@ from pipeline.summary import print_summary
 
 
 def run_demo(out: Path, images: int = 200, base_only: bool = False, web: bool = True) -> int:
+    config_path, note = prepare_demo(out, images, base_only, web)
+    manifest = run_generate(str(config_path), show_progress=True)
+    print_summary(Path(out).resolve() / "dataset", manifest, note=note)
+    return 0
+
+
+def prepare_demo(out: Path, images: int = 200, base_only: bool = False, web: bool = True) -> tuple[Path, str | None]:
+    """The demo's data and config under ``out``: its path, and a note for the summary (or None).
+
+    ``base_only``: COCO captions and VQAv2 alone, so no web sources either, whatever ``web`` says."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     generate_demo_data(out / "demo-data", n_images=images, seed=0)
@@ -34,12 +44,10 @@ def run_demo(out: Path, images: int = 200, base_only: bool = False, web: bool = 
         shipped_model_dir()
     except FileNotFoundError:
         note = use_tiny_random_model(out, config_path)
-    if web:
+    if web and not base_only:
         web_note = prepare_web_demo(out, config_path)
         note = "\n".join(n for n in (note, web_note) if n) or None
-    manifest = run_generate(str(config_path), show_progress=True)
-    print_summary(out / "dataset", manifest, note=note)
-    return 0
+    return config_path, note
 
 
 def use_tiny_random_model(out: Path, config_path: Path) -> str:

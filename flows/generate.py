@@ -26,6 +26,7 @@ from pipeline.build import STAGES, build_dataset
 from pipeline.config import PipelineConfig, load_config, with_output_dir
 from pipeline.output_dir import check_output_dir, output_lock
 from pipeline.outputs.stats import STATS
+from pipeline.preflight import check_run
 
 TASK_NAMES = {"ingest": "ingest-source", "chunk": "translate-chunk", "write": "write-shards"}
 
@@ -98,10 +99,11 @@ def run_generate(config: PipelineConfig | str | Path, out_dir: str | None = None
     """Entry point for the CLI: check the config (parsed settings, or a path parsed here, once), pick the
     task runner, then run the flow.
 
-    A bad config fails before the embedded Prefect server starts; that server ends with this process
-    whatever ends it (``flows.lifecycle``)."""
+    A bad config, a missing model or image folder fail before the embedded Prefect server starts; that
+    server ends with this process whatever ends it (``flows.lifecycle``)."""
     config = run_config(config, out_dir)
     out = check_output_dir(config.output.local)
+    check_run(config)
     with output_lock(out):
         runner = make_task_runner(dask_address=dask_address, workers=workers or None)
         start_guarded_embedded_server()

@@ -7,13 +7,20 @@ send) nor SIGKILL runs ``atexit``, so the server (~230 MB) outlived the run. Her
 - SIGTERM and SIGHUP become ``SystemExit`` in the main thread, so the normal exit path (and Prefect's
   own ``atexit`` stop) runs;
 - a small watchdog process waits for the run's process to disappear and then stops the server,
-  which also covers SIGKILL and crashes of the interpreter.
+  which also covers SIGKILL and crashes of the interpreter;
+- the server is started with SIGINT and SIGTERM blocked (a child inherits the signal mask), so a
+  signal sent to the whole process group (Ctrl-C in a terminal, ``kill -TERM -PGID``, a batch system
+  ending a job's processes) reaches only the run. Before, the server died with the run, which then
+  spent a minute retrying to report its end to it and printed ~120 lines of connection errors.
+  Since it cannot receive SIGTERM, the server is stopped with SIGKILL when the run exits; its SQLite
+  database is transactional, and the run has reported its final state by then.
 
 Nothing here is used when the run talks to a real server (``PREFECT_API_URL`` set).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -22,7 +29,7 @@ import threading
 
 # The watchdog, started before the server: while the run's process lives, note its children that
 # are Prefect servers; once it is gone (the watchdog is reparented, even while the run is a zombie),
-# end those that still run: TERM, then KILL after a grace period. Linux (/proc); elsewhere it only waits.
+# kill those that still run. Linux (/proc); elsewhere it only waits.
 _WATCHDOG = r"""
 import os, signal, sys, time
 parent, marker = int(sys.argv[1]), sys.argv[2].encode()
@@ -47,18 +54,15 @@ seen = set()
 while os.getppid() == parent:
     seen |= servers()
     time.sleep(0.2)
-for sig, grace_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 0.0)):
-    seen = {pid for pid in seen if marker in command(pid)}
-    for pid in seen:
+for pid in seen:  # SIGTERM is blocked in the server (see below)
+    if marker in command(pid):
         try:
-            os.kill(pid, sig)
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + grace_s
-    while any(marker in command(pid) for pid in seen) and time.monotonic() < deadline:
-        time.sleep(0.2)
 """
 SERVER_MARKER = "prefect.server.api.server:create_app"  # in the embedded server's command line
+GROUP_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # what a terminal or a batch system sends a whole process group
 
 _watchdog: subprocess.Popen | None = None
 
@@ -98,5 +102,27 @@ def start_guarded_embedded_server() -> int | None:
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
-    server.start(timeout=settings.server.ephemeral.startup_timeout_seconds)
+    if not server.running:
+        spawn = server._run_uvicorn_command
+        server._run_uvicorn_command = lambda: spawn_without_group_signals(spawn)
+        server.start(timeout=settings.server.ephemeral.startup_timeout_seconds)
+        atexit.register(kill_server, server)  # runs before Prefect's own stop (atexit is last-in, first-out)
     return server.server_process.pid if server.server_process else None
+
+
+def spawn_without_group_signals(spawn):
+    """``spawn()`` a child process with SIGINT and SIGTERM blocked in it (the mask is inherited)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
+    try:
+        return spawn()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def kill_server(server) -> None:
+    """Stop the embedded server at exit: SIGKILL, as it does not receive SIGTERM (Prefect's own stop
+    would wait 5 s for it first)."""
+    process = server.server_process
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()

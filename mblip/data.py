@@ -46,7 +46,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--images", type=int, default=200, help="number of demo images (5 captions + 3 questions each)")
     p.add_argument("--no-web", action="store_true", help="skip the web captions and matching sources (fetch-images)")
-    p.add_argument("--base-only", action="store_true", help="only COCO captions and VQAv2 (not every task of the mix)")
+    p.add_argument("--base-only", action="store_true",
+                   help="only COCO captions and VQAv2 (not every task of the mix, no web sources)")
     p.set_defaults(handler="data:cmd_demo")
 
     p = sub.add_parser("verify", help="recompute checksums and row counts of an output against its manifest")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from model.templates import caption_prompt, vqa_prompt
+from pipeline.images.guard import DEFAULT_MAX_PIXELS, open_rgb
 from pipeline.filters.scripts import UNSPACED_SCRIPTS
 from model.wds import iter_tar_rows
 from pipeline.io import is_url, join_location, open_location
@@ -163,6 +164,9 @@ def iter_rows(paths: Sequence[Path], batch_rows: int = READ_BATCH_ROWS) -> Itera
         if str(path).endswith(".tar"):  # a webdataset shard: rows with their image bytes
             yield from iter_tar_rows(path)
             continue
+        if not is_url(path) and not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: shard listed in the manifest is gone (was the output changed during "
+                                    "training?); check it with mblip verify OUT, regenerate it, then resume")
         parquet = open_parquet(path)
         names = set(parquet.schema_arrow.names)
         columns = [c for c in ROW_COLUMNS + OPTIONAL_COLUMNS + (IMAGE_COLUMN,) if c in names]
@@ -390,20 +394,19 @@ class ImageAugment:
 
 
 def load_row_image(row: dict[str, Any], example: Example) -> Image.Image:
-    """The row's image: its own bytes (a webdataset sample, an embedded column), else the file it names."""
+    """The row's image: its own bytes (a webdataset sample, an embedded column), else the file it names; an
+    image over ``DEFAULT_MAX_PIXELS`` is refused (``ImageTooLarge``, a ValueError) before decoding."""
     if row.get("image_bytes") is not None:
         from io import BytesIO
 
-        from PIL import Image
-
-        with Image.open(BytesIO(row["image_bytes"])) as image:
-            return image.convert("RGB")
+        return open_rgb(BytesIO(row["image_bytes"]), DEFAULT_MAX_PIXELS)
     return load_image(example.image_path)
 
 
 def load_image(path: Path | str) -> Image.Image:
-    """An RGB image from a local file or an fsspec URL."""
-    from PIL import Image
-
-    with open_location(path, "rb") as handle, Image.open(handle) as image:
-        return image.convert("RGB")
+    """An RGB image from a local file or an fsspec URL; an image over ``DEFAULT_MAX_PIXELS`` is refused
+    (``ImageTooLarge``, a ValueError) before decoding."""
+    if not is_url(path):
+        return open_rgb(path, DEFAULT_MAX_PIXELS)
+    with open_location(path, "rb") as handle:
+        return open_rgb(handle, DEFAULT_MAX_PIXELS)

@@ -47,6 +47,21 @@ def check_output_dir(path: str | Path) -> Path:
     return path
 
 
+def check_existing_output(path: str | Path) -> Path:
+    """Raise unless ``path`` is an earlier output of this tool (what ``regenerate`` updates). Touches
+    nothing: a folder that is not an output gets no lock file (which would make it look like one), a
+    missing path is not created."""
+    path = Path(path)
+    how = f"regenerate updates a finished dataset; make one with: mblip generate CONFIG --out {path}"
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, f"no such output folder ({how})", str(path))
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "the output folder is a file, not a folder", str(path))
+    if not is_tool_output(path):
+        raise ValueError(f"{path}: not an output of this tool (no {MANIFEST}, {RESOLVED_CONFIG} or {WORK_DIR}/); {how}")
+    return path
+
+
 LOCK_FILE = "_work/.lock"  # under the output folder; holds the holder's description
 _HELD: dict[str, list] = {}  # resolved output path -> [open lock file, depth] in this process
 

@@ -30,6 +30,8 @@ def print_summary(out_dir: Path, manifest: dict, note: str | None = None, exampl
         chrf = s.get("mean_bt_chrf")
         print(f"{lang:<5} {s['assigned']:>8} {s['kept']:>6} {s['rejected']:>8} {rate:>6.1f}% "
               f"{'-' if chrf is None else f'{chrf:.1f}':>15}")
+    if manifest.get("run", {}).get("chunks"):
+        print(f"  {describe_chunks(manifest['run'])}")
     _print_examples(out_dir, manifest, examples)
     _print_vqa(out_dir, manifest, examples)
     print()
@@ -39,6 +41,18 @@ def print_summary(out_dir: Path, manifest: dict, note: str | None = None, exampl
     if note:
         print()
         print(note)
+
+
+def describe_chunks(run: dict) -> str:
+    """What a run did with its chunks (``manifest["run"]``). With languages to recompute (``regenerate
+    --languages``), every chunk is worked on: a finished one has only those languages' rows recomputed."""
+    chunks = {a: int((run.get("chunks") or {}).get(a, 0)) for a in ("done", "redecide", "rescore", "process")}
+    forced = run.get("languages") or []
+    if forced:
+        return (f"chunks: {', '.join(forced)} recomputed in all {sum(chunks.values())} ({chunks['done']} with the "
+                f"other languages' rows reused, {chunks['process']} processed whole)")
+    return (f"chunks: {chunks['done']} reused, {chunks['redecide']} re-decided from stored scores, "
+            f"{chunks['rescore']} rescored (no translation), {chunks['process']} processed")
 
 
 def _print_examples(out_dir: Path, manifest: dict, n: int) -> None:

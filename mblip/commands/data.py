@@ -39,10 +39,7 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
         sources=args.sources or None, model=args.model, min_bt_chrf=args.min_bt_chrf, reverse=args.reverse,
         config_path=str(args.config) if args.config else None, show_progress=True,
     )
-    print_summary(Path(args.out), manifest)
-    chunks = manifest.get("run", {}).get("chunks", {})
-    print(f"\n  chunks: {chunks.get('done', 0)} reused, {chunks.get('redecide', 0)} re-decided from stored scores, "
-          f"{chunks.get('rescore', 0)} rescored (no translation), {chunks.get('process', 0)} processed")
+    print_summary(Path(args.out), manifest)  # with what was done to the chunks
     return 0
 
 

@@ -10,6 +10,12 @@ the same list fetches nothing), and each run's list gets a folder named by its c
 img2dataset's own ``incremental`` mode, so a killed run resumes at its first unfinished shard. URLs that
 failed stay failed in the table (with the reason) unless ``retry_failed``.
 
+Only http and https URLs are fetched, whatever the list's format: any other URL is settled at once as
+failed, with the reason ``unsupported_scheme`` (``file:``, ``ftp:``, ``data:``) or ``invalid_url`` (a
+bare path, no host), and never handed to img2dataset. Each URL has a byte cap, a pixel cap and a
+deadline (``FetchLimits``, ``pipeline/images/opener.py``): over a cap, reason ``too_large``; past the
+deadline, ``timeout``.
+
 img2dataset is an optional dependency (``pip install 'mblip-pipeline[web]'``); wandb stays off and
 albumentations' update check (a network call at import) is disabled.
 """
@@ -27,6 +33,8 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 
+from pipeline.images.guard import DEFAULT_MAX_PIXELS, url_problem
+from pipeline.images.opener import FetchLimits, guarded_downloads
 from pipeline.images.table import (
     FETCH_STATS, STATUS_FAILED, STATUS_SUCCESS, TABLE, TABLE_SCHEMA, classify_error, read_table,
 )
@@ -36,6 +44,7 @@ from pipeline.io import is_url, url_filesystem, write_json_atomic, write_parquet
 log = logging.getLogger(__name__)
 
 LISTS_DIR = "_lists"
+REFUSED_RUN = "refused"  # the ``run`` of URLs settled without a fetch (not http or https)
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,10 @@ class FetchSettings:
     resize_only_if_bigger: bool = True
     downscale_interpolation: str = "bicubic"  # as the reference (PIL bicubic); img2dataset's default: "area"
     encode_quality: int = 95
-    timeout_s: int = 10  # per request, as the reference
+    timeout_s: int = 10  # per socket read, as the reference
+    deadline_s: float = FetchLimits.deadline_s  # per URL, all of it; 0: none
+    max_bytes: int = FetchLimits.max_bytes  # per response; 0: no cap
+    max_pixels: int = DEFAULT_MAX_PIXELS  # per image, from its header, before decoding; 0: no cap
     retries: int = 0
     processes: int = 1  # img2dataset processes (each runs `threads` downloads at once)
     threads: int = 32
@@ -53,12 +65,16 @@ class FetchSettings:
     distributor: str = "multiprocessing"  # or "pyspark" / "ray" (see docs/performance.md)
     retry_failed: bool = False
 
+    def limits(self) -> FetchLimits:
+        return FetchLimits(max_bytes=self.max_bytes, max_pixels=self.max_pixels, deadline_s=self.deadline_s)
+
 
 @dataclass
 class FetchReport:
     requested: int  # distinct URLs in the list
     already_done: int  # settled by an earlier run (not fetched again)
     fetched: int  # handed to img2dataset this run
+    refused: int  # not fetched this run: not http or https (see ``reasons``)
     success: int  # of the requested URLs, now available
     failed: int
     reasons: dict[str, int] = field(default_factory=dict)  # failure class -> count (requested URLs)
@@ -66,7 +82,10 @@ class FetchReport:
 
 
 def read_url_list(path: str | Path) -> list[str]:
-    """URLs of a ``.txt`` (one per line), ``.parquet``/``.csv`` (a ``url`` column) or CapFilt ``.json`` list."""
+    """URLs of a ``.txt`` (one per line), ``.parquet``/``.csv`` (a ``url`` column) or CapFilt ``.json`` list
+    (the list itself may be at an fsspec URL: it is read through a local copy).
+
+    Every entry is returned, whatever its scheme: ``fetch_images`` refuses what it does not fetch."""
     if is_url(str(path)):  # an fsspec URL: read through a local copy (one download)
         with tempfile.TemporaryDirectory(prefix="mblip-url-list-") as tmp:
             local = Path(tmp) / PurePosixPath(str(path)).name
@@ -80,15 +99,41 @@ def read_url_list(path: str | Path) -> list[str]:
         raise FileNotFoundError(f"{path}: URL list not found")
     suffix = path.suffix.lower()
     if suffix == ".txt":
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        return [line.strip() for line in read_utf8(path).splitlines() if line.strip()]
     if suffix in (".parquet", ".csv"):
-        frame = pl.read_parquet(path) if suffix == ".parquet" else pl.read_csv(path)
+        if suffix == ".csv":
+            read_utf8(path)
+        try:
+            frame = pl.read_parquet(path) if suffix == ".parquet" else pl.read_csv(path, infer_schema=False)
+        except pl.exceptions.PolarsError as e:
+            raise ValueError(f"{path}: not a readable {suffix[1:]} URL list ({e})") from e
         if "url" not in frame.columns:
             raise ValueError(f"{path}: no 'url' column (columns: {', '.join(frame.columns)})")
-        return [u for u in frame["url"].to_list() if u]
+        return [str(u) for u in frame["url"].to_list() if u]
     if suffix == ".json":
         return [good[0] for _, _, good, _ in CapfiltRecords(path).iter_all() if good is not None]
     raise ValueError(f"{path}: unknown URL list format {suffix!r} (use .txt, .parquet, .csv or a CapFilt .json)")
+
+
+def read_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: byte 0x{data[e.start]:02X} at offset {e.start} is not valid UTF-8; save the URL "
+                         "list as UTF-8") from None
+
+
+def refused_rows(urls: list[str]) -> pl.DataFrame:
+    """Table rows settling the URLs that are not fetched (not http or https), each with its reason."""
+    rows = []
+    for url in urls:
+        reason = url_problem(url)
+        if reason is not None:
+            rows.append({"url": url, "status": STATUS_FAILED, "path": None, "reason": reason,
+                         "error": f"not fetched: only http and https URLs are ({reason})", "width": None,
+                         "height": None, "run": REFUSED_RUN})
+    return pl.DataFrame(rows, schema=TABLE_SCHEMA)
 
 
 def _img2dataset():
@@ -108,30 +153,39 @@ def fetch_images(urls: Iterable[str], out_dir: str | Path, settings: FetchSettin
     table = read_table(out_dir)
     settled = table if not settings.retry_failed else table.filter(pl.col("status") == STATUS_SUCCESS)
     known = set(settled["url"].to_list())
-    todo = [u for u in wanted if u not in known]
+    new = [u for u in wanted if u not in known]
+    refused = refused_rows(new)
+    if refused.height:
+        table = pl.concat([table.filter(~pl.col("url").is_in(refused["url"].implode())), refused])
+        write_parquet_atomic(table.sort("url"), out_dir / TABLE)
+        log.warning("%d URLs refused (only http and https are fetched): %s", refused.height,
+                    ", ".join(f"{r} {n}" for r, n in refused.group_by("reason").len().sort("reason").iter_rows()))
+    todo = [u for u in new if url_problem(u) is None]
     run_reasons: dict[str, int] = {}
     if todo:
         run = "run-" + hashlib.sha256("\n".join(todo).encode()).hexdigest()[:12]
         list_path = out_dir / LISTS_DIR / f"{run}.parquet"
         if not list_path.exists():
             write_parquet_atomic(pl.DataFrame({"url": todo}, schema={"url": pl.String()}), list_path)
-        _img2dataset()(
-            url_list=str(list_path), input_format="parquet", url_col="url", output_folder=str(out_dir / run),
-            output_format="files", image_size=settings.image_size, resize_mode=settings.resize_mode,
-            resize_only_if_bigger=settings.resize_only_if_bigger, encode_quality=settings.encode_quality,
-            downscale_interpolation=settings.downscale_interpolation,
-            encode_format="jpg", timeout=settings.timeout_s, retries=settings.retries,
-            processes_count=settings.processes, thread_count=settings.threads,
-            number_sample_per_shard=settings.shard_rows, distributor=settings.distributor,
-            incremental_mode="incremental", enable_wandb=False, extract_exif=False, compute_hash=None,
-        )
+        download = _img2dataset()
+        with guarded_downloads(settings.limits()):
+            download(
+                url_list=str(list_path), input_format="parquet", url_col="url", output_folder=str(out_dir / run),
+                output_format="files", image_size=settings.image_size, resize_mode=settings.resize_mode,
+                resize_only_if_bigger=settings.resize_only_if_bigger, encode_quality=settings.encode_quality,
+                downscale_interpolation=settings.downscale_interpolation,
+                encode_format="jpg", timeout=settings.timeout_s, retries=settings.retries,
+                processes_count=settings.processes, thread_count=settings.threads,
+                number_sample_per_shard=settings.shard_rows, distributor=settings.distributor,
+                incremental_mode="incremental", enable_wandb=False, extract_exif=False, compute_hash=None,
+            )
         fresh, run_reasons = collect_run(out_dir, run)
         table = pl.concat([table.filter(~pl.col("url").is_in(fresh["url"].implode())), fresh])
         write_parquet_atomic(table.sort("url"), out_dir / TABLE)
     mine = table.filter(pl.col("url").is_in(pl.Series(wanted, dtype=pl.String).implode()))
     failed = mine.filter(pl.col("status") == STATUS_FAILED)
     report = FetchReport(
-        requested=len(wanted), already_done=len(wanted) - len(todo), fetched=len(todo),
+        requested=len(wanted), already_done=len(wanted) - len(new), fetched=len(todo), refused=refused.height,
         success=mine.height - failed.height, failed=failed.height,
         reasons={r: n for r, n in failed.group_by("reason").len().sort("reason").iter_rows()},
         run_reasons=run_reasons,
@@ -164,7 +218,8 @@ def collect_run(out_dir: Path, run: str) -> tuple[pl.DataFrame, dict[str, int]]:
 
 def format_report(report: FetchReport) -> str:
     lines = [f"{report.requested} URLs: {report.success} available, {report.failed} failed; "
-             f"{report.fetched} fetched this run, {report.already_done} settled earlier"]
+             f"{report.fetched} fetched this run, {report.already_done} settled earlier"
+             + (f", {report.refused} refused (only http and https are fetched)" if report.refused else "")]
     lines += [f"  failed {reason}: {n}" for reason, n in sorted(report.reasons.items(), key=lambda kv: -kv[1])]
     return "\n".join(lines)
 

@@ -2,8 +2,9 @@
 
 ``<image root>/url_table.parquet`` columns: ``url``, ``status`` (``success`` | ``failed``), ``path``
 (relative to the image root; null when failed), ``reason`` (a short class of the failure: ``http_404``,
-``timeout``, ``decode_error``, ...), ``error`` (the fetcher's own message), ``width``, ``height`` (of
-the stored file) and ``run`` (the fetch run that settled it). Readers look rows up by URL.
+``timeout``, ``decode_error``, ``too_large``, ``unsupported_scheme``, ``invalid_url``, ...), ``error`` (the
+fetcher's own message), ``width``, ``height`` (of the stored file) and ``run`` (the fetch run that settled
+it; ``refused`` for URLs that are not fetched). Readers look rows up by URL.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+
+from pipeline.images.guard import REASON_TOO_LARGE, REASON_UNSUPPORTED_SCHEME, TOO_LARGE
 
 TABLE = "url_table.parquet"
 FETCH_STATS = "fetch_stats.json"  # the last fetch run's counts (``pipeline.images.fetch.FetchReport``)
@@ -28,8 +31,14 @@ _HTTP = re.compile(r"HTTP Error (\d{3})")
 def classify_error(message: str | None) -> str:
     """A short, countable failure class for a fetcher's error message."""
     text = (message or "").lower()
+    if "redirection to url" in text and "not allowed" in text:  # urllib refuses a redirect to file: and the like
+        return REASON_UNSUPPORTED_SCHEME
     if m := _HTTP.search(message or ""):
         return f"http_{m.group(1)}"
+    if TOO_LARGE in text:  # over a byte or pixel cap (``pipeline.images.opener``)
+        return REASON_TOO_LARGE
+    if "unknown url type" in text:  # a redirect to a scheme that is not fetched
+        return REASON_UNSUPPORTED_SCHEME
     if "timed out" in text or "timeout" in text:
         return "timeout"
     if any(k in text for k in ("decod", "cannot identify", "truncated", "image file", "imdecode", "cv2", "resize")):

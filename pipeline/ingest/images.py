@@ -14,7 +14,6 @@ import polars as pl
 
 from pipeline.ingest.base import ReadBatch
 from pipeline.ingest.remote import RemoteImageRoot
-from pipeline.io import join_location
 from pipeline.schema import QUARANTINE_SCHEMA
 
 REASON_IMAGE_MISSING = "image_missing"
@@ -42,7 +41,8 @@ def quarantine_missing_images(batch: ReadBatch, image_root: str | Path | RemoteI
             "record_index": pl.Series([None] * missing.height, dtype=pl.Int64),  # checked after parsing
             "record_id": missing["source_record_id"],
             "field": pl.Series(["image_path"] * missing.height),
-            "reason": [f"{REASON_IMAGE_MISSING}: {join_location(str(root), p)} is not a file"
+            # the path under the image root: no local folder in the published quarantine and card
+            "reason": [f"{REASON_IMAGE_MISSING}: {p} is not a file under the image root"
                        for p in missing["image_path"]],
             "raw": [json.dumps(r, ensure_ascii=False, default=str)[:2000]
                     for r in missing.select("source_record_id", "image_id", "image_path", "text_en").to_dicts()],

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
+
 from pipeline.ingest.base import SourceError
 from pipeline.ingest.checks import CheckedReader, InputChecks
 from pipeline.ingest.digests import FileDigests
@@ -94,7 +96,8 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
         path = write_parquet_atomic(batch.rows, src_dir / chunk_name(len(chunks)))
         chunks.append(str(path))
         if batch.quarantine.height:
-            write_parquet_atomic(batch.quarantine, work_dir / QUARANTINE_DIR / reader.name / Path(path).name)
+            write_parquet_atomic(without_local_folders(batch.quarantine),
+                                 work_dir / QUARANTINE_DIR / reader.name / Path(path).name)
         rows += batch.rows.height
         bad += batch.quarantine.height
     if rows + bad == 0:  # e.g. a Karpathy split selection that matches no image
@@ -104,6 +107,14 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
                        "counters": counters, "fingerprint": fingerprint, "extra": result.extra}, done)
     log.info("ingested %s: %d rows, %d quarantined, %d chunks", reader.name, rows, bad, len(chunks))
     return result
+
+
+def without_local_folders(quarantine: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine records name their file without the local folder, as rows do (``relative_source_file``):
+    an absolute ``source_file`` would be published in the output's quarantine shards."""
+    name = pl.col("source_file")
+    return quarantine.with_columns(
+        pl.when(name.str.starts_with("/")).then(name.str.extract(r"([^/]*)$")).otherwise(name).alias("source_file"))
 
 
 def iter_quarantine(work_dir: str | Path, sources: Iterable[str] | None = None) -> Iterator[Path]:
@@ -116,10 +127,21 @@ def iter_quarantine(work_dir: str | Path, sources: Iterable[str] | None = None) 
         yield from sorted((root / source).glob("chunk-*.parquet"))
 
 
+def check_image_root(source: SourceConfig) -> None:
+    """Refuse a source whose image root is not a folder (a mistyped path, a symlink loop) before any of
+    it is read: otherwise every row would be quarantined as ``image_missing`` and the run would end
+    with an empty dataset. A URL root is listed when its rows are checked (``RemoteImageRoot``)."""
+    root = source.image_root
+    if root is not None and not is_url(root) and not Path(root).is_dir():
+        raise SourceError(f"image root not found: {root} (images: of source {source.source_name!r}); fix the path, "
+                          "or set check_images: false for images that are fetched later")
+
+
 def ingest_stage(source: SourceConfig, work_dir: str, chunk_rows: int, force: bool = False,
                  checks: InputChecks | None = None) -> IngestResult:
     """One source: read it into chunks (``force``: even though its files look unchanged), its rows through
     the input checks (``checks``; None = the defaults)."""
+    check_image_root(source)
     checks = checks or InputChecks()
     src_dir = Path(work_dir) / INGEST_DIR / source.source_name
     if force:

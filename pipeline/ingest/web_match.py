@@ -24,6 +24,7 @@ from pydantic import Field
 
 from pipeline.clip import load_clip
 from pipeline.frozen import Frozen
+from pipeline.images.guard import DEFAULT_MAX_PIXELS, open_rgb
 from pipeline.images.table import ImageTable
 from pipeline.ingest.base import BatchBuilder, ReadBatch, RecordError
 from pipeline.ingest.web_capfilt import (
@@ -151,13 +152,12 @@ class WebMatchReader:
 
 def _load_images(root: Path, part) -> tuple[list, list[str | None]]:
     """RGB images of the decodable entries, and an error message (or None) per entry."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     images, errors = [], []
     for _, _, _, rel in part:
         try:
-            with Image.open(root / rel) as img:
-                images.append(img.convert("RGB"))
+            images.append(open_rgb(root / rel, DEFAULT_MAX_PIXELS))  # an image bomb is refused, not decoded
             errors.append(None)
         except (OSError, UnidentifiedImageError, ValueError) as e:
             errors.append(f"{type(e).__name__}: {e}"[:200])

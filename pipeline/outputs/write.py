@@ -59,11 +59,11 @@ def write_outputs(
     ...). ``layout``: how rows are cut into files. ``fan_out``: rows per input record (the number of
     languages when every example goes into all of them, else 1).
     ``sort_bucket_rows``: rows sorted in memory at once (see ``SORT_BUCKET_ROWS``); the output does not
-    depend on it. ``extra_files``: relative path -> content of files published with the outputs but not
-    listed in the manifest (the resolved config). ``on_group_done(group, reused)``: called as each shard
-    group is complete in staging (and recorded), with whether it was reused. ``embed_images``: the kept
-    shards carry each row's image bytes (``output.images: embed``, see ``pipeline/outputs/images.py``), read
-    from ``record.image_roots``.
+    depend on it. ``extra_files``: relative path -> content of further files published with the outputs
+    (the resolved config); the manifest lists them with the stats and the card, so ``verify`` checks them.
+    ``on_group_done(group, reused)``: called as each shard group is complete in staging (and recorded),
+    with whether it was reused. ``embed_images``: the kept shards carry each row's image bytes
+    (``output.images: embed``, see ``pipeline/outputs/images.py``), read from ``record.image_roots``.
     """
     out_dir = Path(out_dir)
     staging = out_dir / STAGING_DIR
@@ -103,7 +103,7 @@ def write_outputs(
         for rel, content in render_card_files(stats, groups.files, record, images=embed_images).items():
             meta_files.append(stage_file(staging, rel, content))
     for rel, content in (extra_files or {}).items():
-        stage_file(staging, rel, content)
+        meta_files.append(stage_file(staging, rel, content))
     manifest = stage_manifest(staging, out_dir, {
         "schema_version": SCHEMA_VERSION,
         "created": None,
@@ -115,6 +115,6 @@ def write_outputs(
         "files": groups.files,
         "meta_files": meta_files,
     })
-    clear_staging(staging, {f["path"] for f in groups.files + meta_files} | set(extra_files or {}) | {MANIFEST})
+    clear_staging(staging, {f["path"] for f in groups.files + meta_files} | {MANIFEST})
     publish(staging, out_dir)  # logs what it wrote, kept and removed
     return manifest

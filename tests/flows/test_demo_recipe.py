@@ -54,3 +54,13 @@ def test_demo_has_english_at_its_share_and_inference_prompts(tmp_path, demo_root
     assert "## Recipe and differences from mBLIP" in card
     assert f"English: {100 * stats['languages']['en']['assigned_share']:.2f}% of the examples" in card
     assert "Translated instruction templates per language" in card
+
+
+def test_base_only_demo_has_no_web_sources(tmp_path):
+    from flows.demo import prepare_demo
+    from pipeline.config import load_config
+    from pipeline.demo.web import WEB_IMAGES
+
+    config_path, _ = prepare_demo(tmp_path, images=4, base_only=True, web=True)
+    assert [s.type for s in load_config(config_path).sources] == ["coco_captions", "vqav2"]
+    assert not (tmp_path / "demo-data" / WEB_IMAGES).exists()  # nothing served or fetched

@@ -8,6 +8,7 @@ import polars as pl
 
 from flows.generate import generate
 from flows.regenerate import regenerate
+from pipeline.summary import print_summary
 
 
 def _mtimes(out):
@@ -45,7 +46,7 @@ def test_threshold_change_redecides_without_translating_and_matches_a_fresh_run(
     assert saved["settings"]["filter"]["min_bt_chrf"] == 10.0 and saved["run"]["flow"] == "regenerate"
 
 
-def test_regenerate_languages_recomputes_only_their_rows(tmp_path, demo_config, prefect_api):
+def test_regenerate_languages_recomputes_only_their_rows(tmp_path, demo_config, prefect_api, capsys):
     config = demo_config()
     out = tmp_path / "dataset"
     generate(str(config))
@@ -54,7 +55,11 @@ def test_regenerate_languages_recomputes_only_their_rows(tmp_path, demo_config, 
     for p, frame in originals.items():  # stand-in for rows produced by an older, buggy build
         frame.with_columns(pl.lit("stale").alias("text_tgt")).write_parquet(p)
 
-    regenerate(str(out), languages=["fr"])
+    manifest = regenerate(str(out), languages=["fr"])
+    print_summary(out, manifest)
+    chunks = len(originals)
+    assert f"chunks: fr recomputed in all {chunks} ({chunks} with the other languages' rows reused, 0 processed " \
+           "whole)" in capsys.readouterr().out  # it said "N reused, 0 processed"
 
     for p, frame in originals.items():
         now = pl.read_parquet(p).sort("example_id")

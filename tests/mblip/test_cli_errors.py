@@ -1,5 +1,6 @@
 """Operating-system errors end in one ``error:`` line naming the path and the cause, exit 2, no
-traceback (``--debug`` shows it); a bad config or output folder is refused before Prefect starts."""
+traceback (``--debug`` shows it); a bad config, output folder, flag, model or image folder is refused before
+Prefect starts, and before anything is written."""
 
 import errno
 import os
@@ -8,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mblip.cli import describe_error
-from pipeline.output_dir import check_output_dir
+from pipeline.output_dir import RESOLVED_CONFIG, check_output_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,3 +56,69 @@ def test_foreign_non_empty_folder_is_refused(tmp_path):
     check_output_dir(tmp_path / "new")  # a new folder is fine
     (tmp_path / "empty").mkdir()
     check_output_dir(tmp_path / "empty")
+
+
+@pytest.fixture()
+def finished_output(tmp_path, demo_root, tiny_model_dir):
+    """``make(**sections)``: a folder holding a resolved config over the demo data, as a finished output has."""
+    from pipeline.demo import DEMO_CONFIG
+
+    def make(name: str = "out", **sections) -> Path:
+        config = yaml.safe_load(DEMO_CONFIG.read_text())
+        config["translation"]["model"] = str(tiny_model_dir)
+        config["sources"][0].update(annotations=str(demo_root / "annotations" / "captions_train2014.json"),
+                                    images=str(demo_root / "images" / "train2014"))
+        config["sources"] = config["sources"][:1]
+        for section, values in sections.items():
+            config[section].update(values) if isinstance(values, dict) else config.__setitem__(section, values)
+        out = tmp_path / name
+        out.mkdir()
+        (out / RESOLVED_CONFIG).write_text(yaml.safe_dump(config))
+        return out
+
+    return make
+
+
+def _one_error_line(result) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "temporary server" not in result.stderr.lower()  # failed before the embedded server started
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_regenerate_on_a_folder_that_is_no_output_touches_nothing(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    line = _one_error_line(_mblip("regenerate", str(mine), cwd=tmp_path))
+    assert f"{mine}: not an output of this tool" in line
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]  # no _work/.lock that makes it look like one
+    line = _one_error_line(_mblip("regenerate", str(tmp_path / "missing"), cwd=tmp_path))
+    assert f"{tmp_path / 'missing'}: no such output folder" in line
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--model", "models/nope"], "error: --model: models/nope: no such model folder"),
+    (["--min-bt-chrf", "500"], "error: --min-bt-chrf 500: filter.min_bt_chrf: Input should be less than or equal"),
+], ids=["unknown-model", "impossible-threshold"])
+def test_a_bad_regenerate_flag_is_named_before_prefect_starts(tmp_path, finished_output, flags, expected):
+    out = finished_output()
+    line = _one_error_line(_mblip("regenerate", str(out), *flags, cwd=tmp_path))
+    assert line.startswith(expected) and RESOLVED_CONFIG not in line  # not blamed on the saved config
+    assert sorted(p.name for p in out.iterdir()) == [RESOLVED_CONFIG]
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"translation": {"model": "models/nope"}}, "translation.model: models/nope: no such model folder"),
+    ({"sources": [{"type": "coco_captions", "annotations": "captions.json", "images": "imgaes"}]},
+     "image root not found: {tmp}/imgaes"),
+], ids=["unknown-model", "image-root-typo"])
+def test_generate_checks_model_and_image_roots_before_prefect_starts(tmp_path, finished_output, change, expected):
+    config = finished_output("conf", **change) / RESOLVED_CONFIG
+    (tmp_path / "conf" / "captions.json").write_text('{"images": [], "annotations": []}')
+    line = _one_error_line(_mblip("generate", str(config), "--out", str(tmp_path / "out"), cwd=tmp_path))
+    assert expected.format(tmp=tmp_path / "conf") in line
+    assert not (tmp_path / "out").exists()

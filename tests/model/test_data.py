@@ -366,3 +366,26 @@ def test_the_trainer_validates_on_exactly_the_held_out_rows_and_never_trains_on_
     stream = iter(loaders.loader)
     trained = {i for _ in range(2 * data.rows // cfg.train.batch_size) for i in next(stream)["example_ids"]}
     assert trained <= everything - held and len(trained) > (data.rows - 6) * 0.8  # two epochs, none held out
+def test_an_image_over_the_pixel_cap_is_refused_before_decoding(tmp_path):
+    from PIL import Image
+
+    from model.data import load_image
+    from pipeline.images.guard import DEFAULT_MAX_PIXELS, ImageTooLarge
+
+    side = 8000  # 64 megapixels: under PIL's own limit, 192 MB once decoded to RGB
+    assert side * side > DEFAULT_MAX_PIXELS
+    Image.new("1", (side, side)).save(tmp_path / "huge.png")  # a few kB on disk
+    with pytest.raises(ImageTooLarge, match="8000x8000 = 64,000,000 pixels, over the cap"):
+        load_image(tmp_path / "huge.png")  # a ValueError: the loader counts it as unreadable
+
+
+def test_a_shard_deleted_during_training_says_what_to_do(demo_output, tmp_path):
+    from model.data import iter_rows
+
+    shard = tmp_path / "part-00000.parquet"
+    first = read_manifest(demo_output).files[0].path
+    shard.write_bytes(Path(first).read_bytes())
+    rows = iter_rows([shard, tmp_path / "part-00001.parquet"])
+    assert next(rows)  # the first shard reads
+    with pytest.raises(FileNotFoundError, match="part-00001.parquet.*listed in the manifest.*mblip verify"):
+        list(rows)

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from mblip.cli import main
-from pipeline.output_dir import MANIFEST
+from pipeline.output_dir import MANIFEST, RESOLVED_CONFIG
 from pipeline.outputs.shards import ShardLayout
 from pipeline.outputs.write import write_outputs
 from pipeline.run_record import RunRecord
@@ -127,3 +127,14 @@ def test_symlink_out_of_the_output_is_refused(out):
     manifest["files"].append({"path": "data/link/part.parquet", "rows": 0, "bytes": 0, "sha256": ""})
     (out / MANIFEST).write_text(json.dumps(manifest))
     assert any("resolves outside the output folder" in p for p in verify_output(out).problems)
+
+
+def test_an_edited_resolved_config_fails(tmp_path, make_processed):
+    paths, counts = make_processed(tmp_path / "_work", n_rows=10)
+    out = tmp_path / "out"
+    manifest = write_outputs(out, paths, [], RunRecord(config_hash="t"), ingest_counts=counts,
+                             extra_files={RESOLVED_CONFIG: "run:\n  seed: 0\n"})
+    assert RESOLVED_CONFIG in {f["path"] for f in manifest["meta_files"]}
+    assert verify_output(out).ok
+    (out / RESOLVED_CONFIG).write_text("run:\n  seed: 1\n")  # same size, other bytes
+    assert any(p.startswith(f"{RESOLVED_CONFIG}: sha256") for p in verify_output(out).problems)

@@ -4,9 +4,12 @@ out), and the accounting still holds: records = rows + quarantined."""
 import json
 
 import polars as pl
+import pytest
 
 from pipeline.ingest import CocoCaptionsReader
-from pipeline.ingest.stage import ingest_source, iter_quarantine
+from pipeline.ingest.base import SourceError
+from pipeline.ingest.registry import parse_source
+from pipeline.ingest.stage import ingest_source, ingest_stage, iter_quarantine
 
 
 def _source(tmp_path):
@@ -32,7 +35,21 @@ def test_missing_image_is_quarantined(tmp_path):
     assert sorted(bad["record_id"].to_list()) == ["11", "12"]
     assert set(bad["field"]) == {"image_path"}
     assert all(r.startswith("image_missing: ") and "gone.jpg" in r for r in bad["reason"])
+    assert not any(str(tmp_path) in r for r in bad["reason"])  # no local folder in the published reasons
     assert result.records == 3 and result.rows == 1 and result.quarantined == 2
+
+
+@pytest.mark.parametrize("broken", ["typo", "loop"])
+def test_missing_image_root_fails_before_any_work(tmp_path, broken):
+    ann, images = _source(tmp_path)
+    root = tmp_path / "imgaes"  # mistyped
+    if broken == "loop":
+        root = tmp_path / "loop"
+        root.symlink_to(root)
+    source = parse_source({"type": "coco_captions", "annotations": str(ann), "images": str(root)})
+    with pytest.raises(SourceError, match=f"^image root not found: {root} "):
+        ingest_stage(source, str(tmp_path / "work"), chunk_rows=2)
+    assert not (tmp_path / "work").exists()  # nothing read, nothing written
 
 
 def test_check_can_be_turned_off(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 import pipeline.nounphrases as nounphrases
 from pipeline.images.table import TABLE, TABLE_SCHEMA
 from pipeline.ingest.base import SourceError
+from pipeline.ingest.stage import ingest_source, iter_quarantine
 from pipeline.ingest.web_capfilt import SamplingSettings, WebCapfiltReader
 from pipeline.nounphrases import english_stop_words, load_spacy
 
@@ -148,3 +149,13 @@ def test_unfetched_images_say_what_to_run(tmp_path):
     reader = WebCapfiltReader(path, tmp_path / "nowhere", tmp_path / "idx", SamplingSettings(spacy_model=MODEL))
     with pytest.raises(FileNotFoundError, match="mblip fetch-images"):
         read_all(reader)
+
+
+def test_ingested_quarantine_names_the_file_without_its_folder(tmp_path):
+    records = capfilt_records()[:12] + [bad for bad, _ in BAD]
+    path, images = write_source(tmp_path, records)
+    reader = WebCapfiltReader(path, images, tmp_path / "idx", SamplingSettings(spacy_model=MODEL, n_process=1))
+    result = ingest_source(reader, tmp_path / "work", chunk_rows=100)
+    bad = pl.concat([pl.read_parquet(p) for p in iter_quarantine(tmp_path / "work")])
+    assert result.quarantined == bad.height == len(BAD)
+    assert bad["source_file"].unique().to_list() == ["ccs_synthetic_filtered_large.json"]
