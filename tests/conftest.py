@@ -21,6 +21,16 @@ os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mblip-tests-prefect-")
 os.environ.pop("PREFECT_API_URL", None)
 
 REPO = Path(__file__).resolve().parents[1]
+# pytest-timeout: every test gets ``timeout`` from pyproject.toml (a hang fails its test, not the whole CI
+# job); tests marked slow (benchmark-sized models, minutes each) get this one unless they name their own.
+SLOW_TIMEOUT_S = 1800
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
 TINY_CONFIG = REPO / "model" / "demo" / "train_tiny.yaml"
 BLIP2_TEXT_WIDTH = 64  # tiny BLIP-2's (English) T5 width: mT5 matches it, BLOOM does not
 BLOOM_WIDTH = 48
