@@ -30,12 +30,13 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/mblip demo --out $(OUT)
 
+# --durations=15: CI's log lists the slowest tests, so a test that grows is seen (timeouts: pyproject.toml).
 test: setup
 	$(BIN)/ruff check -q .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-all: setup
-	$(BIN)/python -m pytest -q -m "not gpu"
+	$(BIN)/python -m pytest -q -m "not gpu" --durations=15
 
 # Retrain the shipped Multi30k translator (about 1.5 h on 2 CPU cores; resumes if interrupted), then
 # convert, score and regenerate its card.

@@ -15,7 +15,10 @@ send) nor SIGKILL runs ``atexit``, so the server (~230 MB) outlived the run. Her
   Since it cannot receive SIGTERM, the server is stopped with SIGKILL when the run exits; its SQLite
   database is transactional, and the run has reported its final state by then.
 
-Nothing here is used when the run talks to a real server (``PREFECT_API_URL`` set).
+A run that talks to a real server (``PREFECT_API_URL`` set) has no server of its own to stop; SIGTERM
+and SIGHUP still become ``SystemExit``, so the run ends the same way whichever server it reports to
+(``finally`` blocks and ``atexit`` hooks run; without it Prefect re-sends the signal after marking the
+flow run crashed, and the default action ends the process on the spot).
 """
 
 from __future__ import annotations
@@ -81,7 +84,8 @@ def exit_on_termination_signals() -> None:
 
 
 def start_guarded_embedded_server() -> int | None:
-    """Start Prefect's embedded server now (if this process would use one), guarded as above.
+    """Start Prefect's embedded server now (if this process would use one), guarded as above; SIGTERM and
+    SIGHUP become ``SystemExit`` in either case.
 
     Returns the server's pid, or None when a ``PREFECT_API_URL`` is configured (a real server, not
     ours to stop). Prefect reuses the started instance for the run (it is a per-port singleton).
@@ -89,10 +93,10 @@ def start_guarded_embedded_server() -> int | None:
     global _watchdog
     from prefect.settings import get_current_settings
 
+    exit_on_termination_signals()
     settings = get_current_settings()
     if settings.api.url or not settings.server.ephemeral.enabled:
         return None
-    exit_on_termination_signals()
     if _watchdog is None or _watchdog.poll() is not None:
         _watchdog = subprocess.Popen(
             [sys.executable, "-c", _WATCHDOG, str(os.getpid()), SERVER_MARKER],

@@ -26,6 +26,7 @@ from pipeline.chunks import (
 )
 from pipeline.config import PipelineConfig, check_model_languages, resolved_config_text
 from pipeline.ingest.stage import IngestResult, ingest_stage, iter_quarantine
+from pipeline.kill_points import kill_point
 from pipeline.mix import thresholds_from_chunks
 from pipeline.nllb.convert import read_model_metadata
 from pipeline.nllb.shipped import shipped_model_dir
@@ -47,7 +48,8 @@ def write_stage(out_dir: str, processed: list[str], quarantine: list[str], recor
     ``embed_images``: the kept shards carry their images (``output.images: embed``)."""
     return write_outputs(out_dir, processed, quarantine, record, ingest_counts=ingest_counts, layout=layout,
                          fan_out=fan_out, embed_images=embed_images,
-                         extra_files={RESOLVED_CONFIG: resolved_config} if resolved_config is not None else None)
+                         extra_files={RESOLVED_CONFIG: resolved_config} if resolved_config is not None else None,
+                         on_group_done=lambda group, reused: kill_point("shards"))  # a test hook (MBLIP_KILL_AT)
 
 
 # The stage functions, by name: a runner runs ``STAGES[name](*args, **kwargs)`` somewhere.
@@ -191,8 +193,13 @@ def _build(config: PipelineConfig, runner: Runner, force_sources: tuple[str, ...
              f"; recomputing {', '.join(force_languages)} in every chunk" if force_languages else "")
     job = ChunkJob.from_config(config, model_dir, mix, force_languages, cache_dir, answers)
     progress = runner.progress(len(todo), "chunks")
-    run_bounded((lambda p=p: runner.submit("chunk", p, job) for p in todo), config.run.concurrency,
-                lambda _: progress.advance(), runner.as_completed)
+
+    def chunk_done(_) -> None:
+        progress.advance()
+        kill_point("chunks")  # a test hook (MBLIP_KILL_AT): a chunk finished, the others not
+
+    run_bounded((lambda p=p: runner.submit("chunk", p, job) for p in todo), config.run.concurrency, chunk_done,
+                runner.as_completed)
     progress.close()
 
     record = RunRecord(

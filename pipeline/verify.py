@@ -1,9 +1,10 @@
 """``mblip verify OUT``: recompute every checksum and row count the manifest certifies.
 
 Problems (non-zero exit): no manifest; a certified file missing, of another size, with another
-sha256, unreadable, or with another row count; a Parquet file in a shard folder that the manifest
-does not list (a `datasets` config would pick it up); totals that do not add up. Warnings: temporary
-files of a killed write (invisible to readers, removed by the next run).
+sha256, unreadable, or with another row count; any file in ``data/``, ``rejects/`` or ``quarantine/``
+that the manifest does not list (a `datasets` config would pick up a Parquet one; any other is not part
+of what the manifest certifies); totals that do not add up. Warnings: temporary files of a killed write
+(invisible to readers, removed by the next run).
 """
 
 from __future__ import annotations
@@ -109,8 +110,9 @@ def verify_output(out_dir: str | Path) -> VerifyReport:
             rel = path.relative_to(out_dir).as_posix()
             if ".tmp-" in path.name:
                 report.warnings.append(f"{rel}: temporary file of an interrupted write (removed by the next run)")
-            elif path.suffix == ".parquet" and rel not in listed:
-                report.problems.append(f"{rel}: Parquet file not certified by the manifest (stale or foreign)")
+            elif rel not in listed:
+                kind = "Parquet file" if path.suffix == ".parquet" else "file"
+                report.problems.append(f"{rel}: {kind} not certified by the manifest (stale or foreign)")
     return report
 
 

@@ -21,6 +21,16 @@ os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mblip-tests-prefect-")
 os.environ.pop("PREFECT_API_URL", None)
 
 REPO = Path(__file__).resolve().parents[1]
+# pytest-timeout: every test gets ``timeout`` from pyproject.toml (a hang fails its test, not the whole CI
+# job); tests marked slow (benchmark-sized models, minutes each) get this one unless they name their own.
+SLOW_TIMEOUT_S = 1800
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
 TINY_CONFIG = REPO / "model" / "demo" / "train_tiny.yaml"
 BLIP2_TEXT_WIDTH = 64  # tiny BLIP-2's (English) T5 width: mT5 matches it, BLOOM does not
 BLOOM_WIDTH = 48
@@ -232,3 +242,99 @@ def s3_server():
             else:
                 os.environ[key] = value
         server.stop()
+# "The same output", for every test that says so: every published file byte for byte, and `mblip verify`.
+# The manifest alone may differ, in what it records of the run that made it rather than of the output: when
+# (``created``) and how much work was reused (``run``: chunks done, re-decided, processed; the flow).
+MANIFEST_RUN_FIELDS = ("created", "run")
+# The translation engine's work counters (stats.json ``processing.translation``, and the card's table of
+# them) count what the runs did: a run that rescored stored rows, or chunks racing for the same cache
+# entries on several workers, did different work for the same rows. Tests of such runs say so.
+WORK_COUNTERS = ("processing", "translation")
+
+
+def published_files(out: Path) -> dict[str, Path]:
+    """Every file of an output but its work folder (``_work/``): relative path -> path."""
+    return {p.relative_to(out).as_posix(): p for p in sorted(Path(out).rglob("*"))
+            if p.is_file() and p.relative_to(out).parts[0] != "_work"}
+
+
+def _without_work_counters(rel: str, path: Path, counters: set[str]) -> bytes:
+    import json
+    import re
+
+    if rel == "stats.json":
+        stats = json.loads(path.read_text())
+        stats[WORK_COUNTERS[0]].pop(WORK_COUNTERS[1], None)
+        return json.dumps(stats, sort_keys=True).encode()
+    if rel == "README.md":
+        lines = path.read_text().splitlines()
+        keep = [line for line in lines if not line.startswith("Translation engine counters, summed over")
+                and not (m := re.match(r"^\| (\w+) \| ", line)) or m and m[1] not in counters]
+        return "\n".join(keep).encode()
+    return path.read_bytes()
+
+
+def _manifest_of_the_output(path: Path, work_differs: bool) -> dict:
+    """The manifest without ``MANIFEST_RUN_FIELDS`` (and, when ``work_differs``, the checksums of the two
+    files that hold the work counters)."""
+    import json
+
+    manifest = {k: v for k, v in json.loads(path.read_text()).items() if k not in MANIFEST_RUN_FIELDS}
+    if work_differs:
+        manifest["meta_files"] = [{k: v for k, v in e.items() if k not in ("bytes", "sha256")}
+                                  if e["path"] in ("stats.json", "README.md") else e for e in manifest["meta_files"]]
+    return manifest
+
+
+def assert_same_output(out: Path, expected: Path, parts: tuple[str, ...] | None = None,
+                       work_differs: bool = False) -> None:
+    """``out`` holds exactly the published files of ``expected``, with the same bytes (shards, rejects,
+    quarantine, ``stats.json``, the card, plots, the resolved config; the manifest but for
+    ``MANIFEST_RUN_FIELDS``), and ``mblip verify`` passes on both. ``parts``: only these top-level folders or
+    files (outputs made in different folders differ in the paths their config and card name).
+    ``work_differs``: the runs did different work for the same rows (see ``WORK_COUNTERS``); those counters
+    are left out of ``stats.json`` and the card, everything else still compared byte for byte."""
+    import json
+
+    from mblip.cli import main
+
+    def select(root: Path) -> dict[str, Path]:
+        return {rel: p for rel, p in published_files(root).items() if parts is None or rel.split("/")[0] in parts}
+
+    got, want = select(out), select(expected)
+    assert want, f"{expected}: no published files"
+    assert sorted(got) == sorted(want), f"files only in {out}: {sorted(set(got) - set(want))}, " \
+                                        f"only in {expected}: {sorted(set(want) - set(got))}"
+    counters: set[str] = set()
+    if work_differs and "stats.json" in want:
+        for path in (got["stats.json"], want["stats.json"]):
+            counters |= set(json.loads(path.read_text())[WORK_COUNTERS[0]].get(WORK_COUNTERS[1]) or {})
+
+    def content(rel: str, path: Path) -> bytes:
+        return _without_work_counters(rel, path, counters) if work_differs else path.read_bytes()
+
+    differ = [rel for rel in want if rel != "manifest.json" and content(rel, got[rel]) != content(rel, want[rel])]
+    assert not differ, f"{out} and {expected}: these files differ: {differ}"
+    if "manifest.json" in want:
+        manifests = [_manifest_of_the_output(p, work_differs) for p in (got["manifest.json"], want["manifest.json"])]
+        assert manifests[0] == manifests[1], f"{out} and {expected}: the manifests differ"
+    for root in (out, expected):
+        assert main(["verify", str(root)]) == 0, f"mblip verify {root} failed"
+
+
+@pytest.fixture(scope="session")
+def same_output():
+    """``assert_same_output`` as a fixture (test modules cannot import conftest)."""
+    return assert_same_output
+
+
+def set_aside(out: Path, name: str) -> Path:
+    """Move a finished output next to itself under ``name``, so that another run writes at the same path
+    (outputs are compared byte for byte, and the resolved config names the output folder)."""
+    return Path(out).rename(Path(out).with_name(name))
+
+
+@pytest.fixture(scope="session")
+def set_output_aside():
+    """``set_aside`` as a fixture."""
+    return set_aside

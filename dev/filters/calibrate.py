@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true",
                    help="write the shipped model's thresholds file (shipped model only)")
     args = p.parse_args(argv)
+    if args.write and args.model:
+        p.error("--write stores the shipped model's thresholds; put another model's in its filter config")
 
     if args.model:
         translator, languages = load_translator(args.model), None
@@ -118,8 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"{k}: {v}" for k, v in setting.items()]
     print("\n".join(lines))
     if args.write:
-        if args.model:
-            raise SystemExit("--write stores the shipped model's thresholds; put another model's in its filter config")
         header = (f"# Model thresholds for the shipped multi30k model (pipeline/assets/nllb-multi30k), written by\n"
                   f"# `python -m dev.filters.calibrate --split {args.split} --limit {args.limit} "
                   f"--seed {args.seed} --min-kept {args.min_kept} --write`\n"

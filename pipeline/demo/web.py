@@ -1,10 +1,18 @@
 """The demo's web part: its scene images served on 127.0.0.1, listed in BLIP's CapFilt format, fetched
-with ``mblip fetch-images``, then read as web captions and matching sources by the generate flow."""
+with ``mblip fetch-images``, then read as web captions and matching sources by the generate flow.
+
+The list names the images under a host that does not exist (``DEMO_HOST``, a ``.invalid`` name, RFC 2606)
+and the fetch reaches them through the loopback server as that host's HTTP proxy. So the URLs, and the
+image ids and fetched paths made from them, are the same in every run and output folder, whatever port the
+server happened to get: the same inputs give the same rows.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.config import load_config
@@ -18,9 +26,22 @@ WEB_IMAGES = "web-images"
 MISSING = 3  # URLs to files that do not exist: the demo shows how failures are counted and quarantined
 
 
-def demo_port(out: Path) -> int:
-    """A port stable for an output folder, so a rerun of the demo lists (and fetches) the same URLs."""
-    return 20000 + int(hashlib.sha1(str(out).encode()).hexdigest()[:6], 16) % 20000
+DEMO_HOST = "mblip-demo.invalid"
+DEMO_BASE_URL = f"http://{DEMO_HOST}"
+PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY")  # what urllib (img2dataset) reads
+
+
+@contextlib.contextmanager
+def proxied_through(proxy_url: str) -> Iterator[None]:
+    """HTTP requests of this process and its children go through ``proxy_url`` while the block runs
+    (img2dataset fetches with urllib, which reads the proxy from the environment)."""
+    saved = {name: os.environ.pop(name) for name in PROXY_VARIABLES if name in os.environ}
+    os.environ["http_proxy"] = proxy_url
+    try:
+        yield
+    finally:
+        os.environ.pop("http_proxy", None)
+        os.environ.update(saved)
 
 
 def write_capfilt_json(data: Path, base_url: str) -> Path:
@@ -74,9 +95,9 @@ def prepare_web_demo(out: Path, config_path: Path) -> str | None:
         captions = json.loads((data / "annotations" / "captions_train2014.json").read_text())["annotations"]
         build_tiny_clip(clip_dir, [a["caption"] for a in captions[:500]])
     add_web_sources(config_path, clip_dir)
-    with serve_directory(data / "images", port=demo_port(out)) as base:
-        write_capfilt_json(data, base)
-        urls = load_config(config_path).web_image_urls()
+    write_capfilt_json(data, DEMO_BASE_URL)
+    urls = load_config(config_path).web_image_urls()
+    with serve_directory(data / "images", proxy_for=DEMO_HOST) as server, proxied_through(server):
         report = fetch_images(urls, data / WEB_IMAGES, FetchSettings(timeout_s=5))
     print(format_report(report))
     return None

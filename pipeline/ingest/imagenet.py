@@ -219,7 +219,7 @@ class ImagenetReader:
                                 rid,
                                 RecordError(
                                     "images",
-                                    f"no {task} image in {self.images / wnids[c]} "
+                                    f"no {task} image in {wnids[c]}/ under the images folder "
                                     "(classify and decide use alternate files: a class needs 2)",
                                 ),
                             )

@@ -19,6 +19,7 @@ from pipeline.ingest.images import quarantine_missing_images
 from pipeline.ingest.registry import SourceConfig
 from pipeline.ingest.remote import RemoteImageRoot, localize_source
 from pipeline.io import is_url, write_json_atomic, write_parquet_atomic
+from pipeline.kill_points import kill_point
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ def ingest_source(reader, work_dir: str | Path, chunk_rows: int, fingerprint: st
                                  work_dir / QUARANTINE_DIR / reader.name / Path(path).name)
         rows += batch.rows.height
         bad += batch.quarantine.height
+        kill_point("ingest")  # a test hook (MBLIP_KILL_AT): a chunk written, the ingest not finished
     if rows + bad == 0:  # e.g. a Karpathy split selection that matches no image
         raise SourceError(f"source {reader.name!r} yields no records: check its files and options")
     result = IngestResult(reader.name, tuple(chunks), rows, bad, counters, getattr(reader, "stats", None) or None)

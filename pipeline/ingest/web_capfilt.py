@@ -27,7 +27,9 @@ from pydantic import Field
 
 from pipeline.frozen import Frozen
 from pipeline.images.table import FETCH_STATS, TABLE, ImageTable
-from pipeline.ingest.base import BatchBuilder, ReadBatch, RecordError, check_file, require_text
+from pipeline.ingest.base import (
+    BatchBuilder, ReadBatch, RecordError, check_file, relative_source_file, require_text,
+)
 from pipeline.ingest.coco import iter_json_items
 from pipeline.ingest.source import SourceBase
 from pipeline.nounphrases import build_phrase_index, index_key, select_captions
@@ -126,7 +128,7 @@ class WebCapfiltReader:
 
     def iter_batches(self, batch_size: int = 5000) -> Iterator[ReadBatch]:
         table = ImageTable.open(self.image_root)
-        builder = BatchBuilder(self.name, str(self.path), batch_size)
+        builder = BatchBuilder(self.name, relative_source_file(self.path, None), batch_size)  # no local folder
         pending: list[tuple[int, object, str, str]] = []
 
         def resolve() -> None:

@@ -26,7 +26,7 @@ from pipeline.clip import load_clip
 from pipeline.frozen import Frozen
 from pipeline.images.guard import DEFAULT_MAX_PIXELS, open_rgb
 from pipeline.images.table import ImageTable
-from pipeline.ingest.base import BatchBuilder, ReadBatch, RecordError
+from pipeline.ingest.base import BatchBuilder, ReadBatch, RecordError, relative_source_file
 from pipeline.ingest.web_capfilt import (
     EMBEDDING_DIR, NOUNPHRASE_DIR, SamplingSettings, WebCapfiltReader, WebCapfiltSource, image_id_of,
 )
@@ -96,7 +96,7 @@ class WebMatchReader:
 
         m = self.matching
         pool = self.pool()
-        builder = BatchBuilder(self.name, str(self.path), batch_size)
+        builder = BatchBuilder(self.name, relative_source_file(self.path, None), batch_size)  # no local folder
         encoder = load_clip(m.model, m.device) if pool else None
         good, text_vecs, image_vecs = [], [], []
         for start in range(0, len(pool), m.batch_size):

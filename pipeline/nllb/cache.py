@@ -85,6 +85,9 @@ class TranslationCache:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            # The folder again: a process keeps this cache across runs (``open_translator``), and the output
+            # holding it may have been removed or moved away since (a rerun into a fresh folder).
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")

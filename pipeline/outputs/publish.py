@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.io import outside_output, read_json, sha256_file, write_bytes_atomic, write_json_atomic, write_text_atomic
+from pipeline.kill_points import kill_point
 from pipeline.output_dir import MANIFEST, WORK_DIR
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def publish(staging: str | Path, out_dir: str | Path) -> PublishReport:
             changed.append(MANIFEST)
     for rel in files:
         _move(staging / rel, out_dir / rel)
+        kill_point("publish")  # a test hook (MBLIP_KILL_AT): a file published, the manifest not yet
     for rel in stale:
         _remove(out_dir, rel)
     if MANIFEST in changed:

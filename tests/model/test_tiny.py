@@ -21,6 +21,18 @@ def test_tiny_mt5_adds_no_dropout_noise_in_training_mode(tiny_dirs):
     assert torch.equal(first, second)
 
 
+def test_the_demo_evaluation_command_runs_at_tiny_size(tmp_path, monkeypatch):
+    """`python -m model.demo.eval_model` (docs/training.md) end to end in seconds, from a folder that is not the
+    checkout (its config is found next to the module): 20 scenes, 2 steps, greedy answers."""
+    from model.demo.eval_model import main
+
+    monkeypatch.chdir(tmp_path)
+    main(["--work-dir", "work", "--n-images", "20", "--steps", "2", "--beams", "1", "--batch-size", "4"])
+    report = json.loads((tmp_path / "work" / "eval_demo.json").read_text())
+    assert report["steps"] == 2 and report["heldout_questions"] > 0
+    assert set(report["accuracy"]) == set(report["accuracy_shuffled_images"]) >= {"colour", "shape", "yes/no"}
+
+
 @pytest.mark.slow
 def test_demo_eval_answers_shape_and_colour_from_the_image(tmp_path):
     """The whole demo evaluation at its defaults (about 8 minutes): held-out colour and shape questions

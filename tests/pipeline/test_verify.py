@@ -69,6 +69,21 @@ def test_missing_truncated_and_stray_files_fail(out):
     assert "totals.kept" in problems
 
 
+def test_any_file_the_manifest_does_not_list_in_a_shard_folder_fails(out):
+    """Not only stray Parquet: any file in data/, rejects/ or quarantine/ is outside what the manifest certifies."""
+    strays = ["data/de/notes.csv", "data/sub/important.txt", "rejects/fr/.DS_Store", "quarantine/extra/x.json"]
+    for rel in strays:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text("mine")
+    (out / "data/de/.part-00000.parquet.tmp-4242").write_bytes(b"PAR1 half written")
+    (out / "notes.txt").write_text("outside the shard folders: not the manifest's business")
+    report = verify_output(out)
+    assert sorted(report.problems) == sorted(f"{rel}: file not certified by the manifest (stale or foreign)"
+                                             for rel in strays)
+    assert [w for w in report.warnings if ".tmp-" in w] == [
+        "data/de/.part-00000.parquet.tmp-4242: temporary file of an interrupted write (removed by the next run)"]
+
+
 def test_row_count_mismatch_fails_even_with_matching_checksum(out):
     manifest = json.loads((out / MANIFEST).read_text())
     manifest["files"][0]["rows"] += 1

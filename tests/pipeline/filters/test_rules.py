@@ -1,6 +1,7 @@
 import polars as pl
 import pytest
 
+from pipeline.filters import rules as rules_module
 from pipeline.filters.rules import FilterRules, decide, load_rules
 
 
@@ -23,6 +24,8 @@ def _frame(**overrides) -> pl.DataFrame:
         "score_bt_chrf": None,
         "score_fwd_logprob": None,
         "score_fwd_margin": None,
+        "score_bt_logprob": None,
+        "score_dual_xent": None,
     }
     row.update(overrides)
     schema = {k: pl.Float64 if k.startswith("score_") else pl.String for k in row}
@@ -40,36 +43,49 @@ def test_good_row_is_kept_and_null_signals_do_not_fail():
     assert _decide() == ("kept", None)
 
 
-@pytest.mark.parametrize(
-    ("overrides", "reason"),
-    [
-        ({"sig_input_error": "empty_text_tgt"}, "input:empty_text_tgt"),
-        ({"score_script_share": 0.1}, "wrong_script"),
-        ({"score_copy_overlap": 0.9}, "copy_of_source"),
-        ({"score_repeat_run": 5}, "repetition"),
-        ({"score_length_ratio": 0.2}, "too_short"),
-        ({"score_length_ratio": 3.0}, "too_long"),
-        ({"sig_short_inflated": True}, "inflated_short_input"),
-        ({"sig_numbers_ok": False}, "numbers_lost"),
-        ({"score_langid_rank": 20}, "wrong_language"),
-        ({"sig_answer_issue": "numbers_lost"}, "answer:numbers_lost"),
-        ({"score_bt_chrf": 5.0}, "low_bt_chrf"),
-    ],
-)
+RULE_CASES = [
+    ({"sig_input_error": "empty_text_tgt"}, "input:empty_text_tgt"),
+    ({"score_script_share": 0.1}, "wrong_script"),
+    ({"score_copy_overlap": 0.9}, "copy_of_source"),
+    ({"score_repeat_run": 5}, "repetition"),
+    ({"score_length_ratio": 0.2}, "too_short"),
+    ({"score_length_ratio": 3.0}, "too_long"),
+    ({"sig_short_inflated": True}, "inflated_short_input"),
+    ({"sig_numbers_ok": False}, "numbers_lost"),
+    ({"score_langid_rank": 20}, "wrong_language"),
+    ({"sig_answer_issue": "numbers_lost"}, "answer:numbers_lost"),
+    ({"score_bt_chrf": 5.0}, "low_bt_chrf"),
+    ({"score_bt_logprob": -9.0}, "low_bt_score"),  # on by default (-3.5)
+]
+# Rules that are off by default: the rules that turn them on, a failing row, and its reason.
+MODEL_RULE_CASES = [
+    (FilterRules(min_fwd_logprob=-5.0), {"score_fwd_logprob": -9.0}, "low_fwd_score"),
+    (FilterRules(min_fwd_margin=0.0), {"score_fwd_margin": -0.5}, "source_ignored"),
+    (FilterRules(max_dual_xent=4.0), {"score_dual_xent": 9.0}, "high_dual_xent"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "reason"), RULE_CASES)
 def test_each_rule_names_its_reason(overrides, reason):
     assert _decide(**overrides) == ("rejected", reason)
 
 
-@pytest.mark.parametrize(
-    ("overrides", "reason"),
-    [
-        ({"score_fwd_logprob": -9.0}, "low_fwd_score"),
-        ({"score_fwd_margin": -0.5}, "source_ignored"),
-    ],
-)
-def test_model_rules_are_off_by_default_and_name_their_reason(overrides, reason):
+@pytest.mark.parametrize(("rules", "overrides", "reason"), MODEL_RULE_CASES)
+def test_model_rules_are_off_by_default_and_name_their_reason(rules, overrides, reason):
     assert _decide(**overrides) == ("kept", None)
-    assert _decide(FilterRules(min_fwd_logprob=-5.0, min_fwd_margin=0.0), **overrides) == ("rejected", reason)
+    assert _decide(rules, **overrides) == ("rejected", reason)
+
+
+def test_every_reason_has_a_case_above():
+    """A new rule's reason without a test case here fails this test."""
+    reasons = {v for k, v in vars(rules_module).items() if k.startswith("REASON_") and isinstance(v, str)}
+    tested = {r.split(":")[0] for _, r in RULE_CASES} | {r for _, _, r in MODEL_RULE_CASES}
+    assert reasons and reasons - tested == set()
+
+
+def test_the_reverse_score_rule_is_off_when_its_threshold_is():
+    assert _decide(FilterRules(min_bt_logprob=None), score_bt_logprob=-9.0) == ("kept", None)
+    assert _decide(score_bt_logprob=-3.0) == ("kept", None)  # above the default threshold
 
 
 def test_first_failing_rule_wins():

@@ -96,6 +96,8 @@ def test_bad_labels_and_classes_without_images_quarantined(tmp_path):
     assert ("de:9", "de[0][1]") in got and ("de:2", "de[1][2]") in got
     assert ("fr", "fr") in got and not [r for r in got if r[0] == "xx"]  # "xx": no project language, reported
     assert ("classify:en:3:0", "images") in got and ("decide:en:3:0", "images") in got
+    no_images = bad.filter(pl.col("field") == "images")["reason"].to_list()
+    assert no_images and all("n00000003/" in r and str(tmp_path) not in r for r in no_images)  # no local folder
     assert set(rows.filter(pl.col("preset_lang") == "de")["text_en"]) == {"Schleie"}
 
 

@@ -56,6 +56,7 @@ def test_match_rows(tmp_path, source, monkeypatch):
     assert bad["field"].to_list() == ["image_path"] and bad["reason"][0].startswith("image_unreadable")
     assert rows.height + bad.height == 40  # the pool: positions 2..41 of the sampled, downloaded captions
     assert set(rows["task"]) == {"match"}
+    assert set(rows["source_file"]) == set(bad["source_file"]) == {"ccs.json"}  # no local folder
     stats = r.stats["matching"]
     assert stats["positives"] + stats["negatives"] == rows.height and abs(stats["positives"] - stats["negatives"]) <= 1
     assert r.stats["index"]["kind"].startswith("IndexFlatIP")

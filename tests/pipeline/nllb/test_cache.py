@@ -22,6 +22,23 @@ def test_round_trip_and_key_separation(tmp_path):
     assert TranslationCache(tmp_path / CACHE_FILENAME, "engine-a").count() == 2  # reopened from disk
 
 
+def test_a_cache_whose_folder_was_removed_opens_again_on_another_thread(tmp_path):
+    """A process keeps its cache across runs; between two runs the output holding it was removed (a rerun
+    into a fresh folder): the next run's threads open a new cache there instead of failing."""
+    import shutil
+    import threading
+
+    folder = tmp_path / "out" / "_work" / "translation-cache"
+    cache = TranslationCache(folder, "engine-a")
+    cache.put_many([("a dog", "ein Hund", False)], "eng_Latn", "deu_Latn")
+    shutil.rmtree(tmp_path / "out")
+    found = []
+    worker = threading.Thread(target=lambda: found.append(cache.get_many(["a dog"], "eng_Latn", "deu_Latn")))
+    worker.start()
+    worker.join()
+    assert found == [{}] and (folder / CACHE_FILENAME).is_file()
+
+
 def test_lookups_larger_than_one_query(tmp_path):
     cache = TranslationCache(tmp_path, "k")
     items = [(f"text {i}", f"Text {i}", False) for i in range(1300)]
