@@ -29,6 +29,7 @@ SMOKE_TESTS = {
     "mblip convert-nllb": "test_convert_nllb",
     "mblip generate": "test_generate",
     "mblip verify": "test_verify",
+    "mblip export": "test_export",
     "mblip train": "test_train",
     "mblip export-model": "test_export_model",
     "mblip eval": "test_eval",
@@ -38,6 +39,8 @@ SMOKE_TESTS = {
 NOT_IN_CI = {
     "make demo": "creates .venv with pip (network); the command it runs, `mblip demo`, is tests/flows/test_demo_web.py",
     "make test": "is CI itself (.ci/run)",
+    "mblip push": "uploads to the Hugging Face Hub (network); its commit plan is tests/pipeline/test_hub.py",
+    "tensorboard --logdir": "starts TensorBoard's viewer; the event files it reads are tests/model/test_trackers.py",
 }
 # README arguments CI cannot have (hub downloads, a GPU, 10,000 training steps) -> what the smoke tests pass
 STAND_INS = {
@@ -200,6 +203,12 @@ def test_generate(walkthrough, capsys):
 
 def test_verify(walkthrough, capsys):
     assert walkthrough.run("mblip verify", capsys).rstrip().endswith("OK")
+
+
+def test_export(walkthrough, capsys):
+    walkthrough.run("mblip export", capsys)
+    tars = json.loads((walkthrough.root / "out" / "mblip-data" / "export" / "webdataset" / "manifest.json").read_text())
+    assert tars["files"] and all(f["path"].endswith(".tar") for f in tars["files"])
 
 
 def test_train(walkthrough, capsys):
