@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_two_generates_into_one_folder(demo_config, tmp_path):
     out = tmp_path / "out"
-    configs = [demo_config(f"seed{s}.yaml", chunk_rows=200, assignment={"mode": "proportional", "seed": s})
+    configs = [demo_config(name=f"seed{s}.yaml", chunk_rows=200, assignment={"mode": "proportional", "seed": s})
                for s in (0, 1)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PYTHONPATH=str(REPO), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="240")
