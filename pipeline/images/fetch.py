@@ -85,7 +85,8 @@ def read_url_list(path: str | Path) -> list[str]:
     """URLs of a ``.txt`` (one per line), ``.parquet``/``.csv`` (a ``url`` column) or CapFilt ``.json`` list
     (the list itself may be at an fsspec URL: it is read through a local copy).
 
-    Every entry is returned, whatever its scheme: ``fetch_images`` refuses what it does not fetch."""
+    Every URL is returned, whatever its scheme: ``fetch_images`` refuses (and reports) what it does not
+    fetch. A CapFilt record without a usable caption is left out (it is quarantined at ingest)."""
     if is_url(str(path)):  # an fsspec URL: read through a local copy (one download)
         with tempfile.TemporaryDirectory(prefix="mblip-url-list-") as tmp:
             local = Path(tmp) / PurePosixPath(str(path)).name
@@ -111,7 +112,13 @@ def read_url_list(path: str | Path) -> list[str]:
             raise ValueError(f"{path}: no 'url' column (columns: {', '.join(frame.columns)})")
         return [str(u) for u in frame["url"].to_list() if u]
     if suffix == ".json":
-        return [good[0] for _, _, good, _ in CapfiltRecords(path).iter_all() if good is not None]
+        urls = []
+        for _, record, good, error in CapfiltRecords(path).iter_all():
+            if good is not None:
+                urls.append(good[0])
+            elif error.field == "url" and isinstance(record, dict) and isinstance(record.get("url"), str):
+                urls.append(record["url"])  # not http(s): refused by fetch_images, with its reason
+        return urls
     raise ValueError(f"{path}: unknown URL list format {suffix!r} (use .txt, .parquet, .csv or a CapFilt .json)")
 
 

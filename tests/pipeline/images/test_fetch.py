@@ -3,6 +3,7 @@ only http(s) URLs fetched; image bombs, big responses and dripping servers refus
 
 from __future__ import annotations
 
+import json
 import time
 
 import polars as pl
@@ -81,7 +82,8 @@ def test_only_http_urls_are_fetched_in_every_list_format(image_server, tmp_path)
     redirects = [f"{image_server}/to-file.jpg", f"{image_server}/to-ftp.jpg"]
     lists = {".txt": lambda p, urls: p.write_text("\n".join(urls) + "\n"),
              ".csv": lambda p, urls: pl.DataFrame({"url": urls}).write_csv(p),
-             ".parquet": lambda p, urls: pl.DataFrame({"url": urls}).write_parquet(p)}
+             ".parquet": lambda p, urls: pl.DataFrame({"url": urls}).write_parquet(p),
+             ".json": lambda p, urls: p.write_text(json.dumps([{"url": u, "caption": "a red bike"} for u in urls]))}
     for suffix, write in lists.items():
         out = tmp_path / f"images{suffix.replace('.', '-')}"
         fetched = [f"{image_server}/square.jpg", *redirects] if suffix == ".txt" else []  # one img2dataset run
