@@ -22,7 +22,7 @@ from pathlib import Path
 
 from model.architectures import BLIP2_FLAN_T5_XL, MT0_XL
 from model.config import load_config
-from model.demo.trainer import write_english_demo_output
+from model.demo.trainer import kept_shard_entry, write_english_demo_output
 from model.tiny import build_tiny_blip2, build_tiny_mt5, build_tokenizer
 from model.train import train
 from pipeline.demo.data import generate_demo_data
@@ -106,11 +106,16 @@ def run(tiny: bool, steps: int, batch_size: int, work: Path) -> dict:
 
 
 def _lengthen_captions(data_dir: Path) -> None:
+    """Every target made ``LONG_TEXT``; the manifest's entry of the rewritten shard follows (bytes, sha256)."""
     import polars as pl
 
-    path = data_dir / "data" / "en" / "part-00000.parquet"
-    frame = pl.read_parquet(path).with_columns(text_tgt=pl.lit(LONG_TEXT))
-    frame.write_parquet(path)
+    rel = "data/en/part-00000.parquet"
+    frame = pl.read_parquet(data_dir / rel).with_columns(text_tgt=pl.lit(LONG_TEXT))
+    frame.write_parquet(data_dir / rel)
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    manifest["files"] = [kept_shard_entry(data_dir, rel, "en", frame.height) if f["path"] == rel else f
+                         for f in manifest["files"]]
+    (data_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,4 +50,7 @@ def test_export_loads_with_plain_transformers_and_generates(make_config, tmp_pat
     inputs = processor(images=images, text=["Caption the image in English."], return_tensors="pt")
     ids = model.generate(**inputs, num_beams=2, min_new_tokens=3, max_new_tokens=5)
     new = ids if not trained.decoder_only else ids[:, inputs["input_ids"].shape[1]:]
-    assert processor.batch_decode(new, skip_special_tokens=True)[0].strip()
+    # at least the 3 forced new tokens (an encoder-decoder's output starts with its decoder start token), and
+    # they decode: which tokens a 4-step tiny model picks (text or special pieces) is not what this checks
+    assert new.shape[1] >= 3 + (not trained.decoder_only)
+    assert processor.batch_decode(new, skip_special_tokens=False)[0].strip()
