@@ -7,6 +7,7 @@ the plots draw; ``sum_sidecars`` adds up the per-chunk engine counters; ``summar
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -60,8 +61,9 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
     by_run = pl.col("preset_lang").is_null() if "preset_lang" in schema else pl.lit(True)
     per_lang = rows.group_by("lang").agg(
         pl.len().alias("assigned"), kept.sum().alias("kept"), rejected.sum().alias("rejected"),
-        by_run.sum().alias("by_run"), *[pl.col(c).mean().alias(c) for c in score_cols],
+        by_run.sum().alias("by_run"),
     ).sort("lang").collect()
+    scores = score_summaries(rows, score_cols)
     reasons = rows.filter(rejected).group_by(["lang", "reject_reason"]).len().sort(["lang", "reject_reason"]).collect()
     reasons_by_lang: dict[str, dict[str, int]] = {}
     for r in reasons.to_dicts():
@@ -80,9 +82,9 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
             "preset": r["assigned"] - r["by_run"],  # rows in this language because their source fixed it
             "mc4_target_share": (target_shares or {}).get(lang.code, lang.mc4_share_pct / mc4_total),
             "reject_reasons": reasons_by_lang.get(lang.code, {}),
-            "mean_scores": {c: r[c] for c in score_cols},
+            "mean_scores": {c: scores.get(c, {}).get(lang.code, {}).get("mean") for c in score_cols},
             # kept for readers of the first stats format (pipeline/summary.py)
-            "mean_bt_chrf": r.get("score_bt_chrf"),
+            "mean_bt_chrf": scores.get("score_bt_chrf", {}).get(lang.code, {}).get("mean"),
         }
     per_task = rows.group_by("task").agg(pl.len().alias("assigned"), kept.sum().alias("kept"),
                                          rejected.sum().alias("rejected")).sort("task").collect()
@@ -114,7 +116,7 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
             {"source": r["source"], "field": r["field"], "reason": r["reason"], "rows": r["len"]}
             for r in quarantine_reasons.to_dicts()
         ],
-        "scores": score_summaries(rows, score_cols),
+        "scores": scores,
     }
 
 
@@ -123,17 +125,28 @@ def score_summaries(rows: pl.LazyFrame, score_cols: list[str]) -> dict[str, dict
 
     Aggregated in polars so the plots never need the rows themselves; one column at a time, because
     exact quantiles hold the column's values: memory is one score column (and the language), not every one.
+    The mean is summed exactly (``math.fsum``): a float sum in polars depends on how the rows are split
+    into chunks and threads, and the same rows must give the same stats.json, byte for byte.
     """
     out: dict[str, dict[str, dict]] = {}
     keys = ("count", "mean", "min", *SCORE_QUANTILES, "max")
     for c in score_cols:
         col = pl.col(c).cast(pl.Float64)
-        aggs = [col.count().alias("count"), col.mean().alias("mean"), col.min().alias("min"), col.max().alias("max")]
+        aggs = [col.count().alias("count"), col.min().alias("min"), col.max().alias("max"),
+                col.drop_nulls().alias("values")]
         aggs += [col.quantile(q, interpolation="linear").alias(name) for name, q in SCORE_QUANTILES.items()]
         for r in rows.select("lang", c).group_by("lang").agg(aggs).sort("lang").collect().to_dicts():
             if r["count"]:
+                r["mean"] = _exact_sum(r["values"]) / r["count"]
                 out.setdefault(c, {})[r["lang"]] = {k: r[k] for k in keys}
     return out
+
+
+def _exact_sum(values: list[float]) -> float:
+    try:
+        return math.fsum(values)
+    except ValueError:  # inf + -inf: what a plain sum gives
+        return float("nan")
 
 
 def sum_sidecars(processed: Iterable[str | Path]) -> dict:

@@ -87,8 +87,8 @@ def prefect_api(prefect_server, tmp_path):
         yield prefect_server["url"]
 
 
-def write_demo_config(folder: Path, demo_root: Path, model: Path, only_bt_rule: dict, name: str = "demo.yaml",
-                      chunk_rows: int = 20, min_bt_chrf: float = 10.0, **sections) -> Path:
+def write_demo_config(folder: Path, name: str = "demo.yaml", chunk_rows: int = 20, min_bt_chrf: float = 10.0, *,
+                      demo_root: Path, model: Path, only_bt_rule: dict, **sections) -> Path:
     """A demo config over a copy of the demo data in ``folder``, written next to it (its output: ``dataset``)."""
     from pipeline.demo import DEMO_CONFIG
 
