@@ -42,7 +42,8 @@ def test_threshold_change_redecides_without_translating_and_matches_a_fresh_run(
 
     regenerated = set_output_aside(out, "regenerated")  # a fresh run at the same path gives the same bytes
     fresh = generate(str(demo_config(name="fresh.yaml", min_bt_chrf=10.0, translation={"model": str(model)})))
-    same_output(out, regenerated)
+    # chunks on parallel threads race for the same cache entries: the engine's work counters may differ
+    same_output(out, regenerated, work_differs=True)
     assert fresh["totals"] == manifest["totals"]
     assert manifest["totals"]["kept"] < first["totals"]["kept"]  # the change mattered
 
