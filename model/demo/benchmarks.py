@@ -3,7 +3,7 @@
 python -m model.demo.benchmarks samples runs/eval_samples
     # writes runs/eval_samples/<benchmark>/{data,images} for all seven benchmarks (a few items per
     # language, coloured-shape images), so `mblip eval` can be run end to end without the real data
-python -m model.demo.benchmarks placeholders xgqa --data ../shared/data/xgqa --split train_48 --out runs/xgqa_images
+python -m model.demo.benchmarks placeholders xgqa --data DATA/xgqa --split train_48 --out runs/xgqa_images
     # one grey-scale placeholder image for every image a benchmark's files reference (the
     # published annotation files without their images: checks the reading and scoring path only)
 """
