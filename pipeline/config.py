@@ -50,8 +50,11 @@ class TranslationConfig(Frozen):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     device_index: tuple[int, ...] = (0,)
     compute_type: str = "auto"  # int8 on CPU, int8_float16 on GPU; float32 for exactness (slow)
-    inter_threads: int = 1  # batches decoded in parallel per process
-    intra_threads: int = 0  # threads per batch (0 = all cores)
+    # Batches decoded in parallel per process (replicas sharing the weights) and threads per batch; 0 = auto:
+    # on CPU one batch per core with one thread each (measured faster than one batch on all cores), on a
+    # GPU one batch. Several worker processes on one machine (Dask): give each its share, e.g. inter_threads: 4.
+    inter_threads: int = Field(0, ge=0)
+    intra_threads: int = Field(0, ge=0)
     max_batch_tokens: int = Field(2048, gt=0)  # token budget per batch: memory vs throughput
     max_input_tokens: int = Field(256, gt=2)  # longer inputs are truncated and flagged
     beam_size: int = Field(1, ge=1)  # 1 = greedy, as the reference; 4 is slower and a bit better

@@ -10,7 +10,10 @@ from model.bench_loader import bench_loader
 from model.bench_loader import print_report as print_loader_report
 from pipeline.bench import translate as bench
 from pipeline.bench.filter import bench_filter, bench_filter_cost, print_cost_report, print_report
+from pipeline.bench.levers import bench_levers, print_levers_report, print_vmap_changes, vmap_output_changes
 from pipeline.bench.web import run
+from pipeline.filters.evaluate import read_multi30k
+from pipeline.nllb.shipped import shipped_model_dir
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -40,7 +43,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
     common = dict(shape=args.shape or "600m", device=device, compute_type=args.compute_type, threads=args.threads,
                   batch_size=args.batch_size, cache_dir=args.cache_dir)
-    if args.vmap:
+    if args.levers:
+        print_levers_report(bench_levers(shape=args.shape or "600m", strings=args.sentences, output_tokens=args.tokens,
+                                         threads=args.threads or 2, max_batch_tokens=args.max_batch_tokens,
+                                         vmap_entries=args.vmap_entries, repeats=args.repeats,
+                                         cache_dir=args.cache_dir), args.sentences, args.tokens)
+    elif args.vmap and args.data:
+        langs = tuple(args.langs.split(","))
+        held_out = {k: v[: args.limit] for k, v in read_multi30k(args.data, "val", langs).items()}
+        tuning = read_multi30k(args.data, "train", langs)
+        print_vmap_changes(vmap_output_changes(args.model or shipped_model_dir(), tuning, held_out, langs,
+                                               threads=args.threads or 2))
+    elif args.vmap:
         full, vmap, entries = bench.bench_vmap(shape=args.shape or "600m", sentences=args.sentences,
                                                output_tokens=args.tokens, vmap_entries=args.vmap_entries, device=device,
                                                compute_type=args.compute_type, threads=args.threads,

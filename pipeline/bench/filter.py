@@ -27,7 +27,7 @@ import polars as pl
 
 from pipeline.filters.evaluate import build_labelled_set, default_data_dir, format_report, read_multi30k, summarise
 from pipeline.bench.corpus import chunk_strings
-from pipeline.bench.models import DEFAULT_CACHE, ensure_ct2_model
+from pipeline.bench.models import DEFAULT_CACHE, engine_threads, ensure_ct2_model
 from pipeline.filters.quality import DEFAULT_REVERSE, REVERSE_SIGNALS, SIGNAL_SCHEMA, apply_quality_filter
 from pipeline.filters.rules import FilterRules, decide, load_rules
 from pipeline.languages import SOURCE_NLLB, get_language
@@ -103,7 +103,8 @@ def bench_filter(model_dir=None, data_dir=None, langs: tuple[str, ...] = ("de", 
     data = read_multi30k(data_dir or default_data_dir("val"), "val", langs)
     if limit is not None:
         data = {k: v[:limit] for k, v in data.items()}
-    engine = NllbTranslator(model_dir, EngineSettings(device=device, compute_type=compute_type, intra_threads=threads))
+    engine = NllbTranslator(model_dir, EngineSettings(device=device, compute_type=compute_type,
+                                                      **engine_threads(threads, device)))
     rows = stage_rows(data, langs)
     best: dict[str, StageTiming] = {}
     for _ in range(repeats):  # alternate the sides so a busy machine slows both alike
@@ -134,8 +135,8 @@ def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de",
     are the engine's own seconds inside CTranslate2, so the pipeline around it does not count on either side.
     """
     ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir or DEFAULT_CACHE)
-    engine = NllbTranslator(ct2_dir, EngineSettings(device=device, compute_type=compute_type, intra_threads=threads,
-                                                    max_batch_tokens=4096))
+    engine = NllbTranslator(ct2_dir, EngineSettings(device=device, compute_type=compute_type,
+                                                      **engine_threads(threads, device)))
     texts = chunk_strings(strings, seed=11)
     rows = pl.DataFrame({"example_id": [f"r{i:05d}" for i in range(len(texts))], "text_en": texts,
                          "lang": [lang] * len(texts), "lang_nllb": [get_language(lang).nllb] * len(texts)})

@@ -49,3 +49,9 @@ def ensure_ct2_model(shape: str = "600m", quantization: str = "int8", cache_dir:
     """The converted CTranslate2 model (skipped when an up-to-date conversion exists)."""
     hf_dir = ensure_hf_model(shape, cache_dir)
     return convert_nllb(str(hf_dir), hf_dir.parent / f"ct2-{quantization}", quantization=quantization)
+
+
+def engine_threads(threads: int | None, device: str = "cpu") -> dict:
+    """The engine's thread settings for ``threads`` cores, split as a run splits them (one batch per core);
+    None or 0 = the run's default on every core this process may use."""
+    return dict(inter_threads=threads, intra_threads=1) if threads and device == "cpu" else {}

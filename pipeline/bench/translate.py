@@ -35,12 +35,12 @@ from pathlib import Path
 from pipeline.answers import translate_answers
 from pipeline.assign import assign_languages
 from pipeline.bench.corpus import caption_sentences, chunk_strings, vqa_stream
-from pipeline.bench.models import DEFAULT_CACHE, bench_corpus, ensure_ct2_model, ensure_hf_model
+from pipeline.bench.levers import write_bench_vmap
+from pipeline.bench.models import DEFAULT_CACHE, engine_threads, ensure_ct2_model, ensure_hf_model
 from pipeline.languages import SOURCE_NLLB, resolve_languages
 from pipeline.nllb.cache import TranslationCache
 from pipeline.nllb.convert import SPM_FILENAME
-from pipeline.nllb.engine import LANG_CODE, EngineSettings, NllbTranslator, read_vocabulary
-from pipeline.nllb.vmap import target_pieces, vmap_lines, write_vmap
+from pipeline.nllb.engine import EngineSettings, NllbTranslator
 from pipeline.translate import CachingTranslator, TranslationStats, translate_frame
 
 log = logging.getLogger(__name__)
@@ -155,10 +155,10 @@ def _evenly_spaced(items: list, k: int) -> list:
 
 
 def bench_chunk(
-    shape: str = "600m", strings: int = 2000, output_tokens: int = 24, reference_sentences: int = 96,
-    batch_sizes: tuple[int, ...] = (8, 16, 32, 64), device: str = "cpu", compute_type: str = "auto",
-    threads: int | None = None, max_batch_tokens: int = 4096, use_vmap: bool = False, repeats: int = 1,
-    cache_dir=None,
+    shape: str = "600m", strings: int = 2000, output_tokens: int = 16, reference_sentences: int = 96,
+    batch_sizes: tuple[int, ...] = (16, 32, 64), device: str = "cpu", compute_type: str = "auto",
+    threads: int | None = None, max_batch_tokens: int = EngineSettings.max_batch_tokens, use_vmap: bool = False,
+    repeats: int = 1, cache_dir=None,
 ) -> ChunkResult:
     """A chunk's worth of distinct strings (``corpus.chunk_strings``: COCO-like captions and VQAv2-like
     questions) through this engine in one call per batching mode, and the reference (HF ``generate``,
@@ -171,7 +171,7 @@ def bench_chunk(
     texts = chunk_strings(strings, seed=7)
     tgt = "deu_Latn"
     options = dict(device=device, compute_type=compute_type, max_batch_tokens=max_batch_tokens,
-                   intra_threads=_threads(threads) if device == "cpu" else 0, use_vmap=use_vmap)
+                   use_vmap=use_vmap, **engine_threads(threads, device))
     engines = {"padding-free": NllbTranslator(ct2_dir, EngineSettings(**options, batch_invariant=True)),
                "padded": NllbTranslator(ct2_dir, EngineSettings(**options, batch_invariant=False))}
     forced = dict(min_decoding_length=output_tokens, max_decoding_length=output_tokens)
@@ -257,8 +257,8 @@ def bench_stage(
     out: dict[str, Timing | dict] = {}
 
     engine = NllbTranslator(ct2_dir, EngineSettings(
-        device=device, compute_type=compute_type, intra_threads=_threads(threads) if device == "cpu" else 0,
-        max_batch_tokens=4096, max_length_ratio=max_length_ratio,
+        device=device, compute_type=compute_type, **engine_threads(threads, device),
+        max_length_ratio=max_length_ratio,
     ))
     with tempfile.TemporaryDirectory(prefix="mblip-bench-cache-") as tmp:
         cache = TranslationCache(tmp, engine.cache_key())
@@ -322,16 +322,10 @@ def bench_vmap(
     a random-weight benchmark model has only a small real tokenizer, while one target language of
     NLLB-200 uses some tens of thousands of its 256k entries. Returns both timings and the map size.
     """
-    cache_dir = cache_dir or DEFAULT_CACHE
-    ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir)
-    vocabulary = read_vocabulary(ct2_dir)
-    always = [t for t in vocabulary if LANG_CODE.fullmatch(t)] + target_pieces(ct2_dir, bench_corpus())
-    have = set(always)
-    always += [t for t in vocabulary if t not in have][: max(0, vmap_entries - len(always))]
-    write_vmap(ct2_dir, vmap_lines(vocabulary, always, copy_source=True))
+    ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir or DEFAULT_CACHE)
+    entries = write_bench_vmap(ct2_dir, vmap_entries)
     texts = caption_sentences(sentences, seed=7)
-    options = dict(device=device, compute_type=compute_type, intra_threads=_threads(threads) if device == "cpu" else 0,
-                   max_batch_tokens=4096)
+    options = dict(device=device, compute_type=compute_type, **engine_threads(threads, device))
     engines = {"full vocabulary": NllbTranslator(ct2_dir, EngineSettings(**options)),
                "vmap": NllbTranslator(ct2_dir, EngineSettings(**options, use_vmap=True))}
     best: dict[str, Timing] = {}
@@ -344,7 +338,7 @@ def bench_vmap(
                                        max_decoding_length=output_tokens)
             timing = Timing(name, time.perf_counter() - t0, sum(r.decoded_tokens for r in results), len(texts))
             best[name] = timing if name not in best or timing.seconds < best[name].seconds else best[name]
-    return best["full vocabulary"], best["vmap"], len(set(always))
+    return best["full vocabulary"], best["vmap"], entries
 
 
 def print_vmap_report(full: Timing, vmap: Timing, entries: int) -> float:

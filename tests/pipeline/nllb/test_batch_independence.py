@@ -19,3 +19,22 @@ def test_outputs_are_the_same_alone_and_in_a_mixed_batch(tiny_model_dir):
     assert together == alone
     lengths = [t.tokens for t in translator.translate(TEXTS, "eng_Latn", "deu_Latn")]
     assert lengths[1] < lengths[2]  # the short input really got the shorter cap
+
+
+def test_auto_threads_run_one_batch_per_core_on_cpu_and_one_batch_on_a_gpu():
+    auto = EngineSettings()
+    assert auto.thread_split("cpu", cores=8) == (8, 1)
+    assert EngineSettings(intra_threads=2).thread_split("cpu", cores=8) == (4, 2)
+    assert EngineSettings(inter_threads=2).thread_split("cpu", cores=8) == (2, 4)
+    assert EngineSettings(inter_threads=3, intra_threads=3).thread_split("cpu", cores=8) == (3, 3)
+    assert auto.thread_split("cuda") == (1, 0)
+
+
+def test_outputs_do_not_depend_on_how_threads_are_split(tiny_model_dir):
+    texts = TEXTS * 6  # several buckets, so the replicas really decode batches side by side
+    settings = dict(device="cpu", max_length_ratio=2.0, max_batch_tokens=32)
+    replicas = load_translator(tiny_model_dir, EngineSettings(**settings, inter_threads=2, intra_threads=1))
+    one_batch = load_translator(tiny_model_dir, EngineSettings(**settings, inter_threads=1, intra_threads=2))
+    assert replicas.threads == (2, 1) and one_batch.threads == (1, 2)
+    assert [t.text for t in replicas.translate(texts, "eng_Latn", "deu_Latn")] == \
+        [t.text for t in one_batch.translate(texts, "eng_Latn", "deu_Latn")]
