@@ -39,8 +39,10 @@ if TYPE_CHECKING:
 ROW_COLUMNS = (
     "example_id", "task", "image_id", "image_path", "source", "text_en", "answer_en", "lang", "text_tgt", "answer_tgt",
 )
-# ``extra_images``: the images after ``image_path``, in order (task fine-tuning's NLVR2 rows: the right image).
-OPTIONAL_COLUMNS = ("prompt", "target", "answer_translated", "extra_images")
+OPTIONAL_COLUMNS = ("prompt", "target", "answer_translated")
+# The images after ``image_path``, in order: a list column of the task fine-tuning's NLVR2 rows (the right image).
+# Pipeline outputs, and so their webdataset export (one image per sample), have one image per row.
+EXTRA_IMAGES_COLUMN = "extra_images"
 # Tasks of the task fine-tuning recipes (model/finetune/): their rows carry their own prompt and target.
 FINETUNE_TASKS = frozenset({"gqa", "snli_ve", "nlvr2", "flickr30k"})
 # Between the prompt and the target of a decoder-only LLM (``data.target_separator``): "none" = the ids follow
@@ -173,7 +175,7 @@ def iter_rows(paths: Sequence[Path], batch_rows: int = READ_BATCH_ROWS) -> Itera
                                     "training?); check it with mblip verify OUT, regenerate it, then resume")
         parquet = open_parquet(path)
         names = set(parquet.schema_arrow.names)
-        columns = [c for c in ROW_COLUMNS + OPTIONAL_COLUMNS + (IMAGE_COLUMN,) if c in names]
+        columns = [c for c in ROW_COLUMNS + OPTIONAL_COLUMNS + (EXTRA_IMAGES_COLUMN, IMAGE_COLUMN) if c in names]
         missing = [c for c in ROW_COLUMNS if c not in names]
         if missing:
             raise ValueError(f"{path} lacks columns {missing}; is it a kept shard of the data pipeline?")
@@ -343,7 +345,7 @@ def row_to_example(row: dict[str, Any], image_roots: dict[str, Path | str], engl
                          f"only {list(BUILT_IN_TASKS)} rows can do without them")
     root = image_roots.get(row["source"])
     image_path, *extra = [Path(p) if root is None else join_location(root, p)
-                          for p in (row["image_path"], *(row.get("extra_images") or ()))]
+                          for p in (row["image_path"], *(row.get(EXTRA_IMAGES_COLUMN) or ()))]
     span = None
     if task == "vqa" and (start := prompt.find(question)) >= 0:
         span = (start, start + len(question))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.data import hash_fraction
+from model.data import EXTRA_IMAGES_COLUMN, ROW_COLUMNS, hash_fraction
 from model.finetune.readers import QUARANTINED, RECIPES, BadRecord, ImageIndex, read_training_file
 from pipeline.io import sha256_file
 
@@ -50,9 +50,8 @@ def fingerprint(recipe: str, train_file: Path, images: Path, splits: Sequence[st
 def row_schema():
     import pyarrow as pa
 
-    columns = ("example_id", "task", "image_id", "image_path", "source", "text_en", "answer_en", "lang", "text_tgt",
-               "answer_tgt", "prompt", "target")
-    return pa.schema([*((name, pa.string()) for name in columns), ("extra_images", pa.list_(pa.string()))])
+    columns = (*ROW_COLUMNS, "prompt", "target")
+    return pa.schema([*((name, pa.string()) for name in columns), (EXTRA_IMAGES_COLUMN, pa.list_(pa.string()))])
 
 
 class ShardWriter:
@@ -109,6 +108,9 @@ def prepare_task_data(recipe: str, train_file: str | Path, images: str | Path, o
     if on_bad_record not in ON_BAD_RECORD:
         raise ValueError(f"finetune.on_bad_record={on_bad_record!r}: choose one of {', '.join(ON_BAD_RECORD)}")
     out, images = Path(out), Path(images)
+    if not Path(train_file).is_file():
+        raise FileNotFoundError(f"finetune.train_file: {train_file} does not exist (the {recipe} recipe's training "
+                                "file as published; see configs/finetune/ for each format)")
     if not images.is_dir():
         raise FileNotFoundError(f"finetune.images: {images} is not a folder (the {recipe} training images)")
     wanted = fingerprint(recipe, Path(train_file), images, splits)

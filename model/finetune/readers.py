@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model.data import EXTRA_IMAGES_COLUMN
 from model.evaluate.prompts import caption_prompt, marvl_prompt, xgqa_prompt, xvnli_prompt
 from model.evaluate.readers import NO_GOLD_LABEL, XVNLI_LABELS
 
@@ -88,7 +89,7 @@ def make_row(task: str, key: str, image_id: str, images: Sequence[str], prompt: 
     """A trainer row (model/data.py ``ROW_COLUMNS``): English, with its own prompt and target; ``images`` relative
     to the recipe's image folder (the manifest's image root of source ``task``), the first in ``image_path``."""
     return {"example_id": f"{task}:{key}", "task": task, "image_id": image_id, "image_path": images[0],
-            "extra_images": list(images[1:]), "source": task, "text_en": text_en, "answer_en": answer_en,
+            EXTRA_IMAGES_COLUMN: list(images[1:]), "source": task, "text_en": text_en, "answer_en": answer_en,
             "lang": "en", "text_tgt": None, "answer_tgt": None, "prompt": prompt, "target": target}
 
 
