@@ -6,5 +6,5 @@ xFlickrCO).
 pipeline's output layout (Parquet shards, quarantine, manifest last) so the unchanged trainer streams them;
 ``config.py`` parses a recipe config (``configs/finetune/*.yaml``) into the recipe's settings and a
 ``TrainConfig``; ``run.py`` is ``mblip finetune``: prepare, train (``model.launch``), evaluate
-(``model.evaluate.runner``).
+(``model.evaluate.runner``); ``samples.py`` writes tiny training files in each published format (tests).
 """

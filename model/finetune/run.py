@@ -49,6 +49,7 @@ def run_finetune(config: str | Path, checkpoint: str | None = None, output_dir: 
     if evaluate:
         check_evaluation(run)
     out = run.output_dir
+    out.mkdir(parents=True, exist_ok=True)
     s = run.settings
     prepared = prepare_task_data(s.recipe, s.train_file, s.images, out / DATA_DIR, s.on_bad_record, s.splits)
     train_config = out / TRAIN_CONFIG_FILE
