@@ -156,3 +156,15 @@ def test_the_config_refuses_what_the_recipe_decides(tmp_path, make_config, secti
 def test_a_missing_checkpoint_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="finetune.checkpoint: .*nowhere"):
         load_finetune_config(_finetune_yaml(tmp_path), checkpoint=str(tmp_path / "nowhere"))
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_each_shipped_recipe_config_loads_with_the_trainer_rules(tmp_path, make_config, recipe):
+    from model.config import accumulation_steps
+
+    _checkpoint(tmp_path, make_config)
+    path = Path(__file__).resolve().parents[2] / "configs" / "finetune" / f"{recipe}.yaml"
+    run = load_finetune_config(path, checkpoint=str(tmp_path / "realign"))
+    assert run.settings.recipe == recipe and run.evaluate.enabled and run.evaluate.data
+    assert (run.train.train.global_batch, accumulation_steps(run.train.train, 1)) == (128, 16)
+    assert run.train.train.output_dir == f"runs/mt0xl-{recipe}" and run.train.train.stage == "full"
