@@ -1,4 +1,4 @@
-"""Trainer commands: train, export-model, caption, ask, model-info."""
+"""Trainer commands: train, finetune, export-model, caption, ask, model-info."""
 
 from __future__ import annotations
 
@@ -17,6 +17,21 @@ def add_parsers(sub) -> None:
                    help="an `accelerate config` file (multi-node, FSDP, DeepSpeed): `accelerate launch --config_file` "
                         "with it instead of the one-machine multi-GPU flags")
     p.set_defaults(handler="model:cmd_train")
+
+    p = sub.add_parser("finetune", help="fine-tune a re-aligned checkpoint on one task's English training data, then "
+                                        "evaluate it zero-shot on the matching benchmark (configs/finetune/*.yaml)")
+    p.add_argument("config", type=Path, help="e.g. configs/finetune/xgqa.yaml")
+    p.add_argument("--checkpoint", default=None, help="the re-aligned checkpoint to start from (checkpoints/step-N or "
+                                                      "a training output); overrides finetune.checkpoint")
+    p.add_argument("--output-dir", default=None, help="overrides train.output_dir")
+    p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="halt with a checkpoint after this many steps (no evaluation; rerun to resume)")
+    p.add_argument("--gpus", type=int, default=1, help="processes (GPUs); > 1 runs `accelerate launch`")
+    p.add_argument("--accelerate-config", type=Path, default=None, help="an `accelerate config` file (as mblip train)")
+    p.add_argument("--no-eval", action="store_true", help="train only (evaluate later with mblip eval)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar during the evaluation")
+    p.set_defaults(handler="model:cmd_finetune")
 
     p = sub.add_parser("export-model", help="merge LoRA into a training checkpoint; "
                                              "save a plain Blip2ForConditionalGeneration + processor")

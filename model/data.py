@@ -40,6 +40,11 @@ ROW_COLUMNS = (
     "example_id", "task", "image_id", "image_path", "source", "text_en", "answer_en", "lang", "text_tgt", "answer_tgt",
 )
 OPTIONAL_COLUMNS = ("prompt", "target", "answer_translated")
+# The images after ``image_path``, in order: a list column of the task fine-tuning's NLVR2 rows (the right image).
+# Pipeline outputs, and so their webdataset export (one image per sample), have one image per row.
+EXTRA_IMAGES_COLUMN = "extra_images"
+# Tasks of the task fine-tuning recipes (model/finetune/): their rows carry their own prompt and target.
+FINETUNE_TASKS = frozenset({"gqa", "snli_ve", "nlvr2", "flickr30k"})
 # Between the prompt and the target of a decoder-only LLM (``data.target_separator``): "none" = the ids follow
 # each other directly, as in mBLIP (prompt and target tokenised separately and concatenated); "space" = a
 # space before targets in scripts written with spaces, so the first target word is tokenised as in text.
@@ -127,8 +132,9 @@ def _load_manifest(location: str | Path) -> tuple[dict, str | Path, str | Path]:
 
 @functools.lru_cache(maxsize=1)
 def known_tasks() -> frozenset[str]:
-    """Tasks the trainer can turn into (prompt, target): every task of the pipeline's template table."""
-    return frozenset(PROMPT_TASKS)
+    """Tasks the trainer can turn into (prompt, target): every task of the pipeline's template table and of the
+    task fine-tuning recipes."""
+    return frozenset(PROMPT_TASKS) | FINETUNE_TASKS
 
 
 def check_tasks(data: TrainingData, wanted: Sequence[str] = ()) -> dict[str, int]:
@@ -169,7 +175,7 @@ def iter_rows(paths: Sequence[Path], batch_rows: int = READ_BATCH_ROWS) -> Itera
                                     "training?); check it with mblip verify OUT, regenerate it, then resume")
         parquet = open_parquet(path)
         names = set(parquet.schema_arrow.names)
-        columns = [c for c in ROW_COLUMNS + OPTIONAL_COLUMNS + (IMAGE_COLUMN,) if c in names]
+        columns = [c for c in ROW_COLUMNS + OPTIONAL_COLUMNS + (EXTRA_IMAGES_COLUMN, IMAGE_COLUMN) if c in names]
         missing = [c for c in ROW_COLUMNS if c not in names]
         if missing:
             raise ValueError(f"{path} lacks columns {missing}; is it a kept shard of the data pipeline?")
@@ -268,6 +274,13 @@ class Example:
     separator: str = ""
     task: str = ""
     target_lang: str = ""  # the target's language: a VQA answer that stayed English is "en" in any row
+    # Images after ``image_path``, in order (NLVR2: the right image). Each goes through ViT and Q-Former on its
+    # own and takes its own ``num_query_tokens`` placeholders, as the MaRVL evaluation does.
+    extra_image_paths: tuple[Path | str, ...] = ()
+
+    @property
+    def image_paths(self) -> tuple[Path | str, ...]:
+        return (self.image_path, *self.extra_image_paths)
 
 
 def hash_key(key: str) -> bytes:
@@ -331,15 +344,14 @@ def row_to_example(row: dict[str, Any], image_roots: dict[str, Path | str], engl
         raise ValueError(f"row {key}: task {task!r} needs the pipeline's prompt and target columns; "
                          f"only {list(BUILT_IN_TASKS)} rows can do without them")
     root = image_roots.get(row["source"])
-    image_path = Path(row["image_path"])
-    if root is not None:
-        image_path = join_location(root, row["image_path"])
+    image_path, *extra = [Path(p) if root is None else join_location(root, p)
+                          for p in (row["image_path"], *(row.get(EXTRA_IMAGES_COLUMN) or ()))]
     span = None
     if task == "vqa" and (start := prompt.find(question)) >= 0:
         span = (start, start + len(question))
     separator = spaced_separator(target_lang) if target_separator == "space" else ""
     return Example(example_id=key, image_path=image_path, prompt=prompt, target=target, text_span=span,
-                   separator=separator, task=task, target_lang=target_lang)
+                   separator=separator, task=task, target_lang=target_lang, extra_image_paths=tuple(extra))
 
 
 def answer_in_row_language(row: dict[str, Any]) -> bool:
@@ -401,6 +413,11 @@ def load_row_image(row: dict[str, Any], example: Example) -> Image.Image:
 
         return open_rgb(BytesIO(row["image_bytes"]), DEFAULT_MAX_PIXELS)
     return load_image(example.image_path)
+
+
+def load_row_images(row: dict[str, Any], example: Example) -> list[Image.Image]:
+    """Every image of the row, in order: ``load_row_image``, then the files of ``extra_image_paths``."""
+    return [load_row_image(row, example), *(load_image(path) for path in example.extra_image_paths)]
 
 
 def load_image(path: Path | str) -> Image.Image:

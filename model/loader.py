@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from model.data import Example, ImageAugment, TrainingData, is_held_out, iter_rows, load_row_image, row_to_example
+from model.data import Example, ImageAugment, TrainingData, is_held_out, iter_rows, load_row_images, row_to_example
 from model.stream import ShardVerifier, interleave_rows
 
 log = logging.getLogger(__name__)
@@ -72,16 +72,18 @@ def encode_examples(tokenizer, examples: Sequence[Example], spec: TokenSpec) -> 
     """Token ids, attention mask and labels for a batch (right padded).
 
     Prompt and target are truncated separately, each to its own limit (mBLIP: 128 each).
-    Seq2seq (mT0): encoder input = Q image placeholders + prompt (+ </s>), labels = target + </s>;
+    Seq2seq (mT0): encoder input = Q image placeholders per image (NLVR2: 2 x Q, left then right, as the MaRVL
+    evaluation) + prompt (+ </s>), labels = target + </s>;
     the model shifts labels into decoder inputs. This matches what ``Blip2Processor`` produces for
     the prompt, so inference sees the same layout.
     Decoder-only (BLOOMZ): input = Q placeholders + prompt + separator + target + eos, prompt and target
     tokenised separately (mBLIP: no separator, ``data.target_separator``); labels copy the target positions
     and ignore placeholders and prompt.
     """
-    image_ids = [spec.image_token_index] * spec.num_query_tokens
     inputs, labels = [], []
     for ex in examples:
+        # BLIP-2 scatters the projected query outputs of the flattened images into the placeholders in order.
+        image_ids = [spec.image_token_index] * (spec.num_query_tokens * len(ex.image_paths))
         if spec.decoder_only:
             prompt = prompt_ids(tokenizer, ex, spec.max_length, add_special_tokens=False)
             target = tokenizer(ex.separator + ex.target, add_special_tokens=False)["input_ids"]
@@ -247,23 +249,27 @@ class ExampleStream(IterableDataset):
 
         A batch without a readable image comes back with no ``example_ids`` (and no tensors): the
         trainer skips and counts it, and it still takes its place in the stream (exact resume).
+        ``pixel_values`` holds every image of every example in order ([images, 3, H, W]; an NLVR2 row gives
+        its left, then its right image), so it has more rows than ``input_ids`` when a row has two images.
         """
         s = self.settings
         examples, images, unreadable = [], [], 0
         for row in rows:
             example = row_to_example(row, self.data.image_roots, s.english_answer_prob, s.target_separator)
             try:
-                image = load_row_image(row, example)  # its own bytes (webdataset, embedded), else its file
+                loaded = load_row_images(row, example)  # its own bytes (webdataset, embedded), else its files
             except (OSError, ValueError) as err:
                 # Counted, logged and reported in the metrics: a corrupt image must not end a long run.
                 unreadable += 1
                 log.warning("skipping example %s: cannot read image %s (%s)",
-                            example.example_id, example.image_path, err)
+                            example.example_id, " or ".join(map(str, example.image_paths)), err)
                 continue
-            if s.train:
-                image = self.augment(image, random.Random(f"{s.seed}:{epoch}:{example.example_id}"))
+            if s.train:  # each image its own crop and flip; the first keeps the one-image seed
+                seed = f"{s.seed}:{epoch}:{example.example_id}"
+                loaded = [self.augment(image, random.Random(f"{seed}:{k}" if k else seed))
+                          for k, image in enumerate(loaded)]
             examples.append(example)
-            images.append(image)
+            images.extend(loaded)
         if not examples:
             log.warning("no readable image in a batch of %d rows; check image_roots in the manifest", len(rows))
             return {"example_ids": [], "unreadable_images": unreadable}

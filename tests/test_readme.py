@@ -34,6 +34,7 @@ SMOKE_TESTS = {
     "mblip export-model": "test_export_model",
     "mblip eval": "test_eval",
     "mblip caption": "test_caption",
+    "mblip finetune": "test_finetune",
 }
 # README commands CI does not run, and why (README: "what CI cannot run")
 NOT_IN_CI = {
@@ -47,6 +48,8 @@ STAND_INS = {
     "facebook/nllb-200-distilled-1.3B": "a tiny random NLLB checkpoint (Hugging Face format)",
     "configs/train_mt0xl.yaml": "model/demo/train_tiny.yaml on the tiny BLIP-2 and mT5, 2 steps",
     "runs/mt0xl/checkpoints/step-0010000": "the tiny run's last checkpoint",
+    **{f"configs/finetune/{recipe}.yaml": "the same config at tiny size: batch 2, 2 steps, 2 items of 2 languages"
+       for recipe in ("xgqa", "xvnli", "marvl", "xflickrco")},
 }
 
 
@@ -233,3 +236,54 @@ def test_eval(walkthrough, capsys):
 def test_caption(walkthrough, capsys):
     printed = walkthrough.run("mblip caption", capsys)
     assert len(printed.splitlines()) == 1
+
+
+# The benchmark languages each tiny fine-tune is scored on (English and one other: the zero-shot transfer).
+FINETUNE_LANGUAGES = {"xgqa": ("en", "de"), "xvnli": ("en", "fr"), "marvl": ("en", "tr"), "xflickrco": ("en", "de")}
+
+
+def _tiny_finetune_config(root: Path, config: dict, recipe: str) -> str:
+    """The README's fine-tuning config at tiny size (its paths kept), written under ``root/configs/tiny``."""
+    config["data"].update(max_length=32, max_target_length=16, num_workers=0, val_rows=0, shuffle_buffer=16)
+    config["train"].update(batch_size=2, global_batch=2, max_steps=2, eval_every=0, save_every=0, log_every=1)
+    config["evaluate"].update(languages=list(FINETUNE_LANGUAGES[recipe]), limit=2, batch_size=2)
+    path = root / "configs" / "tiny" / f"{recipe}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    return str(path.relative_to(root))
+
+
+@pytest.mark.parametrize("recipe", sorted(FINETUNE_LANGUAGES))
+def test_finetune(walkthrough, capsys, recipe):
+    """Each README fine-tuning command, from the tiny re-alignment's checkpoint, on its recipe's training file and
+    benchmark in their published formats (tiny samples at the config's own paths): trains, then scores."""
+    from mblip.cli import main
+    from model.demo.benchmarks import SAMPLE_WRITERS, SHAPES
+    from model.finetune.samples import write_training_samples
+
+    readme = README.read_text(encoding="utf-8")
+    config_path = f"configs/finetune/{recipe}.yaml"
+    (argv,) = [a for a in readme_commands(readme) if command_key(a) == "mblip finetune" and config_path in a]
+    walkthrough.run("mblip train", capsys)  # the re-aligned checkpoint the fine-tune starts from
+    root = walkthrough.root
+    config = yaml.safe_load((REPO / config_path).read_text(encoding="utf-8"))
+    write_training_samples(recipe, root / config["finetune"]["train_file"], root / config["finetune"]["images"], 4)
+    evaluate = config["evaluate"]
+    SAMPLE_WRITERS[recipe](root / evaluate["data"], root / evaluate["images"], FINETUNE_LANGUAGES[recipe], list(SHAPES))
+    checkpoint = sorted((root / "runs" / "mt0xl" / "checkpoints").glob("step-*"))[-1]
+    stand_ins = {config_path: _tiny_finetune_config(root, config, recipe),
+                 "runs/mt0xl/checkpoints/step-0010000": str(checkpoint)}
+    scored = recipe != "xflickrco" or shutil.which("java") is not None  # CIDEr needs java
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        extra = ["--no-progress"] if scored else ["--no-eval"]
+        assert main([*(stand_ins.get(a, a) for a in argv[1:]), *extra]) == 0
+    out = root / config["train"]["output_dir"]
+    assert [p.name for p in (out / "checkpoints").glob("step-*")] == ["step-0000002"]
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert manifest["finetune"]["counts"]["quarantined"] == 0 and manifest["finetune"]["counts"]["rows"] > 0
+    if scored:
+        result = json.loads((out / "eval" / f"{recipe}.json").read_text())
+        assert list(result["languages"]) == list(FINETUNE_LANGUAGES[recipe]) and result["scored"] == 4
+        assert Path(result["model"]).name == "step-0000002"  # the fine-tuned checkpoint, not the re-aligned one

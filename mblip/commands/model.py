@@ -6,10 +6,12 @@ import argparse
 
 from model.build import build_meta_model, count_parameters, format_parameter_table
 from model.config import describe_batch, load_config
+from model.evaluate.runner import format_table
 from model.export import export_checkpoint
+from model.finetune.run import run_finetune
 from model.infer import ask, caption, generation_settings
-from model.model_card import read_eval_results
 from model.launch import launch_training
+from model.model_card import read_eval_results
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -18,6 +20,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = launch_training(args.config, args.gpus, args.manifest, args.output_dir, args.max_steps, args.stop_after,
                               accelerate_config=args.accelerate_config)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    import json
+
+    result = run_finetune(args.config, args.checkpoint, args.output_dir, args.max_steps, args.stop_after, args.gpus,
+                          args.accelerate_config, evaluate=not args.no_eval, progress=not args.no_progress)
+    scores = result.pop("eval", None)
+    print(json.dumps(result, indent=2))
+    if scores is not None:
+        print(format_table(scores))
     return 0
 
 
