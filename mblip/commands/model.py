@@ -8,6 +8,7 @@ from model.build import build_meta_model, count_parameters, format_parameter_tab
 from model.config import describe_batch, load_config
 from model.export import export_checkpoint
 from model.infer import ask, caption, generation_settings
+from model.evaluate.paper import load_paper_file
 from model.model_card import read_eval_results
 from model.launch import launch_training
 
@@ -24,7 +25,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     print(export_checkpoint(args.checkpoint, args.out, dtype=args.dtype, device=args.device,
                             eval_results=read_eval_results(args.eval), license=args.license, datasets=args.datasets,
-                            name=args.name))
+                            name=args.name, paper=load_paper_file(args.paper) if args.paper else None))
     return 0
 
 
