@@ -111,9 +111,15 @@ class CocoObjects:
             merged = [w for w in merged if w != "seat"]
         return [(w, self.synonyms[w]) for w in merged if w in self.synonyms]
 
+    def is_category(self, name: str) -> bool:
+        """Whether ``name`` is one of the 80 category names (the first entry of a line), as COCO's files name them."""
+        return self.synonyms.get(name) == name
+
     def category(self, name: str) -> str:
-        """The category of a COCO instance category name (KeyError for a name the list does not have)."""
-        return self.synonyms[name]
+        """The category of a COCO instance category name (KeyError for a name that is none of the 80)."""
+        if not self.is_category(name):
+            raise KeyError(name)
+        return name
 
     def ground_truth(self, categories: Iterable[str], captions: Iterable[str]) -> set[str]:
         """An image's objects: its instance annotations' categories and what its reference captions mention."""

@@ -567,7 +567,7 @@ def _chair_ground_truth(data_dir: Path, folder: str, wanted: set[int], objects: 
             category_id, name = _field(record, "id", int), _field(record, "name", str)
         except (KeyError, AttributeError):
             raise BenchmarkFormatError(f"{path}, category {index}: fields 'id' and 'name' needed") from None
-        if name not in objects.synonyms:
+        if not objects.is_category(name):
             raise BenchmarkFormatError(f"{path}, category {index}: field 'name' {name!r} is none of the 80 COCO "
                                        "categories of CHAIR's synonym list")
         names[category_id] = objects.category(name)

@@ -96,6 +96,8 @@ def test_an_unknown_category_or_annotation_names_file_and_field(benchmark_files)
     path.write_text(json.dumps(instances))
     with pytest.raises(BenchmarkFormatError, match=r"annotation 0: field 'category_id' 999"):
         read_benchmark("chair", data_dir, images, ["en"], "test")
+    instances["annotations"][0]["category_id"] = 1
+    path.write_text(json.dumps(instances))
     (data_dir / "annotations" / "captions_val2014.json").unlink()
     with pytest.raises(FileNotFoundError, match="captions_val2014.json"):
         read_benchmark("chair", data_dir, images, ["en"], "test")
