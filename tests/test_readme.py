@@ -277,7 +277,8 @@ def test_eval_english_baselines_and_chair(benchmark, walkthrough, demo_root, cap
     result = json.loads((walkthrough.root / "runs" / "mt0xl" / "eval" / f"{benchmark}.json").read_text())
     assert result["benchmark"] == benchmark and result["scored"] == 2 and result["languages"]["en"]["n"] == 2
     if benchmark == "chair":  # every demo image holds a kite: the references are the ground truth categories
-        predictions = [json.loads(line) for line in open(result["predictions"], encoding="utf-8")]
+        lines = (walkthrough.root / result["predictions"]).read_text(encoding="utf-8").splitlines()
+        predictions = [json.loads(line) for line in lines]
         assert all("kite" in p["references"] for p in predictions)
 
 
