@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.train import train_flow
-from model.evaluate.runner import format_table, run_evaluation
+from model.evaluate.runner import TABLE_EXTRAS, format_table, run_evaluation
 
 
 @task(name="evaluate-benchmark", cache_policy=NO_CACHE)
@@ -47,20 +47,14 @@ def evaluate_task(
 
 
 def language_rows(result: dict) -> list[dict]:
-    """One artifact row per language, then the mean row."""
-    known = (result.get("paper") or {}).get("scores") or {}
+    """One artifact row per language (with the benchmark's extra fields, e.g. CHAIRi), then the mean row."""
+    extras = TABLE_EXTRAS.get(result["metric"], ())
     rows = [
-        {"language": lang, "items": row["n"], "score": row["score"], "paper": known.get(lang)}
+        {"language": lang, "items": row["n"], "score": row["score"], **{k: row.get(k) for k in extras}}
         for lang, row in result["languages"].items()
     ]
-    rows.append(
-        {
-            "language": f"mean ({','.join(result['mean_over'])})",
-            "items": result["scored"],
-            "score": result["mean"],
-            "paper": (result.get("paper") or {}).get("mean"),
-        }
-    )
+    rows.append({"language": f"mean ({','.join(result['mean_over'])})", "items": result["scored"],
+                 "score": result["mean"], **{k: None for k in extras}})
     return rows
 
 

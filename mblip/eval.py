@@ -1,4 +1,5 @@
-"""``mblip eval BENCHMARK ...``: score an exported model on one of the paper's benchmarks (``model.evaluate``)."""
+"""``mblip eval BENCHMARK ...``: score an exported model on one of the paper's benchmarks (``model.evaluate``);
+``mblip eval-report RUN_DIR``: a run's scores as a Markdown table, next to the paper's numbers."""
 
 from __future__ import annotations
 
@@ -49,4 +50,16 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler="eval:cmd_evaluate")
+
+    r = subparsers.add_parser(
+        "eval-report", help="a run's `mblip eval` scores as a Markdown table, next to the paper's numbers"
+    )
+    r.add_argument("run_dir", type=Path, help="folder with `mblip eval --out` files (and its eval/ subfolder)")
+    r.add_argument(
+        "--paper",
+        type=Path,
+        default=None,
+        help="the paper's numbers (JSON: benchmark -> {scores: {lang: value}, mean, source}; docs/evaluation.md)",
+    )
+    r.set_defaults(handler="eval:cmd_report")
     return p

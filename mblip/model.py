@@ -41,6 +41,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--eval", nargs="*", default=[], metavar="RESULT.json",
                    help="`mblip eval --out` files: their scores go into the model card's evaluation table")
+    p.add_argument("--paper", type=Path, default=None, metavar="FILE",
+                   help="the paper's numbers beside the scores in that table (format: `mblip eval-report --paper`)")
     p.add_argument("--license", default="other", help="the model card's license (a Hub licence id; the base "
                                                       "models' and training data's licences apply)")
     p.add_argument("--datasets", nargs="*", default=[], help="Hub ids of the training data (e.g. after `mblip push`)")

@@ -22,10 +22,11 @@ log = logging.getLogger(__name__)
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, dtype: str = "float32", device: str = "cpu",
                       eval_results: list[dict] = (), license: str = "other", datasets: list[str] = (),
-                      name: str | None = None) -> Path:
+                      name: str | None = None, paper: dict | None = None) -> Path:
     """Merge ``checkpoint`` (a ``checkpoints/step-*`` directory) into a standalone model at ``out_dir``, with
     its model card ``README.md`` (``model/model_card.py``: ``eval_results`` from ``mblip eval``, the
-    ``license``, the training data's Hub ids ``datasets``, the card's title ``name``).
+    ``license``, the training data's Hub ids ``datasets``, the card's title ``name``, the paper's numbers
+    ``paper`` beside the scores).
 
     ``dtype``: storage dtype of the exported weights ("float32", "bfloat16", "float16"); the Q-Former
     stays float32 (transformers keeps it so when loading, as BLIP-2 does).
@@ -47,7 +48,8 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, dtype: str = 
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     assembled.processor.save_pretrained(tmp)
-    card = render_model_card(checkpoint, eval_results=eval_results, license=license, datasets=datasets, name=name)
+    card = render_model_card(checkpoint, eval_results=eval_results, license=license, datasets=datasets, name=name,
+                             paper=paper)
     (tmp / CARD_FILE).write_text(card, encoding="utf-8")
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)

@@ -19,6 +19,7 @@ import yaml
 
 from model.checkpoint import CONFIG_FILE, read_meta
 from model.config import load_config
+from model.evaluate.report import is_result, render_markdown
 from pipeline.card.metadata import iso639
 from pipeline.io import read_json
 
@@ -41,19 +42,6 @@ def training_languages(cfg) -> list[str]:
     return sorted({f.get("lang") for f in files if f.get("split") == "kept" and f.get("lang")})
 
 
-def eval_rows(results: list[dict]) -> list[dict]:
-    """One row per (benchmark, language) of ``mblip eval`` results, plus each benchmark's mean."""
-    rows = []
-    for result in results:
-        for lang, row in (result.get("languages") or {}).items():
-            rows.append({"benchmark": result["benchmark"], "title": result.get("title", result["benchmark"]),
-                         "metric": result["metric"], "lang": lang, "n": row.get("n"), "score": row.get("score")})
-        if result.get("mean") is not None:
-            rows.append({"benchmark": result["benchmark"], "title": result.get("title", result["benchmark"]),
-                         "metric": result["metric"], "lang": "mean", "n": None, "score": result["mean"]})
-    return rows
-
-
 def model_index(name: str, results: list[dict]) -> list[dict]:
     """``model-index`` (the Hub's evaluation results metadata): one result per benchmark, its mean score."""
     entries = []
@@ -69,8 +57,9 @@ def model_index(name: str, results: list[dict]) -> list[dict]:
 
 
 def render_model_card(checkpoint: str | Path, *, eval_results: list[dict] = (), license: str = "other",
-                      datasets: list[str] = (), name: str | None = None) -> str:
-    """The README.md of a model exported from ``checkpoint``."""
+                      datasets: list[str] = (), name: str | None = None, paper: dict | None = None) -> str:
+    """The README.md of a model exported from ``checkpoint``; its evaluation table is ``mblip eval-report``'s
+    (with ``paper``, a ``paper.load_paper_file`` table, the paper's numbers beside the scores)."""
     checkpoint = Path(checkpoint)
     cfg = load_config(checkpoint / CONFIG_FILE)
     meta_state = read_meta(checkpoint)
@@ -100,13 +89,10 @@ def render_model_card(checkpoint: str | Path, *, eval_results: list[dict] = (), 
              "## Usage", "", "```python", *USAGE.format(repo=name).splitlines(), "```", "",
              "With this package: `mblip caption photo.jpg --lang de --model DIR`, `mblip ask photo.jpg "
              "\"Was ist das?\" --lang de --model DIR`.", ""]
-    rows = eval_rows(list(eval_results))
-    if rows:
-        lines += ["## Evaluation", "", "Scores of `mblip eval` on the benchmarks' official files.", "",
-                  "| benchmark | metric | language | n | score |", "|---|---|---|---|---|"]
-        lines += [f"| {r['title']} | {r['metric']} | {r['lang']} | {'' if r['n'] is None else r['n']} | "
-                  f"{r['score']:.4g} |" for r in rows if r["score"] is not None]
-        lines.append("")
+    if eval_results:
+        lines += ["## Evaluation", "", "Scores of `mblip eval` on the benchmarks' official files"
+                  + (", next to the paper's numbers." if paper is not None else "."), "",
+                  render_markdown(list(eval_results), paper), ""]
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n" + "\n".join(lines)
 
 
@@ -127,8 +113,7 @@ def read_eval_results(paths: list[str | Path]) -> list[dict]:
             result = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise ValueError(f"--eval {path}: not a readable JSON file ({e})") from e
-        missing = [k for k in ("benchmark", "metric", "languages") if not isinstance(result, dict) or k not in result]
-        if missing:
-            raise ValueError(f"--eval {path}: not an `mblip eval` result (no {', '.join(missing)})")
+        if not is_result(result):
+            raise ValueError(f"--eval {path}: not an `mblip eval` result (needs benchmark, metric, languages)")
         results.append(result)
     return results

@@ -32,7 +32,8 @@ SMOKE_TESTS = {
     "mblip export": "test_export",
     "mblip train": "test_train",
     "mblip export-model": "test_export_model",
-    "mblip eval": "test_eval",
+    "mblip eval": "test_eval",  # its English baselines and CHAIR: test_eval_english_baselines_and_chair
+    "mblip eval-report": "test_eval_report",
     "mblip caption": "test_caption",
     "mblip finetune": "test_finetune",
 }
@@ -287,3 +288,63 @@ def test_finetune(walkthrough, capsys, recipe):
         result = json.loads((out / "eval" / f"{recipe}.json").read_text())
         assert list(result["languages"]) == list(FINETUNE_LANGUAGES[recipe]) and result["scored"] == 4
         assert Path(result["model"]).name == "step-0000002"  # the fine-tuned checkpoint, not the re-aligned one
+
+
+def readme_eval_argv(benchmark: str) -> list[str]:
+    """The README's ``mblip eval BENCHMARK ...`` line (after ``mblip``)."""
+    (argv,) = [a[1:] for a in readme_commands(README.read_text(encoding="utf-8"))
+               if command_key(a) == "mblip eval" and a[2] == benchmark]
+    return argv
+
+
+def _coco_annotations(walkthrough: Walkthrough, demo_root: Path) -> None:
+    """COCO's ``annotations/`` for the demo scenes (train2014): captions as published, one instance each."""
+    folder = walkthrough.root / "data" / "coco" / "annotations"
+    if folder.is_dir():
+        return
+    folder.mkdir()
+    captions = json.loads((demo_root / "annotations" / "captions_train2014.json").read_text())
+    (folder / "captions_train2014.json").write_text(json.dumps(captions))
+    instances = {"images": captions["images"], "categories": [{"id": 38, "name": "kite", "supercategory": "sports"}],
+                 "annotations": [{"id": i, "image_id": im["id"], "category_id": 38}
+                                 for i, im in enumerate(captions["images"])]}
+    (folder / "instances_train2014.json").write_text(json.dumps(instances))
+
+
+# The tiny walkthrough's COCO and VQAv2 files are the demo's train files: the English baselines and CHAIR
+# score those (the README's commands read the Karpathy test split and VQAv2 val2014 of the real files).
+TINY_SPLITS = {"coco": ("--split", "train"), "vqav2": ("--split", "train2014"), "chair": ("--split", "train")}
+
+
+@pytest.mark.parametrize("benchmark", sorted(TINY_SPLITS))
+def test_eval_english_baselines_and_chair(benchmark, walkthrough, demo_root, capsys):
+    from mblip.cli import main
+
+    if benchmark == "coco" and shutil.which("java") is None:
+        pytest.skip("CIDEr needs java (pycocoevalcap's PTB tokenizer)")
+    walkthrough.run("mblip export-model", capsys)
+    _coco_annotations(walkthrough, demo_root)
+    argv = [*readme_eval_argv(benchmark), *TINY_SPLITS[benchmark], "--limit", "2", "--no-progress"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(walkthrough.root)
+        assert main(argv) == 0
+    result = json.loads((walkthrough.root / "runs" / "mt0xl" / "eval" / f"{benchmark}.json").read_text())
+    assert result["benchmark"] == benchmark and result["scored"] == 2 and result["languages"]["en"]["n"] == 2
+    if benchmark == "chair":  # every demo image holds a kite: the references are the ground truth categories
+        lines = (walkthrough.root / result["predictions"]).read_text(encoding="utf-8").splitlines()
+        predictions = [json.loads(line) for line in lines]
+        assert all("kite" in p["references"] for p in predictions)
+
+
+def test_eval_report(walkthrough, demo_root, capsys):
+    from mblip.cli import main
+
+    walkthrough.run("mblip export-model", capsys)
+    _coco_annotations(walkthrough, demo_root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(walkthrough.root)
+        assert main([*readme_eval_argv("chair"), "--split", "train", "--limit", "2", "--no-progress"]) == 0
+    (walkthrough.root / "paper_scores.json").write_text(json.dumps({"chair": {"scores": {"en": 10.0}}}))
+    table = walkthrough.run("mblip eval-report", capsys)
+    chair = next(line for line in table.splitlines() if line.startswith("| CHAIR") and "| en |" in line)
+    assert chair.split(" | ")[5] == "10.00"  # the paper column of the user's file

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from model.evaluate.paper import load_paper_file
+from model.evaluate.report import find_results, render_markdown
 from model.evaluate.runner import format_table, run_evaluation
 
 
@@ -34,4 +36,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_table(result))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import sys
+
+    paper = load_paper_file(args.paper) if args.paper else None
+    results, others = find_results(args.run_dir)
+    print(render_markdown(results, paper))
+    for path in others:
+        print(f"note: {path} is not an `mblip eval` result; left out", file=sys.stderr)
     return 0

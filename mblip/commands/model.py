@@ -6,6 +6,7 @@ import argparse
 
 from model.build import build_meta_model, count_parameters, format_parameter_table
 from model.config import describe_batch, load_config
+from model.evaluate.paper import load_paper_file
 from model.evaluate.runner import format_table
 from model.export import export_checkpoint
 from model.finetune.run import run_finetune
@@ -38,7 +39,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     print(export_checkpoint(args.checkpoint, args.out, dtype=args.dtype, device=args.device,
                             eval_results=read_eval_results(args.eval), license=args.license, datasets=args.datasets,
-                            name=args.name))
+                            name=args.name, paper=load_paper_file(args.paper) if args.paper else None))
     return 0
 
 

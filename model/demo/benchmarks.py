@@ -1,8 +1,8 @@
 """Small benchmark folders in the official formats, and placeholder images for published annotation files.
 
 python -m model.demo.benchmarks samples runs/eval_samples
-    # writes runs/eval_samples/<benchmark>/{data,images} for all seven benchmarks (a few items per
-    # language, coloured-shape images), so `mblip eval` can be run end to end without the real data
+    # writes runs/eval_samples/<benchmark>/{data,images} for every benchmark (a few items per language,
+    # coloured-shape images), so `mblip eval` can be run end to end without the real data
 python -m model.demo.benchmarks placeholders xgqa --data DATA/xgqa --split train_48 --out runs/xgqa_images
     # one grey-scale placeholder image for every image a benchmark's files reference (the
     # published annotation files without their images: checks the reading and scoring path only)
@@ -176,6 +176,46 @@ def _samples_pope(data: Path, images: Path, langs: tuple[str, ...], colours: lis
         )
 
 
+def _karpathy(data: Path, images: Path, colours: list[str]) -> list[dict]:
+    """``dataset_coco.json`` (Karpathy split file) with every image in the test split, in ``val2014/``."""
+    records = []
+    for i, c in enumerate(colours, start=1):
+        name = f"COCO_val2014_{i:012d}.jpg"
+        _image(images / "val2014" / name, c, i)
+        sentences = [{"raw": f"A {c} kite in the sky.", "tokens": ["a", c, "kite"], "imgid": i, "sentid": i}]
+        records.append({"filepath": "val2014", "filename": name, "imgid": i, "cocoid": i, "split": "test",
+                        "sentids": [i], "sentences": sentences})
+    _json(data / "dataset_coco.json", {"images": records, "dataset": "coco"})
+    return records
+
+
+def _samples_coco(data: Path, images: Path, langs: tuple[str, ...], colours: list[str]) -> None:
+    _karpathy(data, images, colours)
+
+
+def _samples_vqav2(data: Path, images: Path, langs: tuple[str, ...], colours: list[str]) -> None:
+    for i, c in enumerate(colours, start=1):
+        _image(images / "val2014" / f"COCO_val2014_{i:012d}.jpg", c, i)
+    questions = [{"image_id": i, "question": "What colour is the square?", "question_id": 100 + i}
+                 for i in range(1, len(colours) + 1)]
+    annotations = [{"question_id": 100 + i, "image_id": i, "answer_type": "other", "multiple_choice_answer": c,
+                    "answers": [{"answer": c, "answer_confidence": "yes", "answer_id": k} for k in range(1, 11)]}
+                   for i, c in enumerate(colours, start=1)]
+    _json(data / "v2_OpenEnded_mscoco_val2014_questions.json", {"data_subtype": "val2014", "questions": questions})
+    _json(data / "v2_mscoco_val2014_annotations.json", {"data_subtype": "val2014", "annotations": annotations})
+
+
+def _samples_chair(data: Path, images: Path, langs: tuple[str, ...], colours: list[str]) -> None:
+    records = _karpathy(data, images, colours)
+    image_list = [{"id": r["cocoid"], "file_name": r["filename"], "width": 64, "height": 64} for r in records]
+    instances = {"images": image_list, "categories": [{"id": 38, "name": "kite", "supercategory": "sports"}],
+                 "annotations": [{"id": r["cocoid"], "image_id": r["cocoid"], "category_id": 38} for r in records]}
+    captions = {"images": image_list, "annotations": [{"id": r["cocoid"], "image_id": r["cocoid"],
+                                                       "caption": r["sentences"][0]["raw"]} for r in records]}
+    _json(data / "annotations" / "instances_val2014.json", instances)
+    _json(data / "annotations" / "captions_val2014.json", captions)
+
+
 SAMPLE_WRITERS = {
     "xm3600": _samples_xm3600,
     "xflickrco": _samples_xflickrco,
@@ -184,6 +224,9 @@ SAMPLE_WRITERS = {
     "xvnli": _samples_xvnli,
     "marvl": _samples_marvl,
     "pope": _samples_pope,
+    "coco": _samples_coco,
+    "vqav2": _samples_vqav2,
+    "chair": _samples_chair,
 }
 
 

@@ -29,7 +29,7 @@ class BenchmarkSpec:
     title: str
     languages: tuple[str, ...]
     split: str  # default file split
-    metric: str  # "cider" | "vqa_accuracy" | "maxm_accuracy" | "pope"
+    metric: str  # "cider" | "vqa_accuracy" | "maxm_accuracy" | "pope" | "vqav2_accuracy" | "chair"
     generation: GenerationSettings
     # Languages left out of the reported mean (the paper reports English on its own).
     mean_excludes: tuple[str, ...] = ("en",)
@@ -82,6 +82,14 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec(
             "pope", "POPE (accuracy %)", ("random", "popular", "adversarial"), "test", "pope", ANSWER_GENERATION, ()
         ),
+        # English baselines, so that multilingual scores can be read against English: COCO captions on the
+        # Karpathy test split and VQAv2 val. English only, so the mean is the English score.
+        BenchmarkSpec("coco", "COCO Karpathy test (CIDEr x100)", ("en",), "test", "cider", CAPTION_GENERATION, ()),
+        BenchmarkSpec(
+            "vqav2", "VQAv2 val (VQA accuracy %)", ("en",), "val2014", "vqav2_accuracy", ANSWER_GENERATION, ()
+        ),
+        # Object hallucination in English captions of COCO images (Rohrbach et al. 2018), lower is better.
+        BenchmarkSpec("chair", "CHAIR (CHAIRs %, lower is better)", ("en",), "test", "chair", CAPTION_GENERATION, ()),
     )
 }
 

@@ -8,6 +8,10 @@
   its classification metric); the POPE paper's numbers as extra fields, from POPE's own reading of free
   text (``pope_answer``): ``pope_accuracy``, precision, recall, F1 (positive class "yes") and yes-ratio,
   all in %.
+- ``vqav2_accuracy``: the official VQA accuracy (``normalize.vqa_accuracy``: min(#humans / 3, 1) averaged
+  over the 10 leave-one-out subsets of the human answers), mean over the questions, in %.
+- ``chair``: CHAIRs (the reported score) and CHAIRi in %, lower is better (``chair.chair_scores``); the
+  references are the image's ground-truth COCO categories.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from model.evaluate.captioning import cider
-from model.evaluate.normalize import maxm_match, pope_answer, relaxed_vqa_match, vqa_match
+from model.evaluate.chair import CocoObjects, chair_scores
+from model.evaluate.normalize import maxm_match, pope_answer, relaxed_vqa_match, vqa_accuracy, vqa_match
 
 
 def _pct(numerator: float, denominator: float) -> float:
@@ -38,6 +43,11 @@ def score_items(
     if metric == "maxm_accuracy":
         exact = [maxm_match(p, r) for p, r in zip(predictions, references)]
         return {"score": _pct(sum(exact), n), "n": n}, exact
+    if metric == "vqav2_accuracy":
+        accuracies = [vqa_accuracy(p, r) for p, r in zip(predictions, references)]
+        return {"score": _pct(sum(accuracies), n), "n": n}, accuracies
+    if metric == "chair":
+        return chair_scores(CocoObjects.load(), predictions, references)
     if metric == "pope":
         labels = [r[0] for r in references]
         exact = [vqa_match(p, y) for p, y in zip(predictions, labels)]

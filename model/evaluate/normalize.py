@@ -102,6 +102,26 @@ def maxm_match(prediction: str, answers: tuple[str, ...] | list[str]) -> bool:
     return prediction.strip().lower() in {a.strip().lower() for a in answers}
 
 
+def vqa_accuracy(prediction: str, answers: list[str] | tuple[str, ...]) -> float:
+    """The official VQA accuracy of one prediction against the human answers (VQAv2: 10), in [0, 1].
+
+    For each human left out in turn, min(#other humans who gave the prediction / 3, 1); the mean over the
+    left-out humans. As the official evaluation (``vqaEval.py``): the prediction is ``vqa_clean``-ed; the
+    human answers get only the punctuation step (``strip_punctuation``), and only when they are not all the
+    same string (identical answers are compared as they are in the file)."""
+    if not answers:
+        raise ValueError("VQA accuracy needs at least one human answer")
+    predicted = vqa_clean(prediction)
+    humans = list(answers)
+    if len(set(humans)) > 1:
+        humans = [strip_punctuation(answer) for answer in humans]
+    scores = []
+    for left_out in range(len(humans)):
+        matching = sum(1 for j, answer in enumerate(humans) if j != left_out and answer == predicted)
+        scores.append(min(1.0, matching / 3))
+    return sum(scores) / len(scores)
+
+
 def pope_answer(prediction: str) -> str:
     """yes/no read from free text as the POPE evaluation does: the first sentence, commas removed, is "no"
     when "no" or "not" is among its words (compared case-insensitively here), "yes" otherwise."""

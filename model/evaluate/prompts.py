@@ -33,6 +33,7 @@ LANGUAGE_NAMES = ("project", "reference")
 
 CAPTION = "Caption in {lang}: "  # XM3600, xFlickrCO (trailing space as in the reference)
 XGQA = "Question: {question} Short answer in English:"  # xGQA answers are English
+VQAV2 = XGQA  # the English VQA baseline: the same English short-answer prompt as xGQA
 MAXM = "Question: {question} Short answer in {lang}:"  # MaXM answers are in the question's language
 XVNLI = 'Is it guaranteed true that "{hypothesis}"? Yes, no, or maybe? Answer in English:'
 MARVL = 'Based on the two images, is it correct to say "{caption}"? Yes or no?'
@@ -56,6 +57,10 @@ def caption_prompt(lang: str, names: str = "project") -> str:
 
 def xgqa_prompt(question: str) -> str:
     return XGQA.format(question=question.strip())
+
+
+def vqav2_prompt(question: str) -> str:
+    return VQAV2.format(question=question.strip())
 
 
 def maxm_prompt(question: str, lang: str, names: str = "project") -> str:

@@ -27,6 +27,18 @@ the references. File layouts (as published):
   ``datasets/xFlickrCO``).
 - POPE: ``coco_pope_<subset>.json`` (JSON lines ``{question_id, image, text, label}``), subsets random,
   popular, adversarial (reported in place of languages).
+- COCO (English captioning baseline): the Karpathy split file ``dataset_coco.json`` (``images[]`` with
+  ``split``, ``filepath``, ``filename``, ``cocoid``, ``sentences[].raw``), the images of one split (``test``);
+  images ``<filepath>/<filename>``.
+- VQAv2 (English VQA baseline): ``v2_OpenEnded_mscoco_<split>_questions.json`` (``questions[]`` with
+  ``question_id``, ``image_id``, ``question``) and ``v2_mscoco_<split>_annotations.json`` (``annotations[]``
+  with ``question_id`` and the 10 ``answers[].answer``), split ``val2014``; images
+  ``[<split>/]COCO_<split>_<image_id:012d>.jpg``.
+- CHAIR: COCO's ``instances_<folder>.json`` (``images``, ``annotations`` with ``image_id`` and
+  ``category_id``, ``categories``) and ``captions_<folder>.json`` in ``data_dir`` or ``data_dir/annotations``;
+  the images of a Karpathy split (``dataset_coco.json``, split ``test``: folder ``val2014``), or with
+  ``--split val2014`` every image of ``instances_val2014.json``. The references are the image's
+  ground-truth categories (``chair.CocoObjects.ground_truth``).
 
 A record without a required field, or whose image file is missing, raises ``BenchmarkFormatError``
 naming file, record and field; with ``skip_missing`` it is counted in ``skipped`` instead (with the
@@ -34,7 +46,7 @@ reason), never dropped silently. Records the reference skips rather than scores 
 are always counted in ``skipped`` and never stop the run. ``limit`` keeps the first N valid items per
 language. ``language_names`` picks the spelling of language names in prompts (``prompts.py``).
 
-Longer than most modules on purpose: seven small readers that share one collector read best side by side.
+Longer than most modules on purpose: ten small readers that share one collector read best side by side.
 """
 
 from __future__ import annotations
@@ -48,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from model.evaluate import prompts
+from model.evaluate.chair import CocoObjects
 
 
 class BenchmarkFormatError(ValueError):
@@ -415,6 +428,179 @@ def read_pope(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _
             col.add(key, subset, [images_dir / image], question.strip(), [label], source)
 
 
+# ---------------------------------------------------------------------------------------------------
+# English baselines and CHAIR (COCO images)
+# ---------------------------------------------------------------------------------------------------
+
+KARPATHY_FILE = "dataset_coco.json"
+KARPATHY_SPLITS = ("train", "restval", "val", "test")
+
+
+def iter_json_array(path: Path, prefix: str) -> Iterator[tuple[int, Any]]:
+    """(index, item) of the JSON array at ``prefix`` (ijson syntax, ``images.item``), streamed: COCO's and
+    VQAv2's files are hundreds of MB. A file with no such item is an error naming the file and the field."""
+    import ijson
+
+    count = 0
+    try:
+        with path.open("rb") as handle:
+            for count, item in enumerate(ijson.items(handle, prefix, use_float=True), start=1):
+                yield count - 1, item
+    except ijson.JSONError as e:
+        raise BenchmarkFormatError(f"{path}: not valid JSON ({e})") from None
+    if count == 0:
+        raise BenchmarkFormatError(f"{path}: field {prefix.rsplit('.item', 1)[0]!r} missing or empty")
+
+
+def _coco_image(images_dir: Path, folder: str, name: str) -> Path:
+    """``images_dir/<folder>/<name>`` (COCO's own layout), or ``images_dir/<name>`` when only that exists."""
+    nested = images_dir / folder / name
+    return nested if nested.is_file() or not (images_dir / name).is_file() else images_dir / name
+
+
+def _karpathy_file(data_dir: Path) -> Path:
+    return _first_existing([data_dir / KARPATHY_FILE, data_dir / "annotations" / KARPATHY_FILE], "Karpathy split")
+
+
+def _karpathy_images(path: Path, split: str, col: _Collector) -> Iterator[tuple[int, str, str, list, str]]:
+    """(cocoid, filepath, filename, raw captions, source) of the split's images; an unknown split is an error."""
+    seen: set[str] = set()
+    for index, record in iter_json_array(path, "images.item"):
+        source = f"{path}, image {index}"
+        try:
+            if not isinstance(record, dict):
+                raise KeyError("record is not an object")
+            seen.add(record_split := _field(record, "split", str))
+            if record_split != split:
+                continue
+            filename, folder = _field(record, "filename", str), record.get("filepath") or ""
+            raw = [s.get("raw") if isinstance(s, dict) else None for s in _field(record, "sentences", list)]
+            if not all(isinstance(r, str) and r.strip() for r in raw):
+                raise KeyError("field 'sentences[].raw' missing or empty")
+        except KeyError as e:
+            col.bad("en", source, e.args[0])
+            continue
+        yield record.get("cocoid", record.get("imgid", filename)), folder, filename, raw, f"{source} ({filename})"
+    if split not in seen:
+        raise BenchmarkFormatError(f"{path}: no image of split {split!r}; the file has {', '.join(sorted(seen))}")
+
+
+def read_coco(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
+    path = _karpathy_file(data_dir)
+    for cocoid, folder, filename, captions, source in _karpathy_images(path, split, col):
+        if col.full("en"):
+            break
+        image = _coco_image(images_dir, folder, filename)
+        col.add(cocoid, "en", [image], prompts.caption_prompt("en", col.language_names), captions, source)
+
+
+def _vqav2_answers(path: Path) -> tuple[dict[int, list[str]], dict[int, str]]:
+    """question_id -> the human answers, and question_id -> why its annotation is unusable."""
+    answers: dict[int, list[str]] = {}
+    bad: dict[int, str] = {}
+    for index, record in iter_json_array(path, "annotations.item"):
+        qid = record.get("question_id") if isinstance(record, dict) else None
+        if not isinstance(qid, int):
+            raise BenchmarkFormatError(f"{path}, annotation {index}: field 'question_id' missing or not an integer")
+        given = record.get("answers")
+        texts = [a.get("answer") if isinstance(a, dict) else None for a in given] if isinstance(given, list) else []
+        if not texts or not all(isinstance(t, str) for t in texts):
+            bad[qid] = f"{path.name}, annotation {index}: field 'answers[].answer' missing or not a string"
+            continue
+        answers[qid] = texts
+    return answers, bad
+
+
+def read_vqav2(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
+    questions = _first_existing([data_dir / f"v2_OpenEnded_mscoco_{split}_questions.json"], "VQAv2 questions")
+    answers, bad = _vqav2_answers(
+        _first_existing([data_dir / f"v2_mscoco_{split}_annotations.json"], "VQAv2 annotations")
+    )
+    for index, record in iter_json_array(questions, "questions.item"):
+        if col.full("en"):
+            break
+        source = f"{questions}, question {index}"
+        try:
+            if not isinstance(record, dict):
+                raise KeyError("record is not an object")
+            qid, image_id = _field(record, "question_id", int), _field(record, "image_id", int)
+            question = _field(record, "question", str)
+            if qid in bad or qid not in answers:
+                raise KeyError(bad.get(qid) or f"question_id {qid} has no annotation")
+        except KeyError as e:
+            col.bad("en", source, e.args[0])
+            continue
+        image = _coco_image(images_dir, split, f"COCO_{split}_{image_id:012d}.jpg")
+        col.add(qid, "en", [image], prompts.vqav2_prompt(question), answers[qid], source)
+
+
+def _coco_annotation_file(data_dir: Path, kind: str, folder: str) -> Path:
+    name = f"{kind}_{folder}.json"
+    return _first_existing([data_dir / name, data_dir / "annotations" / name], f"COCO {kind} ({folder})")
+
+
+def _chair_images(data_dir: Path, split: str, col: _Collector) -> list[tuple[int, str, str, str]]:
+    """(image id, folder, file name, source) of the images CHAIR scores: a Karpathy split's, or a folder's."""
+    if split in KARPATHY_SPLITS:
+        path = _karpathy_file(data_dir)
+        return [(image, folder, name, source) for image, folder, name, _, source in _karpathy_images(path, split, col)]
+    path = _coco_annotation_file(data_dir, "instances", split)
+    images = []
+    for index, record in iter_json_array(path, "images.item"):
+        source = f"{path}, image {index}"
+        try:
+            if not isinstance(record, dict):
+                raise KeyError("record is not an object")
+            images.append((_field(record, "id", int), split, _field(record, "file_name", str), source))
+        except KeyError as e:
+            col.bad("en", source, e.args[0])
+    return images
+
+
+def _chair_ground_truth(data_dir: Path, folder: str, wanted: set[int], objects: CocoObjects) -> dict[int, set[str]]:
+    """image id -> its categories from ``instances_<folder>.json`` and the objects ``captions_<folder>.json``
+    mentions, for the ``wanted`` images (the released CHAIR code's ground truth)."""
+    path = _coco_annotation_file(data_dir, "instances", folder)
+    names = {}
+    for index, record in iter_json_array(path, "categories.item"):
+        try:
+            category_id, name = _field(record, "id", int), _field(record, "name", str)
+        except (KeyError, AttributeError):
+            raise BenchmarkFormatError(f"{path}, category {index}: fields 'id' and 'name' needed") from None
+        if not objects.is_category(name):
+            raise BenchmarkFormatError(f"{path}, category {index}: field 'name' {name!r} is none of the 80 COCO "
+                                       "categories of CHAIR's synonym list")
+        names[category_id] = objects.category(name)
+    categories: dict[int, set[str]] = {image: set() for image in wanted}
+    for index, record in iter_json_array(path, "annotations.item"):
+        if isinstance(record, dict) and record.get("image_id") in categories:
+            if record.get("category_id") not in names:
+                raise BenchmarkFormatError(f"{path}, annotation {index}: field 'category_id' "
+                                           f"{record.get('category_id')!r} is none of the file's categories")
+            categories[record["image_id"]].add(names[record["category_id"]])
+    captions: dict[int, list[str]] = {image: [] for image in wanted}
+    path = _coco_annotation_file(data_dir, "captions", folder)
+    for index, record in iter_json_array(path, "annotations.item"):
+        if isinstance(record, dict) and record.get("image_id") in captions:
+            if not isinstance(record.get("caption"), str):
+                raise BenchmarkFormatError(f"{path}, annotation {index}: field 'caption' missing or not a string")
+            captions[record["image_id"]].append(record["caption"])
+    return {image: objects.ground_truth((), captions[image]) | categories[image] for image in wanted}
+
+
+def read_chair(data_dir: Path, images_dir: Path, languages: Sequence[str], col: _Collector, split: str) -> None:
+    objects = CocoObjects.load()
+    images = _chair_images(data_dir, split, col)
+    truth: dict[str, dict[int, set[str]]] = {}
+    for folder in dict.fromkeys(folder for _, folder, _, _ in images):
+        wanted = {image for image, f, _, _ in images if f == folder}
+        truth[folder] = _chair_ground_truth(data_dir, folder, wanted, objects)
+    prompt = prompts.caption_prompt("en", col.language_names)
+    for image_id, folder, name, source in images:
+        col.add(image_id, "en", [_coco_image(images_dir, folder, name)], prompt, sorted(truth[folder][image_id]),
+                source)
+
+
 Reader = Callable[[Path, Path, Sequence[str], _Collector, str], None]
 READERS: dict[str, Reader] = {
     "xm3600": read_xm3600,
@@ -424,6 +610,9 @@ READERS: dict[str, Reader] = {
     "marvl": read_marvl,
     "xflickrco": read_xflickrco,
     "pope": read_pope,
+    "coco": read_coco,
+    "vqav2": read_vqav2,
+    "chair": read_chair,
 }
 
 

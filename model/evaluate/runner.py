@@ -1,11 +1,12 @@
 """One benchmark run: read the official files, generate in batches, score per language, write the results.
 
 Outputs (written to a temporary name, then renamed): ``OUT.json`` with one score per language, the mean
-over the languages the paper averages (English left out where the paper reports it on its own), the
-counts (records read, scored, skipped with reasons) and the paper's numbers where known; and the
-predictions beside it, ``OUT.predictions.jsonl`` (one line per item: key, language, prompt, prediction,
-references, item score). An image that cannot be opened raises an error naming the image and the
-record, or with ``skip_missing`` is counted as skipped like a missing file.
+over the languages the paper averages (English left out where the paper reports it on its own) and the
+counts (records read, scored, skipped with reasons); and the predictions beside it,
+``OUT.predictions.jsonl`` (one line per item: key, language, prompt, prediction, references, item score).
+An image that cannot be opened raises an error naming the image and the record, or with ``skip_missing``
+is counted as skipped like a missing file. The paper's numbers are not part of a run: ``mblip eval-report
+--paper FILE`` puts them beside the scores.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from model.data import load_image
 from model.evaluate.benchmarks import get_benchmark, resolve_languages
 from model.evaluate.generation import generate_batch, load_for_eval
 from model.evaluate.metrics import score_items
-from model.evaluate.paper import paper_scores
 from model.evaluate.readers import BenchmarkData, EvalItem, read_benchmark
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,6 @@ def run_evaluation(
         "skipped_by_reason": reasons,
         "skipped_records": skipped[:200],
         "predictions": str(pred_path),
-        "paper": paper_scores(benchmark),
     }
     result = _clean(result)
     _write_atomic(out, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
@@ -205,20 +204,25 @@ def run_evaluation(
 
 
 def _fmt(value) -> str:
+    if isinstance(value, int):
+        return str(value)
     return "-" if value is None else f"{value:.2f}"
 
 
+# Extra per-language fields a benchmark's table shows after the score.
+TABLE_EXTRAS = {"pope": ("pope_accuracy", "f1", "yes_ratio"), "chair": ("chair_i", "mentions")}
+
+
 def format_table(result: dict) -> str:
-    """Per-language scores next to the paper's numbers (``-`` where not known)."""
-    paper = result.get("paper") or {}
-    known = paper.get("scores") or {}
-    extra = f"{'pope acc':>9}{'f1':>9}{'yes%':>9}" if result["metric"] == "pope" else ""
-    lines = [f"{result['title']} ({result['model']})", f"{'lang':<12}{'n':>7}{'score':>9}{'paper':>9}{extra}"]
+    """Per-language scores (the paper's numbers sit beside them in ``mblip eval-report --paper``)."""
+    extras = TABLE_EXTRAS.get(result["metric"], ())
+    head = "".join(f"{name.replace('_', ' '):>14}" for name in extras)
+    lines = [f"{result['title']} ({result['model']})", f"{'lang':<12}{'n':>7}{'score':>9}{head}"]
     for lang, row in result["languages"].items():
-        tail = "".join(f"{_fmt(row.get(k)):>9}" for k in ("pope_accuracy", "f1", "yes_ratio")) if extra else ""
-        lines.append(f"{lang:<12}{row['n']:>7}{_fmt(row['score']):>9}{_fmt(known.get(lang)):>9}{tail}")
+        tail = "".join(f"{_fmt(row.get(k)):>14}" for k in extras)
+        lines.append(f"{lang:<12}{row['n']:>7}{_fmt(row['score']):>9}{tail}")
     over = ",".join(result["mean_over"])
-    lines.append(f"{'mean':<12}{'':>7}{_fmt(result['mean']):>9}{_fmt(paper.get('mean')):>9}   over {over or '-'}")
+    lines.append(f"{'mean':<12}{'':>7}{_fmt(result['mean']):>9}   over {over or '-'}")
     if result["skipped"]:
         lines.append(f"skipped: {result['skipped']} {result['skipped_by_reason']}")
     lines.append(f"predictions: {result['predictions']}")

@@ -76,3 +76,14 @@ def test_prefect_yaml_deploys_train_and_evaluate():
     assert set(spec["parameters"]) <= set(train_and_evaluate.parameters.properties)
     assert (REPO / spec["parameters"]["config"]).is_file()
     assert all({"benchmark", "data", "images"} <= set(e) for e in spec["parameters"]["evaluations"])
+
+
+def test_the_artifact_rows_carry_a_benchmarks_extra_fields():
+    """CHAIR's rows show CHAIRi and the mention count beside CHAIRs (the score), as the printed table does."""
+    from flows.evaluate import language_rows
+
+    result = {"metric": "chair", "scored": 2, "mean": 50.0, "mean_over": ["en"],
+              "languages": {"en": {"score": 50.0, "n": 2, "chair_s": 50.0, "chair_i": 25.0, "mentions": 4}}}
+    rows = language_rows(result)
+    assert rows[0] == {"language": "en", "items": 2, "score": 50.0, "chair_i": 25.0, "mentions": 4}
+    assert rows[1] == {"language": "mean (en)", "items": 2, "score": 50.0, "chair_i": None, "mentions": None}

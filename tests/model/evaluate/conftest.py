@@ -222,6 +222,85 @@ def write_pope(root: Path) -> tuple[Path, Path]:
     return root, images
 
 
+def write_json(path: Path, value) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def karpathy_image(cocoid: int, split: str, captions: list[str], folder: str = "val2014") -> dict:
+    """One ``images[]`` record of the Karpathy split file ``dataset_coco.json``, as published."""
+    name = f"COCO_{folder}_{cocoid:012d}.jpg"
+    sentences = [{"tokens": c.lower().rstrip(".").split(), "raw": c, "imgid": cocoid, "sentid": cocoid * 10 + i}
+                 for i, c in enumerate(captions)]
+    return {"filepath": folder, "sentids": [s["sentid"] for s in sentences], "filename": name, "imgid": cocoid,
+            "split": split, "sentences": sentences, "cocoid": cocoid}
+
+
+def write_coco(root: Path) -> tuple[Path, Path]:
+    """``dataset_coco.json`` with two test images (one of them missing from train) and one train image."""
+    images = root / "images"
+    records = [karpathy_image(42, "test", ["A red square.", "A red box on white."]),
+               karpathy_image(73, "train", ["A blue square."], folder="train2014"),
+               karpathy_image(99, "test", ["A green square on a table."])]
+    for record, colour in zip(records, ("red", "blue", "green")):
+        write_image(images / record["filepath"] / record["filename"], colour)
+    write_json(root / "dataset_coco.json", {"images": records, "dataset": "coco"})
+    return root, images
+
+
+# Ten human answers per question, as VQAv2 publishes them (answer, answer_confidence, answer_id).
+VQAV2_ANSWERS = {
+    5001: ["red"] * 3 + ["orange"] * 7,
+    5002: ["2"] * 10,
+    5003: ["square"] * 2 + ["box"] * 8,
+}
+
+
+def write_vqav2(root: Path) -> tuple[Path, Path]:
+    images = root / "images"
+    write_image(images / "val2014" / "COCO_val2014_000000000042.jpg", "red")
+    write_image(images / "val2014" / "COCO_val2014_000000000099.jpg", "green")
+    questions = [{"image_id": 42, "question": "What colour is it?", "question_id": 5001},
+                 {"image_id": 42, "question": "How many squares?", "question_id": 5002},
+                 {"image_id": 99, "question": "What is the shape?", "question_id": 5003}]
+    annotations = [{"question_type": "what", "multiple_choice_answer": max(set(a), key=a.count), "question_id": q,
+                    "answer_type": "other", "image_id": 42 if q < 5003 else 99,
+                    "answers": [{"answer": t, "answer_confidence": "yes", "answer_id": i + 1} for i, t in enumerate(a)]}
+                   for q, a in VQAV2_ANSWERS.items()]
+    info = {"info": {"description": "VQA v2"}, "license": {"name": "CC BY 4.0"}, "data_type": "mscoco"}
+    write_json(root / "v2_OpenEnded_mscoco_val2014_questions.json",
+               {**info, "task_type": "Open-Ended", "data_subtype": "val2014", "questions": questions})
+    write_json(root / "v2_mscoco_val2014_annotations.json", {**info, "data_subtype": "val2014",
+                                                             "annotations": annotations})
+    return root, images
+
+
+# COCO's category ids for the categories the CHAIR files use.
+COCO_CATEGORIES = {1: "person", 18: "dog", 62: "chair", 67: "dining table", 88: "teddy bear"}
+
+
+def write_chair(root: Path) -> tuple[Path, Path]:
+    """The Karpathy split file (two test images), ``annotations/instances_val2014.json`` and
+    ``annotations/captions_val2014.json``: image 42 has a person and a dog; image 99 a dining table, and its
+    reference captions add a teddy bear."""
+    _, images = write_coco(root)
+    instances = {
+        "info": {"year": 2014}, "licenses": [],
+        "images": [{"id": i, "file_name": f"COCO_val2014_{i:012d}.jpg", "height": 30, "width": 40} for i in (42, 99)],
+        "annotations": [{"id": n, "image_id": image, "category_id": cat, "bbox": [0, 0, 1, 1], "area": 1.0,
+                         "iscrowd": 0, "segmentation": []}
+                        for n, (image, cat) in enumerate([(42, 1), (42, 18), (42, 18), (99, 67)])],
+        "categories": [{"supercategory": "x", "id": i, "name": name} for i, name in COCO_CATEGORIES.items()],
+    }
+    captions = {"images": instances["images"],
+                "annotations": [{"image_id": 42, "id": 1, "caption": "A man walks his dog."},
+                                {"image_id": 99, "id": 2, "caption": "Two teddy bears sit at a table."}]}
+    write_json(root / "annotations" / "instances_val2014.json", instances)
+    write_json(root / "annotations" / "captions_val2014.json", captions)
+    return root, images
+
+
 WRITERS = {
     "xm3600": (write_xm3600, ["en", "de", "zh", "ja", "th"]),
     "xgqa": (write_xgqa, ["en", "de"]),
@@ -230,6 +309,9 @@ WRITERS = {
     "marvl": (write_marvl, ["en", "id"]),
     "xflickrco": (write_xflickrco, ["en", "ja"]),
     "pope": (write_pope, ["random", "adversarial"]),
+    "coco": (write_coco, ["en"]),
+    "vqav2": (write_vqav2, ["en"]),
+    "chair": (write_chair, ["en"]),
 }
 
 
