@@ -56,7 +56,7 @@ def plot_language_histograms(histogram: dict, column: str, languages: list[str],
         y = len(languages) - 1 - i
         counts = histogram["languages"][code]
         peak = max(counts) or 1
-        ax.stairs([0.85 * n / peak for n in counts], edges, baseline=y, fill=True, color="#9ecae1")
+        ax.stairs([y + 0.85 * n / peak for n in counts], edges, baseline=y, fill=True, color="#9ecae1")
         for _, value in cuts.get(code, []):
             ax.vlines(value, y, y + 0.95, color="#de2d26", linewidth=1.6)
         labels.append(f"{code} ({sum(counts):,})")
