@@ -1,7 +1,10 @@
 """The ``regenerate`` flow: bring an existing dataset up to date after a change, redoing only what the
 change touches.
 
-* a new filter threshold: every chunk is re-decided from its stored scores; nothing is translated;
+* a new filter threshold (``min_bt_chrf``), or a whole filter rules file (``rules``, e.g. the per-language
+  thresholds ``mblip calibrate`` proposes): every chunk is re-decided from its stored scores; nothing is
+  translated. The file's keys replace the dataset's (``per_language`` as a whole), the rest stay; the
+  manifest's ``run.rules`` names the file and its sha256;
 * a new MT model (or decoding setting): chunks are translated again (the translation cache answers
   what it already has);
 * ``sources``: those sources are read again (e.g. they grew) and their chunks reprocessed;
@@ -22,6 +25,8 @@ from flows.generate import build_in_flow
 from flows.lifecycle import start_guarded_embedded_server
 from flows.runtime import make_task_runner
 from pipeline.config import PipelineConfig, load_config
+from pipeline.filters.rules import load_rules
+from pipeline.io import sha256_file
 from pipeline.languages import get_language
 from pipeline.output_dir import RESOLVED_CONFIG, check_existing_output, output_lock
 from pipeline.preflight import check_run, check_translation_model
@@ -39,7 +44,7 @@ class RegeneratePlan:
 
 def plan_regenerate(out_dir: str, languages: list[str] | None = None, sources: list[str] | None = None,
                     model: str | None = None, min_bt_chrf: float | None = None, reverse: str | None = None,
-                    config_path: str | None = None) -> RegeneratePlan:
+                    config_path: str | None = None, rules: str | None = None) -> RegeneratePlan:
     """Check a regenerate request without touching anything; errors name the folder, file or flag."""
     out = check_existing_output(out_dir).resolve()
     base = Path(config_path) if config_path else out / RESOLVED_CONFIG
@@ -51,6 +56,12 @@ def plan_regenerate(out_dir: str, languages: list[str] | None = None, sources: l
         check_translation_model(model, "--model", converted=True)
         overrides["translation"] = {"model": model if model == "shipped" else str(Path(model).resolve())}
         flags.append(f"--model {model}")
+    applied = None
+    if rules is not None:  # a filter rules file: its keys replace the dataset's filter thresholds
+        chosen = load_rules(rules)  # one-line errors naming the file and the knob
+        overrides["filter"] = chosen.model_dump(mode="json", include=chosen.model_fields_set)
+        applied = {"file": str(Path(rules).resolve()), "sha256": sha256_file(rules)}
+        flags.append(f"--rules {rules}")
     if min_bt_chrf is not None:
         overrides.setdefault("filter", {})["min_bt_chrf"] = min_bt_chrf
         flags.append(f"--min-bt-chrf {min_bt_chrf:g}")
@@ -71,7 +82,7 @@ def plan_regenerate(out_dir: str, languages: list[str] | None = None, sources: l
     if unknown:
         raise ValueError(f"sources {', '.join(unknown)} are not in this dataset's config (have {', '.join(names)})")
     run_info = {"flow": "regenerate", "languages": list(wanted_langs), "sources": list(sources or ()),
-                "model": model, "min_bt_chrf": min_bt_chrf, "reverse": reverse}
+                "model": model, "min_bt_chrf": min_bt_chrf, "reverse": reverse, "rules": applied}
     return RegeneratePlan(config, wanted_langs, tuple(sources or ()), run_info)
 
 
@@ -96,9 +107,10 @@ def regenerate(
     reverse: str | None = None,
     config_path: str | None = None,
     show_progress: bool = False,
+    rules: str | None = None,
 ) -> dict:
     """Update the dataset in ``out_dir`` (its saved config, or ``config_path``) with the given changes."""
-    plan = plan_regenerate(out_dir, languages, sources, model, min_bt_chrf, reverse, config_path)
+    plan = plan_regenerate(out_dir, languages, sources, model, min_bt_chrf, reverse, config_path, rules)
     return build_in_flow(plan.config, show_progress=show_progress, force_sources=plan.sources,
                          force_languages=plan.languages, run_info=plan.run_info)
 

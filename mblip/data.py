@@ -1,4 +1,4 @@
-"""Dataset commands: languages, generate, regenerate, fetch-images, demo, verify, export."""
+"""Dataset commands: languages, generate, regenerate, calibrate, fetch-images, demo, verify, export."""
 
 from __future__ import annotations
 
@@ -36,9 +36,31 @@ def add_parsers(sub) -> None:
                    help="new back-translation chrF++ threshold (re-decided from stored scores, nothing translated)")
     p.add_argument("--reverse", default=None, choices=["score", "decode", "both"],
                    help="filter's reverse check; outputs stored under another mode are rescored, not translated")
+    p.add_argument("--rules", default=None,
+                   help="filter rules YAML (e.g. from mblip calibrate): its thresholds replace the dataset's, "
+                        "re-decided from stored scores, nothing translated; the manifest names the file")
     p.add_argument("--config", type=Path, default=None, help="config to use instead of OUT/config.resolved.yaml")
     _add_runner_args(p)
     p.set_defaults(handler="data:cmd_regenerate")
+
+    p = sub.add_parser("calibrate",
+                       help="propose per-language filter thresholds from a finished output's stored scores")
+    p.add_argument("out", type=Path, help="output root of a finished run (holds manifest.json)")
+    p.add_argument("--rules", type=Path, required=True,
+                   help="filter rules YAML to write (what regenerate --rules and score --rules read)")
+    # defaults: pipeline.calibrate's (not imported here: the parser must not load polars)
+    p.add_argument("--noisy-share", type=float, default=0.05,
+                   help="share of each language's rows taken as noisy per signal: the cut of a min_ knob is this "
+                        "quantile of the language's scores, of a max_ knob 1 minus it (OpusFilter autogen's "
+                        "--noisy-percentile; higher: stricter)")
+    p.add_argument("--min-rows", type=int, default=100,
+                   help="languages with fewer scored rows of a signal keep the global threshold")
+    p.add_argument("--bound", default="global", choices=["global", "none"],
+                   help="global: a language's cut is never laxer than the global threshold; none: the plain "
+                        "percentiles (OpusFilter's)")
+    p.add_argument("--knobs", nargs="*", default=None,
+                   help="min_/max_ thresholds to calibrate (default: every one that is on and has stored scores)")
+    p.set_defaults(handler="data:cmd_calibrate")
 
     add_fetch_images(sub)
 

@@ -29,6 +29,8 @@ SMOKE_TESTS = {
     "mblip convert-nllb": "test_convert_nllb",
     "mblip generate": "test_generate",
     "mblip verify": "test_verify",
+    "mblip calibrate": "test_calibrate_and_regenerate",
+    "mblip regenerate": "test_calibrate_and_regenerate",
     "mblip export": "test_export",
     "mblip train": "test_train",
     "mblip export-model": "test_export_model",
@@ -136,6 +138,7 @@ class Walkthrough:
 
     NEEDS = {
         "mblip generate": ("mblip convert-nllb",), "mblip verify": ("mblip generate",),
+        "mblip calibrate": ("mblip generate",), "mblip regenerate": ("mblip calibrate",),
         "mblip train": ("mblip generate",), "mblip export-model": ("mblip train",),
         "mblip eval": ("mblip export-model",), "mblip caption": ("mblip export-model",),
     }
@@ -207,6 +210,22 @@ def test_generate(walkthrough, capsys):
 
 def test_verify(walkthrough, capsys):
     assert walkthrough.run("mblip verify", capsys).rstrip().endswith("OK")
+
+
+def test_calibrate_and_regenerate(walkthrough, capsys):
+    from pipeline.filters.rules import load_rules
+
+    printed = walkthrough.run("mblip calibrate", capsys)
+    out = walkthrough.root / "out" / "mblip-data"
+    rules = load_rules(walkthrough.root / "out" / "rules.yaml")
+    # about one row per language of 96: every language keeps the global thresholds (fewer than --min-rows)
+    assert "too few rows" in printed and rules.per_language == {}
+    assert rules.min_script_share == json.loads((out / "manifest.json").read_text())["settings"]["filter"][
+        "min_script_share"]
+    walkthrough.run("mblip regenerate", capsys)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["run"]["flow"] == "regenerate" and manifest["run"]["chunks"]["process"] == 0
+    assert manifest["run"]["rules"]["file"] == str((walkthrough.root / "out" / "rules.yaml").resolve())
 
 
 def test_export(walkthrough, capsys):

@@ -8,6 +8,7 @@ from pathlib import Path
 from flows.demo import run_demo
 from flows.generate import run_config, run_generate
 from flows.regenerate import run_regenerate
+from pipeline.calibrate import calibrate_output, format_calibration, write_rules
 from pipeline.config import load_config
 from pipeline.export import export_dataset, prompt_source
 from pipeline.export_webdataset import export_webdataset
@@ -37,9 +38,20 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
     manifest = run_regenerate(
         str(args.out), dask_address=args.dask_address, workers=args.workers, languages=args.languages or None,
         sources=args.sources or None, model=args.model, min_bt_chrf=args.min_bt_chrf, reverse=args.reverse,
-        config_path=str(args.config) if args.config else None, show_progress=True,
+        config_path=str(args.config) if args.config else None, rules=args.rules, show_progress=True,
     )
     print_summary(Path(args.out), manifest)  # with what was done to the chunks
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    calibration = calibrate_output(args.out, noisy_share=args.noisy_share, min_rows=args.min_rows, bound=args.bound,
+                                   knobs=args.knobs or None)
+    print(format_calibration(calibration))
+    path = write_rules(calibration, args.rules)
+    overrides = sum(len(v) for v in calibration.rules.per_language.values())
+    print(f"wrote {path}: {overrides} per-language thresholds in {len(calibration.rules.per_language)} languages; "
+          f"apply with: mblip regenerate {args.out} --rules {path}")
     return 0
 
 

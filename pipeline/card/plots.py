@@ -66,7 +66,8 @@ def _figure(n_langs: int, height: float = 3.2):
     return fig
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes, without software version or date (the same figure gives the same bytes)."""
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", metadata={"Software": None})
@@ -98,7 +99,7 @@ def plot_score_distribution(stats: dict, column: str, thresholds: list[tuple[str
     ax.set_xlabel("target language (box p25-p75, line median, whiskers p5-p95, dot mean)", fontsize=8)
     ax.tick_params(axis="x", labelrotation=90, labelsize=7)
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def plot_keep_rate(stats: dict) -> bytes:
@@ -116,7 +117,7 @@ def plot_keep_rate(stats: dict) -> bytes:
     ax.set_title("Keep rate per language", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def plot_language_distribution(stats: dict) -> bytes:
@@ -135,7 +136,7 @@ def plot_language_distribution(stats: dict) -> bytes:
     ax.set_title("Language distribution: assigned examples vs the mC4 target", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def render_plots(stats: dict, filter_settings: dict | None = None) -> dict[str, bytes]:

@@ -9,6 +9,7 @@ from pipeline.card.metadata import (
 )
 from pipeline.card.sections import SECTIONS, CardInputs
 from pipeline.card.plots import render_plots
+from pipeline.card.thresholds import render_threshold_plots
 from pipeline.run_record import RunRecord
 
 
@@ -29,7 +30,9 @@ def render_card(stats: dict, files: list[dict], record: RunRecord, plots: list[s
 def render_card_files(stats: dict, files: list[dict], record: RunRecord, cards_dir: str | Path | None = None,
                       plots: bool = True, images: bool = False) -> dict[str, str | bytes]:
     """Relative path -> content for the card and its plots."""
-    figures = render_plots(stats, record.settings.get("filter")) if plots else {}
+    filter_settings = record.settings.get("filter")
+    figures = {**render_plots(stats, filter_settings), **render_threshold_plots(stats, filter_settings)} \
+        if plots else {}
     out: dict[str, str | bytes] = dict(figures)
     out[CARD_FILE] = render_card(stats, files, record, list(figures), cards_dir, images=images)
     return out

@@ -14,6 +14,7 @@ from pipeline.card.plots import score_label
 from pipeline.card.readers import render_reader_notes
 from pipeline.card.task_notes import render_task_tables
 from pipeline.card.text import ENGINE_COUNTER_DOCS, MBLIP_CITATION, NLLB_CITATION, column_doc, flatten, table
+from pipeline.card.thresholds import THRESHOLD_PLOTS, render_threshold_section
 from pipeline.card.web import render_web_sections
 from pipeline.languages import SOURCE_LANGUAGE
 from pipeline.recipe import render_recipe, render_templates
@@ -182,6 +183,10 @@ def filtering(c: CardInputs) -> list[str]:
     return out
 
 
+def thresholds(c: CardInputs) -> list[str]:
+    return render_threshold_section(c.stats, c.record, c.plots)
+
+
 def web(c: CardInputs) -> list[str]:
     return render_web_sections(c.record.web)
 
@@ -221,9 +226,10 @@ def languages(c: CardInputs) -> list[str]:
 
 
 def plots(c: CardInputs) -> list[str]:
-    if not c.plots:
+    figures = [rel for rel in c.plots if not rel.startswith(THRESHOLD_PLOTS)]  # those are in their own section
+    if not figures:
         return []
-    return ["## Plots\n", *[f"![{Path(rel).stem.replace('_', ' ')}]({rel})\n" for rel in c.plots]]
+    return ["## Plots\n", *[f"![{Path(rel).stem.replace('_', ' ')}]({rel})\n" for rel in figures]]
 
 
 def how_to_load(c: CardInputs) -> list[str]:
@@ -266,8 +272,8 @@ def citation(c: CardInputs) -> list[str]:
 
 
 SECTIONS: tuple[Callable[[CardInputs], list[str]], ...] = (
-    intro, recipe, layout, sources, tasks, translation, filtering, web, languages, plots, how_to_load, limitations,
-    citation,
+    intro, recipe, layout, sources, tasks, translation, filtering, thresholds, web, languages, plots, how_to_load,
+    limitations, citation,
 )
 
 

@@ -11,10 +11,11 @@ Defaults were set on a tuning split of multi30k train (see ``evaluate.py``) and 
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.languages import get_language
 from pipeline.schema import STATUS_KEPT, STATUS_REJECTED
@@ -104,6 +105,10 @@ class FilterRules(Thresholds):
             unknown = set(override) - known
             if unknown:
                 raise ValueError(f"per_language.{code}: unknown thresholds {sorted(unknown)}; valid: {sorted(known)}")
+            try:  # each value as the global knob of that name takes it (type and range)
+                Thresholds(**override)
+            except ValidationError as e:
+                raise ValueError(describe_validation_error(e, prefix=f"per_language.{code}.")) from None
         return value
 
     def for_language(self, nllb_code: str) -> Thresholds:
@@ -132,19 +137,30 @@ def shipped_model_thresholds() -> dict:
     return data
 
 
+def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """Every failing knob on one line: ``min_bt_chrf: Input should be a valid number; ...``."""
+    return "; ".join(f"{prefix}{'.'.join(map(str, err['loc'])) or '(top level)'}: {err['msg']}"
+                     for err in error.errors())
+
+
 def load_rules(path: str | Path | None, shipped_model: bool = False) -> FilterRules:
     """Rules from a YAML file; ``None``: the defaults, with the shipped model's model thresholds when
-    ``shipped_model``. Errors name the file and the knob."""
+    ``shipped_model``. Errors are one line naming the file and the knob (``per_language.de.min_bt_chrf``)."""
     import yaml
 
     if path is None:
         return FilterRules(**shipped_model_thresholds()) if shipped_model else FilterRules()
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, "no such filter rules file", str(path))
     try:
         data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from e
+    try:
         return FilterRules.model_validate(data)
-    except Exception as e:
-        raise ValueError(f"{path}: invalid filter rules:\n{e}") from e
+    except ValidationError as e:
+        raise ValueError(f"{path}: invalid filter rules: {describe_validation_error(e)}") from e
 
 
 def _per_row(frame: pl.DataFrame, rules: FilterRules, knob: str) -> pl.Expr:

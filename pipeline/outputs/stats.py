@@ -21,6 +21,8 @@ from pipeline.translate import TranslationStats, stats_path
 STATS = "stats.json"
 # Quantiles kept per score column and language (enough for box plots; see pipeline/card/plots.py).
 SCORE_QUANTILES = {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
+# Bins of the per-language score histograms (the card's per-language thresholds, pipeline/card/thresholds.py).
+HISTOGRAM_BINS = 25
 
 
 class InvariantError(RuntimeError):
@@ -64,6 +66,7 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
         by_run.sum().alias("by_run"),
     ).sort("lang").collect()
     scores = score_summaries(rows, score_cols)
+    histograms = score_histograms(rows, score_cols)
     reasons = rows.filter(rejected).group_by(["lang", "reject_reason"]).len().sort(["lang", "reject_reason"]).collect()
     reasons_by_lang: dict[str, dict[str, int]] = {}
     for r in reasons.to_dicts():
@@ -117,6 +120,7 @@ def compute_stats(rows: pl.LazyFrame, bad: pl.LazyFrame | pl.DataFrame, ingest_c
             for r in quarantine_reasons.to_dicts()
         ],
         "scores": scores,
+        "score_histograms": histograms,
     }
 
 
@@ -139,6 +143,26 @@ def score_summaries(rows: pl.LazyFrame, score_cols: list[str]) -> dict[str, dict
             if r["count"]:
                 r["mean"] = _exact_sum(r["values"]) / r["count"]
                 out.setdefault(c, {})[r["lang"]] = {k: r[k] for k in keys}
+    return out
+
+
+def score_histograms(rows: pl.LazyFrame, score_cols: list[str], bins: int = HISTOGRAM_BINS) -> dict[str, dict]:
+    """Per score column: ``edges`` (``bins`` equal bins from the smallest to the largest finite value of every
+    language, so languages compare bin by bin) and per language the ``counts`` of its finite values (the
+    last bin holds the largest value). Rows of every status; nulls and non-finite values are left out."""
+    out: dict[str, dict] = {}
+    for c in score_cols:
+        col = pl.col(c).cast(pl.Float64)
+        finite = rows.select("lang", col.alias("v")).filter(pl.col("v").is_not_null() & pl.col("v").is_finite())
+        lo, hi = finite.select(pl.col("v").min().alias("lo"), pl.col("v").max().alias("hi")).collect().row(0)
+        if lo is None:
+            continue
+        width = (hi - lo) / bins if hi > lo else 1.0 / bins
+        index = ((pl.col("v") - lo) / width).floor().clip(0, bins - 1).cast(pl.Int64).alias("bin")
+        counts: dict[str, list[int]] = {}
+        for lang, b, n in finite.group_by("lang", index).len().sort("lang", "bin").collect().iter_rows():
+            counts.setdefault(lang, [0] * bins)[b] = n
+        out[c] = {"edges": [lo + i * width for i in range(bins + 1)], "languages": counts}
     return out
 
 

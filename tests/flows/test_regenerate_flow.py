@@ -8,6 +8,7 @@ import polars as pl
 
 from flows.generate import generate
 from flows.regenerate import regenerate
+from pipeline.io import sha256_file
 from pipeline.summary import print_summary
 
 
@@ -127,3 +128,57 @@ def test_a_new_reverse_mode_rescores_stored_outputs_without_translating(
                                      filter={"reverse": "score", "min_bt_logprob": -5.0})))
     assert fresh["totals"] == manifest["totals"]
     same_output(out, rescored, work_differs=True)  # the rescore counted its own scoring work
+
+
+def test_a_rules_file_redecides_exactly_its_rows_without_translating(
+        tmp_path, demo_config, tiny_model_dir, prefect_api):
+    from pipeline.calibrate import calibrate_output, write_rules
+    from pipeline.config import load_config
+    from pipeline.nllb.engine import load_translator
+
+    def rows(root):
+        return pl.concat([pl.read_parquet(p) for p in sorted((root / "data").rglob("*.parquet"))
+                          + sorted((root / "rejects").rglob("*.parquet"))], how="diagonal_relaxed")
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    config = demo_config(min_bt_chrf=0.0, translation={"model": str(model)})
+    out = tmp_path / "dataset"
+    first = generate(str(config))
+    before = rows(out)
+    # per-language cuts at each language's own 30th percentile of its back-translation chrF++
+    calibration = calibrate_output(out, noisy_share=0.3, min_rows=1)
+    rules_file = write_rules(calibration, tmp_path / "rules.yaml")
+    cuts = {lang: o["min_bt_chrf"] for lang, o in calibration.rules.per_language.items()}
+    assert set(cuts) == set(before.filter(pl.col("score_bt_chrf").is_not_null() & (pl.col("lang") != "en"))["lang"])
+
+    settings = load_config(config).translation.engine_settings()
+    engine = load_translator(str(model), settings)  # the flow's per-process engine
+    usage = dict(engine.usage)
+    (model / "model.bin").rename(tmp_path / "model.bin.away")  # any translation attempt now fails
+    manifest = regenerate(str(out), rules=str(rules_file))
+    (tmp_path / "model.bin.away").rename(model / "model.bin")
+    chunks = manifest["run"]["chunks"]
+    assert chunks["process"] == chunks["rescore"] == 0 and chunks["redecide"] == first["run"]["chunks"]["process"]
+    assert engine.usage == usage  # nothing translated or scored
+
+    after = rows(out)
+    joined = before.join(after, on="example_id", suffix="_new")
+    assert joined.height == before.height == after.height
+    assert (joined["text_tgt"] == joined["text_tgt_new"]).all()
+    cut = pl.col("lang").replace_strict(cuts, default=None, return_dtype=pl.Float64)
+    newly = (pl.col("status") == "kept") & (pl.col("score_bt_chrf") < cut).fill_null(False)
+    expected = joined.with_columns(
+        pl.when(newly).then(pl.lit("rejected")).otherwise(pl.col("status")).alias("want_status"),
+        pl.when(newly).then(pl.lit("low_bt_chrf")).otherwise(pl.col("reject_reason")).alias("want_reason"))
+    assert expected.filter(newly).height > 0 and expected.filter(pl.col("status") == "kept").height > \
+        expected.filter(newly).height  # some rows change, not all
+    assert expected["status_new"].to_list() == expected["want_status"].to_list()
+    assert expected["reject_reason_new"].to_list() == expected["want_reason"].to_list()
+
+    saved = json.loads((out / "manifest.json").read_text())
+    assert saved["run"]["rules"] == {"file": str(rules_file.resolve()), "sha256": sha256_file(rules_file)}
+    assert saved["settings"]["filter"]["per_language"] == calibration.rules.per_language
+    card = (out / "README.md").read_text()
+    assert "## Per-language thresholds" in card and "`rules.yaml`" in card
+    assert (out / "plots" / "thresholds_bt_chrf.png").read_bytes()[:4] == b"\x89PNG"

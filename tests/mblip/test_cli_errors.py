@@ -122,3 +122,31 @@ def test_generate_checks_model_and_image_roots_before_prefect_starts(tmp_path, f
     line = _one_error_line(_mblip("generate", str(config), "--out", str(tmp_path / "out"), cwd=tmp_path))
     assert expected.format(tmp=tmp_path / "conf") in line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_rules_file_is_named_with_its_field_before_prefect_starts(tmp_path, finished_output):
+    out = finished_output()
+    (tmp_path / "rules.yaml").write_text("min_bt_chrf: high\n")
+    line = _one_error_line(_mblip("regenerate", str(out), "--rules", "rules.yaml", cwd=tmp_path))
+    assert line.startswith("error: rules.yaml: invalid filter rules: min_bt_chrf: Input should be a valid number")
+    assert sorted(p.name for p in out.iterdir()) == [RESOLVED_CONFIG]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("per_language:\n  de: {min_bt_chrf: 500}\n", "per_language.de.min_bt_chrf: Input should be less than or equal"),
+    ("per_language:\n  de: {min_bleu: 3}\n", "per_language.de: unknown thresholds ['min_bleu']"),
+    ("min_bt_chrf: [1\n", "rules.yaml: not valid YAML"),
+    (None, "rules.yaml: no such filter rules file"),
+], ids=["out-of-range-override", "unknown-knob", "broken-yaml", "missing"])
+def test_every_kind_of_bad_rules_file_gets_one_line_naming_it(tmp_path, finished_output, capsys, monkeypatch, text,
+                                                              expected):
+    from mblip.cli import main
+
+    out = finished_output()
+    if text is not None:
+        (tmp_path / "rules.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    assert main(["regenerate", str(out), "--rules", "rules.yaml"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: rules.yaml: ") and expected in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == [RESOLVED_CONFIG]

@@ -215,3 +215,28 @@ def test_same_run_gives_the_same_card_and_plots(output, tmp_path):
     counts = {name: {"rows": s["rows"], "quarantined": s["quarantined"]} for name, s in stats["sources"].items()}
     again = write_outputs(tmp_path / "again", paths, [], META, ingest_counts=counts, layout=ShardLayout(20, 0, 10))
     assert again["meta_files"] == manifest["meta_files"]
+
+
+def test_per_language_thresholds_show_each_languages_histogram_and_cut(output):
+    from pipeline.card.thresholds import render_threshold_plots
+
+    out, manifest = output
+    _, body = _card(out)
+    section = body.split("## Per-language thresholds\n")[1].split("\n## ")[0]
+    assert "Decided by the run config's `filter` section" in section
+    assert "| iw | `min_bt_chrf` | 25.0 | 35.0 |" in section  # the override and the global value
+    figures = re.findall(r"\]\((plots/thresholds_[^)]+\.png)\)", section)
+    assert figures == ["plots/thresholds_bt_chrf.png", "plots/thresholds_length_ratio.png"]
+    for rel in figures:
+        assert (out / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert rel not in body.split("## Plots\n")[1]  # not listed twice
+    stats = json.loads((out / "stats.json").read_text())
+    rows = pl.concat([pl.read_parquet(out / f["path"]) for f in manifest["files"] if f["split"] != "quarantine"])
+    for lang, counts in stats["score_histograms"]["score_bt_chrf"]["languages"].items():
+        assert sum(counts) == rows.filter(pl.col("lang") == lang)["score_bt_chrf"].count()  # kept and rejected
+    # the cut drawn is each language's: another override for iw changes its figure, and only that one
+    same = render_threshold_plots(stats, META.settings["filter"])
+    other = render_threshold_plots(stats, {"min_bt_chrf": 35.0, "per_language": {"iw": {"min_bt_chrf": 10.0}}})
+    assert same["plots/thresholds_bt_chrf.png"] == (out / "plots" / "thresholds_bt_chrf.png").read_bytes()
+    assert other["plots/thresholds_bt_chrf.png"] != same["plots/thresholds_bt_chrf.png"]
+    assert other["plots/thresholds_length_ratio.png"] == same["plots/thresholds_length_ratio.png"]

@@ -135,3 +135,16 @@ def test_documented_config_is_the_defaults():
 
     path = Path(__file__).resolve().parents[3] / "configs" / "filter.yaml"
     assert load_rules(path) == FilterRules()
+
+
+def test_a_per_language_value_is_checked_like_the_global_knob(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("per_language:\n  de: {min_bt_chrf: 500, max_repeat_run: many}\n")
+    with pytest.raises(ValueError) as error:
+        load_rules(path)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{path}: invalid filter rules: ")
+    assert "per_language.de.min_bt_chrf: Input should be less than or equal to 100" in message
+    assert "per_language.de.max_repeat_run: Input should be a valid integer" in message
+    with pytest.raises(FileNotFoundError, match="no such filter rules file"):
+        load_rules(tmp_path / "missing.yaml")

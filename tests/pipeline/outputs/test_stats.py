@@ -25,3 +25,16 @@ def test_score_means_are_exact_whatever_the_row_order():
     assert len({json.dumps(s, sort_keys=True) for s in stats}) == 1
     assert stats[0]["scores"]["score_length_ratio"]["de"]["mean"] == 1 / 3
     assert stats[0]["languages"]["de"]["mean_scores"]["score_length_ratio"] == 1 / 3
+
+
+def test_score_histograms_share_their_bins_across_languages():
+    from pipeline.outputs.stats import score_histograms
+
+    rows = pl.LazyFrame({"lang": ["de"] * 6 + ["fr"] * 2,
+                         "score_x": [0.0, 1.0, 2.0, 3.5, None, float("inf"), 4.0, 4.0]})
+    hist = score_histograms(rows, ["score_x"], bins=4)["score_x"]
+    assert hist["edges"] == [0.0, 1.0, 2.0, 3.0, 4.0]  # smallest to largest finite value of every language
+    # nulls and infinities left out; the largest value falls in the last bin
+    assert hist["languages"] == {"de": [1, 1, 1, 1], "fr": [0, 0, 0, 2]}
+    assert score_histograms(pl.LazyFrame({"lang": ["de"], "score_x": [None]}, schema_overrides={
+        "score_x": pl.Float64}), ["score_x"]) == {}
