@@ -29,6 +29,7 @@ SMOKE_TESTS = {
     "mblip convert-nllb": "test_convert_nllb",
     "mblip generate": "test_generate",
     "mblip verify": "test_verify",
+    "mblip browse": "test_browse",
     "mblip export": "test_export",
     "mblip train": "test_train",
     "mblip export-model": "test_export_model",
@@ -132,7 +133,7 @@ class Walkthrough:
 
     NEEDS = {
         "mblip generate": ("mblip convert-nllb",), "mblip verify": ("mblip generate",),
-        "mblip train": ("mblip generate",), "mblip export-model": ("mblip train",),
+        "mblip browse": ("mblip generate",), "mblip train": ("mblip generate",), "mblip export-model": ("mblip train",),
         "mblip eval": ("mblip export-model",), "mblip caption": ("mblip export-model",),
     }
 
@@ -203,6 +204,16 @@ def test_generate(walkthrough, capsys):
 
 def test_verify(walkthrough, capsys):
     assert walkthrough.run("mblip verify", capsys).rstrip().endswith("OK")
+
+
+def test_browse(walkthrough, capsys):
+    from pipeline.verify import verify_output
+
+    printed = walkthrough.run("mblip browse", capsys)
+    out = walkthrough.root / "out" / "mblip-data"
+    assert (out / "browse" / "index.html").is_file() and "links to it" in printed
+    assert "[browse/index.html](browse/index.html)" in (out / "README.md").read_text(encoding="utf-8")
+    assert verify_output(out).ok  # the manifest certifies the card with its link
 
 
 def test_export(walkthrough, capsys):
