@@ -33,7 +33,11 @@ class Page:
     task: str
     path: str
     counts: TaskSample
-    shown: int
+    shown_status: dict[str, int]  # the shown rows by status
+
+    @property
+    def shown(self) -> int:
+        return sum(self.shown_status.values())
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -120,7 +121,8 @@ def _build(out_dir: Path, manifest: dict, site_dir: Path, sample: int, seed: int
             "shards_digest": shards_digest(manifest["files"]), "sample": sample, "seed": seed,
             "languages": sorted({p.lang for p in pages}), "thumb_px": thumb_px,
             "pages": [{"lang": p.lang, "task": p.task, "path": p.path, "rows": p.counts.rows, "shown": p.shown,
-                       "status": dict(p.counts.status), "reasons": dict(p.counts.reasons)} for p in pages],
+                       "status": dict(p.counts.status), "reasons": dict(p.counts.reasons),
+                       "shown_status": p.shown_status} for p in pages],
         }, tmp / SITE_RECORD)
         _swap_into_place(tmp, site_dir)
     finally:
@@ -138,7 +140,8 @@ def _write_pages(out_dir: Path, manifest: dict, site: Path, info: SiteInfo, lang
         samples = sample_language(paths, info.sample, info.seed)
         rows = read_sampled_rows(paths, samples)
         siblings = [Page(lang, task, f"{SAFE_NAME.sub('_', lang)}/{SAFE_NAME.sub('_', str(task))}.html",
-                         samples[task], len(rows[task])) for task in sorted(samples, key=str)]
+                         samples[task], dict(Counter(r["status"] for r in rows[task])))
+                    for task in sorted(samples, key=str)]
         for page in siblings:
             html = render_page(info, page, rows[page.task], [thumbs.for_row(r) for r in rows[page.task]], siblings)
             _write(site / page.path, html)

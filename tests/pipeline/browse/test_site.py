@@ -97,6 +97,8 @@ def test_the_sample_is_seeded_stable_stated_and_drawn_by_key(chunk_output, tmp_p
     record = json.loads((tmp_path / "a" / "site.json").read_text())
     (entry,) = [p for p in record["pages"] if p["lang"] == "de" and p["task"] == "caption"]
     assert entry["status"] == {"kept": kept, "rejected": population.height - kept} and entry["shown"] == 5
+    statuses = [row["data-status"] for row in page.rows()]
+    assert entry["shown_status"] == {status: statuses.count(status) for status in set(statuses)}
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:
