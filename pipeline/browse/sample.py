@@ -28,11 +28,12 @@ def sample_key(seed: int, task: str, example_id: str) -> int:
 @dataclass
 class TaskSample:
     """One page: the counts of every row of a language and task by status and by reject reason, and the
-    sampled rows as (sample key, example_id), smallest key first (the page's order)."""
+    sampled rows as (sample key, example_id, index of the shard holding it), smallest key first (the page's
+    order)."""
 
     status: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)
-    chosen: list[tuple[int, str]] = field(default_factory=list)
+    chosen: list[tuple[int, str, int]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -45,7 +46,7 @@ def sample_language(paths: list[Path], sample: int, seed: int) -> dict[str, Task
     import pyarrow.parquet as pq
 
     tasks: dict[str, TaskSample] = {}
-    for path in paths:
+    for index, path in enumerate(paths):
         shard = pq.ParquetFile(path)
         missing = [c for c in KEY_COLUMNS if c not in shard.schema_arrow.names]
         if missing:
@@ -53,13 +54,13 @@ def sample_language(paths: list[Path], sample: int, seed: int) -> dict[str, Task
                              "this tool (data/<lang>/, rejects/<lang>/)")
         for batch in shard.iter_batches(batch_size=READ_BATCH_ROWS, columns=list(KEY_COLUMNS)):
             cols = batch.to_pydict()
-            fresh: dict[str, list[tuple[int, str]]] = {}
+            fresh: dict[str, list[tuple[int, str, int]]] = {}
             for example_id, task, status, reason in zip(*(cols[c] for c in KEY_COLUMNS)):
                 page = tasks.setdefault(task, TaskSample())
                 page.status[status] += 1
                 if reason:
                     page.reasons[reason] += 1
-                fresh.setdefault(task, []).append((sample_key(seed, task, example_id), example_id))
+                fresh.setdefault(task, []).append((sample_key(seed, task, example_id), example_id, index))
             for task, items in fresh.items():
                 page = tasks[task]
                 merged = page.chosen + items
@@ -69,18 +70,22 @@ def sample_language(paths: list[Path], sample: int, seed: int) -> dict[str, Task
 
 def read_sampled_rows(paths: list[Path], pages: dict[str, TaskSample]) -> dict[str, list[dict]]:
     """Task -> the sampled rows (every column of the shard, the kept shards' ``image`` too), in page order.
-    Only row groups that may hold a sampled ``example_id`` are read (shards are sorted by it)."""
+    Only the shards holding sampled rows are opened, and in them only the row groups that may hold a sampled
+    ``example_id`` (shards are sorted by it)."""
     import pyarrow.parquet as pq
 
-    ids = sorted({example_id for page in pages.values() for _, example_id in page.chosen})
+    wanted: dict[int, set[str]] = {}
+    for page in pages.values():
+        for _, example_id, index in page.chosen:
+            wanted.setdefault(index, set()).add(example_id)
     frames = []
-    for path in paths:
-        table = pq.read_table(path, filters=[("example_id", "in", ids)]) if ids else None
-        if table is not None and table.num_rows:
+    for index, ids in sorted(wanted.items()):
+        table = pq.read_table(paths[index], filters=[("example_id", "in", sorted(ids))])
+        if table.num_rows:
             frames.append(pl.from_arrow(table))
     found: dict[tuple[str, str], dict] = {}
     if frames:
         for row in pl.concat(frames, how="diagonal_relaxed").iter_rows(named=True):
             found[(row["task"], row["example_id"])] = row
-    return {task: [found[(task, example_id)] for _, example_id in page.chosen if (task, example_id) in found]
+    return {task: [found[(task, example_id)] for _, example_id, _ in page.chosen if (task, example_id) in found]
             for task, page in pages.items()}
