@@ -12,7 +12,7 @@ TORCH_PIP_ARGS ?=
 EXTRAS ?= hf,train,dask,eval,web,test,trackers
 OUT ?= out/demo
 
-.PHONY: setup demo test test-all bench clean train-mt train-mt-questions
+.PHONY: setup browser demo test test-all bench clean train-mt train-mt-questions
 
 setup: $(VENV)/.installed
 
@@ -27,11 +27,29 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip uninstall -q -y dataclasses 2>/dev/null || true
 	touch $@
 
+# The data browser's test (tests/pipeline/browse/test_browser.py) drives a real headless browser: Debian's
+# chromium and chromium-driver, installed here with apt-get when missing (as root, or with passwordless sudo).
+# Where neither works the test skips and says why.
+BROWSER_PACKAGES ?= chromium chromium-driver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo "sudo -n")
+browser:
+	@if command -v chromedriver >/dev/null 2>&1 && \
+	    { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "no apt-get: install chromium and chromedriver, or the data browser's test skips"; \
+	elif [ -n "$(SUDO)" ] && ! sudo -n true 2>/dev/null; then \
+	  echo "not root and no passwordless sudo: apt-get install $(BROWSER_PACKAGES), or the browser test skips"; \
+	else \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) \
+	  || echo "apt-get install $(BROWSER_PACKAGES) failed: the data browser's test skips"; \
+	fi
+
 demo: setup
 	$(BIN)/mblip demo --out $(OUT)
 
 # --durations=15: CI's log lists the slowest tests, so a test that grows is seen (timeouts: pyproject.toml).
-test: setup
+test: setup browser
 	$(BIN)/ruff check -q .
 	$(BIN)/python -m pytest -q --durations=15
 

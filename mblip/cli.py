@@ -13,13 +13,13 @@ import logging
 import os
 import sys
 
-from mblip import bench, data, hub, model, mt
+from mblip import bench, browse, data, hub, model, mt
 from mblip import eval as evaluation
 
-COMMAND_GROUPS = (data, mt, model, hub, bench, evaluation)
+COMMAND_GROUPS = (data, mt, model, hub, bench, evaluation, browse)
 # group -> the module holding its handlers (imported when one of its commands runs)
 HANDLER_MODULES = {group: f"mblip.commands.{group}"
-                   for group in ("data", "fetch_images", "mt", "model", "hub", "bench", "eval")}
+                   for group in ("data", "fetch_images", "mt", "model", "hub", "bench", "eval", "browse")}
 
 
 def build_parser() -> argparse.ArgumentParser:

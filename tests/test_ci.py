@@ -47,3 +47,48 @@ def test_make_test_lists_the_slowest_tests():
     commands = subprocess.run(["make", "-n", "test"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     (pytest_line,) = [line for line in commands.splitlines() if " -m pytest" in line]
     assert "--durations=15" in pytest_line.split()
+
+
+_FAKE_APT = """#!/bin/sh
+echo "$@" >> "$APT_LOG"
+"""
+_FAKE_SUDO = """#!/bin/sh
+[ "$1" = "-n" ] && shift
+exec "$@"
+"""
+
+
+def _fake_bin(tmp_path: Path, names: dict[str, str]) -> Path:
+    """A PATH folder holding ``env`` and ``id`` (the real ones) and the given scripts."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for real in ("env", "id"):
+        (bin_dir / real).symlink_to(shutil.which(real))
+    for name, script in names.items():
+        (bin_dir / name).write_text(script)
+        (bin_dir / name).chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_test_installs_the_browser_the_browser_test_drives(tmp_path):
+    commands = subprocess.run(["make", "-n", "test"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    lines = commands.splitlines()
+    install = next(i for i, line in enumerate(lines) if "apt-get install" in line)
+    assert "chromium chromium-driver" in lines[install]
+    assert install < next(i for i, line in enumerate(lines) if " -m pytest" in line)
+
+    # where they are missing, the set-up asks apt-get for both (through sudo -n when not root) ...
+    log = tmp_path / "apt.log"
+    env = {"PATH": str(_fake_bin(tmp_path, {"apt-get": _FAKE_APT, "sudo": _FAKE_SUDO})), "APT_LOG": str(log)}
+    make = shutil.which("make")
+    subprocess.run([make, "-s", "browser"], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    assert log.read_text().splitlines() == ["update -qq", "install -y -qq chromium chromium-driver"]
+    # ... and where they are installed, it installs nothing
+    (tmp_path / "bin" / "chromium").write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / "chromedriver").write_text("#!/bin/sh\n")
+    for name in ("chromium", "chromedriver"):
+        (tmp_path / "bin" / name).chmod(0o755)
+    log.unlink()
+    subprocess.run([make, "-s", "browser"], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    assert not log.exists()

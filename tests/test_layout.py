@@ -70,7 +70,8 @@ def test_the_wheel_installs_only_the_user_packages(wheel):
     # what users run ships: the demo's configs, the benchmarks, the MT and filter evaluation
     for needed in ("pipeline/demo/demo.yaml", "pipeline/demo/demo_all_tasks.yaml", "flows/demo.py",
                    "pipeline/bench/translate.py", "flows/bench/flow.py", "pipeline/nllb/evaluate.py",
-                   "pipeline/filters/evaluate.py", "model/demo/eval_model.py"):
+                   "pipeline/filters/evaluate.py", "model/demo/eval_model.py", "pipeline/browse/browse.js",
+                   "pipeline/browse/browse.css"):
         assert needed in names, needed
 
 

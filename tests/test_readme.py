@@ -31,6 +31,7 @@ SMOKE_TESTS = {
     "mblip verify": "test_verify",
     "mblip calibrate": "test_calibrate_and_regenerate",
     "mblip regenerate": "test_calibrate_and_regenerate",
+    "mblip browse": "test_browse",
     "mblip export": "test_export",
     "mblip train": "test_train",
     "mblip export-model": "test_export_model",
@@ -139,6 +140,7 @@ class Walkthrough:
     NEEDS = {
         "mblip generate": ("mblip convert-nllb",), "mblip verify": ("mblip generate",),
         "mblip calibrate": ("mblip generate",), "mblip regenerate": ("mblip calibrate",),
+        "mblip browse": ("mblip generate",),
         "mblip train": ("mblip generate",), "mblip export-model": ("mblip train",),
         "mblip eval": ("mblip export-model",), "mblip caption": ("mblip export-model",),
     }
@@ -226,6 +228,16 @@ def test_calibrate_and_regenerate(walkthrough, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["run"]["flow"] == "regenerate" and manifest["run"]["chunks"]["process"] == 0
     assert manifest["run"]["rules"]["file"] == str((walkthrough.root / "out" / "rules.yaml").resolve())
+
+
+def test_browse(walkthrough, capsys):
+    from pipeline.verify import verify_output
+
+    printed = walkthrough.run("mblip browse", capsys)
+    out = walkthrough.root / "out" / "mblip-data"
+    assert (out / "browse" / "index.html").is_file() and "links to it" in printed
+    assert "[browse/index.html](browse/index.html)" in (out / "README.md").read_text(encoding="utf-8")
+    assert verify_output(out).ok  # the manifest certifies the card with its link
 
 
 def test_export(walkthrough, capsys):

@@ -25,7 +25,7 @@ from pipeline.schema import QUARANTINE_SCHEMA, ROW_SCHEMA
 @dataclass(frozen=True)
 class CardInputs:
     """What every section may read: stats.json, the shard list, the run record, the source cards
-    (by source type), the front matter and the plot paths."""
+    (by source type), the front matter, the plot paths and the data browser written into the output."""
 
     stats: dict
     files: list[dict]
@@ -33,6 +33,7 @@ class CardInputs:
     cards: dict[str, dict]
     meta: dict
     plots: tuple[str, ...] = ()
+    browse: dict | None = None  # {"index", "sample", "seed", "languages"} of OUT/browse (pipeline/browse/record.py)
 
     @property
     def types(self) -> dict[str, str]:
@@ -55,6 +56,23 @@ def intro(c: CardInputs) -> list[str]:
         out.append("**No row passed the filter in this run**, so there are no language configs and no default "
                    "config; the rejects (with their scores and reasons) are the `rejects` config.\n")
     return out
+
+
+def browse(c: CardInputs) -> list[str]:
+    if not c.browse:
+        return []
+    sample = c.browse.get("sample")
+    how = (f"a seeded random sample (seed {c.browse.get('seed')}) of at most {sample:,} rows per language and task"
+           if sample else "every row")
+    langs = c.browse.get("languages") or []
+    shown = ", ".join(langs) if len(langs) <= 12 else f"{len(langs)} languages"
+    return ["## Browse the rows\n",
+            f"[{c.browse['index']}]({c.browse['index']}) opens from disk (no server, nothing loaded from the network): "
+            f"one page per language and task ({shown or 'every language'}) with {how}, kept and "
+            "rejected, each with its image, prompt, target, English source, translation, back-translation, every "
+            "score, status and reject reason; filters by status, reason and task. For languages nobody on a team "
+            "reads, the back-translation beside the image is how a person checks the data. Written by `mblip browse "
+            "<dir>`; a run that changes the rows drops this link until the site is built again.\n"]
 
 
 def recipe(c: CardInputs) -> list[str]:
@@ -272,8 +290,8 @@ def citation(c: CardInputs) -> list[str]:
 
 
 SECTIONS: tuple[Callable[[CardInputs], list[str]], ...] = (
-    intro, recipe, layout, sources, tasks, translation, filtering, thresholds, web, languages, plots, how_to_load,
-    limitations, citation,
+    intro, browse, recipe, layout, sources, tasks, translation, filtering, thresholds, web, languages, plots,
+    how_to_load, limitations, citation,
 )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.browse.record import site_link
 from pipeline.card.render import render_card_files
 from pipeline.output_dir import MANIFEST, WORK_DIR
 from pipeline.outputs.images import IMAGES_EMBED
@@ -100,7 +101,9 @@ def write_outputs(
     stats["output"] = summarise_files(groups.files)
     meta_files = [stage_file(staging, STATS, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")]
     if card:
-        for rel, content in render_card_files(stats, groups.files, record, images=embed_images).items():
+        # The card links a data browser at OUT/browse while it shows these very shards (pipeline/browse/).
+        browse = site_link(out_dir, groups.files)
+        for rel, content in render_card_files(stats, groups.files, record, images=embed_images, browse=browse).items():
             meta_files.append(stage_file(staging, rel, content))
     for rel, content in (extra_files or {}).items():
         meta_files.append(stage_file(staging, rel, content))
