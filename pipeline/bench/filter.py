@@ -25,14 +25,14 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipeline.filters.evaluate import build_labelled_set, default_data_dir, format_report, read_multi30k, summarise
 from pipeline.bench.corpus import chunk_strings
 from pipeline.bench.models import DEFAULT_CACHE, engine_threads, ensure_ct2_model
+from pipeline.filters.evaluate import build_labelled_set, default_data_dir, format_report, read_multi30k, summarise
 from pipeline.filters.quality import DEFAULT_REVERSE, REVERSE_SIGNALS, SIGNAL_SCHEMA, apply_quality_filter
 from pipeline.filters.rules import FilterRules, decide, load_rules
 from pipeline.languages import SOURCE_NLLB, get_language
 from pipeline.nllb.cache import TranslationCache
-from pipeline.nllb.engine import EngineSettings, NllbTranslator
+from pipeline.nllb.engine import EngineSettings, NllbTranslator, clean_source
 from pipeline.nllb.shipped import SHIPPED_DIRECTIONS, shipped_model_dir
 from pipeline.translate import CachingTranslator, TranslationStats, translate_frame
 
@@ -116,6 +116,35 @@ def bench_filter(model_dir=None, data_dir=None, langs: tuple[str, ...] = ("de", 
             "device": engine.device, "compute_type": engine.compute_type, "model": str(model_dir)}
 
 
+# Output pieces per source piece of a trained model (Multi30k en->de: about 1.1; back into English about
+# 0.9): a random-weight model never stops by itself and would decode to the length cap instead.
+FORWARD_LENGTH_RATIO = 1.1
+
+
+class RealLengthTranslator(NllbTranslator):
+    """A random-weight engine that decodes as long as a trained model would: each input's output is forced
+    to ``FORWARD_LENGTH_RATIO`` x its source pieces out of English and the inverse into English (grouped by
+    source length, one engine call per group). Only for timing the model at a real shape."""
+
+    def translate(self, texts, src_lang, tgt_lang, **options):
+        if options:
+            return super().translate(texts, src_lang, tgt_lang, **options)
+        sources = self.language_tokens_for(src_lang, len(texts), "source")
+        targets = self.language_tokens_for(tgt_lang, len(texts), "target")
+        lengths = [len(p) for p in self.sp.encode([clean_source(t) for t in texts], out_type=str)]
+        groups: dict[int, list[int]] = {}
+        for i, (n, src) in enumerate(zip(lengths, sources)):
+            ratio = FORWARD_LENGTH_RATIO if src == SOURCE_NLLB else 1 / FORWARD_LENGTH_RATIO
+            groups.setdefault(max(1, round(ratio * n)), []).append(i)
+        out: list = [None] * len(texts)
+        for n, items in groups.items():
+            done = super().translate([texts[i] for i in items], [sources[i] for i in items],
+                                     [targets[i] for i in items], min_decoding_length=n, max_decoding_length=n)
+            for i, r in zip(items, done):
+                out[i] = r
+        return out
+
+
 @dataclass
 class ModelCost:
     """Seconds inside the model for one translation of some rows and for each reverse mode's filter calls."""
@@ -133,10 +162,11 @@ def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de",
     then filtered with each reverse mode (``decode``: back-translation decoded + forward and margin scores;
     ``score``: forward, margin and reverse forced-decoding scores), every model signal on every row. Times
     are the engine's own seconds inside CTranslate2, so the pipeline around it does not count on either side.
+    Every decoding (translation and back-translation) is as long as a trained model's (``RealLengthTranslator``).
     """
     ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir or DEFAULT_CACHE)
-    engine = NllbTranslator(ct2_dir, EngineSettings(device=device, compute_type=compute_type,
-                                                      **engine_threads(threads, device)))
+    engine = RealLengthTranslator(ct2_dir, EngineSettings(device=device, compute_type=compute_type,
+                                                          **engine_threads(threads, device)))
     texts = chunk_strings(strings, seed=11)
     rows = pl.DataFrame({"example_id": [f"r{i:05d}" for i in range(len(texts))], "text_en": texts,
                          "lang": [lang] * len(texts), "lang_nllb": [get_language(lang).nllb] * len(texts)})

@@ -4,6 +4,7 @@ import json
 
 from pipeline.bench.filter import SIDES, bench_filter, bench_filter_cost, print_cost_report, print_report
 from pipeline.bench.translate import bench_vmap, print_vmap_report
+from pipeline.nllb.engine import EngineSettings
 
 
 def test_filter_bench_runs_both_sides_on_the_same_rows(capsys):
@@ -50,3 +51,16 @@ def test_filter_cost_at_a_model_shape_times_each_mode_against_one_translation(tm
     assert cost.filter["decode"] > cost.filter["score"] > 0
     ratio = print_cost_report(cost)
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"model_cost_vs_second_translation: {ratio:.3f}")
+
+
+def test_the_cost_bench_decodes_as_long_as_a_trained_model_would(tmp_path):
+    from pipeline.bench.filter import FORWARD_LENGTH_RATIO, RealLengthTranslator
+    from pipeline.bench.models import ensure_ct2_model
+
+    engine = RealLengthTranslator(ensure_ct2_model("tiny", "int8", tmp_path), EngineSettings(device="cpu"))
+    texts = ["A red circle.", "Two dogs run across three wide fields under a blue sky near the old town."]
+    pieces = [len(p) for p in engine.sp.encode(texts, out_type=str)]
+    out = engine.translate(texts, "eng_Latn", "deu_Latn")
+    assert [r.decoded_tokens for r in out] == [max(1, round(FORWARD_LENGTH_RATIO * n)) for n in pieces]
+    back = engine.translate(texts, "deu_Latn", "eng_Latn")
+    assert [r.decoded_tokens for r in back] == [max(1, round(n / FORWARD_LENGTH_RATIO)) for n in pieces]
