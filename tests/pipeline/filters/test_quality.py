@@ -15,6 +15,10 @@ CASES = [
     (EN, "Un homme dort dans une chambre verte sur un canapé.", "deu_Latn", "wrong_language"),
     (EN, "Еин Манн шлäфт ин еинем грüнен Раум ауф еинем Софа.", "deu_Latn", "wrong_script"),
     (EN, "Ein Mann schläft", "deu_Latn", "too_short"),
+    (EN, "Ein Mann schläft in einem grünen Rararararaum auf einem Sofa.", "deu_Latn", "stutter"),
+    (EN, "Ein Mann schläft in einem grünen Raum on a couch.", "deu_Latn", "english_leak"),
+    # A run-on: the translation and a second sentence; no model scored it, so its length alone tells.
+    (EN, DE + " Zwei Hunde rennen über eine Wiese im Park.", "deu_Latn", "too_long"),
     ("Two men are sleeping on a couch.", "Drei Männer schlafen auf einem Sofa.", "deu_Latn", "numbers_lost"),
     ("yes", "Ja, das ist auf dem Bild ganz sicher richtig.", "deu_Latn", "inflated_short_input"),
     (EN, "Мужчина спит на диване в зелёной комнате.", "rus_Cyrl", None),
@@ -151,6 +155,27 @@ def test_source_margin_contrasts_sources_of_a_fixed_pool(tiny_model_dir):
     # One row alone gets the margin it gets among others: the contrasts do not come from the batch.
     alone = _source_margin(as_caching(translator), srcs[:1], tgts[:1], own[:1], ["deu_Latn"])
     assert alone == [pytest.approx(margins[0], abs=1e-6)]
+
+
+def test_sentence_margin_scores_each_sentence_of_a_multi_sentence_output(tiny_model_dir):
+    from pipeline.filters.quality import _sentence_margin, _source_margin
+    from pipeline.nllb.engine import load_translator
+    from pipeline.translate import as_caching
+
+    translator = as_caching(load_translator(tiny_model_dir))
+    srcs = ["A red circle.", "A red circle."]
+    tgts = ["Ein roter Kreis.", "Ein roter Kreis. Zwei Hunde rennen."]
+    single, run_on = _sentence_margin(translator, srcs, tgts, ["deu_Latn"] * 2)
+    assert single is None  # one sentence: the whole-output margin covers it
+    sentences = ["Ein roter Kreis.", "Zwei Hunde rennen."]
+    own = translator.score(srcs, sentences, "eng_Latn", "deu_Latn")
+    each = _source_margin(translator, srcs, sentences, own, ["deu_Latn"] * 2)
+    assert run_on == pytest.approx(min(each), abs=1e-5)
+
+    out = apply_quality_filter(_frame([(srcs[1], tgts[1], "deu_Latn", None)]), translator.engine,
+                               FilterRules(min_sentence_margin=min(each) + 0.01), reverse="score")
+    assert out["score_sentence_margin"].to_list() == [pytest.approx(run_on, abs=1e-5)]
+    assert out["reject_reason"].to_list() == ["extra_sentence"]
 
 
 def test_a_pool_entry_never_contrasts_with_itself():
