@@ -40,7 +40,8 @@ SIDES = {"decode": "back-translation + chrF++", "score": "reverse score"}
 # Every cheap check off and no model threshold that could stop scoring: each row gets every model signal.
 MODEL_SIGNALS_ONLY = {
     **dict.fromkeys(("min_script_share", "max_copy_overlap", "max_repeat_run", "max_repeat_ngram", "max_compression",
-                     "min_length_ratio", "max_length_ratio", "langid_max_rank")),
+                     "min_length_ratio", "max_length_ratio", "langid_max_rank", "max_en_leak", "max_char_repeat",
+                     "max_length_ratio_unscored")),
     "reject_inflated_short": False, "require_numbers": False, "check_answers": False,
 }
 

@@ -255,8 +255,9 @@ def _stutter_patterns():
 
 
 def _longest_periodic_run(span: str) -> int:
-    """Most back-to-back copies of one 2-5 character unit in ``span``: for each period n, the longest
-    stretch where every character equals the one n places before spans (run + n) // n copies."""
+    """Most back-to-back copies of one 2-5 character unit in ``span``. For each period n: where ``run``
+    characters in a row each equal the one n places before, the stretch (run + n characters) holds
+    (run + n) // n copies of its first n characters."""
     best = 1
     for n in range(STUTTER_MIN_UNIT, STUTTER_MAX_UNIT + 1):
         run = 0
@@ -287,8 +288,8 @@ def char_stutter(texts: list[str]) -> list[int]:
 # --- English left in the translation -------------------------------------------------------------
 
 # English function words: shared by chance with many languages ("a" is Czech and French, "in" German and
-# Italian, "to" Czech and Polish, "die" German) and, when a model leaves half a sentence in English, it
-# leaves content words too. Only content words count.
+# Italian, "to" Czech and Polish, "die" German). For a language without a borrowed list (no human
+# references to tell which of them it uses) they do not count in ``english_leak``.
 ENGLISH_FUNCTION_WORDS = frozenset("""
 a an the this that these those there here it its they them their he him his she her we us our you your i me my
 and or but nor so yet if than then as of in on at to into onto from with without by for about over under above
@@ -355,8 +356,8 @@ def english_leak(srcs: list[str], tgts: list[str], langs: list[str], min_words: 
     borrowed = borrowed_words() if borrowed is None else borrowed
     out: list[float | None] = []
     for src, tgt, lang in zip(srcs, tgts, langs):
-        allowed = borrowed.get(lang)
-        words = [w for w in english_words(src) if w not in (allowed if allowed is not None else ENGLISH_FUNCTION_WORDS)]
+        skip = borrowed.get(lang, ENGLISH_FUNCTION_WORDS)
+        words = [w for w in english_words(src) if w not in skip]
         if len(words) < min_words or lang == "eng_Latn":
             out.append(None)
             continue
