@@ -379,8 +379,8 @@ def _sentence_end():
 
 def split_sentences(text: str) -> list[str]:
     """The sentences of ``text`` (split after ., !, ?, … and their CJK, Devanagari and Arabic forms);
-    a piece without a letter (an ellipsis, a number) or starting lower-case ("z. B. ein") joins the
-    sentence before it."""
+    a piece without a letter (an ellipsis, a number) or starting lower-case ("Wow... ein Hund") joins
+    the sentence before it."""
     letter = _letters_pattern()
     out: list[str] = []
     for piece in _sentence_end().split((text or "").strip()):

@@ -7,6 +7,7 @@ from pipeline.schema import TARGET_SCHEMA
 
 EN = "A man is sleeping in a green room on a couch."
 DE = "Ein Mann schläft in einem grünen Raum auf einem Sofa."
+RUN_ON = DE + " Zwei Hunde rennen über eine Wiese im Park."
 CASES = [
     # (text_en, text_tgt, lang_nllb, expected reason)
     (EN, DE, "deu_Latn", None),
@@ -15,10 +16,6 @@ CASES = [
     (EN, "Un homme dort dans une chambre verte sur un canapé.", "deu_Latn", "wrong_language"),
     (EN, "Еин Манн шлäфт ин еинем грüнен Раум ауф еинем Софа.", "deu_Latn", "wrong_script"),
     (EN, "Ein Mann schläft", "deu_Latn", "too_short"),
-    (EN, "Ein Mann schläft in einem grünen Rararararaum auf einem Sofa.", "deu_Latn", "stutter"),
-    (EN, "Ein Mann schläft in einem grünen Raum on a couch.", "deu_Latn", "english_leak"),
-    # A run-on: the translation and a second sentence; no model scored it, so its length alone tells.
-    (EN, DE + " Zwei Hunde rennen über eine Wiese im Park.", "deu_Latn", "too_long"),
     ("Two men are sleeping on a couch.", "Drei Männer schlafen auf einem Sofa.", "deu_Latn", "numbers_lost"),
     ("yes", "Ja, das ist auf dem Bild ganz sicher richtig.", "deu_Latn", "inflated_short_input"),
     (EN, "Мужчина спит на диване в зелёной комнате.", "rus_Cyrl", None),
@@ -27,6 +24,10 @@ CASES = [
     (None, DE, "deu_Latn", "input:missing_text_en"),
     (EN, DE, "xxx_Latn", "input:unknown_lang"),
     (EN, DE, None, "input:missing_lang"),
+    (EN, "Ein Mann schläft in einem grünen Rararararaum auf einem Sofa.", "deu_Latn", "stutter"),
+    (EN, "Ein Mann schläft in einem grünen Raum on a couch.", "deu_Latn", "english_leak"),
+    # A run-on: the translation and a second sentence; no model scored it, so its length alone tells.
+    (EN, RUN_ON, "deu_Latn", "too_long"),
 ]
 
 
@@ -100,7 +101,9 @@ def test_with_a_translator_back_translation_and_forward_score_are_filled(tiny_mo
     assert out.filter(~valid)["score_bt_chrf"].is_null().all()
     # A random-weight model back-translates noise: the good rows now fail on chrF++, while heuristic
     # reasons still come first.
-    assert out["reject_reason"].to_list() == [c[3] or "low_bt_chrf" for c in CASES]
+    # The run-on's length bound is for rows no model scored: this one the model checks.
+    assert out["reject_reason"].to_list() == ["low_bt_chrf" if c[1] == RUN_ON else c[3] or "low_bt_chrf"
+                                               for c in CASES]
 
 
 def test_model_signals_only_for_languages_the_model_covers(tiny_model_dir):
