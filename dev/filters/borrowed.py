@@ -58,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     lists = {get_language(lang).nllb: borrowed_from_pairs(data["en"], data[lang], args.min_pairs, args.min_share)
              for lang in langs}
     header = ("# English words each language keeps verbatim in its human Multi30k translations (the English-leak\n"
-              "# signal does not count them), written by `python -m dev.filters.borrowed --split "
-              f"{args.split} --min-pairs {args.min_pairs} --min-share {args.min_share}`.\n")
+              "# signal does not count them), written by\n"
+              f"# `python -m dev.filters.borrowed --split {args.split} --min-pairs {args.min_pairs} "
+              f"--min-share {args.min_share}`.\n")
     args.out.write_text(header + yaml.safe_dump(lists, width=118, default_flow_style=None, allow_unicode=True))
     for code, words in lists.items():
         print(f"{code}: {len(words)} words")
