@@ -64,6 +64,7 @@ TARGET_SCHEMA: dict[str, pl.DataType] = {
     # Quality-filter signals (pipeline/filters/quality.py documents each; null = not applicable).
     "score_fwd_logprob": pl.Float64(),  # forced-decoding mean log-prob per token of text_tgt
     "score_fwd_margin": pl.Float64(),  # the same minus its value under other sources (a fixed pool)
+    "score_sentence_margin": pl.Float64(),  # lowest such margin of the sentences of a multi-sentence output
     "score_bt_logprob": pl.Float64(),  # reverse forced-decoding mean log-prob of text_en given text_tgt
     "score_dual_xent": pl.Float64(),  # dual conditional cross-entropy, nats/token (lower = better)
     "sig_input_error": pl.String(),
@@ -72,6 +73,8 @@ TARGET_SCHEMA: dict[str, pl.DataType] = {
     "score_repeat_run": pl.Int64(),
     "score_repeat_ngram": pl.Float64(),
     "score_compression": pl.Float64(),
+    "score_char_repeat": pl.Int64(),  # most back-to-back copies of a 2-5 character unit ("zezeze" = 3)
+    "score_en_leak": pl.Float64(),  # share (0-1) of the source's content words left in English
     "score_length_ratio": pl.Float64(),
     "sig_short_inflated": pl.Boolean(),
     "sig_numbers_ok": pl.Boolean(),

@@ -32,6 +32,7 @@ def print_summary(out_dir: Path, manifest: dict, note: str | None = None, exampl
               f"{'-' if chrf is None else f'{chrf:.1f}':>15}")
     if manifest.get("run", {}).get("chunks"):
         print(f"  {describe_chunks(manifest['run'])}")
+    _print_reasons(stats)
     _print_examples(out_dir, manifest, examples)
     _print_vqa(out_dir, manifest, examples)
     print()
@@ -55,14 +56,43 @@ def describe_chunks(run: dict) -> str:
             f"{chunks['rescore']} rescored (no translation), {chunks['process']} processed")
 
 
+# Examples are a seeded random sample (a hash of example_id with this seed), not the first rows: the first
+# ids of a run are one source's first images, and a filter that looks good there may not be.
+SAMPLE_SEED = 0
+
+
+def _sample(rows: pl.LazyFrame, n: int, by: list[str], seed: int = SAMPLE_SEED) -> pl.DataFrame:
+    """Up to ``n`` rows per ``by`` group, picked at random by a seeded hash of ``example_id`` (the same
+    output prints the same rows)."""
+    order = pl.col("example_id").hash(seed).alias("_order")
+    return rows.with_columns(order).sort([*by, "_order"]).group_by(by, maintain_order=True).head(n).collect()
+
+
+def _print_reasons(stats: dict) -> None:
+    """Reject reasons per language, most frequent first (``stats.json``: ``languages.<lang>.reject_reasons``)."""
+    lines = []
+    for lang, s in stats["languages"].items():
+        reasons = sorted((s.get("reject_reasons") or {}).items(), key=lambda item: (-item[1], item[0]))
+        if reasons:
+            lines.append(f"  {lang:<5} " + ", ".join(f"{reason} {n}" for reason, n in reasons))
+    if lines:
+        print()
+        print("Reject reasons per language:")
+        print("\n".join(lines))
+
+
 def _print_examples(out_dir: Path, manifest: dict, n: int) -> None:
+    """Up to ``n`` kept and ``n`` rejected captions per language, a seeded random sample (``_sample``)."""
     files = [out_dir / f["path"] for f in manifest["files"] if f["split"] in ("kept", "rejected") and f["rows"]]
     if not files:
         return
-    rows = pl.scan_parquet(files).filter(pl.col("task") == "caption").sort(["lang", "example_id"])
-    sample = rows.group_by("lang", maintain_order=True).head(n).collect()
+    rows = pl.scan_parquet(files).filter(pl.col("task") == "caption")
+    sample = _sample(rows, n, ["lang", "status"])
+    if sample.is_empty():
+        return
     print()
-    print("Examples (English -> translation -> back-translation, status; the instruction the row trains with):")
+    print(f"Examples, a random sample (seed {SAMPLE_SEED}) of kept and rejected captions per language "
+          "(English -> translation -> back-translation, status; the instruction the row trains with):")
     for r in sample.iter_rows(named=True):
         print(f"  [{r['lang']}] {_clip(r['text_en'])}")
         if r.get("prompt"):
@@ -74,7 +104,8 @@ def _print_examples(out_dir: Path, manifest: dict, n: int) -> None:
 
 
 def _print_vqa(out_dir: Path, manifest: dict, n: int) -> None:
-    """VQA rows kept per language, and up to ``n`` kept examples per language with question and answer."""
+    """VQA rows kept per language, and up to ``n`` kept examples per language (a seeded random sample)
+    with question and answer."""
     files = [out_dir / f["path"] for f in manifest["files"] if f["split"] in ("kept", "rejected") and f["rows"]]
     if not files:
         return
@@ -87,11 +118,11 @@ def _print_vqa(out_dir: Path, manifest: dict, n: int) -> None:
     rates = [f"{r['lang']} {r['kept']}/{r['rows']} ({100.0 * r['kept'] / r['rows']:.0f}%)"
              for r in counts.iter_rows(named=True)]
     print("VQA rows kept: " + ", ".join(rates))
-    kept = vqa.filter(pl.col("status") == "kept").sort(["lang", "example_id"]).group_by("lang", maintain_order=True)
-    sample = kept.head(n).collect()
+    sample = _sample(vqa.filter(pl.col("status") == "kept"), n, ["lang"])
     if sample.is_empty():
         return
-    print("Kept VQA examples (English question -> translation, answer -> translated answer):")
+    print(f"Kept VQA examples, a random sample (seed {SAMPLE_SEED}) (English question -> translation, answer -> "
+          "translated answer):")
     for r in sample.iter_rows(named=True):
         chrf = "" if r["score_bt_chrf"] is None else f"   (BT chrF++ {r['score_bt_chrf']:.1f})"
         print(f"  [{r['lang']}] {_clip(r['text_en'])}  ->  {_clip(r['text_tgt'])}{chrf}")

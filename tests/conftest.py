@@ -54,7 +54,8 @@ def only_bt_rule() -> dict:
     return {
         **dict.fromkeys(("min_script_share", "max_copy_overlap", "max_repeat_run", "max_repeat_ngram",
                          "max_compression", "min_length_ratio", "max_length_ratio", "langid_max_rank",
-                         "min_fwd_logprob", "min_fwd_margin")),
+                         "min_fwd_logprob", "min_fwd_margin", "max_en_leak", "max_char_repeat",
+                         "max_length_ratio_unscored")),
         "reject_inflated_short": False, "require_numbers": False, "check_answers": False,
     }
 

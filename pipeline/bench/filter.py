@@ -40,7 +40,8 @@ SIDES = {"decode": "back-translation + chrF++", "score": "reverse score"}
 # Every cheap check off and no model threshold that could stop scoring: each row gets every model signal.
 MODEL_SIGNALS_ONLY = {
     **dict.fromkeys(("min_script_share", "max_copy_overlap", "max_repeat_run", "max_repeat_ngram", "max_compression",
-                     "min_length_ratio", "max_length_ratio", "langid_max_rank")),
+                     "min_length_ratio", "max_length_ratio", "langid_max_rank", "max_en_leak", "max_char_repeat",
+                     "max_length_ratio_unscored")),
     "reject_inflated_short": False, "require_numbers": False, "check_answers": False,
 }
 
@@ -79,11 +80,16 @@ def run_stage(engine, rows: pl.DataFrame, rules, reverse: str, model_languages) 
     return StageTiming(reverse, seconds, rows.height, decoded, stats.scored, int((out["status"] == "kept").sum()))
 
 
+HEURISTICS = "heuristics only"
+
+
 def filter_quality(labelled: pl.DataFrame, translator, rules, model_languages) -> dict[str, list]:
-    """Per side: the ``evaluate.summarise`` rows (human kept, each kind rejected) on ``labelled``."""
+    """Per side: the ``evaluate.summarise`` rows (human kept, each kind rejected) on ``labelled``; first
+    the heuristics alone (every model signal null, as with ``filter.backtranslate: false``)."""
     scored = apply_quality_filter(labelled, translator, rules, model_languages=model_languages,
                                   score_rejected=False, reverse="both")
-    results = {}
+    no_model = scored.with_columns([pl.lit(None, dtype=SIGNAL_SCHEMA[c]).alias(c) for c in REVERSE_SIGNALS["both"]])
+    results = {HEURISTICS: summarise(decide(no_model.drop("status", "reject_reason"), rules))}
     for side, name in SIDES.items():
         unused = [c for c in REVERSE_SIGNALS["both"] if c not in REVERSE_SIGNALS[side]]
         frame = scored.with_columns([pl.lit(None, dtype=SIGNAL_SCHEMA[c]).alias(c) for c in unused])

@@ -25,6 +25,9 @@ SCORE_LABELS = {
     "score_repeat_run": "Longest repeated run",
     "score_repeat_ngram": "Share of repeated n-grams",
     "score_compression": "Compression ratio (bytes / zlib bytes)",
+    "score_char_repeat": "Most copies of a 2-5 character unit (stutter)",
+    "score_en_leak": "Share of the source's words left in English",
+    "score_sentence_margin": "Lowest source margin of an output's sentences",
     "score_length_ratio": "Length ratio (normalised by script)",
     "score_langid_rank": "Language-id rank of the target language",
     "score_langid_prob": "Language-id probability",
@@ -33,7 +36,7 @@ SCORE_LABELS = {
 
 # Fixed axes for bounded scores, so figures of different runs compare at a glance.
 SCORE_RANGES = {"score_bt_chrf": (0, 100), "score_script_share": (0, 1), "score_copy_overlap": (0, 1),
-                "score_repeat_ngram": (0, 1), "score_langid_prob": (0, 1)}
+                "score_repeat_ngram": (0, 1), "score_langid_prob": (0, 1), "score_en_leak": (0, 1)}
 
 
 def thresholds_from_filter(filter_settings: dict) -> dict[str, list[tuple[str, float]]]:
@@ -44,7 +47,8 @@ def thresholds_from_filter(filter_settings: dict) -> dict[str, list[tuple[str, f
             for column, lines in thresholds_from_filter(value).items():
                 out.setdefault(column, []).extend(lines)
         elif knob.startswith(("min_", "max_")) and isinstance(value, (int, float)) and not isinstance(value, bool):
-            out.setdefault(f"score_{knob[4:]}", []).append((knob, float(value)))
+            # ``max_length_ratio_unscored`` binds the same score (``score_length_ratio``) for unscored rows
+            out.setdefault(f"score_{knob[4:]}".removesuffix("_unscored"), []).append((knob, float(value)))
     return out
 
 

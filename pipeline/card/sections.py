@@ -278,8 +278,9 @@ def how_to_load(c: CardInputs) -> list[str]:
 def limitations(c: CardInputs) -> list[str]:
     return ["## Limitations\n",
             "All target-language text is machine translation of English and inherits its errors; the filter removes "
-            "detected failures (wrong language or script, copies, repetition loops, lost numbers, low "
-            "back-translation agreement) but not every mistranslation. Low-resource directions are noisier. "
+            "detected failures (wrong language or script, copies, English left in the text, repetition loops and "
+            "stutters, lost numbers, sentences the source does not explain, low back-translation agreement) "
+            "but not every mistranslation. Low-resource directions are noisier. "
             "Captions describe COCO images and their biases.\n"]
 
 

@@ -10,7 +10,13 @@ to make negatives:
 - ``wrong_script``: the translation transliterated into Cyrillic or Greek;
 - ``truncated``: only the first 20-50% of the words (sentences of at least 4 words);
 - ``numbers``: a number of the translation changed or dropped (pairs with a number on both sides);
-- ``unrelated``: another sentence of the same language (only back-translation can catch it).
+- ``unrelated``: another sentence of the same language (only back-translation can catch it);
+- ``stutter``: a syllable of 2-3 letters stuttered inside one word, 3-7 copies ("zezezezeigt");
+- ``english_leak``: half of the words left in English (the translation's first half and the source's
+  second half, or the other way round);
+- ``run_on``: the right translation followed by another row's sentence (a decoder that does not stop).
+
+The last three are modelled on what small and large MT models emit on captions and questions (issue 30).
 
 Recall is the share of negatives rejected; "human kept" is the share of positives kept. Thresholds
 are tuned on a sample of the train split (``--split train``) and reported on val, so the val numbers
@@ -32,7 +38,8 @@ from pipeline.filters.quality import apply_quality_filter
 from pipeline.languages import get_language
 from pipeline.nllb.shipped import ShippedModelMissingError, shipped_val_dir
 
-MODES = ("repetition", "copy_source", "wrong_language", "wrong_script", "truncated", "numbers", "unrelated")
+MODES = ("repetition", "copy_source", "wrong_language", "wrong_script", "truncated", "numbers", "unrelated",
+         "stutter", "english_leak", "run_on")
 HUMAN = "human"
 MULTI30K_LANGS = ("de", "fr", "cs")
 
@@ -146,6 +153,45 @@ def corrupt_numbers(en: str, tgt: str, lang: str, rng: random.Random) -> str | N
     return " ".join(words)
 
 
+def corrupt_stutter(tgt: str, rng: random.Random) -> str | None:
+    """One word gets a 2-3 letter unit repeated 3-7 times in a row ("zeigt" -> "zezezezeigt"); None
+    when no word has 3 letters in a row."""
+    words = _words(tgt)
+    spots = []
+    for i, w in enumerate(words):
+        for size in (2, 3):
+            spots += [(i, k, size) for k in range(len(w) - size + 1) if w[k : k + size].isalpha()]
+    if not spots:
+        return None
+    i, k, size = rng.choice(spots)
+    w = words[i]
+    words[i] = w[:k] + w[k : k + size] * rng.randint(3, 7) + w[k + size :]
+    return " ".join(words)
+
+
+def corrupt_english_leak(en: str, tgt: str, rng: random.Random) -> str | None:
+    """Half of the words left in English: the translation's first half then the source's second half,
+    or the source's first half then the translation's second half. None for sources under 4 words."""
+    src, t = _words(en), _words(tgt)
+    if len(src) < 4 or len(t) < 2:
+        return None
+    if rng.random() < 0.5:
+        return " ".join(t[: len(t) // 2] + src[len(src) // 2 :])
+    return " ".join(src[: len(src) // 2] + t[len(t) // 2 :])
+
+
+def corrupt_run_on(tgt: str, other: str) -> str:
+    """The right translation, then an unrelated sentence (a decoder that does not stop)."""
+    return f"{tgt} {other}"
+
+
+def _other_line(lines: list[int], i: int, rng: random.Random) -> int:
+    j = rng.choice(lines)
+    while j == i and len(lines) > 1:
+        j = rng.choice(lines)
+    return j
+
+
 def build_labelled_set(
     data: dict[str, list[str]], langs: tuple[str, ...] = MULTI30K_LANGS, limit: int | None = None, seed: int = 0
 ) -> pl.DataFrame:
@@ -173,12 +219,12 @@ def build_labelled_set(
                 "wrong_script": corrupt_script(tgt, _rng(seed, lang, i, "script")),
                 "truncated": corrupt_truncate(tgt, _rng(seed, lang, i, "truncated")),
                 "numbers": corrupt_numbers(en, tgt, lang, _rng(seed, lang, i, "numbers")),
+                "unrelated": data[lang][_other_line(lines, i, _rng(seed, lang, i, "unrelated"))].strip(),
+                "stutter": corrupt_stutter(tgt, _rng(seed, lang, i, "stutter")),
+                "english_leak": corrupt_english_leak(en, tgt, _rng(seed, lang, i, "english_leak")),
             }
-            r = _rng(seed, lang, i, "unrelated")
-            j = r.choice(lines)
-            while j == i and len(lines) > 1:
-                j = r.choice(lines)
-            neg["unrelated"] = data[lang][j].strip()
+            other = data[lang][_other_line(lines, i, _rng(seed, lang, i, "run_on"))].strip()
+            neg["run_on"] = corrupt_run_on(tgt, other) if other else None
             for mode in MODES:
                 if neg[mode]:
                     rows.append((i, lang, nllb, mode, en, neg[mode]))

@@ -23,7 +23,7 @@ from pipeline.filters.backtranslation import backtranslate_frame
 from pipeline.filters.contrast import contrast_sources
 from pipeline.filters.langid import langid_label, rank_language
 from pipeline.filters.numbers import numbers_consistent
-from pipeline.filters.rules import FilterRules, decide
+from pipeline.filters.rules import FilterRules, as_scored, decide
 from pipeline.filters.scripts import SCRIPT_UNICODE_NAMES, script_share
 from pipeline.languages import SOURCE_NLLB, UnknownLanguageError, get_language
 from pipeline.schema import STATUS_KEPT
@@ -39,6 +39,8 @@ SIGNAL_SCHEMA: dict[str, pl.DataType] = {
     "score_repeat_run": pl.Int64(),  # longest back-to-back run of a repeated unit (1 = none)
     "score_repeat_ngram": pl.Float64(),  # share (0-1) of repeated word 3-grams / character 4-grams
     "score_compression": pl.Float64(),  # UTF-8 bytes / zlib bytes
+    "score_char_repeat": pl.Int64(),  # most back-to-back copies of a 2-5 character unit ("zezezeze" = 4)
+    "score_en_leak": pl.Float64(),  # share (0-1) of the source's content words left in English (borrowings aside)
     "score_length_ratio": pl.Float64(),  # target/source characters over the script's expected ratio
     "sig_short_inflated": pl.Boolean(),  # short input (<= 3 words) turned into a sentence; null if not short
     "sig_numbers_ok": pl.Boolean(),  # every source number survives; null when there are none
@@ -48,6 +50,7 @@ SIGNAL_SCHEMA: dict[str, pl.DataType] = {
     "sig_answer_issue": pl.String(),  # first failing check of answer_tgt (VQA rows), null when fine
     "score_fwd_logprob": pl.Float64(),  # forced-decoding mean log-prob per token of text_tgt
     "score_fwd_margin": pl.Float64(),  # score_fwd_logprob minus the same under other sources (a fixed pool)
+    "score_sentence_margin": pl.Float64(),  # lowest source margin of the sentences of a multi-sentence output
     "backtranslation_en": pl.String(),
     "score_bt_chrf": pl.Float64(),  # chrF++ (0-100) of backtranslation_en against text_en
     "score_bt_logprob": pl.Float64(),  # reverse forced-decoding mean log-prob per token of text_en given text_tgt
@@ -151,6 +154,8 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
     run = signals.longest_repeat_run(tgt, scripts)
     ngram = signals.repeated_ngram_share(tgt, scripts)
     compression = signals.compression_ratio(tgt)
+    stutter = signals.char_stutter(tgt)
+    leak = signals.english_leak(en, tgt, [lang if good else SOURCE_NLLB for lang, good in zip(langs, ok)])
     length = signals.length_ratio(en, tgt, [lang if good else SOURCE_NLLB for lang, good in zip(langs, ok)])
     inflated = signals.short_input_inflated(en, tgt, scripts)
     numbers = [numbers_consistent(s, t, c) if c else None for s, t, c in zip(en, tgt, codes)]
@@ -180,6 +185,8 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
         "score_repeat_run": masked(run),
         "score_repeat_ngram": masked(ngram),
         "score_compression": masked(compression),
+        "score_char_repeat": masked(stutter),
+        "score_en_leak": masked(leak),
         "score_length_ratio": masked(length),
         "sig_short_inflated": masked(inflated),
         "sig_numbers_ok": masked(numbers),
@@ -192,8 +199,8 @@ def compute_heuristic_signals(frame: pl.DataFrame, rules: FilterRules | None = N
 
 
 MODEL_SIGNALS = (
-    "backtranslation_en", "score_bt_chrf", "score_fwd_logprob", "score_fwd_margin", "score_bt_logprob",
-    "score_dual_xent",
+    "backtranslation_en", "score_bt_chrf", "score_fwd_logprob", "score_fwd_margin", "score_sentence_margin",
+    "score_bt_logprob", "score_dual_xent",
 )
 # How the translation is checked against its source in the reverse direction:
 # "score": the reverse model's log-prob of the English source given the translation (one teacher-forced
@@ -209,8 +216,8 @@ REVERSE_MODES = ("score", "decode", "both")
 # pairs with the shipped model (92.9% with the margin, 86.9% without; goal >= 95%).
 DEFAULT_REVERSE = "decode"
 REVERSE_SIGNALS = {
-    "score": ("score_fwd_logprob", "score_fwd_margin", "score_bt_logprob", "score_dual_xent"),
-    "decode": ("score_fwd_logprob", "score_fwd_margin", "backtranslation_en", "score_bt_chrf"),
+    "score": ("score_fwd_logprob", "score_fwd_margin", "score_sentence_margin", "score_bt_logprob", "score_dual_xent"),
+    "decode": ("score_fwd_logprob", "score_fwd_margin", "score_sentence_margin", "backtranslation_en", "score_bt_chrf"),
     "both": MODEL_SIGNALS,
 }
 
@@ -246,6 +253,32 @@ def _source_margin(translator, srcs: list[str], tgts: list[str], own: list[float
     for (i, _), value in zip(pairs, scores):
         best[i] = max(best.get(i, value), value)
     return [own[i] - best[i] if i in best else None for i in range(len(srcs))]
+
+
+def _sentence_margin(translator, srcs: list[str], tgts: list[str], langs: list[str],
+                     stats=None) -> list[float | None]:
+    """The lowest source margin among the sentences of each multi-sentence translation; None for one sentence.
+
+    A run-on output (the right translation, then a sentence the source does not explain) keeps a good
+    margin as a whole: the first sentence carries it. Scored on its own, each sentence must be explained
+    by the row's source better than by the contrast sources (``_source_margin``); an appended unrelated
+    sentence is not. Each sentence costs 1 + ``CONTRAST_SOURCES`` forced-decoding passes, only for
+    outputs of two sentences or more (``signals.split_sentences``), so one-sentence captions cost nothing.
+    """
+    split = [signals.split_sentences(tgt) for tgt in tgts]
+    parts = [(i, sentence) for i, sentences in enumerate(split) if len(sentences) > 1 for sentence in sentences]
+    if not parts:
+        return [None] * len(srcs)
+    sub_srcs = [srcs[i] for i, _ in parts]
+    sub_tgts = [sentence for _, sentence in parts]
+    sub_langs = [langs[i] for i, _ in parts]
+    own = translator.score(sub_srcs, sub_tgts, SOURCE_NLLB, sub_langs, stats=stats)
+    margins = _source_margin(translator, sub_srcs, sub_tgts, own, sub_langs, stats=stats)
+    lowest: dict[int, float] = {}
+    for (i, _), margin in zip(parts, margins):
+        if margin is not None:
+            lowest[i] = min(lowest.get(i, margin), margin)
+    return [lowest.get(i) for i in range(len(srcs))]
 
 
 def compute_model_signals(
@@ -295,6 +328,8 @@ def compute_model_signals(
             fwd = new["score_fwd_logprob"] = translator.score(srcs, tgts, SOURCE_NLLB, langs, stats=stats)
         if "score_fwd_margin" in wanted and "score_fwd_margin" not in have:
             new["score_fwd_margin"] = _source_margin(translator, srcs, tgts, fwd, langs, stats=stats)
+        if "score_sentence_margin" in wanted and "score_sentence_margin" not in have:
+            new["score_sentence_margin"] = _sentence_margin(translator, srcs, tgts, langs, stats=stats)
         if "score_bt_logprob" in wanted and "score_bt_logprob" not in have:
             new["score_bt_logprob"] = translator.score(tgts, srcs, langs, SOURCE_NLLB, stats=stats)
         if "score_dual_xent" in wanted and "score_dual_xent" not in have:
@@ -325,12 +360,13 @@ def apply_quality_filter(
 
     ``score_rejected=False`` back-translates only rows that the heuristic rules keep: the decision is
     the same (any failing rule rejects), the model time is spent only where it can change it, and
-    rows rejected by a heuristic have null model scores.
+    rows rejected by a heuristic have null model scores. The heuristics pick those rows as they apply to
+    scored rows (``rules.as_scored``): a bound meant for rows no model checks must not keep the model away.
     """
     rules = rules or FilterRules()
     out = compute_heuristic_signals(frame, rules)
     if translator is not None:
-        only = None if score_rejected else decide(out, rules)["status"] == STATUS_KEPT
+        only = None if score_rejected else decide(out, as_scored(rules))["status"] == STATUS_KEPT
         out = compute_model_signals(
             out, translator, model_languages=model_languages, only=only,
             reverse=reverse, stats=stats,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from functools import lru_cache
+from pathlib import Path
 
 from pipeline.filters.scripts import EXPECTED_CHAR_RATIO, UNSPACED_SCRIPTS, expected_char_ratio
 
@@ -229,4 +230,168 @@ def short_input_inflated(
         if script not in UNSPACED_SCRIPTS:
             too_long = too_long or len(pattern.findall(tgt)) > 2 * n_words + 2
         out.append(too_long)
+    return out
+
+
+# --- character stutters -------------------------------------------------------------------------
+
+# Units of 2-5 characters (letters and the single spaces between words): "zezezezeigt" is "ze" x 4,
+# "Whatatatatatatat" is "at" x 7, "at at at" is "at " x 3. Single letters are not units: German writes
+# "Schifffahrt" (three f), and a run of one letter long enough to matter ("aaaaaa") is "aa" x 3.
+STUTTER_MIN_UNIT = 2
+STUTTER_MAX_UNIT = 5
+
+
+@lru_cache(maxsize=1)
+def _stutter_patterns():
+    import regex
+
+    # Spans of letters (with marks) joined by single spaces; punctuation and digits end a span, so
+    # "2000" or "..." are never stutters.
+    span = regex.compile(r"[\p{L}\p{M}]+(?: [\p{L}\p{M}]+)*")
+    # Any unit of 2-5 characters doubled: texts without one (most) need no closer look.
+    doubled = regex.compile(r"(.{%d,%d})\1" % (STUTTER_MIN_UNIT, STUTTER_MAX_UNIT))
+    return span, doubled
+
+
+def _longest_periodic_run(span: str) -> int:
+    """Most back-to-back copies of one 2-5 character unit in ``span``. For each period n: where ``run``
+    characters in a row each equal the one n places before, the stretch (run + n characters) holds
+    (run + n) // n copies of its first n characters."""
+    best = 1
+    for n in range(STUTTER_MIN_UNIT, STUTTER_MAX_UNIT + 1):
+        run = 0
+        for i in range(n, len(span)):
+            run = run + 1 if span[i] == span[i - n] else 0
+            if run:
+                best = max(best, (run + n) // n)
+    return best
+
+
+def char_stutter(texts: list[str]) -> list[int]:
+    """Most back-to-back copies of a character unit of 2-5 letters (spaces between words included),
+    inside and across words: "zezezezeigt" -> 4, "Whatatatatatatat" -> 7, "Mississippi" -> 2 ("iss"
+    twice), ordinary text -> 1 or 2. The word-level repetition signals miss loops inside a word: a small
+    model that stutters a syllable writes one long non-word."""
+    span_pattern, doubled = _stutter_patterns()
+    out = []
+    for text in texts:
+        lowered = " ".join((text or "").lower().split())
+        best = 1
+        for span in span_pattern.findall(lowered):
+            if len(span) >= 2 * STUTTER_MIN_UNIT and doubled.search(span):
+                best = max(best, _longest_periodic_run(span))
+        out.append(best)
+    return out
+
+
+# --- English left in the translation -------------------------------------------------------------
+
+# English function words: shared by chance with many languages ("a" is Czech and French, "in" German and
+# Italian, "to" Czech and Polish, "die" German). For a language without a borrowed list (no human
+# references to tell which of them it uses) they do not count in ``english_leak``.
+ENGLISH_FUNCTION_WORDS = frozenset("""
+a an the this that these those there here it its they them their he him his she her we us our you your i me my
+and or but nor so yet if than then as of in on at to into onto from with without by for about over under above
+below near next behind beside between through across along around up down out off away while during after before
+is are was were be been being am has have had having do does did will would can could should may might must
+not no yes very too also just only all some any each every both other another one more most much many such
+what which who whom whose where when why how
+""".split())
+# Sources with fewer content words get no leak share: a short label ("pizza", "tennis racket") may be the
+# same words in the target language, and one shared word would be a share of 0.5 or 1.
+LEAK_MIN_WORDS = 3
+# Words the target language borrows from English (or shares with it), from its human references:
+# written by `python -m dev.filters.borrowed`; see ``english_leak``.
+BORROWED_WORDS_FILE = Path(__file__).with_name("borrowed_words.yaml")
+
+
+@lru_cache(maxsize=1)
+def _letters_pattern():
+    import regex
+
+    return regex.compile(r"\p{L}+")
+
+
+@lru_cache(maxsize=1)
+def borrowed_words() -> dict[str, frozenset[str]]:
+    """Per NLLB code, the English words its human references use too (``BORROWED_WORDS_FILE``)."""
+    import yaml
+
+    data = yaml.safe_load(BORROWED_WORDS_FILE.read_text()) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+        raise ValueError(f"{BORROWED_WORDS_FILE}: expected a mapping of NLLB code to a list of words")
+    return {code: frozenset(str(w).lower() for w in words) for code, words in data.items()}
+
+
+def english_words(src: str, names: frozenset[str] | None = None) -> list[str]:
+    """Lower-cased words of an English source (letters only: numbers are never words here) that are not
+    names (capitalised words after the first, see ``source_names``)."""
+    names = source_names(src) if names is None else names
+    return [w for w in _letters_pattern().findall(src.lower()) if w not in names]
+
+
+def word_set(text: str) -> set[str]:
+    """The distinct lower-cased words (letters only) of ``text``."""
+    return set(_letters_pattern().findall(text.lower()))
+
+
+def english_leak(srcs: list[str], tgts: list[str], langs: list[str], min_words: int = LEAK_MIN_WORDS,
+                 borrowed: dict[str, frozenset[str]] | None = None) -> list[float | None]:
+    """Share (0-1) of the English source's words found verbatim in the translation, leaving out names,
+    numbers and the words the target language shares with English.
+
+    For a language with a borrowed list (``borrowed``, per NLLB code; default ``borrowed_words()``, built
+    from its human Multi30k train translations: German "in", "jeans", French "restaurant", Czech "a"),
+    every other word counts, function words included: a translation left half in English keeps "the",
+    "is", "with" as much as its nouns. For a language without one, English function words
+    (``ENGLISH_FUNCTION_WORDS``) do not count: "a", "in", "to", "die" are words of many languages, and
+    without that language's references nothing says which. A human German caption scores 0-0.1, one half
+    left in English about 0.5. None when fewer than ``min_words`` words count (a short label may be the
+    same words in the target language) and for English targets.
+
+    ``copy_overlap`` counts every word, borrowings included, and so needs a lenient threshold: it is for
+    whole copies; this is for partial ones.
+    """
+    borrowed = borrowed_words() if borrowed is None else borrowed
+    out: list[float | None] = []
+    for src, tgt, lang in zip(srcs, tgts, langs):
+        skip = borrowed.get(lang, ENGLISH_FUNCTION_WORDS)
+        words = [w for w in english_words(src) if w not in skip]
+        if len(words) < min_words or lang == "eng_Latn":
+            out.append(None)
+            continue
+        tgt_words = word_set(tgt)
+        out.append(sum(w in tgt_words for w in words) / len(words))
+    return out
+
+
+# --- sentences ----------------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _sentence_end():
+    import regex
+
+    # After a sentence's final mark: whitespace (spaced scripts), or nothing after the full-width marks of
+    # Chinese and Japanese, the Devanagari danda, the Arabic question mark.
+    return regex.compile(r"(?<=[.!?…])\s+|(?<=[。！？।؟])\s*")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of ``text`` (split after ., !, ?, … and their CJK, Devanagari and Arabic forms);
+    a piece without a letter (an ellipsis, a number) or starting lower-case ("Wow... ein Hund") joins
+    the sentence before it."""
+    letter = _letters_pattern()
+    out: list[str] = []
+    for piece in _sentence_end().split((text or "").strip()):
+        if not piece:
+            continue
+        if out and (not letter.search(piece) or piece[0].islower()):
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    # A leading piece without letters ("1.") belongs to the next sentence.
+    if len(out) > 1 and not letter.search(out[0]):
+        out[1] = f"{out[0]} {out[1]}"
+        out = out[1:]
     return out

@@ -13,7 +13,7 @@ from pipeline.demo import DEMO_CONFIG
 from pipeline.template_table import TEMPLATES, TRANSLATED_TEMPLATES
 
 
-def test_demo_has_english_at_its_share_and_inference_prompts(tmp_path, demo_root):
+def test_demo_has_english_at_its_share_and_inference_prompts(tmp_path, demo_root, capsys):
     from flows.generate import generate
 
     shutil.copytree(demo_root, tmp_path / "demo-data")
@@ -54,6 +54,20 @@ def test_demo_has_english_at_its_share_and_inference_prompts(tmp_path, demo_root
     assert "## Recipe and differences from mBLIP" in card
     assert f"English: {100 * stats['languages']['en']['assigned_share']:.2f}% of the examples" in card
     assert "Translated instruction templates per language" in card
+
+    # The summary's kept examples are ones the filter keeps: no decoder stutter ("Whatatatatat se tient ...").
+    from pipeline.filters.signals import char_stutter
+    from pipeline.summary import print_summary
+
+    capsys.readouterr()
+    print_summary(out, manifest, examples=5)
+    printed = capsys.readouterr().out
+    assert "Reject reasons per language:" in printed
+    lines = printed.splitlines()
+    kept = [line for line in lines if "  ->  " in line]  # kept VQA examples: question -> translation
+    kept += [lines[i] for i in range(len(lines) - 1) if lines[i].strip().startswith("-> ")
+             and "(kept" in lines[i + 1]]  # captions: the translation line above a kept status
+    assert max(char_stutter(kept), default=1) <= 2, kept
 
 
 def test_base_only_demo_has_no_web_sources(tmp_path):

@@ -2,7 +2,7 @@
 
 import json
 
-from pipeline.bench.filter import SIDES, bench_filter, bench_filter_cost, print_cost_report, print_report
+from pipeline.bench.filter import HEURISTICS, SIDES, bench_filter, bench_filter_cost, print_cost_report, print_report
 from pipeline.bench.translate import bench_vmap, print_vmap_report
 from pipeline.nllb.engine import EngineSettings
 
@@ -14,13 +14,13 @@ def test_filter_bench_runs_both_sides_on_the_same_rows(capsys):
     # Back-translation decodes every translation a second time; the reverse score decodes nothing more.
     assert decode.decoded_inputs > score.decoded_inputs > 0
     assert score.scored > decode.scored > 0  # the reverse pass on top of forward and margin passes
-    assert set(result["quality"]) == set(SIDES.values())
+    assert set(result["quality"]) == {HEURISTICS, *SIDES.values()}
     labels = [r.label for r in result["quality"][SIDES["score"]]]
-    assert labels[0] == "human" and "unrelated" in labels
+    assert labels[0] == "human" and {"unrelated", "stutter", "english_leak", "run_on"} <= set(labels)
     print_report(result)
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith("speedup_vs_backtranslation: ") and float(out[-1].split(": ")[1]) > 0
-    assert any(line.startswith("unrelated") for line in out)
+    assert any(line.startswith("unrelated") for line in out) and any(line.startswith("run_on") for line in out)
 
 
 def test_vmap_bench_counts_equal_tokens(tmp_path, capsys):

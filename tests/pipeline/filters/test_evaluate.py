@@ -55,6 +55,30 @@ def test_corruptions():
     assert evaluate.corrupt_numbers("A man.", "Ein Mann.", "de", random.Random(0)) is None
 
 
+def test_corruptions_modelled_on_mt_output():
+    import random
+
+    from pipeline.filters.signals import char_stutter
+
+    stutters = [evaluate.corrupt_stutter("Der Mann zeigt auf ein Haus.", random.Random(seed)) for seed in range(20)]
+    assert all(3 <= char_stutter([s])[0] <= 7 for s in stutters), stutters
+    assert len(set(stutters)) > 10  # the word, the unit and the copies vary with the seed
+    assert evaluate.corrupt_stutter("A b c", random.Random(0)) is None
+    en, de = "A man sleeping on a green couch.", "Ein Mann schläft auf einem grünen Sofa."
+    leaks = {evaluate.corrupt_english_leak(en, de, random.Random(seed)) for seed in range(10)}
+    assert leaks == {"Ein Mann schläft on a green couch.", "A man sleeping auf einem grünen Sofa."}
+    assert evaluate.corrupt_english_leak("Two dogs.", "Zwei Hunde.", random.Random(0)) is None
+    assert evaluate.corrupt_run_on("Ein Mann.", "Ein Hund rennt.") == "Ein Mann. Ein Hund rennt."
+
+
+def test_run_on_appends_another_line_of_the_same_language(data_dir):
+    labelled = build_labelled_set(read_multi30k(data_dir, "val"))
+    for row in labelled.filter(pl.col("label") == "run_on").iter_rows(named=True):
+        own = SENTENCES[row["lang"]][row["pair"]]
+        assert row["text_tgt"].startswith(own + " ")
+        assert row["text_tgt"][len(own) + 1 :] in SENTENCES[row["lang"]]
+
+
 def test_unaligned_files_are_reported(data_dir):
     with gzip.open(data_dir / "val.cs.gz", "wt") as f:
         f.write("jedna\n")
@@ -72,8 +96,10 @@ def test_filter_catches_every_heuristic_mode_on_real_human_translations():
     rates = {r.label: r.rate for r in results["heuristics"]}
     assert rates[HUMAN] >= 0.95
     for mode in MODES:
-        if mode != "unrelated":  # needs back-translation
+        if mode not in ("unrelated", "run_on"):  # need the model's signals
             assert rates[mode] >= 0.9, mode
+    # A run-on output is caught by its length alone when no model scored it (max_length_ratio_unscored).
+    assert rates["run_on"] >= 0.7
 
 
 def test_eval_filter_cli_prints_and_writes_rates(data_dir, tmp_path, capsys):

@@ -7,6 +7,7 @@ from pipeline.schema import TARGET_SCHEMA
 
 EN = "A man is sleeping in a green room on a couch."
 DE = "Ein Mann schläft in einem grünen Raum auf einem Sofa."
+RUN_ON = DE + " Zwei Hunde rennen über eine Wiese im Park."
 CASES = [
     # (text_en, text_tgt, lang_nllb, expected reason)
     (EN, DE, "deu_Latn", None),
@@ -23,6 +24,10 @@ CASES = [
     (None, DE, "deu_Latn", "input:missing_text_en"),
     (EN, DE, "xxx_Latn", "input:unknown_lang"),
     (EN, DE, None, "input:missing_lang"),
+    (EN, "Ein Mann schläft in einem grünen Rararararaum auf einem Sofa.", "deu_Latn", "stutter"),
+    (EN, "Ein Mann schläft in einem grünen Raum on a couch.", "deu_Latn", "english_leak"),
+    # A run-on: the translation and a second sentence; no model scored it, so its length alone tells.
+    (EN, RUN_ON, "deu_Latn", "too_long"),
 ]
 
 
@@ -96,7 +101,9 @@ def test_with_a_translator_back_translation_and_forward_score_are_filled(tiny_mo
     assert out.filter(~valid)["score_bt_chrf"].is_null().all()
     # A random-weight model back-translates noise: the good rows now fail on chrF++, while heuristic
     # reasons still come first.
-    assert out["reject_reason"].to_list() == [c[3] or "low_bt_chrf" for c in CASES]
+    # The run-on's length bound is for rows no model scored: this one the model checks.
+    assert out["reject_reason"].to_list() == ["low_bt_chrf" if c[1] == RUN_ON else c[3] or "low_bt_chrf"
+                                               for c in CASES]
 
 
 def test_model_signals_only_for_languages_the_model_covers(tiny_model_dir):
@@ -151,6 +158,27 @@ def test_source_margin_contrasts_sources_of_a_fixed_pool(tiny_model_dir):
     # One row alone gets the margin it gets among others: the contrasts do not come from the batch.
     alone = _source_margin(as_caching(translator), srcs[:1], tgts[:1], own[:1], ["deu_Latn"])
     assert alone == [pytest.approx(margins[0], abs=1e-6)]
+
+
+def test_sentence_margin_scores_each_sentence_of_a_multi_sentence_output(tiny_model_dir):
+    from pipeline.filters.quality import _sentence_margin, _source_margin
+    from pipeline.nllb.engine import load_translator
+    from pipeline.translate import as_caching
+
+    translator = as_caching(load_translator(tiny_model_dir))
+    srcs = ["A red circle.", "A red circle."]
+    tgts = ["Ein roter Kreis.", "Ein roter Kreis. Zwei Hunde rennen."]
+    single, run_on = _sentence_margin(translator, srcs, tgts, ["deu_Latn"] * 2)
+    assert single is None  # one sentence: the whole-output margin covers it
+    sentences = ["Ein roter Kreis.", "Zwei Hunde rennen."]
+    own = translator.score(srcs, sentences, "eng_Latn", "deu_Latn")
+    each = _source_margin(translator, srcs, sentences, own, ["deu_Latn"] * 2)
+    assert run_on == pytest.approx(min(each), abs=1e-5)
+
+    out = apply_quality_filter(_frame([(srcs[1], tgts[1], "deu_Latn", None)]), translator.engine,
+                               FilterRules(min_sentence_margin=min(each) + 0.01), reverse="score")
+    assert out["score_sentence_margin"].to_list() == [pytest.approx(run_on, abs=1e-5)]
+    assert out["reject_reason"].to_list() == ["extra_sentence"]
 
 
 def test_a_pool_entry_never_contrasts_with_itself():

@@ -16,6 +16,8 @@ def _frame(**overrides) -> pl.DataFrame:
         "score_repeat_run": 1,
         "score_repeat_ngram": 0.0,
         "score_compression": 1.0,
+        "score_char_repeat": 1,
+        "score_en_leak": 0.0,
         "score_length_ratio": 1.0,
         "sig_short_inflated": None,
         "sig_numbers_ok": None,
@@ -24,13 +26,14 @@ def _frame(**overrides) -> pl.DataFrame:
         "score_bt_chrf": None,
         "score_fwd_logprob": None,
         "score_fwd_margin": None,
+        "score_sentence_margin": None,
         "score_bt_logprob": None,
         "score_dual_xent": None,
     }
     row.update(overrides)
     schema = {k: pl.Float64 if k.startswith("score_") else pl.String for k in row}
-    schema.update({"score_repeat_run": pl.Int64, "score_langid_rank": pl.Int64, "sig_short_inflated": pl.Boolean,
-                   "sig_numbers_ok": pl.Boolean})
+    schema.update({"score_repeat_run": pl.Int64, "score_langid_rank": pl.Int64, "score_char_repeat": pl.Int64,
+                   "sig_short_inflated": pl.Boolean, "sig_numbers_ok": pl.Boolean})
     return pl.DataFrame([row], schema=schema)
 
 
@@ -48,6 +51,8 @@ RULE_CASES = [
     ({"score_script_share": 0.1}, "wrong_script"),
     ({"score_copy_overlap": 0.9}, "copy_of_source"),
     ({"score_repeat_run": 5}, "repetition"),
+    ({"score_char_repeat": 4}, "stutter"),  # "zezezezeigt"
+    ({"score_en_leak": 0.5}, "english_leak"),  # half the words left in English
     ({"score_length_ratio": 0.2}, "too_short"),
     ({"score_length_ratio": 3.0}, "too_long"),
     ({"sig_short_inflated": True}, "inflated_short_input"),
@@ -62,6 +67,7 @@ MODEL_RULE_CASES = [
     (FilterRules(min_fwd_logprob=-5.0), {"score_fwd_logprob": -9.0}, "low_fwd_score"),
     (FilterRules(min_fwd_margin=0.0), {"score_fwd_margin": -0.5}, "source_ignored"),
     (FilterRules(max_dual_xent=4.0), {"score_dual_xent": 9.0}, "high_dual_xent"),
+    (FilterRules(min_sentence_margin=0.0), {"score_sentence_margin": -0.5}, "extra_sentence"),
 ]
 
 
@@ -98,6 +104,34 @@ def test_rules_that_are_off_or_do_not_apply():
     assert _decide(score_copy_overlap=1.0, text_en="pizza", text_tgt="Pizza")[0] == "kept"
     assert _decide(score_langid_rank=30, text_tgt="Ja.")[0] == "kept"
     assert _decide(FilterRules(min_fwd_logprob=-2.0), score_fwd_logprob=-3.0)[1] == "low_fwd_score"
+
+
+def test_stutter_and_leak_rules_keep_ordinary_values_and_turn_off():
+    assert _decide(score_char_repeat=2) == ("kept", None)  # "Mississippi", "Couscous"
+    assert _decide(FilterRules(max_char_repeat=None), score_char_repeat=7) == ("kept", None)
+    assert _decide(score_en_leak=0.2) == ("kept", None)  # a borrowing or two
+    assert _decide(FilterRules(max_en_leak=None), score_en_leak=0.9) == ("kept", None)
+
+
+def test_the_length_bound_for_rows_no_model_scored_applies_where_the_ratio_was_measured():
+    # 1.8 x the expected length: a run-on. Without a model score (nothing else would notice) it is too
+    # long in German, whose ratio was measured; with one the model's sentence margin decides; in a
+    # language with only its script's ratio the general bound applies.
+    assert _decide(score_length_ratio=1.8) == ("rejected", "too_long")
+    assert _decide(score_length_ratio=1.8, score_fwd_logprob=-1.0) == ("kept", None)
+    assert _decide(score_length_ratio=1.8, lang_nllb="spa_Latn") == ("kept", None)
+    assert _decide(FilterRules(max_length_ratio_unscored=None), score_length_ratio=1.8) == ("kept", None)
+    off = FilterRules(per_language={"de": {"max_length_ratio_unscored": None}})
+    assert _decide(off, score_length_ratio=1.8) == ("kept", None)
+
+
+def test_as_scored_turns_the_unscored_bounds_off_everywhere():
+    from pipeline.filters.rules import UNSCORED_KNOBS, as_scored
+
+    rules = as_scored(FilterRules(per_language={"de": {"max_length_ratio_unscored": 1.2, "min_bt_chrf": 9.0}}))
+    assert all(getattr(rules, k) is None for k in UNSCORED_KNOBS)
+    assert rules.per_language == {"de": {"min_bt_chrf": 9.0}}
+    assert _decide(rules, score_length_ratio=1.8) == ("kept", None)
 
 
 def test_per_language_overrides():

@@ -68,3 +68,49 @@ def test_short_inputs_must_not_become_sentences():
         ["Latn"] * 4,
     )
     assert out == [False, True, False, None]
+
+
+def test_char_stutter_counts_copies_of_a_unit_inside_and_across_words():
+    texts = ["Der Mann zezezezeigt auf das Haus.", "Whatatatatatatat se tient sur le image?", "at at at at",
+             "Mississippi", "Ein Couscous-Teller.", "Die Schifffahrt", "aaaaaa", "2000 Menschen...!!!!!!", ""]
+    assert signals.char_stutter(texts) == [4, 7, 3, 2, 2, 1, 3, 1, 1]
+
+
+def test_char_stutter_on_human_translations_stays_at_two():
+    # Real Multi30k captions with the most back-to-back repeats of a short unit.
+    human = ["Ein Mann spielt Bongos und Tamtam.", "Un homme mange du couscous à Mississippi.",
+             "Dva psi si hrají s míčem na na trávníku."]
+    assert max(signals.char_stutter(human)) <= 2
+
+
+def test_english_leak_counts_words_left_in_english_but_not_borrowings_or_names():
+    borrowed = {"deu_Latn": frozenset({"in", "jeans", "an"})}
+    src = ["A man in a blue shirt is standing on the street.", "A man in a blue shirt is standing on the street.",
+           "A woman in jeans plays baseball with Roger.", "Two dogs.", "A man in a blue shirt is standing."]
+    tgt = ["Ein Mann in einem blauen Hemd steht auf der Straße.",
+           "Ein Mann in einem blauen Hemd is standing on the street.",
+           "Eine Frau in Jeans spielt Baseball mit Roger.", "Zwei Hunde.", "Un hombre in a blue shirt está de pie."]
+    langs = ["deu_Latn", "deu_Latn", "deu_Latn", "deu_Latn", "spa_Latn"]
+    human, half, borrowing, short, no_list = signals.english_leak(src, tgt, langs, borrowed=borrowed)
+    assert human == 0.0
+    assert half >= 0.5  # "is standing on the street" (function words count where the language has a list)
+    # "jeans", "in" (borrowed) and "Roger" (a name) do not count: 1 ("baseball", not in this list) of a, woman,
+    # plays, baseball, with
+    assert borrowing == 0.2
+    assert short is None  # fewer than 3 words count
+    # Spanish has no list here: only content words count ("man", "blue", "shirt", "standing"); 2 of 4 leak.
+    assert no_list == 0.5
+
+
+def test_the_shipped_borrowed_lists_cover_the_multi30k_languages():
+    lists = signals.borrowed_words()
+    assert {"deu_Latn", "fra_Latn", "ces_Latn"} <= set(lists)
+    assert "jeans" in lists["deu_Latn"] and "restaurant" in lists["fra_Latn"]
+    assert "blue" not in lists["deu_Latn"] and "man" not in lists["ces_Latn"]
+
+
+def test_split_sentences():
+    assert signals.split_sentences("Ein Mann läuft. Ein Hund spielt!") == ["Ein Mann läuft.", "Ein Hund spielt!"]
+    assert signals.split_sentences("Ein Mann läuft") == ["Ein Mann läuft"]
+    assert signals.split_sentences("我很好。你呢？") == ["我很好。", "你呢？"]
+    assert signals.split_sentences("Wow... ein Hund. 2.") == ["Wow... ein Hund. 2."]
