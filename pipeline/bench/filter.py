@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -142,12 +143,20 @@ class RealLengthTranslator(NllbTranslator):
         for i, (n, src) in enumerate(zip(lengths, sources)):
             ratio = FORWARD_LENGTH_RATIO if src == SOURCE_NLLB else 1 / FORWARD_LENGTH_RATIO
             groups.setdefault(max(1, round(ratio * n)), []).append(i)
+        def run(item: tuple[int, list[int]]) -> list:
+            n, items = item
+            return super(RealLengthTranslator, self).translate(
+                [texts[i] for i in items], [sources[i] for i in items], [targets[i] for i in items],
+                min_decoding_length=n, max_decoding_length=n)
+
         out: list = [None] * len(texts)
-        for n, items in groups.items():
-            done = super().translate([texts[i] for i in items], [sources[i] for i in items],
-                                     [targets[i] for i in items], min_decoding_length=n, max_decoding_length=n)
-            for i, r in zip(items, done):
-                out[i] = r
+        before, started = self.model_seconds["translate"], time.perf_counter()
+        # the length groups side by side, as one call's buckets run on the engine's replicas
+        with ThreadPoolExecutor(max_workers=self.threads[0]) as pool:
+            for (_, items), done in zip(groups.items(), pool.map(run, groups.items())):
+                for i, r in zip(items, done):
+                    out[i] = r
+        self.model_seconds["translate"] = before + time.perf_counter() - started  # wall time, not the sum
         return out
 
 

@@ -547,13 +547,14 @@ class NllbTranslator:
         shapes = [(len(a), len(b)) for a, b in zip(src_tokens, tgt_tokens)]
         budget = max(self.settings.max_batch_tokens, *(a + b for a, b in shapes))
         scores: list[float] = [float("nan")] * len(src_tokens)
-        for items in padding_free_groups(list(range(len(shapes))), shapes, [a + b for a, b in shapes], budget):
-            results = self.translator.score_batch(
-                [src_tokens[i] for i in items], [tgt_tokens[i] for i in items],
-                max_batch_size=budget, batch_type="tokens",
-            )
-            for i, r in zip(items, results):
-                scores[i] = _mean_log_prob(r)
+        # Every group submitted at once, so the replicas (``inter_threads``) score groups side by side.
+        pending = [(items, self.translator.score_batch(
+            [src_tokens[i] for i in items], [tgt_tokens[i] for i in items],
+            max_batch_size=budget, batch_type="tokens", asynchronous=True,
+        )) for items in padding_free_groups(list(range(len(shapes))), shapes, [a + b for a, b in shapes], budget)]
+        for items, futures in pending:
+            for i, future in zip(items, futures):
+                scores[i] = _mean_log_prob(future.result())
         return scores
 
 
