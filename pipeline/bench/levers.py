@@ -3,9 +3,10 @@
 ``bench_levers`` translates the same chunk (``corpus.chunk_strings``) with the default engine settings and
 with one setting changed at a time (token budget, threads split between batches and within a batch,
 compute type, padded batches, the output-vocabulary map), alternating the settings across repeats so a
-busy machine slows all alike, and keeps each one's best time. ``print_levers_report`` prints tokens/s and
-the ratio to the default, one line each; nothing is chosen for the user: the closing
-``default_is_fastest:`` line says whether a lever beat the shipped defaults.
+busy machine slows all alike, and keeps each one's best time; one more lever sends the same chunk as one
+engine call per language (what ``translate_frame`` avoids by giving every row its own target prefix).
+``print_levers_report`` prints tokens/s and the ratio to the default, one line each; nothing is chosen for
+the user: the closing ``default_is_fastest:`` line says whether a lever beat the shipped defaults.
 
 ``mblip bench translate --levers [--shape 600m] [--sentences 2000] [--tokens 16]``.
 """
@@ -53,6 +54,15 @@ def lever_settings(base: EngineSettings, threads: int) -> dict[str, EngineSettin
     return levers
 
 
+PER_LANGUAGE_CALLS = 95
+
+
+def _split(texts: list[str], parts: int) -> list[list[str]]:
+    """``texts`` in ``parts`` consecutive slices of (nearly) equal size."""
+    size = -(-len(texts) // parts)
+    return [texts[i:i + size] for i in range(0, len(texts), size)]
+
+
 def write_bench_vmap(ct2_dir, entries: int) -> int:
     """A ``vmap.txt`` for the random-weight model: the benchmark text's pieces, the language codes and the
     identity rules, topped up to ``entries`` always-candidates (one NLLB-200 target language uses some tens
@@ -76,12 +86,16 @@ def bench_levers(shape: str = "600m", strings: int = 2000, output_tokens: int = 
     texts = chunk_strings(strings, seed=7)
     forced = dict(min_decoding_length=output_tokens, max_decoding_length=output_tokens)
     best: dict[str, LeverResult] = {}
+    levers = {name: (settings, 1) for name, settings in lever_settings(base, threads).items()}
+    # A chunk spread over 95 languages translated one language at a time: ~21 strings per engine call
+    levers["one engine call per language (95)"] = (base, PER_LANGUAGE_CALLS)
     for _ in range(repeats):
-        for name, settings in lever_settings(base, threads).items():
+        for name, (settings, calls) in levers.items():
             engine = NllbTranslator(ct2_dir, settings)
             engine.translate(texts[:8], SOURCE_NLLB, TARGET, **forced)  # warm-up
             t0 = time.perf_counter()
-            results = engine.translate(texts, SOURCE_NLLB, TARGET, **forced)
+            results = [r for part in _split(texts, calls)
+                       for r in engine.translate(part, SOURCE_NLLB, TARGET, **forced)]
             result = LeverResult(name, time.perf_counter() - t0, sum(r.decoded_tokens for r in results))
             print(f"  {name}: {result.tokens_per_s:.1f} tokens/s", flush=True)
             if name not in best or result.seconds < best[name].seconds:

@@ -18,7 +18,8 @@ def test_each_lever_changes_one_setting_of_the_default():
 def test_levers_decode_the_same_tokens_and_report_against_the_default(tmp_path, capsys):
     results = bench_levers(shape="tiny", strings=12, output_tokens=4, threads=2, vmap_entries=100,
                            cache_dir=tmp_path)
-    assert [r.name for r in results][0] == "default" and len(results) == 7
+    assert [r.name for r in results][0] == "default" and len(results) == 8
+    assert "one engine call per language (95)" in [r.name for r in results]
     assert {r.tokens for r in results} == {12 * 4} and all(r.seconds > 0 for r in results)
     fastest_is_default = print_levers_report(results, 12, 4)
     last = capsys.readouterr().out.strip().splitlines()[-1]
