@@ -105,12 +105,17 @@ class EngineSettings:
         chunk of 2,000 strings that gave 1.21-1.29x the tokens/s of one batch on both cores of a 2-core
         machine (`mblip bench translate --levers`), and outputs do not depend on the split (batches are
         padding-free and decoded independently; tested). Only one of the two given: the other fills the
-        cores. A GPU runs one batch at a time unless ``inter_threads`` says otherwise.
+        cores. A GPU runs one batch at a time unless ``inter_threads`` says otherwise, and so does the CPU
+        with the vocabulary map (``use_vmap``).
         """
         if device != "cpu":
             return max(1, self.inter_threads), self.intra_threads
         cores = cores or available_cores()
         inter, intra = self.inter_threads, self.intra_threads
+        if self.use_vmap and not inter:
+            # CTranslate2 4.8.5 aborted (malloc: invalid size) with the map on two CPU replicas: one batch
+            # at a time unless inter_threads is set
+            inter = 1
         if inter and intra:
             return inter, intra
         if inter:

@@ -10,7 +10,8 @@ def test_each_lever_changes_one_setting_of_the_default():
     assert levers["default"] == base
     for name, settings in levers.items():
         changed = {k for k in base.__dataclass_fields__ if getattr(settings, k) != getattr(base, k)}
-        expected = 0 if name == "default" else 2 if "at a time" in name else 1  # threads move between two knobs
+        # threads move between two knobs; the map also runs one batch at a time
+        expected = 0 if name == "default" else 3 if "map" in name else 2 if "at a time" in name else 1
         assert len(changed) == expected, (name, changed)
     assert "1 batch at a time on 2 threads" in levers and len(lever_settings(base, threads=1)) == len(levers) - 1
 

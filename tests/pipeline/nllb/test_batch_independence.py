@@ -28,6 +28,7 @@ def test_auto_threads_run_one_batch_per_core_on_cpu_and_one_batch_on_a_gpu():
     assert EngineSettings(inter_threads=2).thread_split("cpu", cores=8) == (2, 4)
     assert EngineSettings(inter_threads=3, intra_threads=3).thread_split("cpu", cores=8) == (3, 3)
     assert auto.thread_split("cuda") == (1, 0)
+    assert EngineSettings(use_vmap=True).thread_split("cpu", cores=8) == (1, 8)
 
 
 def test_outputs_do_not_depend_on_how_threads_are_split(tiny_model_dir):
