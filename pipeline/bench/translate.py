@@ -26,7 +26,6 @@ timing record and the report format.)
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from pipeline.bench.models import DEFAULT_CACHE, engine_threads, ensure_ct2_mode
 from pipeline.languages import SOURCE_NLLB, resolve_languages
 from pipeline.nllb.cache import TranslationCache
 from pipeline.nllb.convert import SPM_FILENAME
-from pipeline.nllb.engine import EngineSettings, NllbTranslator
+from pipeline.nllb.engine import EngineSettings, NllbTranslator, available_cores
 from pipeline.translate import CachingTranslator, TranslationStats, translate_frame
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,8 @@ class Timing:
 
 
 def _threads(threads: int | None) -> int:
-    return threads or os.cpu_count() or 1
+    """The reference's torch threads: the cores the engine's auto split uses too (like for like)."""
+    return threads or available_cores()
 
 
 class HfReference:

@@ -102,8 +102,8 @@ class EngineSettings:
         """``(inter_threads, intra_threads)`` as CTranslate2 gets them on ``device``.
 
         Auto (0) on the CPU runs one batch per core with one thread each: at the NLLB-600M shape on a
-        chunk of 2,000 strings that gave 1.21-1.29x the tokens/s of one batch on both cores of a 2-core
-        machine (`mblip bench translate --levers`), and outputs do not depend on the split (batches are
+        chunk of 2,000 strings that gave 1.47x the tokens/s of one batch on both cores of a 2-core machine
+        (429.1 vs 291.9, `mblip bench translate --levers`), and outputs do not depend on the split (batches are
         padding-free and decoded independently; tested). Only one of the two given: the other fills the
         cores. A GPU runs one batch at a time unless ``inter_threads`` says otherwise, and so does the CPU
         with the vocabulary map (``use_vmap``).
