@@ -22,7 +22,7 @@ from __future__ import annotations
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -169,6 +169,7 @@ class ModelCost:
     translation: float
     filter: dict[str, float]  # reverse mode -> seconds of its model calls (forward and reverse)
     default: str = DEFAULT_REVERSE
+    decoded: dict[str, int] = field(default_factory=dict)  # reverse mode -> inputs its filter decoded
 
 
 def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de", device: str = "cpu",
@@ -187,6 +188,7 @@ def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de",
                          "lang": [lang] * len(texts), "lang_nllb": [get_language(lang).nllb] * len(texts)})
     everything_on = FilterRules(**MODEL_SIGNALS_ONLY)
     best: dict[str, float] = {}
+    inputs: dict[str, int] = {}
     for _ in range(repeats):  # alternate; keep each side's fastest
         with tempfile.TemporaryDirectory(prefix="mblip-bench-cost-") as tmp:
             translator = CachingTranslator(engine, TranslationCache(tmp, engine.cache_key()))
@@ -195,11 +197,12 @@ def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de",
             best["translation"] = min(best.get("translation", float("inf")),
                                       engine.model_seconds["translate"] - before)
             for mode in SIDES:
-                before = sum(engine.model_seconds.values())
+                before, decoded = sum(engine.model_seconds.values()), engine.usage["translate"]
                 apply_quality_filter(frame, engine, everything_on, reverse=mode, score_rejected=True)
                 best[mode] = min(best.get(mode, float("inf")), sum(engine.model_seconds.values()) - before)
+                inputs[mode] = engine.usage["translate"] - decoded
             translator.cache.close()
-    return ModelCost(shape, rows.height, best["translation"], {mode: best[mode] for mode in SIDES})
+    return ModelCost(shape, rows.height, best["translation"], {mode: best[mode] for mode in SIDES}, decoded=inputs)
 
 
 def print_cost_report(cost: ModelCost) -> float:
