@@ -43,6 +43,7 @@ class TranslationStats:
     score_distinct: int = 0  # distinct (source, target, languages) among them
     score_cache_hits: int = 0  # distinct pairs served by the persistent cache
     scored: int = 0  # distinct pairs the model scored (one teacher-forced pass each, no decoding)
+    score_from_translation: int = 0  # fresh translations whose forward score their decoding gave (no pass)
 
     def add(self, other: "TranslationStats") -> "TranslationStats":
         for key, value in asdict(other).items():
@@ -88,9 +89,13 @@ class CachingTranslator:
     ``score`` interfaces. Everything else (``sp``, ``language_token``...) is the engine's own.
     """
 
+    # Scores known from decoding kept in memory (without a persistent cache) until this many, then dropped.
+    OWN_SCORES_KEPT = 200_000
+
     def __init__(self, engine, cache=None):
         self.engine = engine
         self.cache = cache
+        self.own_scores: dict[tuple[str, str, str, str], float] = {}
 
     def __getattr__(self, name):
         return getattr(self.engine, name)
@@ -132,6 +137,8 @@ class CachingTranslator:
             stats.translated += len(missing)
             stats.decoded_tokens += sum(r.decoded_tokens for r in results)
             found.update(zip(missing, results))
+            if not options:
+                stats.score_from_translation += self._keep_own_scores(missing, results)
             if use_cache:
                 new: dict[tuple[str, str], list[tuple[str, str, bool]]] = {}
                 for (text, src, tgt), r in zip(missing, results):
@@ -141,6 +148,25 @@ class CachingTranslator:
         stats.truncated += sum(1 for k in unique if found[k].truncated)
         return [found[k] if k[0] else Translation(text="") for k in keys]
 
+
+    def _keep_own_scores(self, keys: list[tuple[str, str, str]], results: list[Translation]) -> int:
+        """Keep the forward score of each fresh translation that its decoding already gave
+        (``Translation.mean_log_prob``): the filter's forward score of the same pair then costs no second
+        pass (a score cache hit). Into the persistent cache when there is one, else into memory; returns
+        how many."""
+        own = [((text, clean_source(r.text), src, tgt), r.mean_log_prob) for (text, src, tgt), r in zip(keys, results)
+               if getattr(r, "mean_log_prob", None) is not None and r.text]
+        if self.cache is not None:
+            groups: dict[tuple[str, str], list[tuple[str, str, float]]] = {}
+            for (a, b, src, tgt), value in own:
+                groups.setdefault((src, tgt), []).append((a, b, value))
+            for (src, tgt), items in groups.items():
+                self.cache.put_scores(items, src, tgt)
+            return len(own)
+        if len(self.own_scores) + len(own) > self.OWN_SCORES_KEPT:
+            self.own_scores.clear()
+        self.own_scores.update(own)
+        return len(own)
 
     def score(
         self, src_texts: list[str], tgt_texts: list[str], src_lang: str | list[str], tgt_lang: str | list[str],
@@ -158,7 +184,7 @@ class CachingTranslator:
         unique = list(dict.fromkeys(keys))
         stats.score_requested += len(keys)
         stats.score_distinct += len(unique)
-        found: dict[tuple[str, str, str, str], float] = {}
+        found = {k: self.own_scores[k] for k in unique if k in self.own_scores}
         if self.cache is not None:
             groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
             for a, b, s, g in unique:
@@ -166,7 +192,7 @@ class CachingTranslator:
             for (s, g), pairs in groups.items():
                 for (a, b), value in self.cache.get_scores(pairs, s, g).items():
                     found[(a, b, s, g)] = value
-            stats.score_cache_hits += len(found)
+        stats.score_cache_hits += len(found)
         missing = [k for k in unique if k not in found]
         if missing:
             values = self.engine.score([a for a, _, _, _ in missing], [b for _, b, _, _ in missing],

@@ -22,7 +22,7 @@ from __future__ import annotations
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -128,17 +128,34 @@ def bench_filter(model_dir=None, data_dir=None, langs: tuple[str, ...] = ("de", 
 FORWARD_LENGTH_RATIO = 1.1
 
 
+SENTENCE_END = frozenset("▁.!?。")
+
+
+def stand_in_text(source_pieces: list[str], n: int) -> str:
+    """One sentence of about ``n`` real pieces: the source's own pieces (sentence ends dropped), repeated.
+
+    A random-weight model decodes vocabulary entries its tokenizer never produces ("madeupword27628"): as
+    text they re-encode to about ten times as many pieces, and every later pass over them (scores, the
+    back-translation) would be timed on inputs ten times too long."""
+    words = [p for p in source_pieces if p not in SENTENCE_END] or ["▁a"]
+    pieces = [words[i % len(words)] for i in range(n)]
+    return "".join(pieces).replace("▁", " ").strip()
+
+
 class RealLengthTranslator(NllbTranslator):
     """A random-weight engine that decodes as long as a trained model would: each input's output is forced
     to ``FORWARD_LENGTH_RATIO`` x its source pieces out of English and the inverse into English (grouped by
-    source length, one engine call per group). Only for timing the model at a real shape."""
+    source length, one engine call per group), and its text is a sentence of that many real pieces
+    (``stand_in_text``) so the filter's passes over it are as long as over a trained model's output; like a
+    trained model's, its forward score is known from the decoding. Only for timing the model at a real shape."""
 
     def translate(self, texts, src_lang, tgt_lang, **options):
         if options:
             return super().translate(texts, src_lang, tgt_lang, **options)
         sources = self.language_tokens_for(src_lang, len(texts), "source")
         targets = self.language_tokens_for(tgt_lang, len(texts), "target")
-        lengths = [len(p) for p in self.sp.encode([clean_source(t) for t in texts], out_type=str)]
+        source_pieces = self.sp.encode([clean_source(t) for t in texts], out_type=str)
+        lengths = [len(p) for p in source_pieces]
         groups: dict[int, list[int]] = {}
         for i, (n, src) in enumerate(zip(lengths, sources)):
             ratio = FORWARD_LENGTH_RATIO if src == SOURCE_NLLB else 1 / FORWARD_LENGTH_RATIO
@@ -153,9 +170,11 @@ class RealLengthTranslator(NllbTranslator):
         before, started = self.model_seconds["translate"], time.perf_counter()
         # the length groups side by side, as one call's buckets run on the engine's replicas
         with ThreadPoolExecutor(max_workers=self.threads[0]) as pool:
-            for (_, items), done in zip(groups.items(), pool.map(run, groups.items())):
+            for (n, items), done in zip(groups.items(), pool.map(run, groups.items())):
                 for i, r in zip(items, done):
-                    out[i] = r
+                    # a trained model stops by itself and re-encodes to its own pieces (91-95% of outputs on
+                    # Multi30k val): its forward score is known from the decoding (``NllbTranslator.own_score``)
+                    out[i] = replace(r, text=stand_in_text(source_pieces[i], n), mean_log_prob=r.log_prob)
         self.model_seconds["translate"] = before + time.perf_counter() - started  # wall time, not the sum
         return out
 
@@ -170,15 +189,21 @@ class ModelCost:
     filter: dict[str, float]  # reverse mode -> seconds of its model calls (forward and reverse)
     default: str = DEFAULT_REVERSE
     decoded: dict[str, int] = field(default_factory=dict)  # reverse mode -> inputs its filter decoded
+    decoding: dict[str, float] = field(default_factory=dict)  # reverse mode -> of its seconds, decoding
+    scored: dict[str, int] = field(default_factory=dict)  # reverse mode -> pairs it scored (one pass each)
+    own_scores: int = 0  # forward scores the translation's own decoding gave (no pass)
 
 
 def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de", device: str = "cpu",
                       compute_type: str = "auto", threads: int = 0, repeats: int = 1, cache_dir=None) -> ModelCost:
-    """The model side of the filter at a real model shape (random weights): the same rows translated once,
-    then filtered with each reverse mode (``decode``: back-translation decoded + forward and margin scores;
-    ``score``: forward, margin and reverse forced-decoding scores), every model signal on every row. Times
-    are the engine's own seconds inside CTranslate2, so the pipeline around it does not count on either side.
-    Every decoding (translation and back-translation) is as long as a trained model's (``RealLengthTranslator``).
+    """The model side of the filter at a real model shape (random weights): the same rows translated, then
+    filtered with each reverse mode (``decode``: back-translation decoded + forward and margin scores;
+    ``score``: forward, margin and reverse forced-decoding scores), every model signal on every row, as a
+    run does it: one translator (and persistent cache, empty at the start of each mode) for the translation
+    and the filter, so the forward score comes from the translation's own decoding where it can
+    (``Translation.mean_log_prob``). Times are the engine's own seconds inside CTranslate2, so the pipeline
+    around it does not count on either side. Every decoding (translation and back-translation) is as long
+    as a trained model's (``RealLengthTranslator``).
     """
     ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir or DEFAULT_CACHE)
     engine = RealLengthTranslator(ct2_dir, EngineSettings(device=device, compute_type=compute_type,
@@ -188,30 +213,41 @@ def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de",
                          "lang": [lang] * len(texts), "lang_nllb": [get_language(lang).nllb] * len(texts)})
     everything_on = FilterRules(**MODEL_SIGNALS_ONLY)
     best: dict[str, float] = {}
-    inputs: dict[str, int] = {}
+    cost = ModelCost(shape, rows.height, 0.0, {})
     for _ in range(repeats):  # alternate; keep each side's fastest
-        with tempfile.TemporaryDirectory(prefix="mblip-bench-cost-") as tmp:
-            translator = CachingTranslator(engine, TranslationCache(tmp, engine.cache_key()))
-            before = engine.model_seconds["translate"]
-            frame = translate_frame(rows, translator)
-            best["translation"] = min(best.get("translation", float("inf")),
-                                      engine.model_seconds["translate"] - before)
-            for mode in SIDES:
-                before, decoded = sum(engine.model_seconds.values()), engine.usage["translate"]
-                apply_quality_filter(frame, engine, everything_on, reverse=mode, score_rejected=True)
-                best[mode] = min(best.get(mode, float("inf")), sum(engine.model_seconds.values()) - before)
-                inputs[mode] = engine.usage["translate"] - decoded
-            translator.cache.close()
-    return ModelCost(shape, rows.height, best["translation"], {mode: best[mode] for mode in SIDES}, decoded=inputs)
+        for mode in SIDES:
+            with tempfile.TemporaryDirectory(prefix="mblip-bench-cost-") as tmp:
+                translator = CachingTranslator(engine, TranslationCache(tmp, engine.cache_key()))
+                stats = TranslationStats()
+                before = engine.model_seconds["translate"]
+                frame = translate_frame(rows, translator, stats=stats)
+                best["translation"] = min(best.get("translation", float("inf")),
+                                          engine.model_seconds["translate"] - before)
+                seconds, decoded = dict(engine.model_seconds), engine.usage["translate"]
+                apply_quality_filter(frame, translator, everything_on, reverse=mode, score_rejected=True, stats=stats)
+                spent = {k: engine.model_seconds[k] - seconds[k] for k in seconds}
+                if sum(spent.values()) < best.get(mode, float("inf")):
+                    best[mode] = sum(spent.values())
+                    cost.decoding[mode] = spent["translate"]
+                cost.decoded[mode] = engine.usage["translate"] - decoded
+                cost.scored[mode] = stats.scored
+                cost.own_scores = stats.score_from_translation
+                translator.cache.close()
+    cost.translation = best["translation"]
+    cost.filter = {mode: best[mode] for mode in SIDES}
+    return cost
 
 
 def print_cost_report(cost: ModelCost) -> float:
     print(f"model side of the filter, {cost.shape} shape (random weights), {cost.rows} rows into one language; "
           "seconds inside the model")
-    print(f"{'one translation (forward decode)':<42} {cost.translation:8.2f} s")
+    print(f"{'one translation (forward decode)':<42} {cost.translation:8.2f} s  "
+          f"({cost.own_scores} forward scores known from it)")
     for mode, seconds in cost.filter.items():
         print(f"{'filter, reverse=' + mode + ' (' + SIDES[mode] + ')':<42} {seconds:8.2f} s  "
-              f"{seconds / cost.translation:.3f} x translation")
+              f"{seconds / cost.translation:.3f} x translation: decoding {cost.decoding.get(mode, 0.0):.2f} s "
+              f"({cost.decoded.get(mode, 0)} inputs), scoring {seconds - cost.decoding.get(mode, 0.0):.2f} s "
+              f"({cost.scored.get(mode, 0)} pairs)")
     ratio = cost.filter[cost.default] / cost.translation
     print(f"model_cost_vs_second_translation: {ratio:.3f}  (default reverse={cost.default}; goal <= 0.6)")
     return ratio

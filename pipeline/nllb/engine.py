@@ -159,8 +159,10 @@ class Translation:
     text: str
     truncated: bool = False  # the source was longer than max_input_tokens and was cut
     tokens: int = 0  # output pieces, without the language token
-    log_prob: float | None = None  # cumulative log prob from CT2 when available
+    log_prob: float | None = None  # CT2's hypothesis score (its log-prob over the length normalisation)
     decoded_tokens: int = 0  # tokens the decoder produced (cost), before dropping special tokens
+    # ``score(source, text)``'s value, known from the decoding itself (see ``NllbTranslator.own_score``)
+    mean_log_prob: float | None = None
 
 
 def available_cores() -> int:
@@ -463,13 +465,34 @@ class NllbTranslator:
                 # own source, so a translation never depends on what it was batched with (for greedy
                 # decoding this equals decoding with its own cap; resumed runs and caches rely on it).
                 hyp = hyp[: self._decoding_cap(len(tokens[k])) - 1]
+            stopped = len(hyp) < (max_decoding_length or self._decoding_cap(len(tokens[k])) - 1)
             decoded = len(hyp)
             # Language codes and <mask> are vocabulary entries, not text: never let them into output.
             hyp = [tok for tok in hyp if tok not in self.special_tokens and not LANG_CODE.fullmatch(tok)]
             score = result.scores[0] if result.scores else None
-            out[i] = Translation(text=self.sp.decode(hyp), truncated=trunc, tokens=len(hyp), log_prob=score,
-                                 decoded_tokens=decoded)
+            text = self.sp.decode(hyp)
+            own = self.own_score(score, hyp, text) if stopped and len(hyp) == decoded else None
+            out[i] = Translation(text=text, truncated=trunc, tokens=len(hyp), log_prob=score,
+                                 decoded_tokens=decoded, mean_log_prob=own)
         return out
+
+    def own_score(self, score: float | None, pieces: list[str], text: str) -> float | None:
+        """``score(source, text)`` from the decoding's own score, without a second pass; None when it differs.
+
+        Greedy decoding's score is the log-prob of the pieces and ``</s>`` over (pieces + 2) (CTranslate2
+        counts the forced language token in the length); ``score`` averages the same log-probs over
+        (pieces + 1). They are the same number (to int8 rounding: on Multi30k val with the shipped model at most
+        0.014 nats per token apart, 0.003 on average) when the decoder stopped by itself,
+        nothing changed its distribution (repetition penalty, temperature, the vocabulary map, beams with
+        a length penalty) and its pieces are the ones ``score`` gets by encoding ``text`` again.
+        """
+        s = self.settings
+        if score is None or s.repetition_penalty != 1 or s.sampling_temperature != 1 or s.use_vmap \
+                or s.length_penalty != 1 or s.sampling_topk != 1:
+            return None
+        if self.sp.encode(clean_source(text), out_type=str) != pieces:
+            return None
+        return score * (len(pieces) + 2) / (len(pieces) + 1)
 
     def _decoding_cap(self, source_len: int) -> int:
         """Hard cap on decoded tokens (target-language token included) for a source of this length."""

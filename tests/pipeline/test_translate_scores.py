@@ -43,3 +43,45 @@ def test_dual_cross_entropy_follows_the_formula():
     assert dual_xent(-1.0, -3.0) == pytest.approx(4.0)
     assert dual_xent(-2.0, -2.0) == pytest.approx(2.0)  # agreement costs nothing extra
     assert dual_xent(None, -1.0) is None and dual_xent(math.nan, -1.0) is None
+
+
+def _shipped_val_english(n: int) -> list[str]:
+    import gzip
+
+    from pipeline.nllb.shipped import shipped_val_dir
+
+    with gzip.open(shipped_val_dir() / "val.en.gz", "rt", encoding="utf-8") as f:
+        return [line.strip() for _, line in zip(range(n), f)]
+
+
+def test_a_translation_knows_its_own_forward_score_where_a_second_pass_would_give_the_same():
+    from pipeline.nllb.engine import EngineSettings
+    from pipeline.nllb.shipped import shipped_model_dir
+
+    engine = NllbTranslator(shipped_model_dir(), EngineSettings(inter_threads=1, intra_threads=1))
+    english = _shipped_val_english(120)
+    out = engine.translate(english, "eng_Latn", "deu_Latn")
+    rescored = engine.score(english, [o.text for o in out], "eng_Latn", "deu_Latn")
+    known = [(o.mean_log_prob, s) for o, s in zip(out, rescored) if o.mean_log_prob is not None]
+    assert len(known) >= 0.85 * len(out)  # the rest: pieces that encode differently, no stop before the cap
+    assert all(abs(a - b) < 0.02 for a, b in known), max(abs(a - b) for a, b in known)
+    # cut at the cap: the decoder did not stop by itself, so its score is not the forced-decoding one
+    capped = engine.translate(english[:5], "eng_Latn", "deu_Latn", max_decoding_length=3)
+    assert all(o.mean_log_prob is None for o in capped)
+
+
+def test_the_filters_forward_score_of_a_fresh_translation_costs_no_second_pass(tmp_path):
+    from pipeline.nllb.engine import EngineSettings
+    from pipeline.nllb.shipped import shipped_model_dir
+
+    engine = NllbTranslator(shipped_model_dir(), EngineSettings(inter_threads=1, intra_threads=1))
+    english = _shipped_val_english(40)
+    for cache in (None, TranslationCache(tmp_path, engine.cache_key())):
+        translator, stats = CachingTranslator(engine, cache), TranslationStats()
+        out = translator.translate(english, "eng_Latn", "deu_Latn", stats=stats)
+        known = sum(o.mean_log_prob is not None for o in out)
+        before = engine.usage["score"]
+        scores = translator.score(english, [o.text for o in out], "eng_Latn", "deu_Latn", stats=stats)
+        assert stats.score_from_translation == known and stats.score_cache_hits == known
+        assert engine.usage["score"] - before == len(english) - known == stats.scored
+        assert scores == pytest.approx(engine.score(english, [o.text for o in out], "eng_Latn", "deu_Latn"), abs=0.02)
