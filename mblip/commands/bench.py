@@ -29,11 +29,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.what == "filter" and args.shape:
         print_cost_report(bench_filter_cost(args.shape, strings=args.sentences, device=args.device,
                                             compute_type=args.compute_type, threads=args.threads or 0,
-                                            repeats=args.repeats, cache_dir=args.cache_dir))
+                                            repeats=args.repeats, cache_dir=args.cache_dir,
+                                            contrasts=args.contrasts))
         return 0
     if args.what == "filter":
         print_report(bench_filter(args.model, args.data, tuple(args.langs.split(",")), args.limit, args.repeats,
-                                  args.rules, args.device, args.compute_type, args.threads or 0))
+                                  args.rules, args.device, args.compute_type, args.threads or 0, args.contrasts))
         return 0
 
     device = args.device

@@ -6,10 +6,11 @@ uses, once per target language (de, fr, cs by default), through ``translate_fram
 neither reuses the other's translations):
 
 (a) ``reverse="decode"``: decode the back-translation, chrF++ against the source, forward score and
-    source margin (four contrast scoring passes);
-(b) ``reverse="score"``: forward and reverse forced-decoding scores (two teacher-forced passes, no
-    second decoding) and their dual conditional cross-entropy.
+    source margin (one scoring pass per contrast source, ``--contrasts``, 4 by default);
+(b) ``reverse="score"``: forward and reverse forced-decoding scores (no second decoding), their dual
+    conditional cross-entropy and the same source margin.
 
+A fresh translation's forward score comes from its own decoding in both (``Translation.mean_log_prob``).
 The sides alternate over ``repeats`` runs and each keeps its fastest. Filter quality is measured on the
 labelled val set of ``evaluate.py`` (human pairs kept, each corruption kind rejected) with each side's
 signals and the thresholds of ``rules.load_rules`` (the shipped model's calibration by default). The
@@ -28,6 +29,7 @@ import polars as pl
 
 from pipeline.bench.corpus import chunk_strings
 from pipeline.bench.models import DEFAULT_CACHE, engine_threads, ensure_ct2_model
+from pipeline.filters.contrast import CONTRAST_SOURCES
 from pipeline.filters.evaluate import build_labelled_set, default_data_dir, format_report, read_multi30k, summarise
 from pipeline.filters.quality import DEFAULT_REVERSE, REVERSE_SIGNALS, SIGNAL_SCHEMA, apply_quality_filter
 from pipeline.filters.rules import FilterRules, decide, load_rules
@@ -64,7 +66,8 @@ def stage_rows(data: dict[str, list[str]], langs: tuple[str, ...]) -> pl.DataFra
     return pl.DataFrame(rows, schema=["example_id", "text_en", "lang", "lang_nllb"], orient="row")
 
 
-def run_stage(engine, rows: pl.DataFrame, rules, reverse: str, model_languages) -> StageTiming:
+def run_stage(engine, rows: pl.DataFrame, rules, reverse: str, model_languages,
+              contrasts: int = CONTRAST_SOURCES) -> StageTiming:
     """Translate + filter ``rows`` with ``reverse`` through a fresh persistent cache; wall time."""
     with tempfile.TemporaryDirectory(prefix="mblip-bench-filter-") as tmp:
         cache = TranslationCache(tmp, engine.cache_key())
@@ -74,7 +77,7 @@ def run_stage(engine, rows: pl.DataFrame, rules, reverse: str, model_languages) 
         t0 = time.perf_counter()
         frame = translate_frame(rows, translator, stats=stats)
         out = apply_quality_filter(frame, translator, rules, model_languages=model_languages, reverse=reverse,
-                                   stats=stats)
+                                   stats=stats, contrasts=contrasts)
         seconds = time.perf_counter() - t0
         cache.close()
     decoded = engine.usage["translate"] - before["translate"]
@@ -84,11 +87,12 @@ def run_stage(engine, rows: pl.DataFrame, rules, reverse: str, model_languages) 
 HEURISTICS = "heuristics only"
 
 
-def filter_quality(labelled: pl.DataFrame, translator, rules, model_languages) -> dict[str, list]:
+def filter_quality(labelled: pl.DataFrame, translator, rules, model_languages,
+                   contrasts: int = CONTRAST_SOURCES) -> dict[str, list]:
     """Per side: the ``evaluate.summarise`` rows (human kept, each kind rejected) on ``labelled``; first
     the heuristics alone (every model signal null, as with ``filter.backtranslate: false``)."""
     scored = apply_quality_filter(labelled, translator, rules, model_languages=model_languages,
-                                  score_rejected=False, reverse="both")
+                                  score_rejected=False, reverse="both", contrasts=contrasts)
     no_model = scored.with_columns([pl.lit(None, dtype=SIGNAL_SCHEMA[c]).alias(c) for c in REVERSE_SIGNALS["both"]])
     results = {HEURISTICS: summarise(decide(no_model.drop("status", "reject_reason"), rules))}
     for side, name in SIDES.items():
@@ -100,8 +104,9 @@ def filter_quality(labelled: pl.DataFrame, translator, rules, model_languages) -
 
 def bench_filter(model_dir=None, data_dir=None, langs: tuple[str, ...] = ("de", "fr", "cs"), limit: int | None = None,
                  repeats: int = 1, rules_path=None, device: str = "cpu", compute_type: str = "auto",
-                 threads: int = 0) -> dict:
-    """Stage timings of both sides, the quality table, and ``speedup_vs_backtranslation``."""
+                 threads: int = 0, contrasts: int = CONTRAST_SOURCES) -> dict:
+    """Stage timings of both sides, the quality table, and ``speedup_vs_backtranslation``; ``contrasts``
+    other sources per source margin."""
     model_languages = None
     if model_dir is None:
         model_dir = shipped_model_dir()
@@ -116,9 +121,9 @@ def bench_filter(model_dir=None, data_dir=None, langs: tuple[str, ...] = ("de", 
     best: dict[str, StageTiming] = {}
     for _ in range(repeats):  # alternate the sides so a busy machine slows both alike
         for side in SIDES:
-            t = run_stage(engine, rows, rules, side, model_languages)
+            t = run_stage(engine, rows, rules, side, model_languages, contrasts)
             best[side] = t if side not in best or t.seconds < best[side].seconds else best[side]
-    quality = filter_quality(build_labelled_set(data, langs), engine, rules, model_languages)
+    quality = filter_quality(build_labelled_set(data, langs), engine, rules, model_languages, contrasts)
     return {"stage": best, "quality": quality, "speedup": best["decode"].seconds / best["score"].seconds,
             "device": engine.device, "compute_type": engine.compute_type, "model": str(model_dir)}
 
@@ -192,10 +197,12 @@ class ModelCost:
     decoding: dict[str, float] = field(default_factory=dict)  # reverse mode -> of its seconds, decoding
     scored: dict[str, int] = field(default_factory=dict)  # reverse mode -> pairs it scored (one pass each)
     own_scores: int = 0  # forward scores the translation's own decoding gave (no pass)
+    contrasts: int = CONTRAST_SOURCES  # other sources per source margin
 
 
 def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de", device: str = "cpu",
-                      compute_type: str = "auto", threads: int = 0, repeats: int = 1, cache_dir=None) -> ModelCost:
+                      compute_type: str = "auto", threads: int = 0, repeats: int = 1, cache_dir=None,
+                      contrasts: int = CONTRAST_SOURCES) -> ModelCost:
     """The model side of the filter at a real model shape (random weights): the same rows translated, then
     filtered with each reverse mode (``decode``: back-translation decoded + forward and margin scores;
     ``score``: forward, margin and reverse forced-decoding scores), every model signal on every row, as a
@@ -203,7 +210,7 @@ def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de",
     and the filter, so the forward score comes from the translation's own decoding where it can
     (``Translation.mean_log_prob``). Times are the engine's own seconds inside CTranslate2, so the pipeline
     around it does not count on either side. Every decoding (translation and back-translation) is as long
-    as a trained model's (``RealLengthTranslator``).
+    as a trained model's (``RealLengthTranslator``); each margin has ``contrasts`` other sources.
     """
     ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir or DEFAULT_CACHE)
     engine = RealLengthTranslator(ct2_dir, EngineSettings(device=device, compute_type=compute_type,
@@ -213,7 +220,7 @@ def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de",
                          "lang": [lang] * len(texts), "lang_nllb": [get_language(lang).nllb] * len(texts)})
     everything_on = FilterRules(**MODEL_SIGNALS_ONLY)
     best: dict[str, float] = {}
-    cost = ModelCost(shape, rows.height, 0.0, {})
+    cost = ModelCost(shape, rows.height, 0.0, {}, contrasts=contrasts)
     for _ in range(repeats):  # alternate; keep each side's fastest
         for mode in SIDES:
             with tempfile.TemporaryDirectory(prefix="mblip-bench-cost-") as tmp:
@@ -224,7 +231,8 @@ def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de",
                 best["translation"] = min(best.get("translation", float("inf")),
                                           engine.model_seconds["translate"] - before)
                 seconds, decoded = dict(engine.model_seconds), engine.usage["translate"]
-                apply_quality_filter(frame, translator, everything_on, reverse=mode, score_rejected=True, stats=stats)
+                apply_quality_filter(frame, translator, everything_on, reverse=mode, score_rejected=True, stats=stats,
+                                     contrasts=contrasts)
                 spent = {k: engine.model_seconds[k] - seconds[k] for k in seconds}
                 if sum(spent.values()) < best.get(mode, float("inf")):
                     best[mode] = sum(spent.values())
@@ -239,8 +247,8 @@ def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de",
 
 
 def print_cost_report(cost: ModelCost) -> float:
-    print(f"model side of the filter, {cost.shape} shape (random weights), {cost.rows} rows into one language; "
-          "seconds inside the model")
+    print(f"model side of the filter, {cost.shape} shape (random weights), {cost.rows} rows into one language, "
+          f"{cost.contrasts} contrast source(s) per margin; seconds inside the model")
     print(f"{'one translation (forward decode)':<42} {cost.translation:8.2f} s  "
           f"({cost.own_scores} forward scores known from it)")
     for mode, seconds in cost.filter.items():

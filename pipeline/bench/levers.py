@@ -65,14 +65,14 @@ def _split(texts: list[str], parts: int) -> list[list[str]]:
 
 
 def write_bench_vmap(ct2_dir, entries: int) -> int:
-    """A ``vmap.txt`` for the random-weight model: the benchmark text's pieces, the language codes and the
-    identity rules, topped up to ``entries`` always-candidates (one NLLB-200 target language uses some tens
-    of thousands of its 256k entries). Returns the number of always-candidates."""
+    """A ``vmap.txt`` for the random-weight model: the benchmark text's pieces and the language codes, topped
+    up to ``entries`` always-candidates (one NLLB-200 target language uses some tens of thousands of its 256k
+    entries), without identity rules (see ``pipeline/nllb/vmap.py``). Returns the number of always-candidates."""
     vocabulary = read_vocabulary(ct2_dir)
     always = [t for t in vocabulary if LANG_CODE.fullmatch(t)] + target_pieces(ct2_dir, bench_corpus())
     have = set(always)
     always += [t for t in vocabulary if t not in have][: max(0, entries - len(always))]
-    write_vmap(ct2_dir, vmap_lines(vocabulary, always, copy_source=True))
+    write_vmap(ct2_dir, vmap_lines(vocabulary, always, copy_source=False))
     return len(set(always))
 
 
@@ -142,7 +142,7 @@ def vmap_output_changes(model_dir, tuning: dict[str, list[str]], held_out: dict[
         vocabulary = read_vocabulary(copy)
         always = [t for t in vocabulary if LANG_CODE.fullmatch(t)]
         always += target_pieces(copy, (s for lang in langs for s in tuning[lang]))
-        write_vmap(copy, vmap_lines(vocabulary, always, copy_source=True))
+        write_vmap(copy, vmap_lines(vocabulary, always, copy_source=False))
         settings = EngineSettings(device="cpu", compute_type="int8", intra_threads=threads)
         full, mapped = NllbTranslator(copy, settings), NllbTranslator(copy, replace(settings, use_vmap=True))
         changed = {}

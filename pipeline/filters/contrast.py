@@ -48,6 +48,8 @@ def contrast_sources(source: str, k: int = CONTRAST_SOURCES) -> list[str]:
     A hash of the source picks a start in the pool of its kind; the contrasts sit ``j * n / (k + 1)``
     entries after it (j = 1..k), spread over the pool; an entry equal to the source is replaced by the next.
     """
+    if k < 1:
+        raise ValueError(f"a source margin needs at least one contrast source, got {k}")
     pool = contrast_pool(is_question(source))
     n = len(pool)
     start = int.from_bytes(hashlib.blake2b(source.encode(), digest_size=8).digest(), "big") % n

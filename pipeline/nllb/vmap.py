@@ -13,9 +13,13 @@ n-gram lists tokens that are always candidates (``<unk>``, ``<s>``, ``</s>`` are
 ``build_vmap`` makes the always-candidates line from target-language text (every piece the model's
 sentencepiece produces on it, at least ``min_count`` times, plus the language codes so the forced
 target prefix stays decodable) and, with ``copy_source``, one identity rule per vocabulary entry, so a
-source piece (a name, a number) can always be copied into the output. Whether it pays off, and how much
-output changes, is measured (``mblip bench translate --vmap``); ``translation.use_vmap`` stays off
-until then. A map holding the whole vocabulary gives exactly the unrestricted outputs (tested).
+source piece (a name, a number) can always be copied into the output. Identity rules make the candidate
+set depend on the sources of each call, and CTranslate2 4.8.5 then mixes up candidate ids between the
+batches of one call (``IndexError: vector::_M_range_check``, or garbage outputs: 1,011 of 1,014 shipped-model
+outputs changed); with the always-candidates line alone (``--no-copy-source``) the candidate set is fixed and
+9 of 3,042 held-out outputs changed (``mblip bench translate --vmap --data MULTI30K``). Whether it pays off
+is measured (``mblip bench translate --vmap``); ``translation.use_vmap`` stays off. A map holding the whole
+vocabulary gives exactly the unrestricted outputs (tested).
 
 ``python -m pipeline.nllb.vmap MODEL_DIR TEXT_FILE... [--min-count N] [--no-copy-source]`` writes
 ``MODEL_DIR/vmap.txt`` (text files: one sentence per line, plain or ``.gz``, in the target languages).
