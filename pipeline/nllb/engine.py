@@ -471,7 +471,9 @@ class NllbTranslator:
             hyp = [tok for tok in hyp if tok not in self.special_tokens and not LANG_CODE.fullmatch(tok)]
             score = result.scores[0] if result.scores else None
             text = self.sp.decode(hyp)
-            own = self.own_score(score, hyp, text) if stopped and len(hyp) == decoded else None
+            # a forced minimum length masks </s> and so changes the distribution the score came from
+            own = self.own_score(score, hyp, text) if stopped and len(hyp) == decoded and not min_decoding_length \
+                else None
             out[i] = Translation(text=text, truncated=trunc, tokens=len(hyp), log_prob=score,
                                  decoded_tokens=decoded, mean_log_prob=own)
         return out
