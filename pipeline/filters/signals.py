@@ -337,7 +337,8 @@ def word_set(text: str) -> set[str]:
 
 
 def english_leak(srcs: list[str], tgts: list[str], langs: list[str], min_words: int = LEAK_MIN_WORDS,
-                 borrowed: dict[str, frozenset[str]] | None = None) -> list[float | None]:
+                 borrowed: dict[str, frozenset[str]] | None = None,
+                 names: list[frozenset[str]] | None = None) -> list[float | None]:
     """Share (0-1) of the English source's words found verbatim in the translation, leaving out names,
     numbers and the words the target language shares with English.
 
@@ -351,13 +352,14 @@ def english_leak(srcs: list[str], tgts: list[str], langs: list[str], min_words: 
     same words in the target language) and for English targets.
 
     ``copy_overlap`` counts every word, borrowings included, and so needs a lenient threshold: it is for
-    whole copies; this is for partial ones.
+    whole copies; this is for partial ones. ``names``: each source's ``source_names`` when already known.
     """
     borrowed = borrowed_words() if borrowed is None else borrowed
+    names = names if names is not None else [None] * len(srcs)
     out: list[float | None] = []
-    for src, tgt, lang in zip(srcs, tgts, langs):
+    for src, tgt, lang, src_names in zip(srcs, tgts, langs, names):
         skip = borrowed.get(lang, ENGLISH_FUNCTION_WORDS)
-        words = [w for w in english_words(src) if w not in skip]
+        words = [w for w in english_words(src, src_names) if w not in skip]
         if len(words) < min_words or lang == "eng_Latn":
             out.append(None)
             continue

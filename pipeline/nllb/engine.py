@@ -113,8 +113,9 @@ class EngineSettings:
         cores = cores or available_cores()
         inter, intra = self.inter_threads, self.intra_threads
         if self.use_vmap and not inter:
-            # CTranslate2 4.8.5 aborted (malloc: invalid size) with the map on two CPU replicas: one batch
-            # at a time unless inter_threads is set
+            # CTranslate2 4.8.5 aborted (malloc: invalid size) with a map of identity rules (what
+            # pipeline.nllb.vmap writes unless --no-copy-source) on two CPU replicas: one batch at a time
+            # unless inter_threads is set
             inter = 1
         if inter and intra:
             return inter, intra
@@ -456,7 +457,8 @@ class NllbTranslator:
         started = time.perf_counter()
         results = self._translate_tokens(tokens, [targets[i] for i in todo], min_decoding_length, max_decoding_length)
         self.model_seconds["translate"] += time.perf_counter() - started
-        for k, (i, trunc, result) in enumerate(zip(todo, truncated, results)):
+        pieces, scores, decoded, own_possible = [], [], [], []
+        for k, (i, result) in enumerate(zip(todo, results)):
             hyp = result.hypotheses[0]
             if hyp and hyp[0] == targets[i]:
                 hyp = hyp[1:]
@@ -466,35 +468,39 @@ class NllbTranslator:
                 # decoding this equals decoding with its own cap; resumed runs and caches rely on it).
                 hyp = hyp[: self._decoding_cap(len(tokens[k])) - 1]
             stopped = len(hyp) < (max_decoding_length or self._decoding_cap(len(tokens[k])) - 1)
-            decoded = len(hyp)
+            decoded.append(len(hyp))
             # Language codes and <mask> are vocabulary entries, not text: never let them into output.
             hyp = [tok for tok in hyp if tok not in self.special_tokens and not LANG_CODE.fullmatch(tok)]
-            score = result.scores[0] if result.scores else None
-            text = self.sp.decode(hyp)
-            # a forced minimum length masks </s> and so changes the distribution the score came from
-            own = self.own_score(score, hyp, text) if stopped and len(hyp) == decoded and not min_decoding_length \
-                else None
-            out[i] = Translation(text=text, truncated=trunc, tokens=len(hyp), log_prob=score,
-                                 decoded_tokens=decoded, mean_log_prob=own)
+            pieces.append(hyp)
+            scores.append(result.scores[0] if result.scores else None)
+            own_possible.append(stopped and len(hyp) == decoded[-1] and scores[-1] is not None)
+        texts_out = self.sp.decode(pieces)
+        own = self.own_scores(scores, pieces, texts_out, own_possible, forced_min=bool(min_decoding_length))
+        for i, trunc, hyp, text, score, n, value in zip(todo, truncated, pieces, texts_out, scores, decoded, own):
+            out[i] = Translation(text=text, truncated=trunc, tokens=len(hyp), log_prob=score, decoded_tokens=n,
+                                 mean_log_prob=value)
         return out
 
-    def own_score(self, score: float | None, pieces: list[str], text: str) -> float | None:
-        """``score(source, text)`` from the decoding's own score, without a second pass; None when it differs.
+    def own_scores(self, scores: list[float | None], pieces: list[list[str]], texts: list[str],
+                   stopped: list[bool], forced_min: bool = False) -> list[float | None]:
+        """``score(source, text)`` of each output from its decoding's own score, without a second pass; None
+        where the two differ.
 
         Greedy decoding's score is the log-prob of the pieces and ``</s>`` over (pieces + 2) (CTranslate2
         counts the forced language token in the length); ``score`` averages the same log-probs over
         (pieces + 1). They are the same number (to int8 rounding: on Multi30k val with the shipped model at most
-        0.014 nats per token apart, 0.003 on average) when the decoder stopped by itself,
+        0.014 nats per token apart, 0.003 on average) when the decoder stopped by itself (``stopped``),
         nothing changed its distribution (repetition penalty, temperature, the vocabulary map, beams with
-        a length penalty) and its pieces are the ones ``score`` gets by encoding ``text`` again.
+        a length penalty, a forced minimum length that masks ``</s>``) and its pieces are the ones ``score``
+        gets by encoding ``text`` again.
         """
         s = self.settings
-        if score is None or s.repetition_penalty != 1 or s.sampling_temperature != 1 or s.use_vmap \
+        if forced_min or s.repetition_penalty != 1 or s.sampling_temperature != 1 or s.use_vmap \
                 or s.length_penalty != 1 or s.sampling_topk != 1:
-            return None
-        if self.sp.encode(clean_source(text), out_type=str) != pieces:
-            return None
-        return score * (len(pieces) + 2) / (len(pieces) + 1)
+            return [None] * len(scores)
+        again = self.sp.encode([clean_source(t) for t in texts], out_type=str)
+        return [score * (len(p) + 2) / (len(p) + 1) if ok and p == a else None
+                for score, p, a, ok in zip(scores, pieces, again, stopped)]
 
     def _decoding_cap(self, source_len: int) -> int:
         """Hard cap on decoded tokens (target-language token included) for a source of this length."""
