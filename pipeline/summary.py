@@ -81,12 +81,29 @@ def _print_reasons(stats: dict) -> None:
         print("\n".join(lines))
 
 
-def _print_examples(out_dir: Path, manifest: dict, n: int) -> None:
-    """Up to ``n`` kept and ``n`` rejected captions per language, a seeded random sample (``_sample``)."""
+# The columns the examples print: an output with embedded images has an ``image`` column in its kept shards
+# only, and the summary never needs the image bytes.
+SUMMARY_COLUMNS = ("example_id", "lang", "task", "status", "reject_reason", "text_en", "text_tgt", "prompt",
+                   "backtranslation_en", "score_bt_chrf", "answer_en", "answer_tgt", "answer_translated")
+
+
+def _scan_rows(out_dir: Path, manifest: dict) -> pl.LazyFrame | None:
+    """Kept and rejected rows of the output, ``SUMMARY_COLUMNS`` only (those the shards have); None when
+    there are none. Shards of the two splits may differ in columns (``image`` in kept shards only)."""
     files = [out_dir / f["path"] for f in manifest["files"] if f["split"] in ("kept", "rejected") and f["rows"]]
     if not files:
+        return None
+    rows = pl.scan_parquet(files, missing_columns="insert", extra_columns="ignore")
+    have = set(rows.collect_schema().names())
+    return rows.select([c for c in SUMMARY_COLUMNS if c in have])
+
+
+def _print_examples(out_dir: Path, manifest: dict, n: int) -> None:
+    """Up to ``n`` kept and ``n`` rejected captions per language, a seeded random sample (``_sample``)."""
+    rows = _scan_rows(out_dir, manifest)
+    if rows is None:
         return
-    rows = pl.scan_parquet(files).filter(pl.col("task") == "caption")
+    rows = rows.filter(pl.col("task") == "caption")
     sample = _sample(rows, n, ["lang", "status"])
     if sample.is_empty():
         return
@@ -106,10 +123,10 @@ def _print_examples(out_dir: Path, manifest: dict, n: int) -> None:
 def _print_vqa(out_dir: Path, manifest: dict, n: int) -> None:
     """VQA rows kept per language, and up to ``n`` kept examples per language (a seeded random sample)
     with question and answer."""
-    files = [out_dir / f["path"] for f in manifest["files"] if f["split"] in ("kept", "rejected") and f["rows"]]
-    if not files:
+    rows = _scan_rows(out_dir, manifest)
+    if rows is None:
         return
-    vqa = pl.scan_parquet(files).filter(pl.col("task") == "vqa")
+    vqa = rows.filter(pl.col("task") == "vqa")
     counts = (vqa.group_by("lang").agg(pl.len().alias("rows"), (pl.col("status") == "kept").sum().alias("kept"))
               .sort("lang").collect())
     if counts.is_empty():
