@@ -32,7 +32,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.filters.rules import FilterRules, Thresholds
+from pipeline.filters.rules import UNSCORED_KNOBS, FilterRules, Thresholds, rule_scope
 from pipeline.io import read_json, write_text_atomic
 from pipeline.languages import SOURCE_LANGUAGE, get_language
 from pipeline.output_dir import MANIFEST
@@ -70,10 +70,12 @@ class Knob:
 
 
 def threshold_knobs() -> list[Knob]:
-    """Every numeric ``min_``/``max_`` knob of ``Thresholds``, in declaration order."""
+    """Every numeric ``min_``/``max_`` knob of ``Thresholds``, in declaration order, but those that bind only
+    rows no model scored (``rules.UNSCORED_KNOBS``: a stricter stand-in on a signal another knob already
+    cuts)."""
     knobs = []
     for name, info in Thresholds.model_fields.items():
-        if not name.startswith(("min_", "max_")):
+        if not name.startswith(("min_", "max_")) or name in UNSCORED_KNOBS:
             continue
         types = set(typing.get_args(info.annotation) or (info.annotation,)) - {type(None)}
         if types and types <= {int, float}:
@@ -116,7 +118,8 @@ def output_rules(manifest: dict, path: Path) -> FilterRules:
 
 def stored_scores(out_dir: str | Path) -> tuple[pl.LazyFrame, dict]:
     """The translated rows' ``lang`` and numeric ``score_*`` columns of every kept and rejected shard of a
-    finished output, and its manifest. Errors name the folder."""
+    finished output, with ``text_en`` and ``sig_short_inflated`` (where a rule applies: ``rules.rule_scope``;
+    null in outputs that predate the signal), and its manifest. Errors name the folder."""
     out = Path(out_dir)
     if not out.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no such output folder", str(out))
@@ -129,11 +132,12 @@ def stored_scores(out_dir: str | Path) -> tuple[pl.LazyFrame, dict]:
     for path in files:
         frame = pl.scan_parquet(path)
         schema = frame.collect_schema()
-        columns = ["lang", *[c for c, t in schema.items() if c.startswith("score_") and t.is_numeric()]]
+        columns = ["lang", "text_en", *[c for c, t in schema.items() if c.startswith("score_") and t.is_numeric()]]
         translated = pl.col("lang") != SOURCE_LANGUAGE
         if "preset_lang" in schema:
             translated &= pl.col("preset_lang").is_null()
-        frames.append(frame.filter(translated).select(columns))
+        short = pl.col("sig_short_inflated") if "sig_short_inflated" in schema else pl.lit(None, dtype=pl.Boolean)
+        frames.append(frame.filter(translated).select(*columns, short.alias("sig_short_inflated")))
     if not frames:
         return pl.LazyFrame(schema={"lang": pl.String}), manifest
     return pl.concat(frames, how="diagonal_relaxed"), manifest
@@ -152,9 +156,11 @@ def _proposal(knob: Knob, quantile: float, global_value: float | None, bound: st
 
 
 def calibrate_knob(scores: pl.LazyFrame, knob: Knob, global_value: float | None, noisy_share: float,
-                   min_rows: int, bound: str) -> list[Cut]:
-    """Every language's cut for ``knob`` from its finite stored values (``scores``: ``lang`` + the column)."""
+                   min_rows: int, bound: str, scope: pl.Expr | None = None) -> list[Cut]:
+    """Every language's cut for ``knob`` from its finite stored values (``scores``: ``lang`` + the column)
+    on the rows its rule judges (``scope``, ``rules.rule_scope``; None: all)."""
     value = pl.col(knob.column).cast(pl.Float64)
+    scores = scores if scope is None else scores.filter(scope)
     rows = scores.select("lang", value.alias("v")).filter(pl.col("v").is_not_null() & pl.col("v").is_finite())
     q = noisy_share if knob.higher_is_better else 1.0 - noisy_share
     per_lang = rows.group_by("lang").agg(pl.len().alias("rows"), pl.col("v").quantile(q, "linear").alias("q"))
@@ -218,8 +224,8 @@ def calibrate_output(out_dir: str | Path, noisy_share: float = DEFAULT_NOISY_SHA
     cuts: list[Cut] = []
     skipped: dict[str, str] = {}
     for knob in chosen:
-        knob_cuts = calibrate_knob(scores, knob, getattr(rules, knob.name), noisy_share, min_rows, bound) \
-            if knob.column in columns else []
+        knob_cuts = calibrate_knob(scores, knob, getattr(rules, knob.name), noisy_share, min_rows, bound,
+                                   rule_scope(knob.name, rules.copy_min_src_words)) if knob.column in columns else []
         if not knob_cuts:
             skipped[knob.name] = f"no stored values of {knob.column}"
         cuts += knob_cuts

@@ -225,6 +225,21 @@ _DECISION_INPUTS: dict[str, pl.DataType] = {
 }
 
 
+LENGTH_KNOBS = ("min_length_ratio", "max_length_ratio", "max_length_ratio_unscored")
+
+
+def rule_scope(knob: str, copy_min_src_words: int | pl.Expr = 3) -> pl.Expr | None:
+    """The rows whose signal the rule of ``knob`` judges at all (None: every row with a value), as ``decide``
+    gates it: the length ratio only for inputs long enough to have one (``sig_short_inflated`` null: short
+    inputs get the inflation check instead), the copy overlap only for sources of at least
+    ``copy_min_src_words`` words. Needs the ``sig_short_inflated`` and ``text_en`` columns."""
+    if knob in LENGTH_KNOBS:
+        return pl.col("sig_short_inflated").is_null()
+    if knob == "max_copy_overlap":
+        return pl.col("text_en").str.count_matches(r"\w+") >= copy_min_src_words
+    return None
+
+
 def decide(frame: pl.DataFrame, rules: FilterRules) -> pl.DataFrame:
     """Add ``status`` ("kept"/"rejected") and ``reject_reason`` (first failing rule, null when kept).
 
@@ -241,7 +256,7 @@ def decide(frame: pl.DataFrame, rules: FilterRules) -> pl.DataFrame:
     n_letters_ok = letters >= t("langid_min_letters")
     unscored = _col(frame, "score_fwd_logprob", pl.Float64).is_null() & on("langid_max_rank_unscored")
     langid_limit = pl.when(unscored).then(t("langid_max_rank_unscored")).otherwise(t("langid_max_rank"))
-    is_long = _col(frame, "sig_short_inflated", pl.Boolean).is_null()
+    is_long = rule_scope("max_length_ratio")
     measured = pl.col("lang_nllb").is_in(sorted(LANGUAGE_CHAR_RATIO)).fill_null(False)
     length_limit = (
         pl.when(_col(frame, "score_fwd_logprob", pl.Float64).is_null() & measured & on("max_length_ratio_unscored"))
@@ -256,7 +271,7 @@ def decide(frame: pl.DataFrame, rules: FilterRules) -> pl.DataFrame:
         (on("min_script_share") & (pl.col("score_script_share") < t("min_script_share")), pl.lit(REASON_SCRIPT)),
         (
             on("max_copy_overlap")
-            & (_col(frame, "text_en", pl.String).str.count_matches(r"\w+") >= t("copy_min_src_words"))
+            & rule_scope("max_copy_overlap", t("copy_min_src_words"))
             & (pl.col("score_copy_overlap") > t("max_copy_overlap")),
             pl.lit(REASON_COPY),
         ),

@@ -142,3 +142,21 @@ def test_bad_requests_name_the_problem(output, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no readable manifest.json"):
         calibrate_output(tmp_path / "empty")
+
+
+def test_a_rule_is_calibrated_on_the_rows_it_judges_and_stand_in_knobs_are_not_calibrated():
+    from pipeline.filters.rules import UNSCORED_KNOBS, rule_scope
+
+    assert not {k.name for k in threshold_knobs()} & set(UNSCORED_KNOBS)
+    knob = next(k for k in threshold_knobs() if k.name == "max_length_ratio")
+    # 100 long inputs with ratios around 1, and 100 short ones ("yes" -> "ja") whose ratios mean nothing
+    rows = pl.LazyFrame({
+        "lang": ["de"] * 200,
+        "text_en": ["a man rides a horse"] * 100 + ["yes"] * 100,
+        "sig_short_inflated": [None] * 100 + [False] * 100,
+        "score_length_ratio": [1.0 + i / 1000 for i in range(100)] + [5.0] * 100,
+    }, schema_overrides={"sig_short_inflated": pl.Boolean})
+    [cut] = calibrate_knob(rows, knob, None, 0.05, 10, "none", rule_scope(knob.name))
+    assert cut.rows == 100 and cut.percentile == pytest.approx(np.percentile([1.0 + i / 1000 for i in range(100)], 95))
+    [unscoped] = calibrate_knob(rows, knob, None, 0.05, 10, "none")
+    assert unscoped.rows == 200 and unscoped.percentile == 5.0
