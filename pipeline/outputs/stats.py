@@ -151,12 +151,18 @@ def score_histograms(rows: pl.LazyFrame, score_cols: list[str], bins: int = HIST
     language, so languages compare bin by bin) and per language the ``counts`` of its finite values (the
     last bin holds the largest value). Rows of every status; nulls and non-finite values are left out."""
     out: dict[str, dict] = {}
-    for c in score_cols:
-        col = pl.col(c).cast(pl.Float64)
-        finite = rows.select("lang", col.alias("v")).filter(pl.col("v").is_not_null() & pl.col("v").is_finite())
-        lo, hi = finite.select(pl.col("v").min().alias("lo"), pl.col("v").max().alias("hi")).collect().row(0)
+    if not score_cols:
+        return out
+    # every column's finite range in one pass over the rows; then one binning pass per column
+    finite_values = {c: pl.col(c).cast(pl.Float64).filter(pl.col(c).cast(pl.Float64).is_finite()) for c in score_cols}
+    ranges = rows.select([e for k, v in enumerate(finite_values.values())
+                          for e in (v.min().alias(f"lo{k}"), v.max().alias(f"hi{k}"))]).collect().row(0)
+    for k, c in enumerate(score_cols):
+        lo, hi = ranges[2 * k], ranges[2 * k + 1]
         if lo is None:
             continue
+        col = pl.col(c).cast(pl.Float64)
+        finite = rows.select("lang", col.alias("v")).filter(pl.col("v").is_not_null() & pl.col("v").is_finite())
         width = (hi - lo) / bins if hi > lo else 1.0 / bins
         index = ((pl.col("v") - lo) / width).floor().clip(0, bins - 1).cast(pl.Int64).alias("bin")
         counts: dict[str, list[int]] = {}
