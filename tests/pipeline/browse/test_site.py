@@ -191,3 +191,20 @@ def test_the_browse_command(chunk_output, capsys):
     assert max(_jpeg_size(p.read_bytes())[0] for p in site.glob("thumbs/*/*.jpg")) == 64
     assert main(["browse", str(chunk_output.out / "missing")]) == 2
     assert "manifest.json: missing" in capsys.readouterr().err
+
+
+def test_a_thumbnail_of_an_image_over_a_cap_is_refused_before_decoding(monkeypatch):
+    from PIL import Image
+
+    from pipeline.browse.thumbs import make_thumbnail
+    from pipeline.images.guard import ImageTooLarge
+
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(png, "PNG")
+    with pytest.raises(ImageTooLarge, match=r"image too large: 40x30 = 1,200 pixels, over the cap of 1,000"):
+        make_thumbnail(png.getvalue(), 16, max_pixels=1000)
+    jpeg, width, height = make_thumbnail(png.getvalue(), 16, max_pixels=0)  # 0: no cap
+    assert (width, height) == (16, 12) and _jpeg_size(jpeg) == (16, 12)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # PIL's own limit: refused above twice it
+    with pytest.raises(ImageTooLarge, match=r"image too large: .*decompression bomb"):
+        make_thumbnail(png.getvalue(), 16, max_pixels=0)
