@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from mblip.cli import main
-from pipeline.browse.sample import sample_key
+from pipeline.browse.sample import read_sampled_rows, sample_key, sample_language
 from pipeline.browse.site import build_site
 from pipeline.card.metadata import CARD_FILE
 from pipeline.verify import verify_output
@@ -208,3 +208,26 @@ def test_a_thumbnail_of_an_image_over_a_cap_is_refused_before_decoding(monkeypat
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # PIL's own limit: refused above twice it
     with pytest.raises(ImageTooLarge, match=r"image too large: .*decompression bomb"):
         make_thumbnail(png.getvalue(), 16, max_pixels=0)
+
+
+def test_every_row_is_read_without_a_filter_and_the_same_rows_come_back(chunk_output, monkeypatch):
+    import pyarrow.parquet as pq
+
+    paths = sorted(chunk_output.out.glob("*/de/*.parquet"))
+    everything = sample_language(paths, 0, seed=3)
+    whole = sample_language(paths, 10_000, seed=3)  # a sample larger than the language: every row, drawn
+    assert {t: p.chosen for t, p in everything.items()} == {t: p.chosen for t, p in whole.items()}
+    read_table, filters = pq.read_table, []
+
+    def recording(*args, **kwargs):
+        filters.append(kwargs.get("filters"))
+        return read_table(*args, **kwargs)
+
+    monkeypatch.setattr(pq, "read_table", recording)
+    unfiltered = read_sampled_rows(paths, everything, 0)
+    assert filters == [None] * len(paths)
+    filters.clear()
+    filtered = read_sampled_rows(paths, whole, 10_000)
+    assert len(filters) == len(paths) and all(filters)
+    assert unfiltered == filtered
+    assert sum(map(len, unfiltered.values())) == sum(p.rows for p in everything.values())
