@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mblip.fetch_images import add_parser as add_fetch_images
+from pipeline.calibrate_defaults import CALIBRATION_BOUNDS, DEFAULT_BOUND, DEFAULT_MIN_ROWS, DEFAULT_NOISY_SHARE
 
 
 def _add_runner_args(p: argparse.ArgumentParser) -> None:
@@ -48,14 +49,13 @@ def add_parsers(sub) -> None:
     p.add_argument("out", type=Path, help="output root of a finished run (holds manifest.json)")
     p.add_argument("--rules", type=Path, required=True,
                    help="filter rules YAML to write (what regenerate --rules and score --rules read)")
-    # defaults: pipeline.calibrate's (not imported here: the parser must not load polars)
-    p.add_argument("--noisy-share", type=float, default=0.05,
+    p.add_argument("--noisy-share", type=float, default=DEFAULT_NOISY_SHARE,
                    help="share of each language's rows taken as noisy per signal: the cut of a min_ knob is this "
                         "quantile of the language's scores, of a max_ knob 1 minus it (OpusFilter autogen's "
                         "--noisy-percentile; higher: stricter)")
-    p.add_argument("--min-rows", type=int, default=100,
+    p.add_argument("--min-rows", type=int, default=DEFAULT_MIN_ROWS,
                    help="languages with fewer scored rows of a signal keep the global threshold")
-    p.add_argument("--bound", default="global", choices=["global", "none"],
+    p.add_argument("--bound", default=DEFAULT_BOUND, choices=CALIBRATION_BOUNDS,
                    help="global: a language's cut is never laxer than the global threshold; none: the plain "
                         "percentiles (OpusFilter's)")
     p.add_argument("--knobs", nargs="*", default=None,

@@ -32,17 +32,12 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.calibrate_defaults import CALIBRATION_BOUNDS, DEFAULT_BOUND, DEFAULT_MIN_ROWS, DEFAULT_NOISY_SHARE
 from pipeline.filters.rules import UNSCORED_KNOBS, FilterRules, Thresholds, rule_scope
 from pipeline.io import read_json, write_text_atomic
 from pipeline.languages import SOURCE_LANGUAGE, get_language
 from pipeline.output_dir import MANIFEST
 from pipeline.outputs.shards import SPLIT_KEPT, SPLIT_REJECTED
-
-CALIBRATION_BOUNDS = ("global", "none")
-# Defaults of ``calibrate_output`` (and ``mblip calibrate``). OpusFilter assumes 0.1% noise in a 100k-pair
-# sample; one language's rows of a translated caption set are fewer and noisier: 5% per signal.
-DEFAULT_NOISY_SHARE = 0.05
-DEFAULT_MIN_ROWS = 100
 
 SOURCE_PERCENTILE = "percentile"  # the language's own quantile (rounded for an integer knob)
 SOURCE_GLOBAL_BOUND = "global bound"  # the quantile was laxer than the global value, which stays
@@ -197,7 +192,7 @@ def _merged_overrides(rules: FilterRules, cuts: list[Cut]) -> dict[str, dict]:
 
 
 def calibrate_output(out_dir: str | Path, noisy_share: float = DEFAULT_NOISY_SHARE,
-                     min_rows: int = DEFAULT_MIN_ROWS, bound: str = "global",
+                     min_rows: int = DEFAULT_MIN_ROWS, bound: str = DEFAULT_BOUND,
                      knobs: list[str] | None = None) -> Calibration:
     """Propose per-language thresholds for the output in ``out_dir`` from its stored scores (module doc).
 

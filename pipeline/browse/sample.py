@@ -68,10 +68,15 @@ def sample_language(paths: list[Path], sample: int, seed: int) -> dict[str, Task
     return tasks
 
 
-def read_sampled_rows(paths: list[Path], pages: dict[str, TaskSample]) -> dict[str, list[dict]]:
+def read_sampled_rows(paths: list[Path], pages: dict[str, TaskSample], sample: int) -> dict[str, list[dict]]:
     """Task -> the sampled rows (every column of the shard, the kept shards' ``image`` too), in page order.
-    Only the shards holding sampled rows are opened, and in them only the row groups that may hold a sampled
-    ``example_id`` (shards are sorted by it)."""
+
+    ``sample`` is the one ``pages`` were drawn with. Only the shards holding sampled rows are opened. In
+    them, pyarrow skips a row group whose ``example_id`` range (its statistics) holds no sampled id, but the
+    sample is drawn by hash, so its ids are spread over the whole range: once a shard holds more sampled
+    rows than row groups, nearly every row group holds one and is read, and its rows are filtered on
+    ``example_id``. ``sample`` 0 samples every row, so the shards are read without a filter (an ``is_in``
+    of every id of the shard would select the same rows, testing each against all of them)."""
     import pyarrow.parquet as pq
 
     wanted: dict[int, set[str]] = {}
@@ -80,7 +85,7 @@ def read_sampled_rows(paths: list[Path], pages: dict[str, TaskSample]) -> dict[s
             wanted.setdefault(index, set()).add(example_id)
     frames = []
     for index, ids in sorted(wanted.items()):
-        table = pq.read_table(paths[index], filters=[("example_id", "in", sorted(ids))])
+        table = pq.read_table(paths[index], filters=[("example_id", "in", sorted(ids))] if sample else None)
         if table.num_rows:
             frames.append(pl.from_arrow(table))
     found: dict[tuple[str, str], dict] = {}

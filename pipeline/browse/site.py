@@ -138,7 +138,7 @@ def _write_pages(out_dir: Path, manifest: dict, site: Path, info: SiteInfo, lang
     for lang, rel_paths in shards_by_language(manifest, languages).items():
         paths = [out_dir / rel for rel in rel_paths]
         samples = sample_language(paths, info.sample, info.seed)
-        rows = read_sampled_rows(paths, samples)
+        rows = read_sampled_rows(paths, samples, info.sample)
         siblings = [Page(lang, task, f"{SAFE_NAME.sub('_', lang)}/{SAFE_NAME.sub('_', str(task))}.html",
                          samples[task], dict(Counter(r["status"] for r in rows[task])))
                     for task in sorted(samples, key=str)]

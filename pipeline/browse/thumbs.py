@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.browse import THUMB_PX
-from pipeline.images.guard import DEFAULT_MAX_PIXELS, ImageTooLarge, check_pixels
+from pipeline.images.guard import DEFAULT_MAX_PIXELS, open_rgb
 from pipeline.io import join_location, open_location
 
 THUMB_QUALITY = 80  # JPEG quality
@@ -85,16 +85,9 @@ class Thumbnails:
 
 def make_thumbnail(data: bytes, px: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[bytes, int, int]:
     """(JPEG bytes, width, height) of ``data`` scaled to at most ``px`` on its longest side; an image over
-    ``max_pixels`` is refused before it is decoded (``ImageTooLarge``)."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            check_pixels(*image.size, max_pixels)
-            image.draft("RGB", (px, px))  # JPEG: decode at a reduced scale
-            rgb = image.convert("RGB")
-    except Image.DecompressionBombError as e:
-        raise ImageTooLarge(str(e)) from e
+    ``max_pixels`` is refused before it is decoded (``ImageTooLarge``), and a JPEG is decoded at a
+    reduced scale."""
+    rgb = open_rgb(io.BytesIO(data), max_pixels, draft=(px, px))
     rgb.thumbnail((px, px))
     out = io.BytesIO()
     rgb.save(out, "JPEG", quality=THUMB_QUALITY)

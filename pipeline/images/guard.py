@@ -4,8 +4,9 @@
 bare local path or a URL without a host is refused per URL with a reason (``url_problem``), never handed
 to the fetcher, which would read local files or other servers for it (``pipeline/images/http.py``
 refuses such redirects too). Where images are decoded with PIL (the pipeline's image checks, the
-trainer's ``load_image``), ``open_rgb`` first reads the header and refuses an image over ``max_pixels``
-(an image bomb: a 20000x20000 PNG is a few hundred kB and 1.2 GB decoded) with ``ImageTooLarge``.
+trainer's ``load_image``, the data browser's thumbnails), ``open_rgb`` first reads the header and refuses
+an image over ``max_pixels`` (an image bomb: a 20000x20000 PNG is a few hundred kB and 1.2 GB decoded)
+with ``ImageTooLarge``.
 PIL's own limit (``PIL.Image.MAX_IMAGE_PIXELS``, refused above twice it) stays in force as well.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 FETCHED_SCHEMES = ("http", "https")
@@ -69,14 +71,19 @@ def check_image_header(data: bytes, max_pixels: int, knob: str = "max_pixels") -
     check_pixels(width, height, max_pixels, knob)
 
 
-def open_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS):
-    """The image at ``path`` as RGB; ``ImageTooLarge`` before decoding one over ``max_pixels`` (the
-    caller names the file: its messages go into logs and quarantine reasons, where paths are relative)."""
+def open_rgb(source: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS,
+             draft: tuple[int, int] | None = None):
+    """The image at ``source`` (a path or a binary file object) as RGB; ``ImageTooLarge`` before decoding
+    one over ``max_pixels`` (the caller names the file: its messages go into logs and quarantine reasons,
+    where paths are relative). ``draft`` (width, height) lets a JPEG decode at a reduced scale no smaller
+    than it (PIL's ``Image.draft``): a thumbnail need not decode every pixel of a large photo."""
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             check_pixels(*image.size, max_pixels)
+            if draft:
+                image.draft("RGB", draft)
             return image.convert("RGB")
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"image {TOO_LARGE}: {e}") from e

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from mblip.cli import main
-from pipeline.browse.sample import sample_key
+from pipeline.browse.sample import read_sampled_rows, sample_key, sample_language
 from pipeline.browse.site import build_site
 from pipeline.card.metadata import CARD_FILE
 from pipeline.verify import verify_output
@@ -191,3 +191,43 @@ def test_the_browse_command(chunk_output, capsys):
     assert max(_jpeg_size(p.read_bytes())[0] for p in site.glob("thumbs/*/*.jpg")) == 64
     assert main(["browse", str(chunk_output.out / "missing")]) == 2
     assert "manifest.json: missing" in capsys.readouterr().err
+
+
+def test_a_thumbnail_of_an_image_over_a_cap_is_refused_before_decoding(monkeypatch):
+    from PIL import Image
+
+    from pipeline.browse.thumbs import make_thumbnail
+    from pipeline.images.guard import ImageTooLarge
+
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(png, "PNG")
+    with pytest.raises(ImageTooLarge, match=r"image too large: 40x30 = 1,200 pixels, over the cap of 1,000"):
+        make_thumbnail(png.getvalue(), 16, max_pixels=1000)
+    jpeg, width, height = make_thumbnail(png.getvalue(), 16, max_pixels=0)  # 0: no cap
+    assert (width, height) == (16, 12) and _jpeg_size(jpeg) == (16, 12)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # PIL's own limit: refused above twice it
+    with pytest.raises(ImageTooLarge, match=r"image too large: .*decompression bomb"):
+        make_thumbnail(png.getvalue(), 16, max_pixels=0)
+
+
+def test_every_row_is_read_without_a_filter_and_the_same_rows_come_back(chunk_output, monkeypatch):
+    import pyarrow.parquet as pq
+
+    paths = sorted(chunk_output.out.glob("*/de/*.parquet"))
+    everything = sample_language(paths, 0, seed=3)
+    whole = sample_language(paths, 10_000, seed=3)  # a sample larger than the language: every row, drawn
+    assert {t: p.chosen for t, p in everything.items()} == {t: p.chosen for t, p in whole.items()}
+    read_table, filters = pq.read_table, []
+
+    def recording(*args, **kwargs):
+        filters.append(kwargs.get("filters"))
+        return read_table(*args, **kwargs)
+
+    monkeypatch.setattr(pq, "read_table", recording)
+    unfiltered = read_sampled_rows(paths, everything, 0)
+    assert filters == [None] * len(paths)
+    filters.clear()
+    filtered = read_sampled_rows(paths, whole, 10_000)
+    assert len(filters) == len(paths) and all(filters)
+    assert unfiltered == filtered
+    assert sum(map(len, unfiltered.values())) == sum(p.rows for p in everything.values())

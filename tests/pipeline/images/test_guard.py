@@ -50,3 +50,13 @@ def test_image_bombs_are_refused_from_their_header(tmp_path, png_bomb):
     assert open_rgb(large, max_pixels=0).size == (4000, 4000)  # 0: no cap
     Image.new("RGB", (30, 20)).save(tmp_path / "ok.png")
     assert open_rgb(tmp_path / "ok.png").mode == "RGB"
+
+
+def test_open_rgb_reads_file_objects_and_decodes_a_jpeg_at_a_reduced_scale(tmp_path):
+    Image.new("RGB", (800, 600), (200, 40, 40)).save(tmp_path / "photo.jpg")
+    Image.new("RGB", (800, 600), (200, 40, 40)).save(tmp_path / "photo.png")
+    with open(tmp_path / "photo.jpg", "rb") as handle:
+        assert open_rgb(handle).size == (800, 600)
+    reduced = open_rgb(tmp_path / "photo.jpg", draft=(100, 100))
+    assert reduced.mode == "RGB" and reduced.size < (800, 600) and min(reduced.size) >= 75
+    assert open_rgb(tmp_path / "photo.png", draft=(100, 100)).size == (800, 600)  # only JPEG has draft scales
