@@ -38,7 +38,8 @@ the references. File layouts (as published):
   ``category_id``, ``categories``) and ``captions_<folder>.json`` in ``data_dir`` or ``data_dir/annotations``;
   the images of a Karpathy split (``dataset_coco.json``, split ``test``: folder ``val2014``), or with
   ``--split val2014`` every image of ``instances_val2014.json``. The references are the image's
-  ground-truth categories (``chair.CocoObjects.ground_truth``).
+  ground-truth categories (``chair.CocoObjects.ground_truth``). A Karpathy image needs its ``cocoid``, and an
+  image the captions file never names is an error (it would have no ground truth).
 
 A record without a required field, or whose image file is missing, raises ``BenchmarkFormatError``
 naming file, record and field; with ``skip_missing`` it is counted in ``skipped`` instead (with the
@@ -462,8 +463,14 @@ def _karpathy_file(data_dir: Path) -> Path:
     return _first_existing([data_dir / KARPATHY_FILE, data_dir / "annotations" / KARPATHY_FILE], "Karpathy split")
 
 
-def _karpathy_images(path: Path, split: str, col: _Collector) -> Iterator[tuple[int, str, str, list, str]]:
-    """(cocoid, filepath, filename, raw captions, source) of the split's images; an unknown split is an error."""
+def _karpathy_images(
+    path: Path, split: str, col: _Collector, need_cocoid: bool = False
+) -> Iterator[tuple[int, str, str, list, str]]:
+    """(cocoid, filepath, filename, raw captions, source) of the split's images; an unknown split is an error.
+
+    Without ``cocoid`` the key falls back to ``imgid`` (or the file name), which names a captioning item well
+    enough; ``need_cocoid`` makes it a bad record instead, for readers that look the image up in COCO's own
+    files: ``imgid`` is the image's position in the Karpathy file, not its COCO id."""
     seen: set[str] = set()
     for index, record in iter_json_array(path, "images.item"):
         source = f"{path}, image {index}"
@@ -477,10 +484,11 @@ def _karpathy_images(path: Path, split: str, col: _Collector) -> Iterator[tuple[
             raw = [s.get("raw") if isinstance(s, dict) else None for s in _field(record, "sentences", list)]
             if not all(isinstance(r, str) and r.strip() for r in raw):
                 raise KeyError("field 'sentences[].raw' missing or empty")
+            key = _field(record, "cocoid", int) if need_cocoid else record.get("cocoid", record.get("imgid", filename))
         except KeyError as e:
             col.bad("en", source, e.args[0])
             continue
-        yield record.get("cocoid", record.get("imgid", filename)), folder, filename, raw, f"{source} ({filename})"
+        yield key, folder, filename, raw, f"{source} ({filename})"
     if split not in seen:
         raise BenchmarkFormatError(f"{path}: no image of split {split!r}; the file has {', '.join(sorted(seen))}")
 
@@ -543,7 +551,8 @@ def _chair_images(data_dir: Path, split: str, col: _Collector) -> list[tuple[int
     """(image id, folder, file name, source) of the images CHAIR scores: a Karpathy split's, or a folder's."""
     if split in KARPATHY_SPLITS:
         path = _karpathy_file(data_dir)
-        return [(image, folder, name, source) for image, folder, name, _, source in _karpathy_images(path, split, col)]
+        return [(image, folder, name, source)
+                for image, folder, name, _, source in _karpathy_images(path, split, col, need_cocoid=True)]
     path = _coco_annotation_file(data_dir, "instances", split)
     images = []
     for index, record in iter_json_array(path, "images.item"):
@@ -559,7 +568,11 @@ def _chair_images(data_dir: Path, split: str, col: _Collector) -> list[tuple[int
 
 def _chair_ground_truth(data_dir: Path, folder: str, wanted: set[int], objects: CocoObjects) -> dict[int, set[str]]:
     """image id -> its categories from ``instances_<folder>.json`` and the objects ``captions_<folder>.json``
-    mentions, for the ``wanted`` images (the released CHAIR code's ground truth)."""
+    mentions, for the ``wanted`` images (the released CHAIR code's ground truth).
+
+    A wanted image with no caption is not in the folder's files (every COCO image has at least five reference
+    captions): an error, since an empty ground truth would count every object a caption names as hallucinated.
+    Instances cannot tell, as some COCO images have no object annotated."""
     path = _coco_annotation_file(data_dir, "instances", folder)
     names = {}
     for index, record in iter_json_array(path, "categories.item"):
@@ -585,6 +598,11 @@ def _chair_ground_truth(data_dir: Path, folder: str, wanted: set[int], objects: 
             if not isinstance(record.get("caption"), str):
                 raise BenchmarkFormatError(f"{path}, annotation {index}: field 'caption' missing or not a string")
             captions[record["image_id"]].append(record["caption"])
+    missing = sorted(image for image, texts in captions.items() if not texts)
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise BenchmarkFormatError(f"{path}: field 'annotations[].image_id' never names image {shown}, so the file "
+                                   f"has no ground truth for it (every COCO image of {folder} has captions)")
     return {image: objects.ground_truth((), captions[image]) | categories[image] for image in wanted}
 
 
