@@ -437,20 +437,17 @@ KARPATHY_FILE = "dataset_coco.json"
 KARPATHY_SPLITS = ("train", "restval", "val", "test")
 
 
-def iter_json_array(path: Path, prefix: str) -> Iterator[tuple[int, Any]]:
-    """(index, item) of the JSON array at ``prefix`` (ijson syntax, ``images.item``), streamed: COCO's and
-    VQAv2's files are hundreds of MB. A file with no such item is an error naming the file and the field."""
-    import ijson
+def _json_items(path: Path, prefix: str, hint: str) -> Iterator[tuple[int, Any]]:
+    """(index, item) of the JSON array at ``prefix`` (ijson syntax, ``images.item``), streamed by the ingest
+    reader's ``iter_json_items`` (COCO's and VQAv2's files are hundreds of MB), which says what a file holds when
+    it has no such item; its ``SourceError`` is raised as this module's ``BenchmarkFormatError``."""
+    from pipeline.ingest.base import SourceError  # imported here: the ingest package loads polars
+    from pipeline.ingest.coco import iter_json_items
 
-    count = 0
     try:
-        with path.open("rb") as handle:
-            for count, item in enumerate(ijson.items(handle, prefix, use_float=True), start=1):
-                yield count - 1, item
-    except ijson.JSONError as e:
-        raise BenchmarkFormatError(f"{path}: not valid JSON ({e})") from None
-    if count == 0:
-        raise BenchmarkFormatError(f"{path}: field {prefix.rsplit('.item', 1)[0]!r} missing or empty")
+        yield from enumerate(iter_json_items(path, prefix, hint))
+    except SourceError as e:
+        raise BenchmarkFormatError(str(e)) from None
 
 
 def _coco_image(images_dir: Path, folder: str, name: str) -> Path:
@@ -472,7 +469,7 @@ def _karpathy_images(
     enough; ``need_cocoid`` makes it a bad record instead, for readers that look the image up in COCO's own
     files: ``imgid`` is the image's position in the Karpathy file, not its COCO id."""
     seen: set[str] = set()
-    for index, record in iter_json_array(path, "images.item"):
+    for index, record in _json_items(path, "images.item", "is this Karpathy's dataset_coco.json?"):
         source = f"{path}, image {index}"
         try:
             if not isinstance(record, dict):
@@ -506,7 +503,7 @@ def _vqav2_answers(path: Path) -> tuple[dict[int, list[str]], dict[int, str]]:
     """question_id -> the human answers, and question_id -> why its annotation is unusable."""
     answers: dict[int, list[str]] = {}
     bad: dict[int, str] = {}
-    for index, record in iter_json_array(path, "annotations.item"):
+    for index, record in _json_items(path, "annotations.item", "is this VQAv2's annotations file?"):
         qid = record.get("question_id") if isinstance(record, dict) else None
         if not isinstance(qid, int):
             raise BenchmarkFormatError(f"{path}, annotation {index}: field 'question_id' missing or not an integer")
@@ -524,7 +521,7 @@ def read_vqav2(data_dir: Path, images_dir: Path, languages: Sequence[str], col: 
     answers, bad = _vqav2_answers(
         _first_existing([data_dir / f"v2_mscoco_{split}_annotations.json"], "VQAv2 annotations")
     )
-    for index, record in iter_json_array(questions, "questions.item"):
+    for index, record in _json_items(questions, "questions.item", "is this VQAv2's questions file?"):
         if col.full("en"):
             break
         source = f"{questions}, question {index}"
@@ -555,7 +552,7 @@ def _chair_images(data_dir: Path, split: str, col: _Collector) -> list[tuple[int
                 for image, folder, name, _, source in _karpathy_images(path, split, col, need_cocoid=True)]
     path = _coco_annotation_file(data_dir, "instances", split)
     images = []
-    for index, record in iter_json_array(path, "images.item"):
+    for index, record in _json_items(path, "images.item", "is this a COCO instances file?"):
         source = f"{path}, image {index}"
         try:
             if not isinstance(record, dict):
@@ -575,7 +572,7 @@ def _chair_ground_truth(data_dir: Path, folder: str, wanted: set[int], objects: 
     Instances cannot tell, as some COCO images have no object annotated."""
     path = _coco_annotation_file(data_dir, "instances", folder)
     names = {}
-    for index, record in iter_json_array(path, "categories.item"):
+    for index, record in _json_items(path, "categories.item", "is this a COCO instances file?"):
         try:
             category_id, name = _field(record, "id", int), _field(record, "name", str)
         except (KeyError, AttributeError):
@@ -585,7 +582,7 @@ def _chair_ground_truth(data_dir: Path, folder: str, wanted: set[int], objects: 
                                        "categories of CHAIR's synonym list")
         names[category_id] = objects.category(name)
     categories: dict[int, set[str]] = {image: set() for image in wanted}
-    for index, record in iter_json_array(path, "annotations.item"):
+    for index, record in _json_items(path, "annotations.item", "is this a COCO instances file?"):
         if isinstance(record, dict) and record.get("image_id") in categories:
             if record.get("category_id") not in names:
                 raise BenchmarkFormatError(f"{path}, annotation {index}: field 'category_id' "
@@ -593,7 +590,7 @@ def _chair_ground_truth(data_dir: Path, folder: str, wanted: set[int], objects: 
             categories[record["image_id"]].add(names[record["category_id"]])
     captions: dict[int, list[str]] = {image: [] for image in wanted}
     path = _coco_annotation_file(data_dir, "captions", folder)
-    for index, record in iter_json_array(path, "annotations.item"):
+    for index, record in _json_items(path, "annotations.item", "is this a COCO captions file?"):
         if isinstance(record, dict) and record.get("image_id") in captions:
             if not isinstance(record.get("caption"), str):
                 raise BenchmarkFormatError(f"{path}, annotation {index}: field 'caption' missing or not a string")

@@ -33,6 +33,7 @@ from typing import Any
 from model.data import EXTRA_IMAGES_COLUMN
 from model.evaluate.prompts import caption_prompt, marvl_prompt, xgqa_prompt, xvnli_prompt
 from model.evaluate.readers import NO_GOLD_LABEL, XVNLI_LABELS
+from pipeline.ingest.coco import iter_json_items
 
 # Recipe (the benchmark it fine-tunes for) -> the task of its training rows (model/data.py FINETUNE_TASKS), which
 # is also the rows' source, whose image root the manifest records.
@@ -208,15 +209,10 @@ def json_line_records(path: Path, key_field: str) -> Iterator[tuple[int, str | N
 
 
 def karpathy_records(path: Path) -> Iterator[tuple[int, str | None, Any]]:
-    import ijson
-
-    with _open_binary(path) as handle:
-        try:
-            for index, record in enumerate(ijson.items(handle, "images.item")):
-                key = record.get("imgid", record.get("filename")) if isinstance(record, dict) else None
-                yield index, None if key is None else str(key), record
-        except ijson.JSONError as err:
-            raise ValueError(f"{path}: not Karpathy's split file ({{\"images\": [...]}}) ({err})") from None
+    images = iter_json_items(path, "images.item", hint="is this Karpathy's split file ({\"images\": [...]})?")
+    for index, record in enumerate(images):
+        key = record.get("imgid", record.get("filename")) if isinstance(record, dict) else None
+        yield index, None if key is None else str(key), record
 
 
 RowsOf = Callable[[str, dict, ImageIndex], list[dict]]
