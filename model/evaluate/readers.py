@@ -134,34 +134,50 @@ class _Collector:
         self.data.items.append(EvalItem(str(key), lang, tuple(images), prompt, tuple(references), source))
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
+def open_binary(path: Path):
+    """The file's bytes, gunzipped when its name ends in ``.gz``."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
 
 
 def read_json(path: Path) -> Any:
     try:
-        with _open_text(path) as handle:
+        with open_binary(path) as handle:
             return json.load(handle)
     except json.JSONDecodeError as e:
         raise BenchmarkFormatError(f"{path}: not valid JSON ({e})") from None
+    except UnicodeDecodeError as e:
+        raise BenchmarkFormatError(f"{path}: byte 0x{e.object[e.start]:02X} at offset {e.start} is not valid UTF-8 "
+                                   "(JSON must be UTF-8)") from None
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
-    """(line number, record or None, error or None) for each non-empty line."""
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
+def iter_json_lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """(1-based line number, JSON value, None) for each non-empty line, or (line number, None, reason) for one
+    that is not UTF-8 or not JSON. The file is read as bytes and each line decoded on its own, so that a bad line
+    is that line's error (a record to count or raise) rather than a decoding error that ends the file."""
+    with open_binary(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield number, None, f"byte 0x{raw[e.start]:02X} at column {e.start + 1} is not valid UTF-8"
+                continue
+            if number == 1:
+                line = line.removeprefix("\ufeff")  # the byte-order mark some editors write
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield number, json.loads(line), None
             except json.JSONDecodeError as e:
                 yield number, None, f"not valid JSON ({e.msg})"
-                continue
-            yield (
-                number,
-                record if isinstance(record, dict) else None,
-                None if isinstance(record, dict) else "not an object",
-            )
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
+    """(line number, record or None, error or None) for each non-empty line: ``iter_json_lines``, where a line
+    that is not a JSON object is an error too."""
+    for number, value, error in iter_json_lines(path):
+        if error is None and not isinstance(value, dict):
+            value, error = None, "not an object"
+        yield number, value, error
 
 
 def _field(record: dict, name: str, kind: type | tuple[type, ...]) -> Any:
