@@ -38,7 +38,8 @@ the references. File layouts (as published):
   ``category_id``, ``categories``) and ``captions_<folder>.json`` in ``data_dir`` or ``data_dir/annotations``;
   the images of a Karpathy split (``dataset_coco.json``, split ``test``: folder ``val2014``), or with
   ``--split val2014`` every image of ``instances_val2014.json``. The references are the image's
-  ground-truth categories (``chair.CocoObjects.ground_truth``).
+  ground-truth categories (``chair.CocoObjects.ground_truth``). A Karpathy image needs its ``cocoid``, and an
+  image the captions file never names is an error (it would have no ground truth).
 
 A record without a required field, or whose image file is missing, raises ``BenchmarkFormatError``
 naming file, record and field; with ``skip_missing`` it is counted in ``skipped`` instead (with the
@@ -133,34 +134,50 @@ class _Collector:
         self.data.items.append(EvalItem(str(key), lang, tuple(images), prompt, tuple(references), source))
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
+def open_binary(path: Path):
+    """The file's bytes, gunzipped when its name ends in ``.gz``."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
 
 
 def read_json(path: Path) -> Any:
     try:
-        with _open_text(path) as handle:
+        with open_binary(path) as handle:
             return json.load(handle)
     except json.JSONDecodeError as e:
         raise BenchmarkFormatError(f"{path}: not valid JSON ({e})") from None
+    except UnicodeDecodeError as e:
+        raise BenchmarkFormatError(f"{path}: byte 0x{e.object[e.start]:02X} at offset {e.start} is not valid UTF-8 "
+                                   "(JSON must be UTF-8)") from None
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
-    """(line number, record or None, error or None) for each non-empty line."""
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
+def iter_json_lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """(1-based line number, JSON value, None) for each non-empty line, or (line number, None, reason) for one
+    that is not UTF-8 or not JSON. The file is read as bytes and each line decoded on its own, so that a bad line
+    is that line's error (a record to count or raise) rather than a decoding error that ends the file."""
+    with open_binary(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield number, None, f"byte 0x{raw[e.start]:02X} at column {e.start + 1} is not valid UTF-8"
+                continue
+            if number == 1:
+                line = line.removeprefix("\ufeff")  # the byte-order mark some editors write
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield number, json.loads(line), None
             except json.JSONDecodeError as e:
                 yield number, None, f"not valid JSON ({e.msg})"
-                continue
-            yield (
-                number,
-                record if isinstance(record, dict) else None,
-                None if isinstance(record, dict) else "not an object",
-            )
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
+    """(line number, record or None, error or None) for each non-empty line: ``iter_json_lines``, where a line
+    that is not a JSON object is an error too."""
+    for number, value, error in iter_json_lines(path):
+        if error is None and not isinstance(value, dict):
+            value, error = None, "not an object"
+        yield number, value, error
 
 
 def _field(record: dict, name: str, kind: type | tuple[type, ...]) -> Any:
@@ -436,20 +453,17 @@ KARPATHY_FILE = "dataset_coco.json"
 KARPATHY_SPLITS = ("train", "restval", "val", "test")
 
 
-def iter_json_array(path: Path, prefix: str) -> Iterator[tuple[int, Any]]:
-    """(index, item) of the JSON array at ``prefix`` (ijson syntax, ``images.item``), streamed: COCO's and
-    VQAv2's files are hundreds of MB. A file with no such item is an error naming the file and the field."""
-    import ijson
+def _json_items(path: Path, prefix: str, hint: str) -> Iterator[tuple[int, Any]]:
+    """(index, item) of the JSON array at ``prefix`` (ijson syntax, ``images.item``), streamed by the ingest
+    reader's ``iter_json_items`` (COCO's and VQAv2's files are hundreds of MB), which says what a file holds when
+    it has no such item; its ``SourceError`` is raised as this module's ``BenchmarkFormatError``."""
+    from pipeline.ingest.base import SourceError  # imported here: the ingest package loads polars
+    from pipeline.ingest.coco import iter_json_items
 
-    count = 0
     try:
-        with path.open("rb") as handle:
-            for count, item in enumerate(ijson.items(handle, prefix, use_float=True), start=1):
-                yield count - 1, item
-    except ijson.JSONError as e:
-        raise BenchmarkFormatError(f"{path}: not valid JSON ({e})") from None
-    if count == 0:
-        raise BenchmarkFormatError(f"{path}: field {prefix.rsplit('.item', 1)[0]!r} missing or empty")
+        yield from enumerate(iter_json_items(path, prefix, hint))
+    except SourceError as e:
+        raise BenchmarkFormatError(str(e)) from None
 
 
 def _coco_image(images_dir: Path, folder: str, name: str) -> Path:
@@ -462,10 +476,16 @@ def _karpathy_file(data_dir: Path) -> Path:
     return _first_existing([data_dir / KARPATHY_FILE, data_dir / "annotations" / KARPATHY_FILE], "Karpathy split")
 
 
-def _karpathy_images(path: Path, split: str, col: _Collector) -> Iterator[tuple[int, str, str, list, str]]:
-    """(cocoid, filepath, filename, raw captions, source) of the split's images; an unknown split is an error."""
+def _karpathy_images(
+    path: Path, split: str, col: _Collector, need_cocoid: bool = False
+) -> Iterator[tuple[int, str, str, list, str]]:
+    """(cocoid, filepath, filename, raw captions, source) of the split's images; an unknown split is an error.
+
+    Without ``cocoid`` the key falls back to ``imgid`` (or the file name), which names a captioning item well
+    enough; ``need_cocoid`` makes it a bad record instead, for readers that look the image up in COCO's own
+    files: ``imgid`` is the image's position in the Karpathy file, not its COCO id."""
     seen: set[str] = set()
-    for index, record in iter_json_array(path, "images.item"):
+    for index, record in _json_items(path, "images.item", "is this Karpathy's dataset_coco.json?"):
         source = f"{path}, image {index}"
         try:
             if not isinstance(record, dict):
@@ -477,10 +497,11 @@ def _karpathy_images(path: Path, split: str, col: _Collector) -> Iterator[tuple[
             raw = [s.get("raw") if isinstance(s, dict) else None for s in _field(record, "sentences", list)]
             if not all(isinstance(r, str) and r.strip() for r in raw):
                 raise KeyError("field 'sentences[].raw' missing or empty")
+            key = _field(record, "cocoid", int) if need_cocoid else record.get("cocoid", record.get("imgid", filename))
         except KeyError as e:
             col.bad("en", source, e.args[0])
             continue
-        yield record.get("cocoid", record.get("imgid", filename)), folder, filename, raw, f"{source} ({filename})"
+        yield key, folder, filename, raw, f"{source} ({filename})"
     if split not in seen:
         raise BenchmarkFormatError(f"{path}: no image of split {split!r}; the file has {', '.join(sorted(seen))}")
 
@@ -498,7 +519,7 @@ def _vqav2_answers(path: Path) -> tuple[dict[int, list[str]], dict[int, str]]:
     """question_id -> the human answers, and question_id -> why its annotation is unusable."""
     answers: dict[int, list[str]] = {}
     bad: dict[int, str] = {}
-    for index, record in iter_json_array(path, "annotations.item"):
+    for index, record in _json_items(path, "annotations.item", "is this VQAv2's annotations file?"):
         qid = record.get("question_id") if isinstance(record, dict) else None
         if not isinstance(qid, int):
             raise BenchmarkFormatError(f"{path}, annotation {index}: field 'question_id' missing or not an integer")
@@ -516,7 +537,7 @@ def read_vqav2(data_dir: Path, images_dir: Path, languages: Sequence[str], col: 
     answers, bad = _vqav2_answers(
         _first_existing([data_dir / f"v2_mscoco_{split}_annotations.json"], "VQAv2 annotations")
     )
-    for index, record in iter_json_array(questions, "questions.item"):
+    for index, record in _json_items(questions, "questions.item", "is this VQAv2's questions file?"):
         if col.full("en"):
             break
         source = f"{questions}, question {index}"
@@ -543,10 +564,11 @@ def _chair_images(data_dir: Path, split: str, col: _Collector) -> list[tuple[int
     """(image id, folder, file name, source) of the images CHAIR scores: a Karpathy split's, or a folder's."""
     if split in KARPATHY_SPLITS:
         path = _karpathy_file(data_dir)
-        return [(image, folder, name, source) for image, folder, name, _, source in _karpathy_images(path, split, col)]
+        return [(image, folder, name, source)
+                for image, folder, name, _, source in _karpathy_images(path, split, col, need_cocoid=True)]
     path = _coco_annotation_file(data_dir, "instances", split)
     images = []
-    for index, record in iter_json_array(path, "images.item"):
+    for index, record in _json_items(path, "images.item", "is this a COCO instances file?"):
         source = f"{path}, image {index}"
         try:
             if not isinstance(record, dict):
@@ -559,10 +581,14 @@ def _chair_images(data_dir: Path, split: str, col: _Collector) -> list[tuple[int
 
 def _chair_ground_truth(data_dir: Path, folder: str, wanted: set[int], objects: CocoObjects) -> dict[int, set[str]]:
     """image id -> its categories from ``instances_<folder>.json`` and the objects ``captions_<folder>.json``
-    mentions, for the ``wanted`` images (the released CHAIR code's ground truth)."""
+    mentions, for the ``wanted`` images (the released CHAIR code's ground truth).
+
+    A wanted image with no caption is not in the folder's files (every COCO image has at least five reference
+    captions): an error, since an empty ground truth would count every object a caption names as hallucinated.
+    Instances cannot tell, as some COCO images have no object annotated."""
     path = _coco_annotation_file(data_dir, "instances", folder)
     names = {}
-    for index, record in iter_json_array(path, "categories.item"):
+    for index, record in _json_items(path, "categories.item", "is this a COCO instances file?"):
         try:
             category_id, name = _field(record, "id", int), _field(record, "name", str)
         except (KeyError, AttributeError):
@@ -572,7 +598,7 @@ def _chair_ground_truth(data_dir: Path, folder: str, wanted: set[int], objects: 
                                        "categories of CHAIR's synonym list")
         names[category_id] = objects.category(name)
     categories: dict[int, set[str]] = {image: set() for image in wanted}
-    for index, record in iter_json_array(path, "annotations.item"):
+    for index, record in _json_items(path, "annotations.item", "is this a COCO instances file?"):
         if isinstance(record, dict) and record.get("image_id") in categories:
             if record.get("category_id") not in names:
                 raise BenchmarkFormatError(f"{path}, annotation {index}: field 'category_id' "
@@ -580,11 +606,16 @@ def _chair_ground_truth(data_dir: Path, folder: str, wanted: set[int], objects: 
             categories[record["image_id"]].add(names[record["category_id"]])
     captions: dict[int, list[str]] = {image: [] for image in wanted}
     path = _coco_annotation_file(data_dir, "captions", folder)
-    for index, record in iter_json_array(path, "annotations.item"):
+    for index, record in _json_items(path, "annotations.item", "is this a COCO captions file?"):
         if isinstance(record, dict) and record.get("image_id") in captions:
             if not isinstance(record.get("caption"), str):
                 raise BenchmarkFormatError(f"{path}, annotation {index}: field 'caption' missing or not a string")
             captions[record["image_id"]].append(record["caption"])
+    missing = sorted(image for image, texts in captions.items() if not texts)
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise BenchmarkFormatError(f"{path}: field 'annotations[].image_id' never names image {shown}, so the file "
+                                   f"has no ground truth for it (every COCO image of {folder} has captions)")
     return {image: objects.ground_truth((), captions[image]) | categories[image] for image in wanted}
 
 

@@ -23,8 +23,6 @@ skipped. Nothing is dropped silently.
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,8 @@ from typing import Any
 
 from model.data import EXTRA_IMAGES_COLUMN
 from model.evaluate.prompts import caption_prompt, marvl_prompt, xgqa_prompt, xvnli_prompt
-from model.evaluate.readers import NO_GOLD_LABEL, XVNLI_LABELS
+from model.evaluate.readers import NO_GOLD_LABEL, XVNLI_LABELS, iter_json_lines, open_binary
+from pipeline.ingest.coco import iter_json_items
 
 # Recipe (the benchmark it fine-tunes for) -> the task of its training rows (model/data.py FINETUNE_TASKS), which
 # is also the rows' source, whose image root the manifest records.
@@ -109,22 +108,6 @@ def identifier(record: dict, name: str) -> str:
     return text(record, name)
 
 
-def _open_binary(path: Path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
-
-
-def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
-    """(0-based line index, record) of each non-empty line; a line that is not JSON gives a ``RecordError``."""
-    with _open_binary(path) as handle:
-        for index, line in enumerate(handle):
-            if not line.strip():
-                continue
-            try:
-                yield index, json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                yield index, RecordError("(line)", f"not valid JSON ({getattr(err, 'msg', err)})")
-
-
 # ---------------------------------------------------------------------------------------------------
 # One function per format: record -> rows (raises RecordError)
 # ---------------------------------------------------------------------------------------------------
@@ -193,7 +176,7 @@ def karpathy_rows(key: str, record: dict, images: ImageIndex, splits: Sequence[s
 def gqa_records(path: Path) -> Iterator[tuple[int, str | None, Any]]:
     import ijson
 
-    with _open_binary(path) as handle:
+    with open_binary(path) as handle:
         try:
             for index, (qid, record) in enumerate(ijson.kvitems(handle, "")):
                 yield index, qid, record
@@ -202,21 +185,21 @@ def gqa_records(path: Path) -> Iterator[tuple[int, str | None, Any]]:
 
 
 def json_line_records(path: Path, key_field: str) -> Iterator[tuple[int, str | None, Any]]:
-    for index, record in iter_json_lines(path):
+    """(0-based line index, key, record) of each non-empty line; a line that is not UTF-8 or not JSON gives a
+    ``RecordError`` on field ``(line)``."""
+    for number, record, error in iter_json_lines(path):
+        index = number - 1
+        if error is not None:
+            record = RecordError("(line)", error)
         key = record.get(key_field) if isinstance(record, dict) else None
         yield index, str(key) if isinstance(key, (str, int)) and str(key) else f"line-{index}", record
 
 
 def karpathy_records(path: Path) -> Iterator[tuple[int, str | None, Any]]:
-    import ijson
-
-    with _open_binary(path) as handle:
-        try:
-            for index, record in enumerate(ijson.items(handle, "images.item")):
-                key = record.get("imgid", record.get("filename")) if isinstance(record, dict) else None
-                yield index, None if key is None else str(key), record
-        except ijson.JSONError as err:
-            raise ValueError(f"{path}: not Karpathy's split file ({{\"images\": [...]}}) ({err})") from None
+    images = iter_json_items(path, "images.item", hint="is this Karpathy's split file ({\"images\": [...]})?")
+    for index, record in enumerate(images):
+        key = record.get("imgid", record.get("filename")) if isinstance(record, dict) else None
+        yield index, None if key is None else str(key), record
 
 
 RowsOf = Callable[[str, dict, ImageIndex], list[dict]]

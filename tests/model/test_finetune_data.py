@@ -96,6 +96,27 @@ def test_bad_records_are_quarantined_naming_file_record_and_field(tmp_path):
         prepare_task_data("marvl", train_file, tmp_path / "images", tmp_path / "strict", on_bad_record="error")
 
 
+def test_a_line_that_is_not_utf8_is_quarantined_with_its_line_index(tmp_path):
+    train_file = write_training_samples("xvnli", tmp_path / "snli_ve_train.jsonl", tmp_path / "images", 3)
+    lines = train_file.read_bytes().splitlines()
+    train_file.write_bytes(b"\n".join([lines[0], lines[1].replace(b"The", b"The \xff"), lines[2]]) + b"\n")
+    prepared = prepare_task_data("xvnli", train_file, tmp_path / "images", tmp_path / "data")
+    [bad] = [json.loads(line) for line in (prepared.root / QUARANTINE_FILE).read_text().splitlines()]
+    assert (bad["record_index"], bad["record_id"], bad["field"]) == (1, "line-1", "(line)")
+    assert "byte 0xFF at column" in bad["reason"] and "not valid UTF-8" in bad["reason"]
+    assert prepared.counts["rows"] == 2
+
+
+def test_a_karpathy_file_without_images_says_what_it_holds(tmp_path):
+    """COCO's captions file in place of Karpathy's split file: an error naming the file, not a source of 0 rows."""
+    train_file = tmp_path / "dataset_flickr30k.json"
+    train_file.write_text(json.dumps({"info": {}, "annotations": [{"image_id": 1, "caption": "A cat."}]}))
+    (tmp_path / "images").mkdir()
+    with pytest.raises(ValueError, match=r"dataset_flickr30k\.json: no top-level 'images' list \(top-level keys: "
+                                         r"'info', 'annotations'\); is this Karpathy's split file"):
+        prepare_task_data("xflickrco", train_file, tmp_path / "images", tmp_path / "data")
+
+
 def test_prepared_data_is_reused_until_its_file_changes(tmp_path):
     first = _prepare(tmp_path, "xgqa")
     manifest = (first.root / "manifest.json").read_text()

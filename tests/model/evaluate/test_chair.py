@@ -101,3 +101,32 @@ def test_an_unknown_category_or_annotation_names_file_and_field(benchmark_files)
     (data_dir / "annotations" / "captions_val2014.json").unlink()
     with pytest.raises(FileNotFoundError, match="captions_val2014.json"):
         read_benchmark("chair", data_dir, images, ["en"], "test")
+
+
+def test_an_image_without_ground_truth_names_the_file_and_the_image(benchmark_files):
+    """Image 99 has no caption in captions_val2014.json: it is not in the folder's files, and an empty ground
+    truth would count every object of its caption as hallucinated."""
+    data_dir, images, _ = benchmark_files("chair")
+    path = data_dir / "annotations" / "captions_val2014.json"
+    captions = json.loads(path.read_text())
+    captions["annotations"] = [a for a in captions["annotations"] if a["image_id"] != 99]
+    path.write_text(json.dumps(captions))
+    for split in ("test", "val2014"):
+        with pytest.raises(BenchmarkFormatError,
+                           match=r"captions_val2014\.json: field 'annotations\[\]\.image_id' never names image 99,"):
+            read_benchmark("chair", data_dir, images, ["en"], split)
+
+
+def test_a_karpathy_image_without_cocoid_is_a_bad_record(benchmark_files):
+    """Karpathy's ``imgid`` is the image's position in dataset_coco.json, not a COCO id: CHAIR needs ``cocoid``."""
+    data_dir, images, _ = benchmark_files("chair")
+    path = data_dir / "dataset_coco.json"
+    karpathy = json.loads(path.read_text())
+    del karpathy["images"][2]["cocoid"]  # image 99, which would otherwise be looked up as imgid 2
+    karpathy["images"][2]["imgid"] = 2
+    path.write_text(json.dumps(karpathy))
+    with pytest.raises(BenchmarkFormatError, match=r"dataset_coco\.json, image 2: field 'cocoid' missing"):
+        read_benchmark("chair", data_dir, images, ["en"], "test")
+    data = read_benchmark("chair", data_dir, images, ["en"], "test", skip_missing=True)
+    assert [item.key for item in data.items] == ["42"] and "'cocoid'" in data.skipped[0]["reason"]
+    assert [item.key for item in read_benchmark("coco", data_dir, images, ["en"], "test").items] == ["42", "2"]

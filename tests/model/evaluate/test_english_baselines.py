@@ -69,3 +69,13 @@ def test_karpathy_reader_takes_the_test_split_only(benchmark_files):
     assert [item.key for item in train.items] == ["73"]
     with pytest.raises(BenchmarkFormatError, match=r"dataset_coco.json: no image of split 'tset'; the file has test"):
         read_benchmark("coco", data_dir, images, ["en"], "tset")
+
+
+def test_a_file_without_the_expected_list_says_what_it_holds(benchmark_files):
+    """The annotations written where the questions belong: the error names the file and its top-level keys."""
+    data_dir, images, _ = benchmark_files("vqav2")
+    questions = data_dir / "v2_OpenEnded_mscoco_val2014_questions.json"
+    questions.write_text((data_dir / "v2_mscoco_val2014_annotations.json").read_text())
+    with pytest.raises(BenchmarkFormatError, match=r"questions\.json: no top-level 'questions' list \(top-level keys: "
+                                                   r"'info', .*'annotations'\); is this VQAv2's questions file\?"):
+        read_benchmark("vqav2", data_dir, images, ["en"], "val2014")

@@ -85,6 +85,20 @@ def test_malformed_record_error_names_file_record_and_field(benchmark_files):
     assert "line 4: not valid JSON" in data.skipped[1]["source"] + ": " + data.skipped[1]["reason"]
 
 
+def test_a_line_that_is_not_utf8_is_that_lines_error(benchmark_files):
+    """A byte-order mark before line 1 is read past; a line with a byte that is not UTF-8 is a bad record of its
+    own, and the lines after it are still read."""
+    data_dir, images, _ = benchmark_files("xvnli")
+    path = data_dir / "annotations" / "fr" / "test.jsonl"
+    lines = path.read_bytes().splitlines()
+    path.write_bytes(b"\n".join([b"\xef\xbb\xbf" + lines[0], lines[1].replace(b"rouge", b"rouge \xff"), lines[2]]))
+    with pytest.raises(BenchmarkFormatError, match=r"fr/test\.jsonl, line 2: byte 0xFF at column \d+ is not valid"):
+        read_benchmark("xvnli", data_dir, images, ["en", "fr"], "test")
+    data = read_benchmark("xvnli", data_dir, images, ["en", "fr"], "test", skip_missing=True)
+    assert [i.key for i in data.items] == ["en-1", "en-2", "en-3", "fr-1", "fr-3"]
+    assert [s["source"].rsplit(", ", 1)[1] for s in data.skipped] == ["line 2"]
+
+
 def test_missing_image_raises_or_is_counted(benchmark_files):
     data_dir, images, _ = benchmark_files("xgqa")
     (images / "n200.jpg").unlink()
