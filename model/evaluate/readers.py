@@ -62,6 +62,8 @@ from typing import Any
 
 from model.evaluate import prompts
 from model.evaluate.chair import CocoObjects
+from pipeline.ingest.base import SourceError
+from pipeline.ingest.coco import iter_json_items
 
 
 class BenchmarkFormatError(ValueError):
@@ -457,9 +459,6 @@ def _json_items(path: Path, prefix: str, hint: str) -> Iterator[tuple[int, Any]]
     """(index, item) of the JSON array at ``prefix`` (ijson syntax, ``images.item``), streamed by the ingest
     reader's ``iter_json_items`` (COCO's and VQAv2's files are hundreds of MB), which says what a file holds when
     it has no such item; its ``SourceError`` is raised as this module's ``BenchmarkFormatError``."""
-    from pipeline.ingest.base import SourceError  # imported here: the ingest package loads polars
-    from pipeline.ingest.coco import iter_json_items
-
     try:
         yield from enumerate(iter_json_items(path, prefix, hint))
     except SourceError as e:
