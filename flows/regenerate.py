@@ -8,7 +8,10 @@ change touches.
 * a new MT model (or decoding setting): chunks are translated again (the translation cache answers
   what it already has);
 * ``sources``: those sources are read again (e.g. they grew) and their chunks reprocessed;
-* ``languages``: the rows of those languages are recomputed in every chunk.
+* ``languages``: the rows of those languages are recomputed in every chunk;
+* ``reverse`` (another reverse check): stored outputs are rescored by forced decoding, nothing translated;
+  ``contrasts`` (the source margin's contrast sources, e.g. to store margins for calibration): chunks are
+  processed again, the translation cache answering every text it holds.
 
 Only output files whose bytes change are rewritten; the manifest is removed before the first file
 moves and written last, and the card and stats are published with it.
@@ -44,7 +47,8 @@ class RegeneratePlan:
 
 def plan_regenerate(out_dir: str, languages: list[str] | None = None, sources: list[str] | None = None,
                     model: str | None = None, min_bt_chrf: float | None = None, reverse: str | None = None,
-                    config_path: str | None = None, rules: str | None = None) -> RegeneratePlan:
+                    config_path: str | None = None, rules: str | None = None,
+                    contrasts: int | None = None) -> RegeneratePlan:
     """Check a regenerate request without touching anything; errors name the folder, file or flag."""
     out = check_existing_output(out_dir).resolve()
     base = Path(config_path) if config_path else out / RESOLVED_CONFIG
@@ -68,6 +72,9 @@ def plan_regenerate(out_dir: str, languages: list[str] | None = None, sources: l
     if reverse is not None:  # stored outputs of another mode are rescored (forced decoding), not translated
         overrides.setdefault("filter", {})["reverse"] = reverse
         flags.append(f"--reverse {reverse}")
+    if contrasts is not None:  # margins against another number of sources: scored again (texts from the cache)
+        overrides.setdefault("filter", {})["contrasts"] = contrasts
+        flags.append(f"--contrasts {contrasts}")
     config = override_config(base, overrides, " ".join(flags))
     check_run(config)
 
@@ -82,7 +89,8 @@ def plan_regenerate(out_dir: str, languages: list[str] | None = None, sources: l
     if unknown:
         raise ValueError(f"sources {', '.join(unknown)} are not in this dataset's config (have {', '.join(names)})")
     run_info = {"flow": "regenerate", "languages": list(wanted_langs), "sources": list(sources or ()),
-                "model": model, "min_bt_chrf": min_bt_chrf, "reverse": reverse, "rules": applied}
+                "model": model, "min_bt_chrf": min_bt_chrf, "reverse": reverse, "rules": applied,
+                "contrasts": contrasts}
     return RegeneratePlan(config, wanted_langs, tuple(sources or ()), run_info)
 
 
@@ -108,9 +116,10 @@ def regenerate(
     config_path: str | None = None,
     show_progress: bool = False,
     rules: str | None = None,
+    contrasts: int | None = None,
 ) -> dict:
     """Update the dataset in ``out_dir`` (its saved config, or ``config_path``) with the given changes."""
-    plan = plan_regenerate(out_dir, languages, sources, model, min_bt_chrf, reverse, config_path, rules)
+    plan = plan_regenerate(out_dir, languages, sources, model, min_bt_chrf, reverse, config_path, rules, contrasts)
     return build_in_flow(plan.config, show_progress=show_progress, force_sources=plan.sources,
                          force_languages=plan.languages, run_info=plan.run_info)
 

@@ -48,9 +48,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--tokens", type=int, default=16,
                    help="engine/levers/vmap mode: output tokens forced per input on both sides (16: a caption's or "
                         "question's length in NLLB pieces)")
-    p.add_argument("--contrasts", type=int, default=4,
+    p.add_argument("--contrasts", type=int, default=None,
                    help="filter: other sources each source margin is scored against (one forced-decoding pass "
-                        "each; 4: the filter's default)")
+                        "each; 0: no margin). Default: as a run's filter.contrasts: null, 4 when the rules "
+                        "have a margin rule on (the shipped model's do), else 0 (NLLB-200's defaults)")
     p.add_argument("--rows", type=int, default=256, help="stage mode: VQA rows (question + answer)")
     p.add_argument("--languages", default="de,fr", help="stage mode: target languages")
     p.add_argument("--reference-rows", type=int, default=64,

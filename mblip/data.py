@@ -37,6 +37,9 @@ def add_parsers(sub) -> None:
                    help="new back-translation chrF++ threshold (re-decided from stored scores, nothing translated)")
     p.add_argument("--reverse", default=None, choices=["score", "decode", "both"],
                    help="filter's reverse check; outputs stored under another mode are rescored, not translated")
+    p.add_argument("--contrasts", type=int, default=None,
+                   help="other sources each source margin is scored against (filter.contrasts; e.g. 4 to store "
+                        "margins for calibration); chunks are processed again, texts come from the translation cache")
     p.add_argument("--rules", default=None,
                    help="filter rules YAML (e.g. from mblip calibrate): its thresholds replace the dataset's, "
                         "re-decided from stored scores, nothing translated; the manifest names the file")

@@ -27,6 +27,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.answers import AnswerSettings, answer_key
+from pipeline.filters.contrast import CONTRAST_SOURCES
 from pipeline.io import sha256_file, write_parquet_atomic
 from pipeline.mix import mix_key
 from pipeline.nllb.engine import EngineSettings
@@ -49,14 +50,16 @@ def _digest(obj) -> str:
 
 def translation_key(model: dict, decoding: str, languages: Iterable[str], seed: int, mode: str,
                     backtranslate: bool, prompts: dict | None = None, english_share: float | None = None,
-                    reverse: str = "decode") -> str:
+                    reverse: str = "decode", contrasts: int = CONTRAST_SOURCES) -> str:
     """Digest of everything that changes translations, prompts and scores (not the thresholds).
 
-    ``reverse`` (the filter's reverse check) enters only when it is not "decode", so outputs made
-    before the knob existed (all "decode") keep their keys and are found as they are.
+    ``reverse`` (the filter's reverse check) enters only when it is not "decode" and ``contrasts`` (the
+    margin's contrast sources, 0 = no margin) only when it is not 4 and there are model signals, so
+    outputs made before those knobs existed (all "decode" with four contrasts) keep their keys.
     """
     return _digest({
         **({"reverse": reverse} if reverse != "decode" else {}),
+        **({"contrasts": contrasts} if backtranslate and contrasts != CONTRAST_SOURCES else {}),
         **({"prompts": prompts} if prompts else {}),
         **({"english_share": english_share} if english_share is not None else {}),
         "version": PROCESS_VERSION,
@@ -96,17 +99,19 @@ DECODING_MODES = ("decode", "both")
 
 def rescore_keys(model: dict, decoding: str, languages: Iterable[str], seed: int, mode: str,
                  backtranslate: bool, prompts: dict | None = None, english_share: float | None = None,
-                 reverse: str = "decode") -> list[str]:
+                 reverse: str = "decode", contrasts: int = CONTRAST_SOURCES) -> list[str]:
     """Translation keys of stored outputs that hold the same translations as the current settings and
-    need only forced-decoding scores to match them (another reverse mode, or no model signals at
-    all): a regeneration after a change of ``filter.reverse`` scores, it does not translate."""
+    need only forced-decoding scores to match them (another reverse mode with the same ``contrasts``,
+    or no model signals at all): a regeneration after a change of ``filter.reverse`` scores, it does not
+    translate. A change of ``contrasts`` reprocesses (the translation cache answers the translations)."""
     if not backtranslate:
         return []
     candidates = [(True, r) for r in ("score", "decode", "both") if r != reverse and
                   (reverse not in DECODING_MODES or r in DECODING_MODES)]
     if reverse not in DECODING_MODES:
         candidates.append((False, "decode"))
-    return [translation_key(model, decoding, languages, seed, mode, bt, prompts, english_share, reverse=r)
+    return [translation_key(model, decoding, languages, seed, mode, bt, prompts, english_share, reverse=r,
+                            contrasts=contrasts)
             for bt, r in candidates]
 
 
@@ -163,8 +168,9 @@ def run_keys(config, model_meta: dict, settings: EngineSettings, mix: dict,
     decoding = f"{settings.decoding_key()},dev={device},ct={compute_type}"
     parts = (model_meta, decoding, languages, config.assignment.seed, config.assignment.mode,
              config.filter.backtranslate, config.prompts.model_dump(mode="json"), config.assignment.english_share)
-    tkey = translation_key(*parts, reverse=config.filter.reverse)
-    rescore_from = rescore_keys(*parts, reverse=config.filter.reverse)
+    contrasts = config.filter.margin_contrasts()
+    tkey = translation_key(*parts, reverse=config.filter.reverse, contrasts=contrasts)
+    rescore_from = rescore_keys(*parts, reverse=config.filter.reverse, contrasts=contrasts)
     return RunKeys(mix_key(answer_key(tkey, answers), mix, config.mix.seed),
                    decision_key(config.filter.model_dump(mode="json")),
                    tuple(mix_key(answer_key(k, answers), mix, config.mix.seed) for k in rescore_from))
@@ -211,7 +217,8 @@ class ChunkJob:
         process = ProcessSettings(
             languages=tuple(config.languages()), seed=config.assignment.seed, mode=config.assignment.mode,
             english_share=config.assignment.english_share, backtranslate=config.filter.backtranslate,
-            rules=config.filter.rules(), reverse=config.filter.reverse, prompts=config.prompts.settings(),
+            rules=config.filter.rules(), reverse=config.filter.reverse, contrasts=config.filter.margin_contrasts(),
+            prompts=config.prompts.settings(),
             mix=mix or {}, mix_seed=config.mix.seed,
             answers=answers if answers is not None else config.answers.settings(),
         )
@@ -256,7 +263,7 @@ def run_chunk_plan(plan: ChunkPlan, job: ChunkJob, get_translator: Callable[[], 
     if plan.action == ACTION_RESCORE:
         stats = TranslationStats()
         frame = rescore_rows(pl.read_parquet(plan.redecide_from), translator, settings.backtranslate, settings.rules,
-                             settings.reverse, stats)
+                             settings.reverse, stats, settings.contrasts)
         sidecar = stats_path(plan.redecide_from)
         data = json.loads(sidecar.read_text()) if sidecar.exists() else {}
         if data:  # keep the translation and template counters of the run that translated these rows

@@ -22,6 +22,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.answers import MIN_COUNT, AnswerSettings
+from pipeline.filters.contrast import resolve_contrasts
 from pipeline.filters.rules import FilterRules
 from pipeline.frozen import Frozen
 from pipeline.ingest.checks import InputChecks
@@ -99,9 +100,26 @@ class FilterConfig(FilterRules):
     # source given the translation (forced decoding, no second decoding: cheaper, but below the quality
     # goal on multi30k val with the shipped model, see `mblip bench filter`), "both" = everything.
     reverse: Literal["score", "decode", "both"] = "decode"
+    # Other English sources each source margin (score_fwd_margin, score_sentence_margin) is scored against,
+    # one forced-decoding pass each (pipeline/filters/contrast.py). null (auto): 4 when a margin rule
+    # (min_fwd_margin or min_sentence_margin, globally or for a language) is on, else 0: the margins are
+    # not computed, as no rule reads them (at the NLLB-600M shape four contrasts cost 1.9 translations,
+    # docs/performance.md). A number stores them anyway (e.g. to calibrate a margin rule later).
+    contrasts: int | None = Field(None, ge=0, le=16)
+
+    @model_validator(mode="after")
+    def _margin_needs_contrasts(self) -> FilterConfig:
+        if self.contrasts == 0 and self.backtranslate and self.rules().margin_on():
+            raise ValueError("filter.contrasts is 0 but a margin rule (min_fwd_margin or min_sentence_margin) is on: "
+                             "the margin needs at least one contrast source; set contrasts to null (auto) or >= 1")
+        return self
 
     def rules(self) -> FilterRules:
-        return FilterRules.model_validate(self.model_dump(exclude={"backtranslate", "reverse"}))
+        return FilterRules.model_validate(self.model_dump(exclude={"backtranslate", "reverse", "contrasts"}))
+
+    def margin_contrasts(self) -> int:
+        """The contrast sources a run scores each margin against (0: no margin computed)."""
+        return resolve_contrasts(self.contrasts, self.rules())
 
 
 class PromptConfig(Frozen):

@@ -14,6 +14,7 @@ import polars as pl
 
 from pipeline.answers import AnswerSettings, translate_answers
 from pipeline.assign import MODE_ALL, assign_languages
+from pipeline.filters.contrast import CONTRAST_SOURCES
 from pipeline.filters.quality import (
     DEFAULT_REVERSE, MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, REVERSE_SIGNALS, apply_quality_filter,
     compute_model_signals,
@@ -38,6 +39,7 @@ class ProcessSettings:
     backtranslate: bool = True  # the model signals; without them only the cheap checks decide
     rules: FilterRules = field(default_factory=FilterRules)  # the filter thresholds
     reverse: str = DEFAULT_REVERSE  # the model's reverse check (``quality.REVERSE_MODES``)
+    contrasts: int = CONTRAST_SOURCES  # other sources per source margin; 0 = no margin (``FilterConfig.contrasts``)
     prompts: PromptSettings = field(default_factory=PromptSettings)  # the instruction mix
     answers: AnswerSettings = field(default_factory=AnswerSettings)  # the answer rule and the run's answer counts
     mix: dict[str, list[float]] = field(default_factory=dict)  # task -> thresholds (``pipeline.mix.mix_thresholds``)
@@ -75,7 +77,8 @@ def process_rows(rows: pl.DataFrame, settings: ProcessSettings, translator,
     frame = add_prompts(frame, translator, settings=s.prompts, rules=s.prompts.template_rules,
                         check_model=s.backtranslate, model_languages=model_languages)
     frame = apply_quality_filter(frame, translator if s.backtranslate else None, s.rules,
-                                 model_languages=model_languages, reverse=s.reverse, stats=stats)
+                                 model_languages=model_languages, reverse=s.reverse, stats=stats,
+                                 contrasts=s.contrasts)
     if parts:
         frame = pl.concat([conform(f, {**ROW_SCHEMA, "_order": pl.UInt32}) for f in (frame, *parts)]).sort("_order")
     return conform(frame, ROW_SCHEMA)
@@ -138,14 +141,14 @@ def _rules(rules: FilterRules | None, min_bt_chrf: float | None) -> FilterRules:
 
 
 def rescore_rows(frame: pl.DataFrame, translator, backtranslate: bool, rules: FilterRules, reverse: str,
-                 stats: TranslationStats | None = None) -> pl.DataFrame:
+                 stats: TranslationStats | None = None, contrasts: int = CONTRAST_SOURCES) -> pl.DataFrame:
     """Stored rows of another reverse mode in, the model signals ``reverse`` adds computed by forced
     decoding only (translations, answers and the stored scores ``reverse`` uses are kept), decided rows
     out. Signals ``reverse`` does not compute are cleared, so the result equals a fresh run's."""
     frame = reset_decision(frame)
     if backtranslate:
         frame = compute_model_signals(frame, translator, model_languages=getattr(translator, "languages", None),
-                                      reverse=reverse, stats=stats, missing_only=True)
+                                      reverse=reverse, stats=stats, missing_only=True, contrasts=contrasts)
         frame = frame.with_columns([pl.lit(None, dtype=frame.schema[c]).alias(c) for c in MODEL_SIGNAL_COLUMNS
                                     if c in frame.columns and c not in REVERSE_SIGNALS[reverse]])
     return decide_rows(frame, backtranslate=backtranslate, rules=rules)

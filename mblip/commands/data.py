@@ -38,7 +38,8 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
     manifest = run_regenerate(
         str(args.out), dask_address=args.dask_address, workers=args.workers, languages=args.languages or None,
         sources=args.sources or None, model=args.model, min_bt_chrf=args.min_bt_chrf, reverse=args.reverse,
-        config_path=str(args.config) if args.config else None, rules=args.rules, show_progress=True,
+        config_path=str(args.config) if args.config else None, rules=args.rules, contrasts=args.contrasts,
+        show_progress=True,
     )
     print_summary(Path(args.out), manifest)  # with what was done to the chunks
     return 0

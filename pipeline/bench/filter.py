@@ -6,7 +6,7 @@ uses, once per target language (de, fr, cs by default), through ``translate_fram
 neither reuses the other's translations):
 
 (a) ``reverse="decode"``: decode the back-translation, chrF++ against the source, forward score and
-    source margin (one scoring pass per contrast source, ``--contrasts``, 4 by default);
+    source margin (one scoring pass per contrast source, ``--contrasts``: 4 under the shipped model's rules);
 (b) ``reverse="score"``: forward and reverse forced-decoding scores (no second decoding), their dual
     conditional cross-entropy and the same source margin.
 
@@ -29,7 +29,8 @@ import polars as pl
 
 from pipeline.bench.corpus import chunk_strings
 from pipeline.bench.models import DEFAULT_CACHE, engine_threads, ensure_ct2_model
-from pipeline.filters.contrast import CONTRAST_SOURCES
+from pipeline.config import FilterConfig
+from pipeline.filters.contrast import CONTRAST_SOURCES, resolve_contrasts
 from pipeline.filters.evaluate import build_labelled_set, default_data_dir, format_report, read_multi30k, summarise
 from pipeline.filters.quality import DEFAULT_REVERSE, REVERSE_SIGNALS, SIGNAL_SCHEMA, apply_quality_filter
 from pipeline.filters.rules import FilterRules, decide, load_rules
@@ -104,14 +105,15 @@ def filter_quality(labelled: pl.DataFrame, translator, rules, model_languages,
 
 def bench_filter(model_dir=None, data_dir=None, langs: tuple[str, ...] = ("de", "fr", "cs"), limit: int | None = None,
                  repeats: int = 1, rules_path=None, device: str = "cpu", compute_type: str = "auto",
-                 threads: int = 0, contrasts: int = CONTRAST_SOURCES) -> dict:
+                 threads: int = 0, contrasts: int | None = None) -> dict:
     """Stage timings of both sides, the quality table, and ``speedup_vs_backtranslation``; ``contrasts``
-    other sources per source margin."""
+    other sources per source margin (None: as a run with these rules, ``resolve_contrasts``)."""
     model_languages = None
     if model_dir is None:
         model_dir = shipped_model_dir()
         model_languages = frozenset(t for s, t in SHIPPED_DIRECTIONS if s == SOURCE_NLLB)
     rules = load_rules(rules_path, shipped_model=rules_path is None and model_languages is not None)
+    contrasts = resolve_contrasts(contrasts, rules)
     data = read_multi30k(data_dir or default_data_dir("val"), "val", langs)
     if limit is not None:
         data = {k: v[:limit] for k, v in data.items()}
@@ -125,6 +127,7 @@ def bench_filter(model_dir=None, data_dir=None, langs: tuple[str, ...] = ("de", 
             best[side] = t if side not in best or t.seconds < best[side].seconds else best[side]
     quality = filter_quality(build_labelled_set(data, langs), engine, rules, model_languages, contrasts)
     return {"stage": best, "quality": quality, "speedup": best["decode"].seconds / best["score"].seconds,
+            "contrasts": contrasts,
             "device": engine.device, "compute_type": engine.compute_type, "model": str(model_dir)}
 
 
@@ -202,7 +205,7 @@ class ModelCost:
 
 def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de", device: str = "cpu",
                       compute_type: str = "auto", threads: int = 0, repeats: int = 1, cache_dir=None,
-                      contrasts: int = CONTRAST_SOURCES) -> ModelCost:
+                      contrasts: int | None = None) -> ModelCost:
     """The model side of the filter at a real model shape (random weights): the same rows translated, then
     filtered with each reverse mode (``decode``: back-translation decoded + forward and margin scores;
     ``score``: forward, margin and reverse forced-decoding scores), every model signal on every row, as a
@@ -210,8 +213,11 @@ def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de",
     and the filter, so the forward score comes from the translation's own decoding where it can
     (``Translation.mean_log_prob``). Times are the engine's own seconds inside CTranslate2, so the pipeline
     around it does not count on either side. Every decoding (translation and back-translation) is as long
-    as a trained model's (``RealLengthTranslator``); each margin has ``contrasts`` other sources.
+    as a trained model's (``RealLengthTranslator``); each margin has ``contrasts`` other sources (None:
+    what a run with the default filter settings uses, ``FilterConfig.margin_contrasts``; 0 = no margin).
     """
+    if contrasts is None:
+        contrasts = FilterConfig().margin_contrasts()
     ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir or DEFAULT_CACHE)
     engine = RealLengthTranslator(ct2_dir, EngineSettings(device=device, compute_type=compute_type,
                                                           **engine_threads(threads, device)))
@@ -247,8 +253,10 @@ def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de",
 
 
 def print_cost_report(cost: ModelCost) -> float:
+    margin = (f"{cost.contrasts} contrast source(s) per source margin" if cost.contrasts else
+              "no source margin (0 contrast sources: no margin rule is on)")
     print(f"model side of the filter, {cost.shape} shape (random weights), {cost.rows} rows into one language, "
-          f"{cost.contrasts} contrast source(s) per margin; seconds inside the model")
+          f"{margin}; seconds inside the model")
     print(f"{'one translation (forward decode)':<42} {cost.translation:8.2f} s  "
           f"({cost.own_scores} forward scores known from it)")
     for mode, seconds in cost.filter.items():
@@ -267,7 +275,8 @@ def quality_holds(quality: dict[str, list], side: str = SIDES["score"], floor: f
 
 
 def print_report(result: dict) -> float:
-    print(f"model {result['model']} on {result['device']} ({result['compute_type']})")
+    print(f"model {result['model']} on {result['device']} ({result['compute_type']}), "
+          f"{result['contrasts']} contrast source(s) per source margin")
     for side, t in result["stage"].items():
         print(f"{SIDES[side]:<26} {t.rows} rows translated + filtered in {t.seconds:.2f} s "
               f"({t.rows / t.seconds:.1f} rows/s; {t.decoded_inputs} inputs decoded, {t.scored} pairs scored, "

@@ -16,6 +16,8 @@ from pipeline.card.task_notes import render_task_tables
 from pipeline.card.text import ENGINE_COUNTER_DOCS, MBLIP_CITATION, NLLB_CITATION, column_doc, flatten, table
 from pipeline.card.thresholds import THRESHOLD_PLOTS, render_threshold_section
 from pipeline.card.web import render_web_sections
+from pipeline.filters.contrast import resolve_contrasts
+from pipeline.filters.rules import FilterRules
 from pipeline.languages import SOURCE_LANGUAGE
 from pipeline.recipe import render_recipe, render_templates
 from pipeline.run_record import RunRecord
@@ -172,6 +174,21 @@ def engine_counters(c: CardInputs) -> list[str]:
     return out
 
 
+def margin_note(filt: dict) -> str:
+    """How many other sources the source margins of this run were scored against (``filter.contrasts``)."""
+    try:
+        rules = FilterRules.model_validate({k: v for k, v in filt.items()
+                                            if k not in ("backtranslate", "reverse", "contrasts")})
+    except ValueError:
+        return ""  # settings of an older run that today's rules do not read
+    contrasts = resolve_contrasts(filt.get("contrasts"), rules)
+    if not contrasts:
+        return ("Source margins (`score_fwd_margin`, `score_sentence_margin`) were not computed: no margin rule was "
+                "on, and each contrast source costs one scoring pass; `filter.contrasts: 4` stores them.\n")
+    return (f"Source margins: each translation's forward score under its own source minus the best of {contrasts} "
+            f"other English sources from a fixed pool (`filter.contrasts`).\n")
+
+
 def filtering(c: CardInputs) -> list[str]:
     out = ["## Filtering\n"]
     filt = c.record.settings.get("filter") or {}
@@ -185,6 +202,9 @@ def filtering(c: CardInputs) -> list[str]:
                        "and its dual conditional cross-entropy with the forward score (Junczys-Dowmunt 2018); no "
                        "`backtranslation_en`. `filter.reverse: decode` restores decoded back-translations scored by "
                        "chrF++.\n")
+        note = margin_note(filt) if filt.get("backtranslate", True) else ""
+        if note:
+            out.append(note)
     else:
         out.append("The filter settings were not recorded in this run's metadata.\n")
     totals: dict[str, int] = {}

@@ -26,6 +26,14 @@ from pipeline.nllb.shipped import shipped_questions_val_dir, shipped_val_dir
 CONTRAST_SOURCES = 4
 
 
+def resolve_contrasts(contrasts: int | None, rules) -> int:
+    """``contrasts`` as a run uses it: None (auto) is ``CONTRAST_SOURCES`` when ``rules`` (a ``FilterRules``)
+    has a margin rule on and 0 (no margin computed) when it has none."""
+    if contrasts is not None:
+        return contrasts
+    return CONTRAST_SOURCES if rules.margin_on() else 0
+
+
 def _read_pool(path) -> tuple[str, ...]:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         lines = [line.strip() for line in f]

@@ -304,7 +304,8 @@ def compute_model_signals(
     persistent cache (``CachingTranslator.score``, counted in ``stats``). ``missing_only`` keeps the
     model signals a frame already has and computes only the absent ones (a re-decision of stored
     outputs under a new reverse mode); it never decodes when the decoded signals are already there.
-    ``contrasts``: the other sources each margin is scored against (``pipeline/filters/contrast.py``).
+    ``contrasts``: the other sources each margin is scored against (``pipeline/filters/contrast.py``);
+    0 leaves both margins null (no scoring pass).
     """
     if reverse not in REVERSE_MODES:
         raise ValueError(f"filter.reverse {reverse!r} is not one of {', '.join(REVERSE_MODES)}")
@@ -332,10 +333,11 @@ def compute_model_signals(
         fwd = todo["score_fwd_logprob"].to_list() if "score_fwd_logprob" in have else None
         if fwd is None:
             fwd = new["score_fwd_logprob"] = translator.score(srcs, tgts, SOURCE_NLLB, langs, stats=stats)
-        if "score_fwd_margin" in wanted and "score_fwd_margin" not in have:
+        margins = contrasts > 0  # 0: no margin rule reads them (``FilterConfig.contrasts``), left null
+        if margins and "score_fwd_margin" in wanted and "score_fwd_margin" not in have:
             new["score_fwd_margin"] = _source_margin(translator, srcs, tgts, fwd, langs, stats=stats,
                                                      contrasts=contrasts)
-        if "score_sentence_margin" in wanted and "score_sentence_margin" not in have:
+        if margins and "score_sentence_margin" in wanted and "score_sentence_margin" not in have:
             new["score_sentence_margin"] = _sentence_margin(translator, srcs, tgts, langs, stats=stats,
                                                             contrasts=contrasts)
         if "score_bt_logprob" in wanted and "score_bt_logprob" not in have:
@@ -366,7 +368,7 @@ def apply_quality_filter(
     """The filter stage: signals (model ones only with a ``translator``, and only for rows in
     ``model_languages`` when given: a model that does not know a language would reject all of it),
     then ``decide``. ``reverse`` picks the reverse check (``REVERSE_MODES``); ``stats`` counts the scoring passes;
-    ``contrasts`` is the number of other sources of each source margin.
+    ``contrasts`` is the number of other sources of each source margin (0: no margin).
 
     ``score_rejected=False`` back-translates only rows that the heuristic rules keep: the decision is
     the same (any failing rule rejects), the model time is spent only where it can change it, and

@@ -133,6 +133,13 @@ class FilterRules(Thresholds):
                 raise ValueError(describe_validation_error(e, prefix=f"per_language.{code}.")) from None
         return value
 
+    def margin_on(self) -> bool:
+        """Whether a source-margin rule (``min_fwd_margin``, ``min_sentence_margin``) is on, globally or
+        for any language: only then does a run pay the margin's scoring passes (``FilterConfig.contrasts``)."""
+        knobs = ("min_fwd_margin", "min_sentence_margin")
+        return any(getattr(self, k) is not None for k in knobs) or any(
+            override.get(k) is not None for override in self.per_language.values() for k in knobs)
+
     def for_language(self, nllb_code: str) -> Thresholds:
         base = {k: getattr(self, k) for k in Thresholds.model_fields}
         for code, override in self.per_language.items():

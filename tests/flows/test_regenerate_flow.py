@@ -8,8 +8,15 @@ import polars as pl
 
 from flows.generate import generate
 from flows.regenerate import regenerate
+from pipeline.config import load_config
 from pipeline.io import sha256_file
+from pipeline.nllb.engine import load_translator
 from pipeline.summary import print_summary
+
+
+def _rows(root):
+    return pl.concat([pl.read_parquet(p) for p in sorted((root / "data").rglob("*.parquet"))
+                      + sorted((root / "rejects").rglob("*.parquet"))], how="diagonal_relaxed")
 
 
 def _mtimes(out):
@@ -92,19 +99,12 @@ def test_a_grown_source_reprocesses_only_new_chunks(tmp_path, demo_config, prefe
 
 def test_a_new_reverse_mode_rescores_stored_outputs_without_translating(
         tmp_path, demo_config, prefect_api, same_output, set_output_aside):
-    from pipeline.config import load_config
-    from pipeline.nllb.engine import load_translator
-
-    def rows(root):
-        return pl.concat([pl.read_parquet(p) for p in sorted((root / "data").rglob("*.parquet"))
-                          + sorted((root / "rejects").rglob("*.parquet"))], how="diagonal_relaxed")
-
     config = demo_config(min_bt_chrf=0.0, filter={"reverse": "decode", "min_bt_logprob": -5.0})
     out = tmp_path / "dataset"
     first = generate(str(config))
     n_chunks = first["run"]["chunks"]["process"]
     assert n_chunks > 0
-    stored = rows(out)
+    stored = _rows(out)
     assert stored["score_bt_logprob"].is_null().all() and stored["score_bt_chrf"].is_not_null().any()
 
     settings = load_config(config).translation.engine_settings()
@@ -119,7 +119,7 @@ def test_a_new_reverse_mode_rescores_stored_outputs_without_translating(
     rescored = [json.loads(p.read_text())["translation"] for p in sidecars if "score_requested" in p.read_text()]
     assert rescored and all(s["scored"] + s["score_cache_hits"] > 0 for s in rescored if s["score_requested"])
 
-    new = rows(out)
+    new = _rows(out)
     valid = new.filter(pl.col("sig_input_error").is_null())
     assert valid["score_bt_logprob"].is_not_null().any() and new["score_bt_chrf"].is_null().all()
     # The same outputs as a run made in the new mode from the start.
@@ -130,22 +130,37 @@ def test_a_new_reverse_mode_rescores_stored_outputs_without_translating(
     same_output(out, rescored, work_differs=True)  # the rescore counted its own scoring work
 
 
+def test_margins_for_calibration_are_added_with_every_text_from_the_translation_cache(
+        tmp_path, demo_config, prefect_api, same_output, set_output_aside):
+    config = demo_config(min_bt_chrf=0.0)
+    out = tmp_path / "dataset"
+    first = generate(str(config))
+    assert _rows(out)["score_fwd_margin"].is_null().all()  # no margin rule on: no contrast pass was paid
+
+    engine = load_translator(load_config(config).translation.model, load_config(config).translation.engine_settings())
+    before = dict(engine.usage)
+    manifest = regenerate(str(out), contrasts=2)
+    assert manifest["run"]["chunks"]["process"] == first["run"]["chunks"]["process"]
+    assert engine.usage["translate"] == before["translate"]  # translations and back-translations: cache hits
+    assert engine.usage["score"] > before["score"]  # the margins' contrast passes
+    valid = _rows(out).filter(pl.col("sig_input_error").is_null() & (pl.col("lang") != "en"))
+    assert valid["score_fwd_margin"].is_not_null().any()
+    assert json.loads((out / "manifest.json").read_text())["settings"]["filter"]["contrasts"] == 2
+    regenerated = set_output_aside(out, "regenerated")  # the same outputs as a run made with them from the start
+    generate(str(demo_config(name="fresh.yaml", min_bt_chrf=0.0, filter={"contrasts": 2})))
+    same_output(out, regenerated, work_differs=True)
+
+
 def test_a_rules_file_redecides_exactly_its_rows_without_translating(
         tmp_path, demo_config, tiny_model_dir, prefect_api):
     from pipeline.calibrate import calibrate_output, write_rules
-    from pipeline.config import load_config
-    from pipeline.nllb.engine import load_translator
-
-    def rows(root):
-        return pl.concat([pl.read_parquet(p) for p in sorted((root / "data").rglob("*.parquet"))
-                          + sorted((root / "rejects").rglob("*.parquet"))], how="diagonal_relaxed")
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
     config = demo_config(min_bt_chrf=0.0, translation={"model": str(model)})
     out = tmp_path / "dataset"
     first = generate(str(config))
-    before = rows(out)
+    before = _rows(out)
     # per-language cuts at each language's own 30th percentile of its back-translation chrF++
     calibration = calibrate_output(out, noisy_share=0.3, min_rows=1)
     rules_file = write_rules(calibration, tmp_path / "rules.yaml")
@@ -162,7 +177,7 @@ def test_a_rules_file_redecides_exactly_its_rows_without_translating(
     assert chunks["process"] == chunks["rescore"] == 0 and chunks["redecide"] == first["run"]["chunks"]["process"]
     assert engine.usage == usage  # nothing translated or scored
 
-    after = rows(out)
+    after = _rows(out)
     joined = before.join(after, on="example_id", suffix="_new")
     assert joined.height == before.height == after.height
     assert (joined["text_tgt"] == joined["text_tgt_new"]).all()

@@ -94,6 +94,19 @@ def test_rescore_adds_the_reverse_score_without_translating(tmp_path, chunk, eng
     assert pl.read_parquet(rescored).sort("example_id").equals(pl.read_parquet(fresh).sort("example_id"))
 
 
+def test_without_contrast_sources_the_margins_stay_null_and_nothing_else_changes(tmp_path, chunk, engine,
+                                                                                   tiny_model_dir):
+    # no margin rule on (the run default): filter.contrasts resolves to 0 and no contrast pass is paid
+    none = pl.read_parquet(run_chunk_plan(ChunkPlan(chunk, str(tmp_path / "a" / "c.parquet"), ACTION_PROCESS),
+                                          job(tiny_model_dir, contrasts=0), lambda: engine)).sort("example_id")
+    four = pl.read_parquet(run_chunk_plan(ChunkPlan(chunk, str(tmp_path / "b" / "c.parquet"), ACTION_PROCESS),
+                                          job(tiny_model_dir, contrasts=4), lambda: engine)).sort("example_id")
+    margins = ["score_fwd_margin", "score_sentence_margin"]
+    assert four["score_fwd_margin"].null_count() < four.height
+    assert all(none[c].null_count() == none.height for c in margins)
+    assert none.drop(margins).equals(four.drop(margins))  # translations, other scores, decisions
+
+
 def test_only_languages_recomputes_just_their_rows(tmp_path, chunk, engine, tiny_model_dir):
     out = tmp_path / "p" / "chunk-00000.parquet"
     plan = ChunkPlan(chunk, str(out), ACTION_PROCESS)
@@ -160,3 +173,32 @@ def test_a_chunk_job_carries_the_configs_typed_settings_and_pickles():
     assert s.prompts == config.prompts.settings() and (s.mix, s.mix_seed) == ({"caption": [0.5]}, 3)
     assert job.engine == config.translation.engine_settings() and job.engine.beam_size == 2
     assert (job.model_dir, job.only_languages, job.cache_dir) == ("/models/m", ("de",), "/cache")
+    assert s.contrasts == 0  # no margin rule on: filter.contrasts (null) resolves to no margin
+    margin = config.model_copy(update={"filter": config.filter.model_copy(update={"min_fwd_margin": 0.5})})
+    assert ChunkJob.from_config(margin, "/models/m", {}).process.contrasts == 4
+
+
+def _key_with_filter(**filt) -> str:
+    from pipeline.chunks import run_keys
+    from pipeline.config import PipelineConfig
+
+    config = PipelineConfig.model_validate({
+        "sources": [{"type": "coco_captions", "annotations": "/nonexistent/captions.json", "images": "/nonexistent"}],
+        "translation": {"compute_type": "int8"}, "filter": filt})
+    return run_keys(config, {"model_id": "m"}, config.translation.engine_settings(), {}).translation
+
+
+def test_the_margins_contrast_sources_are_in_the_chunk_key_only_when_they_change_what_is_scored():
+    from pipeline.chunks import translation_key
+
+    default = _key_with_filter()  # no margin rule on: no margin computed
+    # turning a margin rule on computes margins: processed again (the translation cache answers the texts)
+    assert _key_with_filter(min_fwd_margin=0.5) != default
+    # a new margin threshold is re-decided from the stored margins
+    assert _key_with_filter(min_fwd_margin=0.5) == _key_with_filter(min_fwd_margin=0.9) == _key_with_filter(contrasts=4)
+    assert _key_with_filter(contrasts=1) not in {default, _key_with_filter(contrasts=4)}
+    # without model signals there is no margin to count
+    assert _key_with_filter(backtranslate=False) == _key_with_filter(backtranslate=False, contrasts=2)
+    # outputs made before the knob existed (four contrasts) keep their keys
+    parts = ({"model_id": "m"}, "greedy", ["de"], 0, "proportional", True)
+    assert translation_key(*parts) == translation_key(*parts, contrasts=4) != translation_key(*parts, contrasts=0)

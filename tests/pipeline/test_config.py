@@ -1,8 +1,11 @@
-"""The pipeline config's translation section builds the engine settings field by field."""
+"""The pipeline config's translation section builds the engine settings field by field; the filter section
+resolves how many contrast sources its margins need."""
 
 from dataclasses import MISSING, fields
 
-from pipeline.config import TranslationConfig
+import pytest
+
+from pipeline.config import FilterConfig, TranslationConfig
 from pipeline.nllb.engine import COMPUTE_TYPES, DEVICES, EngineSettings
 
 
@@ -36,3 +39,16 @@ def test_device_index_from_a_list_stays_hashable():
     settings = TranslationConfig.model_validate({"device_index": [0, 1]}).engine_settings()
     assert settings.device_index == (0, 1)
     assert hash(settings) == hash(EngineSettings(device_index=(0, 1)))
+
+
+def test_filter_contrasts_follow_the_margin_rules_unless_set():
+    assert FilterConfig().margin_contrasts() == 0  # no margin rule on: nothing would read a margin
+    assert FilterConfig(min_fwd_margin=0.5).margin_contrasts() == 4
+    assert FilterConfig(per_language={"sw": {"min_sentence_margin": 1.0}}).margin_contrasts() == 4
+    assert FilterConfig(contrasts=2).margin_contrasts() == 2  # stored for calibration, no rule needed
+    assert "contrasts" not in FilterConfig(contrasts=2).rules().model_dump()
+    assert FilterConfig(contrasts=0, min_fwd_margin=0.5, backtranslate=False).margin_contrasts() == 0
+    with pytest.raises(ValueError, match="filter.contrasts is 0 but a margin rule"):
+        FilterConfig(contrasts=0, min_fwd_margin=0.5)
+    with pytest.raises(ValueError):
+        FilterConfig(contrasts=-1)

@@ -73,17 +73,19 @@ def test_the_cost_bench_decodes_as_long_as_a_trained_model_would(tmp_path):
     assert [r.decoded_tokens for r in back] == [max(1, round(n / FORWARD_LENGTH_RATIO)) for n in again]
 
 
-def test_fewer_contrast_sources_score_fewer_pairs_and_the_cli_default_is_the_filters(tmp_path):
+def test_fewer_contrast_sources_score_fewer_pairs_and_the_cli_default_is_the_runs(tmp_path):
     import argparse
 
     from mblip.bench import add_parsers
-    from pipeline.filters.contrast import CONTRAST_SOURCES
 
     parser = argparse.ArgumentParser()
     add_parsers(parser.add_subparsers())
-    assert parser.parse_args(["bench", "filter"]).contrasts == CONTRAST_SOURCES
+    assert parser.parse_args(["bench", "filter"]).contrasts is None  # as a run: filter.contrasts null (auto)
+    auto = bench_filter_cost("tiny", strings=12, threads=1, cache_dir=tmp_path)
     one = bench_filter_cost("tiny", strings=12, threads=1, cache_dir=tmp_path, contrasts=1)
     four = bench_filter_cost("tiny", strings=12, threads=1, cache_dir=tmp_path, contrasts=4)
     # per row: the reverse score (score mode) plus one forced pass per contrast; forward scores come free
     assert four.scored["score"] - one.scored["score"] == 3 * one.rows
     assert one.own_scores == four.own_scores == one.rows
+    # the default filter settings have no margin rule on: no contrast is scored, only the reverse score
+    assert auto.contrasts == 0 and auto.scored["score"] == one.scored["score"] - one.rows == auto.rows

@@ -14,6 +14,7 @@ from pipeline.card.metadata import (
 from pipeline.ingest.registry import SOURCE_TYPES
 from pipeline.languages import load_languages
 from pipeline.card.plots import render_plots
+from pipeline.card.sections import margin_note
 from pipeline.run_record import RunRecord
 from pipeline.outputs.shards import ShardLayout
 from pipeline.outputs.write import write_outputs
@@ -240,3 +241,13 @@ def test_per_language_thresholds_show_each_languages_histogram_and_cut(output):
     assert same["plots/thresholds_bt_chrf.png"] == (out / "plots" / "thresholds_bt_chrf.png").read_bytes()
     assert other["plots/thresholds_bt_chrf.png"] != same["plots/thresholds_bt_chrf.png"]
     assert other["plots/thresholds_length_ratio.png"] == same["plots/thresholds_length_ratio.png"]
+
+
+def test_the_card_says_whether_the_source_margins_were_computed_and_against_how_many_sources():
+    # the run defaults: no margin rule on, so no contrast pass was paid and the margins are null
+    assert "were not computed" in margin_note({"min_bt_chrf": 30.0, "backtranslate": True, "contrasts": None})
+    # a margin rule on (the shipped model's calibration) with filter.contrasts null: four contrast sources
+    assert "best of 4 other English sources" in margin_note({"min_fwd_margin": 0.5, "contrasts": None})
+    assert "best of 4 other" in margin_note({"per_language": {"de": {"min_sentence_margin": 1.0}}})
+    assert "best of 2 other" in margin_note({"contrasts": 2})
+    assert margin_note({"no_such_knob_of_an_old_run": 1}) == ""
