@@ -97,8 +97,9 @@ class FilterConfig(FilterRules):
     backtranslate: bool = True
     # The reverse check (pipeline/filters/quality.py, REVERSE_MODES): "decode" = decoded back-translation
     # + chrF++ (readable back-translations in the output), "score" = the reverse model's log-prob of the
-    # source given the translation (forced decoding, no second decoding: cheaper, but below the quality
-    # goal on multi30k val with the shipped model, see `mblip bench filter`), "both" = everything.
+    # source given the translation (forced decoding, no second decoding: 0.34x a translation against 1.01x
+    # at the NLLB-600M shape, but it keeps fewer good pairs on multi30k val with the shipped model, see
+    # `mblip bench filter` and docs/performance.md), "both" = everything.
     reverse: Literal["score", "decode", "both"] = "decode"
     # Other English sources each source margin (score_fwd_margin, score_sentence_margin) is scored against,
     # one forced-decoding pass each (pipeline/filters/contrast.py). null (auto): 4 when a margin rule

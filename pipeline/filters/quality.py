@@ -214,9 +214,10 @@ MODEL_SIGNALS = (
 # "both": everything (benchmarks and calibration).
 REVERSE_MODES = ("score", "decode", "both")
 # Decoding stays the default: on multi30k val (`mblip bench filter`) it keeps more human pairs with the shipped
-# model (97.3% vs 96.1%) and users read the back-translations. At the NLLB-600M shape (`mblip bench filter
-# --shape 600m`) the reverse score costs 2.37x a translation against 2.98x, and with one contrast source
-# 0.96x with every kind still >= 95% (docs/performance.md).
+# model (97.3% vs 96.1% with four margin contrasts) and, without margins, its chrF++ separates unrelated outputs
+# better than the reverse log-prob; users read the back-translations. At the NLLB-600M shape (`mblip bench filter
+# --shape 600m`) the back-translation costs 1.01x a translation and the reverse score 0.34x; four margin
+# contrasts add 1.9x (docs/performance.md).
 DEFAULT_REVERSE = "decode"
 REVERSE_SIGNALS = {
     "score": ("score_fwd_logprob", "score_fwd_margin", "score_sentence_margin", "score_bt_logprob", "score_dual_xent"),
