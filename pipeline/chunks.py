@@ -103,16 +103,21 @@ def rescore_keys(model: dict, decoding: str, languages: Iterable[str], seed: int
     """Translation keys of stored outputs that hold the same translations as the current settings and
     need only forced-decoding scores to match them (another reverse mode with the same ``contrasts``,
     or no model signals at all): a regeneration after a change of ``filter.reverse`` scores, it does not
-    translate. A change of ``contrasts`` reprocesses (the translation cache answers the translations)."""
+    translate. Without margins (``contrasts`` 0) an output with four-contrast margins (every output made
+    before ``filter.contrasts``) serves too: its margins are dropped. Another change of ``contrasts``
+    reprocesses (the translation cache answers the translations)."""
     if not backtranslate:
         return []
-    candidates = [(True, r) for r in ("score", "decode", "both") if r != reverse and
+    candidates = [(True, r, contrasts) for r in ("score", "decode", "both") if r != reverse and
                   (reverse not in DECODING_MODES or r in DECODING_MODES)]
+    if contrasts == 0:
+        candidates += [(True, r, CONTRAST_SOURCES) for r in ("score", "decode", "both")
+                       if reverse not in DECODING_MODES or r in DECODING_MODES]
     if reverse not in DECODING_MODES:
-        candidates.append((False, "decode"))
+        candidates.append((False, "decode", contrasts))
     return [translation_key(model, decoding, languages, seed, mode, bt, prompts, english_share, reverse=r,
-                            contrasts=contrasts)
-            for bt, r in candidates]
+                            contrasts=k)
+            for bt, r, k in candidates]
 
 
 def processed_file(work_dir: str | Path, source: str, chunk_path: str | Path, digest: str, tkey: str,

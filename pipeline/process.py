@@ -16,7 +16,7 @@ from pipeline.answers import AnswerSettings, translate_answers
 from pipeline.assign import MODE_ALL, assign_languages
 from pipeline.filters.contrast import CONTRAST_SOURCES
 from pipeline.filters.quality import (
-    DEFAULT_REVERSE, MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, REVERSE_SIGNALS, apply_quality_filter,
+    DEFAULT_REVERSE, MARGIN_SIGNALS, MODEL_SIGNALS as MODEL_SIGNAL_COLUMNS, REVERSE_SIGNALS, apply_quality_filter,
     compute_model_signals,
 )
 from pipeline.filters.rules import FilterRules, decide
@@ -144,13 +144,15 @@ def rescore_rows(frame: pl.DataFrame, translator, backtranslate: bool, rules: Fi
                  stats: TranslationStats | None = None, contrasts: int = CONTRAST_SOURCES) -> pl.DataFrame:
     """Stored rows of another reverse mode in, the model signals ``reverse`` adds computed by forced
     decoding only (translations, answers and the stored scores ``reverse`` uses are kept), decided rows
-    out. Signals ``reverse`` does not compute are cleared, so the result equals a fresh run's."""
+    out. Signals ``reverse`` does not compute (and the margins, with ``contrasts`` 0) are cleared, so the
+    result equals a fresh run's."""
     frame = reset_decision(frame)
     if backtranslate:
         frame = compute_model_signals(frame, translator, model_languages=getattr(translator, "languages", None),
                                       reverse=reverse, stats=stats, missing_only=True, contrasts=contrasts)
-        frame = frame.with_columns([pl.lit(None, dtype=frame.schema[c]).alias(c) for c in MODEL_SIGNAL_COLUMNS
-                                    if c in frame.columns and c not in REVERSE_SIGNALS[reverse]])
+        unused = [c for c in MODEL_SIGNAL_COLUMNS if c not in REVERSE_SIGNALS[reverse]
+                  or (contrasts == 0 and c in MARGIN_SIGNALS)]
+        frame = frame.with_columns([pl.lit(None, dtype=frame.schema[c]).alias(c) for c in unused if c in frame.columns])
     return decide_rows(frame, backtranslate=backtranslate, rules=rules)
 
 

@@ -203,6 +203,8 @@ MODEL_SIGNALS = (
     "backtranslation_en", "score_bt_chrf", "score_fwd_logprob", "score_fwd_margin", "score_sentence_margin",
     "score_bt_logprob", "score_dual_xent",
 )
+# The source margins: computed only with contrast sources (``contrasts`` > 0).
+MARGIN_SIGNALS = ("score_fwd_margin", "score_sentence_margin")
 # How the translation is checked against its source in the reverse direction:
 # "score": the reverse model's log-prob of the English source given the translation (one teacher-forced
 #          pass, no decoding) and the dual conditional cross-entropy with the forward score, plus the

@@ -107,6 +107,21 @@ def test_without_contrast_sources_the_margins_stay_null_and_nothing_else_changes
     assert none.drop(margins).equals(four.drop(margins))  # translations, other scores, decisions
 
 
+def test_an_output_with_four_contrast_margins_is_rescored_without_margins_and_without_translating(
+        tmp_path, chunk, engine, tiny_model_dir):
+    # every output made before filter.contrasts has four-contrast margins; a run without a margin rule now
+    # starts from it (rescore_keys) and only drops the margins
+    old = run_chunk_plan(ChunkPlan(chunk, str(tmp_path / "a" / "c.parquet"), ACTION_PROCESS),
+                         job(tiny_model_dir, contrasts=4), lambda: engine)
+    counting = CountingEngine(engine)
+    plan = ChunkPlan(chunk, str(tmp_path / "b" / "c.parquet"), ACTION_RESCORE, redecide_from=str(old))
+    rescored = run_chunk_plan(plan, job(tiny_model_dir, contrasts=0), lambda: counting)
+    assert counting.translate_calls == 0
+    fresh = run_chunk_plan(ChunkPlan(chunk, str(tmp_path / "c" / "c.parquet"), ACTION_PROCESS),
+                           job(tiny_model_dir, contrasts=0), lambda: engine)
+    assert pl.read_parquet(rescored).sort("example_id").equals(pl.read_parquet(fresh).sort("example_id"))
+
+
 def test_only_languages_recomputes_just_their_rows(tmp_path, chunk, engine, tiny_model_dir):
     out = tmp_path / "p" / "chunk-00000.parquet"
     plan = ChunkPlan(chunk, str(out), ACTION_PROCESS)
@@ -178,14 +193,18 @@ def test_a_chunk_job_carries_the_configs_typed_settings_and_pickles():
     assert ChunkJob.from_config(margin, "/models/m", {}).process.contrasts == 4
 
 
-def _key_with_filter(**filt) -> str:
+def _keys_with_filter(**filt):
     from pipeline.chunks import run_keys
     from pipeline.config import PipelineConfig
 
     config = PipelineConfig.model_validate({
         "sources": [{"type": "coco_captions", "annotations": "/nonexistent/captions.json", "images": "/nonexistent"}],
         "translation": {"compute_type": "int8"}, "filter": filt})
-    return run_keys(config, {"model_id": "m"}, config.translation.engine_settings(), {}).translation
+    return run_keys(config, {"model_id": "m"}, config.translation.engine_settings(), {})
+
+
+def _key_with_filter(**filt) -> str:
+    return _keys_with_filter(**filt).translation
 
 
 def test_the_margins_contrast_sources_are_in_the_chunk_key_only_when_they_change_what_is_scored():
@@ -199,6 +218,9 @@ def test_the_margins_contrast_sources_are_in_the_chunk_key_only_when_they_change
     assert _key_with_filter(contrasts=1) not in {default, _key_with_filter(contrasts=4)}
     # without model signals there is no margin to count
     assert _key_with_filter(backtranslate=False) == _key_with_filter(backtranslate=False, contrasts=2)
+    # a run without margins may start from an output with them (the margins are dropped), not the other way
+    assert _key_with_filter(contrasts=4) in _keys_with_filter().rescore_from
+    assert default not in _keys_with_filter(contrasts=4).rescore_from
     # outputs made before the knob existed (four contrasts) keep their keys
     parts = ({"model_id": "m"}, "greedy", ["de"], 0, "proportional", True)
     assert translation_key(*parts) == translation_key(*parts, contrasts=4) != translation_key(*parts, contrasts=0)
