@@ -28,6 +28,7 @@ from pathlib import Path
 from pipeline.bench.filter import SIDES, run_stage, stage_rows
 from pipeline.bench.models import DEFAULT_CACHE, ensure_ct2_model
 from pipeline.bench.translate import bench_chunk, bench_vmap
+from pipeline.filters.contrast import resolve_contrasts
 from pipeline.filters.evaluate import default_data_dir, read_multi30k
 from pipeline.filters.rules import FilterRules
 from pipeline.nllb.engine import EngineSettings, NllbTranslator
@@ -41,8 +42,9 @@ def filter_stage(shape: str, device: str, compute_type: str, lines: int, cache_d
     data = read_multi30k(default_data_dir("val"), "val", langs)
     rows = stage_rows({k: v[:lines] for k, v in data.items()}, langs)
     out = {"rows": rows.height, "compute_type": engine.compute_type}
-    for side in SIDES:
-        t = run_stage(engine, rows, FilterRules(), side, None)
+    rules = FilterRules()
+    for side in SIDES:  # as a run with the default rules: no margin rule on, so no margin computed
+        t = run_stage(engine, rows, rules, side, None, resolve_contrasts(None, rules))
         out[side] = {"seconds": round(t.seconds, 3), "decoded_inputs": t.decoded_inputs, "scored": t.scored}
     out["speedup_vs_backtranslation"] = round(out["decode"]["seconds"] / out["score"]["seconds"], 3)
     return out
