@@ -31,6 +31,9 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("score", help="score translation pairs (JSONL/Parquet src, tgt, lang) with every filter signal")
     p.add_argument("pairs", type=Path, help="JSON Lines or .parquet with src (English), tgt, lang (NLLB code)")
     p.add_argument("--out", type=Path, required=True, help="output JSON Lines (input order, signals, keep, reason)")
+    p.add_argument("--contrasts", type=int, default=None,
+                   help="other sources each source margin is scored against (one scoring pass each; default: 4 when "
+                        "the rules have a margin rule on, as the shipped model's do, else no margin)")
     _add_filter_model_args(p)
     p.set_defaults(handler="mt:cmd_score")
 

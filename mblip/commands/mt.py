@@ -46,7 +46,8 @@ def _filter_translator(args: argparse.Namespace):
 def cmd_score(args: argparse.Namespace) -> int:
     translator, languages = _filter_translator(args)
     rules = load_rules(args.rules, shipped_model=translator is not None and args.model is None)
-    counts = score_pairs_file(args.pairs, args.out, translator, rules, model_languages=languages)
+    counts = score_pairs_file(args.pairs, args.out, translator, rules, model_languages=languages,
+                              contrasts=args.contrasts)
     total = sum(counts.values())
     print(f"scored {total} pairs -> {args.out}")
     for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]):

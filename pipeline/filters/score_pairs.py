@@ -19,6 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.filters.contrast import resolve_contrasts
 from pipeline.filters.quality import SIGNAL_SCHEMA, apply_quality_filter
 from pipeline.filters.rules import FilterRules
 from pipeline.languages import UnknownLanguageError, get_language
@@ -77,9 +78,10 @@ def iter_pair_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator
 
 def score_records(
     records: list[dict], translator=None, rules: FilterRules | None = None,
-    model_languages: frozenset[str] | None = None,
+    model_languages: frozenset[str] | None = None, contrasts: int | None = None,
 ) -> list[dict]:
-    """Each record with every signal, ``keep`` and ``reason`` added, in input order."""
+    """Each record with every signal, ``keep`` and ``reason`` added, in input order. ``contrasts``: the
+    source margins' contrast sources; None = as a run (4 when ``rules`` has a margin rule on, else no margin)."""
     frame = pl.DataFrame(
         {
             "text_en": [_as_text(r.get("src")) for r in records],
@@ -97,7 +99,9 @@ def score_records(
             dtype=pl.String,
         ),
     )
-    scored = apply_quality_filter(frame, translator, rules, model_languages=model_languages)
+    rules = rules or FilterRules()
+    scored = apply_quality_filter(frame, translator, rules, model_languages=model_languages,
+                                  contrasts=resolve_contrasts(contrasts, rules))
     signal_cols = [c for c in SIGNAL_SCHEMA if c in scored.columns]
     out = []
     for record, row in zip(records, scored.select(*signal_cols, "status", "reject_reason").iter_rows(named=True)):
@@ -118,6 +122,7 @@ def score_pairs_file(
     rules: FilterRules | None = None,
     chunk_rows: int = CHUNK_ROWS,
     model_languages: frozenset[str] | None = None,
+    contrasts: int | None = None,
 ) -> dict[str, int]:
     """Score ``pairs`` into ``out`` (JSON Lines, atomic rename); returns counts per reason ("kept" too)."""
     out = Path(out)
@@ -127,7 +132,7 @@ def score_pairs_file(
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for chunk in iter_pair_chunks(pairs, chunk_rows):
-                for row in score_records(chunk, translator, rules, model_languages):
+                for row in score_records(chunk, translator, rules, model_languages, contrasts):
                     key = "kept" if row["keep"] else row["reason"]
                     counts[key] = counts.get(key, 0) + 1
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")

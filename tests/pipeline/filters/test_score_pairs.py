@@ -3,7 +3,9 @@ import json
 import polars as pl
 
 from mblip.cli import main
-from pipeline.filters.score_pairs import score_pairs_file
+from pipeline.filters.rules import FilterRules
+from pipeline.filters.score_pairs import score_pairs_file, score_records
+from pipeline.nllb.engine import load_translator
 
 GOOD = {"src": "A man is sleeping in a green room on a couch.",
         "tgt": "Ein Mann schläft in einem grünen Raum auf einem Sofa.", "lang": "deu_Latn"}
@@ -50,3 +52,16 @@ def test_parquet_input_and_cli(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["reason"] for r in rows] == [None, "repetition"]
     assert main(["score", str(tmp_path / "missing.jsonl"), "--out", str(out), "--no-backtranslation"]) == 2
+
+
+def test_the_source_margins_are_scored_as_a_run_scores_them(tiny_model_dir):
+    translator = load_translator(tiny_model_dir)
+    records = [dict(GOOD), {**GOOD, "src": "Two dogs run on the beach."}]
+
+    def margins(rules, contrasts=None):
+        return [r["score_fwd_margin"] for r in score_records([dict(x) for x in records], translator, rules,
+                                                             contrasts=contrasts)]
+
+    assert margins(FilterRules()) == [None, None]  # no margin rule on: no contrast pass
+    assert None not in margins(FilterRules(min_fwd_margin=0.5))
+    assert None not in margins(FilterRules(), contrasts=1)
