@@ -29,7 +29,6 @@ import polars as pl
 
 from pipeline.bench.corpus import chunk_strings
 from pipeline.bench.models import DEFAULT_CACHE, engine_threads, ensure_ct2_model
-from pipeline.config import FilterConfig
 from pipeline.filters.contrast import CONTRAST_SOURCES, resolve_contrasts
 from pipeline.filters.evaluate import build_labelled_set, default_data_dir, format_report, read_multi30k, summarise
 from pipeline.filters.quality import DEFAULT_REVERSE, REVERSE_SIGNALS, SIGNAL_SCHEMA, apply_quality_filter
@@ -214,10 +213,9 @@ def bench_filter_cost(shape: str = "600m", strings: int = 400, lang: str = "de",
     (``Translation.mean_log_prob``). Times are the engine's own seconds inside CTranslate2, so the pipeline
     around it does not count on either side. Every decoding (translation and back-translation) is as long
     as a trained model's (``RealLengthTranslator``); each margin has ``contrasts`` other sources (None:
-    what a run with the default filter settings uses, ``FilterConfig.margin_contrasts``; 0 = no margin).
+    what a run with the default filter rules uses, ``resolve_contrasts``; 0 = no margin).
     """
-    if contrasts is None:
-        contrasts = FilterConfig().margin_contrasts()
+    contrasts = resolve_contrasts(contrasts, FilterRules())
     ct2_dir = ensure_ct2_model(shape, "int8" if device == "cpu" else "float16", cache_dir or DEFAULT_CACHE)
     engine = RealLengthTranslator(ct2_dir, EngineSettings(device=device, compute_type=compute_type,
                                                           **engine_threads(threads, device)))

@@ -16,8 +16,7 @@ from pipeline.card.task_notes import render_task_tables
 from pipeline.card.text import ENGINE_COUNTER_DOCS, MBLIP_CITATION, NLLB_CITATION, column_doc, flatten, table
 from pipeline.card.thresholds import THRESHOLD_PLOTS, render_threshold_section
 from pipeline.card.web import render_web_sections
-from pipeline.filters.contrast import resolve_contrasts
-from pipeline.filters.rules import FilterRules
+from pipeline.config import FilterConfig
 from pipeline.languages import SOURCE_LANGUAGE
 from pipeline.recipe import render_recipe, render_templates
 from pipeline.run_record import RunRecord
@@ -177,11 +176,9 @@ def engine_counters(c: CardInputs) -> list[str]:
 def margin_note(filt: dict) -> str:
     """How many other sources the source margins of this run were scored against (``filter.contrasts``)."""
     try:
-        rules = FilterRules.model_validate({k: v for k, v in filt.items()
-                                            if k not in ("backtranslate", "reverse", "contrasts")})
+        contrasts = FilterConfig.model_validate(filt).margin_contrasts()
     except ValueError:
-        return ""  # settings of an older run that today's rules do not read
-    contrasts = resolve_contrasts(filt.get("contrasts"), rules)
+        return ""  # settings of an older run that today's config does not read
     if not contrasts:
         return ("Source margins (`score_fwd_margin`, `score_sentence_margin`) were not computed: no margin rule was "
                 "on, and each contrast source costs one scoring pass; `filter.contrasts: 4` stores them.\n")
